@@ -1,0 +1,68 @@
+/**
+ * The one error class gatehouse throws. `code` is stable and meant for programs; `message` is for people.
+ * Modelled on sigstore-js: a union of string codes plus the underlying `cause`.
+ */
+export type GatehouseErrorCode =
+  // configuration given by the caller
+  | 'INVALID_OPTIONS'
+  // launching and the handshake line
+  | 'SPAWN_FAILED'
+  | 'START_TIMEOUT'
+  | 'PLUGIN_EXITED'
+  | 'HANDSHAKE_INVALID'
+  | 'HANDSHAKE_TOO_LONG'
+  | 'CORE_VERSION_MISMATCH'
+  | 'PROTOCOL_VERSION_MISMATCH'
+  | 'NETWORK_UNSUPPORTED'
+  | 'ADDRESS_NOT_LOOPBACK'
+  | 'NETRPC_UNSUPPORTED'
+  | 'PLAINTEXT_REFUSED'
+  // plugin-side environment contract
+  | 'COOKIE_MISMATCH'
+  | 'ENV_INVALID'
+  // TLS
+  | 'CERTIFICATE_INVALID'
+  | 'CERTIFICATE_MISMATCH'
+  | 'TLS_FAILED'
+  // talking to the plugin
+  | 'CONNECT_FAILED'
+  | 'HEALTH_CHECK_FAILED'
+  | 'CALL_FAILED'
+  | 'KILL_FAILED'
+  // discovery and file safety
+  | 'FILE_NOT_REGULAR'
+  | 'FILE_NOT_EXECUTABLE'
+  | 'FILE_SYMLINK_ESCAPES'
+  | 'FILE_BAD_OWNER'
+  | 'FILE_WRITABLE_BY_OTHERS'
+  | 'DIRECTORY_WRITABLE_BY_OTHERS'
+  | 'FILE_NOT_FOUND'
+  // manifests, digests and signatures
+  | 'MANIFEST_INVALID'
+  | 'MANIFEST_TOO_LARGE'
+  | 'MANIFEST_EXPIRED'
+  | 'MANIFEST_ROLLBACK'
+  | 'DIGEST_MISMATCH'
+  | 'SIZE_MISMATCH'
+  | 'PLUGIN_NOT_IN_MANIFEST'
+  | 'KEY_INVALID'
+  | 'SIGNATURE_INVALID'
+  | 'SIGNATURE_UNTRUSTED'
+  | 'THRESHOLD_NOT_MET'
+  | 'SEAL_FAILED'
+  // command line
+  | 'USAGE';
+
+export class GatehouseError extends Error {
+  override readonly name = 'GatehouseError';
+  readonly code: GatehouseErrorCode;
+
+  constructor(code: GatehouseErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isGatehouseError(value: unknown, code?: GatehouseErrorCode): value is GatehouseError {
+  return value instanceof GatehouseError && (code === undefined || value.code === code);
+}
