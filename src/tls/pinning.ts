@@ -1,0 +1,90 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import { certificateFingerprint, derToPem, type EphemeralIdentity } from './certificate.js';
+
+/** The name both sides' certificates carry and the host dials, as go-plugin does. */
+export const TLS_SERVER_NAME = 'localhost';
+
+function sameCertificate(expectedDer: Buffer, presented: Buffer | undefined): boolean {
+  return presented !== undefined && presented.length === expectedDer.length && timingSafeEqual(presented, expectedDer);
+}
+
+/**
+ * Older TLS versions have known downgrade and cipher weaknesses; go-plugin also requires 1.2 at least.
+ * grpc-js gives a server no per-credential minimum, so a process started with `--tls-min-v1.0` is refused.
+ */
+export function assertTlsMinimum(): void {
+  if (tls.DEFAULT_MIN_VERSION !== 'TLSv1.2' && tls.DEFAULT_MIN_VERSION !== 'TLSv1.3') {
+    throw new GatehouseError(
+      'TLS_FAILED',
+      `this Node.js process allows ${tls.DEFAULT_MIN_VERSION}; gatehouse requires TLS 1.2 or later`,
+    );
+  }
+}
+
+/**
+ * Host side: trust exactly the certificate the plugin announced in its handshake line. The pinned
+ * certificate is the only root, and the presented leaf must be byte-for-byte that certificate, so a
+ * process that took over the socket with any other certificate (even one a public CA issued) is refused.
+ */
+export function pinnedChannelCredentials(
+  own: EphemeralIdentity,
+  pluginCertificateDer: Buffer,
+  onMismatch: (error: GatehouseError) => void = () => {},
+): grpc.ChannelCredentials {
+  assertTlsMinimum();
+  const context = tls.createSecureContext({
+    ca: derToPem(pluginCertificateDer, 'CERTIFICATE'),
+    cert: own.certificatePem,
+    key: own.privateKeyPem,
+    minVersion: 'TLSv1.2',
+  });
+  return grpc.credentials.createFromSecureContext(context, {
+    checkServerIdentity: (_hostname: string, presented: PeerCertificate) => {
+      if (sameCertificate(pluginCertificateDer, presented.raw)) return undefined;
+      const error = new GatehouseError(
+        'CERTIFICATE_MISMATCH',
+        `the plugin presented certificate ${presented.raw ? certificateFingerprint(presented.raw) : '(none)'}, ` +
+          `not the one it announced (${certificateFingerprint(pluginCertificateDer)})`,
+      );
+      onMismatch(error);
+      return error;
+    },
+  });
+}
+
+/**
+ * Plugin side: require a client certificate and trust only the host's. The host's certificate is
+ * self-signed with a key that exists only in the host's memory, so TLS verification alone already
+ * admits nothing the host did not issue; `pinnedClientInterceptor` adds the exact-certificate check.
+ */
+export function pinnedServerCredentials(own: EphemeralIdentity, hostCertificatePem: string): grpc.ServerCredentials {
+  assertTlsMinimum();
+  return grpc.ServerCredentials.createSsl(
+    Buffer.from(hostCertificatePem),
+    [{ private_key: Buffer.from(own.privateKeyPem), cert_chain: Buffer.from(own.certificatePem) }],
+    true,
+  );
+}
+
+/** Refuses, before any handler runs, a call whose TLS peer is not exactly the host's certificate. */
+export function pinnedClientInterceptor(hostCertificateDer: Buffer): grpc.ServerInterceptor {
+  return (methodDescriptor, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const presented = call.getAuthContext().sslPeerCertificate?.raw;
+        if (!sameCertificate(hostCertificateDer, presented)) {
+          call.sendStatus({
+            code: grpc.status.UNAUTHENTICATED,
+            details: `${methodDescriptor.path}: client certificate is not the pinned host certificate`,
+            metadata: new grpc.Metadata(),
+          });
+          return;
+        }
+        next();
+      },
+    });
+}
