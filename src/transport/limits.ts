@@ -1,0 +1,5 @@
+/**
+ * Largest gRPC message either side accepts or sends by default. go-plugin allows 2 GiB, which lets a
+ * peer make the other allocate that much; 16 MiB carries large values and bounds memory per call.
+ */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
