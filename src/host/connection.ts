@@ -1,0 +1,67 @@
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import { TLS_SERVER_NAME } from '../tls/pinning.js';
+import type { HandshakeLine } from '../transport/handshake.js';
+import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
+
+/** grpc-js target for the address in a handshake line (already validated as loopback or a path). */
+export function grpcTarget(handshake: Pick<HandshakeLine, 'network' | 'address'>): string {
+  if (handshake.network === 'unix') return `unix:${handshake.address}`;
+  return handshake.address.startsWith('[') ? `ipv6:${handshake.address}` : `ipv4:${handshake.address}`;
+}
+
+export function openChannel(
+  target: string,
+  credentials: grpc.ChannelCredentials,
+  maxMessageBytes: number,
+  extraOptions: grpc.ChannelOptions = {},
+): grpc.Channel {
+  return new grpc.Channel(target, credentials, {
+    ...extraOptions,
+    // Both certificates name localhost; the channel must verify that name whatever the address is.
+    'grpc.ssl_target_name_override': TLS_SERVER_NAME,
+    'grpc.default_authority': TLS_SERVER_NAME,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
+}
+
+/** A bare grpc-js client on a shared channel, for calls whose method definition we hold. */
+export function clientOn(channel: grpc.Channel): grpc.Client {
+  return new grpc.Client('unused', grpc.credentials.createInsecure(), { channelOverride: channel });
+}
+
+export function unaryCall<Req, Res>(
+  client: grpc.Client,
+  method: grpc.MethodDefinition<Req, Res>,
+  request: Req,
+  options: grpc.CallOptions,
+): Promise<Res> {
+  return new Promise<Res>((resolve, reject) => {
+    client.makeUnaryRequest(
+      method.path,
+      method.requestSerialize,
+      method.responseDeserialize,
+      request,
+      new grpc.Metadata(),
+      options,
+      (error, response) => (error ? reject(error) : resolve(response as Res)),
+    );
+  });
+}
+
+/** The first call on a new connection: proves TLS and the pin, and that the plugin says it is up. */
+export async function checkHealth(client: grpc.Client, deadline: Date): Promise<void> {
+  let response: HealthCheckResponse;
+  try {
+    response = await unaryCall(client, healthService.Check, { service: PLUGIN_HEALTH_SERVICE }, { deadline });
+  } catch (cause) {
+    throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${(cause as Error).message}`, { cause });
+  }
+  if (response.status !== ServingStatus.SERVING) {
+    throw new GatehouseError(
+      'HEALTH_CHECK_FAILED',
+      `plugin health is ${ServingStatus[response.status] ?? response.status}, not SERVING`,
+    );
+  }
+}

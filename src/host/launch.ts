@@ -1,0 +1,225 @@
+import { lstat, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, isAbsolute, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
+import { pinnedChannelCredentials } from '../tls/pinning.js';
+import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
+import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { checkHealth, clientOn, grpcTarget, openChannel } from './connection.js';
+import { Plugin } from './plugin.js';
+import { PluginProcess } from './plugin-process.js';
+
+export interface LaunchOptions {
+  /** Absolute path of the plugin executable; run directly, never through a shell. */
+  command: string;
+  args?: readonly string[];
+  /** Names the plugin in logs and errors (default: the command's file name). */
+  name?: string;
+  /** go-plugin's MagicCookieKey / MagicCookieValue, shared with the plugin. */
+  cookie: MagicCookie;
+  /** Application protocol versions the host speaks (default [1]). */
+  protocolVersions?: readonly number[];
+  /**
+   * The plugin's whole environment besides the contract variables. Unlike go-plugin, the host's own
+   * environment is not passed on: secrets in it stay in the host.
+   */
+  env?: Readonly<Record<string, string>>;
+  cwd?: string;
+  /** pino-compatible; the plugin's stderr is logged here under its name. Silent by default. */
+  logger?: Logger;
+  /** Time from spawn to a healthy connection (default 10 s). */
+  startTimeoutMs?: number;
+  /** Wait after Shutdown, and again after SIGTERM, before the next step (default 2 s). */
+  killGraceMs?: number;
+  /**
+   * Talk to the plugin without TLS. Anyone on this machine who can reach the socket can then call the
+   * plugin or impersonate it, so it must be asked for by name.
+   */
+  insecurePlaintext?: boolean;
+  /** Receives the plugin's stdout lines after the handshake (default: logged at info). */
+  onStdoutLine?: (line: string) => void;
+  /** Largest gRPC message sent or received, in bytes (default 16 MiB). */
+  maxMessageBytes?: number;
+  /** Extra grpc-js channel options, passed through. */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+const DEFAULT_START_TIMEOUT_MS = 10_000;
+const DEFAULT_KILL_GRACE_MS = 2_000;
+
+/**
+ * Starts a plugin, reads and checks its handshake line, connects over mutual TLS pinned to the
+ * certificate it announced, and checks its health. On any failure the plugin is killed and nothing
+ * is left behind.
+ */
+export async function launch(options: LaunchOptions): Promise<Plugin> {
+  const config = resolveOptions(options);
+  const started = Date.now();
+  // Private 0700 directory for the plugin's socket (and temporary files): no other user can reach it.
+  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-'));
+  let child: PluginProcess | undefined;
+  let channel: grpc.Channel | undefined;
+  try {
+    const identity = config.insecurePlaintext ? undefined : await generateEphemeralIdentity();
+    const env = buildPluginEnv(
+      {
+        cookie: config.cookie,
+        protocolVersions: config.protocolVersions,
+        unixSocketDir: socketDir,
+        ...(identity ? { clientCertificatePem: identity.certificatePem } : {}),
+      },
+      // go-plugin 1.0.1 puts its socket in the temporary directory; make that ours too.
+      { TMPDIR: socketDir, ...config.env },
+    );
+    child = await PluginProcess.spawn({
+      name: config.name,
+      command: config.command,
+      args: config.args,
+      env,
+      ...(config.cwd !== undefined ? { cwd: config.cwd } : {}),
+      logger: config.logger,
+      ...(config.onStdoutLine ? { onStdoutLine: config.onStdoutLine } : {}),
+    });
+    const line = await child.readHandshakeLine(config.startTimeoutMs);
+    const handshake = parseHandshakeLine(line, config.protocolVersions);
+    await checkSocketOwnership(handshake);
+
+    let certificateMismatch: GatehouseError | undefined;
+    const credentials = channelCredentials(handshake, identity, (error) => (certificateMismatch = error));
+    channel = openChannel(grpcTarget(handshake), credentials, config.maxMessageBytes, config.channelOptions);
+    const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
+    await checkHealth(clientOn(channel), deadline).catch((error: unknown) => {
+      throw certificateMismatch ?? error;
+    });
+
+    const plugin = new Plugin(
+      {
+        name: config.name,
+        protocolVersion: handshake.appVersion,
+        network: handshake.network,
+        address: handshake.address,
+        certificateSha256: handshake.serverCertificate ? certificateFingerprint(handshake.serverCertificate) : undefined,
+      },
+      child,
+      channel,
+      socketDir,
+      config.killGraceMs,
+      config.logger,
+    );
+    config.logger.debug(
+      { plugin: plugin.name, pid: plugin.pid, version: plugin.protocolVersion, certificateSha256: plugin.certificateSha256 },
+      'plugin connected',
+    );
+    return plugin;
+  } catch (error) {
+    channel?.close();
+    if (child) {
+      child.signal('SIGKILL');
+      await child.exited;
+    }
+    await rm(socketDir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function channelCredentials(
+  handshake: HandshakeLine,
+  identity: EphemeralIdentity | undefined,
+  onMismatch: (error: GatehouseError) => void,
+): grpc.ChannelCredentials {
+  if (identity === undefined) {
+    if (handshake.serverCertificate !== undefined) {
+      throw new GatehouseError('TLS_FAILED', 'the plugin requires TLS but the host was asked for plaintext');
+    }
+    return grpc.credentials.createInsecure();
+  }
+  if (handshake.serverCertificate === undefined) {
+    // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.
+    throw new GatehouseError(
+      'PLAINTEXT_REFUSED',
+      'the plugin offered no TLS certificate; it must support go-plugin AutoMTLS (or pass insecurePlaintext)',
+    );
+  }
+  return pinnedChannelCredentials(identity, handshake.serverCertificate, onMismatch);
+}
+
+/**
+ * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
+ * socket another user controls would have us talk to that user's server.
+ */
+async function checkSocketOwnership(handshake: HandshakeLine): Promise<void> {
+  if (handshake.network !== 'unix') return;
+  const stats = await lstat(handshake.address).catch((cause: unknown) => {
+    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${handshake.address} does not exist`, { cause });
+  });
+  if (!stats.isSocket()) {
+    throw new GatehouseError('CONNECT_FAILED', `plugin address ${handshake.address} is not a socket`);
+  }
+  if (stats.uid !== process.getuid?.()) {
+    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${handshake.address} belongs to uid ${stats.uid}, not to us`);
+  }
+}
+
+interface ResolvedOptions {
+  command: string;
+  args: readonly string[];
+  name: string;
+  cookie: MagicCookie;
+  protocolVersions: readonly number[];
+  env: Readonly<Record<string, string>>;
+  cwd: string | undefined;
+  logger: Logger;
+  startTimeoutMs: number;
+  killGraceMs: number;
+  insecurePlaintext: boolean;
+  onStdoutLine: ((line: string) => void) | undefined;
+  maxMessageBytes: number;
+  channelOptions: grpc.ChannelOptions;
+}
+
+function resolveOptions(options: LaunchOptions): ResolvedOptions {
+  const invalid = (message: string): never => {
+    throw new GatehouseError('INVALID_OPTIONS', message);
+  };
+  const noNul = (value: unknown, what: string): string =>
+    typeof value === 'string' && !value.includes('\0') ? value : invalid(`${what} must be a string without NUL`);
+  const positive = (value: number | undefined, fallback: number, what: string, allowZero = false): number => {
+    const v = value ?? fallback;
+    return Number.isFinite(v) && (allowZero ? v >= 0 : v > 0) ? v : invalid(`${what} must be a positive number`);
+  };
+
+  const command = noNul(options.command, 'command');
+  // A relative command would be looked up through PATH or the working directory, which others may control.
+  if (!isAbsolute(command)) invalid(`command must be an absolute path, got ${JSON.stringify(command.slice(0, 200))}`);
+  const args = (options.args ?? []).map((arg, i) => noNul(arg, `args[${i}]`));
+  validateCookie(options.cookie);
+  const protocolVersions = options.protocolVersions ?? [1];
+  if (protocolVersions.length === 0 || !protocolVersions.every((v) => Number.isSafeInteger(v) && v > 0)) {
+    invalid('protocolVersions must be a non-empty list of positive integers');
+  }
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options.env ?? {})) {
+    if (key === '' || key.includes('=') || key.includes('\0')) invalid(`env name ${JSON.stringify(key)} is not valid`);
+    env[key] = noNul(value, `env.${key}`);
+  }
+  return {
+    command,
+    args,
+    name: options.name ?? basename(command),
+    cookie: options.cookie,
+    protocolVersions,
+    env,
+    cwd: options.cwd,
+    logger: options.logger ?? silentLogger,
+    startTimeoutMs: positive(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 'startTimeoutMs'),
+    killGraceMs: positive(options.killGraceMs, DEFAULT_KILL_GRACE_MS, 'killGraceMs', true),
+    insecurePlaintext: options.insecurePlaintext === true,
+    onStdoutLine: options.onStdoutLine,
+    maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
+    channelOptions: options.channelOptions ?? {},
+  };
+}

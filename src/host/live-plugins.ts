@@ -1,0 +1,46 @@
+import { rmSync } from 'node:fs';
+import { onExit } from 'signal-exit';
+
+/** What the exit hook needs to leave nothing behind: the process group and the private directory. */
+export interface LivePlugin {
+  readonly pid: number;
+  readonly socketDir: string;
+  kill(): Promise<unknown>;
+}
+
+const live = new Set<LivePlugin>();
+let hookInstalled = false;
+
+/**
+ * A plugin must not outlive its host: it would keep running code nobody supervises. When the host
+ * exits or is signalled, every live plugin's process group gets SIGKILL (a dying host cannot wait for
+ * a graceful stop) and its private directory is removed.
+ */
+function installExitHook(): void {
+  if (hookInstalled) return;
+  hookInstalled = true;
+  onExit(() => {
+    for (const plugin of live) {
+      try {
+        process.kill(-plugin.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      rmSync(plugin.socketDir, { recursive: true, force: true });
+    }
+  });
+}
+
+export function trackPlugin(plugin: LivePlugin): void {
+  installExitHook();
+  live.add(plugin);
+}
+
+export function untrackPlugin(plugin: LivePlugin): void {
+  live.delete(plugin);
+}
+
+/** Kills every plugin this process launched and still runs, gracefully, in parallel. */
+export async function killAllPlugins(): Promise<void> {
+  await Promise.allSettled([...live].map((plugin) => plugin.kill()));
+}

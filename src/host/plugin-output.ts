@@ -1,0 +1,43 @@
+import type { Logger } from '../logger.js';
+import { parseHclogLine } from '../transport/hclog.js';
+
+/** A plugin's stderr line longer than this is cut: a flood cannot grow the host's memory. */
+export const MAX_STDERR_LINE_BYTES = 64 * 1024;
+/** How many of the last stderr lines an error about a failed start carries. */
+const STDERR_TAIL_LINES = 20;
+/** Each kept tail line is cut further, so an error message stays readable. */
+const STDERR_TAIL_LINE_CHARS = 512;
+
+/**
+ * Routes a plugin's stderr into the host's logger: hclog JSON lines become records at their level,
+ * anything else a debug record. The plugin's fields are nested under `fields` so that a plugin cannot
+ * overwrite the host's own keys (`plugin`, `msg`, `level`...) in a record.
+ */
+export class PluginStderr {
+  private readonly tail: string[] = [];
+
+  constructor(
+    private readonly pluginName: string,
+    private readonly logger: Logger,
+  ) {}
+
+  line(text: string, truncated: boolean): void {
+    this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
+    if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
+    const record = truncated ? undefined : parseHclogLine(text);
+    if (record === undefined) {
+      this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, text);
+      return;
+    }
+    const fields: Record<string, unknown> = { plugin: this.pluginName };
+    if (record.module !== undefined) fields.module = record.module;
+    if (record.timestamp !== undefined) fields.pluginTime = record.timestamp;
+    if (Object.keys(record.fields).length > 0) fields.fields = record.fields;
+    this.logger[record.level](fields, record.message);
+  }
+
+  /** The last lines the plugin wrote, oldest first, for an error that explains a failed start. */
+  lastLines(): readonly string[] {
+    return this.tail;
+  }
+}

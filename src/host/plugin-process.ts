@@ -1,0 +1,165 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { GatehouseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
+import { LineSplitter } from '../transport/lines.js';
+import { MAX_STDERR_LINE_BYTES, PluginStderr } from './plugin-output.js';
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface SpawnSpec {
+  name: string;
+  command: string;
+  args: readonly string[];
+  env: Record<string, string>;
+  cwd?: string;
+  logger: Logger;
+  onStdoutLine?: (line: string) => void;
+}
+
+/** How long to wait after exit for the plugin's last stderr bytes before reporting the exit. */
+const STDERR_DRAIN_MS = 100;
+
+/**
+ * One plugin child process: its handshake line, its output routed to the logger, its exit, and the
+ * signals that stop it. Knows nothing of gRPC.
+ */
+export class PluginProcess {
+  readonly pid: number;
+  readonly stderr: PluginStderr;
+  /** Settles when the process has exited and its stderr has been read out. */
+  readonly exited: Promise<ExitStatus>;
+  private exitStatus: ExitStatus | undefined;
+  private readonly child: ChildProcess;
+  private readonly handshake: Promise<{ line: string; truncated: boolean }>;
+
+  private constructor(child: ChildProcess, spec: SpawnSpec) {
+    this.child = child;
+    this.pid = child.pid as number;
+    this.stderr = new PluginStderr(spec.name, spec.logger);
+
+    let handshakeSeen = false;
+    let onHandshake: (line: string, truncated: boolean) => void = () => {};
+    this.handshake = new Promise((resolve) => {
+      onHandshake = (line, truncated) => resolve({ line, truncated });
+    });
+    const stdout = new LineSplitter({
+      maxLineBytes: MAX_HANDSHAKE_LINE_BYTES,
+      onLine: (line, truncated) => {
+        if (!handshakeSeen) {
+          handshakeSeen = true;
+          onHandshake(line, truncated);
+        } else if (spec.onStdoutLine) {
+          spec.onStdoutLine(line);
+        } else {
+          spec.logger.info({ plugin: spec.name, stream: 'stdout' }, line);
+        }
+      },
+    });
+    const stderr = new LineSplitter({
+      maxLineBytes: MAX_STDERR_LINE_BYTES,
+      onLine: (line, truncated) => this.stderr.line(line, truncated),
+    });
+    child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stdout?.on('end', () => stdout.end());
+    const stderrEnded = new Promise<void>((resolve) => {
+      child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+      child.stderr?.on('end', () => {
+        stderr.end();
+        resolve();
+      });
+    });
+
+    this.exited = new Promise<ExitStatus>((resolve) => {
+      child.once('exit', (code, signal) => {
+        // A grandchild that keeps stderr open must not delay the report forever.
+        const drained = new Promise<void>((done) => setTimeout(done, STDERR_DRAIN_MS).unref());
+        void Promise.race([stderrEnded, drained]).then(() => {
+          this.exitStatus = { code, signal };
+          resolve(this.exitStatus);
+        });
+      });
+    });
+  }
+
+  /** Spawns without a shell, in its own process group so that a kill reaches the plugin's children. */
+  static async spawn(spec: SpawnSpec): Promise<PluginProcess> {
+    const child = spawn(spec.command, [...spec.args], {
+      env: spec.env,
+      cwd: spec.cwd,
+      shell: false,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', (cause) =>
+        reject(new GatehouseError('SPAWN_FAILED', `cannot start plugin ${spec.command}: ${cause.message}`, { cause })),
+      );
+    });
+    child.on('error', () => {}); // later errors (a failed kill) are reported by the caller's own checks
+    return new PluginProcess(child, spec);
+  }
+
+  get hasExited(): ExitStatus | undefined {
+    return this.exitStatus;
+  }
+
+  /**
+   * The first stdout line, as go-plugin's host reads it. Fails on exit, on timeout and on a line longer
+   * than the limit (delivered as soon as the limit is passed, so an endless line cannot stall us).
+   */
+  async readHandshakeLine(timeoutMs: number): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new GatehouseError(
+              'START_TIMEOUT',
+              `plugin printed no handshake line within ${timeoutMs} ms${this.describeStderr()}`,
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    const exitedFirst = this.exited.then((status): never => {
+      throw new GatehouseError(
+        'PLUGIN_EXITED',
+        `plugin exited before its handshake (${describeExit(status)})${this.describeStderr()}`,
+      );
+    });
+    try {
+      const { line, truncated } = await Promise.race([this.handshake, timeout, exitedFirst]);
+      if (truncated) {
+        throw new GatehouseError('HANDSHAKE_TOO_LONG', `handshake line longer than ${MAX_HANDSHAKE_LINE_BYTES} bytes`);
+      }
+      return line;
+    } finally {
+      clearTimeout(timer);
+      exitedFirst.catch(() => {});
+    }
+  }
+
+  /** Signals the plugin's whole process group; a no-op once it has exited. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.exitStatus !== undefined) return;
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      // The group is already gone (ESRCH): nothing left to signal.
+    }
+  }
+
+  private describeStderr(): string {
+    const tail = this.stderr.lastLines();
+    return tail.length === 0 ? '' : `; last stderr lines:\n  ${tail.join('\n  ')}`;
+  }
+}
+
+export function describeExit(status: ExitStatus): string {
+  return status.signal !== null ? `killed by ${status.signal}` : `exit code ${status.code}`;
+}

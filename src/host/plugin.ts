@@ -1,0 +1,150 @@
+import { rm } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { controllerService } from '../transport/controller.js';
+import { clientOn, unaryCall } from './connection.js';
+import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
+import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
+import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
+
+/** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
+const SIGKILL_WAIT_MS = 5000;
+/** How long a broken call waits for the exit it suggests, to report PLUGIN_EXITED rather than UNAVAILABLE. */
+const EXIT_SETTLE_MS = 200;
+
+export interface PluginInfo {
+  readonly name: string;
+  readonly protocolVersion: number;
+  readonly network: 'unix' | 'tcp';
+  readonly address: string;
+  /** SHA-256 of the plugin's pinned certificate, or undefined for a plaintext plugin. */
+  readonly certificateSha256: string | undefined;
+}
+
+/**
+ * A running plugin: typed clients over one pinned connection, and its lifecycle. Dispose it (or call
+ * `kill()`) when done; `await using plugin = await launch(...)` does that for you.
+ */
+export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
+  readonly name: string;
+  readonly protocolVersion: number;
+  readonly network: 'unix' | 'tcp';
+  readonly address: string;
+  readonly certificateSha256: string | undefined;
+  readonly socketDir: string;
+  /** Settles when the plugin process has exited, whoever stopped it. */
+  readonly exited: Promise<ExitStatus>;
+  private readonly rpc: grpc.Client;
+  private readonly liveness: PluginLiveness;
+  private stopping: Promise<ExitStatus> | undefined;
+
+  constructor(
+    info: PluginInfo,
+    private readonly child: PluginProcess,
+    private readonly channel: grpc.Channel,
+    socketDir: string,
+    private readonly killGraceMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.name = info.name;
+    this.protocolVersion = info.protocolVersion;
+    this.network = info.network;
+    this.address = info.address;
+    this.certificateSha256 = info.certificateSha256;
+    this.socketDir = socketDir;
+    this.rpc = clientOn(channel);
+    this.exited = child.exited;
+    this.liveness = {
+      exitReason: () => {
+        const status = child.hasExited;
+        return status === undefined ? undefined : describeExit(status);
+      },
+      settleExit: async () => {
+        const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), EXIT_SETTLE_MS).unref());
+        const status = await Promise.race([child.exited, timer]);
+        return status === undefined ? undefined : describeExit(status);
+      },
+    };
+    trackPlugin(this);
+    void child.exited.then((status) => {
+      if (this.stopping === undefined) {
+        this.logger.warn({ plugin: this.name, ...status }, `plugin exited unexpectedly (${describeExit(status)})`);
+      }
+      return this.release();
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** A promise-based client for one of the plugin's services, on the plugin's pinned connection. */
+  client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
+    return createServiceClient(this.rpc, definition, this.liveness);
+  }
+
+  /** A plain grpc-js client on the same connection, for streaming methods and full control. */
+  grpcClient(definition: grpc.ServiceDefinition, serviceName = 'PluginService'): grpc.Client {
+    const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
+    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
+  }
+
+  /**
+   * Stops the plugin: go-plugin's Shutdown over the controller, then SIGTERM, then SIGKILL, each
+   * after `killGraceMs`; every signal goes to the plugin's whole process group.
+   */
+  kill(): Promise<ExitStatus> {
+    this.stopping ??= this.stop();
+    return this.stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill();
+  }
+
+  private async stop(): Promise<ExitStatus> {
+    if (this.child.hasExited === undefined) {
+      const deadline = Date.now() + this.killGraceMs;
+      await unaryCall(this.rpc, controllerService.Shutdown, {}, { deadline }).catch(() => {});
+      if (!(await this.exitsWithin(deadline - Date.now()))) {
+        this.logger.debug({ plugin: this.name }, 'plugin ignored Shutdown; sending SIGTERM');
+        this.child.signal('SIGTERM');
+        if (!(await this.exitsWithin(this.killGraceMs))) {
+          this.logger.warn({ plugin: this.name }, 'plugin ignored SIGTERM; sending SIGKILL');
+          this.child.signal('SIGKILL');
+          if (!(await this.exitsWithin(SIGKILL_WAIT_MS))) {
+            throw new GatehouseError('KILL_FAILED', `plugin ${this.name} (pid ${this.pid}) survived SIGKILL`);
+          }
+        }
+      }
+    }
+    const status = await this.child.exited;
+    await this.release();
+    return status;
+  }
+
+  private async exitsWithin(ms: number): Promise<boolean> {
+    if (ms <= 0) return this.child.hasExited !== undefined;
+    const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
+    return Promise.race([this.child.exited.then(() => true), timer]);
+  }
+
+  private released: Promise<void> | undefined;
+
+  /** Once the plugin has exited: no channel, no leftover children, no socket directory. */
+  private release(): Promise<void> {
+    this.released ??= (async () => {
+      this.channel.close();
+      // Children that outlived the plugin would be orphans; the group id stays ours while any remain.
+      try {
+        process.kill(-this.pid, 'SIGKILL');
+      } catch {
+        // the group is empty
+      }
+      await rm(this.socketDir, { recursive: true, force: true });
+      untrackPlugin(this);
+    })();
+    return this.released;
+  }
+}

@@ -1,0 +1,79 @@
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import { unaryCall } from './connection.js';
+
+export interface CallOptions {
+  /** Fails the call with CALL_FAILED (DEADLINE_EXCEEDED) after this many milliseconds. */
+  timeoutMs?: number;
+  metadata?: grpc.Metadata;
+}
+
+/**
+ * A promise-based client for a service the caller brings (from its own .proto, through
+ * @grpc/proto-loader or generated code). Unary methods return promises; errors are GatehouseErrors.
+ */
+export type ServiceClient<D extends grpc.ServiceDefinition> = {
+  [K in keyof D]: D[K] extends grpc.MethodDefinition<infer Req, infer Res>
+    ? (request: Req, options?: CallOptions) => Promise<Res>
+    : never;
+};
+
+/** What a client needs to know about the plugin behind it, to fail fast once it has gone. */
+export interface PluginLiveness {
+  /** Set once the plugin process has exited; the reason is reported in call errors. */
+  exitReason(): string | undefined;
+  /** Waits briefly for an exit that a broken connection suggests is under way. */
+  settleExit(): Promise<string | undefined>;
+}
+
+export function createServiceClient<D extends grpc.ServiceDefinition>(
+  client: grpc.Client,
+  definition: D,
+  liveness: PluginLiveness,
+): ServiceClient<D> {
+  const methods: Record<string, (request: unknown, options?: CallOptions) => Promise<unknown>> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    if (method.requestStream || method.responseStream) {
+      methods[name] = () =>
+        Promise.reject(
+          new GatehouseError(
+            'INVALID_OPTIONS',
+            `${method.path} is a streaming method: use plugin.grpcClient() for streaming calls`,
+          ),
+        );
+      continue;
+    }
+    methods[name] = async (request, options = {}) => {
+      const before = liveness.exitReason();
+      if (before !== undefined) {
+        throw new GatehouseError('PLUGIN_EXITED', `${method.path}: the plugin has exited (${before})`);
+      }
+      const callOptions: grpc.CallOptions = {};
+      if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
+      try {
+        return await unaryCall(client, method, request, callOptions);
+      } catch (cause) {
+        const error = cause as grpc.ServiceError;
+        if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED) {
+          const reason = await liveness.settleExit();
+          if (reason !== undefined) {
+            throw new GatehouseError('PLUGIN_EXITED', `${method.path}: the plugin exited (${reason})`, { cause });
+          }
+        }
+        throw callFailed(method.path, error);
+      }
+    };
+  }
+  return methods as ServiceClient<D>;
+}
+
+function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {
+  const statusName = grpc.status[cause.code] ?? String(cause.code);
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}`, { cause });
+}
+
+/** The gRPC status code behind a CALL_FAILED error, for programs that branch on it. */
+export function grpcStatusOf(error: unknown): grpc.status | undefined {
+  if (!(error instanceof GatehouseError) || error.code !== 'CALL_FAILED') return undefined;
+  return (error.cause as grpc.ServiceError).code;
+}

@@ -1,0 +1,184 @@
+import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { generateEphemeralIdentity, parseCertificate } from '../tls/certificate.js';
+import { pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
+import { controllerImplementation, controllerService } from '../transport/controller.js';
+import { readPluginEnv, type MagicCookie } from '../transport/env.js';
+import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
+import { healthImplementation, healthService } from '../transport/health.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { createPluginLogger } from './plugin-logger.js';
+
+export interface PluginService {
+  definition: grpc.ServiceDefinition;
+  implementation: grpc.UntypedServiceImplementation;
+}
+
+export interface ServeOptions {
+  /** Must equal the host's handshake cookie; a mismatch means this binary was run by hand. */
+  cookie: MagicCookie;
+  /** The services of each application protocol version this plugin speaks. */
+  versions: Readonly<Record<number, readonly PluginService[]>>;
+  /**
+   * Serve without TLS when the host sends no certificate. Off by default: a host that did not ask
+   * for mTLS gets a clear refusal instead of a plaintext plugin anyone on the machine could call.
+   */
+  allowPlaintext?: boolean;
+  /** Largest message accepted or sent, in bytes (default 16 MiB). */
+  maxMessageBytes?: number;
+  /** Called after the server stopped, before the process exits. */
+  onShutdown?: () => void | Promise<void>;
+  /** Where the contract variables are read from (default: process.env). */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ServedPlugin {
+  readonly protocolVersion: number;
+  readonly address: string;
+  /** hclog JSON on stderr, parsed by the host into records under this plugin's name. */
+  readonly logger: Logger;
+  /** Stops serving, runs onShutdown, removes the socket directory and exits the process. */
+  shutdown(): Promise<never>;
+}
+
+const COOKIE_MESSAGE =
+  'This binary is a plugin. These are not meant to be executed directly.\n' +
+  'Please execute the program that consumes these plugins, which will\n' +
+  'load any plugins automatically\n';
+
+/** How often the plugin checks that its host is still alive (it then has a new parent). */
+const PARENT_POLL_MS = 500;
+
+/**
+ * Serves a plugin the way go-plugin's `plugin.Serve` does, so either a gatehouse host or a go-plugin
+ * host can run it. Never returns on failure: prints why on stderr and exits 1, as go-plugin does.
+ */
+export async function serve(options: ServeOptions): Promise<ServedPlugin> {
+  const logger = createPluginLogger((line) => process.stderr.write(line));
+  try {
+    return await startServing(options, logger);
+  } catch (error) {
+    if (isGatehouseError(error, 'COOKIE_MISMATCH')) {
+      process.stderr.write(COOKIE_MESSAGE);
+    } else {
+      const message = error instanceof Error ? error.message : String(error);
+      logger.error({ code: isGatehouseError(error) ? error.code : undefined }, `plugin failed to start: ${message}`);
+    }
+    process.exit(1);
+  }
+}
+
+async function startServing(options: ServeOptions, logger: Logger): Promise<ServedPlugin> {
+  const env = readPluginEnv(options.env ?? process.env, options.cookie);
+  const protocolVersion = negotiateVersion(Object.keys(options.versions).map(Number), env.protocolVersions);
+  const services = options.versions[protocolVersion] ?? [];
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+
+  let credentials: grpc.ServerCredentials;
+  let certificateDer: Buffer | undefined;
+  const interceptors: grpc.ServerInterceptor[] = [];
+  if (env.clientCertificatePem !== undefined) {
+    const identity = await generateEphemeralIdentity();
+    const hostCertificate = parseCertificate(Buffer.from(env.clientCertificatePem));
+    credentials = pinnedServerCredentials(identity, env.clientCertificatePem);
+    interceptors.push(pinnedClientInterceptor(hostCertificate.raw));
+    certificateDer = identity.certificateDer;
+  } else if (options.allowPlaintext === true) {
+    logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
+    credentials = grpc.ServerCredentials.createInsecure();
+  } else {
+    throw new GatehouseError(
+      'PLAINTEXT_REFUSED',
+      'the host sent no PLUGIN_CLIENT_CERT: enable AutoMTLS on the host, or pass allowPlaintext to serve()',
+    );
+  }
+
+  const server = new grpc.Server({
+    interceptors,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
+  server.addService(healthService, healthImplementation());
+  server.addService(controllerService, controllerImplementation(() => void shutdown()));
+  for (const service of services) server.addService(service.definition, service.implementation);
+
+  // A fresh 0700 directory per plugin: no other user can reach (or swap) the socket inside it.
+  const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
+  const socketPath = join(socketDir, 'plugin.sock');
+  await bind(server, `unix:${socketPath}`, credentials);
+  await chmod(socketPath, 0o600);
+
+  let stopping: Promise<never> | undefined;
+  const shutdown = (): Promise<never> =>
+    (stopping ??= (async () => {
+      clearInterval(parentWatch);
+      await stopServer(server);
+      try {
+        await options.onShutdown?.();
+      } finally {
+        await rm(socketDir, { recursive: true, force: true });
+      }
+      process.exit(0);
+    })());
+
+  // An orphaned plugin would hold its socket and secrets forever: exit once the host is gone.
+  const parentPid = process.ppid;
+  const parentWatch = setInterval(() => {
+    if (process.ppid !== parentPid) void shutdown();
+  }, PARENT_POLL_MS);
+  parentWatch.unref();
+  process.on('SIGTERM', () => void shutdown());
+  // Ctrl-C reaches the whole foreground process group; the host decides when its plugins stop.
+  process.on('SIGINT', () => logger.debug({}, 'ignoring SIGINT; the host stops this plugin'));
+
+  const line = formatHandshakeLine({
+    appVersion: protocolVersion,
+    network: 'unix',
+    address: socketPath,
+    ...(certificateDer ? { serverCertificate: certificateDer } : {}),
+  });
+  if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
+    throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${socketPath}`);
+  }
+  process.stdout.write(line + '\n');
+  logger.debug({ network: 'unix', address: socketPath, version: protocolVersion }, 'plugin address');
+  return { protocolVersion, address: socketPath, logger, shutdown };
+}
+
+/**
+ * go-plugin's rule: the highest version both sides speak; with none in common, the lowest of ours,
+ * so the host sees the mismatch in the handshake line and reports both sides' versions.
+ */
+export function negotiateVersion(ours: readonly number[], offered: readonly number[]): number {
+  const sorted = ours.filter((v) => Number.isInteger(v) && v > 0).sort((a, b) => b - a);
+  if (sorted.length === 0) {
+    throw new GatehouseError('INVALID_OPTIONS', 'serve() needs at least one protocol version in `versions`');
+  }
+  return sorted.find((v) => offered.includes(v)) ?? (sorted[sorted.length - 1] as number);
+}
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<void> {
+  return new Promise((resolve, reject) =>
+    server.bindAsync(address, credentials, (error) =>
+      error ? reject(new GatehouseError('CONNECT_FAILED', `cannot listen on ${address}`, { cause: error })) : resolve(),
+    ),
+  );
+}
+
+/** Lets in-flight calls finish for a moment, then cuts them: a shutdown must not hang on a stuck call. */
+function stopServer(server: grpc.Server, graceMs = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}
