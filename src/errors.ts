@@ -37,6 +37,7 @@ export type GatehouseErrorCode =
   | 'FILE_WRITABLE_BY_OTHERS'
   | 'DIRECTORY_WRITABLE_BY_OTHERS'
   | 'FILE_NOT_FOUND'
+  | 'FILE_UNREADABLE'
   // manifests, digests and signatures
   | 'MANIFEST_INVALID'
   | 'MANIFEST_TOO_LARGE'
@@ -50,6 +51,7 @@ export type GatehouseErrorCode =
   | 'SIGNATURE_UNTRUSTED'
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
+  | 'STATE_INVALID'
   // command line
   | 'USAGE';
 
