@@ -1,0 +1,16 @@
+// The public API of gatehouse. Everything not exported here is internal and may change.
+export { GatehouseError, isGatehouseError, type GatehouseErrorCode } from './errors.js';
+export { silentLogger, type Logger, type LogFn } from './logger.js';
+export type { MagicCookie } from './transport/env.js';
+export { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
+export { CERTIFICATE_VALIDITY_DAYS } from './tls/certificate.js';
+
+// host
+export { launch, type LaunchOptions } from './host/launch.js';
+export { Plugin, type PluginInfo } from './host/plugin.js';
+export type { ExitStatus } from './host/plugin-process.js';
+export { killAllPlugins } from './host/live-plugins.js';
+export { grpcStatusOf, type ServiceClient, type CallOptions } from './host/service-client.js';
+
+// plugin
+export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './plugin/serve.js';
