@@ -1,0 +1,63 @@
+import { realpath } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { glob } from 'tinyglobby';
+import { GatehouseError } from '../errors.js';
+import { checkFileSafety, isInside, type SafetyOptions } from './file-safety.js';
+import { fsError } from './fs-error.js';
+
+/** A file that passed every file-safety check. */
+export interface PluginCandidate {
+  /** The path relative to the plugin directory, with `/` separators: unique within the directory. */
+  name: string;
+  /** Absolute path as found. */
+  path: string;
+  /** Absolute path with every symbolic link resolved. */
+  realPath: string;
+  size: number;
+  mode: number;
+  uid: number;
+}
+
+/** One line of a discovery report: a safe candidate, or the first check the file failed. */
+export type DiscoveryResult =
+  | { ok: true; candidate: PluginCandidate }
+  | { ok: false; name: string; path: string; error: GatehouseError };
+
+/**
+ * Finds files under `dir` matching the glob `patterns` (tinyglobby syntax, relative to `dir`) and runs
+ * the file-safety checks on each. Symbolic links are neither followed nor returned, and dot files are
+ * skipped. Results are sorted by name; unsafe files are reported, not thrown, so a caller can print one
+ * line per plugin.
+ */
+export async function discover(
+  dir: string,
+  patterns: readonly string[],
+  options: Pick<SafetyOptions, 'uid'> = {},
+): Promise<DiscoveryResult[]> {
+  if (patterns.length === 0) throw new GatehouseError('INVALID_OPTIONS', 'discover: no glob patterns given');
+  const root = resolve(dir);
+  let realRoot: string;
+  try {
+    realRoot = await realpath(root);
+  } catch (error) {
+    throw fsError(error, root);
+  }
+  // Following links while walking would let a link inside the directory pull in a whole foreign tree.
+  const names = await glob(patterns, { cwd: realRoot, followSymbolicLinks: false, expandDirectories: false, dot: false });
+  return Promise.all(
+    names.sort().map(async (name): Promise<DiscoveryResult> => {
+      const path = join(root, name);
+      // A pattern such as `../x` or an absolute one would reach files the plugin directory does not own.
+      if (!isInside(realRoot, join(realRoot, name))) {
+        throw new GatehouseError('INVALID_OPTIONS', `discover: pattern matched ${name}, outside ${root}`);
+      }
+      try {
+        const safe = await checkFileSafety(path, root, { ...options, executable: true });
+        return { ok: true, candidate: { name, ...safe } };
+      } catch (error) {
+        if (!(error instanceof GatehouseError)) throw error;
+        return { ok: false, name, path, error };
+      }
+    }),
+  );
+}

@@ -1,0 +1,14 @@
+import { GatehouseError } from '../errors.js';
+
+/** Turns a node:fs failure on `file` into a GatehouseError with a stable code; keeps the original as cause. */
+export function fsError(error: unknown, file: string): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new GatehouseError('FILE_NOT_FOUND', `${file}: no such file`, { cause: error });
+  }
+  if (code === 'ELOOP') {
+    return new GatehouseError('FILE_NOT_REGULAR', `${file}: is a symbolic link`, { cause: error });
+  }
+  return new GatehouseError('FILE_UNREADABLE', `${file}: cannot be read (${code ?? String(error)})`, { cause: error });
+}
