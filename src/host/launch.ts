@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
-import { pinnedChannelCredentials } from '../tls/pinning.js';
+import { classifyTlsFailure, pinnedChannelCredentials } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
@@ -86,14 +86,13 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     });
     const line = await child.readHandshakeLine(config.startTimeoutMs);
     const handshake = parseHandshakeLine(line, config.protocolVersions);
-    await checkSocketOwnership(handshake);
-
     let certificateMismatch: GatehouseError | undefined;
     const credentials = channelCredentials(handshake, identity, (error) => (certificateMismatch = error));
+    await checkSocketOwnership(handshake);
     channel = openChannel(grpcTarget(handshake), credentials, config.maxMessageBytes, config.channelOptions);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
     await checkHealth(clientOn(channel), deadline).catch((error: unknown) => {
-      throw certificateMismatch ?? error;
+      throw certificateMismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
     });
 
     const plugin = new Plugin(

@@ -88,3 +88,21 @@ export function pinnedClientInterceptor(hostCertificateDer: Buffer): grpc.Server
       },
     });
 }
+
+/**
+ * Names a failed TLS connection to the plugin. With only the announced certificate trusted, any local
+ * verification failure means the server presented another certificate; a TLS alert means the plugin
+ * refused ours. Returns undefined when the failure was not about TLS.
+ */
+export function classifyTlsFailure(details: string): GatehouseError | undefined {
+  if (/alert/i.test(details)) {
+    return new GatehouseError('TLS_FAILED', `the plugin refused the TLS connection: ${details}`);
+  }
+  if (/certificate|self[- ]signed/i.test(details)) {
+    return new GatehouseError(
+      'CERTIFICATE_MISMATCH',
+      `the plugin's server does not present the certificate from its handshake line: ${details}`,
+    );
+  }
+  return undefined;
+}

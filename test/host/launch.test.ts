@@ -1,0 +1,183 @@
+import { execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
+
+const execFileAsync = promisify(execFile);
+const kvService = loadKVService();
+
+function fake(mode: string, extra: Partial<LaunchOptions> = {}, env: Record<string, string> = {}): LaunchOptions {
+  return {
+    command: process.execPath,
+    args: [fakePluginScript],
+    cookie: KV_COOKIE,
+    ...extra,
+    env: { FAKE_MODE: mode, ...env },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return condition();
+}
+
+test('launch: a plugin runs over mutual TLS in a private socket directory and stops on Shutdown', async (t) => {
+  const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+  t.regex(plugin.certificateSha256 ?? '', /^[0-9a-f]{64}$/);
+  t.is(plugin.network, 'unix');
+  t.true(plugin.address.startsWith(plugin.socketDir + '/'));
+  t.is(statSync(plugin.socketDir).mode & 0o777, 0o700, 'no other user can reach the socket directory');
+
+  const kv = plugin.client(kvService);
+  await kv.Put({ key: 'k', value: Buffer.from([0, 1, 2, 255]) });
+  t.deepEqual([...(await kv.Get({ key: 'k' })).value], [0, 1, 2, 255]);
+
+  const status = await plugin.kill();
+  t.deepEqual(status, { code: 0, signal: null }, 'the plugin exited by itself after Shutdown');
+  t.false(existsSync(plugin.socketDir));
+  t.false(isAlive(plugin.pid));
+});
+
+test('launch: `await using` kills the plugin at the end of the block', async (t) => {
+  let pid = 0;
+  {
+    await using plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+    pid = plugin.pid;
+    t.true(isAlive(pid));
+  }
+  t.false(isAlive(pid));
+});
+
+test('launch: the host environment does not reach the plugin, only what the caller lists', async (t) => {
+  // Attack: a plugin reading the host's secrets (tokens, cloud credentials) out of its environment.
+  process.env.GATEHOUSE_TEST_HOST_SECRET = 'hunter2';
+  t.teardown(() => delete process.env.GATEHOUSE_TEST_HOST_SECRET);
+  await using plugin = await launch(fake('env-kv', {}, { GIVEN: 'passed on purpose' }));
+  const kv = plugin.client(kvService);
+  t.is((await kv.Get({ key: 'GATEHOUSE_TEST_HOST_SECRET' })).value.toString(), '');
+  t.is((await kv.Get({ key: 'PATH' })).value.toString(), '');
+  t.is((await kv.Get({ key: 'GIVEN' })).value.toString(), 'passed on purpose');
+  t.regex((await kv.Get({ key: 'PLUGIN_CLIENT_CERT' })).value.toString(), /^-----BEGIN CERTIFICATE-----/);
+  t.notRegex((await kv.Get({ key: 'PLUGIN_CLIENT_CERT' })).value.toString(), /PRIVATE KEY/);
+});
+
+test('launch: a command that is not absolute is refused before anything runs', async (t) => {
+  const error = await t.throwsAsync(launch({ command: 'node', cookie: KV_COOKIE }));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+});
+
+test('launch: exit before the handshake reports the exit code and the last stderr lines', async (t) => {
+  const error = await t.throwsAsync(launch(fake('exit-early')));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /exit code 3/);
+  t.regex(error?.message ?? '', /boom: configuration file missing/);
+});
+
+test('launch: a plugin that prints no handshake is killed after the start timeout', async (t) => {
+  const started = Date.now();
+  const error = await t.throwsAsync(launch(fake('silent', { startTimeoutMs: 300 })));
+  t.true(isGatehouseError(error, 'START_TIMEOUT'), String(error));
+  t.true(Date.now() - started < 5000);
+});
+
+test('launch: a non-loopback TCP address is refused before any connection attempt', async (t) => {
+  // Attack: a plugin steering the host's TLS client (and its certificate) to another machine.
+  const error = await t.throwsAsync(launch(fake('line', {}, { FAKE_LINE: '1|1|tcp|192.0.2.10:4000|grpc|' })));
+  t.true(isGatehouseError(error, 'ADDRESS_NOT_LOOPBACK'), String(error));
+});
+
+test('launch: a net/rpc plugin gets a clear "not supported" error', async (t) => {
+  const error = await t.throwsAsync(launch(fake('line', {}, { FAKE_LINE: '1|1|unix|/tmp/x.sock|netrpc|' })));
+  t.true(isGatehouseError(error, 'NETRPC_UNSUPPORTED'), String(error));
+});
+
+test('launch: a plugin that offers no certificate is refused unless plaintext was asked for by name', async (t) => {
+  // Attack: a downgrade to plaintext, where any local process could read or forge the calls.
+  const error = await t.throwsAsync(launch(fake('line', {}, { FAKE_LINE: '1|1|unix|/tmp/gatehouse-none.sock|grpc|' })));
+  t.true(isGatehouseError(error, 'PLAINTEXT_REFUSED'), String(error));
+});
+
+test('launch: plaintext works when both sides asked for it by name', async (t) => {
+  await using plugin = await launch(fake('env-kv', { insecurePlaintext: true }, { FAKE_ALLOW_PLAINTEXT: '1' }));
+  t.is(plugin.certificateSha256, undefined);
+  t.is((await plugin.client(kvService).Get({ key: 'FAKE_MODE' })).value.toString(), 'env-kv');
+});
+
+test('launch: a server whose certificate differs from the one in the handshake line is refused', async (t) => {
+  // Attack: a process that answers on the plugin's socket with a certificate of its own.
+  const error = await t.throwsAsync(launch(fake('wrong-certificate')));
+  t.true(isGatehouseError(error, 'CERTIFICATE_MISMATCH'), String(error));
+});
+
+test('launch: calls fail fast with PLUGIN_EXITED once the plugin has died', async (t) => {
+  const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+  const kv = plugin.client(kvService);
+  process.kill(plugin.pid, 'SIGKILL');
+  await plugin.exited;
+  const started = Date.now();
+  const error = await t.throwsAsync(kv.Get({ key: 'x' }));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /SIGKILL/);
+  t.true(Date.now() - started < 500);
+  await plugin.kill();
+  t.false(existsSync(plugin.socketDir));
+});
+
+test('kill: a plugin that ignores Shutdown and SIGTERM is SIGKILLed after the grace, with its group', async (t) => {
+  const plugin = await launch(fake('stubborn', { killGraceMs: 200 }));
+  const started = Date.now();
+  const status = await plugin.kill();
+  t.is(status.signal, 'SIGKILL');
+  t.true(Date.now() - started >= 400, 'both graces were waited out');
+  t.true(Date.now() - started < 5000);
+  t.false(isAlive(plugin.pid));
+});
+
+test('launch: stdout after the handshake is passed on, stderr lines are logged', async (t) => {
+  const logger = recordingLogger();
+  const stdout: string[] = [];
+  await using plugin = await launch(fake('chatty', { logger, onStdoutLine: (line) => stdout.push(line) }));
+  t.true(await waitUntil(() => stdout.length > 0, 2000));
+  t.deepEqual(stdout, ['a line on stdout after the handshake']);
+  t.true(await waitUntil(() => logger.records.some((r) => r.message === 'a plain stderr line'), 2000));
+  const plain = logger.records.find((r) => r.message === 'a plain stderr line');
+  t.is(plain?.level, 'debug', 'a line that is not hclog JSON is logged at debug');
+  t.is(plain?.fields.plugin, plugin.name);
+});
+
+test('launch: the application protocol version mismatch names both sides', async (t) => {
+  const error = await t.throwsAsync(launch(fake('version-2-only', { protocolVersions: [1] })));
+  t.true(isGatehouseError(error, 'PROTOCOL_VERSION_MISMATCH'), String(error));
+  t.regex(error?.message ?? '', /2/);
+  t.regex(error?.message ?? '', /1/);
+});
+
+test('kill: every live plugin is killed when the host process exits or is signalled', async (t) => {
+  const hostScript = fileURLToPath(new URL('../fixtures/host-that-dies.js', import.meta.url));
+  for (const ending of ['exit', 'SIGTERM', 'SIGINT']) {
+    const { stdout } = await execFileAsync(process.execPath, [hostScript, ending], { timeout: 20_000 }).catch(
+      (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
+    );
+    const { pid, socketDir } = JSON.parse(stdout.trim()) as { pid: number; socketDir: string };
+    t.true(await waitUntil(() => !isAlive(pid), 3000), `plugin ${pid} outlived a host that ended by ${ending}`);
+    t.false(existsSync(socketDir), `socket directory left behind after ${ending}`);
+  }
+});
