@@ -1,0 +1,138 @@
+import { spawn, execFile } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { KV_COOKIE } from '../../examples/kv/kv.js';
+import { negotiateVersion } from '../../src/plugin/serve.js';
+import { checkHealth, clientOn, grpcTarget, openChannel, unaryCall } from '../../src/host/connection.js';
+import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
+import { pinnedChannelCredentials } from '../../src/tls/pinning.js';
+import { controllerService } from '../../src/transport/controller.js';
+import { parseHandshakeLine, type HandshakeLine } from '../../src/transport/handshake.js';
+import { kvPluginScript } from '../helpers/paths.js';
+
+const execFileAsync = promisify(execFile);
+
+interface StartedPlugin {
+  handshake: HandshakeLine;
+  exit: Promise<number | null>;
+  pid: number;
+}
+
+/** Starts the KV plugin the way a host does, with exactly this environment, and reads its handshake. */
+function startPlugin(env: Record<string, string>): Promise<StartedPlugin> {
+  const child = spawn(process.execPath, [kvPluginScript], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const newline = buffered.indexOf('\n');
+      if (newline >= 0) resolve({ handshake: parseHandshakeLine(buffered.slice(0, newline), [1]), exit, pid: child.pid as number });
+    });
+    void exit.then((code) => reject(new Error(`plugin exited with ${code} before its handshake`)));
+  });
+}
+
+function hostEnv(host: EphemeralIdentity): Record<string, string> {
+  return {
+    [KV_COOKIE.key]: KV_COOKIE.value,
+    PLUGIN_PROTOCOL_VERSIONS: '1',
+    PLUGIN_CLIENT_CERT: host.certificatePem,
+  };
+}
+
+function channelAs(identity: EphemeralIdentity, handshake: HandshakeLine): grpc.Channel {
+  const credentials = pinnedChannelCredentials(identity, handshake.serverCertificate as Buffer);
+  return openChannel(grpcTarget(handshake), credentials, 4 * 1024 * 1024);
+}
+
+test('serve: without the magic cookie the plugin prints a human message and exits 1', async (t) => {
+  const error = await t.throwsAsync(execFileAsync(process.execPath, [kvPluginScript], { env: {}, timeout: 10_000 }));
+  t.is((error as { code?: number }).code, 1);
+  t.regex(String((error as { stderr?: string }).stderr), /This binary is a plugin/);
+});
+
+test('serve: without PLUGIN_CLIENT_CERT the plugin refuses to serve in clear', async (t) => {
+  const env = { [KV_COOKIE.key]: KV_COOKIE.value, PLUGIN_PROTOCOL_VERSIONS: '1' };
+  const error = await t.throwsAsync(execFileAsync(process.execPath, [kvPluginScript], { env, timeout: 10_000 }));
+  t.is((error as { code?: number }).code, 1);
+  t.regex(String((error as { stderr?: string }).stderr), /PLUGIN_CLIENT_CERT/);
+});
+
+test('serve: the socket lives in a fresh 0700 directory and is itself 0600', async (t) => {
+  const host = await generateEphemeralIdentity();
+  const plugin = await startPlugin(hostEnv(host));
+  t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
+  t.is(plugin.handshake.network, 'unix');
+  t.is(statSync(dirname(plugin.handshake.address)).mode & 0o777, 0o700);
+  t.is(statSync(plugin.handshake.address).mode & 0o777, 0o600);
+});
+
+test('serve: the host with the pinned certificate is served; a client with another valid certificate is refused', async (t) => {
+  const host = await generateEphemeralIdentity();
+  const intruder = await generateEphemeralIdentity();
+  const plugin = await startPlugin(hostEnv(host));
+  t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
+  const deadline = () => new Date(Date.now() + 5000);
+
+  // Attack: another local process connecting to the plugin's socket with a certificate of its own.
+  const intruderChannel = channelAs(intruder, plugin.handshake);
+  const refused = await t.throwsAsync(checkHealth(clientOn(intruderChannel), deadline()));
+  t.regex(refused?.message ?? '', /UNAVAILABLE|UNAUTHENTICATED/);
+  intruderChannel.close();
+
+  const hostChannel = channelAs(host, plugin.handshake);
+  await t.notThrowsAsync(checkHealth(clientOn(hostChannel), deadline()));
+  hostChannel.close();
+});
+
+test('serve: Shutdown over the controller stops the plugin with exit code 0 and removes its socket directory', async (t) => {
+  const host = await generateEphemeralIdentity();
+  const plugin = await startPlugin(hostEnv(host));
+  const channel = channelAs(host, plugin.handshake);
+  await unaryCall(clientOn(channel), controllerService.Shutdown, {}, { deadline: Date.now() + 5000 });
+  t.is(await plugin.exit, 0);
+  t.false(existsSync(dirname(plugin.handshake.address)));
+  channel.close();
+});
+
+test('serve: the plugin exits when its host dies', async (t) => {
+  // Attack surface: an orphaned plugin keeps a socket open and code running that nobody supervises.
+  const host = await generateEphemeralIdentity();
+  const parentScript = fileURLToPath(new URL('../fixtures/parent-that-dies.js', import.meta.url));
+  const parent = spawn(process.execPath, [parentScript, JSON.stringify(hostEnv(host))], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  parent.kill('SIGKILL');
+  const gone = await new Promise<boolean>((resolve) => {
+    const end = Date.now() + 5000;
+    const poll = setInterval(() => {
+      let alive = true;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      if (!alive || Date.now() > end) {
+        clearInterval(poll);
+        resolve(!alive);
+      }
+    }, 50);
+  });
+  t.true(gone, `plugin ${pid} outlived its host`);
+});
+
+test('negotiateVersion: the highest version both sides speak wins', (t) => {
+  t.is(negotiateVersion([1, 2, 3], [1, 2]), 2);
+  t.is(negotiateVersion([3, 1], [3, 2, 1]), 3);
+});
+
+test('negotiateVersion: with none in common the lowest of ours is announced, for the host to report', (t) => {
+  t.is(negotiateVersion([4, 5], [1, 2]), 4);
+  t.is(negotiateVersion([2], []), 2);
+});
