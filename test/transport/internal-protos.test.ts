@@ -1,0 +1,56 @@
+// The hand-written codecs must match proto/*.proto exactly: a field number or wire type off by one
+// would break go-plugin compatibility silently. protobufjs parses the .proto files here (only in tests).
+import test from 'ava';
+import fc from 'fast-check';
+import protobuf from 'protobufjs';
+import { join } from 'node:path';
+import { healthService, ServingStatus } from '../../src/transport/health.js';
+import { controllerService } from '../../src/transport/controller.js';
+import { repoRoot } from '../helpers/paths.js';
+
+const root = protobuf.loadSync([
+  join(repoRoot, 'proto/grpc_health_v1.proto'),
+  join(repoRoot, 'proto/grpc_controller.proto'),
+]);
+const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckRequest');
+const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
+const Empty = root.lookupType('plugin.Empty');
+
+test('health: method paths are the ones go-plugin serves', (t) => {
+  t.is(healthService.Check.path, '/grpc.health.v1.Health/Check');
+  t.is(controllerService.Shutdown.path, '/plugin.GRPCController/Shutdown');
+});
+
+test('health: HealthCheckRequest encodes and decodes as the .proto defines', (t) => {
+  fc.assert(
+    fc.property(fc.string(), (service) => {
+      const ours = healthService.Check.requestSerialize({ service });
+      const reference = Buffer.from(HealthCheckRequest.encode({ service }).finish());
+      // Each side reads the other's bytes; default values may be omitted (ours) or written (protobufjs).
+      t.deepEqual(HealthCheckRequest.toObject(HealthCheckRequest.decode(ours), { defaults: true }), { service });
+      t.deepEqual(healthService.Check.requestDeserialize(reference), { service });
+      if (service !== '') t.deepEqual(ours, reference);
+    }),
+  );
+});
+
+test('health: HealthCheckResponse encodes and decodes as the .proto defines', (t) => {
+  for (const status of [ServingStatus.UNKNOWN, ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVICE_UNKNOWN]) {
+    const ours = healthService.Check.responseSerialize({ status });
+    const reference = Buffer.from(HealthCheckResponse.encode({ status }).finish());
+    t.deepEqual(HealthCheckResponse.toObject(HealthCheckResponse.decode(ours), { defaults: true }), { status });
+    t.deepEqual(healthService.Check.responseDeserialize(reference), { status });
+    if (status !== ServingStatus.UNKNOWN) t.deepEqual(ours, reference);
+  }
+});
+
+test('codecs skip fields they do not know, as proto3 requires', (t) => {
+  // A newer peer may add fields; an older decoder must ignore them, not fail.
+  const withUnknown = Buffer.concat([Buffer.from([0x10, 0x05]), HealthCheckRequest.encode({ service: 'plugin' }).finish()]);
+  t.deepEqual(healthService.Check.requestDeserialize(withUnknown), { service: 'plugin' });
+});
+
+test('controller: Empty is empty on the wire', (t) => {
+  t.is(controllerService.Shutdown.requestSerialize({}).length, 0);
+  t.is(Buffer.from(Empty.encode({}).finish()).length, 0);
+});
