@@ -10,6 +10,7 @@ import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/e
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { checkHealth, clientOn, grpcTarget, openChannel } from './connection.js';
+import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { Plugin } from './plugin.js';
 import { PluginProcess } from './plugin-process.js';
 
@@ -62,6 +63,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   // Private 0700 directory for the plugin's socket (and temporary files): no other user can reach it.
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-'));
   let child: PluginProcess | undefined;
+  let startingPlugin: LivePlugin | undefined;
   let channel: grpc.Channel | undefined;
   try {
     const identity = config.insecurePlaintext ? undefined : await generateEphemeralIdentity();
@@ -84,6 +86,10 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       logger: config.logger,
       ...(config.onStdoutLine ? { onStdoutLine: config.onStdoutLine } : {}),
     });
+    // Tracked from spawn on: a host that dies during the handshake must not leave the plugin behind.
+    const starting = child;
+    startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
+    trackPlugin(startingPlugin);
     const line = await child.readHandshakeLine(config.startTimeoutMs);
     const handshake = parseHandshakeLine(line, config.protocolVersions);
     let certificateMismatch: GatehouseError | undefined;
@@ -95,6 +101,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       throw certificateMismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
     });
 
+    untrackPlugin(startingPlugin);
     const plugin = new Plugin(
       {
         name: config.name,
@@ -121,6 +128,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       await child.exited;
     }
     await rm(socketDir, { recursive: true, force: true });
+    if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;
   }
 }
