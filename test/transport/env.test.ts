@@ -1,9 +1,8 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import test from 'ava';
 import fc from 'fast-check';
 import crypto from 'node:crypto';
 import { GatehouseError, type GatehouseErrorCode } from '../../src/errors.js';
+import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import {
   buildPluginEnv,
   formatProtocolVersions,
@@ -21,24 +20,14 @@ import {
   type PluginEnvContract,
 } from '../../src/transport/env.js';
 
-x509.cryptoProvider.set(crypto.webcrypto);
 
 const COOKIE: MagicCookie = { key: 'KV_PLUGIN', value: 'hello-4f1c2b' };
 
 let certificatePem = '';
 test.before(async () => {
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await crypto.webcrypto.subtle.generateKey(algorithm, false, ['sign', 'verify']);
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=localhost',
-    notBefore: new Date(),
-    notAfter: new Date(Date.now() + 3_600_000),
-    signingAlgorithm: algorithm,
-    keys,
-  });
+  const { certificateDer } = await generateEphemeralIdentity();
   // Node's PEM form, which is what readPluginEnv hands back.
-  certificatePem = new crypto.X509Certificate(Buffer.from(certificate.rawData)).toString();
+  certificatePem = new crypto.X509Certificate(certificateDer).toString();
 });
 
 const privateKeyPem = (type: 'pkcs8' | 'sec1'): string =>

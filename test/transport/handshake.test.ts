@@ -1,9 +1,8 @@
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 import test from 'ava';
 import fc from 'fast-check';
 import crypto from 'node:crypto';
 import { GatehouseError, type GatehouseErrorCode } from '../../src/errors.js';
+import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import {
   encodeCertificateField,
   formatHandshakeLine,
@@ -12,20 +11,9 @@ import {
   type HandshakeLine,
 } from '../../src/transport/handshake.js';
 
-x509.cryptoProvider.set(crypto.webcrypto);
 
 async function selfSignedDer(): Promise<Buffer> {
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-  const keys = await crypto.webcrypto.subtle.generateKey(algorithm, false, ['sign', 'verify']);
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=localhost',
-    notBefore: new Date(),
-    notAfter: new Date(Date.now() + 3_600_000),
-    signingAlgorithm: algorithm,
-    keys,
-  });
-  return Buffer.from(certificate.rawData);
+  return (await generateEphemeralIdentity()).certificateDer;
 }
 
 const certificates: Buffer[] = [];
