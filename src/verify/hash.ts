@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
+import { openRegularFile, readChunks } from './untrusted-file.js';
+
+export interface FileDigest {
+  /** 64 lower-case hex digits. */
+  sha256: string;
+  /** Bytes hashed. */
+  size: number;
+}
+
+/** The outcome for one file of {@link sha256Files}. */
+export type FileHashResult = { path: string; ok: true; sha256: string; size: number } | { path: string; ok: false; error: GatehouseError };
+
+/** What a hash worker sends back for one job. */
+export type HashWorkerReply = { id: number; sha256: string; size: number } | { id: number; code: GatehouseErrorCode; message: string };
+
+/** Jobs each worker has queued at once, so that a worker reading one small file is hashing another. */
+const JOBS_PER_WORKER = 4;
+
+/**
+ * SHA-256 of a regular file, streamed. A symbolic link in place of the file is refused (FILE_NOT_REGULAR),
+ * so what is hashed is the file at that path and nothing it points to.
+ */
+export async function sha256File(file: string): Promise<FileDigest> {
+  const opened = await openRegularFile(file);
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of readChunks(opened)) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    return { sha256: hash.digest('hex'), size };
+  } finally {
+    await opened.handle.close();
+  }
+}
+
+/**
+ * SHA-256 of many files, one result per path in the same order; a file that cannot be hashed is a failed
+ * result, not a thrown error. Hashing runs on up to `concurrency` worker threads, as node:crypto hashes on
+ * the thread that calls it.
+ */
+export async function sha256Files(paths: readonly string[], concurrency = availableParallelism()): Promise<FileHashResult[]> {
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new GatehouseError('INVALID_OPTIONS', `sha256Files: concurrency must be a positive integer, got ${concurrency}`);
+  }
+  const workerCount = Math.min(concurrency, paths.length);
+  if (workerCount <= 1) {
+    const results: FileHashResult[] = [];
+    for (const path of paths) results.push(await settle(path));
+    return results;
+  }
+  const workers = Array.from({ length: workerCount }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
+  try {
+    return await new Promise<FileHashResult[]>((resolve, reject) => {
+      const results = new Array<FileHashResult>(paths.length);
+      let queued = 0;
+      let finished = 0;
+      const feed = (worker: Worker): void => {
+        if (queued < paths.length) {
+          worker.postMessage({ id: queued, path: paths[queued] });
+          queued += 1;
+        }
+      };
+      for (const worker of workers) {
+        worker.on('message', (reply: HashWorkerReply) => {
+          const path = paths[reply.id] ?? '';
+          results[reply.id] =
+            'code' in reply ? { path, ok: false, error: new GatehouseError(reply.code, reply.message) } : { path, ok: true, sha256: reply.sha256, size: reply.size };
+          finished += 1;
+          if (finished === paths.length) resolve(results);
+          else feed(worker);
+        });
+        worker.on('error', reject);
+      }
+      // Round-robin, so that two large files land on two workers rather than queue behind each other.
+      for (let round = 0; round < JOBS_PER_WORKER; round++) for (const worker of workers) feed(worker);
+    });
+  } finally {
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+}
+
+async function settle(path: string): Promise<FileHashResult> {
+  try {
+    return { path, ok: true, ...(await sha256File(path)) };
+  } catch (error) {
+    if (!(error instanceof GatehouseError)) throw error;
+    return { path, ok: false, error };
+  }
+}

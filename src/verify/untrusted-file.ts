@@ -1,0 +1,91 @@
+import { constants, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { fsError } from '../discover/fs-error.js';
+import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
+
+/** An open regular file and what fstat said about that very file. */
+export interface OpenedFile {
+  handle: FileHandle;
+  stats: Stats;
+}
+
+const LARGEST_CHUNK = 1 << 20;
+const SMALLEST_CHUNK = 1 << 16;
+
+/**
+ * Opens `file` for reading without following a symbolic link in its last component, and checks on the
+ * open descriptor that it is a regular file. The caller closes the handle.
+ */
+export async function openRegularFile(file: string): Promise<OpenedFile> {
+  let handle: FileHandle;
+  try {
+    // O_NOFOLLOW: a link swapped in for the file is refused, not followed; O_NONBLOCK: a FIFO swapped in cannot stall the open.
+    handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw fsError(error, file);
+  }
+  try {
+    // Asked of the descriptor, not the path, so the answer holds for the bytes we go on to read.
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new GatehouseError('FILE_NOT_REGULAR', `${file}: not a regular file`);
+    return { handle, stats };
+  } catch (error) {
+    await handle.close();
+    throw fsError(error, file);
+  }
+}
+
+/**
+ * Reads an opened file from its current offset to its end in chunks of up to 1 MiB, reading the next
+ * chunk while the consumer works on this one. A chunk is only valid until the consumer asks for the next.
+ */
+export async function* readChunks(opened: OpenedFile): AsyncGenerator<Buffer, void, undefined> {
+  const chunkSize = Math.min(LARGEST_CHUNK, Math.max(SMALLEST_CHUNK, opened.stats.size + 1));
+  let filling = Buffer.allocUnsafe(chunkSize);
+  let spare = Buffer.allocUnsafe(chunkSize);
+  let pending = opened.handle.read(filling, 0, chunkSize, null);
+  try {
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) return;
+      const chunk = filling.subarray(0, bytesRead);
+      [filling, spare] = [spare, filling];
+      pending = opened.handle.read(filling, 0, chunkSize, null);
+      yield chunk;
+    }
+  } finally {
+    // Never leave a read in flight on a handle the caller is about to close.
+    await pending.catch(() => undefined);
+  }
+}
+
+/**
+ * The whole of a small regular file, refused with `tooLarge` past `maxBytes` (checked on the open file and
+ * again while reading, since it may grow in between), so that no outside file can make us hold it all.
+ * `checkOpened` may refuse the file on what fstat says about it before anything is read.
+ */
+export async function readLimited(
+  file: string,
+  maxBytes: number,
+  tooLarge: GatehouseErrorCode,
+  checkOpened?: (stats: Stats) => void,
+): Promise<Buffer> {
+  const opened = await openRegularFile(file);
+  try {
+    checkOpened?.(opened.stats);
+    const chunks: Buffer[] = [];
+    let size = opened.stats.size;
+    if (size <= maxBytes) {
+      size = 0;
+      for await (const chunk of readChunks(opened)) {
+        size += chunk.length;
+        if (size > maxBytes) break;
+        chunks.push(Buffer.from(chunk));
+      }
+    }
+    if (size > maxBytes) throw new GatehouseError(tooLarge, `${file}: larger than ${maxBytes} bytes`);
+    return Buffer.concat(chunks);
+  } finally {
+    await opened.handle.close();
+  }
+}
