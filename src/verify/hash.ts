@@ -93,3 +93,10 @@ async function settle(path: string): Promise<FileHashResult> {
     return { path, ok: false, error };
   }
 }
+
+/** The digest of a {@link sha256Files} result, or its error thrown. */
+export function digestOf(result: FileHashResult | undefined): FileDigest {
+  if (!result) throw new GatehouseError('FILE_UNREADABLE', 'no hash result for a file');
+  if (!result.ok) throw result.error;
+  return { sha256: result.sha256, size: result.size };
+}

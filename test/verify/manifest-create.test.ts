@@ -1,0 +1,38 @@
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { createManifest } from '../../src/verify/manifest-create.js';
+import { parseManifest, formatManifest } from '../../src/verify/manifest.js';
+import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+
+const expires = new Date('2031-06-01T00:00:00Z');
+
+test('createManifest lists every matching plugin with its digest and size, named by its path', async (t) => {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'b', '#!/bin/sh\necho b\n', 0o755);
+  await writeFileWithMode(dir, 'a', '#!/bin/sh\necho a\n', 0o755);
+  await writeFileWithMode(dir, 'sub/c', '#!/bin/sh\necho c\n', 0o755);
+  const manifest = await createManifest(dir, { version: 1, expires });
+  t.deepEqual(manifest, {
+    schema: 'gatehouse.manifest/v1',
+    version: 1,
+    expires: '2031-06-01T00:00:00.000Z',
+    plugins: ['a', 'b'].map((name) => ({
+      name,
+      path: name,
+      sha256: createHash('sha256').update(`#!/bin/sh\necho ${name}\n`).digest('hex'),
+      size: 17,
+    })),
+  });
+  t.deepEqual(parseManifest(formatManifest(manifest)), manifest);
+  t.deepEqual(
+    (await createManifest(dir, { patterns: ['**/*'], version: 2, expires })).plugins.map((p) => p.path),
+    ['a', 'b', 'sub/c'],
+  );
+});
+
+test('createManifest refuses to vouch for a plugin that fails a file-safety check', async (t) => {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'good', '#!/bin/sh\n', 0o755);
+  await writeFileWithMode(dir, 'shared', '#!/bin/sh\n', 0o757);
+  await t.throwsAsync(createManifest(dir, { version: 1, expires }), { code: 'FILE_WRITABLE_BY_OTHERS', message: /shared/ });
+});
