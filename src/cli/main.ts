@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// The `gatehouse` command line. Each subcommand is one entry in SUBCOMMANDS and returns its exit code.
+import { callCommand } from './call.js';
+
+interface Subcommand {
+  summary: string;
+  run(argv: readonly string[]): Promise<number>;
+}
+
+const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
+  ['call', { summary: 'launch a go-plugin gRPC plugin and call its methods with proto3 JSON', run: callCommand }],
+]);
+
+const USAGE_EXIT = 2;
+
+function usage(): string {
+  const width = Math.max(...[...SUBCOMMANDS.keys()].map((name) => name.length));
+  const lines = [...SUBCOMMANDS].map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  return [
+    'Usage: gatehouse <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `gatehouse <command> --help` for the options of a command.',
+    '',
+  ].join('\n');
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h') {
+    process.stdout.write(usage());
+    return 0;
+  }
+  const command = name === undefined ? undefined : SUBCOMMANDS.get(name);
+  if (command === undefined) {
+    const what = name === undefined ? 'no command given' : `unknown command ${JSON.stringify(name)}`;
+    process.stderr.write(`gatehouse: ${what}; commands: ${[...SUBCOMMANDS.keys()].join(', ')} (see gatehouse --help)\n`);
+    return USAGE_EXIT;
+  }
+  return command.run(rest);
+}
+
+// A closed stdout (`gatehouse call ... | head -1`) is reported by the write that failed; without a
+// listener the same error would also crash the process with a stack trace.
+process.stdout.on('error', () => {});
+
+const code = await main(process.argv.slice(2));
+// Exits explicitly: a plugin that outlived its kill must not keep the command waiting on its pipes.
+process.exit(code);
