@@ -1,0 +1,392 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
+
+// Compiled to dist/test/cli/: three levels up is the repository.
+const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+const cli = join(repoRoot, 'dist/src/cli/main.js');
+const kvPlugin = join(repoRoot, 'dist/examples/kv/plugin.js');
+const kvProto = join(repoRoot, 'examples/kv/kv.proto');
+const gatehouseIndex = pathToFileURL(join(repoRoot, 'dist/src/index.js')).href;
+const KV_COOKIE = 'GATEHOUSE_KV_PLUGIN=d41f0b3c-kv';
+const kvArgs = ['--cookie', KV_COOKIE, '--proto', kvProto];
+const kvCommand = ['--', process.execPath, kvPlugin];
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the gatehouse binary as a user would: node dist/src/cli/main.js ARGS, no shell. */
+function gatehouse(args: readonly string[], stdin = ''): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [cli, ...args], { cwd: repoRoot, timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
+    });
+    child.stdin?.end(stdin);
+  });
+}
+
+const call = (args: readonly string[], stdin?: string): Promise<Result> => gatehouse(['call', ...args], stdin);
+
+function stdoutLines(result: Result): unknown[] {
+  return result.stdout.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown);
+}
+
+/** The failure line; exactly one, whatever plugin logs came before it. */
+function failureLine(t: ExecutionContext, result: Result): string {
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('gatehouse call: '));
+  t.is(lines.length, 1, result.stderr);
+  t.false(/\n\s+at /.test(result.stderr), 'no stack trace');
+  return lines[0] ?? '';
+}
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-cli-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function writeExecutable(dir: string, name: string, content: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, content);
+  await chmod(file, 0o755);
+  return file;
+}
+
+/** A shell script that would leave a marker file behind if it ever ran. */
+async function markerScript(dir: string): Promise<{ script: string; marker: string }> {
+  const marker = join(dir, 'marker');
+  return { script: await writeExecutable(dir, 'marker.sh', `#!/bin/sh\ntouch '${marker}'\n`), marker };
+}
+
+const sha256 = (bytes: string | Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+// A plugin that echoes each request's bytes back, so any message type round-trips through it: the JSON
+// mapping is then checked in both directions against a real plugin. It writes its pid for the kill checks.
+const ECHO_PROTO = `syntax = "proto3";
+package echo;
+import "google/protobuf/any.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/empty.proto";
+import "google/protobuf/field_mask.proto";
+import "google/protobuf/struct.proto";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+enum Color { COLOR_UNSPECIFIED = 0; RED = 1; }
+message Inner { string note_text = 1; }
+message All {
+  int64 big = 1; uint64 ubig = 2; int32 small = 3; float ratio = 4; double precise = 5; bool flag = 6;
+  bytes blob = 7; Color color = 8; repeated Inner inners = 9; map<string, int64> counts = 10;
+  map<int64, string> by_id = 11; optional string opt = 12; oneof choice { string name = 13; int32 number = 14; }
+  Inner unset = 15; google.protobuf.Timestamp at = 16; google.protobuf.Duration took = 17;
+  google.protobuf.Struct meta = 18; google.protobuf.Int64Value maybe = 19; google.protobuf.FieldMask mask = 20;
+  google.protobuf.Any extra = 21; google.protobuf.Value anything = 22;
+}
+service Echo {
+  rpc Echo(All) returns (All);
+  rpc Repeat(All) returns (stream All);
+  rpc Hang(google.protobuf.Empty) returns (google.protobuf.Empty);
+  rpc Missing(google.protobuf.Empty) returns (google.protobuf.Empty);
+}
+`;
+
+async function echoPlugin(dir: string): Promise<{ proto: string; command: string[]; pidFile: string }> {
+  const pidFile = join(dir, 'echo.pid');
+  const plugin = `import { writeFileSync } from 'node:fs';
+import { serve } from ${JSON.stringify(gatehouseIndex)};
+writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));
+const raw = (name, responseStream) => ({ path: '/echo.Echo/' + name, requestStream: false, responseStream,
+  requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b });
+await serve({ cookie: { key: 'ECHO_PLUGIN', value: 'echo' }, versions: { 1: [{
+  definition: { Echo: raw('Echo', false), Repeat: raw('Repeat', true), Hang: raw('Hang', false) },
+  implementation: {
+    Echo: (call, callback) => callback(null, call.request),
+    Repeat: (call) => { for (let i = 0; i < 3; i++) call.write(call.request); call.end(); },
+    Hang: () => {},
+  } }] } });
+`;
+  const proto = join(dir, 'echo.proto');
+  await writeFile(proto, ECHO_PROTO);
+  await writeFile(join(dir, 'echo-plugin.mjs'), plugin);
+  return { proto, command: ['--', process.execPath, join(dir, 'echo-plugin.mjs')], pidFile };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('call: a --script runs Put then Get against one plugin, and bytes round-trip as base64', async (t) => {
+  const dir = await tempDir(t);
+  const script = join(dir, 'calls.jsonl');
+  await writeFile(
+    script,
+    [
+      JSON.stringify({ method: 'kv.KV/Put', request: { key: 'k', value: Buffer.from([0, 1, 2, 255]).toString('base64') } }),
+      '',
+      JSON.stringify({ method: 'kv.KV/Get', request: { key: 'k' } }),
+      JSON.stringify({ method: 'kv.KV/Get', request: { key: 'never-set' } }),
+    ].join('\n'),
+  );
+  const result = await call([...kvArgs, '--script', script, ...kvCommand]);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(stdoutLines(result), [{}, { value: 'AAEC/w==' }, { value: '' }]);
+});
+
+test('call: --script - reads the calls from standard input', async (t) => {
+  const input = `${JSON.stringify({ method: 'kv.KV/Put', request: { key: 'a', value: 'aGk=' } })}\r\n{"method":"kv.KV/Get","request":{"key":"a"}}\n`;
+  const result = await call([...kvArgs, '--script', '-', ...kvCommand], input);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(stdoutLines(result), [{}, { value: 'aGk=' }]);
+});
+
+test('call: --method with --data makes one call and prints one JSON line; plugin logs go to stderr', async (t) => {
+  const result = await call([...kvArgs, '--method', 'kv.KV/Put', '--data', '{"key":"greeting","value":"aGVsbG8="}', ...kvCommand]);
+  t.is(result.code, 0, result.stderr);
+  t.is(result.stdout, '{}\n');
+  t.regex(result.stderr, /^\[node\] info: put \{"key":"greeting","bytes":5\}$/m);
+});
+
+test('call: --json-logs writes the plugin logs as JSON lines on stderr', async (t) => {
+  const result = await call([...kvArgs, '--json-logs', '--method', 'kv.KV/Put', '--data', '{"key":"k","value":""}', ...kvCommand]);
+  t.is(result.code, 0, result.stderr);
+  const records = result.stderr.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.like(records.find((record) => record.msg === 'put'), { level: 'info', plugin: 'node', fields: { key: 'k', bytes: 0 } });
+});
+
+test('call: an unknown method is a usage error that lists the methods found', async (t) => {
+  const result = await call([...kvArgs, '--method', 'kv.KV/Nope', ...kvCommand]);
+  t.is(result.code, 2);
+  t.is(result.stdout, '');
+  t.regex(failureLine(t, result), /^gatehouse call: --method: method kv\.KV\/Nope not found in .*kv\.proto; methods found: kv\.KV\/Get, kv\.KV\/Put$/);
+});
+
+test('call: bad JSON, in --data or on a script line, is a usage error and starts nothing', async (t) => {
+  const dir = await tempDir(t);
+  const { script: command, marker } = await markerScript(dir);
+  const data = await call([...kvArgs, '--method', 'kv.KV/Get', '--data', '{"key":', '--', command]);
+  t.is(data.code, 2);
+  t.regex(failureLine(t, data), /^gatehouse call: --data: not valid JSON: /);
+
+  const script = join(dir, 'calls.jsonl');
+  await writeFile(script, '{"method":"kv.KV/Get","request":{"key":"a"}}\n{"method":"kv.KV/Get",\n');
+  const line = await call([...kvArgs, '--script', script, '--', command]);
+  t.is(line.code, 2);
+  t.regex(failureLine(t, line), /^gatehouse call: script line 2: not valid JSON: /);
+  t.false(existsSync(marker), 'the plugin command never ran');
+});
+
+test('call: a request that does not fit its message type names the field', async (t) => {
+  const unknown = await call([...kvArgs, '--method', 'kv.KV/Get', '--data', '{"kee":"a"}', ...kvCommand]);
+  t.is(unknown.code, 2);
+  t.is(failureLine(t, unknown), 'gatehouse call: --data: request for kv.KV/Get: $.kee: kv.GetRequest has no field "kee"');
+  const notBase64 = await call([...kvArgs, '--method', 'kv.KV/Put', '--data', '{"key":"a","value":"no!"}', ...kvCommand]);
+  t.is(notBase64.code, 2);
+  t.regex(failureLine(t, notBase64), /\$\.value: expected base64 bytes/);
+});
+
+test('call: without --cookie it refuses to start and says why the cookie is needed', async (t) => {
+  const result = await call(['--proto', kvProto, '--method', 'kv.KV/Get', ...kvCommand]);
+  t.is(result.code, 2);
+  t.regex(failureLine(t, result), /^gatehouse call: --cookie KEY=VALUE is required: go-plugin plugins refuse to start without their magic cookie/);
+});
+
+test('call: a plugin that rejects the cookie is reported as a cookie failure, without the value', async (t) => {
+  const result = await call(['--cookie', 'GATEHOUSE_KV_PLUGIN=not-the-value', '--proto', kvProto, '--method', 'kv.KV/Get', ...kvCommand]);
+  t.is(result.code, 1);
+  const line = failureLine(t, result);
+  t.regex(line, /^gatehouse call: cookie: the plugin rejected the magic cookie GATEHOUSE_KV_PLUGIN \(.*exit code 1\); check --cookie/);
+  t.false(line.includes('not-the-value'));
+});
+
+test('call: --sha256 runs a COMMAND whose bytes match', async (t) => {
+  const dir = await tempDir(t);
+  const wrapper = `#!/bin/sh\nexec '${process.execPath}' '${kvPlugin}'\n`;
+  const command = await writeExecutable(dir, 'kv-plugin.sh', wrapper);
+  const result = await call([...kvArgs, '--sha256', sha256(wrapper), '--method', 'kv.KV/Get', '--data', '{"key":"x"}', '--', command]);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(stdoutLines(result), [{ value: '' }]);
+});
+
+test('call: --sha256 refuses a COMMAND whose bytes differ, without running it', async (t) => {
+  const dir = await tempDir(t);
+  const { script, marker } = await markerScript(dir);
+  const expected = sha256('something else');
+  const result = await call([...kvArgs, '--sha256', expected, '--method', 'kv.KV/Get', '--', script]);
+  t.is(result.code, 1);
+  const line = failureLine(t, result);
+  t.regex(line, /^gatehouse call: sha256: /);
+  t.true(line.includes(sha256(await readFile(script))) && line.includes(expected));
+  t.false(existsSync(marker), 'the command never ran');
+});
+
+test('call: a plugin that exits before its handshake is named with its exit code and last words', async (t) => {
+  const dir = await tempDir(t);
+  const command = await writeExecutable(dir, 'early.sh', '#!/bin/sh\necho "boom: no configuration" >&2\nexit 3\n');
+  const result = await call([...kvArgs, '--method', 'kv.KV/Get', '--', command]);
+  t.is(result.code, 1);
+  t.is(failureLine(t, result), 'gatehouse call: plugin exited before its handshake (exit code 3); last plugin message: "boom: no configuration"');
+  t.regex(result.stderr, /^\[early\.sh\] stderr: boom: no configuration$/m);
+});
+
+test('call: --insecure against a plugin that requires TLS fails as a TLS problem', async (t) => {
+  const result = await call([...kvArgs, '--insecure', '--method', 'kv.KV/Get', ...kvCommand]);
+  t.is(result.code, 1);
+  t.regex(failureLine(t, result), /^gatehouse call: TLS: the plugin exited before its handshake \(exit code 1\) when launched with --insecure; .*drop --insecure; last plugin message: ".*PLUGIN_CLIENT_CERT/);
+});
+
+test('call: usage errors exit 2 with one line and print nothing on stdout', async (t) => {
+  const method = ['--method', 'kv.KV/Get'];
+  const cases: [string, string[]][] = [
+    ['no COMMAND', [...kvArgs, ...method]],
+    ['COMMAND before --', [...kvArgs, ...method, process.execPath]],
+    ['both --method and --script', [...kvArgs, ...method, '--script', '-', ...kvCommand]],
+    ['neither --method nor --script', [...kvArgs, ...kvCommand]],
+    ['--data without --method', [...kvArgs, '--script', '-', '--data', '{}', ...kvCommand]],
+    ['no --proto', ['--cookie', KV_COOKIE, ...method, ...kvCommand]],
+    ['cookie without =', ['--cookie', 'GATEHOUSE_KV_PLUGIN', '--proto', kvProto, ...method, ...kvCommand]],
+    ['cookie key for the contract', ['--cookie', 'PLUGIN_X=1', '--proto', kvProto, ...method, ...kvCommand]],
+    ['repeated --cookie', [...kvArgs, '--cookie', KV_COOKIE, ...method, ...kvCommand]],
+    ['bad --timeout', [...kvArgs, ...method, '--timeout', '10s', ...kvCommand]],
+    ['bad --sha256', [...kvArgs, ...method, '--sha256', 'abc', ...kvCommand]],
+    ['bad --protocol-version', [...kvArgs, ...method, '--protocol-version', '1,,2', ...kvCommand]],
+    ['malformed --method', [...kvArgs, '--method', 'kv.KV.Get', ...kvCommand]],
+    ['unknown option', [...kvArgs, ...method, '--verbose', ...kvCommand]],
+    ['unreadable --proto', ['--cookie', KV_COOKIE, '--proto', '/nonexistent.proto', ...method, ...kvCommand]],
+  ];
+  for (const [name, args] of cases) {
+    const result = await call(args);
+    t.is(result.code, 2, `${name}: ${result.stderr}`);
+    t.is(result.stdout, '', name);
+    t.is(result.stderr.split('\n').filter(Boolean).length, 1, `${name}: ${result.stderr}`);
+    t.true(result.stderr.startsWith('gatehouse call: '), name);
+  }
+  const bare = await gatehouse([]);
+  t.is(bare.code, 2);
+  t.regex(bare.stderr, /^gatehouse: no command given; commands: call/);
+  const unknown = await gatehouse(['launch']);
+  t.is(unknown.code, 2);
+  t.regex(unknown.stderr, /^gatehouse: unknown command "launch"/);
+});
+
+test('call: --help and gatehouse --help print usage on stdout and exit 0', async (t) => {
+  const help = await call(['--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /^Usage: gatehouse call \[options\]/);
+  t.regex(help.stdout, /--sha256 HEX/);
+  const top = await gatehouse(['--help']);
+  t.is(top.code, 0);
+  t.regex(top.stdout, /^Usage: gatehouse <command>/);
+  t.regex(top.stdout, /^ {2}call {2}/m);
+});
+
+test('call: requests and responses are proto3 JSON, well-known types included', async (t) => {
+  const echo = await echoPlugin(await tempDir(t));
+  const request = {
+    big: '-9223372036854775808',
+    ubig: '18446744073709551615',
+    small: -5,
+    ratio: 0.1,
+    precise: 'NaN',
+    flag: true,
+    blob: 'AAEC_w', // URL-safe and unpadded are accepted; standard base64 is printed
+    color: 'RED',
+    inners: [{ noteText: 'json name' }, { note_text: 'proto name' }],
+    counts: { x: '7' },
+    by_id: { '-3': 'minus three' },
+    opt: '',
+    number: 7,
+    at: '2024-02-29T12:00:00.120+01:00',
+    took: '-1.5s',
+    meta: { list: [1, 'two', null, { nested: false }] },
+    maybe: '42',
+    mask: 'fooBar,baz',
+    extra: { '@type': 'type.googleapis.com/echo.Inner', noteText: 'packed' },
+    anything: null,
+  };
+  const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo', '--data', JSON.stringify(request), ...echo.command]);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(stdoutLines(result), [
+    {
+      big: '-9223372036854775808',
+      ubig: '18446744073709551615',
+      small: -5,
+      ratio: 0.1,
+      precise: 'NaN',
+      flag: true,
+      blob: 'AAEC/w==',
+      color: 'RED',
+      inners: [{ noteText: 'json name' }, { noteText: 'proto name' }],
+      counts: { x: '7' },
+      byId: { '-3': 'minus three' },
+      opt: '', // set, so printed although it is the default
+      number: 7,
+      at: '2024-02-29T11:00:00.120Z',
+      took: '-1.500s',
+      meta: { list: [1, 'two', null, { nested: false }] },
+      maybe: '42',
+      mask: 'fooBar,baz',
+      extra: { '@type': 'type.googleapis.com/echo.Inner', noteText: 'packed' },
+      anything: null,
+    },
+  ]);
+  const empty = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo', ...echo.command]);
+  t.deepEqual(stdoutLines(empty), [
+    { big: '0', ubig: '0', small: 0, ratio: 0, precise: 0, flag: false, blob: '', color: 'COLOR_UNSPECIFIED', inners: [], counts: {}, byId: {} },
+  ], 'fields without presence print their defaults; unset messages, optionals and oneofs are left out');
+});
+
+test('call: out-of-range numbers and clashing oneof members are refused before the call', async (t) => {
+  const echo = await echoPlugin(await tempDir(t));
+  const run = (data: unknown): Promise<Result> =>
+    call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo', '--data', JSON.stringify(data), ...echo.command]);
+  t.regex(failureLine(t, await run({ small: 2 ** 31 })), /\$\.small: 2147483648 is out of range for int32$/);
+  t.regex(failureLine(t, await run({ big: 2 ** 60 })), /\$\.big: expected an integer \(int64\)/);
+  t.regex(failureLine(t, await run({ name: 'a', number: 1 })), /name and number belong to the same oneof/);
+  t.regex(failureLine(t, await run({ at: '2023-02-29T00:00:00Z' })), /\$\.at: "2023-02-29T00:00:00Z" is not a valid date and time$/);
+  t.false(existsSync(echo.pidFile), 'the plugin never started');
+});
+
+test('call: a server-streaming method prints one line per message', async (t) => {
+  const echo = await echoPlugin(await tempDir(t));
+  const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Repeat', '--data', '{"small":3}', ...echo.command]);
+  t.is(result.code, 0, result.stderr);
+  t.is(stdoutLines(result).length, 3);
+  t.true(stdoutLines(result).every((line) => (line as { small: number }).small === 3));
+});
+
+test('call: a failed call exits 1 naming the method and gRPC status, and the plugin is stopped', async (t) => {
+  const echo = await echoPlugin(await tempDir(t));
+  const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Missing', ...echo.command]);
+  t.is(result.code, 1);
+  t.regex(failureLine(t, result), /^gatehouse call: \/echo\.Echo\/Missing failed: UNIMPLEMENTED: /);
+  t.false(isAlive(Number(await readFile(echo.pidFile, 'utf8'))));
+});
+
+test('call: SIGINT stops the plugin and exits 130', async (t) => {
+  const echo = await echoPlugin(await tempDir(t));
+  const child = spawn(process.execPath, [cli, 'call', '--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Hang', ...echo.command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // The Hang call is in flight once the plugin has written its pid and answered the health check.
+  while (!existsSync(echo.pidFile)) await new Promise((resolve) => setTimeout(resolve, 50));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  child.kill('SIGINT');
+  t.is(await exited, 130);
+  t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
+  t.false(isAlive(Number(await readFile(echo.pidFile, 'utf8'))));
+});
