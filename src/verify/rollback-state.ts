@@ -1,0 +1,60 @@
+import { GatehouseError } from '../errors.js';
+import { writeFileAtomic } from './atomic-file.js';
+import { parseStrictJson } from './strict-json.js';
+import { readLimited } from './untrusted-file.js';
+
+/** Where a host remembers the highest manifest version it has accepted, so that it never goes back. */
+export interface RollbackState {
+  highestVersion(): Promise<number | undefined> | number | undefined;
+  /** Records that `version` was accepted; never lowers what is recorded. */
+  accept(version: number): Promise<void> | void;
+}
+
+const MAX_STATE_BYTES = 4096;
+
+/** Rollback state in one process's memory: protects a long-running host, forgets on restart. */
+export class MemoryRollbackState implements RollbackState {
+  #highest: number | undefined;
+
+  highestVersion(): number | undefined {
+    return this.#highest;
+  }
+
+  accept(version: number): void {
+    this.#highest = Math.max(version, this.#highest ?? version);
+  }
+}
+
+/**
+ * Rollback state in a file (`{"highestVersion": N}`), replaced atomically and kept 0600. A missing file
+ * means no manifest was accepted yet; a file that cannot be read or parsed is an error, never "no state".
+ * Two processes accepting at the same moment can each write; the file then holds one of their versions.
+ */
+export class FileRollbackState implements RollbackState {
+  constructor(readonly file: string) {}
+
+  async highestVersion(): Promise<number | undefined> {
+    let bytes: Buffer;
+    try {
+      // O_NOFOLLOW (in readLimited): a link planted at the state path cannot make us read some other number.
+      bytes = await readLimited(this.file, MAX_STATE_BYTES, 'STATE_INVALID');
+    } catch (error) {
+      if (error instanceof GatehouseError && error.code === 'FILE_NOT_FOUND') return undefined;
+      throw error;
+    }
+    const state = parseStrictJson(bytes.toString('utf8'), 'STATE_INVALID', this.file) as { highestVersion?: unknown } | null;
+    const keys = state !== null && typeof state === 'object' ? Object.keys(state) : [];
+    const version = state?.highestVersion;
+    // A state file we cannot make sense of must stop verification, or deleting a byte would reopen rollback.
+    if (keys.length !== 1 || typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) {
+      throw new GatehouseError('STATE_INVALID', `${this.file}: expected {"highestVersion": <positive integer>}`);
+    }
+    return version;
+  }
+
+  async accept(version: number): Promise<void> {
+    const highest = await this.highestVersion();
+    if (highest !== undefined && highest >= version) return;
+    await writeFileAtomic(this.file, `${JSON.stringify({ highestVersion: version })}\n`, 0o600);
+  }
+}
