@@ -3,21 +3,20 @@
  * method (or a script of methods) with requests written in proto3 JSON, prints each response as one
  * JSON line on stdout and stops the plugin. Plugin logs and the one failure line go to stderr.
  */
-import { createHash } from 'node:crypto';
 import { constants, createReadStream, statSync } from 'node:fs';
-import { access, chmod, mkdtemp, open, rm, stat } from 'node:fs/promises';
-import { constants as osConstants, tmpdir } from 'node:os';
-import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
+import { access, stat } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { basename, delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Enum, Field, MapField, Method, Namespace, Root, Service, Type } from 'protobufjs';
-import { fsError } from '../discover/fs-error.js';
 import { GatehouseError, isGatehouseError, type GatehouseErrorCode } from '../errors.js';
 import { launch } from '../host/launch.js';
 import type { Plugin } from '../host/plugin.js';
 import type { Logger, LogFn } from '../logger.js';
 import { validateCookie, validateOfferedVersions, type MagicCookie } from '../transport/env.js';
+import { sealPlugin } from '../verify/seal.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** setTimeout's largest delay; a longer one would fire at once. */
@@ -245,12 +244,17 @@ async function runCall(settings: CallSettings, context: FailureContext, stopped:
   const root = loadProtos(settings.protoFiles, settings.importPaths);
   const calls = await Promise.race([planCalls(settings, root), stopped]);
   const command = await resolveCommand(settings.command);
-  const sealed = settings.sha256 === undefined ? undefined : await sealCommand(command, settings.sha256);
+  const name = basename(command);
+  // The sealed copy is what runs, never COMMAND itself: the bytes executed are the bytes hashed.
+  const sealed =
+    settings.sha256 === undefined
+      ? undefined
+      : await sealPlugin({ name, path: name, sha256: settings.sha256, args: settings.args }, dirname(command));
   try {
     const launching = launch({
       command: sealed?.command ?? command,
-      args: settings.args,
-      name: basename(command),
+      args: sealed?.args ?? settings.args,
+      name,
       cookie: settings.cookie,
       protocolVersions: settings.protocolVersions,
       logger: cliLogger(settings.jsonLogs, context.watch),
@@ -515,79 +519,6 @@ async function resolveCommand(command: string): Promise<string> {
   throw new GatehouseError('SPAWN_FAILED', `cannot start plugin: ${JSON.stringify(command)} not found in PATH`);
 }
 
-interface SealedCommand {
-  command: string;
-  dispose(): Promise<void>;
-}
-
-/**
- * TODO(seal): replace with src/verify/seal.ts once it lands; this is the stand-in it supersedes.
- *
- * Copies `file` into a fresh private directory, hashing exactly the bytes it copies, and returns the
- * copy only if they match: the copy is what runs, so the bytes executed are the bytes checked. Hashing
- * `file` and then running it by path would let anyone who can write it swap it in between.
- */
-async function sealCommand(file: string, expectedSha256: string): Promise<SealedCommand> {
-  // 0700 (mkdtemp's mode): no other user can replace the copy before it runs.
-  const directory = await mkdtemp(join(tmpdir(), 'gatehouse-sealed-'));
-  const dispose = (): Promise<void> => rm(directory, { recursive: true, force: true });
-  try {
-    const copy = join(directory, basename(file));
-    let source;
-    try {
-      // O_NOFOLLOW: a symbolic link is refused rather than followed; O_NONBLOCK: a FIFO cannot stall the open.
-      source = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (error) {
-      const symlink = (error as NodeJS.ErrnoException).code === 'ELOOP';
-      throw symlink
-        ? new GatehouseError('FILE_NOT_REGULAR', `${file} is a symbolic link; pass the file it points to`, { cause: error })
-        : fsError(error, file);
-    }
-    const hash = createHash('sha256');
-    try {
-      // Checked on the open descriptor, so the answer is about the bytes read next.
-      const stats = await source.stat();
-      if (!stats.isFile()) throw new GatehouseError('FILE_NOT_REGULAR', `${file} is not a regular file`);
-      let copied = 0;
-      const target = await open(copy, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      try {
-        const buffer = Buffer.allocUnsafe(1 << 20);
-        for (;;) {
-          const { bytesRead } = await source.read(buffer, 0, buffer.length, null);
-          if (bytesRead === 0) break;
-          // A file that grows while we copy it could fill the disk; it is also not the file that was asked for.
-          copied += bytesRead;
-          if (copied > stats.size) throw new GatehouseError('SEAL_FAILED', `${file} grew while it was being copied`);
-          const chunk = buffer.subarray(0, bytesRead);
-          // The very bytes hashed are the bytes written, all of them: a short write would leave a copy
-          // that differs from what was checked.
-          hash.update(chunk);
-          for (let written = 0; written < chunk.length; ) {
-            written += (await target.write(chunk, written, chunk.length - written)).bytesWritten;
-          }
-        }
-      } finally {
-        // Closed before it runs: Linux refuses to execute a file that is open for writing.
-        await target.close();
-      }
-    } catch (error) {
-      throw isGatehouseError(error) ? error : new GatehouseError('SEAL_FAILED', `cannot copy ${file}: ${(error as Error).message}`, { cause: error });
-    } finally {
-      await source.close();
-    }
-    const actual = hash.digest('hex');
-    if (actual !== expectedSha256) {
-      throw new GatehouseError('DIGEST_MISMATCH', `${file} has SHA-256 ${actual}, not ${expectedSha256}; it was not run`);
-    }
-    // Read and execute for us only, and no longer writable by anyone.
-    await chmod(copy, 0o500);
-    return { command: copy, dispose };
-  } catch (error) {
-    await dispose();
-    throw error;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Plugin logs
 
@@ -703,8 +634,15 @@ const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
   FILE_NOT_REGULAR: 'sha256',
   FILE_UNREADABLE: 'sha256',
   SEAL_FAILED: 'sha256',
+  SIZE_MISMATCH: 'sha256',
   DIGEST_MISMATCH: 'sha256',
   INVALID_OPTIONS: 'options',
+};
+
+/** What the user can do about a failure whose message cannot say it. */
+const FAILURE_HINTS: Partial<Record<GatehouseErrorCode, string>> = {
+  DIGEST_MISMATCH: '; COMMAND was not run',
+  FILE_NOT_REGULAR: '; --sha256 needs COMMAND to be a regular file (for a link, give the path it points to: readlink -f)',
 };
 
 /** One line (without the "gatehouse call: " prefix) and the exit code for a failure. */
@@ -739,7 +677,7 @@ function describeFailure(error: unknown, context: FailureContext): { line: strin
     return { line: `plugin exited before its handshake (${exit})${lastWords}`, exitCode: 1 };
   }
   const step = FAILURE_STEPS[error.code];
-  const detail = error.code === 'START_TIMEOUT' ? lastWords : '';
+  const detail = error.code === 'START_TIMEOUT' ? lastWords : (FAILURE_HINTS[error.code] ?? '');
   const body = message.replace(/^plugin handshake: /, '');
   return { line: `${step === undefined ? '' : `${step}: `}${body}${detail}`, exitCode: 1 };
 }
