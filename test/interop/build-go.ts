@@ -1,10 +1,11 @@
-// Builds the Go interop fixtures (kvhost, kvplugin) into dist/interop-go/bin.
+// Builds the Go interop fixtures (kvhost, kvplugin) and the bench's Go side (kvbench, securehash)
+// into dist/interop-go/bin.
 //
 // Run as `node dist/test/interop/build-go.js` after tsc. It builds in GOPATH
 // mode against the Debian packaged go-plugin 1.0.1 (no network, no modules):
 //
 //   dist/interop-go/gopath/src/gatehouse/kv/kv.pb.go    protoc output for examples/kv/kv.proto
-//   dist/interop-go/gopath/src/gatehouse/cmd/{kvhost,kvplugin}/main.go    copied from test/interop/go
+//   dist/interop-go/gopath/src/gatehouse/cmd/<binary>/main.go    copied from test/interop/go
 //   dist/interop-go/cache                                GOCACHE
 //
 // Without go, protoc, protoc-gen-go or the go-plugin sources it prints one line
@@ -40,7 +41,7 @@ const stampFile = path.join(binDir, 'build-stamp.json');
 const goSourceDir = path.join(repoRoot, 'test', 'interop', 'go');
 const kvProto = path.join(repoRoot, 'examples', 'kv', 'kv.proto');
 const thisSource = path.join(repoRoot, 'test', 'interop', 'build-go.ts');
-const binaries = ['kvhost', 'kvplugin'] as const;
+const binaries = ['kvhost', 'kvplugin', 'kvbench', 'securehash'] as const;
 
 /** Where the packaged Go sources (go-plugin and its dependencies) live. */
 const gocode = process.env.GATEHOUSE_GOCODE ?? '/usr/share/gocode';
@@ -180,7 +181,7 @@ async function main(): Promise<void> {
   const toolchain = `${goVersion} and go-plugin ${pluginVersion}`;
 
   if (upToDate(stamp)) {
-    console.log(`interop: kvhost and kvplugin are up to date (${toolchain})`);
+    console.log(`interop: ${binaries.join(', ')} are up to date (${toolchain})`);
     return;
   }
 
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
   writeFileSync(stampFile, stamp);
 
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(`interop: built kvhost and kvplugin with ${toolchain} in ${seconds}s`);
+  console.log(`interop: built ${binaries.join(', ')} with ${toolchain} in ${seconds}s`);
 }
 
 main().catch((error: unknown) => {
