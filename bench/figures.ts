@@ -1,0 +1,300 @@
+// Turns the raw measurements of one run into figures: each gatehouse value next to its counterpart
+// (go-plugin, or the physical floor) from the same run, the ratio of the two, and the issue's target.
+import type { HashingResult } from './hashing.js';
+import type { LiveResult, UnaryResult, WorkloadResult } from './host-workloads.js';
+import { summarize } from './stats.js';
+
+export type PluginKind = 'go' | 'ts';
+
+export interface RawResults {
+  /** Keyed by plugin: the Go fixture (kvplugin) and the TypeScript KV example. */
+  workload: {
+    gatehouseHost: Partial<Record<PluginKind, WorkloadResult>>;
+    goPluginHost: Partial<Record<PluginKind, WorkloadResult>>;
+  };
+  live: { gatehouseHost: LiveResult | null; goPluginHost: LiveResult | null };
+  certs: { gatehouse: { coldMs: number; ms: number[] }; goPlugin: { curve: string; ms: number[] } | null };
+  start: { ts: number[]; go: number[] | null; nodeFloor: number[] };
+  hashing: HashingResult | null;
+}
+
+export type Need = 'go' | 'openssl';
+
+export type Target =
+  | { kind: 'ratio-at-most' | 'ratio-at-least'; value: number }
+  | { kind: 'at-most' | 'at-least'; value: number };
+
+export interface Figure {
+  id: string;
+  scenario: 'launch' | 'start' | 'unary' | 'big' | 'hashing' | 'certs' | 'live';
+  label: string;
+  unit: string;
+  better: 'lower' | 'higher';
+  gatehouse: number | null;
+  counterpart: { name: string; value: number | null } | null;
+  /** gatehouse / counterpart. */
+  ratio: number | null;
+  target: Target | null;
+  met: boolean | null;
+  /** What each side needs besides Node.js; only their absence may leave a value empty. */
+  needs: { gatehouse: Need[]; counterpart: Need[] };
+}
+
+const MiB = 1024 * 1024;
+const PLUGIN_NAMES: Record<PluginKind, string> = { go: 'Go plugin', ts: 'gatehouse plugin' };
+
+function finite(value: number | null | undefined): number | null {
+  return value === undefined || value === null || !Number.isFinite(value) ? null : value;
+}
+
+function figure(
+  spec: Omit<Figure, 'ratio' | 'met' | 'gatehouse' | 'counterpart' | 'target' | 'needs'> & {
+    gatehouse: number | null | undefined;
+    counterpart?: { name: string; value: number | null | undefined };
+    target?: Target;
+    needs?: Partial<Figure['needs']>;
+  },
+): Figure {
+  const gatehouse = finite(spec.gatehouse);
+  const counterpart = spec.counterpart ? { name: spec.counterpart.name, value: finite(spec.counterpart.value) } : null;
+  const ratio = gatehouse !== null && counterpart?.value ? gatehouse / counterpart.value : null;
+  const target = spec.target ?? null;
+  let met: boolean | null = null;
+  if (target !== null) {
+    const measured = target.kind.startsWith('ratio') ? ratio : gatehouse;
+    if (measured !== null) met = target.kind.endsWith('at-most') ? measured <= target.value : measured >= target.value;
+  }
+  const needs = { gatehouse: spec.needs?.gatehouse ?? [], counterpart: spec.needs?.counterpart ?? [] };
+  return { ...spec, gatehouse, counterpart, ratio, target, met, needs };
+}
+
+/** The Go plugin pairings need the Go fixtures on both sides; the go-plugin host always needs them. */
+function byPlugin(plugin: PluginKind): Figure['needs'] {
+  return { gatehouse: plugin === 'go' ? ['go'] : [], counterpart: ['go'] };
+}
+
+function launchFigures(raw: RawResults, plugin: PluginKind): Figure[] {
+  const ours = raw.workload.gatehouseHost[plugin]?.launchMs;
+  const theirs = raw.workload.goPluginHost[plugin]?.launchMs;
+  const target: Target | undefined = plugin === 'go' ? { kind: 'ratio-at-most', value: 0.6 } : undefined;
+  return (['median', 'p95'] as const).map((statistic) =>
+    figure({
+      id: `launch.${plugin}.${statistic}`,
+      scenario: 'launch',
+      label: `Launch to first Put+Get, ${PLUGIN_NAMES[plugin]}, ${statistic}`,
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: ours && summarize(ours)[statistic],
+      counterpart: { name: 'go-plugin host', value: theirs && summarize(theirs)[statistic] },
+      ...(target ? { target } : {}),
+      needs: byPlugin(plugin),
+    }),
+  );
+}
+
+function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
+  const find = (results: UnaryResult[] | undefined, concurrency: number): UnaryResult | undefined =>
+    results?.find((result) => result.concurrency === concurrency);
+  const figures: Figure[] = [];
+  for (const concurrency of [1, 16]) {
+    const ours = find(raw.workload.gatehouseHost[plugin]?.unary, concurrency);
+    const theirs = find(raw.workload.goPluginHost[plugin]?.unary, concurrency);
+    const name = `${PLUGIN_NAMES[plugin]}, concurrency ${concurrency}`;
+    const needs = byPlugin(plugin);
+    const counterpart = (value: number | undefined): { name: string; value: number | undefined } => ({
+      name: 'go-plugin host',
+      value,
+    });
+    figures.push(
+      figure({
+        id: `unary.${plugin}.c${concurrency}.rate`,
+        scenario: 'unary',
+        label: `Unary Get (64 B), ${name}`,
+        unit: 'calls/s',
+        better: 'higher',
+        gatehouse: ours?.callsPerSec,
+        counterpart: counterpart(theirs?.callsPerSec),
+        ...(plugin === 'go' ? { target: { kind: 'ratio-at-least', value: 1 } as const } : {}),
+        needs,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.p50`,
+        scenario: 'unary',
+        label: `  latency p50, ${name}`,
+        unit: 'µs',
+        better: 'lower',
+        gatehouse: ours?.p50Us,
+        counterpart: counterpart(theirs?.p50Us),
+        needs,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.p99`,
+        scenario: 'unary',
+        label: `  latency p99, ${name}`,
+        unit: 'µs',
+        better: 'lower',
+        gatehouse: ours?.p99Us,
+        counterpart: counterpart(theirs?.p99Us),
+        needs,
+      }),
+    );
+  }
+  return figures;
+}
+
+function bigFigure(raw: RawResults, plugin: PluginKind): Figure {
+  return figure({
+    id: `big.${plugin}`,
+    scenario: 'big',
+    label: `1 MiB Put+Get, ${PLUGIN_NAMES[plugin]}`,
+    unit: 'MB/s',
+    better: 'higher',
+    gatehouse: raw.workload.gatehouseHost[plugin]?.big.mbPerSec,
+    counterpart: { name: 'go-plugin host', value: raw.workload.goPluginHost[plugin]?.big.mbPerSec },
+    ...(plugin === 'go' ? { target: { kind: 'ratio-at-least', value: 1 } as const } : {}),
+    needs: byPlugin(plugin),
+  });
+}
+
+function startFigures(raw: RawResults): Figure[] {
+  return [
+    figure({
+      id: 'start.ts.median',
+      scenario: 'start',
+      label: 'gatehouse plugin start (spawn to handshake), median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: summarize(raw.start.ts).median,
+      counterpart: { name: 'Go plugin', value: raw.start.go && summarize(raw.start.go).median },
+      target: { kind: 'at-most', value: 100 },
+      needs: { counterpart: ['go'] },
+    }),
+    figure({
+      id: 'start.nodeFloor',
+      scenario: 'start',
+      label: '  floor: `node -e 0`, spawn to exit, median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: summarize(raw.start.nodeFloor).median,
+    }),
+  ];
+}
+
+function hashingFigures(raw: RawResults): Figure[] {
+  const h = raw.hashing;
+  const largeLabel = `Hash one ${h ? Math.round(h.largeBytes / MiB) : '?'} MiB file`;
+  return [
+    figure({
+      id: 'hash.large.openssl',
+      scenario: 'hashing',
+      label: largeLabel,
+      unit: 'MB/s',
+      better: 'higher',
+      gatehouse: h?.largeMBps,
+      counterpart: { name: 'openssl speed, 1 core', value: h?.opensslMBps },
+      target: { kind: 'ratio-at-least', value: 0.9 },
+      needs: { counterpart: ['openssl'] },
+    }),
+    figure({
+      id: 'hash.large.secureConfig',
+      scenario: 'hashing',
+      label: largeLabel,
+      unit: 'MB/s',
+      better: 'higher',
+      gatehouse: h?.largeMBps,
+      counterpart: { name: 'SecureConfig.Check', value: h?.secureConfigLargeMBps },
+      needs: { counterpart: ['go'] },
+    }),
+    figure({
+      id: 'hash.small.secureConfig',
+      scenario: 'hashing',
+      label: `Hash ${h?.smallFiles ?? '?'} files of ${h ? Math.round(h.smallBytesEach / 1024) : '?'} KiB (2 threads)`,
+      unit: 'MB/s',
+      better: 'higher',
+      gatehouse: h?.smallMBps,
+      counterpart: { name: 'SecureConfig.Check', value: h?.secureConfigSmallMBps },
+      needs: { counterpart: ['go'] },
+    }),
+    figure({
+      id: 'hash.twoCores',
+      scenario: 'hashing',
+      label: 'Two large files on two threads, speed-up over one',
+      unit: 'x',
+      better: 'higher',
+      gatehouse: h?.twoFilesSpeedup,
+      counterpart: { name: 'ideal, 2 cores', value: 2 },
+      target: { kind: 'at-least', value: 1.8 },
+    }),
+  ];
+}
+
+function certFigures(raw: RawResults): Figure[] {
+  const go = raw.certs.goPlugin;
+  return [
+    figure({
+      id: 'certs.warm',
+      scenario: 'certs',
+      label: 'Certificate per launch (warm), median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: summarize(raw.certs.gatehouse.ms).median,
+      counterpart: { name: `go-plugin AutoMTLS (${go?.curve ?? 'P-521'})`, value: go && summarize(go.ms).median },
+      target: { kind: 'at-most', value: 1 },
+      needs: { counterpart: ['go'] },
+    }),
+    figure({
+      id: 'certs.cold',
+      scenario: 'certs',
+      label: '  first certificate in a process (loads @peculiar/x509)',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: raw.certs.gatehouse.coldMs,
+    }),
+  ];
+}
+
+function liveFigures(raw: RawResults): Figure[] {
+  const per = (live: LiveResult | null, what: 'rss' | 'fds'): number | null => {
+    if (live === null) return null;
+    const delta = what === 'rss' ? (live.rssAfter - live.rssBefore) / MiB : live.fdsAfter - live.fdsBefore;
+    return delta / live.plugins;
+  };
+  return [
+    figure({
+      id: 'live.rss',
+      scenario: 'live',
+      label: 'Host RSS per live plugin (Go plugin)',
+      unit: 'MiB',
+      better: 'lower',
+      gatehouse: per(raw.live.gatehouseHost, 'rss'),
+      counterpart: { name: 'go-plugin host', value: per(raw.live.goPluginHost, 'rss') },
+      target: { kind: 'at-most', value: 2 },
+      needs: { gatehouse: ['go'], counterpart: ['go'] },
+    }),
+    figure({
+      id: 'live.fds',
+      scenario: 'live',
+      label: 'Host file descriptors per live plugin',
+      unit: 'fds',
+      better: 'lower',
+      gatehouse: per(raw.live.gatehouseHost, 'fds'),
+      counterpart: { name: 'go-plugin host', value: per(raw.live.goPluginHost, 'fds') },
+      needs: { gatehouse: ['go'], counterpart: ['go'] },
+    }),
+  ];
+}
+
+export function figures(raw: RawResults): Figure[] {
+  return [
+    ...launchFigures(raw, 'go'),
+    ...launchFigures(raw, 'ts'),
+    ...startFigures(raw),
+    ...unaryFigures(raw, 'go'),
+    ...unaryFigures(raw, 'ts'),
+    bigFigure(raw, 'go'),
+    bigFigure(raw, 'ts'),
+    ...hashingFigures(raw),
+    ...certFigures(raw),
+    ...liveFigures(raw),
+  ];
+}

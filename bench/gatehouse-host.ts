@@ -1,0 +1,84 @@
+// The gatehouse side of `npm run bench`, run as its own process for each workload, as kvbench is for
+// go-plugin: a fresh host per figure keeps one workload's heap and JIT state out of the next.
+//
+//   node [--expose-gc] dist/bench/gatehouse-host.js workload --launches N --seconds S --big-seconds S
+//        --warmup-seconds S -- COMMAND [ARGS...]
+//   node --expose-gc dist/bench/gatehouse-host.js live --n N -- COMMAND [ARGS...]
+//   node dist/bench/gatehouse-host.js certs --n N
+//   node dist/bench/gatehouse-host.js start --n N -- COMMAND [ARGS...]
+//   node dist/bench/gatehouse-host.js floor --n N
+//
+// Prints exactly one JSON object on stdout.
+import { parseArgs } from 'node:util';
+import { generateEphemeralIdentity } from '../src/tls/certificate.js';
+import { live, workload } from './host-workloads.js';
+import { nodeFloor, pluginStarts } from './plugin-start.js';
+
+function positiveNumber(value: string | undefined, fallback: number, name: string): number {
+  const n = value === undefined ? fallback : Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${value}`);
+  return n;
+}
+
+/**
+ * One identity generated cold (this process has not loaded @peculiar/x509 yet), then n warm: a host
+ * pays the cold one once per process, the warm one on every launch.
+ */
+async function certs(n: number): Promise<{ coldMs: number; ms: number[] }> {
+  let started = performance.now();
+  await generateEphemeralIdentity();
+  const coldMs = performance.now() - started;
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    started = performance.now();
+    await generateEphemeralIdentity();
+    ms.push(performance.now() - started);
+  }
+  return { coldMs, ms };
+}
+
+async function main(): Promise<unknown> {
+  const [mode, ...rest] = process.argv.slice(2);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      launches: { type: 'string' },
+      seconds: { type: 'string' },
+      'big-seconds': { type: 'string' },
+      'warmup-seconds': { type: 'string' },
+      n: { type: 'string' },
+    },
+  });
+  const n = positiveNumber(values.n, 10, 'n');
+  switch (mode) {
+    case 'workload':
+      return workload({
+        command: positionals,
+        launches: positiveNumber(values.launches, 20, 'launches'),
+        seconds: positiveNumber(values.seconds, 2, 'seconds'),
+        bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
+        warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
+      });
+    case 'live':
+      return live(positionals, n);
+    case 'certs':
+      return certs(n);
+    case 'start': {
+      const host = await generateEphemeralIdentity();
+      return { ms: await pluginStarts(positionals, n, host.certificatePem) };
+    }
+    case 'floor':
+      return { ms: await nodeFloor(n) };
+    default:
+      throw new Error(`unknown mode ${String(mode)}: workload, live, certs, start or floor`);
+  }
+}
+
+main().then(
+  (result) => process.stdout.write(JSON.stringify(result) + '\n'),
+  (error: unknown) => {
+    process.stderr.write(`gatehouse-host: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,192 @@
+// The KV workloads a gatehouse host runs, shaped exactly like kvbench's (test/interop/go/kvbench) so
+// that each figure has a go-plugin counterpart measured the same way.
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { launch, type Plugin, type ServiceClient } from '../src/index.js';
+import { KV_COOKIE, loadKVService, type KVService } from '../examples/kv/kv.js';
+import { percentile } from './stats.js';
+
+const SMALL_VALUE_BYTES = 64;
+const BIG_VALUE_BYTES = 1 << 20;
+
+export interface UnaryResult {
+  concurrency: number;
+  calls: number;
+  seconds: number;
+  callsPerSec: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+export interface BigResult {
+  valueBytes: number;
+  rounds: number;
+  seconds: number;
+  mbPerSec: number;
+}
+
+export interface WorkloadResult {
+  launchMs: number[];
+  unary: UnaryResult[];
+  big: BigResult;
+}
+
+export interface WorkloadOptions {
+  command: readonly string[];
+  launches: number;
+  seconds: number;
+  bigSeconds: number;
+  warmupSeconds: number;
+}
+
+const kvService = loadKVService();
+
+interface Launched {
+  plugin: Plugin;
+  kv: ServiceClient<KVService>;
+}
+
+async function start(command: readonly string[]): Promise<Launched> {
+  const [file, ...args] = command;
+  if (file === undefined) throw new Error('no plugin command');
+  const plugin = await launch({ command: file, args, cookie: KV_COOKIE });
+  return { plugin, kv: plugin.client(kvService) };
+}
+
+/** Spawn to the first Put and Get answered; the kill afterwards is not timed (kvbench does the same). */
+async function launchLoop(command: readonly string[], n: number): Promise<number[]> {
+  const value = Buffer.alloc(SMALL_VALUE_BYTES, 'v');
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    const { plugin, kv } = await start(command);
+    try {
+      await kv.Put({ key: 'k', value });
+      await kv.Get({ key: 'k' });
+      times.push(performance.now() - started);
+    } finally {
+      await plugin.kill();
+    }
+  }
+  return times;
+}
+
+/**
+ * Calls op from `concurrency` loops until the time is up, after a warm-up of the same shape (JIT and
+ * HTTP/2 windows settle), and returns each call's latency in µs.
+ */
+async function runFor(
+  concurrency: number,
+  seconds: number,
+  warmupSeconds: number,
+  op: () => Promise<unknown>,
+): Promise<{ latenciesUs: number[]; elapsedSeconds: number }> {
+  const phase = async (duration: number, record: number[] | undefined): Promise<number> => {
+    const started = performance.now();
+    const deadline = started + duration * 1000;
+    const loop = async (): Promise<void> => {
+      while (performance.now() < deadline) {
+        const callStarted = performance.now();
+        await op();
+        record?.push((performance.now() - callStarted) * 1000);
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, loop));
+    return (performance.now() - started) / 1000;
+  };
+  await phase(warmupSeconds, undefined);
+  const latenciesUs: number[] = [];
+  const elapsedSeconds = await phase(seconds, latenciesUs);
+  return { latenciesUs, elapsedSeconds };
+}
+
+async function unary(kv: ServiceClient<KVService>, concurrency: number, options: WorkloadOptions): Promise<UnaryResult> {
+  const { latenciesUs, elapsedSeconds } = await runFor(concurrency, options.seconds, options.warmupSeconds, () =>
+    kv.Get({ key: 'small' }),
+  );
+  latenciesUs.sort((a, b) => a - b);
+  return {
+    concurrency,
+    calls: latenciesUs.length,
+    seconds: elapsedSeconds,
+    callsPerSec: latenciesUs.length / elapsedSeconds,
+    p50Us: percentile(latenciesUs, 50),
+    p99Us: percentile(latenciesUs, 99),
+  };
+}
+
+/** A 1 MiB value up (Put) and back (Get) per round; MB/s counts both directions, as kvbench does. */
+async function big(kv: ServiceClient<KVService>, options: WorkloadOptions): Promise<BigResult> {
+  const value = Buffer.alloc(BIG_VALUE_BYTES, 'b');
+  const { latenciesUs, elapsedSeconds } = await runFor(1, options.bigSeconds, options.warmupSeconds, async () => {
+    await kv.Put({ key: 'big', value });
+    const got = await kv.Get({ key: 'big' });
+    if (got.value.length !== BIG_VALUE_BYTES) throw new Error(`got ${got.value.length} bytes back`);
+  });
+  const rounds = latenciesUs.length;
+  return {
+    valueBytes: BIG_VALUE_BYTES,
+    rounds,
+    seconds: elapsedSeconds,
+    mbPerSec: (rounds * 2 * BIG_VALUE_BYTES) / 1e6 / elapsedSeconds,
+  };
+}
+
+export async function workload(options: WorkloadOptions): Promise<WorkloadResult> {
+  const launchMs = await launchLoop(options.command, options.launches);
+  const { plugin, kv } = await start(options.command);
+  try {
+    await kv.Put({ key: 'small', value: Buffer.alloc(SMALL_VALUE_BYTES, 's') });
+    const results: UnaryResult[] = [];
+    for (const concurrency of [1, 16]) results.push(await unary(kv, concurrency, options));
+    return { launchMs, unary: results, big: await big(kv, options) };
+  } finally {
+    await plugin.kill();
+  }
+}
+
+export interface LiveResult {
+  plugins: number;
+  rssBefore: number;
+  rssAfter: number;
+  fdsBefore: number;
+  fdsAfter: number;
+}
+
+function selfUsage(): { rss: number; fds: number } {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)?.[1];
+  return { rss: Number(kb) * 1024, fds: readdirSync('/proc/self/fd').length };
+}
+
+/** Live memory only: collect garbage (the runner is started with --expose-gc) and let it settle. */
+async function settled(): Promise<{ rss: number; fds: number }> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('the live workload needs node --expose-gc');
+  gc();
+  await sleep(100);
+  gc();
+  return selfUsage();
+}
+
+/** The host's RSS and descriptors before and after n plugins are running (each answered one call). */
+export async function live(command: readonly string[], n: number): Promise<LiveResult> {
+  // One launch first, so that lazily loaded code (x509, TLS, gRPC) is in the baseline, as in kvbench.
+  const warm = await start(command);
+  await warm.kv.Put({ key: 'k', value: Buffer.from('v') });
+  await warm.plugin.kill();
+
+  const before = await settled();
+  const running: Launched[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const launched = await start(command);
+      running.push(launched);
+      await launched.kv.Put({ key: 'k', value: Buffer.from('v') });
+    }
+    const after = await settled();
+    return { plugins: n, rssBefore: before.rss, rssAfter: after.rss, fdsBefore: before.fds, fdsAfter: after.fds };
+  } finally {
+    await Promise.all(running.map(({ plugin }) => plugin.kill()));
+  }
+}

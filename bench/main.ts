@@ -1,0 +1,260 @@
+// `npm run bench`: gatehouse measured side by side with go-plugin 1.0.1 in one run (issue 6).
+//
+//   node dist/bench/main.js [--quick] [--out FILE] [--profile DIR] [--only SCENARIOS] [--markdown]
+//   node dist/bench/main.js --from FILE --markdown      re-render a results file as Markdown
+//
+// --quick      a few iterations of everything (CI runs it so that the bench cannot rot)
+// --out        results file (default bench/results/latest.json)
+// --profile    run every gatehouse host and gatehouse plugin under `node --cpu-prof` into DIR
+// --only       comma-separated: workload, start, live, certs, hashing (default: all)
+//
+// Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
+// and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runJson } from './child.js';
+import { figures as toFigures, type Figure, type RawResults } from './figures.js';
+import { hashing } from './hashing.js';
+import type { LiveResult, WorkloadResult } from './host-workloads.js';
+import { machine, versions } from './machine.js';
+import { markdownTable, textTable } from './table.js';
+
+const here = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
+// Compiled to dist/bench/: the repository is two levels up, the Go fixtures beside it in dist/.
+const repoRoot = here('../../');
+const goBinDir = here('../interop-go/bin/');
+const hostRunner = here('./gatehouse-host.js');
+const tsPlugin = here('../examples/kv/plugin.js');
+
+const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+interface Settings {
+  launches: number;
+  seconds: number;
+  bigSeconds: number;
+  warmupSeconds: number;
+  livePlugins: number;
+  certs: number;
+  starts: number;
+  largeBytes: number;
+  smallFiles: number;
+  smallBytes: number;
+  hashRepeats: number;
+  opensslSeconds: number;
+}
+
+const FULL: Settings = {
+  launches: 40,
+  seconds: 3,
+  bigSeconds: 2,
+  warmupSeconds: 0.5,
+  livePlugins: 20,
+  certs: 50,
+  starts: 20,
+  largeBytes: 256 << 20,
+  smallFiles: 1000,
+  smallBytes: 32 << 10,
+  hashRepeats: 5,
+  opensslSeconds: 3,
+};
+
+const QUICK: Settings = {
+  launches: 3,
+  seconds: 0.3,
+  bigSeconds: 0.3,
+  warmupSeconds: 0.1,
+  livePlugins: 2,
+  certs: 5,
+  starts: 3,
+  largeBytes: 8 << 20,
+  smallFiles: 40,
+  smallBytes: 32 << 10,
+  hashRepeats: 1,
+  opensslSeconds: 1,
+};
+
+function executable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Go {
+  kvplugin: string;
+  kvbench: string;
+  securehash: string;
+}
+
+function findGo(): Go | undefined {
+  const go = {
+    kvplugin: path.join(goBinDir, 'kvplugin'),
+    kvbench: path.join(goBinDir, 'kvbench'),
+    securehash: path.join(goBinDir, 'securehash'),
+  };
+  return Object.values(go).every(executable) ? go : undefined;
+}
+
+const progress = (text: string): void => void process.stderr.write(`bench: ${text}\n`);
+
+function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      profile: { type: 'string' },
+      only: { type: 'string' },
+      markdown: { type: 'boolean', default: false },
+      from: { type: 'string' },
+    },
+  });
+  if (values.from !== undefined) {
+    const saved = JSON.parse(readFileSync(values.from, 'utf8')) as { figures: Figure[] };
+    process.stdout.write((values.markdown ? markdownTable(saved.figures) : textTable(saved.figures)) + '\n');
+    return Promise.resolve();
+  }
+  const only = new Set((values.only ?? SCENARIOS.join(',')).split(',').map((s) => s.trim()));
+  for (const name of only) {
+    if (!SCENARIOS.includes(name as Scenario)) throw new Error(`--only: unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
+  }
+  return run({
+    quick: values.quick,
+    out: path.resolve(values.out ?? path.join(repoRoot, 'bench', 'results', 'latest.json')),
+    profileDir: values.profile === undefined ? undefined : path.resolve(values.profile),
+    only: only as Set<Scenario>,
+    markdown: values.markdown,
+  });
+}
+
+interface RunOptions {
+  quick: boolean;
+  out: string;
+  profileDir: string | undefined;
+  only: Set<Scenario>;
+  markdown: boolean;
+}
+
+async function run(options: RunOptions): Promise<void> {
+  const started = performance.now();
+  // Two cores leave no room for anything else: a busy machine shows here, not just in odd figures.
+  const loadAtStart = loadavg();
+  const settings = options.quick ? QUICK : FULL;
+  const go = findGo();
+  if (go === undefined) {
+    progress('Go fixtures not built (node dist/test/interop/build-go.js): go-plugin figures are left out');
+  }
+  // Every gatehouse process (host runner, TypeScript plugin) can be profiled, each into its own file.
+  const nodeFlags = (name: string): string[] =>
+    options.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(options.profileDir, name)];
+  const tsPluginCommand = (profileName: string): string[] => [process.execPath, ...nodeFlags(profileName), tsPlugin];
+  const gatehouse = <T>(profileName: string, args: string[]): Promise<T> =>
+    runJson<T>(process.execPath, ['--expose-gc', ...nodeFlags(profileName), hostRunner, ...args]);
+
+  const raw: RawResults = {
+    workload: { gatehouseHost: {}, goPluginHost: {} },
+    live: { gatehouseHost: null, goPluginHost: null },
+    certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
+    start: { ts: [], go: null, nodeFloor: [] },
+    hashing: null,
+  };
+
+  if (options.only.has('workload')) {
+    const workloadArgs = [
+      ['launches', settings.launches],
+      ['seconds', settings.seconds],
+      ['big-seconds', settings.bigSeconds],
+      ['warmup-seconds', settings.warmupSeconds],
+    ] as const;
+    const nodeArgs = workloadArgs.flatMap(([name, value]) => [`--${name}`, String(value)]);
+    const goArgs = workloadArgs.flatMap(([name, value]) => [`-${name}`, String(value)]);
+    const plugins: Array<['go' | 'ts', string[], string[]]> = [];
+    if (go !== undefined) plugins.push(['go', [go.kvplugin], [go.kvplugin]]);
+    plugins.push(['ts', tsPluginCommand('gatehouse-host-plugin'), tsPluginCommand('go-plugin-host-plugin')]);
+    for (const [kind, ourCommand, theirCommand] of plugins) {
+      const name = kind === 'go' ? 'Go plugin' : 'gatehouse plugin';
+      progress(`workload: gatehouse host -> ${name}`);
+      raw.workload.gatehouseHost[kind] = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, [
+        'workload',
+        ...nodeArgs,
+        '--',
+        ...ourCommand,
+      ]);
+      if (go !== undefined) {
+        progress(`workload: go-plugin host -> ${name}`);
+        raw.workload.goPluginHost[kind] = await runJson<WorkloadResult>(go.kvbench, ['workload', ...goArgs, '--', ...theirCommand]);
+      }
+    }
+  }
+
+  if (options.only.has('start')) {
+    progress('plugin start: spawn to handshake line');
+    const n = String(settings.starts);
+    raw.start.ts = (await gatehouse<{ ms: number[] }>('start', ['start', '--n', n, '--', ...tsPluginCommand('start-plugin')])).ms;
+    if (go !== undefined) raw.start.go = (await gatehouse<{ ms: number[] }>('start-go', ['start', '--n', n, '--', go.kvplugin])).ms;
+    raw.start.nodeFloor = (await gatehouse<{ ms: number[] }>('floor', ['floor', '--n', n])).ms;
+  }
+
+  if (options.only.has('live') && go !== undefined) {
+    progress(`host cost: ${settings.livePlugins} live Go plugins per host`);
+    const n = String(settings.livePlugins);
+    raw.live.gatehouseHost = await gatehouse<LiveResult>('live', ['live', '--n', n, '--', go.kvplugin]);
+    raw.live.goPluginHost = await runJson<LiveResult>(go.kvbench, ['live', '-n', n, '--', go.kvplugin]);
+  }
+
+  if (options.only.has('certs')) {
+    progress('certificate generation');
+    raw.certs.gatehouse = await gatehouse('certs', ['certs', '--n', String(settings.certs)]);
+    if (go !== undefined) raw.certs.goPlugin = await runJson(go.kvbench, ['certs', '-n', String(settings.certs)]);
+  }
+
+  if (options.only.has('hashing')) {
+    progress('verification hashing (and openssl speed)');
+    raw.hashing = await hashing({
+      largeBytes: settings.largeBytes,
+      smallFiles: settings.smallFiles,
+      smallBytes: settings.smallBytes,
+      repeats: settings.hashRepeats,
+      opensslSeconds: settings.opensslSeconds,
+      securehash: go?.securehash,
+    });
+  }
+
+  const figures = toFigures(raw).filter((figure) => options.only.has(figure.scenario === 'launch' || figure.scenario === 'unary' || figure.scenario === 'big' ? 'workload' : figure.scenario));
+  const versionInfo = await versions(go === undefined ? undefined : goBinDir);
+  const results = {
+    schema: 1,
+    mode: options.quick ? 'quick' : 'full',
+    date: new Date().toISOString(),
+    durationSeconds: (performance.now() - started) / 1000,
+    machine: machine(),
+    loadAverage: { start: loadAtStart, end: loadavg() },
+    versions: versionInfo,
+    available: { go: go !== undefined, openssl: versionInfo.openssl !== null },
+    hashImplementation: raw.hashing?.implementation ?? null,
+    settings,
+    figures,
+    raw,
+  };
+  mkdirSync(path.dirname(options.out), { recursive: true });
+  writeFileSync(options.out, JSON.stringify(results, null, 2) + '\n');
+
+  const m = results.machine;
+  process.stdout.write(
+    `gatehouse bench (${results.mode}), ${results.date}\n` +
+      `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB; Node ${versionInfo.node}, ` +
+      `grpc-js ${versionInfo.grpcJs}, ${versionInfo.go ?? 'no Go'}, go-plugin ${versionInfo.goPlugin ?? '—'}\n\n` +
+      (options.markdown ? markdownTable(figures) : textTable(figures)) +
+      `\n\nresults: ${options.out} (${results.durationSeconds.toFixed(0)} s)\n`,
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});

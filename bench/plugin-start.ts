@@ -1,0 +1,82 @@
+// Plugin start as a host sees it: spawn to the handshake line on stdout. Measured with a plain spawn
+// (not launch()) so that nothing of the host's own work is in it, the same way for the TypeScript and
+// the Go plugin. The environment is what a gatehouse host gives: cookie, versions, client certificate.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KV_COOKIE } from '../examples/kv/kv.js';
+
+function oneStart(command: readonly string[], env: Record<string, string>): Promise<number> {
+  const [file, ...args] = command;
+  if (file === undefined) return Promise.reject(new Error('no plugin command'));
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    // Its own process group, as launch() does, so that the kill below reaches everything it started.
+    const child = spawn(file, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let stderr = '';
+    let done = false;
+    const finish = (error: Error | undefined, ms?: number): void => {
+      if (done) return;
+      done = true;
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      // Resolved once the process is gone, so that starts never overlap.
+      child.once('close', () => (error ? reject(error) : resolve(ms as number)));
+    };
+    child.stdout.on('data', (chunk: Buffer) => {
+      const seen = performance.now();
+      output += chunk.toString('utf8');
+      if (output.includes('\n')) finish(undefined, seen - started);
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4000)));
+    child.once('error', (error) => {
+      done = true;
+      reject(error);
+    });
+    child.once('exit', (code, signal) =>
+      finish(new Error(`plugin exited before its handshake (${signal ?? code}): ${stderr}`)),
+    );
+  });
+}
+
+/** Spawn-to-handshake times of n starts of `command`, one after another. */
+export async function pluginStarts(command: readonly string[], n: number, clientCertificatePem: string): Promise<number[]> {
+  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
+  const env: Record<string, string> = {
+    [KV_COOKIE.key]: KV_COOKIE.value,
+    PLUGIN_PROTOCOL_VERSIONS: '1',
+    PLUGIN_MIN_PORT: '10000',
+    PLUGIN_MAX_PORT: '25000',
+    PLUGIN_CLIENT_CERT: clientCertificatePem,
+    PLUGIN_UNIX_SOCKET_DIR: socketDir,
+    TMPDIR: socketDir,
+  };
+  try {
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) times.push(await oneStart(command, env));
+    return times;
+  } finally {
+    await rm(socketDir, { recursive: true, force: true });
+  }
+}
+
+/** The floor under any Node.js plugin's start: spawn of `node -e 0` to its exit. */
+export async function nodeFloor(n: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      // The same clean environment a gatehouse host gives its plugins.
+      const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
+      child.once('error', reject);
+      child.once('close', () => resolve());
+    });
+    times.push(performance.now() - started);
+  }
+  return times;
+}
