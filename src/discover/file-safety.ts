@@ -80,7 +80,7 @@ export async function checkDirectoryChain(dir: string, realRoot: string, uid: nu
 }
 
 /** The effective uid, which decides what the host may trust; file-ownership checks mean nothing without one. */
-export function effectiveUid(): number {
+function effectiveUid(): number {
   if (typeof process.geteuid !== 'function') {
     throw new GatehouseError('INVALID_OPTIONS', 'file-safety checks need a POSIX system with user ids');
   }

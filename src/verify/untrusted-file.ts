@@ -4,7 +4,7 @@ import { fsError } from '../discover/fs-error.js';
 import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
 
 /** An open regular file and what fstat said about that very file. */
-export interface OpenedFile {
+interface OpenedFile {
   handle: FileHandle;
   stats: Stats;
 }
