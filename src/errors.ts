@@ -8,6 +8,7 @@ export type GatehouseErrorCode =
   // launching and the handshake line
   | 'SPAWN_FAILED'
   | 'START_TIMEOUT'
+  | 'START_ABORTED'
   | 'PLUGIN_EXITED'
   | 'HANDSHAKE_INVALID'
   | 'HANDSHAKE_TOO_LONG'
@@ -55,13 +56,29 @@ export type GatehouseErrorCode =
   // command line
   | 'USAGE';
 
+/** Facts a program may branch on, so that it never has to parse `message`. */
+export interface GatehouseErrorDetails {
+  /** How the plugin process ended (PLUGIN_EXITED). */
+  exitStatus?: { code: number | null; signal: NodeJS.Signals | null };
+  /** The plugin's last stderr lines, oldest first (PLUGIN_EXITED, START_TIMEOUT). */
+  stderrTail?: readonly string[];
+  /** The gRPC status code of a failed call (CALL_FAILED). */
+  grpcCode?: number;
+}
+
 export class GatehouseError extends Error {
   override readonly name = 'GatehouseError';
   readonly code: GatehouseErrorCode;
+  readonly details: Readonly<GatehouseErrorDetails>;
 
-  constructor(code: GatehouseErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(
+    code: GatehouseErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: GatehouseErrorDetails },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.details = options?.details ?? {};
   }
 }
 

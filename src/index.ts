@@ -1,5 +1,5 @@
 // The public API of gatehouse. Everything not exported here is internal and may change.
-export { GatehouseError, isGatehouseError, type GatehouseErrorCode } from './errors.js';
+export { GatehouseError, isGatehouseError, type GatehouseErrorCode, type GatehouseErrorDetails } from './errors.js';
 export { silentLogger, type Logger, type LogFn } from './logger.js';
 export type { MagicCookie } from './transport/env.js';
 export { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
@@ -10,7 +10,7 @@ export { launch, type LaunchOptions } from './host/launch.js';
 export { Plugin, type PluginInfo } from './host/plugin.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
-export { grpcStatusOf, type ServiceClient, type CallOptions } from './host/service-client.js';
+export type { ServiceClient, CallOptions } from './host/service-client.js';
 
 // plugin
 export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './plugin/serve.js';

@@ -47,6 +47,8 @@ export interface LaunchOptions {
   maxMessageBytes?: number;
   /** Extra grpc-js channel options, passed through. */
   channelOptions?: grpc.ChannelOptions;
+  /** Aborting it before the plugin is connected kills the plugin and rejects with START_ABORTED. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 10_000;
@@ -90,16 +92,18 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const starting = child;
     startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
-    const line = await child.readHandshakeLine(config.startTimeoutMs);
+    const line = await child.readHandshakeLine(config.startTimeoutMs, options.signal);
     const handshake = parseHandshakeLine(line, config.protocolVersions);
     let certificateMismatch: GatehouseError | undefined;
     const credentials = channelCredentials(handshake, identity, (error) => (certificateMismatch = error));
     await checkSocketOwnership(handshake);
+    if (options.signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
     channel = openChannel(grpcTarget(handshake), credentials, config.maxMessageBytes, config.channelOptions);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
     await checkHealth(clientOn(channel), deadline).catch((error: unknown) => {
       throw certificateMismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
     });
+    if (options.signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
 
     untrackPlugin(startingPlugin);
     const plugin = new Plugin(

@@ -112,8 +112,14 @@ export class PluginProcess {
    * The first stdout line, as go-plugin's host reads it. Fails on exit, on timeout and on a line longer
    * than the limit (delivered as soon as the limit is passed, so an endless line cannot stall us).
    */
-  async readHandshakeLine(timeoutMs: number): Promise<string> {
+  async readHandshakeLine(timeoutMs: number, signal?: AbortSignal): Promise<string> {
     let timer: NodeJS.Timeout | undefined;
+    let onAbort = (): void => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new GatehouseError('START_ABORTED', 'the launch was aborted before the handshake'));
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () =>
@@ -121,6 +127,7 @@ export class PluginProcess {
             new GatehouseError(
               'START_TIMEOUT',
               `plugin printed no handshake line within ${timeoutMs} ms${this.describeStderr()}`,
+              { details: { stderrTail: [...this.stderr.lastLines()] } },
             ),
           ),
         timeoutMs,
@@ -130,17 +137,20 @@ export class PluginProcess {
       throw new GatehouseError(
         'PLUGIN_EXITED',
         `plugin exited before its handshake (${describeExit(status)})${this.describeStderr()}`,
+        { details: { exitStatus: status, stderrTail: [...this.stderr.lastLines()] } },
       );
     });
     try {
-      const { line, truncated } = await Promise.race([this.handshake, timeout, exitedFirst]);
+      const { line, truncated } = await Promise.race([this.handshake, timeout, exitedFirst, aborted]);
       if (truncated) {
         throw new GatehouseError('HANDSHAKE_TOO_LONG', `handshake line longer than ${MAX_HANDSHAKE_LINE_BYTES} bytes`);
       }
       return line;
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       exitedFirst.catch(() => {});
+      aborted.catch(() => {});
     }
   }
 

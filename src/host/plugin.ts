@@ -55,15 +55,13 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     this.socketDir = socketDir;
     this.rpc = clientOn(channel);
     this.exited = child.exited;
+    const exit = (status: ExitStatus | undefined) =>
+      status === undefined ? undefined : { status, reason: describeExit(status) };
     this.liveness = {
-      exitReason: () => {
-        const status = child.hasExited;
-        return status === undefined ? undefined : describeExit(status);
-      },
+      exit: () => exit(child.hasExited),
       settleExit: async () => {
         const timer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), EXIT_SETTLE_MS).unref());
-        const status = await Promise.race([child.exited, timer]);
-        return status === undefined ? undefined : describeExit(status);
+        return exit(await Promise.race([child.exited, timer]));
       },
     };
     trackPlugin(this);

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { unaryCall } from './connection.js';
+import type { ExitStatus } from './plugin-process.js';
 
 export interface CallOptions {
   /** Fails the call with CALL_FAILED (DEADLINE_EXCEEDED) after this many milliseconds. */
@@ -19,11 +20,16 @@ export type ServiceClient<D extends grpc.ServiceDefinition> = {
 };
 
 /** What a client needs to know about the plugin behind it, to fail fast once it has gone. */
+export interface PluginExit {
+  status: ExitStatus;
+  reason: string;
+}
+
 export interface PluginLiveness {
-  /** Set once the plugin process has exited; the reason is reported in call errors. */
-  exitReason(): string | undefined;
+  /** Set once the plugin process has exited; reported in call errors. */
+  exit(): PluginExit | undefined;
   /** Waits briefly for an exit that a broken connection suggests is under way. */
-  settleExit(): Promise<string | undefined>;
+  settleExit(): Promise<PluginExit | undefined>;
 }
 
 export function createServiceClient<D extends grpc.ServiceDefinition>(
@@ -33,20 +39,23 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
 ): ServiceClient<D> {
   const methods: Record<string, (request: unknown, options?: CallOptions) => Promise<unknown>> = {};
   for (const [name, method] of Object.entries(definition)) {
+    const methodName = method.path.replace(/^\//, '');
     if (method.requestStream || method.responseStream) {
       methods[name] = () =>
         Promise.reject(
           new GatehouseError(
             'INVALID_OPTIONS',
-            `${method.path} is a streaming method: use plugin.grpcClient() for streaming calls`,
+            `${methodName} is a streaming method: use plugin.grpcClient() for streaming calls`,
           ),
         );
       continue;
     }
     methods[name] = async (request, options = {}) => {
-      const before = liveness.exitReason();
+      const before = liveness.exit();
       if (before !== undefined) {
-        throw new GatehouseError('PLUGIN_EXITED', `${method.path}: the plugin has exited (${before})`);
+        throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin has exited (${before.reason})`, {
+          details: { exitStatus: before.status },
+        });
       }
       const callOptions: grpc.CallOptions = {};
       if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
@@ -57,10 +66,13 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
         if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED) {
           const reason = await liveness.settleExit();
           if (reason !== undefined) {
-            throw new GatehouseError('PLUGIN_EXITED', `${method.path}: the plugin exited (${reason})`, { cause });
+            throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin exited (${reason.reason})`, {
+              cause,
+              details: { exitStatus: reason.status },
+            });
           }
         }
-        throw callFailed(method.path, error);
+        throw callFailed(methodName, error);
       }
     };
   }
@@ -69,11 +81,8 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
 
 function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {
   const statusName = grpc.status[cause.code] ?? String(cause.code);
-  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}`, { cause });
-}
-
-/** The gRPC status code behind a CALL_FAILED error, for programs that branch on it. */
-export function grpcStatusOf(error: unknown): grpc.status | undefined {
-  if (!(error instanceof GatehouseError) || error.code !== 'CALL_FAILED') return undefined;
-  return (error.cause as grpc.ServiceError).code;
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}`, {
+    cause,
+    details: { grpcCode: cause.code },
+  });
 }

@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
+import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
@@ -89,6 +89,27 @@ test('launch: exit before the handshake reports the exit code and the last stder
   t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
   t.regex(error?.message ?? '', /exit code 3/);
   t.regex(error?.message ?? '', /boom: configuration file missing/);
+  // Programs read the same facts from details, never from the message.
+  const details = (error as GatehouseError).details;
+  t.deepEqual(details.exitStatus, { code: 3, signal: null });
+  t.deepEqual(details.stderrTail, ['starting up', 'boom: configuration file missing']);
+});
+
+test('launch: aborting during the handshake kills the plugin at once', async (t) => {
+  const controller = new AbortController();
+  const started = Date.now();
+  setTimeout(() => controller.abort(), 200);
+  const error = await t.throwsAsync(launch(fake('silent', { startTimeoutMs: 30_000, signal: controller.signal })));
+  t.true(isGatehouseError(error, 'START_ABORTED'), String(error));
+  t.true(Date.now() - started < 5000, 'did not wait out the start timeout');
+});
+
+test('calls: a failed call carries its gRPC status code in details', async (t) => {
+  await using plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+  const error = await t.throwsAsync(plugin.client(kvService).Get({ key: 'k' }, { timeoutMs: 0 }));
+  t.true(isGatehouseError(error, 'CALL_FAILED'), String(error));
+  t.is((error as GatehouseError).details.grpcCode, 4 /* DEADLINE_EXCEEDED */);
+  t.regex(error?.message ?? '', /^kv\.KV\/Get failed: DEADLINE_EXCEEDED/);
 });
 
 test('launch: a plugin that prints no handshake is killed after the start timeout', async (t) => {
@@ -136,6 +157,7 @@ test('launch: calls fail fast with PLUGIN_EXITED once the plugin has died', asyn
   const error = await t.throwsAsync(kv.Get({ key: 'x' }));
   t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
   t.regex(error?.message ?? '', /SIGKILL/);
+  t.deepEqual((error as GatehouseError).details.exitStatus, { code: null, signal: 'SIGKILL' });
   t.true(Date.now() - started < 500);
   await plugin.kill();
   t.false(existsSync(plugin.socketDir));
