@@ -119,6 +119,11 @@ test('launch: a plugin that prints no handshake is killed after the start timeou
   t.true(Date.now() - started < 5000);
 });
 
+test('launch: an endless handshake line is cut off at the limit, not buffered', async (t) => {
+  const error = await t.throwsAsync(launch(fake('endless-line', { startTimeoutMs: 10_000 })));
+  t.true(isGatehouseError(error, 'HANDSHAKE_TOO_LONG'), String(error));
+});
+
 test('launch: a non-loopback TCP address is refused before any connection attempt', async (t) => {
   // Attack: a plugin steering the host's TLS client (and its certificate) to another machine.
   const error = await t.throwsAsync(launch(fake('line', {}, { FAKE_LINE: '1|1|tcp|192.0.2.10:4000|grpc|' })));
