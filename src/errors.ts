@@ -53,6 +53,9 @@ export type GatehouseErrorCode =
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
   | 'STATE_INVALID'
+  // audit trail
+  | 'AUDIT_WRITE_FAILED'
+  | 'AUDIT_INVALID'
   // command line
   | 'USAGE';
 
