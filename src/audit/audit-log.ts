@@ -1,0 +1,312 @@
+/**
+ * An append-only, hash-chained JSON-lines log of security events (format in verify-log.ts and docs/audit.md).
+ *
+ * `record()` never blocks and never throws: it serializes the event at once (so a caller mutating its
+ * argv later cannot change what was recorded), queues the line and returns. One background loop writes
+ * the queue in order.
+ *
+ * Durability (fsync policy): the loop takes everything queued, writes it as one batch and fsyncs the
+ * file before taking the next batch, so records that arrive during a write+fsync are committed together
+ * (group commit). `flush()` resolves once every record made before it is fsynced; `close()` flushes.
+ * A newly created log also has its directory fsynced, so the file itself survives a crash.
+ * A crash (process or power) can therefore lose only the records not yet fsynced: those made during
+ * the last write+fsync in flight and those still queued. It can leave a partial last line; the log then
+ * fails verification at that line and is not appended to until a person looks at it.
+ *
+ * What is never recorded: environment variables (they carry the mTLS certificate and the magic cookie),
+ * keys, or any secret. argv is recorded: do not pass secrets to plugins on their command line.
+ *
+ * One writer per file: two processes appending to the same log would fork its chain.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { GatehouseError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import {
+  checkLink,
+  FORMAT_VERSION,
+  GENESIS_TYPE,
+  genesisPrev,
+  MAX_LINE_BYTES,
+  parseRecordLine,
+  sealLine,
+  sha256Hex,
+} from './verify-log.js';
+
+/** The security events gatehouse records. `plugin` names the plugin as the host knows it (its path or name). */
+export type AuditEvent =
+  | { type: 'discovery'; plugin: string; path: string }
+  | { type: 'verification'; plugin: string; sha256: string; keyIds: readonly string[]; result: 'accepted' | 'rejected' }
+  | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
+  | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
+  | { type: 'connected'; plugin: string; peerCertificateSha256: string }
+  | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL' }
+  | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
+  | { type: 'refusal'; plugin: string; code: string; message: string };
+
+export interface AuditLogOptions {
+  /** Called on the first write failure (after which the log records nothing more) and for a record() after close(). */
+  onError?: (error: GatehouseError) => void;
+  logger?: Logger;
+  /**
+   * How many bytes may wait for the disk (default 64 MiB). Beyond it records are dropped and the next
+   * record that fits is preceded by a `records-dropped` record with their count.
+   */
+  maxQueuedBytes?: number;
+}
+
+export interface AuditLog {
+  /** Queues `event`; returns at once and never throws. Failures go to `onError` and to `flush()`. */
+  record(event: AuditEvent): void;
+  /** Resolves once every record made before the call is fsynced; rejects with the write failure, if any. */
+  flush(): Promise<void>;
+  /** Flushes, then closes the file. Rejects with the write failure, if any. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** Fields the log itself sets; an event carrying them (from untyped code) must not override them. */
+const RESERVED_FIELDS = new Set(['seq', 'time', 'type', 'prev', 'hash']);
+const NEWLINE = 0x0a;
+const NEWLINE_BYTES = Buffer.from('\n');
+
+interface Queued {
+  bytes: Buffer;
+  seq: number;
+}
+
+/**
+ * Opens (creating it 0600 if absent) the audit log at `path`. A new log starts with an
+ * `audit-log-opened` record; an existing one must end in a valid record (AUDIT_INVALID otherwise),
+ * and continues its chain after an `audit-log-reopened` record. Resolves once that first record is fsynced.
+ */
+export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
+  const { handle, created } = await openFile(path);
+  try {
+    const stats = await handle.stat();
+    // A FIFO or device would block or swallow the writes; only a regular file holds a trail.
+    if (!stats.isFile()) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is not a regular file`);
+    // Anyone who can write the file can rewrite the whole chain consistently.
+    if ((stats.mode & 0o022) !== 0) {
+      throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
+    }
+    const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
+    const log = new FileAuditLog(path, handle, tail, options);
+    if (created) await syncDirectory(path);
+    await log.flush();
+    return log;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
+  // O_NOFOLLOW: a symlink planted at the log's path must not redirect our appends into another file.
+  // O_APPEND: every write lands at the end, even if something else moved the file offset.
+  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW;
+  try {
+    try {
+      return { handle: await open(path, flags | constants.O_CREAT | constants.O_EXCL, 0o600), created: true };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      return { handle: await open(path, flags), created: false };
+    }
+  } catch (error) {
+    throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path} cannot be opened: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** fsyncs the directory, so that a crash right after creation cannot lose the file's name. */
+async function syncDirectory(path: string): Promise<void> {
+  const directory = await open(dirname(path), 'r');
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
+  }
+}
+
+/** The last line of an existing log, checked on its own and against the line before it. */
+async function readTail(handle: FileHandle, path: string, size: number): Promise<{ seq: number; lineHash: string }> {
+  const invalid = (reason: string): GatehouseError =>
+    new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its last record is broken: ${reason}`);
+  // Two maximal lines and their newlines: enough to hold the last line and the one before it whole.
+  const windowSize = Math.min(size, 2 * (MAX_LINE_BYTES + 1));
+  const start = size - windowSize;
+  const window = Buffer.alloc(windowSize);
+  const { bytesRead } = await handle.read(window, 0, windowSize, start);
+  if (bytesRead !== windowSize) throw invalid('the file changed while it was read');
+  // Appending after a partial line would weld our record onto it and break the chain at that point.
+  if (window[windowSize - 1] !== NEWLINE) throw invalid('the last line has no newline (truncated write)');
+  const lastStart = window.lastIndexOf(NEWLINE, windowSize - 2) + 1;
+  if (lastStart === 0 && start > 0) throw invalid(`the last line is longer than ${MAX_LINE_BYTES} bytes`);
+  const lastLine = window.subarray(lastStart, windowSize - 1);
+  const last = parseRecordLine(lastLine);
+  if (typeof last === 'string') throw invalid(last);
+  let reason: string | undefined;
+  if (lastStart === 0) {
+    reason = checkLink(last, undefined);
+  } else {
+    const previousStart = window.lastIndexOf(NEWLINE, lastStart - 2) + 1;
+    if (previousStart === 0 && start > 0) throw invalid(`the line before it is longer than ${MAX_LINE_BYTES} bytes`);
+    const previousLine = window.subarray(previousStart, lastStart - 1);
+    const previous = parseRecordLine(previousLine);
+    if (typeof previous === 'string') throw invalid(`the line before it: ${previous}`);
+    reason = checkLink(last, { seq: previous.seq, lineHash: sha256Hex(previousLine) });
+  }
+  if (reason !== undefined) throw invalid(reason);
+  return { seq: last.seq, lineHash: sha256Hex(lastLine) };
+}
+
+class FileAuditLog implements AuditLog {
+  readonly #path: string;
+  readonly #handle: FileHandle;
+  readonly #onError: ((error: GatehouseError) => void) | undefined;
+  readonly #logger: Logger;
+  readonly #maxQueuedBytes: number;
+  #queue: Queued[] = [];
+  #queuedBytes = 0;
+  /** The seq and line hash of the last record accepted into the queue: the chain continues from them. */
+  #lastSeq: number;
+  #lastLineHash: string;
+  #syncedSeq: number;
+  #dropped = 0;
+  #draining: Promise<void> | undefined;
+  #failure: GatehouseError | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(path: string, handle: FileHandle, tail: { seq: number; lineHash: string } | undefined, options: AuditLogOptions) {
+    this.#path = path;
+    this.#handle = handle;
+    this.#onError = options.onError;
+    this.#logger = options.logger ?? silentLogger;
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    if (tail === undefined) {
+      const logId = randomBytes(16).toString('hex');
+      this.#lastSeq = 0;
+      this.#lastLineHash = genesisPrev(logId);
+      this.#syncedSeq = 0;
+      this.#append(GENESIS_TYPE, { logId, version: FORMAT_VERSION });
+    } else {
+      this.#lastSeq = tail.seq;
+      this.#lastLineHash = tail.lineHash;
+      this.#syncedSeq = tail.seq;
+      // Marks the restart, so a reader sees where a crash may have lost records.
+      this.#append('audit-log-reopened', {});
+    }
+  }
+
+  record(event: AuditEvent): void {
+    if (this.#failure !== undefined) return;
+    if (this.#closing !== undefined) {
+      this.#report(new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${this.#path}: ${event.type} event recorded after close(); not written`));
+      return;
+    }
+    const fields: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(event)) if (!RESERVED_FIELDS.has(key)) fields[key] = value;
+    this.#append(event.type, fields);
+  }
+
+  #append(type: string, fields: Record<string, unknown>): void {
+    const seq = this.#lastSeq + 1;
+    // Records lost to a full backlog are counted in the chain, just before the next record that fits.
+    const notice = this.#dropped > 0 ? this.#build(seq, this.#lastLineHash, 'records-dropped', { count: this.#dropped }) : undefined;
+    const line = notice === undefined ? this.#build(seq, this.#lastLineHash, type, fields) : this.#build(seq + 1, sha256Hex(notice), type, fields);
+    const needed = line.length + 1 + (notice === undefined ? 0 : notice.length + 1);
+    // Bounded memory: a stalled disk must not let events grow the queue until the host runs out of memory.
+    if (this.#queuedBytes + needed > this.#maxQueuedBytes) {
+      this.#dropped += 1;
+      if (this.#dropped === 1) this.#logger.warn({ path: this.#path }, 'audit log backlog full: dropping records');
+      return;
+    }
+    if (notice !== undefined) {
+      this.#dropped = 0;
+      this.#enqueue(notice);
+    }
+    this.#enqueue(line);
+  }
+
+  /** One line of the chain (without its newline), built at once so later changes to the event's objects cannot alter it. */
+  #build(seq: number, prev: string, type: string, fields: Record<string, unknown>): Buffer {
+    const head = { seq, time: new Date().toISOString() };
+    let line: Buffer;
+    try {
+      // JSON.stringify escapes newlines and control characters, so no field can forge a line of its own.
+      line = Buffer.from(sealLine(JSON.stringify({ ...head, type, ...fields, prev })));
+    } catch (error) {
+      // A value JSON cannot hold (a BigInt, a cycle) must still leave a trace rather than vanish.
+      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: 'record-unserializable', originalType: type, error: (error as Error).message, prev })));
+    }
+    if (line.length > MAX_LINE_BYTES) {
+      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: 'record-too-large', originalType: type, bytes: line.length, prev })));
+    }
+    return line;
+  }
+
+  #enqueue(line: Buffer): void {
+    this.#lastSeq += 1;
+    this.#lastLineHash = sha256Hex(line);
+    this.#queue.push({ bytes: Buffer.concat([line, NEWLINE_BYTES]), seq: this.#lastSeq });
+    this.#queuedBytes += line.length + 1;
+    this.#draining ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && this.#failure === undefined) {
+        const batch = this.#queue;
+        this.#queue = [];
+        this.#queuedBytes = 0;
+        const bytes = Buffer.concat(batch.map((entry) => entry.bytes));
+        for (let offset = 0; offset < bytes.length; ) {
+          const { bytesWritten } = await this.#handle.write(bytes, offset, bytes.length - offset);
+          offset += bytesWritten;
+        }
+        await this.#handle.sync();
+        this.#syncedSeq = batch[batch.length - 1]?.seq ?? this.#syncedSeq;
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      // Cleared in the same tick as the empty-queue check, so a record made right after starts a new loop.
+      this.#draining = undefined;
+    }
+  }
+
+  #fail(cause: unknown): void {
+    if (this.#failure !== undefined) return;
+    const failure = new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${this.#path}: ${(cause as Error).message}`, { cause });
+    this.#failure = failure;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#logger.error({ path: this.#path, err: cause }, 'audit log write failed; recording stopped');
+    this.#report(failure);
+  }
+
+  #report(error: GatehouseError): void {
+    const onError = this.#onError;
+    // Called outside the write loop and record(): a throwing handler is the caller's bug and must
+    // neither wedge the loop nor throw into the code that recorded the event.
+    if (onError !== undefined) queueMicrotask(() => onError(error));
+  }
+
+  async flush(): Promise<void> {
+    const target = this.#lastSeq;
+    while (this.#syncedSeq < target && this.#failure === undefined && this.#draining !== undefined) await this.#draining;
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.flush();
+      } finally {
+        await this.#handle.close();
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,205 @@
+import { chmodSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { isGatehouseError, type GatehouseError } from '../../src/errors.js';
+import { openAuditLog, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent } from '../../src/audit/index.js';
+
+async function tempLogPath(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return join(dir, 'audit.log');
+}
+
+function records(path: string): Record<string, unknown>[] {
+  return readFileSync(path, 'utf8').split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+const oneOfEach: AuditEvent[] = [
+  { type: 'discovery', plugin: 'kv', path: '/plugins/kv' },
+  { type: 'verification', plugin: 'kv', sha256: 'ab'.repeat(32), keyIds: ['key-1'], result: 'accepted' },
+  { type: 'launch', plugin: 'kv', pid: 4242, argv: ['/plugins/kv', '--flag'], sealedPath: '/run/sealed/kv' },
+  { type: 'handshake', plugin: 'kv', protocolVersion: 1, network: 'tcp', address: '127.0.0.1:4000' },
+  { type: 'connected', plugin: 'kv', peerCertificateSha256: 'cd'.repeat(32) },
+  { type: 'kill', plugin: 'kv', pid: 4242, method: 'shutdown' },
+  { type: 'exit', plugin: 'kv', pid: 4242, code: 0, signal: null },
+  { type: 'refusal', plugin: 'evil', code: 'DIGEST_MISMATCH', message: 'digest does not match' },
+];
+
+test('a new log opens with a genesis record and chains every event in order', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path);
+  for (const event of oneOfEach) log.record(event);
+  await log.close();
+
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: oneOfEach.length + 1 });
+  const lines = records(path);
+  t.is(lines[0]?.type, 'audit-log-opened');
+  t.regex(String(lines[0]?.logId), /^[0-9a-f]{32}$/);
+  t.deepEqual(lines.map((record) => record.seq), lines.map((_, index) => index + 1));
+  t.deepEqual(lines.slice(1).map((record) => record.type), oneOfEach.map((event) => event.type));
+  t.like(lines[3], { type: 'launch', pid: 4242, argv: ['/plugins/kv', '--flag'], sealedPath: '/run/sealed/kv' });
+  for (const record of lines) t.regex(String(record.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+});
+
+test('the log file is created with mode 0600', async (t) => {
+  const path = await tempLogPath(t);
+  await (await openAuditLog(path)).close();
+  t.is(statSync(path).mode & 0o777, 0o600);
+});
+
+test('re-opening a log continues its chain after an audit-log-reopened record', async (t) => {
+  const path = await tempLogPath(t);
+  const first = await openAuditLog(path);
+  first.record(oneOfEach[0] as AuditEvent);
+  await first.close();
+  const second = await openAuditLog(path);
+  second.record(oneOfEach[1] as AuditEvent);
+  await second.close();
+
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 4 });
+  t.deepEqual(records(path).map((record) => record.type), ['audit-log-opened', 'discovery', 'audit-log-reopened', 'verification']);
+});
+
+test('re-opening refuses a log whose last line is truncated, edited or not a record', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path);
+  log.record(oneOfEach[0] as AuditEvent);
+  await log.close();
+  const valid = readFileSync(path, 'utf8');
+
+  const damaged = [
+    valid.slice(0, -10),
+    valid.replace('"plugin":"kv"', '"plugin":"kw"'),
+    `${valid}{"seq":3}\n`,
+    `${valid}\n`,
+  ];
+  for (const text of damaged) {
+    writeFileSync(path, text);
+    const error = await t.throwsAsync(openAuditLog(path));
+    t.true(isGatehouseError(error, 'AUDIT_INVALID'), String(error));
+    t.is(readFileSync(path, 'utf8'), text, 'nothing is appended to a damaged log');
+  }
+});
+
+test('record() under a burst of 10,000 events returns at once and all are written in order', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path);
+  const count = 10_000;
+  for (let pid = 0; pid < count; pid += 1) {
+    const returned: unknown = log.record({ type: 'exit', plugin: 'burst', pid, code: 0, signal: null });
+    t.is(returned, undefined);
+  }
+  // Still synchronous: the writes cannot have completed yet, so record() did not wait for them.
+  t.true(records(path).length < count);
+  await log.close();
+
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: count + 1 });
+  t.deepEqual(records(path).slice(1).map((record) => record.pid), Array.from({ length: count }, (_, pid) => pid));
+});
+
+test.serial('a write failure reaches onError, and flush() and close() reject with it', async (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('needs /proc/self/fd to close the log file under the writer');
+    return;
+  }
+  const path = await tempLogPath(t);
+  const failures: GatehouseError[] = [];
+  let reported: () => void = () => {};
+  const failureReported = new Promise<void>((resolve) => (reported = resolve));
+  const log = await openAuditLog(path, {
+    onError: (error) => {
+      failures.push(error);
+      reported();
+    },
+  });
+  const real = realpathSync(path);
+  const fd = Number(readdirSync('/proc/self/fd').find((entry) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${entry}`) === real;
+    } catch {
+      return false;
+    }
+  }));
+  closeSync(fd);
+  // Re-occupies the freed descriptor number read-only (so the writer's next write fails with EBADF
+  // and its close() closes nothing of anyone else's); opening takes the lowest free numbers first.
+  const fillers: number[] = [];
+  for (let next = openSync('/dev/null', 'r'); next !== fd; next = openSync('/dev/null', 'r')) {
+    fillers.push(next);
+    if (next > fd) throw new Error(`descriptor ${fd} was taken by something else`);
+  }
+  for (const filler of fillers) closeSync(filler);
+
+  log.record(oneOfEach[0] as AuditEvent);
+  await failureReported;
+  t.is(failures.length, 1);
+  t.true(isGatehouseError(failures[0], 'AUDIT_WRITE_FAILED'));
+  t.true(isGatehouseError(await t.throwsAsync(log.flush()), 'AUDIT_WRITE_FAILED'));
+  t.true(isGatehouseError(await t.throwsAsync(log.close()), 'AUDIT_WRITE_FAILED'));
+});
+
+test('a symlink at the log path is refused rather than followed', async (t) => {
+  const path = await tempLogPath(t);
+  const target = `${path}.target`;
+  writeFileSync(target, '');
+  symlinkSync(target, path);
+  const error = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(error, 'AUDIT_WRITE_FAILED'));
+  t.is(readFileSync(target, 'utf8'), '');
+});
+
+test('an existing log writable by group or others is refused', async (t) => {
+  const path = await tempLogPath(t);
+  writeFileSync(path, '', { mode: 0o600 });
+  chmodSync(path, 0o620);
+  const error = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(error, 'AUDIT_INVALID'));
+});
+
+test('fields named like the chain fields cannot override seq, prev or hash', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path);
+  log.record({ ...oneOfEach[0], seq: 1, prev: '00', hash: '00', time: 'never' } as unknown as AuditEvent);
+  await log.close();
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 2 });
+});
+
+test('an oversized or unserializable event leaves a record saying so; the chain stays valid', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path);
+  log.record({ type: 'launch', plugin: 'kv', pid: 1, argv: ['x'.repeat(MAX_LINE_BYTES)] });
+  log.record({ type: 'launch', plugin: 'kv', pid: 1n as unknown as number, argv: [] });
+  await log.close();
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 3 });
+  t.like(records(path)[1], { type: 'record-too-large', originalType: 'launch' });
+  t.like(records(path)[2], { type: 'record-unserializable', originalType: 'launch' });
+});
+
+test('records dropped on a full backlog are counted in the chain', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path, { maxQueuedBytes: 2_000 });
+  for (let pid = 0; pid < 100; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
+  await log.flush();
+  log.record({ type: 'exit', plugin: 'kv', pid: 100, code: 0, signal: null });
+  await log.close();
+
+  t.true((await verifyAuditLog(path)).ok);
+  const lines = records(path);
+  const notices = lines.filter((record) => record.type === 'records-dropped');
+  t.is(notices.length, 1);
+  const written = lines.filter((record) => record.type === 'exit').length;
+  t.is(written + Number(notices[0]?.count), 101);
+});
+
+test('record() after close() is reported, not thrown', async (t) => {
+  const path = await tempLogPath(t);
+  let reported: GatehouseError | undefined;
+  const log = await openAuditLog(path, { onError: (error) => (reported = error) });
+  await log.close();
+  t.notThrows(() => log.record(oneOfEach[0] as AuditEvent));
+  await Promise.resolve();
+  t.true(isGatehouseError(reported, 'AUDIT_WRITE_FAILED'));
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 1 });
+});

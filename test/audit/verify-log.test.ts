@@ -1,0 +1,124 @@
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
+import { isGatehouseError } from '../../src/errors.js';
+import { MAX_LINE_BYTES, openAuditLog, verifyAuditLog } from '../../src/audit/index.js';
+import { sealLine } from '../../src/audit/verify-log.js';
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-verify-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A valid log of a genesis record and `count` exit records (pid 1..count): `count + 1` lines. */
+async function validLog(t: ExecutionContext, count = 5): Promise<{ path: string; lines: string[] }> {
+  const path = join(await tempDir(t), 'audit.log');
+  const log = await openAuditLog(path);
+  for (let pid = 1; pid <= count; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
+  await log.close();
+  const lines = (await readFile(path, 'utf8')).split('\n').slice(0, -1);
+  t.is(lines.length, count + 1);
+  return { path, lines };
+}
+
+function rewrite(path: string, lines: readonly string[]): void {
+  writeFileSync(path, lines.map((line) => `${line}\n`).join(''));
+}
+
+test('a valid log verifies with its record count', async (t) => {
+  const { path } = await validLog(t);
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 6 });
+});
+
+test('an edited record is caught at that line by its own hash', async (t) => {
+  const { path, lines } = await validLog(t);
+  lines[3] = (lines[3] as string).replace('"pid":3', '"pid":4');
+  rewrite(path, lines);
+  t.like(await verifyAuditLog(path), { ok: false, line: 4, reason: 'record does not match its hash (edited)' });
+});
+
+test('an edited record whose own hash was recomputed is caught by the next line', async (t) => {
+  const { path, lines } = await validLog(t);
+  const edited = JSON.parse((lines[3] as string).replace('"pid":3', '"pid":4')) as Record<string, unknown>;
+  delete edited.hash;
+  lines[3] = sealLine(JSON.stringify(edited));
+  rewrite(path, lines);
+  const result = await verifyAuditLog(path);
+  t.like(result, { ok: false, line: 5 });
+  t.regex(result.ok ? '' : result.reason, /prev does not match/);
+});
+
+test('a deleted record is caught at the line where it is missing', async (t) => {
+  const { path, lines } = await validLog(t);
+  lines.splice(2, 1);
+  rewrite(path, lines);
+  t.like(await verifyAuditLog(path), { ok: false, line: 3, reason: 'seq 4 where 3 was expected (a record was deleted or reordered)' });
+});
+
+test('two reordered records are caught at the first of them', async (t) => {
+  const { path, lines } = await validLog(t);
+  [lines[2], lines[3]] = [lines[3] as string, lines[2] as string];
+  rewrite(path, lines);
+  t.like(await verifyAuditLog(path), { ok: false, line: 3 });
+});
+
+test('a line truncated in the middle is caught at that line', async (t) => {
+  const { path, lines } = await validLog(t);
+  lines[2] = (lines[2] as string).slice(0, 40);
+  rewrite(path, lines);
+  t.like(await verifyAuditLog(path), { ok: false, line: 3, reason: 'not valid JSON (truncated or damaged)' });
+});
+
+test('a last line without its newline (a torn write) is caught', async (t) => {
+  const { path, lines } = await validLog(t);
+  writeFileSync(path, `${lines.join('\n')}`);
+  t.like(await verifyAuditLog(path), { ok: false, line: 6, reason: 'last line has no newline (truncated write)' });
+});
+
+test('a log without its genesis record is refused at line 1', async (t) => {
+  const { path, lines } = await validLog(t);
+  rewrite(path, lines.slice(1));
+  const result = await verifyAuditLog(path);
+  t.like(result, { ok: false, line: 1 });
+  t.regex(result.ok ? '' : result.reason, /missing genesis record/);
+  writeFileSync(path, '');
+  t.like(await verifyAuditLog(path), { ok: false, line: 1, reason: 'empty log: missing genesis record' });
+});
+
+test('two logs spliced together are caught at the second genesis record', async (t) => {
+  const first = await validLog(t, 2);
+  const second = await validLog(t, 2);
+  rewrite(first.path, [...first.lines, ...second.lines]);
+  t.like(await verifyAuditLog(first.path), { ok: false, line: 4, reason: 'a second "audit-log-opened" record' });
+});
+
+test('an over-long line is refused without reading it whole', async (t) => {
+  const { path, lines } = await validLog(t, 1);
+  writeFileSync(path, `${lines.join('\n')}\n${'x'.repeat(MAX_LINE_BYTES + 100)}`);
+  t.like(await verifyAuditLog(path), { ok: false, line: 3, reason: `longer than ${MAX_LINE_BYTES} bytes` });
+});
+
+test('a missing file is FILE_NOT_FOUND', async (t) => {
+  const error = await t.throwsAsync(verifyAuditLog(join(await tempDir(t), 'absent.log')));
+  t.true(isGatehouseError(error, 'FILE_NOT_FOUND'));
+});
+
+test('any single-byte change anywhere in a valid log is detected', async (t) => {
+  const { path } = await validLog(t, 3);
+  const original = await readFile(path);
+  const damaged = join(await tempDir(t), 'damaged.log');
+  await fc.assert(
+    fc.asyncProperty(fc.nat({ max: original.length - 1 }), fc.integer({ min: 1, max: 255 }), async (index, delta) => {
+      const bytes = Buffer.from(original);
+      bytes[index] = ((bytes[index] as number) + delta) % 256;
+      writeFileSync(damaged, bytes);
+      return !(await verifyAuditLog(damaged)).ok;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
