@@ -54,12 +54,12 @@ export async function auditCommand(
   }
   const [action, file, ...extra] = argv;
   const problem = usageProblem(action, file, extra);
-  if (problem !== undefined) {
-    io.stderr.write(`${escapeControls(`gatehouse audit: ${problem}`)} (usage: gatehouse audit verify FILE)\n`);
+  if (problem !== undefined || file === undefined) {
+    io.stderr.write(`${escapeControls(`gatehouse audit: ${problem ?? 'no FILE given'}`)} (usage: gatehouse audit verify FILE)\n`);
     return USAGE_EXIT;
   }
   try {
-    const result = await verifyAuditLog(file as string);
+    const result = await verifyAuditLog(file);
     if (result.ok) {
       io.stdout.write(`ok: ${result.records} records\n`);
       return OK_EXIT;
