@@ -17,7 +17,7 @@ export type FileHashResult = { path: string; ok: true; sha256: string; size: num
 /** What a hash worker sends back for one job. */
 export type HashWorkerReply = { id: number; sha256: string; size: number } | { id: number; code: GatehouseErrorCode; message: string };
 
-/** Jobs each worker has queued at once, so that a worker reading one small file is hashing another. */
+/** Files each thread has in hand at once, so that while it reads one small file it is hashing another. */
 const JOBS_PER_WORKER = 4;
 
 /**
@@ -41,8 +41,8 @@ export async function sha256File(file: string): Promise<FileDigest> {
 
 /**
  * SHA-256 of many files, one result per path in the same order; a file that cannot be hashed is a failed
- * result, not a thrown error. Hashing runs on up to `concurrency` worker threads, as node:crypto hashes on
- * the thread that calls it.
+ * result, not a thrown error. Hashing runs on up to `concurrency` threads (worker threads when more than
+ * one), as node:crypto hashes on the thread that calls it.
  */
 export async function sha256Files(paths: readonly string[], concurrency = availableParallelism()): Promise<FileHashResult[]> {
   if (!Number.isInteger(concurrency) || concurrency < 1) {
@@ -50,8 +50,12 @@ export async function sha256Files(paths: readonly string[], concurrency = availa
   }
   const workerCount = Math.min(concurrency, paths.length);
   if (workerCount <= 1) {
-    const results: FileHashResult[] = [];
-    for (const path of paths) results.push(await settle(path));
+    const results = new Array<FileHashResult>(paths.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < paths.length; i = next++) results[i] = await settle(paths[i] ?? '');
+    };
+    await Promise.all(Array.from({ length: Math.min(JOBS_PER_WORKER, paths.length) }, lane));
     return results;
   }
   const workers = Array.from({ length: workerCount }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
@@ -76,6 +80,7 @@ export async function sha256Files(paths: readonly string[], concurrency = availa
           else feed(worker);
         });
         worker.on('error', reject);
+        worker.on('exit', () => reject(new GatehouseError('FILE_UNREADABLE', 'sha256Files: a hash worker stopped before finishing')));
       }
       // Round-robin, so that two large files land on two workers rather than queue behind each other.
       for (let round = 0; round < JOBS_PER_WORKER; round++) for (const worker of workers) feed(worker);

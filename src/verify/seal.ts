@@ -67,16 +67,16 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
     let args = [...(entry.args ?? [])];
     if (interpreter) {
       args = [main.path, ...args];
-      command = interpreter.path;
-      // Only a system interpreter may go unhashed; a relative one would be looked up from wherever we happen to be.
-      if (interpreter.sha256 === undefined && !isAbsolute(interpreter.path)) {
-        throw new GatehouseError('SEAL_FAILED', `${entry.name}: interpreter ${interpreter.path} is neither absolute nor pinned by digest`);
-      }
       if (interpreter.sha256 !== undefined) {
         const copy = isAbsolute(interpreter.path) ? join(dir, 'interpreter', basename(interpreter.path)) : copyPath(pluginRoot, interpreter.path);
         const sealed = await sealFile(resolve(pluginDir, interpreter.path), copy, { sha256: interpreter.sha256, size: interpreter.size }, true);
         files.push(sealed);
         command = sealed.path;
+      } else if (isAbsolute(interpreter.path)) {
+        command = interpreter.path;
+      } else {
+        // Only a system interpreter may go unhashed; a relative one would be looked up from wherever we happen to be.
+        throw new GatehouseError('SEAL_FAILED', `${entry.name}: interpreter ${interpreter.path} is neither absolute nor pinned by digest`);
       }
     }
     return { name: entry.name, dir, path: main.path, sha256: main.sha256, command, args, files, dispose, [Symbol.asyncDispose]: dispose };

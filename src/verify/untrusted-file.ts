@@ -10,7 +10,7 @@ interface OpenedFile {
 }
 
 const LARGEST_CHUNK = 1 << 20;
-const SMALLEST_CHUNK = 1 << 16;
+const SMALLEST_CHUNK = 1 << 12;
 
 /**
  * Opens `file` for reading without following a symbolic link in its last component, and checks on the
@@ -36,19 +36,26 @@ export async function openRegularFile(file: string): Promise<OpenedFile> {
 }
 
 /**
- * Reads an opened file from its current offset to its end in chunks of up to 1 MiB, reading the next
- * chunk while the consumer works on this one. A chunk is only valid until the consumer asks for the next.
+ * Reads an opened regular file from its current offset to its end in chunks of up to 1 MiB, reading the
+ * next chunk while the consumer works on this one. A chunk is only valid until the consumer asks for the
+ * next. A short read ends the file, as it only happens at the end of a regular file.
  */
 export async function* readChunks(opened: OpenedFile): AsyncGenerator<Buffer, void, undefined> {
+  // Sized to hold a small file and one byte more, so that one read both gets it and shows its end.
   const chunkSize = Math.min(LARGEST_CHUNK, Math.max(SMALLEST_CHUNK, opened.stats.size + 1));
   let filling = Buffer.allocUnsafe(chunkSize);
-  let spare = Buffer.allocUnsafe(chunkSize);
+  let spare: typeof filling | undefined;
   let pending = opened.handle.read(filling, 0, chunkSize, null);
   try {
     for (;;) {
       const { bytesRead } = await pending;
       if (bytesRead === 0) return;
       const chunk = filling.subarray(0, bytesRead);
+      if (bytesRead < chunkSize) {
+        yield chunk;
+        return;
+      }
+      spare ??= Buffer.allocUnsafe(chunkSize);
       [filling, spare] = [spare, filling];
       pending = opened.handle.read(filling, 0, chunkSize, null);
       yield chunk;
