@@ -14,3 +14,6 @@ export type { ServiceClient, CallOptions } from './host/service-client.js';
 
 // plugin
 export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './plugin/serve.js';
+
+// audit
+export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';

@@ -2,7 +2,8 @@ import { lstat, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { GatehouseError } from '../errors.js';
+import type { AuditLog } from '../audit/index.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
 import { classifyTlsFailure, pinnedChannelCredentials } from '../tls/pinning.js';
@@ -49,6 +50,8 @@ export interface LaunchOptions {
   channelOptions?: grpc.ChannelOptions;
   /** Aborting it before the plugin is connected kills the plugin and rejects with START_ABORTED. */
   signal?: AbortSignal;
+  /** Records launch, handshake, connection, refusals, kill steps and exit in this tamper-evident log. */
+  audit?: AuditLog;
 }
 
 const DEFAULT_START_TIMEOUT_MS = 10_000;
@@ -61,6 +64,7 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
  */
 export async function launch(options: LaunchOptions): Promise<Plugin> {
   const config = resolveOptions(options);
+  const audit = options.audit;
   const started = Date.now();
   // Private 0700 directory for the plugin's socket (and temporary files): no other user can reach it.
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-'));
@@ -92,8 +96,16 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const starting = child;
     startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
+    audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args] });
     const line = await child.readHandshakeLine(config.startTimeoutMs, options.signal);
     const handshake = parseHandshakeLine(line, config.protocolVersions);
+    audit?.record({
+      type: 'handshake',
+      plugin: config.name,
+      protocolVersion: handshake.appVersion,
+      network: handshake.network,
+      address: handshake.address,
+    });
     let certificateMismatch: GatehouseError | undefined;
     const credentials = channelCredentials(handshake, identity, (error) => (certificateMismatch = error));
     await checkSocketOwnership(handshake);
@@ -119,13 +131,21 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       socketDir,
       config.killGraceMs,
       config.logger,
+      audit,
     );
+    audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
     config.logger.debug(
       { plugin: plugin.name, pid: plugin.pid, version: plugin.protocolVersion, certificateSha256: plugin.certificateSha256 },
       'plugin connected',
     );
     return plugin;
   } catch (error) {
+    audit?.record({
+      type: 'refusal',
+      plugin: config.name,
+      code: isGatehouseError(error) ? error.code : 'UNEXPECTED',
+      message: error instanceof Error ? error.message : String(error),
+    });
     channel?.close();
     if (child) {
       child.signal('SIGKILL');

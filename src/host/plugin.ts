@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
+import type { AuditLog } from '../audit/index.js';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { controllerService } from '../transport/controller.js';
@@ -46,6 +47,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     socketDir: string,
     private readonly killGraceMs: number,
     private readonly logger: Logger,
+    private readonly audit: AuditLog | undefined,
   ) {
     this.name = info.name;
     this.protocolVersion = info.protocolVersion;
@@ -66,6 +68,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     };
     trackPlugin(this);
     void child.exited.then((status) => {
+      this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
       if (this.stopping === undefined) {
         this.logger.warn({ plugin: this.name, ...status }, `plugin exited unexpectedly (${describeExit(status)})`);
       }
@@ -104,12 +107,15 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   private async stop(): Promise<ExitStatus> {
     if (this.child.hasExited === undefined) {
       const deadline = Date.now() + this.killGraceMs;
+      this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'shutdown' });
       await unaryCall(this.rpc, controllerService.Shutdown, {}, { deadline }).catch(() => {});
       if (!(await this.exitsWithin(deadline - Date.now()))) {
         this.logger.debug({ plugin: this.name }, 'plugin ignored Shutdown; sending SIGTERM');
+        this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGTERM' });
         this.child.signal('SIGTERM');
         if (!(await this.exitsWithin(this.killGraceMs))) {
           this.logger.warn({ plugin: this.name }, 'plugin ignored SIGTERM; sending SIGKILL');
+          this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGKILL' });
           this.child.signal('SIGKILL');
           if (!(await this.exitsWithin(SIGKILL_WAIT_MS))) {
             throw new GatehouseError('KILL_FAILED', `plugin ${this.name} (pid ${this.pid}) survived SIGKILL`);

@@ -1,0 +1,69 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { launch, openAuditLog, verifyAuditLog } from '../../src/index.js';
+import { KV_COOKIE } from '../../examples/kv/kv.js';
+import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
+
+async function auditedLog(t: { teardown(fn: () => Promise<void>): void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.jsonl');
+  return { path, log: await openAuditLog(path) };
+}
+
+async function recordTypes(path: string): Promise<Array<Record<string, unknown>>> {
+  const text = await readFile(path, 'utf8');
+  return text.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+test('audit: a launch records launch, handshake, the pinned peer, kill and exit, in a chain that verifies', async (t) => {
+  const { path, log } = await auditedLog(t);
+  const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, audit: log });
+  await plugin.kill();
+  await log.close();
+
+  const records = await recordTypes(path);
+  const types = records.map((r) => r.type);
+  t.deepEqual(types, ['audit-log-opened', 'launch', 'handshake', 'connected', 'kill', 'exit']);
+  t.deepEqual(records[1]?.argv, [process.execPath, kvPluginScript]);
+  t.is(records[1]?.pid, plugin.pid);
+  t.is(records[3]?.peerCertificateSha256, plugin.certificateSha256);
+  t.is(records[4]?.method, 'shutdown');
+  t.like(records[5], { code: 0, signal: null });
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 6 });
+});
+
+test('audit: a refused plugin leaves a refusal record with its code', async (t) => {
+  const { path, log } = await auditedLog(t);
+  await t.throwsAsync(
+    launch({
+      command: process.execPath,
+      args: [fakePluginScript],
+      cookie: KV_COOKIE,
+      env: { FAKE_MODE: 'line', FAKE_LINE: '1|1|tcp|192.0.2.10:4000|grpc|' },
+      audit: log,
+    }),
+  );
+  await log.close();
+  const refusal = (await recordTypes(path)).find((r) => r.type === 'refusal');
+  t.is(refusal?.code, 'ADDRESS_NOT_LOOPBACK');
+});
+
+test('audit: no record carries the environment or a private key', async (t) => {
+  const { path, log } = await auditedLog(t);
+  const plugin = await launch({
+    command: process.execPath,
+    args: [kvPluginScript],
+    cookie: KV_COOKIE,
+    env: { API_TOKEN: 'token-that-must-not-be-logged' },
+    audit: log,
+  });
+  await plugin.kill();
+  await log.close();
+  const text = await readFile(path, 'utf8');
+  t.notRegex(text, /token-that-must-not-be-logged/);
+  t.notRegex(text, /PRIVATE KEY/);
+  t.notRegex(text, new RegExp(KV_COOKIE.value));
+});
