@@ -1,0 +1,87 @@
+/** The one failure line `gatehouse call` prints, and its exit code. */
+import { isGatehouseError, type GatehouseErrorCode } from '../errors.js';
+import { Interrupted } from './interruption.js';
+import type { PluginWatch } from './plugin-logs.js';
+
+/** How much of the plugin's last log message a failure line quotes. */
+const MAX_QUOTED_MESSAGE_CHARS = 300;
+
+export interface FailureContext {
+  /** Whether the plugin completed its handshake. */
+  launched: boolean;
+  insecure: boolean;
+  cookieKey: string;
+  watch: PluginWatch;
+}
+
+/** The word that says which step failed; codes whose message already says it have none. */
+const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
+  SPAWN_FAILED: 'launch',
+  START_TIMEOUT: 'handshake',
+  HANDSHAKE_INVALID: 'handshake',
+  HANDSHAKE_TOO_LONG: 'handshake',
+  CORE_VERSION_MISMATCH: 'handshake',
+  NETWORK_UNSUPPORTED: 'handshake',
+  ADDRESS_NOT_LOOPBACK: 'handshake',
+  NETRPC_UNSUPPORTED: 'handshake',
+  PROTOCOL_VERSION_MISMATCH: 'version',
+  PLAINTEXT_REFUSED: 'TLS',
+  TLS_FAILED: 'TLS',
+  CERTIFICATE_INVALID: 'TLS',
+  CERTIFICATE_MISMATCH: 'TLS',
+  CONNECT_FAILED: 'connect',
+  HEALTH_CHECK_FAILED: 'connect',
+  KILL_FAILED: 'kill',
+  FILE_NOT_FOUND: 'sha256',
+  FILE_NOT_REGULAR: 'sha256',
+  FILE_UNREADABLE: 'sha256',
+  SEAL_FAILED: 'sha256',
+  SIZE_MISMATCH: 'sha256',
+  DIGEST_MISMATCH: 'sha256',
+  INVALID_OPTIONS: 'options',
+};
+
+/** What the user can do about a failure whose message cannot say it. */
+const FAILURE_HINTS: Partial<Record<GatehouseErrorCode, string>> = {
+  DIGEST_MISMATCH: '; COMMAND was not run',
+  FILE_NOT_REGULAR: '; --sha256 needs COMMAND to be a regular file (for a link, give the path it points to: readlink -f)',
+};
+
+/** One line (without the "gatehouse call: " prefix) and the exit code for a failure. */
+export function describeFailure(error: unknown, context: FailureContext): { line: string; exitCode: number } {
+  if (error instanceof Interrupted) return { line: error.message, exitCode: error.exitCode };
+  // Anything else is unexpected: its message only, never a stack trace.
+  if (!isGatehouseError(error)) return { line: firstLine(error instanceof Error ? error.message : String(error)), exitCode: 1 };
+  if (error.code === 'USAGE') return { line: firstLine(error.message), exitCode: 2 };
+
+  const said = context.watch.lastMessage;
+  const lastWords = said === undefined ? '' : `; last plugin message: ${JSON.stringify(said.slice(0, MAX_QUOTED_MESSAGE_CHARS))}`;
+  // The plugin's stderr tail is already on stderr as log lines, so only the first line is kept here.
+  const message = firstLine(error.message).replace(/; last stderr lines:$/, '');
+  if (error.code === 'PLUGIN_EXITED' && !context.launched) {
+    const exit = /\((exit code -?\d+|killed by [A-Z0-9]+)\)/.exec(message)?.[1] ?? 'unknown exit status';
+    if (context.watch.cookieRejected) {
+      return {
+        line:
+          `cookie: the plugin rejected the magic cookie ${context.cookieKey} (it printed go-plugin's ` +
+          `"This binary is a plugin" message, ${exit}); check --cookie against the plugin's HandshakeConfig`,
+        exitCode: 1,
+      };
+    }
+    if (context.insecure) {
+      return {
+        line: `TLS: the plugin exited before its handshake (${exit}) when launched with --insecure; it probably requires mutual TLS, so drop --insecure${lastWords}`,
+        exitCode: 1,
+      };
+    }
+    return { line: `plugin exited before its handshake (${exit})${lastWords}`, exitCode: 1 };
+  }
+  const step = FAILURE_STEPS[error.code];
+  const detail = error.code === 'START_TIMEOUT' ? lastWords : (FAILURE_HINTS[error.code] ?? '');
+  const body = message.replace(/^plugin handshake: /, '');
+  return { line: `${step === undefined ? '' : `${step}: `}${body}${detail}`, exitCode: 1 };
+}
+
+function firstLine(text: string): string {
+  return text.split('\n', 1)[0] ?? '';
+}

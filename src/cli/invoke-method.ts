@@ -1,0 +1,51 @@
+/** Makes one planned call against a running plugin and prints each response as one JSON line. */
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import type { Plugin } from '../host/plugin.js';
+import type { PlannedCall } from './call-plan.js';
+import { methodDefinition, responseToJson } from './proto-methods.js';
+import { escapeControls, writeStdoutLine } from './terminal.js';
+
+export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs: number): Promise<void> {
+  const { method } = call;
+  const definition = methodDefinition(method);
+  // Escaped: string fields hold whatever the plugin sent, and must not drive the terminal.
+  const print = async (response: unknown): Promise<void> =>
+    writeStdoutLine(escapeControls(JSON.stringify(responseToJson(method, response, call.label))));
+  try {
+    if (!definition.responseStream) {
+      const client = plugin.client({ [method.name]: definition });
+      const invoke = client[method.name] as (request: unknown, options: { timeoutMs: number }) => Promise<unknown>;
+      await print(await invoke(call.request, { timeoutMs }));
+      return;
+    }
+    const stream = plugin
+      .grpcClient({ [method.name]: definition })
+      .makeServerStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, call.request, {
+        deadline: Date.now() + timeoutMs,
+      });
+    await new Promise<void>((resolvePromise, reject) => {
+      stream.on('data', (response: unknown) => {
+        // One message at a time: a fast plugin cannot queue up more output than stdout takes.
+        stream.pause();
+        print(response).then(
+          () => stream.resume(),
+          (error: unknown) => {
+            stream.cancel();
+            reject(error);
+          },
+        );
+      });
+      stream.on('error', (error: grpc.ServiceError) => {
+        const status = grpc.status[error.code] ?? String(error.code);
+        reject(new GatehouseError('CALL_FAILED', `${definition.path} failed: ${status}: ${error.details}`, { cause: error }));
+      });
+      // 'end' rather than 'status': grpc-js reports the status as soon as it arrives, before the
+      // messages still buffered behind a pause have been printed. A failed status comes as 'error' first.
+      stream.on('end', () => resolvePromise());
+    });
+  } catch (error) {
+    if (call.label === '' || !isGatehouseError(error)) throw error;
+    throw new GatehouseError(error.code, `${call.label}${error.message}`, { cause: error });
+  }
+}

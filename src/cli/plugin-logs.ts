@@ -1,0 +1,45 @@
+/** The plugin's logs on stderr, and what they told us for a failure line that explains an early exit. */
+import type { Logger, LogFn } from '../logger.js';
+import { isPlainObject } from './json.js';
+import { escapeControls } from './terminal.js';
+
+/** go-plugin's first line for a missing or wrong magic cookie (our serve() prints the same). */
+const COOKIE_REFUSAL = 'This binary is a plugin.';
+
+/** What the plugin's logs told us. */
+export interface PluginWatch {
+  cookieRejected: boolean;
+  lastMessage: string | undefined;
+}
+
+type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * Writes plugin logs to stderr: records at info and above, and every line the plugin wrote that is not
+ * an hclog record (the host logs those at debug, but they are often all a failing plugin says).
+ */
+export function pluginLogger(json: boolean, watch: PluginWatch): Logger {
+  const logAt =
+    (level: Level): LogFn =>
+    (fields, message) => {
+      const stream = fields.stream === 'stderr' || fields.stream === 'stdout' ? fields.stream : undefined;
+      if (stream === 'stderr' && message.startsWith(COOKIE_REFUSAL)) watch.cookieRejected = true;
+      if (stream === undefined && (level === 'trace' || level === 'debug')) return;
+      watch.lastMessage = message;
+      const line = json
+        ? JSON.stringify({ ...fields, level, time: new Date().toISOString(), msg: message })
+        : humanLogLine(level, stream, fields, message);
+      // Escaped: the plugin chose these bytes, and must not drive the terminal.
+      process.stderr.write(`${escapeControls(line)}\n`);
+    };
+  return { trace: logAt('trace'), debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
+}
+
+/** `[plugin] level: message {fields}`, with the plugin's own fields shown beside the host's. */
+function humanLogLine(level: Level, stream: string | undefined, record: Record<string, unknown>, message: string): string {
+  const name = typeof record.plugin === 'string' ? record.plugin : 'plugin';
+  const { plugin: _plugin, pluginTime: _time, stream: _stream, fields: own, ...host } = record;
+  const shown = { ...(isPlainObject(own) ? own : {}), ...host };
+  const suffix = Object.keys(shown).length === 0 ? '' : ` ${JSON.stringify(shown)}`;
+  return `[${name}] ${stream ?? level}: ${message}${suffix}`;
+}
