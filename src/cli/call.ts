@@ -9,7 +9,7 @@ import { sealPlugin } from '../verify/seal.js';
 import { HELP, parseCallArgs, type CallSettings } from './call-args.js';
 import { planCalls } from './call-plan.js';
 import { describeFailure, type FailureContext } from './failures.js';
-import { Interrupted, watchSignals, type Interruption } from './interruption.js';
+import { watchSignals, type Interruption } from './interruption.js';
 import { invokeMethod } from './invoke-method.js';
 import { pluginLogger } from './plugin-logs.js';
 import { loadProtos } from './proto-methods.js';
@@ -22,6 +22,7 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
     launched: false,
     insecure: false,
     cookieKey: '',
+    startTimeoutMs: 0,
     watch: { cookieRejected: false, lastMessage: undefined },
   };
   const interruption = watchSignals();
@@ -33,6 +34,7 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
     }
     context.insecure = settings.insecure;
     context.cookieKey = settings.cookie.key;
+    context.startTimeoutMs = settings.timeoutMs;
     await runCall(settings, context, interruption);
     return 0;
   } catch (error) {
@@ -56,7 +58,7 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
       ? undefined
       : await sealPlugin({ name, path: name, sha256: settings.sha256, args: settings.args }, dirname(command));
   try {
-    const launching = launch({
+    const plugin = await launch({
       command: sealed?.command ?? command,
       args: sealed?.args ?? settings.args,
       name,
@@ -65,11 +67,10 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
       logger: pluginLogger(settings.jsonLogs, context.watch),
       startTimeoutMs: settings.timeoutMs,
       insecurePlaintext: settings.insecure,
-    });
-    const plugin = await Promise.race([launching, interruption.stopped]).catch(async (error: unknown) => {
-      // launch() cannot be cancelled; a plugin it still brings up must be stopped, not orphaned.
-      if (error instanceof Interrupted) await launching.then((late) => late.kill(), () => undefined);
-      throw error;
+      // Ctrl-C during the handshake kills the plugin at once rather than after the start timeout.
+      signal: interruption.signal,
+    }).catch((error: unknown) => {
+      throw interruption.reason() ?? error;
     });
     context.launched = true;
     let failure: { error: unknown } | undefined;

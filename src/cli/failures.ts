@@ -1,5 +1,6 @@
-/** The one failure line `gatehouse call` prints, and its exit code. */
+/** The one failure line `gatehouse call` prints, and its exit code, built from the error's code and details. */
 import { isGatehouseError, type GatehouseErrorCode } from '../errors.js';
+import { describeExit } from '../host/plugin-process.js';
 import { Interrupted } from './interruption.js';
 import type { PluginWatch } from './plugin-logs.js';
 
@@ -11,15 +12,16 @@ export interface FailureContext {
   launched: boolean;
   insecure: boolean;
   cookieKey: string;
+  startTimeoutMs: number;
   watch: PluginWatch;
 }
 
-/** The word that says which step failed; codes whose message already says it have none. */
+/**
+ * The word that says which step failed. Codes whose message already says it have none: the handshake
+ * parser's messages start "plugin handshake: ".
+ */
 const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
   SPAWN_FAILED: 'launch',
-  START_TIMEOUT: 'handshake',
-  HANDSHAKE_INVALID: 'handshake',
-  HANDSHAKE_TOO_LONG: 'handshake',
   CORE_VERSION_MISMATCH: 'handshake',
   NETWORK_UNSUPPORTED: 'handshake',
   ADDRESS_NOT_LOOPBACK: 'handshake',
@@ -27,7 +29,6 @@ const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
   PROTOCOL_VERSION_MISMATCH: 'version',
   PLAINTEXT_REFUSED: 'TLS',
   TLS_FAILED: 'TLS',
-  CERTIFICATE_INVALID: 'TLS',
   CERTIFICATE_MISMATCH: 'TLS',
   CONNECT_FAILED: 'connect',
   HEALTH_CHECK_FAILED: 'connect',
@@ -54,12 +55,12 @@ export function describeFailure(error: unknown, context: FailureContext): { line
   if (!isGatehouseError(error)) return { line: firstLine(error instanceof Error ? error.message : String(error)), exitCode: 1 };
   if (error.code === 'USAGE') return { line: firstLine(error.message), exitCode: 2 };
 
+  // The plugin's stderr is already on stderr as log lines, so only its last message is quoted here.
   const said = context.watch.lastMessage;
   const lastWords = said === undefined ? '' : `; last plugin message: ${JSON.stringify(said.slice(0, MAX_QUOTED_MESSAGE_CHARS))}`;
-  // The plugin's stderr tail is already on stderr as log lines, so only the first line is kept here.
-  const message = firstLine(error.message).replace(/; last stderr lines:$/, '');
   if (error.code === 'PLUGIN_EXITED' && !context.launched) {
-    const exit = /\((exit code -?\d+|killed by [A-Z0-9]+)\)/.exec(message)?.[1] ?? 'unknown exit status';
+    const status = error.details.exitStatus;
+    const exit = status === undefined ? 'unknown exit status' : describeExit(status);
     if (context.watch.cookieRejected) {
       return {
         line:
@@ -76,10 +77,11 @@ export function describeFailure(error: unknown, context: FailureContext): { line
     }
     return { line: `plugin exited before its handshake (${exit})${lastWords}`, exitCode: 1 };
   }
+  if (error.code === 'START_TIMEOUT') {
+    return { line: `handshake: plugin printed no handshake line within ${context.startTimeoutMs} ms${lastWords}`, exitCode: 1 };
+  }
   const step = FAILURE_STEPS[error.code];
-  const detail = error.code === 'START_TIMEOUT' ? lastWords : (FAILURE_HINTS[error.code] ?? '');
-  const body = message.replace(/^plugin handshake: /, '');
-  return { line: `${step === undefined ? '' : `${step}: `}${body}${detail}`, exitCode: 1 };
+  return { line: `${step === undefined ? '' : `${step}: `}${firstLine(error.message)}${FAILURE_HINTS[error.code] ?? ''}`, exitCode: 1 };
 }
 
 function firstLine(text: string): string {

@@ -14,8 +14,12 @@ export class Interrupted extends Error {
 }
 
 export interface Interruption {
-  /** Rejects with an Interrupted at the first signal, for racing against the work under way. */
+  /** Aborted by the first signal, with an Interrupted as its reason; launch() takes it. */
+  signal: AbortSignal;
+  /** Rejects with that Interrupted, for racing against work that takes no AbortSignal. */
   stopped: Promise<never>;
+  /** The Interrupted, once a signal has come. */
+  reason(): Interrupted | undefined;
   dispose(): void;
 }
 
@@ -24,18 +28,22 @@ export interface Interruption {
  * once (the host's exit hook still SIGKILLs the plugin).
  */
 export function watchSignals(): Interruption {
-  let stop: (error: Interrupted) => void = () => {};
-  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  const controller = new AbortController();
+  let interrupted: Interrupted | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    controller.signal.addEventListener('abort', () => reject(interrupted), { once: true });
+  });
   stopped.catch(() => {}); // observed through Promise.race; this only marks it handled
-  let signalled = false;
   const onSignal = (signal: HandledSignal): void => {
-    if (signalled) process.exit(new Interrupted(signal).exitCode);
-    signalled = true;
-    stop(new Interrupted(signal));
+    if (interrupted !== undefined) process.exit(new Interrupted(signal).exitCode);
+    interrupted = new Interrupted(signal);
+    controller.abort(interrupted);
   };
   for (const signal of handled) process.on(signal, onSignal);
   return {
+    signal: controller.signal,
     stopped,
+    reason: () => interrupted,
     dispose: () => {
       for (const signal of handled) process.off(signal, onSignal);
     },

@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Plugin } from '../host/plugin.js';
 import type { PlannedCall } from './call-plan.js';
-import { methodDefinition, responseToJson } from './proto-methods.js';
+import { fullMethodName, methodDefinition, responseToJson } from './proto-methods.js';
 import { escapeControls, writeStdoutLine } from './terminal.js';
 
 export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs: number): Promise<void> {
@@ -38,7 +38,13 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
       });
       stream.on('error', (error: grpc.ServiceError) => {
         const status = grpc.status[error.code] ?? String(error.code);
-        reject(new GatehouseError('CALL_FAILED', `${definition.path} failed: ${status}: ${error.details}`, { cause: error }));
+        // Worded and detailed as the host's unary calls fail, so both read and branch alike.
+        reject(
+          new GatehouseError('CALL_FAILED', `${fullMethodName(method)} failed: ${status}: ${error.details}`, {
+            cause: error,
+            details: { grpcCode: error.code },
+          }),
+        );
       });
       // 'end' rather than 'status': grpc-js reports the status as soon as it arrives, before the
       // messages still buffered behind a pause have been printed. A failed status comes as 'error' first.
@@ -46,6 +52,6 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
     });
   } catch (error) {
     if (call.label === '' || !isGatehouseError(error)) throw error;
-    throw new GatehouseError(error.code, `${call.label}${error.message}`, { cause: error });
+    throw new GatehouseError(error.code, `${call.label}${error.message}`, { cause: error, details: error.details });
   }
 }

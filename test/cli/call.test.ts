@@ -94,6 +94,7 @@ service Echo {
   rpc Repeat(All) returns (stream All);
   rpc Hang(google.protobuf.Empty) returns (google.protobuf.Empty);
   rpc Missing(google.protobuf.Empty) returns (google.protobuf.Empty);
+  rpc MissingStream(google.protobuf.Empty) returns (stream google.protobuf.Empty);
 }
 `;
 
@@ -240,6 +241,46 @@ test('call: a plugin that exits before its handshake is named with its exit code
   t.regex(result.stderr, /^\[early\.sh\] stderr: boom: no configuration$/m);
 });
 
+/** A plugin that writes its pid and never prints a handshake line: only the start timeout ends its launch. */
+async function silentPlugin(dir: string): Promise<{ command: string; pid: () => Promise<number> }> {
+  const pidFile = join(dir, 'silent.pid');
+  const command = await writeExecutable(dir, 'silent.sh', `#!/bin/sh\necho "starting, never shaking hands" >&2\necho $$ > '${pidFile}.tmp'\nmv '${pidFile}.tmp' '${pidFile}'\nexec sleep 60\n`);
+  const pid = async (): Promise<number> => {
+    while (!existsSync(pidFile)) await new Promise((resolve) => setTimeout(resolve, 20));
+    return Number(await readFile(pidFile, 'utf8'));
+  };
+  return { command, pid };
+}
+
+test('call: a plugin that prints no handshake fails after --timeout, with its last words', async (t) => {
+  const plugin = await silentPlugin(await tempDir(t));
+  const result = await call([...kvArgs, '--timeout', '500', '--method', 'kv.KV/Get', '--', plugin.command]);
+  t.is(result.code, 1);
+  t.is(
+    failureLine(t, result),
+    'gatehouse call: handshake: plugin printed no handshake line within 500 ms; last plugin message: "starting, never shaking hands"',
+  );
+  t.false(isAlive(await plugin.pid()));
+});
+
+test('call: SIGINT during the handshake stops the launch at once, exits 130 and leaves no plugin', async (t) => {
+  const plugin = await silentPlugin(await tempDir(t));
+  const child = spawn(process.execPath, [cli, 'call', ...kvArgs, '--timeout', '30000', '--method', 'kv.KV/Get', '--', plugin.command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const pid = await plugin.pid();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const signalled = Date.now();
+  child.kill('SIGINT');
+  t.is(await exited, 130);
+  t.true(Date.now() - signalled < 5000, `exited ${Date.now() - signalled} ms after SIGINT, not at the 30 s start timeout`);
+  t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
+  t.false(isAlive(pid));
+});
+
 test('call: --insecure against a plugin that requires TLS fails as a TLS problem', async (t) => {
   const result = await call([...kvArgs, '--insecure', '--method', 'kv.KV/Get', ...kvCommand]);
   t.is(result.code, 1);
@@ -370,8 +411,11 @@ test('call: a failed call exits 1 naming the method and gRPC status, and the plu
   const echo = await echoPlugin(await tempDir(t));
   const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Missing', ...echo.command]);
   t.is(result.code, 1);
-  t.regex(failureLine(t, result), /^gatehouse call: \/echo\.Echo\/Missing failed: UNIMPLEMENTED: /);
+  t.regex(failureLine(t, result), /^gatehouse call: echo\.Echo\/Missing failed: UNIMPLEMENTED: /);
   t.false(isAlive(Number(await readFile(echo.pidFile, 'utf8'))));
+  const stream = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/MissingStream', ...echo.command]);
+  t.is(stream.code, 1);
+  t.regex(failureLine(t, stream), /^gatehouse call: echo\.Echo\/MissingStream failed: UNIMPLEMENTED: /, 'worded as a unary failure');
 });
 
 test('call: SIGINT stops the plugin and exits 130', async (t) => {
