@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
+import { isAlive } from '../helpers/process.js';
 
 // Compiled to dist/test/cli/: three levels up is the repository.
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -119,14 +120,6 @@ await serve({ cookie: { key: 'ECHO_PLUGIN', value: 'echo' }, versions: { 1: [{
   return { proto, command: ['--', process.execPath, join(dir, 'echo-plugin.mjs')], pidFile };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('call: a --script runs Put then Get against one plugin, and bytes round-trip as base64', async (t) => {
   const dir = await tempDir(t);

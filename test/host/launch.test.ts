@@ -7,6 +7,7 @@ import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } fro
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
+import { isAlive, waitUntil } from '../helpers/process.js';
 
 const execFileAsync = promisify(execFile);
 const kvService = loadKVService();
@@ -21,23 +22,7 @@ function fake(mode: string, extra: Partial<LaunchOptions> = {}, env: Record<stri
   };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return condition();
-}
 
 test('launch: a plugin runs over mutual TLS in a private socket directory and stops on Shutdown', async (t) => {
   const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
@@ -99,9 +84,10 @@ test('launch: aborting during the handshake kills the plugin at once', async (t)
   const controller = new AbortController();
   const started = Date.now();
   setTimeout(() => controller.abort(), 200);
-  const error = await t.throwsAsync(launch(fake('silent', { startTimeoutMs: 30_000, signal: controller.signal })));
+  const error = await t.throwsAsync(launch(fake('silent', { startTimeoutMs: 50_000, signal: controller.signal })));
   t.true(isGatehouseError(error, 'START_ABORTED'), String(error));
-  t.true(Date.now() - started < 5000, 'did not wait out the start timeout');
+  // Far below the start timeout, with room for a loaded machine.
+  t.true(Date.now() - started < 20_000, `took ${Date.now() - started} ms: it waited for the start timeout`);
 });
 
 test('calls: a failed call carries its gRPC status code in details', async (t) => {
@@ -116,7 +102,7 @@ test('launch: a plugin that prints no handshake is killed after the start timeou
   const started = Date.now();
   const error = await t.throwsAsync(launch(fake('silent', { startTimeoutMs: 300 })));
   t.true(isGatehouseError(error, 'START_TIMEOUT'), String(error));
-  t.true(Date.now() - started < 5000);
+  t.true(Date.now() - started < 20_000, `took ${Date.now() - started} ms: the timeout did not end the launch`);
 });
 
 test('launch: an endless handshake line is cut off at the limit, not buffered', async (t) => {
@@ -163,7 +149,8 @@ test('launch: calls fail fast with PLUGIN_EXITED once the plugin has died', asyn
   t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
   t.regex(error?.message ?? '', /SIGKILL/);
   t.deepEqual((error as GatehouseError).details.exitStatus, { code: null, signal: 'SIGKILL' });
-  t.true(Date.now() - started < 500);
+  // Fails before any RPC is attempted, not after a connection timeout.
+  t.true(Date.now() - started < 2000);
   await plugin.kill();
   t.false(existsSync(plugin.socketDir));
 });
@@ -174,7 +161,7 @@ test('kill: a plugin that ignores Shutdown and SIGTERM is SIGKILLed after the gr
   const status = await plugin.kill();
   t.is(status.signal, 'SIGKILL');
   t.true(Date.now() - started >= 400, 'both graces were waited out');
-  t.true(Date.now() - started < 5000);
+  t.true(Date.now() - started < 20_000, 'SIGKILL ended it; nothing waited forever');
   t.false(isAlive(plugin.pid));
 });
 
@@ -204,7 +191,7 @@ test('kill: every live plugin is killed when the host process exits or is signal
       (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
     );
     const { pid, socketDir } = JSON.parse(stdout.trim()) as { pid: number; socketDir: string };
-    t.true(await waitUntil(() => !isAlive(pid), 3000), `plugin ${pid} outlived a host that ended by ${ending}`);
+    t.true(await waitUntil(() => !isAlive(pid), 10_000), `plugin ${pid} outlived a host that ended by ${ending}`);
     t.false(existsSync(socketDir), `socket directory left behind after ${ending}`);
   }
 });

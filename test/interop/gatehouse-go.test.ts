@@ -36,8 +36,9 @@ goTest('gatehouse host -> Go plugin: Put, Get and kill over pinned mutual TLS', 
 goTest('go-plugin host -> gatehouse TypeScript plugin: Put, Get, and a kill well under the 2 s grace', async (t, go) => {
   const run = await runKvhost(go, ['--', process.execPath, kvPluginScript]);
   assertRoundTrip(t, run);
-  // Our plugin honours the controller's Shutdown, so go-plugin never waits out its 2 s before SIGKILL.
-  t.true((run.result.killMs ?? Infinity) < 1000, `killMs ${run.result.killMs}`);
+  // Our plugin honours the controller's Shutdown, so go-plugin never waits out its 2 s before SIGKILL
+  // (typically a few ms; the bound leaves room for a loaded machine but stays below the grace).
+  t.true((run.result.killMs ?? Infinity) < 1500, `killMs ${run.result.killMs}`);
 
   const entries = hclogLines(run.stderr);
   // go-plugin parsed our hclog line (it drops lines whose @timestamp lacks six fractional digits).

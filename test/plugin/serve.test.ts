@@ -110,7 +110,7 @@ test('serve: the plugin exits when its host dies', async (t) => {
   const pid = await new Promise<number>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
   parent.kill('SIGKILL');
   const gone = await new Promise<boolean>((resolve) => {
-    const end = Date.now() + 5000;
+    const end = Date.now() + 10_000;
     const poll = setInterval(() => {
       let alive = true;
       try {
