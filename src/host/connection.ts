@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { TLS_SERVER_NAME } from '../tls/pinning.js';
+import { classifyTlsFailure, TLS_SERVER_NAME } from '../tls/pinning.js';
 import type { HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 
@@ -63,5 +63,32 @@ export async function checkHealth(client: grpc.Client, deadline: Date): Promise<
       'HEALTH_CHECK_FAILED',
       `plugin health is ${ServingStatus[response.status] ?? response.status}, not SERVING`,
     );
+  }
+}
+
+/** Channel credentials, and the pin mismatch their TLS check saw, if any. */
+export interface PluginCredentials {
+  credentials: grpc.ChannelCredentials;
+  mismatch?: GatehouseError;
+}
+
+/**
+ * Opens the plugin's channel and proves it with a health check before anyone uses it; a TLS failure
+ * is reported as what it means (another certificate, or our certificate refused).
+ */
+export async function connectChecked(
+  handshake: Pick<HandshakeLine, 'network' | 'address'>,
+  credentials: PluginCredentials,
+  deadline: Date,
+  maxMessageBytes: number,
+  channelOptions: grpc.ChannelOptions,
+): Promise<grpc.Channel> {
+  const channel = openChannel(grpcTarget(handshake), credentials.credentials, maxMessageBytes, channelOptions);
+  try {
+    await checkHealth(clientOn(channel), deadline);
+    return channel;
+  } catch (error) {
+    channel.close();
+    throw credentials.mismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
   }
 }

@@ -6,11 +6,11 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
-import { classifyTlsFailure, pinnedChannelCredentials } from '../tls/pinning.js';
+import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { checkHealth, clientOn, grpcTarget, openChannel } from './connection.js';
+import { connectChecked, type PluginCredentials } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { Plugin } from './plugin.js';
 import { PluginProcess } from './plugin-process.js';
@@ -106,16 +106,12 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       network: handshake.network,
       address: handshake.address,
     });
-    let certificateMismatch: GatehouseError | undefined;
-    const credentials = channelCredentials(handshake, identity, (error) => (certificateMismatch = error));
+    const credentials = channelCredentials(handshake, identity);
     await checkSocketOwnership(handshake);
-    if (options.signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
-    channel = openChannel(grpcTarget(handshake), credentials, config.maxMessageBytes, config.channelOptions);
+    throwIfAborted(options.signal);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
-    await checkHealth(clientOn(channel), deadline).catch((error: unknown) => {
-      throw certificateMismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
-    });
-    if (options.signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
+    channel = await connectChecked(handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions);
+    throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);
     const plugin = new Plugin(
@@ -157,16 +153,16 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   }
 }
 
-function channelCredentials(
-  handshake: HandshakeLine,
-  identity: EphemeralIdentity | undefined,
-  onMismatch: (error: GatehouseError) => void,
-): grpc.ChannelCredentials {
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
+}
+
+function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentity | undefined): PluginCredentials {
   if (identity === undefined) {
     if (handshake.serverCertificate !== undefined) {
       throw new GatehouseError('TLS_FAILED', 'the plugin requires TLS but the host was asked for plaintext');
     }
-    return grpc.credentials.createInsecure();
+    return { credentials: grpc.credentials.createInsecure() };
   }
   if (handshake.serverCertificate === undefined) {
     // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.
@@ -175,7 +171,10 @@ function channelCredentials(
       'the plugin offered no TLS certificate; it must support go-plugin AutoMTLS (or pass insecurePlaintext)',
     );
   }
-  return pinnedChannelCredentials(identity, handshake.serverCertificate, onMismatch);
+  const pinned: PluginCredentials = {
+    credentials: pinnedChannelCredentials(identity, handshake.serverCertificate, (error) => (pinned.mismatch = error)),
+  };
+  return pinned;
 }
 
 /**

@@ -39,6 +39,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   private readonly rpc: grpc.Client;
   private readonly liveness: PluginLiveness;
   private stopping: Promise<ExitStatus> | undefined;
+  private released: Promise<void> | undefined;
 
   constructor(
     info: PluginInfo,
@@ -133,8 +134,6 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
     return Promise.race([this.child.exited.then(() => true), timer]);
   }
-
-  private released: Promise<void> | undefined;
 
   /** Once the plugin has exited: no channel, no leftover children, no socket directory. */
   private release(): Promise<void> {
