@@ -1,8 +1,8 @@
 /** The command line of `gatehouse call`: its options, their checks, and the help text. */
-import { parseArgs } from 'node:util';
-import { GatehouseError } from '../errors.js';
 import { validateCookie, validateOfferedVersions, type MagicCookie } from '../transport/env.js';
 import type { CallSource } from './call-plan.js';
+import { type CommandLine, parseCommandLine, usageError as commandUsageError } from './command-line.js';
+import { MANIFEST_OPTIONS, MANIFEST_OPTIONS_HELP, manifestSource, type ManifestSource } from './manifest-policy.js';
 import { parseMethodName } from './proto-methods.js';
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -10,15 +10,20 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
 export const HELP = `Usage: gatehouse call [options] (--method pkg.Service/Method [--data JSON] | --script FILE|-) -- COMMAND [ARGS...]
+       gatehouse call [options] (--method ... | --script ...) --manifest FILE --trust DIR --plugin NAME
 
 Launches COMMAND as a go-plugin gRPC plugin (mutual TLS unless --insecure), calls a method with a
 request in proto3 JSON (bytes as base64), prints each response as one JSON line on stdout, and stops
 the plugin. COMMAND runs without a shell and with an empty environment apart from go-plugin's
-contract variables; a COMMAND without "/" is looked up in PATH.
+contract variables; a COMMAND without "/" is looked up in PATH. With --manifest, the plugin is the
+manifest's entry NAME instead: the manifest is verified as by gatehouse verify, the entry's files are
+sealed (copied privately and checked against the manifest), and the sealed copy runs with the entry's
+args and protocol versions.
 
 Options:
   --cookie KEY=VALUE           the plugin's magic cookie (its go-plugin HandshakeConfig); required
-  --protocol-version N[,N...]  application protocol versions to offer (default 1)
+  --protocol-version N[,N...]  application protocol versions to offer (default 1, or the manifest
+                               entry's protocolVersions)
   --proto FILE                 .proto file declaring the methods; repeatable, at least one
   --import-path DIR            directory searched for imported .proto files; repeatable
   --method pkg.Service/Method  the method to call: unary, or server-streaming (one line per message)
@@ -27,6 +32,8 @@ Options:
                                order against the same plugin; "-" reads standard input
   --sha256 HEX                 refuse to run COMMAND unless its bytes have this SHA-256; the checked
                                copy is what runs
+${MANIFEST_OPTIONS_HELP}
+  --plugin NAME                the manifest entry to launch; its files are in the manifest's directory
   --insecure                   talk to the plugin without TLS: anyone on this machine could then
                                call it or impersonate it
   --timeout MS                 start timeout and per-call deadline (default ${DEFAULT_TIMEOUT_MS})
@@ -45,58 +52,39 @@ const OPTIONS = {
   data: { type: 'string' },
   script: { type: 'string' },
   sha256: { type: 'string' },
+  ...MANIFEST_OPTIONS,
+  plugin: { type: 'string' },
   insecure: { type: 'boolean' },
   timeout: { type: 'string' },
   'json-logs': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** What to launch: COMMAND (sealed when --sha256 is given), or a manifest's entry, always sealed. */
+export type CallTarget =
+  | { command: string; args: string[]; sha256: string | undefined }
+  | { manifest: ManifestSource; plugin: string };
+
 export interface CallSettings {
   cookie: MagicCookie;
-  protocolVersions: number[];
+  /** Undefined when --protocol-version is not given. */
+  protocolVersions: number[] | undefined;
   protoFiles: string[];
   importPaths: string[];
   calls: CallSource;
-  sha256: string | undefined;
+  target: CallTarget;
   insecure: boolean;
   timeoutMs: number;
   jsonLogs: boolean;
-  command: string;
-  args: string[];
 }
 
-function usageError(message: string): GatehouseError {
-  return new GatehouseError('USAGE', `${message} (see gatehouse call --help)`);
-}
+const usageError = (message: string) => commandUsageError('call', message);
 
 /** The settings, or 'help' for --help; a USAGE error for anything wrong. */
 export function parseCallArgs(argv: readonly string[]): CallSettings | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true, tokens: true });
-  } catch (error) {
-    throw usageError((error as Error).message);
-  }
+  const parsed = parseCommandLine('call', argv, OPTIONS);
   const { values, tokens } = parsed;
   if (values.help === true) return 'help';
-
-  // A repeated single-value option would silently keep only its last value: say so instead.
-  const seen = new Set<string>();
-  for (const token of tokens) {
-    if (token.kind !== 'option') continue;
-    const multiple = token.name === 'proto' || token.name === 'import-path';
-    if (!multiple && seen.has(token.name)) throw usageError(`--${token.name} is given more than once`);
-    seen.add(token.name);
-  }
-  const terminator = tokens.findIndex((token) => token.kind === 'option-terminator');
-  // COMMAND goes after "--" so that its own options are never read as ours.
-  if (tokens.some((token, index) => token.kind === 'positional' && (terminator === -1 || index < terminator))) {
-    throw usageError('COMMAND and its arguments go after --, e.g. gatehouse call ... -- ./plugin');
-  }
-  const [command, ...args] = parsed.positionals;
-  if (command === undefined || command === '') {
-    throw usageError('no plugin COMMAND: put it after --, e.g. gatehouse call ... -- ./plugin');
-  }
 
   if (values.cookie === undefined) {
     throw usageError(
@@ -108,22 +96,46 @@ export function parseCallArgs(argv: readonly string[]): CallSettings | 'help' {
   const protoFiles = values.proto ?? [];
   if (protoFiles.length === 0) throw usageError('at least one --proto FILE is required');
   const calls = callSource(values.method, values.data, values.script);
-  const sha256 = values.sha256?.toLowerCase();
-  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw usageError('--sha256 must be 64 hexadecimal digits');
+  const manifest = manifestSource('call', values);
+  const target = manifest === undefined ? commandTarget(tokens, parsed.positionals, values.sha256, values.plugin) : manifestTarget(manifest, parsed.positionals, values.sha256, values.plugin);
 
   return {
     cookie,
-    protocolVersions: parseVersions(values['protocol-version'] ?? '1'),
+    protocolVersions: values['protocol-version'] === undefined ? undefined : parseVersions(values['protocol-version']),
     protoFiles,
     importPaths: values['import-path'] ?? [],
     calls,
-    sha256,
+    target,
     insecure: values.insecure === true,
     timeoutMs: parseTimeout(values.timeout),
     jsonLogs: values['json-logs'] === true,
-    command,
-    args,
   };
+}
+
+type Tokens = CommandLine<typeof OPTIONS>['tokens'];
+
+function commandTarget(tokens: Tokens, positionals: string[], sha256Text: string | undefined, plugin: string | undefined): CallTarget {
+  if (plugin !== undefined) throw usageError('--plugin goes with --manifest');
+  const terminator = tokens.findIndex((token) => token.kind === 'option-terminator');
+  // COMMAND goes after "--" so that its own options are never read as ours.
+  if (tokens.some((token, index) => token.kind === 'positional' && (terminator === -1 || index < terminator))) {
+    throw usageError('COMMAND and its arguments go after --, e.g. gatehouse call ... -- ./plugin');
+  }
+  const [command, ...args] = positionals;
+  if (command === undefined || command === '') {
+    throw usageError('no plugin COMMAND: put it after --, e.g. gatehouse call ... -- ./plugin');
+  }
+  const sha256 = sha256Text?.toLowerCase();
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256)) throw usageError('--sha256 must be 64 hexadecimal digits');
+  return { command, args, sha256 };
+}
+
+function manifestTarget(manifest: ManifestSource, positionals: string[], sha256: string | undefined, plugin: string | undefined): CallTarget {
+  // The signed manifest names what runs; a COMMAND or digest from the command line would bypass it.
+  if (positionals.length > 0) throw usageError('with --manifest, the manifest names the command: give no COMMAND after --');
+  if (sha256 !== undefined) throw usageError('--manifest and --sha256 are mutually exclusive');
+  if (plugin === undefined || plugin === '') throw usageError('--plugin NAME is required with --manifest');
+  return { manifest, plugin };
 }
 
 function callSource(method: string | undefined, data: string | undefined, script: string | undefined): CallSource {

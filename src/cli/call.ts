@@ -3,18 +3,16 @@
  * method (or a script of methods) with requests written in proto3 JSON, prints each response as one
  * JSON line on stdout and stops the plugin. Plugin logs and the one failure line go to stderr.
  */
-import { basename, dirname } from 'node:path';
 import { launch } from '../host/launch.js';
-import { sealPlugin } from '../verify/seal.js';
 import { HELP, parseCallArgs, type CallSettings } from './call-args.js';
 import { planCalls } from './call-plan.js';
-import { describeFailure, type FailureContext } from './failures.js';
+import { prepareTarget } from './call-target.js';
+import { describeFailure, reportFailure, type FailureContext } from './failures.js';
 import { watchSignals, type Interruption } from './interruption.js';
 import { invokeMethod } from './invoke-method.js';
 import { pluginLogger } from './plugin-logs.js';
 import { loadProtos } from './proto-methods.js';
-import { resolveCommand } from './resolve-command.js';
-import { escapeControls, writeStdoutLine } from './terminal.js';
+import { writeStdoutLine } from './terminal.js';
 
 /** Runs `gatehouse call` and returns its exit code; failures are reported on stderr, never thrown. */
 export async function callCommand(argv: readonly string[]): Promise<number> {
@@ -38,10 +36,7 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
     await runCall(settings, context, interruption);
     return 0;
   } catch (error) {
-    const { line, exitCode } = describeFailure(error, context);
-    // Escaped: the line may quote what the plugin wrote.
-    process.stderr.write(`${escapeControls(`gatehouse call: ${line}`)}\n`);
-    return exitCode;
+    return reportFailure('call', describeFailure(error, context));
   } finally {
     interruption.dispose();
   }
@@ -50,20 +45,15 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
 async function runCall(settings: CallSettings, context: FailureContext, interruption: Interruption): Promise<void> {
   const root = loadProtos(settings.protoFiles, settings.importPaths);
   const calls = await Promise.race([planCalls(root, settings.calls, settings.protoFiles), interruption.stopped]);
-  const command = await resolveCommand(settings.command);
-  const name = basename(command);
-  // The sealed copy is what runs, never COMMAND itself: the bytes executed are the bytes hashed.
-  const sealed =
-    settings.sha256 === undefined
-      ? undefined
-      : await sealPlugin({ name, path: name, sha256: settings.sha256, args: settings.args }, dirname(command));
+  const target = await prepareTarget(settings.target, context);
   try {
     const plugin = await launch({
-      command: sealed?.command ?? command,
-      args: sealed?.args ?? settings.args,
-      name,
+      command: target.command,
+      args: target.args,
+      name: target.name,
       cookie: settings.cookie,
-      protocolVersions: settings.protocolVersions,
+      // go-plugin's default application protocol version.
+      protocolVersions: settings.protocolVersions ?? target.protocolVersions ?? [1],
       logger: pluginLogger(settings.jsonLogs, context.watch),
       startTimeoutMs: settings.timeoutMs,
       insecurePlaintext: settings.insecure,
@@ -86,6 +76,6 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
     }
     if (failure !== undefined) throw failure.error;
   } finally {
-    await sealed?.dispose();
+    await target.dispose();
   }
 }

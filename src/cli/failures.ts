@@ -1,8 +1,9 @@
-/** The one failure line `gatehouse call` prints, and its exit code, built from the error's code and details. */
-import { isGatehouseError, type GatehouseErrorCode } from '../errors.js';
+/** The one failure line a `gatehouse` command prints, and its exit code, built from the error's code and details. */
+import { isGatehouseError, type GatehouseError, type GatehouseErrorCode } from '../errors.js';
 import { describeExit } from '../host/plugin-process.js';
 import { Interrupted } from './interruption.js';
 import type { PluginWatch } from './plugin-logs.js';
+import { escapeControls } from './terminal.js';
 
 /** How much of the plugin's last log message a failure line quotes. */
 const MAX_QUOTED_MESSAGE_CHARS = 300;
@@ -14,6 +15,8 @@ export interface FailureContext {
   cookieKey: string;
   startTimeoutMs: number;
   watch: PluginWatch;
+  /** The step under way when it names every failure, whatever the code (e.g. "manifest" for --manifest). */
+  stage?: string;
 }
 
 /**
@@ -44,17 +47,47 @@ const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
 
 /** What the user can do about a failure whose message cannot say it. */
 const FAILURE_HINTS: Partial<Record<GatehouseErrorCode, string>> = {
-  DIGEST_MISMATCH: '; COMMAND was not run',
+  DIGEST_MISMATCH: '; the plugin was not run',
   FILE_NOT_REGULAR: '; --sha256 needs COMMAND to be a regular file (for a link, give the path it points to: readlink -f)',
 };
 
-/** One line (without the "gatehouse call: " prefix) and the exit code for a failure. */
-export function describeFailure(error: unknown, context: FailureContext): { line: string; exitCode: number } {
+export interface Failure {
+  /** Without the "gatehouse <command>: " prefix. */
+  line: string;
+  exitCode: number;
+}
+
+/**
+ * The line and exit code for any failure: USAGE exits 2, an interruption 128+N, anything else 1.
+ * `describe` words a GatehouseError (default: its code, then its message).
+ */
+export function describeError(error: unknown, describe: (error: GatehouseError) => string = codeAndMessage): Failure {
   if (error instanceof Interrupted) return { line: error.message, exitCode: error.exitCode };
   // Anything else is unexpected: its message only, never a stack trace.
   if (!isGatehouseError(error)) return { line: firstLine(error instanceof Error ? error.message : String(error)), exitCode: 1 };
   if (error.code === 'USAGE') return { line: firstLine(error.message), exitCode: 2 };
+  return { line: describe(error), exitCode: 1 };
+}
 
+/** Writes the failure line of `gatehouse <command>` to stderr and returns its exit code. */
+export function reportFailure(command: string, failure: Failure): number {
+  // Escaped: the line may quote what a plugin or a file name says.
+  process.stderr.write(`${escapeControls(`gatehouse ${command}: ${failure.line}`)}\n`);
+  return failure.exitCode;
+}
+
+/** One line (without the "gatehouse call: " prefix) and the exit code for a failure of `gatehouse call`. */
+export function describeFailure(error: unknown, context: FailureContext): Failure {
+  return describeError(error, (error) => describeCallError(error, context));
+}
+
+/** "CODE: message", the form for failures whose code is the most useful thing to print. */
+export function codeAndMessage(error: GatehouseError): string {
+  return `${error.code}: ${firstLine(error.message)}`;
+}
+
+function describeCallError(error: GatehouseError, context: FailureContext): string {
+  if (context.stage !== undefined) return `${context.stage}: ${codeAndMessage(error)}`;
   // The plugin's stderr is already on stderr as log lines, so only its last message is quoted here.
   const said = context.watch.lastMessage;
   const lastWords = said === undefined ? '' : `; last plugin message: ${JSON.stringify(said.slice(0, MAX_QUOTED_MESSAGE_CHARS))}`;
@@ -62,26 +95,19 @@ export function describeFailure(error: unknown, context: FailureContext): { line
     const status = error.details.exitStatus;
     const exit = status === undefined ? 'unknown exit status' : describeExit(status);
     if (context.watch.cookieRejected) {
-      return {
-        line:
-          `cookie: the plugin rejected the magic cookie ${context.cookieKey} (it printed go-plugin's ` +
-          `"This binary is a plugin" message, ${exit}); check --cookie against the plugin's HandshakeConfig`,
-        exitCode: 1,
-      };
+      return (
+        `cookie: the plugin rejected the magic cookie ${context.cookieKey} (it printed go-plugin's ` +
+        `"This binary is a plugin" message, ${exit}); check --cookie against the plugin's HandshakeConfig`
+      );
     }
     if (context.insecure) {
-      return {
-        line: `TLS: the plugin exited before its handshake (${exit}) when launched with --insecure; it probably requires mutual TLS, so drop --insecure${lastWords}`,
-        exitCode: 1,
-      };
+      return `TLS: the plugin exited before its handshake (${exit}) when launched with --insecure; it probably requires mutual TLS, so drop --insecure${lastWords}`;
     }
-    return { line: `plugin exited before its handshake (${exit})${lastWords}`, exitCode: 1 };
+    return `plugin exited before its handshake (${exit})${lastWords}`;
   }
-  if (error.code === 'START_TIMEOUT') {
-    return { line: `handshake: plugin printed no handshake line within ${context.startTimeoutMs} ms${lastWords}`, exitCode: 1 };
-  }
+  if (error.code === 'START_TIMEOUT') return `handshake: plugin printed no handshake line within ${context.startTimeoutMs} ms${lastWords}`;
   const step = FAILURE_STEPS[error.code];
-  return { line: `${step === undefined ? '' : `${step}: `}${firstLine(error.message)}${FAILURE_HINTS[error.code] ?? ''}`, exitCode: 1 };
+  return `${step === undefined ? '' : `${step}: `}${firstLine(error.message)}${FAILURE_HINTS[error.code] ?? ''}`;
 }
 
 function firstLine(text: string): string {

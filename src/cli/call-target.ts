@@ -1,0 +1,48 @@
+/**
+ * What `gatehouse call` launches: COMMAND as given, COMMAND sealed against --sha256, or a signed
+ * manifest's entry, verified and sealed. A sealed copy, never the original path, is what runs.
+ */
+import { basename, dirname } from 'node:path';
+import { GatehouseError } from '../errors.js';
+import { verifyPlugins } from '../verify/installed-plugins.js';
+import { sealPlugin, type SealedPlugin } from '../verify/seal.js';
+import type { CallTarget } from './call-args.js';
+import type { FailureContext } from './failures.js';
+import { verifiedManifest } from './manifest-policy.js';
+import { resolveCommand } from './resolve-command.js';
+
+export interface LaunchTarget {
+  /** The name plugin logs are labelled with. */
+  name: string;
+  command: string;
+  args: string[];
+  /** The manifest entry's protocol versions, if it names any. */
+  protocolVersions: number[] | undefined;
+  /** Removes the sealed copy; call once the plugin has exited. */
+  dispose(): Promise<void>;
+}
+
+/** Resolves, verifies and seals the target; failures of the manifest step are reported as "manifest: ...". */
+export async function prepareTarget(target: CallTarget, context: FailureContext): Promise<LaunchTarget> {
+  if ('command' in target) {
+    const command = await resolveCommand(target.command);
+    const name = basename(command);
+    if (target.sha256 === undefined) return { name, command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
+    return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command)), undefined);
+  }
+  context.stage = 'manifest';
+  const manifest = (await verifiedManifest(target.manifest)).manifest;
+  const entry = manifest.plugins.find((plugin) => plugin.name === target.plugin);
+  if (entry === undefined) throw new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${target.plugin}: not in manifest version ${manifest.version}`);
+  const dir = dirname(target.manifest.manifest);
+  // Sealing pins the bytes but cannot judge an unpinned system interpreter, nor who could rewrite the originals.
+  const [checked] = await verifyPlugins({ ...manifest, plugins: [entry] }, dir);
+  if (checked !== undefined && !checked.ok) throw checked.error;
+  context.stage = undefined;
+  return launchTarget(await sealPlugin(entry, dir), entry.protocolVersions);
+}
+
+/** The sealed copy is what runs, never the original: the bytes executed are the bytes hashed. */
+function launchTarget(sealed: SealedPlugin, protocolVersions: number[] | undefined): LaunchTarget {
+  return { name: sealed.name, command: sealed.command, args: sealed.args, protocolVersions, dispose: () => sealed.dispose() };
+}

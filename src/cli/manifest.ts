@@ -1,0 +1,144 @@
+/** `gatehouse manifest create` and `gatehouse manifest sign`: making a manifest and signing it. */
+import { access, readFile, writeFile } from 'node:fs/promises';
+import { fsError } from '../discover/fs-error.js';
+import { GatehouseError } from '../errors.js';
+import { writeFileAtomic } from '../verify/atomic-file.js';
+import { readSecretKeyFile } from '../verify/key-files.js';
+import { formatManifest, type Manifest } from '../verify/manifest.js';
+import { createManifest } from '../verify/manifest-create.js';
+import { manifestFromSha256Sums } from '../verify/sha256sums.js';
+import { signManifest } from '../verify/sign-manifest.js';
+import { type CommandLine, parseCommandLine, usageError } from './command-line.js';
+import { describeError, reportFailure } from './failures.js';
+import { writeStdoutLine } from './terminal.js';
+
+const COMMAND = 'manifest';
+const DEFAULT_VERSION = 1;
+/** Long enough for a release cycle, short enough that a frozen host notices within a quarter. */
+const DEFAULT_EXPIRES_IN_DAYS = 90;
+const DAY_MS = 86_400_000;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+const HELP = `Usage: gatehouse manifest create DIR [--glob PATTERN...] [--from-sha256sums FILE] [options]
+       gatehouse manifest sign MANIFEST --key FILE
+
+create: lists the plugins in DIR with their size and SHA-256, as a gatehouse.manifest/v1 JSON manifest
+(see docs/manifest.md). Every file matching the patterns must pass the file-safety checks. With
+--from-sha256sums, the files a SHA256SUMS file lists instead, each of which must match its line.
+  --glob PATTERN           files to list, relative to DIR; repeatable (default *)
+  --from-sha256sums FILE   list the files of this sha256sum output instead of globbing
+  --out FILE               write the manifest to FILE (mode 0644) instead of stdout
+  --version N              the manifest's version, higher than any signed before (default ${DEFAULT_VERSION})
+  --expires ISO            when hosts stop accepting it, e.g. 2030-01-31T00:00:00Z
+  --expires-in DAYS        or this many days from now (default ${DEFAULT_EXPIRES_IN_DAYS})
+
+sign: writes MANIFEST.minisig, or MANIFEST.<KEYID>.minisig if MANIFEST.minisig exists (a further
+signer). Never overwrites a signature.
+  --key FILE               an unencrypted minisign secret key, mode 0600 (gatehouse keygen)
+
+Exit status: 0 success, 1 failure, 2 usage error.
+`;
+
+const OPTIONS = {
+  glob: { type: 'string', multiple: true },
+  'from-sha256sums': { type: 'string' },
+  out: { type: 'string' },
+  version: { type: 'string' },
+  expires: { type: 'string' },
+  'expires-in': { type: 'string' },
+  key: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = CommandLine<typeof OPTIONS>['values'];
+
+export async function manifestCommand(argv: readonly string[]): Promise<number> {
+  try {
+    const { values, positionals } = parseCommandLine(COMMAND, argv, OPTIONS);
+    if (values.help === true) {
+      await writeStdoutLine(HELP.trimEnd());
+      return 0;
+    }
+    const [action, target, ...extra] = positionals;
+    if (target === undefined) throw usageError(COMMAND, action === undefined ? 'no action given' : `no ${action === 'sign' ? 'MANIFEST' : 'DIR'} given`);
+    if (extra.length > 0) throw usageError(COMMAND, `unexpected argument ${JSON.stringify(extra[0])}`);
+    if (action === 'create') await create(target, values);
+    else if (action === 'sign') await sign(target, values);
+    else throw usageError(COMMAND, `unknown action ${JSON.stringify(action)}; actions: create, sign`);
+    return 0;
+  } catch (error) {
+    return reportFailure(COMMAND, describeError(error));
+  }
+}
+
+async function create(dir: string, values: Values): Promise<void> {
+  if (values.key !== undefined) throw usageError(COMMAND, '--key goes with manifest sign');
+  if (values.glob !== undefined && values['from-sha256sums'] !== undefined) throw usageError(COMMAND, 'give --glob or --from-sha256sums, not both');
+  const version = parseVersion(values.version);
+  const expires = parseExpiry(values.expires, values['expires-in']);
+  let manifest: Manifest;
+  if (values['from-sha256sums'] === undefined) {
+    manifest = await createManifest(dir, { patterns: values.glob, version, expires });
+  } else {
+    const sums = values['from-sha256sums'];
+    const text = await readFile(sums, 'utf8').catch((error: unknown) => Promise.reject(fsError(error, sums)));
+    manifest = await manifestFromSha256Sums(text, { dir, version, expires });
+  }
+  const text = formatManifest(manifest);
+  if (values.out === undefined) process.stdout.write(text);
+  else await writeFileAtomic(values.out, text, 0o644);
+}
+
+async function sign(manifestPath: string, values: Values): Promise<void> {
+  const stray = (['glob', 'from-sha256sums', 'out', 'version', 'expires', 'expires-in'] as const).find((name) => values[name] !== undefined);
+  if (stray !== undefined) throw usageError(COMMAND, `--${stray} goes with manifest create`);
+  if (values.key === undefined) throw usageError(COMMAND, '--key FILE is required');
+  const bytes = await readFile(manifestPath).catch((error: unknown) => Promise.reject(fsError(error, manifestPath)));
+  const secretKey = await readSecretKeyFile(values.key);
+  const signature = signManifest(bytes, secretKey);
+  const main = `${manifestPath}.minisig`;
+  // The names findSignatureFiles reads: the first signer's, then one per further key.
+  const file = (await exists(main)) ? `${manifestPath}.${secretKey.keyId}.minisig` : main;
+  try {
+    // 'wx': an existing signature, perhaps another signer's, is never replaced.
+    await writeFile(file, signature, { flag: 'wx', mode: 0o644 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new GatehouseError('INVALID_OPTIONS', `${file} already exists; refusing to overwrite a signature (remove it to sign again)`, { cause: error });
+    }
+    throw fsError(error, file);
+  }
+  await writeStdoutLine(`signed by key ${secretKey.keyId}: ${file}`);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+function parseVersion(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_VERSION;
+  const version = /^[1-9][0-9]{0,15}$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(version)) throw usageError(COMMAND, '--version must be a whole number from 1 to 2^53-1');
+  return version;
+}
+
+function parseExpiry(iso: string | undefined, days: string | undefined): Date {
+  if (iso !== undefined && days !== undefined) throw usageError(COMMAND, 'give --expires or --expires-in, not both');
+  if (iso !== undefined) {
+    // A time zone is required: a local time would expire at a different instant on every host.
+    const expires = ISO_TIME.test(iso) ? new Date(iso) : new Date(NaN);
+    if (Number.isNaN(expires.getTime()) || !isCalendarDate(iso)) throw usageError(COMMAND, '--expires must be an ISO 8601 time, e.g. 2030-01-31T00:00:00Z');
+    return expires;
+  }
+  if (days !== undefined && !/^[1-9][0-9]{0,4}$/.test(days)) throw usageError(COMMAND, '--expires-in must be a whole number of days from 1 to 99999');
+  return new Date(Date.now() + Number(days ?? DEFAULT_EXPIRES_IN_DAYS) * DAY_MS);
+}
+
+/** Whether the date part names a real day: Date rolls 30 February over into March without complaint. */
+function isCalendarDate(iso: string): boolean {
+  const [year = 0, month = 0, day = 0] = iso.slice(0, 10).split('-').map(Number);
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+}
