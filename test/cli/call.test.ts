@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
+import { formatManifest, generateKeyPair, signManifest, writeKeyPair } from '../../src/verify/index.js';
 import { isAlive } from '../helpers/process.js';
 
 // Compiled to dist/test/cli/: three levels up is the repository.
@@ -426,4 +427,78 @@ test('call: SIGINT stops the plugin and exits 130', async (t) => {
   t.is(await exited, 130);
   t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
   t.false(isAlive(Number(await readFile(echo.pidFile, 'utf8'))));
+});
+
+/** The echo plugin as the one entry of a signed manifest beside it, run by the system node; keys in DIR/keys. */
+async function signedEchoManifest(t: ExecutionContext): Promise<{ echo: Awaited<ReturnType<typeof echoPlugin>>; manifestArgs: string[] }> {
+  const dir = await tempDir(t);
+  const echo = await echoPlugin(dir);
+  const script = await readFile(join(dir, 'echo-plugin.mjs'));
+  const manifest = formatManifest({
+    schema: 'gatehouse.manifest/v1',
+    version: 1,
+    expires: new Date(Date.now() + 86_400_000).toISOString(),
+    plugins: [{ name: 'echo', path: 'echo-plugin.mjs', sha256: sha256(script), size: script.length, interpreter: { path: process.execPath } }],
+  });
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, manifest);
+  const pair = generateKeyPair();
+  const keys = await tempDir(t);
+  await writeKeyPair(join(keys, 'release'), pair);
+  // Only the public half is trusted: the secret half signs and then leaves the keys directory.
+  await rm(join(keys, 'release.key'));
+  await writeFile(`${manifestPath}.minisig`, signManifest(Buffer.from(manifest), pair.secretKey));
+  const manifestArgs = ['--manifest', manifestPath, '--trust', keys, '--plugin', 'echo'];
+  return { echo, manifestArgs };
+}
+
+test('call --manifest: runs the entry of a signed manifest, sealed, with the manifest naming the command', async (t) => {
+  const { echo, manifestArgs } = await signedEchoManifest(t);
+  const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo', '--data', '{"small":5}', ...manifestArgs]);
+  t.is(result.code, 0, result.stderr);
+  t.like(stdoutLines(result)[0], { small: 5 });
+});
+
+test('call --manifest: a plugin changed after signing is refused without running', async (t) => {
+  const { echo, manifestArgs } = await signedEchoManifest(t);
+  const script = join(echo.proto, '..', 'echo-plugin.mjs');
+  await writeFile(script, `${await readFile(script, 'utf8')}// one more byte\n`);
+  const result = await call(['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo', ...manifestArgs]);
+  t.is(result.code, 1);
+  t.regex(failureLine(t, result), /^gatehouse call: manifest: (SIZE|DIGEST)_MISMATCH: /);
+  t.false(existsSync(echo.pidFile), 'the plugin never ran');
+});
+
+test('call --manifest: an entry the manifest does not list, or a manifest nobody trusted signed, runs nothing', async (t) => {
+  const { echo, manifestArgs } = await signedEchoManifest(t);
+  const base = ['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--method', 'echo.Echo/Echo'];
+  const missing = await call([...base, ...manifestArgs.slice(0, -1), 'nope']);
+  t.is(missing.code, 1);
+  t.regex(failureLine(t, missing), /^gatehouse call: manifest: PLUGIN_NOT_IN_MANIFEST: nope: /);
+  const otherKeys = await tempDir(t);
+  await writeKeyPair(join(otherKeys, 'other'), generateKeyPair());
+  await rm(join(otherKeys, 'other.key'));
+  const untrusted = await call([...base, ...manifestArgs.slice(0, 2), '--trust', otherKeys, '--plugin', 'echo']);
+  t.is(untrusted.code, 1);
+  t.regex(failureLine(t, untrusted), /^gatehouse call: manifest: SIGNATURE_UNTRUSTED: /);
+  t.false(existsSync(echo.pidFile), 'the plugin never ran');
+});
+
+test('call --manifest: usage errors for a COMMAND, --sha256, or a missing --trust or --plugin', async (t) => {
+  const base = [...kvArgs, '--method', 'kv.KV/Get'];
+  const manifest = ['--manifest', 'm.json'];
+  const cases: [string, string[]][] = [
+    ['COMMAND after --', [...base, ...manifest, '--trust', 'keys', '--plugin', 'kv', ...kvCommand]],
+    ['--sha256 too', [...base, ...manifest, '--trust', 'keys', '--plugin', 'kv', '--sha256', sha256('x')]],
+    ['no --trust', [...base, ...manifest, '--plugin', 'kv']],
+    ['no --plugin', [...base, ...manifest, '--trust', 'keys']],
+    ['--plugin without --manifest', [...base, '--plugin', 'kv', ...kvCommand]],
+    ['--trust without --manifest', [...base, '--trust', 'keys', ...kvCommand]],
+    ['bad --threshold', [...base, ...manifest, '--trust', 'keys', '--plugin', 'kv', '--threshold', '0']],
+  ];
+  for (const [name, args] of cases) {
+    const result = await call(args);
+    t.is(result.code, 2, `${name}: ${result.stderr}`);
+    t.regex(failureLine(t, result), /^gatehouse call: .*\(see gatehouse call --help\)$/, name);
+  }
 });
