@@ -7,10 +7,13 @@ import { summarize } from './stats.js';
 export type PluginKind = 'go' | 'ts';
 
 export interface RawResults {
-  /** Keyed by plugin: the Go fixture (kvplugin) and the TypeScript KV example. */
+  /**
+   * Keyed by plugin: the Go fixture (kvplugin) and the TypeScript KV example; one result per round,
+   * the rounds of both hosts interleaved, so that a noisy moment on the machine hits both sides.
+   */
   workload: {
-    gatehouseHost: Partial<Record<PluginKind, WorkloadResult>>;
-    goPluginHost: Partial<Record<PluginKind, WorkloadResult>>;
+    gatehouseHost: Partial<Record<PluginKind, WorkloadResult[]>>;
+    goPluginHost: Partial<Record<PluginKind, WorkloadResult[]>>;
   };
   live: { gatehouseHost: LiveResult | null; goPluginHost: LiveResult | null };
   certs: { gatehouse: { coldMs: number; ms: number[] }; goPlugin: { curve: string; ms: number[] } | null };
@@ -73,9 +76,40 @@ function byPlugin(plugin: PluginKind): Figure['needs'] {
   return { gatehouse: plugin === 'go' ? ['go'] : [], counterpart: ['go'] };
 }
 
+const medianOf = (values: number[]): number => summarize(values).median;
+
+/**
+ * One result from the rounds: every launch pooled; per round figures (rates, percentiles, MB/s) as
+ * the median over rounds, so that one disturbed round does not move the figure.
+ */
+function combine(rounds: WorkloadResult[] | undefined): WorkloadResult | undefined {
+  if (rounds === undefined || rounds.length === 0) return undefined;
+  const concurrencies = [...new Set(rounds.flatMap((round) => round.unary.map((u) => u.concurrency)))];
+  return {
+    launchMs: rounds.flatMap((round) => round.launchMs),
+    unary: concurrencies.map((concurrency) => {
+      const results = rounds.flatMap((round) => round.unary.filter((u) => u.concurrency === concurrency));
+      return {
+        concurrency,
+        calls: results.reduce((sum, u) => sum + u.calls, 0),
+        seconds: results.reduce((sum, u) => sum + u.seconds, 0),
+        callsPerSec: medianOf(results.map((u) => u.callsPerSec)),
+        p50Us: medianOf(results.map((u) => u.p50Us)),
+        p99Us: medianOf(results.map((u) => u.p99Us)),
+      };
+    }),
+    big: {
+      valueBytes: rounds[0]?.big.valueBytes ?? 0,
+      rounds: rounds.reduce((sum, round) => sum + round.big.rounds, 0),
+      seconds: rounds.reduce((sum, round) => sum + round.big.seconds, 0),
+      mbPerSec: medianOf(rounds.map((round) => round.big.mbPerSec)),
+    },
+  };
+}
+
 function launchFigures(raw: RawResults, plugin: PluginKind): Figure[] {
-  const ours = raw.workload.gatehouseHost[plugin]?.launchMs;
-  const theirs = raw.workload.goPluginHost[plugin]?.launchMs;
+  const ours = combine(raw.workload.gatehouseHost[plugin])?.launchMs;
+  const theirs = combine(raw.workload.goPluginHost[plugin])?.launchMs;
   const target: Target | undefined = plugin === 'go' ? { kind: 'ratio-at-most', value: 0.6 } : undefined;
   return (['median', 'p95'] as const).map((statistic) =>
     figure({
@@ -97,8 +131,8 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
     results?.find((result) => result.concurrency === concurrency);
   const figures: Figure[] = [];
   for (const concurrency of [1, 16]) {
-    const ours = find(raw.workload.gatehouseHost[plugin]?.unary, concurrency);
-    const theirs = find(raw.workload.goPluginHost[plugin]?.unary, concurrency);
+    const ours = find(combine(raw.workload.gatehouseHost[plugin])?.unary, concurrency);
+    const theirs = find(combine(raw.workload.goPluginHost[plugin])?.unary, concurrency);
     const name = `${PLUGIN_NAMES[plugin]}, concurrency ${concurrency}`;
     const needs = byPlugin(plugin);
     const counterpart = (value: number | undefined): { name: string; value: number | undefined } => ({
@@ -149,8 +183,8 @@ function bigFigure(raw: RawResults, plugin: PluginKind): Figure {
     label: `1 MiB Put+Get, ${PLUGIN_NAMES[plugin]}`,
     unit: 'MB/s',
     better: 'higher',
-    gatehouse: raw.workload.gatehouseHost[plugin]?.big.mbPerSec,
-    counterpart: { name: 'go-plugin host', value: raw.workload.goPluginHost[plugin]?.big.mbPerSec },
+    gatehouse: combine(raw.workload.gatehouseHost[plugin])?.big.mbPerSec,
+    counterpart: { name: 'go-plugin host', value: combine(raw.workload.goPluginHost[plugin])?.big.mbPerSec },
     ...(plugin === 'go' ? { target: { kind: 'ratio-at-least', value: 1 } as const } : {}),
     needs: byPlugin(plugin),
   });

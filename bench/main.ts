@@ -33,6 +33,8 @@ const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Settings {
+  /** Workload rounds, gatehouse and go-plugin host alternating; launches and seconds are per round. */
+  rounds: number;
   launches: number;
   seconds: number;
   bigSeconds: number;
@@ -48,10 +50,11 @@ interface Settings {
 }
 
 const FULL: Settings = {
-  launches: 40,
-  seconds: 3,
-  bigSeconds: 2,
-  warmupSeconds: 0.5,
+  rounds: 3,
+  launches: 15,
+  seconds: 1.5,
+  bigSeconds: 1,
+  warmupSeconds: 0.3,
   livePlugins: 20,
   certs: 50,
   starts: 20,
@@ -63,6 +66,7 @@ const FULL: Settings = {
 };
 
 const QUICK: Settings = {
+  rounds: 1,
   launches: 3,
   seconds: 0.3,
   bigSeconds: 0.3,
@@ -176,18 +180,17 @@ async function run(options: RunOptions): Promise<void> {
     const plugins: Array<['go' | 'ts', string[], string[]]> = [];
     if (go !== undefined) plugins.push(['go', [go.kvplugin], [go.kvplugin]]);
     plugins.push(['ts', tsPluginCommand('gatehouse-host-plugin'), tsPluginCommand('go-plugin-host-plugin')]);
-    for (const [kind, ourCommand, theirCommand] of plugins) {
-      const name = kind === 'go' ? 'Go plugin' : 'gatehouse plugin';
-      progress(`workload: gatehouse host -> ${name}`);
-      raw.workload.gatehouseHost[kind] = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, [
-        'workload',
-        ...nodeArgs,
-        '--',
-        ...ourCommand,
-      ]);
-      if (go !== undefined) {
-        progress(`workload: go-plugin host -> ${name}`);
-        raw.workload.goPluginHost[kind] = await runJson<WorkloadResult>(go.kvbench, ['workload', ...goArgs, '--', ...theirCommand]);
+    for (let round = 1; round <= settings.rounds; round++) {
+      for (const [kind, ourCommand, theirCommand] of plugins) {
+        const name = kind === 'go' ? 'Go plugin' : 'gatehouse plugin';
+        progress(`workload round ${round}/${settings.rounds}: gatehouse host -> ${name}`);
+        const ours = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, ['workload', ...nodeArgs, '--', ...ourCommand]);
+        (raw.workload.gatehouseHost[kind] ??= []).push(ours);
+        if (go !== undefined) {
+          progress(`workload round ${round}/${settings.rounds}: go-plugin host -> ${name}`);
+          const theirs = await runJson<WorkloadResult>(go.kvbench, ['workload', ...goArgs, '--', ...theirCommand]);
+          (raw.workload.goPluginHost[kind] ??= []).push(theirs);
+        }
       }
     }
   }
