@@ -86,6 +86,7 @@ function combine(rounds: WorkloadResult[] | undefined): WorkloadResult | undefin
   if (rounds === undefined || rounds.length === 0) return undefined;
   const concurrencies = [...new Set(rounds.flatMap((round) => round.unary.map((u) => u.concurrency)))];
   return {
+    firstLaunchMs: medianOf(rounds.map((round) => round.firstLaunchMs)),
     launchMs: rounds.flatMap((round) => round.launchMs),
     unary: concurrencies.map((concurrency) => {
       const results = rounds.flatMap((round) => round.unary.filter((u) => u.concurrency === concurrency));
@@ -108,10 +109,22 @@ function combine(rounds: WorkloadResult[] | undefined): WorkloadResult | undefin
 }
 
 function launchFigures(raw: RawResults, plugin: PluginKind): Figure[] {
-  const ours = combine(raw.workload.gatehouseHost[plugin])?.launchMs;
-  const theirs = combine(raw.workload.goPluginHost[plugin])?.launchMs;
+  const ourRuns = combine(raw.workload.gatehouseHost[plugin]);
+  const theirRuns = combine(raw.workload.goPluginHost[plugin]);
+  const ours = ourRuns?.launchMs;
+  const theirs = theirRuns?.launchMs;
   const target: Target | undefined = plugin === 'go' ? { kind: 'ratio-at-most', value: 0.6 } : undefined;
-  return (['median', 'p95'] as const).map((statistic) =>
+  const first = figure({
+    id: `launch.${plugin}.first`,
+    scenario: 'launch',
+    label: `  first launch in a fresh host process, ${PLUGIN_NAMES[plugin]}`,
+    unit: 'ms',
+    better: 'lower',
+    gatehouse: ourRuns?.firstLaunchMs,
+    counterpart: { name: 'go-plugin host', value: theirRuns?.firstLaunchMs },
+    needs: byPlugin(plugin),
+  });
+  const steady = (['median', 'p95'] as const).map((statistic) =>
     figure({
       id: `launch.${plugin}.${statistic}`,
       scenario: 'launch',
@@ -124,6 +137,7 @@ function launchFigures(raw: RawResults, plugin: PluginKind): Figure[] {
       needs: byPlugin(plugin),
     }),
   );
+  return [...steady, first];
 }
 
 function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
