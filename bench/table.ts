@@ -76,12 +76,14 @@ export function textTable(figures: readonly Figure[]): string {
 
 export function markdownTable(figures: readonly Figure[]): string {
   const escape = (text: string): string => text.replaceAll('|', '\\|').trim();
+  // The text table indents a detail row under its figure; Markdown cells drop leading spaces.
+  const label = (text: string): string => (text.startsWith('  ') ? `↳ ${escape(text)}` : escape(text));
   const lines = [
     '| Figure | gatehouse | counterpart | measured with | ratio | target | |',
     '|---|--:|--:|---|--:|---|---|',
     ...rows(figures).map(
       (row) =>
-        `| ${escape(row.label)} | ${row.gatehouse} | ${row.counterpart} | ${escape(row.against)} | ${row.ratio} | ${row.target} | ${row.verdict === 'MISSED' ? '**missed**' : row.verdict} |`,
+        `| ${label(row.label)} | ${row.gatehouse} | ${row.counterpart} | ${escape(row.against)} | ${row.ratio} | ${row.target} | ${row.verdict === 'MISSED' ? '**missed**' : row.verdict} |`,
     ),
   ];
   return lines.join('\n');
