@@ -1,6 +1,7 @@
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -37,11 +38,17 @@ function startPlugin(env: Record<string, string>): Promise<StartedPlugin> {
   });
 }
 
+// Like a host, give each plugin a private directory for its socket, removed after the test even when
+// the plugin was SIGKILLed and could not clean up.
+const socketRoot = mkdtempSync(join(tmpdir(), 'gatehouse-serve-test-'));
+test.after.always(() => rmSync(socketRoot, { recursive: true, force: true }));
+
 function hostEnv(host: EphemeralIdentity): Record<string, string> {
   return {
     [KV_COOKIE.key]: KV_COOKIE.value,
     PLUGIN_PROTOCOL_VERSIONS: '1',
     PLUGIN_CLIENT_CERT: host.certificatePem,
+    PLUGIN_UNIX_SOCKET_DIR: socketRoot,
   };
 }
 
