@@ -293,7 +293,7 @@ function certFigures(raw: RawResults): Figure[] {
     figure({
       id: 'certs.cold',
       scenario: 'certs',
-      label: '  first certificate in a process (loads @peculiar/x509)',
+      label: '  first certificate in a process',
       unit: 'ms',
       better: 'lower',
       gatehouse: raw.certs.gatehouse.coldMs,

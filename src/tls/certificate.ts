@@ -1,5 +1,6 @@
-import { createHash, webcrypto, X509Certificate } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
+import * as der from './der.js';
 
 /**
  * An ephemeral identity for one side of one plugin connection: a fresh ECDSA P-256 key and a
@@ -24,53 +25,68 @@ export const CERTIFICATE_VALIDITY_DAYS = 90;
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-type X509Module = typeof import('@peculiar/x509');
-let x509Module: Promise<X509Module> | undefined;
+const OID = {
+  ecdsaWithSha256: '1.2.840.10045.4.3.2',
+  commonName: '2.5.4.3',
+  organization: '2.5.4.10',
+  basicConstraints: '2.5.29.19',
+  keyUsage: '2.5.29.15',
+  extendedKeyUsage: '2.5.29.37',
+  subjectAltName: '2.5.29.17',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+} as const;
 
-/** Loaded on first use: importing it costs about 90 ms, which a plugin without mTLS should not pay. */
-function loadX509(): Promise<X509Module> {
-  x509Module ??= (async () => {
-    await import('reflect-metadata');
-    const x509 = await import('@peculiar/x509');
-    x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
-    return x509;
-  })();
-  return x509Module;
-}
+/** CN=localhost, O=gatehouse: issuer and subject alike, since the certificate is self-signed. */
+const NAME = der.sequence(
+  der.set(der.sequence(der.objectIdentifier(OID.commonName), der.utf8String('localhost'))),
+  der.set(der.sequence(der.objectIdentifier(OID.organization), der.utf8String('gatehouse'))),
+);
 
-export async function generateEphemeralIdentity(now: Date = new Date()): Promise<EphemeralIdentity> {
-  const x509 = await loadX509();
-  const algorithm = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-  // extractable only so the TLS stack can be given the key as PEM; it is never written anywhere.
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
-  const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+const extension = (oid: string, critical: boolean, value: Buffer): Buffer =>
+  der.sequence(der.objectIdentifier(oid), ...(critical ? [der.boolean(true)] : []), der.octetString(value));
+
+// Shaped like go-plugin's AutoMTLS certificate (a self-signed CA for localhost with both EKUs),
+// because Go's verifier, on the other side, treats the pinned certificate as its only root.
+const EXTENSIONS = der.explicit(
+  3,
+  der.sequence(
+    extension(OID.basicConstraints, true, der.sequence(der.boolean(true))),
+    // digitalSignature | keyEncipherment | keyCertSign: bits 0, 2 and 5 of the named bit string.
+    extension(OID.keyUsage, true, der.tlv(0x03, Buffer.from([0x02, 0xa4]))),
+    extension(OID.extendedKeyUsage, false, der.sequence(der.objectIdentifier(OID.serverAuth), der.objectIdentifier(OID.clientAuth))),
+    extension(OID.subjectAltName, false, der.sequence(der.tlv(0x82, Buffer.from('localhost')))),
+  ),
+);
+
+const SIGNATURE_ALGORITHM = der.sequence(der.objectIdentifier(OID.ecdsaWithSha256));
+
+/**
+ * Builds the certificate with node:crypto alone. The shape never varies, so a fixed DER template
+ * replaces @peculiar/x509, whose import cost ~85 ms in every host and plugin process and whose
+ * certificates took ~3 ms each (this takes ~0.2 ms); test/tls/certificate.test.ts checks the result
+ * with OpenSSL's parser, and the interop tests with Go's.
+ */
+export function generateEphemeralIdentity(now: Date = new Date()): EphemeralIdentity {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const notAfter = new Date(now.getTime() + CERTIFICATE_VALIDITY_DAYS * DAY_MS);
-  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+  const tbs = der.sequence(
+    der.explicit(0, der.unsignedInteger(Buffer.from([2]))), // X.509 v3
     // 128 random bits: two launches never share a serial, so a peer cannot confuse them.
-    serialNumber: '01' + Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex'),
-    name: 'CN=localhost, O=gatehouse',
-    notBefore,
-    notAfter,
-    keys,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [
-      // Shaped like go-plugin's AutoMTLS certificate (a self-signed CA for localhost with both EKUs),
-      // because Go's verifier, on the other side, treats the pinned certificate as its only root.
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment | x509.KeyUsageFlags.keyCertSign,
-        true,
-      ),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }]),
-    ],
-  });
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const certificateDer = Buffer.from(certificate.rawData);
+    der.unsignedInteger(Buffer.concat([Buffer.from([0x01]), randomBytes(16)])),
+    SIGNATURE_ALGORITHM,
+    NAME,
+    der.sequence(der.time(new Date(now.getTime() - CLOCK_SKEW_MS)), der.time(notAfter)),
+    NAME,
+    publicKey.export({ type: 'spki', format: 'der' }),
+    EXTENSIONS,
+  );
+  const signature = sign('sha256', tbs, { key: privateKey, dsaEncoding: 'der' });
+  const certificateDer = der.sequence(tbs, SIGNATURE_ALGORITHM, der.bitString(signature));
   return {
     certificateDer,
     certificatePem: derToPem(certificateDer, 'CERTIFICATE'),
-    privateKeyPem: derToPem(pkcs8, 'PRIVATE KEY'),
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     notAfter,
   };
 }

@@ -1,4 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import {
   CERTIFICATE_VALIDITY_DAYS,
@@ -16,6 +17,23 @@ test('ephemeral identity: a fresh ECDSA P-256 key and a self-signed certificate 
   t.true(certificate.verify(certificate.publicKey));
   t.regex(certificate.subjectAltName ?? '', /DNS:localhost/);
   t.true(certificate.checkPrivateKey(createPrivateKey(identity.privateKeyPem)));
+  // Shaped like go-plugin's: a CA (Go trusts the pinned certificate as a root) for server and client use.
+  t.true(certificate.ca);
+  t.deepEqual([...(certificate.keyUsage ?? [])].sort(), ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2']);
+  t.is(certificate.subject, 'CN=localhost\nO=gatehouse');
+  t.is(certificate.issuer, certificate.subject);
+  t.true(certificate.checkHost('localhost') === 'localhost');
+});
+
+test('ephemeral identity: OpenSSL reads every extension as go-plugin writes them', async (t) => {
+  const { certificatePem } = await generateEphemeralIdentity(new Date('2026-01-01T00:00:00Z'));
+  const text = execFileSync('openssl', ['x509', '-noout', '-text'], { input: certificatePem }).toString();
+  t.regex(text, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
+  t.regex(text, /X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment, Certificate Sign/);
+  t.regex(text, /X509v3 Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/);
+  t.regex(text, /Not Before: Dec 31 23:55:00 2025 GMT/);
+  t.regex(text, /Not After : Apr  1 00:00:00 2026 GMT/);
+  t.regex(text, /ecdsa-with-SHA256/);
 });
 
 test('ephemeral identity: validity is bounded (days, not go-plugin\'s 30 years)', async (t) => {
