@@ -1,4 +1,4 @@
-import type { Logger } from '../logger.js';
+import { silentLogger, type Logger } from '../logger.js';
 import { parseHclogLine } from '../transport/hclog.js';
 
 /** A plugin's stderr line longer than this is cut: a flood cannot grow the host's memory. */
@@ -24,6 +24,7 @@ export class PluginStderr {
   line(text: string, truncated: boolean): void {
     this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
+    if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     const record = truncated ? undefined : parseHclogLine(text);
     if (record === undefined) {
       this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, text);
