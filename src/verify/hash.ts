@@ -58,36 +58,64 @@ export async function sha256Files(paths: readonly string[], concurrency = availa
     await Promise.all(Array.from({ length: Math.min(JOBS_PER_WORKER, paths.length) }, lane));
     return results;
   }
-  const workers = Array.from({ length: workerCount }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
-  try {
-    return await new Promise<FileHashResult[]>((resolve, reject) => {
-      const results = new Array<FileHashResult>(paths.length);
-      let queued = 0;
-      let finished = 0;
-      const feed = (worker: Worker): void => {
-        if (queued < paths.length) {
-          worker.postMessage({ id: queued, path: paths[queued] });
-          queued += 1;
-        }
-      };
-      for (const worker of workers) {
-        worker.on('message', (reply: HashWorkerReply) => {
-          const path = paths[reply.id] ?? '';
-          results[reply.id] =
-            'code' in reply ? { path, ok: false, error: new GatehouseError(reply.code, reply.message) } : { path, ok: true, sha256: reply.sha256, size: reply.size };
-          finished += 1;
-          if (finished === paths.length) resolve(results);
-          else feed(worker);
-        });
-        worker.on('error', reject);
-        worker.on('exit', () => reject(new GatehouseError('FILE_UNREADABLE', 'sha256Files: a hash worker stopped before finishing')));
-      }
-      // Round-robin, so that two large files land on two workers rather than queue behind each other.
-      for (let round = 0; round < JOBS_PER_WORKER; round++) for (const worker of workers) feed(worker);
-    });
-  } finally {
-    await Promise.all(workers.map((worker) => worker.terminate()));
-  }
+  const results = new Array<FileHashResult>(paths.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    for (let i = next++; i < paths.length; i = next++) {
+      const path = paths[i] ?? '';
+      const reply = await hashOnPool(path, workerCount);
+      results[i] =
+        'code' in reply
+          ? { path, ok: false, error: new GatehouseError(reply.code, reply.message) }
+          : { path, ok: true, sha256: reply.sha256, size: reply.size };
+    }
+  };
+  // A few files in hand per thread, so that while one is read another is hashed.
+  await Promise.all(Array.from({ length: Math.min(workerCount * JOBS_PER_WORKER, paths.length) }, lane));
+  return results;
+}
+
+/** A hash thread kept between calls (starting one costs ~23 ms), and the replies it owes. */
+interface PoolWorker {
+  worker: Worker;
+  pending: Map<number, (reply: HashWorkerReply) => void>;
+}
+
+const pool: PoolWorker[] = [];
+let nextJobId = 0;
+
+/**
+ * Hashes one file on the least busy of `size` pooled threads. A thread holds the process open only
+ * while it owes a reply, so an idle pool never keeps a host from exiting.
+ */
+function hashOnPool(path: string, size: number): Promise<HashWorkerReply> {
+  while (pool.length < size) pool.push(startWorker());
+  const chosen = pool.slice(0, size).reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+  const id = nextJobId++;
+  return new Promise((resolve) => {
+    chosen.pending.set(id, resolve);
+    if (chosen.pending.size === 1) chosen.worker.ref();
+    chosen.worker.postMessage({ id, path });
+  });
+}
+
+function startWorker(): PoolWorker {
+  const entry: PoolWorker = { worker: new Worker(new URL('./hash-worker.js', import.meta.url)), pending: new Map() };
+  entry.worker.unref();
+  entry.worker.on('message', (reply: HashWorkerReply) => {
+    entry.pending.get(reply.id)?.(reply);
+    entry.pending.delete(reply.id);
+    if (entry.pending.size === 0) entry.worker.unref();
+  });
+  const fail = (message: string): void => {
+    const index = pool.indexOf(entry); // 'error' is followed by 'exit': the second call finds it gone
+    if (index >= 0) pool.splice(index, 1);
+    for (const [id, resolve] of entry.pending) resolve({ id, code: 'FILE_UNREADABLE', message });
+    entry.pending.clear();
+  };
+  entry.worker.on('error', (error) => fail(`sha256Files: a hash thread failed: ${error.message}`));
+  entry.worker.on('exit', () => fail('sha256Files: a hash thread stopped before finishing'));
+  return entry;
 }
 
 async function settle(path: string): Promise<FileHashResult> {

@@ -65,3 +65,16 @@ for (const concurrency of [1, 3]) {
 test('sha256Files refuses a concurrency that is not a positive integer', async (t) => {
   await t.throwsAsync(sha256Files([], 0), { code: 'INVALID_OPTIONS' });
 });
+
+test('sha256Files reuses its hash threads across calls, and an idle pool does not keep the process alive', (t) => {
+  const hashModule = new URL('../../src/verify/hash.js', import.meta.url).href;
+  const script = `const { sha256Files } = await import(${JSON.stringify(hashModule)});
+    const first = await sha256Files(['/etc/hostname', '/etc/passwd'], 2);
+    const second = await sha256Files(['/etc/hostname', '/etc/passwd'], 2);
+    console.log(JSON.stringify([first, second].map((r) => r.map((x) => x.sha256))));`;
+  // The child must end by itself once both calls are done: execFileSync's timeout fails the test otherwise.
+  const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }).toString();
+  const [first, second] = JSON.parse(output) as string[][];
+  t.deepEqual(first, second);
+  t.is(first?.length, 2);
+});
