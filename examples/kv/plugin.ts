@@ -1,7 +1,7 @@
 // A KV plugin in TypeScript. A gatehouse host or a go-plugin host (with AutoMTLS) can run it:
 //   node dist/examples/kv/plugin.js   (started by a host, never by hand)
 import type * as grpc from '@grpc/grpc-js';
-import { serve } from '../../src/index.js';
+import { serve } from '../../src/plugin/index.js';
 import { KV_COOKIE, loadKVService, type Empty, type GetRequest, type GetResponse, type PutRequest } from './kv.js';
 
 const store = new Map<string, Buffer>();
