@@ -1,0 +1,30 @@
+import type { ExecutionContext } from 'ava';
+import { findSystemTool } from '../../src/host/system-tools.js';
+
+/**
+ * The tool's absolute path, or undefined after failing the test under CI=true (.ci/run installs every
+ * tool the suite uses, so a missing one there is a broken setup) or logging a visible skip locally.
+ */
+export function requireTool(t: ExecutionContext, name: string): string | undefined {
+  const path = findSystemTool(name);
+  if (path !== undefined) return path;
+  if (process.env.CI === 'true') {
+    t.fail(`CI=true: ${name} is not installed (see .ci/run)`);
+  } else {
+    t.log(`skipped: ${name} is not installed`);
+    t.pass();
+  }
+  return undefined;
+}
+
+/** Like requireTool, for what only root can do (another uid, a network namespace set up by hand). */
+export function requireRoot(t: ExecutionContext): boolean {
+  if (process.getuid?.() === 0) return true;
+  if (process.env.CI === 'true') {
+    t.fail('CI=true: this test needs root (CI runs as root)');
+  } else {
+    t.log('skipped: needs root');
+    t.pass();
+  }
+  return false;
+}
