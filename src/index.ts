@@ -7,6 +7,7 @@ export { CERTIFICATE_VALIDITY_DAYS } from './tls/certificate.js';
 
 // host
 export { launch, type LaunchOptions } from './host/launch.js';
+export { launchVerified, type VerifiedLaunchOptions } from './host/launch-verified.js';
 export { Plugin, type PluginInfo } from './host/plugin.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';

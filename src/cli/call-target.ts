@@ -3,12 +3,11 @@
  * manifest's entry, verified and sealed. A sealed copy, never the original path, is what runs.
  */
 import { basename, dirname } from 'node:path';
-import { GatehouseError } from '../errors.js';
-import { verifyPlugins } from '../verify/installed-plugins.js';
 import { sealPlugin, type SealedPlugin } from '../verify/seal.js';
 import type { CallTarget } from './call-args.js';
 import type { FailureContext } from './failures.js';
-import { verifiedManifest } from './manifest-policy.js';
+import { manifestPolicy } from './manifest-policy.js';
+import { sealVerifiedPlugin } from '../verify/verified-plugin.js';
 import { resolveCommand } from './resolve-command.js';
 
 export interface LaunchTarget {
@@ -31,15 +30,13 @@ export async function prepareTarget(target: CallTarget, context: FailureContext)
     return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command)), undefined);
   }
   context.stage = 'manifest';
-  const manifest = (await verifiedManifest(target.manifest)).manifest;
-  const entry = manifest.plugins.find((plugin) => plugin.name === target.plugin);
-  if (entry === undefined) throw new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${target.plugin}: not in manifest version ${manifest.version}`);
-  const dir = dirname(target.manifest.manifest);
-  // Sealing pins the bytes but cannot judge an unpinned system interpreter, nor who could rewrite the originals.
-  const [checked] = await verifyPlugins({ ...manifest, plugins: [entry] }, dir);
-  if (checked !== undefined && !checked.ok) throw checked.error;
+  const { entry, sealed } = await sealVerifiedPlugin({
+    manifestPath: target.manifest.manifest,
+    plugin: target.plugin,
+    policy: await manifestPolicy(target.manifest),
+  });
   context.stage = undefined;
-  return launchTarget(await sealPlugin(entry, dir), entry.protocolVersions);
+  return launchTarget(sealed, entry.protocolVersions);
 }
 
 /** The sealed copy is what runs, never the original: the bytes executed are the bytes hashed. */

@@ -4,7 +4,7 @@
  */
 import { FileRollbackState } from '../verify/rollback-state.js';
 import { verifyManifestFile } from '../verify/manifest-files.js';
-import type { VerifiedManifest } from '../verify/signature-policy.js';
+import type { ManifestPolicy, VerifiedManifest } from '../verify/signature-policy.js';
 import { loadTrustedKeys } from '../verify/trusted-keys.js';
 import { usageError } from './command-line.js';
 
@@ -48,12 +48,16 @@ export function manifestSource(command: string, values: ManifestValues): Manifes
   return { manifest: values.manifest, trust: values.trust, threshold: Number(threshold), state: values.state };
 }
 
-/** The manifest, once enough trusted keys signed it and it is neither expired nor older than --state allows. */
-export async function verifiedManifest(source: ManifestSource): Promise<VerifiedManifest> {
-  const trustedKeys = await loadTrustedKeys(source.trust);
-  return verifyManifestFile(source.manifest, {
-    trustedKeys,
+/** The keys, threshold and rollback state the options name. */
+export async function manifestPolicy(source: ManifestSource): Promise<ManifestPolicy> {
+  return {
+    trustedKeys: await loadTrustedKeys(source.trust),
     threshold: source.threshold,
     state: source.state === undefined ? undefined : new FileRollbackState(source.state),
-  });
+  };
+}
+
+/** The manifest, once enough trusted keys signed it and it is neither expired nor older than --state allows. */
+export async function verifiedManifest(source: ManifestSource): Promise<VerifiedManifest> {
+  return verifyManifestFile(source.manifest, await manifestPolicy(source));
 }

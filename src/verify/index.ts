@@ -31,3 +31,4 @@ export { manifestFromSha256Sums, parseSha256Sums, type Sha256SumsEntry, type Sha
 export { signManifest } from './sign-manifest.js';
 export { verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';
 export { loadTrustedKeys } from './trusted-keys.js';
+export { sealVerifiedPlugin, type VerifiedPlugin, type VerifiedPluginRequest } from './verified-plugin.js';

@@ -1,0 +1,46 @@
+import { dirname } from 'node:path';
+import { GatehouseError } from '../errors.js';
+import { verifyPlugins } from './installed-plugins.js';
+import type { ManifestPlugin } from './manifest.js';
+import { verifyManifestFile } from './manifest-files.js';
+import { sealPlugin, type SealedPlugin, type SealOptions } from './seal.js';
+import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
+
+export interface VerifiedPluginRequest {
+  /** Path of the signed manifest; its signatures sit beside it (MANIFEST.minisig, MANIFEST.*.minisig). */
+  manifestPath: string;
+  /** The manifest entry to run. */
+  plugin: string;
+  /** Where the entry's relative paths resolve (default: the manifest's directory). */
+  pluginDir?: string;
+  /** Whose signatures count, how many, and the rollback state. */
+  policy: ManifestPolicy;
+  seal?: SealOptions;
+}
+
+export interface VerifiedPlugin {
+  verified: VerifiedManifest;
+  entry: ManifestPlugin;
+  /** The private copy to execute: `sealed.command` with `sealed.args`. Dispose it after the plugin exits. */
+  sealed: SealedPlugin;
+}
+
+/**
+ * Everything between "a host wants plugin NAME" and "these exact bytes may run": the manifest's
+ * signatures, expiry and version; the entry's files and the directories above them (which sealing
+ * alone cannot judge, e.g. an unpinned system interpreter others could rewrite); then the sealed copy.
+ */
+export async function sealVerifiedPlugin(request: VerifiedPluginRequest): Promise<VerifiedPlugin> {
+  const verified = await verifyManifestFile(request.manifestPath, request.policy);
+  const entry = verified.manifest.plugins.find((plugin) => plugin.name === request.plugin);
+  if (entry === undefined) {
+    throw new GatehouseError(
+      'PLUGIN_NOT_IN_MANIFEST',
+      `${request.plugin}: not in manifest version ${verified.manifest.version}`,
+    );
+  }
+  const dir = request.pluginDir ?? dirname(request.manifestPath);
+  const [checked] = await verifyPlugins({ ...verified.manifest, plugins: [entry] }, dir);
+  if (checked !== undefined && !checked.ok) throw checked.error;
+  return { verified, entry, sealed: await sealPlugin(entry, dir, request.seal) };
+}

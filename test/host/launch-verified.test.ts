@@ -1,0 +1,76 @@
+// A host runs only what K trusted keys signed, and runs the sealed copy of it.
+import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { isGatehouseError, launchVerified, openAuditLog, type GatehouseError } from '../../src/index.js';
+import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
+import type { MinisignPublicKey } from '../../src/verify/index.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { waitUntil } from '../helpers/process.js';
+import { goTest } from '../interop/go-binaries.js';
+
+const DAY_MS = 86_400_000;
+
+/** A plugin directory holding the given files, a manifest of them, and its signature by a fresh key. */
+async function signedPluginDir(t: ExecutionContext, place: (dir: string) => Promise<void>) {
+  const dir = await tempDir(t);
+  await place(dir);
+  const manifest = await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS) });
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, formatManifest(manifest));
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), keys.secretKey));
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(auditPath);
+  const records = async () => {
+    await audit.close();
+    return (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  };
+  return { dir, manifestPath, trustedKeys: [keys.publicKey] as MinisignPublicKey[], audit, records };
+}
+
+goTest('launchVerified: a signed Go plugin runs from its sealed copy, which is removed after it exits', async (t, go) => {
+  const { manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (dir) => {
+    await copyFile(go.kvplugin, join(dir, 'kv'));
+    await chmod(join(dir, 'kv'), 0o755);
+  });
+  const plugin = await launchVerified({ manifestPath, plugin: 'kv', policy: { trustedKeys }, cookie: KV_COOKIE, audit });
+  const kv = plugin.client(loadKVService());
+  await kv.Put({ key: 'signed', value: Buffer.from('yes') });
+  t.is((await kv.Get({ key: 'signed' })).value.toString(), 'yes');
+
+  await plugin.kill();
+  const logged = await records();
+  const sealedCommand = (logged.find((r) => r.type === 'launch')?.argv as string[] | undefined)?.[0] ?? '';
+  t.false(sealedCommand.startsWith(dirname(manifestPath)), 'the original file never runs');
+  t.like(logged.find((r) => r.type === 'verification'), { result: 'accepted', keyIds: [trustedKeys[0]?.keyId] });
+  t.true(await waitUntil(() => !existsSync(sealedCommand), 5000), 'the sealed copy is removed after exit');
+});
+
+test('launchVerified: a plugin changed after signing is refused, nothing runs, and the refusal is audited', async (t) => {
+  const marker = join(await tempDir(t), 'ran');
+  const { dir, manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (pluginDir) => {
+    await writeFileWithMode(pluginDir, 'plugin', `#!/bin/sh\ntouch ${marker}\n`, 0o755);
+  });
+  // Attack: the file in the plugin directory is replaced after the release was signed.
+  await appendFile(join(dir, 'plugin'), '# tampered\n');
+  const error = await t.throwsAsync(
+    launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, audit }),
+  );
+  t.true(isGatehouseError(error, 'DIGEST_MISMATCH') || isGatehouseError(error, 'SIZE_MISMATCH'), String(error));
+  t.false(existsSync(marker), 'the tampered plugin never ran');
+  t.is((await records()).find((r) => r.type === 'refusal')?.code, (error as GatehouseError).code);
+});
+
+test('launchVerified: a manifest signed by an untrusted key is refused', async (t) => {
+  const { manifestPath } = await signedPluginDir(t, async (dir) => {
+    await writeFileWithMode(dir, 'plugin', '#!/bin/sh\nexit 0\n', 0o755);
+  });
+  const error = await t.throwsAsync(
+    launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys: [generateKeyPair().publicKey] }, cookie: KV_COOKIE }),
+  );
+  t.true(isGatehouseError(error), String(error));
+  t.regex((error as GatehouseError).code, /SIGNATURE_UNTRUSTED|THRESHOLD_NOT_MET/);
+});
