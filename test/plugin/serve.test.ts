@@ -3,13 +3,14 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { KV_COOKIE } from '../../examples/kv/kv.js';
 import { negotiateVersion } from '../../src/plugin/serve.js';
 import { checkHealth, clientOn, grpcTarget, openChannel, unaryCall } from '../../src/host/connection.js';
-import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
+import { derToPem, generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
 import { pinnedChannelCredentials } from '../../src/tls/pinning.js';
 import { controllerService } from '../../src/transport/controller.js';
 import { parseHandshakeLine, type HandshakeLine } from '../../src/transport/handshake.js';
@@ -142,4 +143,32 @@ test('negotiateVersion: the highest version both sides speak wins', (t) => {
 test('negotiateVersion: with none in common the lowest of ours is announced, for the host to report', (t) => {
   t.is(negotiateVersion([4, 5], [1, 2]), 4);
   t.is(negotiateVersion([2], []), 2);
+});
+
+test('serve: host and plugin negotiate TLS 1.3 when both can, never below 1.2', async (t) => {
+  const host = generateEphemeralIdentity();
+  const plugin = await startPlugin(hostEnv(host));
+  t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
+  const negotiated = (maxVersion: 'TLSv1.3' | 'TLSv1.2' | 'TLSv1.1') =>
+    new Promise<string>((resolve) => {
+      const socket = tls.connect({
+        path: plugin.handshake.address,
+        servername: 'localhost',
+        ca: derToPem(plugin.handshake.serverCertificate as Buffer, 'CERTIFICATE'),
+        cert: host.certificatePem,
+        key: host.privateKeyPem,
+        ALPNProtocols: ['h2'],
+        minVersion: maxVersion === 'TLSv1.1' ? 'TLSv1' : 'TLSv1.2',
+        maxVersion,
+      });
+      socket.once('secureConnect', () => {
+        resolve(socket.getProtocol() ?? 'none');
+        socket.destroy();
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => resolve(`refused: ${error.code}`));
+    });
+  t.is(await negotiated('TLSv1.3'), 'TLSv1.3');
+  t.is(await negotiated('TLSv1.2'), 'TLSv1.2');
+  // The alert comes from the plugin: our client offered TLS 1.1 and the plugin answered protocol_version.
+  t.is(await negotiated('TLSv1.1'), 'refused: ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
 });
