@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { LineSplitter } from '../transport/lines.js';
+import { parentDeathPrefix } from './parent-death.js';
 import { MAX_STDERR_LINE_BYTES, PluginStderr } from './plugin-output.js';
 
 export interface ExitStatus {
@@ -85,9 +88,18 @@ export class PluginProcess {
     });
   }
 
-  /** Spawns without a shell, in its own process group so that a kill reaches the plugin's children. */
+  /**
+   * Spawns without a shell, in its own process group so that a kill reaches the plugin's children,
+   * and, where setpriv allows, with a parent-death signal so that it cannot outlive a SIGKILLed host.
+   */
   static async spawn(spec: SpawnSpec): Promise<PluginProcess> {
-    const child = spawn(spec.command, [...spec.args], {
+    const fail = (cause: Error): GatehouseError =>
+      new GatehouseError('SPAWN_FAILED', `cannot start plugin ${spec.command}: ${cause.message}`, { cause });
+    const prefix = await parentDeathPrefix(spec.logger);
+    // A wrapper would report a missing command as its own exit; checked first, it stays SPAWN_FAILED.
+    if (prefix.length > 0) await access(spec.command, constants.X_OK).catch((cause: Error) => Promise.reject(fail(cause)));
+    const [file = spec.command, ...args] = [...prefix, spec.command, ...spec.args];
+    const child = spawn(file, args, {
       env: spec.env,
       cwd: spec.cwd,
       shell: false,
@@ -96,9 +108,7 @@ export class PluginProcess {
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
-      child.once('error', (cause) =>
-        reject(new GatehouseError('SPAWN_FAILED', `cannot start plugin ${spec.command}: ${cause.message}`, { cause })),
-      );
+      child.once('error', (cause) => reject(fail(cause)));
     });
     child.on('error', () => {}); // later errors (a failed kill) are reported by the caller's own checks
     return new PluginProcess(child, spec);
