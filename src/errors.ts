@@ -30,6 +30,11 @@ export type GatehouseErrorCode =
   | 'HEALTH_CHECK_FAILED'
   | 'CALL_FAILED'
   | 'KILL_FAILED'
+  // the broker, multiplexing, versioned services and reattach
+  | 'BROKER_FAILED'
+  | 'MULTIPLEX_UNSUPPORTED'
+  | 'SERVICE_NOT_OFFERED'
+  | 'REATTACH_FAILED'
   // discovery and file safety
   | 'FILE_NOT_REGULAR'
   | 'FILE_NOT_EXECUTABLE'

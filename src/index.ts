@@ -13,6 +13,9 @@ export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
 export type { ServiceClient, CallOptions } from './host/service-client.js';
 
+// broker (either side)
+export type { Broker, BrokerConnection, DialOptions } from './transport/broker.js';
+
 // plugin
 export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './plugin/serve.js';
 

@@ -1,3 +1,4 @@
+import { lstat } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { classifyTlsFailure, TLS_SERVER_NAME } from '../tls/pinning.js';
@@ -95,5 +96,22 @@ export async function connectChecked(
   } catch (error) {
     channel.close();
     throw credentials.mismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
+  }
+}
+
+/**
+ * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
+ * socket another user controls would have us talk to that user's server.
+ */
+export async function checkSocketOwnership(address: Pick<HandshakeLine, 'network' | 'address'>): Promise<void> {
+  if (address.network !== 'unix') return;
+  const stats = await lstat(address.address).catch((cause: unknown) => {
+    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} does not exist`, { cause });
+  });
+  if (!stats.isSocket()) {
+    throw new GatehouseError('CONNECT_FAILED', `plugin address ${address.address} is not a socket`);
+  }
+  if (stats.uid !== process.getuid?.()) {
+    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} belongs to uid ${stats.uid}, not to us`);
   }
 }

@@ -1,4 +1,4 @@
-import { lstat, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -10,7 +10,7 @@ import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { connectChecked, type PluginCredentials } from './connection.js';
+import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { Plugin } from './plugin.js';
 import { PluginProcess } from './plugin-process.js';
@@ -46,8 +46,10 @@ export interface LaunchOptions {
   onStdoutLine?: (line: string) => void;
   /** Largest gRPC message sent or received, in bytes (default 16 MiB). */
   maxMessageBytes?: number;
-  /** Extra grpc-js channel options, passed through. */
+  /** Extra grpc-js channel options, passed through (to brokered connections too). */
   channelOptions?: grpc.ChannelOptions;
+  /** Extra grpc-js server options for the services the host serves through the broker, passed through. */
+  serverOptions?: grpc.ServerOptions;
   /** Aborting it before the plugin is connected kills the plugin and rejects with START_ABORTED. */
   signal?: AbortSignal;
   /** Records launch, handshake, connection, refusals, kill steps and exit in this tamper-evident log. */
@@ -128,6 +130,13 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       config.killGraceMs,
       config.logger,
       audit,
+      {
+        identity,
+        pluginCertificateDer: handshake.serverCertificate,
+        maxMessageBytes: config.maxMessageBytes,
+        channelOptions: config.channelOptions,
+        serverOptions: config.serverOptions,
+      },
     );
     audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
     config.logger.debug(
@@ -177,23 +186,6 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
   return pinned;
 }
 
-/**
- * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
- * socket another user controls would have us talk to that user's server.
- */
-async function checkSocketOwnership(handshake: HandshakeLine): Promise<void> {
-  if (handshake.network !== 'unix') return;
-  const stats = await lstat(handshake.address).catch((cause: unknown) => {
-    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${handshake.address} does not exist`, { cause });
-  });
-  if (!stats.isSocket()) {
-    throw new GatehouseError('CONNECT_FAILED', `plugin address ${handshake.address} is not a socket`);
-  }
-  if (stats.uid !== process.getuid?.()) {
-    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${handshake.address} belongs to uid ${stats.uid}, not to us`);
-  }
-}
-
 interface ResolvedOptions {
   command: string;
   args: readonly string[];
@@ -209,6 +201,7 @@ interface ResolvedOptions {
   onStdoutLine: ((line: string) => void) | undefined;
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
+  serverOptions: grpc.ServerOptions;
 }
 
 function resolveOptions(options: LaunchOptions): ResolvedOptions {
@@ -251,5 +244,6 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     onStdoutLine: options.onStdoutLine,
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},
+    serverOptions: options.serverOptions ?? {},
   };
 }

@@ -3,10 +3,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
 import { clientOn, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
+import { PluginSession, type SessionSpec } from './plugin-session.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
@@ -38,6 +40,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   readonly exited: Promise<ExitStatus>;
   private readonly rpc: grpc.Client;
   private readonly liveness: PluginLiveness;
+  private readonly session: PluginSession;
   private stopping: Promise<ExitStatus> | undefined;
   private released: Promise<void> | undefined;
 
@@ -49,6 +52,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     private readonly killGraceMs: number,
     private readonly logger: Logger,
     private readonly audit: AuditLog | undefined,
+    session: SessionSpec,
   ) {
     this.name = info.name;
     this.protocolVersion = info.protocolVersion;
@@ -67,6 +71,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         return exit(await Promise.race([child.exited, timer]));
       },
     };
+    this.session = new PluginSession(session, this.rpc, socketDir, this.liveness);
     trackPlugin(this);
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
@@ -84,6 +89,11 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   /** A promise-based client for one of the plugin's services, on the plugin's pinned connection. */
   client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
     return createServiceClient(this.rpc, definition, this.liveness);
+  }
+
+  /** go-plugin's broker: serve services for the plugin to dial (callbacks), and dial the ones it serves. */
+  get broker(): Broker {
+    return this.session.broker;
   }
 
   /** A plain grpc-js client on the same connection, for streaming methods and full control. */
@@ -106,6 +116,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   }
 
   private async stop(): Promise<ExitStatus> {
+    // Ends the broker stream before Shutdown, as a go-plugin host does: nothing brokered outlives the stop.
+    await this.session.close();
     if (this.child.hasExited === undefined) {
       const deadline = Date.now() + this.killGraceMs;
       this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'shutdown' });
@@ -138,6 +150,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   /** Once the plugin has exited: no channel, no leftover children, no socket directory. */
   private release(): Promise<void> {
     this.released ??= (async () => {
+      await this.session.close();
       this.channel.close();
       // Children that outlived the plugin would be orphans; the group id stays ours while any remain.
       try {

@@ -6,17 +6,18 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { generateEphemeralIdentity, parseCertificate } from '../tls/certificate.js';
 import { pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
+import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type Broker, type BrokerTls } from '../transport/broker.js';
+import { brokerService } from '../transport/broker-protocol.js';
 import { controllerImplementation, controllerService } from '../transport/controller.js';
 import { readPluginEnv, type MagicCookie } from '../transport/env.js';
 import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import type { PluginService } from '../transport/service.js';
+import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
-export interface PluginService {
-  definition: grpc.ServiceDefinition;
-  implementation: grpc.UntypedServiceImplementation;
-}
+export type { PluginService } from '../transport/service.js';
 
 export interface ServeOptions {
   /** Must equal the host's handshake cookie; a mismatch means this binary was run by hand. */
@@ -28,8 +29,12 @@ export interface ServeOptions {
    * for mTLS gets a clear refusal instead of a plaintext plugin anyone on the machine could call.
    */
   allowPlaintext?: boolean;
-  /** Largest message accepted or sent, in bytes (default 16 MiB). */
+  /** Largest message accepted or sent, in bytes, here and on brokered connections (default 16 MiB). */
   maxMessageBytes?: number;
+  /** Extra grpc-js server options for the plugin's server and its brokered servers, passed through. */
+  serverOptions?: grpc.ServerOptions;
+  /** Extra grpc-js channel options for the connections the plugin dials through the broker. */
+  channelOptions?: grpc.ChannelOptions;
   /** Called after the server stopped, before the process exits. */
   onShutdown?: () => void | Promise<void>;
   /** Where the contract variables are read from (default: process.env). */
@@ -41,6 +46,8 @@ export interface ServedPlugin {
   readonly address: string;
   /** hclog JSON on stderr, parsed by the host into records under this plugin's name. */
   readonly logger: Logger;
+  /** go-plugin's broker: serve services for the host to dial, and dial the ones the host serves. */
+  readonly broker: Broker;
   /** Stops serving, runs onShutdown, removes the socket directory and exits the process. */
   shutdown(): Promise<never>;
 }
@@ -79,14 +86,14 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
 
   let credentials: grpc.ServerCredentials;
-  let certificateDer: Buffer | undefined;
+  let tls: BrokerTls | undefined;
   const interceptors: grpc.ServerInterceptor[] = [];
   if (env.clientCertificatePem !== undefined) {
     const identity = await generateEphemeralIdentity();
     const hostCertificate = parseCertificate(Buffer.from(env.clientCertificatePem));
     credentials = pinnedServerCredentials(identity, env.clientCertificatePem);
     interceptors.push(pinnedClientInterceptor(hostCertificate.raw));
-    certificateDer = identity.certificateDer;
+    tls = { own: identity, peerCertificateDer: hostCertificate.raw };
   } else if (options.allowPlaintext === true) {
     logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
     credentials = grpc.ServerCredentials.createInsecure();
@@ -97,17 +104,33 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     );
   }
 
+  // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
+  const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
+  const broker = new GrpcBroker({
+    tls,
+    socketDir,
+    maxMessageBytes,
+    channelOptions: options.channelOptions ?? {},
+    serverOptions: options.serverOptions ?? {},
+    // The host's sockets may belong to another user when the plugin is sandboxed; what proves a
+    // brokered server is the host's pinned certificate, checked on every connection.
+    checkAddress: async () => {},
+    liveness: { exit: () => undefined, settleExit: async () => undefined },
+    dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+  });
+
   const server = new grpc.Server({
-    interceptors,
+    ...options.serverOptions,
+    // The pin is checked before the caller's interceptors see the call.
+    interceptors: [...interceptors, ...(options.serverOptions?.interceptors ?? [])],
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
   });
   server.addService(healthService, healthImplementation());
   server.addService(controllerService, controllerImplementation(() => void shutdown()));
+  server.addService(brokerService, brokerImplementation(broker));
   for (const service of services) server.addService(service.definition, service.implementation);
 
-  // A fresh 0700 directory per plugin: no other user can reach (or swap) the socket inside it.
-  const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
   const socketPath = join(socketDir, 'plugin.sock');
   await bind(server, `unix:${socketPath}`, credentials);
   await chmod(socketPath, 0o600);
@@ -116,6 +139,8 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   const shutdown = (): Promise<never> =>
     (stopping ??= (async () => {
       clearInterval(parentWatch);
+      // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
+      await broker.close();
       await stopServer(server);
       try {
         await options.onShutdown?.();
@@ -139,14 +164,14 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     appVersion: protocolVersion,
     network: 'unix',
     address: socketPath,
-    ...(certificateDer ? { serverCertificate: certificateDer } : {}),
+    ...(tls ? { serverCertificate: tls.own.certificateDer } : {}),
   });
   if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
     throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${socketPath}`);
   }
   process.stdout.write(line + '\n');
   logger.debug({ network: 'unix', address: socketPath, version: protocolVersion }, 'plugin address');
-  return { protocolVersion, address: socketPath, logger, shutdown };
+  return { protocolVersion, address: socketPath, logger, broker, shutdown };
 }
 
 /**

@@ -209,6 +209,17 @@ function checkTcpAddress(address: string): void {
   }
 }
 
+/**
+ * The handshake's address rules, for an address a peer announces later (the broker's ConnInfo): a bare
+ * absolute socket path, or a loopback IP literal with its port.
+ */
+export function checkAnnouncedAddress(network: string, address: string): 'unix' | 'tcp' {
+  if (network === 'unix') checkUnixAddress(address);
+  else if (network === 'tcp') checkTcpAddress(address);
+  else throw new GatehouseError('NETWORK_UNSUPPORTED', `network ${quote(network)} is not "unix" or "tcp"`);
+  return network;
+}
+
 function certificateError(message: string, cause?: unknown): GatehouseError {
   return new GatehouseError('CERTIFICATE_INVALID', `plugin handshake: server certificate ${message}`, { cause });
 }

@@ -47,10 +47,19 @@ export function unaryMethod<Req, Res>(
   request: MessageCodec<Req>,
   response: MessageCodec<Res>,
 ): grpc.MethodDefinition<Req, Res> {
+  return streamingMethod(path, request, response, { requestStream: false, responseStream: false });
+}
+
+/** A method definition for grpc-js with streaming on either side. */
+export function streamingMethod<Req, Res>(
+  path: string,
+  request: MessageCodec<Req>,
+  response: MessageCodec<Res>,
+  streams: { requestStream: boolean; responseStream: boolean },
+): grpc.MethodDefinition<Req, Res> {
   return {
     path,
-    requestStream: false,
-    responseStream: false,
+    ...streams,
     requestSerialize: (value: Req) => request.encode(value),
     requestDeserialize: (bytes: Buffer) => request.decode(bytes),
     responseSerialize: (value: Res) => response.encode(value),

@@ -1,10 +1,11 @@
-// Builds the Go interop fixtures (kvhost, kvplugin) and the bench's Go side (kvbench, securehash)
-// into dist/interop-go/bin.
+// Builds the Go interop fixtures (kvhost, kvplugin, brokerhost, brokerplugin) and the bench's Go side
+// (kvbench, securehash) into dist/interop-go/bin.
 //
 // Run as `node dist/test/interop/build-go.js` after tsc. It builds in GOPATH
 // mode against the Debian packaged go-plugin 1.0.1 (no network, no modules):
 //
 //   dist/interop-go/gopath/src/gatehouse/kv/kv.pb.go    protoc output for examples/kv/kv.proto
+//   dist/interop-go/gopath/src/gatehouse/callback/callback.pb.go    the same for test/interop/callback.proto
 //   dist/interop-go/gopath/src/gatehouse/cmd/<binary>/main.go    copied from test/interop/go
 //   dist/interop-go/cache                                GOCACHE
 //
@@ -40,8 +41,9 @@ const stampFile = path.join(binDir, 'build-stamp.json');
 
 const goSourceDir = path.join(repoRoot, 'test', 'interop', 'go');
 const kvProto = path.join(repoRoot, 'examples', 'kv', 'kv.proto');
+const callbackProto = path.join(repoRoot, 'test', 'interop', 'callback.proto');
 const thisSource = path.join(repoRoot, 'test', 'interop', 'build-go.ts');
-const binaries = ['kvhost', 'kvplugin', 'kvbench', 'securehash'] as const;
+const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'kvbench', 'securehash'] as const;
 
 /** Where the packaged Go sources (go-plugin and its dependencies) live. */
 const gocode = process.env.GATEHOUSE_GOCODE ?? '/usr/share/gocode';
@@ -105,7 +107,7 @@ async function goPluginVersion(): Promise<string> {
 }
 
 function upToDate(stamp: string): boolean {
-  const sources = [...goFilesUnder(goSourceDir), kvProto, thisSource];
+  const sources = [...goFilesUnder(goSourceDir), kvProto, callbackProto, thisSource];
   const newestSource = Math.max(...sources.map((file) => mtimeMs(file) ?? Number.POSITIVE_INFINITY));
   const oldestBinary = Math.min(
     ...binaries.map((name) => mtimeMs(path.join(binDir, name)) ?? Number.NEGATIVE_INFINITY),
@@ -187,15 +189,22 @@ async function main(): Promise<void> {
 
   const started = performance.now();
   const kvPackageDir = path.join(gopath, 'src', 'gatehouse', 'kv');
+  const callbackPackageDir = path.join(gopath, 'src', 'gatehouse', 'callback');
   const cmdDir = path.join(gopath, 'src', 'gatehouse', 'cmd');
   rmSync(path.join(gopath, 'src', 'gatehouse'), { recursive: true, force: true });
   mkdirSync(kvPackageDir, { recursive: true });
+  mkdirSync(callbackPackageDir, { recursive: true });
   mkdirSync(binDir, { recursive: true });
   mkdirSync(cacheDir, { recursive: true });
 
   await run(
     protoc,
     [`--proto_path=${path.dirname(kvProto)}`, `--go_out=plugins=grpc:${kvPackageDir}`, kvProto],
+    env,
+  );
+  await run(
+    protoc,
+    [`--proto_path=${path.dirname(callbackProto)}`, `--go_out=plugins=grpc:${callbackPackageDir}`, callbackProto],
     env,
   );
   cpSync(goSourceDir, cmdDir, { recursive: true });

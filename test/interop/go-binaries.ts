@@ -19,6 +19,10 @@ export interface GoBinaries {
   readonly kvhost: string;
   /** go-plugin 1.0.1 gRPC plugin serving KV, handshake GATEHOUSE_KV_PLUGIN=d41f0b3c-kv. */
   readonly kvplugin: string;
+  /** go-plugin 1.0.1 host using the broker both ways: `brokerhost [-versions 1,2] -- COMMAND [ARGS...]`. */
+  readonly brokerhost: string;
+  /** go-plugin 1.0.1 Worker plugin using the broker both ways, versions 1 and 2 (callback.proto). */
+  readonly brokerplugin: string;
 }
 
 /** The repository root, resolved from this module compiled into dist/test/interop/. */
@@ -46,12 +50,16 @@ function executable(file: string): boolean {
 }
 
 function findGoBinaries(): GoBinaries | undefined {
-  const kvhost = path.join(goBinDir, 'kvhost');
-  const kvplugin = path.join(goBinDir, 'kvplugin');
-  return executable(kvhost) && executable(kvplugin) ? { kvhost, kvplugin } : undefined;
+  const binaries: GoBinaries = {
+    kvhost: path.join(goBinDir, 'kvhost'),
+    kvplugin: path.join(goBinDir, 'kvplugin'),
+    brokerhost: path.join(goBinDir, 'brokerhost'),
+    brokerplugin: path.join(goBinDir, 'brokerplugin'),
+  };
+  return Object.values(binaries).every(executable) ? binaries : undefined;
 }
 
-/** Absolute paths of both fixtures if both are built, else undefined. */
+/** Absolute paths of the fixtures if all are built, else undefined. */
 export const goBinaries: GoBinaries | undefined = findGoBinaries();
 
 /**

@@ -6,15 +6,18 @@ import protobuf from 'protobufjs';
 import { join } from 'node:path';
 import { healthService, ServingStatus } from '../../src/transport/health.js';
 import { controllerService } from '../../src/transport/controller.js';
+import { brokerService, type ConnInfo } from '../../src/transport/broker-protocol.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const root = protobuf.loadSync([
   join(repoRoot, 'proto/grpc_health_v1.proto'),
   join(repoRoot, 'proto/grpc_controller.proto'),
+  join(repoRoot, 'proto/grpc_broker.proto'),
 ]);
 const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckRequest');
 const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
 const Empty = root.lookupType('plugin.Empty');
+const ConnInfoType = root.lookupType('plugin.ConnInfo');
 
 test('health: method paths are the ones go-plugin serves', (t) => {
   t.is(healthService.Check.path, '/grpc.health.v1.Health/Check');
@@ -53,4 +56,38 @@ test('codecs skip fields they do not know, as proto3 requires', (t) => {
 test('controller: Empty is empty on the wire', (t) => {
   t.is(controllerService.Shutdown.requestSerialize({}).length, 0);
   t.is(Buffer.from(Empty.encode({}).finish()).length, 0);
+});
+
+test('broker: StartStream is the bidirectional stream go-plugin serves', (t) => {
+  t.is(brokerService.StartStream.path, '/plugin.GRPCBroker/StartStream');
+  t.true(brokerService.StartStream.requestStream);
+  t.true(brokerService.StartStream.responseStream);
+});
+
+const connInfoArbitrary: fc.Arbitrary<ConnInfo> = fc.record(
+  {
+    serviceId: fc.integer({ min: 0, max: 0xffff_ffff }),
+    network: fc.string(),
+    address: fc.string(),
+    knock: fc.record({ knock: fc.boolean(), ack: fc.boolean(), error: fc.string() }),
+  },
+  { requiredKeys: ['serviceId', 'network', 'address'] },
+);
+
+test('broker: ConnInfo (with and without a knock) encodes and decodes as the .proto defines', (t) => {
+  fc.assert(
+    fc.property(connInfoArbitrary, (info) => {
+      const ours = brokerService.StartStream.requestSerialize(info);
+      const decoded = ConnInfoType.toObject(ConnInfoType.decode(ours), { defaults: true });
+      t.is(decoded.serviceId, info.serviceId);
+      t.is(decoded.network, info.network);
+      t.is(decoded.address, info.address);
+      // A knock, even an all-default one, must be present on the wire: go-plugin tests for nil.
+      t.is(Object.hasOwn(ConnInfoType.decode(ours), 'knock'), info.knock !== undefined);
+      if (info.knock) t.deepEqual(decoded.knock, info.knock);
+
+      const reference = Buffer.from(ConnInfoType.encode(ConnInfoType.fromObject(info)).finish());
+      t.deepEqual(brokerService.StartStream.responseDeserialize(reference), info);
+    }),
+  );
 });

@@ -1,0 +1,68 @@
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import type { EphemeralIdentity } from '../tls/certificate.js';
+import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
+import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
+import { checkSocketOwnership } from './connection.js';
+import type { PluginLiveness } from './service-client.js';
+
+/** What launch() learned and chose for one plugin, beyond its process and its channel. */
+export interface SessionSpec {
+  /** The host's identity for this plugin; undefined only for plaintext by name. */
+  identity: EphemeralIdentity | undefined;
+  /** The certificate the plugin announced in its handshake line. */
+  pluginCertificateDer: Buffer | undefined;
+  maxMessageBytes: number;
+  channelOptions: grpc.ChannelOptions;
+  serverOptions: grpc.ServerOptions;
+}
+
+/**
+ * The host's side of everything that rides on a plugin's main connection besides the caller's own
+ * calls: today the broker.
+ */
+export class PluginSession {
+  readonly broker: GrpcBroker;
+
+  constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
+    const { identity, pluginCertificateDer } = spec;
+    this.broker = new GrpcBroker({
+      tls: identity && pluginCertificateDer ? { own: identity, peerCertificateDer: pluginCertificateDer } : undefined,
+      socketDir,
+      maxMessageBytes: spec.maxMessageBytes,
+      channelOptions: spec.channelOptions,
+      serverOptions: spec.serverOptions,
+      // The same rule as for the plugin's own socket: one the plugin names must be ours.
+      checkAddress: (network, address) => checkSocketOwnership({ network, address }),
+      liveness,
+      dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+    });
+    openBrokerStream(rpc, this.broker);
+  }
+
+  /** Ends the broker stream and everything brokered; the plugin's channel stays to the caller. */
+  async close(): Promise<void> {
+    await this.broker.close();
+  }
+}
+
+/**
+ * Opens go-plugin's broker stream at once, as a go-plugin host does, so that a plugin may announce a
+ * service before the host asks for it. A plugin without a broker (one written to go-plugin's non-Go
+ * guide, say) answers UNIMPLEMENTED: only the broker's own operations then fail, with that reason.
+ */
+function openBrokerStream(rpc: grpc.Client, broker: GrpcBroker): void {
+  const { path, requestSerialize, responseDeserialize } = brokerService.StartStream;
+  const call = rpc.makeBidiStreamRequest<ConnInfo, ConnInfo>(path, requestSerialize, responseDeserialize);
+  const link: BrokerLink = { send: (info) => call.write(info), close: () => call.cancel() };
+  broker.attach(link);
+  call.on('data', (info: ConnInfo) => broker.receive(info));
+  call.on('error', (error: grpc.ServiceError) => {
+    const reason =
+      error.code === grpc.status.UNIMPLEMENTED
+        ? "the plugin does not serve go-plugin's broker (plugin.GRPCBroker)"
+        : `the broker stream failed: ${grpc.status[error.code] ?? error.code}: ${error.details}`;
+    broker.detach(link, new GatehouseError('BROKER_FAILED', reason, { cause: error }));
+  });
+  call.on('end', () => broker.detach(link, new GatehouseError('BROKER_FAILED', 'the plugin ended the broker stream')));
+}

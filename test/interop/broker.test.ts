@@ -1,0 +1,44 @@
+// go-plugin's broker (non-multiplexed, as go-plugin 1.0.1 speaks it) between gatehouse and Go, both ways.
+import { fileURLToPath } from 'node:url';
+import { launch } from '../../src/index.js';
+import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+import { runBrokerhost } from './brokerhost.js';
+import { goTest } from './go-binaries.js';
+
+const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
+const { storage, worker } = loadCallbackServices();
+
+goTest('Go host and Go plugin: the broker works both ways (baseline for the fixtures)', async (t, go) => {
+  const run = await runBrokerhost(go, ['--', go.brokerplugin]);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.result.runReadBack, 'from the go host');
+  t.is(run.result.hostStored, 'from the go host');
+  t.is(run.result.offered, 'by the plugin');
+});
+
+goTest('go-plugin host -> gatehouse plugin: the plugin calls back into the Go host, and the Go host dials the plugin', async (t, go) => {
+  const run = await runBrokerhost(go, ['--', process.execPath, workerPluginScript]);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.result.error, undefined);
+  // Our plugin dialed the Storage the Go host served through the broker, with the pinned certificates.
+  t.is(run.result.runReadBack, 'from the go host');
+  t.is(run.result.hostStored, 'from the go host');
+  // The Go host dialed the Storage our plugin served through the broker.
+  t.is(run.result.offered, 'by the plugin');
+  // Our plugin ends the broker stream on Shutdown, so the kill stays well under go-plugin's 2 s grace.
+  t.true((run.result.killMs ?? Infinity) < 1500, `killMs ${run.result.killMs}`);
+});
+
+goTest('gatehouse host -> go-plugin plugin: the Go plugin calls back into our Storage, and we dial the Go plugin', async (t, go) => {
+  await using plugin = await launch({ command: go.brokerplugin, cookie: WORKER_COOKIE });
+  const store = new Map<string, Buffer>();
+  const id = await plugin.broker.serve([memoryStorage(storage, store)]);
+  const { read_back } = await plugin.client(worker).Run({ storage_id: id, key: 'secret', value: Buffer.from('from gatehouse') });
+  t.is(read_back.toString(), 'from gatehouse');
+  t.is(store.get('secret')?.toString(), 'from gatehouse');
+
+  const { storage_id } = await plugin.client(worker).Offer({});
+  const connection = await plugin.broker.dial(storage_id);
+  t.is((await connection.client(storage).Get({ key: 'offered' })).value.toString(), 'by the plugin');
+  connection.close();
+});
