@@ -11,6 +11,7 @@ import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/e
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
+import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { Plugin } from './plugin.js';
 import { PluginProcess } from './plugin-process.js';
@@ -50,6 +51,11 @@ export interface LaunchOptions {
   channelOptions?: grpc.ChannelOptions;
   /** Extra grpc-js server options for the services the host serves through the broker, passed through. */
   serverOptions?: grpc.ServerOptions;
+  /**
+   * go-plugin >= 1.6's multiplexed broker (GRPCBrokerMultiplex): brokered connections ride the plugin's
+   * one socket as yamux streams instead of a socket each. The plugin must support it.
+   */
+  multiplexBroker?: boolean;
   /** Aborting it before the plugin is connected kills the plugin and rejects with START_ABORTED. */
   signal?: AbortSignal;
   /** Records launch, handshake, connection, refusals, kill steps and exit in this tamper-evident log. */
@@ -73,6 +79,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let child: PluginProcess | undefined;
   let startingPlugin: LivePlugin | undefined;
   let channel: grpc.Channel | undefined;
+  let multiplexed: MultiplexedConnection | undefined;
   try {
     const identity = config.insecurePlaintext ? undefined : await generateEphemeralIdentity();
     const env = buildPluginEnv(
@@ -80,6 +87,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         cookie: config.cookie,
         protocolVersions: config.protocolVersions,
         unixSocketDir: socketDir,
+        multiplexGrpc: config.multiplexBroker,
         ...(identity ? { clientCertificatePem: identity.certificatePem } : {}),
       },
       // go-plugin 1.0.1 puts its socket in the temporary directory; make that ours too.
@@ -112,7 +120,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     await checkSocketOwnership(handshake);
     throwIfAborted(options.signal);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
-    channel = await connectChecked(handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions);
+    if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline.getTime());
+    channel = await connectChecked(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions);
     throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);
@@ -136,6 +145,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         maxMessageBytes: config.maxMessageBytes,
         channelOptions: config.channelOptions,
         serverOptions: config.serverOptions,
+        ...(multiplexed ? { multiplexed } : {}),
       },
     );
     audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
@@ -152,6 +162,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       message: error instanceof Error ? error.message : String(error),
     });
     channel?.close();
+    await multiplexed?.close();
     if (child) {
       child.signal('SIGKILL');
       await child.exited;
@@ -202,6 +213,7 @@ interface ResolvedOptions {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
+  multiplexBroker: boolean;
 }
 
 function resolveOptions(options: LaunchOptions): ResolvedOptions {
@@ -245,5 +257,6 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},
+    multiplexBroker: options.multiplexBroker === true,
   };
 }

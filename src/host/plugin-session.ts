@@ -2,8 +2,10 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
+import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
 import { checkSocketOwnership } from './connection.js';
+import type { MultiplexedConnection } from './multiplexed-connection.js';
 import type { PluginLiveness } from './service-client.js';
 
 /** What launch() learned and chose for one plugin, beyond its process and its channel. */
@@ -15,6 +17,8 @@ export interface SessionSpec {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
+  /** Set when the plugin multiplexes (PLUGIN_MULTIPLEX_GRPC): the broker then uses yamux streams. */
+  multiplexed?: MultiplexedConnection;
 }
 
 /**
@@ -23,9 +27,19 @@ export interface SessionSpec {
  */
 export class PluginSession {
   readonly broker: GrpcBroker;
+  private readonly multiplexed: MultiplexedConnection | undefined;
 
   constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
-    const { identity, pluginCertificateDer } = spec;
+    const { identity, pluginCertificateDer, multiplexed } = spec;
+    this.multiplexed = multiplexed;
+    let multiplexer: BrokerMultiplex | undefined;
+    if (multiplexed) {
+      multiplexer = new BrokerMultiplex((info) => this.broker.send(info), {
+        bridgeDir: multiplexed.bridgeDir,
+        knockTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+      });
+      multiplexer.attach(multiplexed.session);
+    }
     this.broker = new GrpcBroker({
       tls: identity && pluginCertificateDer ? { own: identity, peerCertificateDer: pluginCertificateDer } : undefined,
       socketDir,
@@ -36,13 +50,20 @@ export class PluginSession {
       checkAddress: (network, address) => checkSocketOwnership({ network, address }),
       liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+      ...(multiplexer ? { multiplexer } : {}),
     });
     openBrokerStream(rpc, this.broker);
   }
 
-  /** Ends the broker stream and everything brokered; the plugin's channel stays to the caller. */
+  /** Ends the broker stream and everything brokered; the main connection stays up (for Shutdown). */
   async close(): Promise<void> {
     await this.broker.close();
+  }
+
+  /** Once the plugin has exited: the multiplexed connection goes too. */
+  async release(): Promise<void> {
+    await this.close();
+    await this.multiplexed?.close();
   }
 }
 

@@ -150,7 +150,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   /** Once the plugin has exited: no channel, no leftover children, no socket directory. */
   private release(): Promise<void> {
     this.released ??= (async () => {
-      await this.session.close();
+      await this.session.release();
       this.channel.close();
       // Children that outlived the plugin would be orphans; the group id stays ours while any remain.
       try {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import { generateEphemeralIdentity, parseCertificate } from '../tls/certificate.js';
 import { pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type Broker, type BrokerTls } from '../transport/broker.js';
+import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService } from '../transport/broker-protocol.js';
 import { controllerImplementation, controllerService } from '../transport/controller.js';
 import { readPluginEnv, type MagicCookie } from '../transport/env.js';
@@ -14,6 +15,7 @@ import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/hand
 import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import type { PluginService } from '../transport/service.js';
+import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
@@ -29,6 +31,11 @@ export interface ServeOptions {
    * for mTLS gets a clear refusal instead of a plaintext plugin anyone on the machine could call.
    */
   allowPlaintext?: boolean;
+  /**
+   * Where to listen: a unix socket in a private directory (default), or TCP on 127.0.0.1 within the
+   * host's PLUGIN_MIN_PORT..PLUGIN_MAX_PORT, for hosts that cannot reach unix sockets.
+   */
+  network?: 'unix' | 'tcp';
   /** Largest message accepted or sent, in bytes, here and on brokered connections (default 16 MiB). */
   maxMessageBytes?: number;
   /** Extra grpc-js server options for the plugin's server and its brokered servers, passed through. */
@@ -84,6 +91,10 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   const protocolVersion = negotiateVersion(Object.keys(options.versions).map(Number), env.protocolVersions);
   const services = options.versions[protocolVersion] ?? [];
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const network = options.network ?? 'unix';
+  if (network !== 'unix' && network !== 'tcp') {
+    throw new GatehouseError('INVALID_OPTIONS', 'serve() network must be "unix" or "tcp"');
+  }
 
   let credentials: grpc.ServerCredentials;
   let tls: BrokerTls | undefined;
@@ -94,6 +105,9 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     credentials = pinnedServerCredentials(identity, env.clientCertificatePem);
     interceptors.push(pinnedClientInterceptor(hostCertificate.raw));
     tls = { own: identity, peerCertificateDer: hostCertificate.raw };
+  } else if (options.allowPlaintext === true && network === 'tcp') {
+    // A loopback port, unlike our private socket directory, is open to every local user.
+    throw new GatehouseError('PLAINTEXT_REFUSED', 'serve() refuses plaintext over TCP: every local user could call the plugin');
   } else if (options.allowPlaintext === true) {
     logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
     credentials = grpc.ServerCredentials.createInsecure();
@@ -106,6 +120,14 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
+  // go-plugin >= 1.6's multiplexed mode: the host's one connection carries every other as yamux streams.
+  const multiplex = env.multiplexGrpc
+    ? new BrokerMultiplex((info) => broker.send(info), {
+        bridgeDir: socketDir,
+        knockTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+        unannounced: (stream) => mainConnections?.injectConnection(stream),
+      })
+    : undefined;
   const broker = new GrpcBroker({
     tls,
     socketDir,
@@ -117,6 +139,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     checkAddress: async () => {},
     liveness: { exit: () => undefined, settleExit: async () => undefined },
     dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+    ...(multiplex ? { multiplexer: multiplex } : {}),
   });
 
   const server = new grpc.Server({
@@ -131,9 +154,11 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   server.addService(brokerService, brokerImplementation(broker));
   for (const service of services) server.addService(service.definition, service.implementation);
 
-  const socketPath = join(socketDir, 'plugin.sock');
-  await bind(server, `unix:${socketPath}`, credentials);
-  await chmod(socketPath, 0o600);
+  const spec: ListenSpec = { network, socketDir, minPort: env.minPort, maxPort: env.maxPort };
+  const mainConnections = multiplex ? server.createConnectionInjector(credentials) : undefined;
+  const listening: Listening = multiplex
+    ? await listenMultiplexed(spec, (session) => multiplex.attach(session))
+    : await listenDirect(server, credentials, spec);
 
   let stopping: Promise<never> | undefined;
   const shutdown = (): Promise<never> =>
@@ -142,6 +167,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
       // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
       await broker.close();
       await stopServer(server);
+      listening.close();
       try {
         await options.onShutdown?.();
       } finally {
@@ -162,16 +188,18 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
 
   const line = formatHandshakeLine({
     appVersion: protocolVersion,
-    network: 'unix',
-    address: socketPath,
+    network: listening.network,
+    address: listening.address,
     ...(tls ? { serverCertificate: tls.own.certificateDer } : {}),
+    // The 7th field goes only to a host that asked for multiplexing: older hosts refuse 7 fields.
+    ...(multiplex ? { multiplex: true } : {}),
   });
   if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
-    throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${socketPath}`);
+    throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${listening.address}`);
   }
   process.stdout.write(line + '\n');
-  logger.debug({ network: 'unix', address: socketPath, version: protocolVersion }, 'plugin address');
-  return { protocolVersion, address: socketPath, logger, broker, shutdown };
+  logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
+  return { protocolVersion, address: listening.address, logger, broker, shutdown };
 }
 
 /**
@@ -184,14 +212,6 @@ export function negotiateVersion(ours: readonly number[], offered: readonly numb
     throw new GatehouseError('INVALID_OPTIONS', 'serve() needs at least one protocol version in `versions`');
   }
   return sorted.find((v) => offered.includes(v)) ?? (sorted[sorted.length - 1] as number);
-}
-
-function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<void> {
-  return new Promise((resolve, reject) =>
-    server.bindAsync(address, credentials, (error) =>
-      error ? reject(new GatehouseError('CONNECT_FAILED', `cannot listen on ${address}`, { cause: error })) : resolve(),
-    ),
-  );
 }
 
 /** Lets in-flight calls finish for a moment, then cuts them: a shutdown must not hang on a stuck call. */

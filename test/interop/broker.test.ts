@@ -1,6 +1,6 @@
 // go-plugin's broker (non-multiplexed, as go-plugin 1.0.1 speaks it) between gatehouse and Go, both ways.
 import { fileURLToPath } from 'node:url';
-import { launch } from '../../src/index.js';
+import { isGatehouseError, launch } from '../../src/index.js';
 import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
 import { runBrokerhost } from './brokerhost.js';
 import { goTest } from './go-binaries.js';
@@ -41,4 +41,10 @@ goTest('gatehouse host -> go-plugin plugin: the Go plugin calls back into our St
   const connection = await plugin.broker.dial(storage_id);
   t.is((await connection.client(storage).Get({ key: 'offered' })).value.toString(), 'by the plugin');
   connection.close();
+});
+
+goTest('gatehouse host asking for the multiplexed broker refuses a go-plugin 1.0.1 plugin, naming the reason', async (t, go) => {
+  const error = await t.throwsAsync(launch({ command: go.brokerplugin, cookie: WORKER_COOKIE, multiplexBroker: true }));
+  t.true(isGatehouseError(error, 'MULTIPLEX_UNSUPPORTED'), String(error));
+  t.regex(error?.message ?? '', /go-plugin >= 1\.6/);
 });

@@ -1,4 +1,4 @@
-// Builds the Go interop fixtures (kvhost, kvplugin, brokerhost, brokerplugin) and the bench's Go side
+// Builds the Go interop fixtures (kvhost, kvplugin, brokerhost, brokerplugin, yamuxpeer) and the bench's Go side
 // (kvbench, securehash) into dist/interop-go/bin.
 //
 // Run as `node dist/test/interop/build-go.js` after tsc. It builds in GOPATH
@@ -43,7 +43,7 @@ const goSourceDir = path.join(repoRoot, 'test', 'interop', 'go');
 const kvProto = path.join(repoRoot, 'examples', 'kv', 'kv.proto');
 const callbackProto = path.join(repoRoot, 'test', 'interop', 'callback.proto');
 const thisSource = path.join(repoRoot, 'test', 'interop', 'build-go.ts');
-const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'kvbench', 'securehash'] as const;
+const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'yamuxpeer', 'kvbench', 'securehash'] as const;
 
 /** Where the packaged Go sources (go-plugin and its dependencies) live. */
 const gocode = process.env.GATEHOUSE_GOCODE ?? '/usr/share/gocode';

@@ -23,6 +23,8 @@ export interface GoBinaries {
   readonly brokerhost: string;
   /** go-plugin 1.0.1 Worker plugin using the broker both ways, versions 1 and 2 (callback.proto). */
   readonly brokerplugin: string;
+  /** One end of a hashicorp/yamux session: `yamuxpeer -role server|client -socket PATH`. */
+  readonly yamuxpeer: string;
 }
 
 /** The repository root, resolved from this module compiled into dist/test/interop/. */
@@ -55,6 +57,7 @@ function findGoBinaries(): GoBinaries | undefined {
     kvplugin: path.join(goBinDir, 'kvplugin'),
     brokerhost: path.join(goBinDir, 'brokerhost'),
     brokerplugin: path.join(goBinDir, 'brokerplugin'),
+    yamuxpeer: path.join(goBinDir, 'yamuxpeer'),
   };
   return Object.values(binaries).every(executable) ? binaries : undefined;
 }

@@ -1,0 +1,77 @@
+import { mkdtemp } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { GatehouseError } from '../errors.js';
+import type { HandshakeLine } from '../transport/handshake.js';
+import { openLocalBridge } from '../transport/local-bridge.js';
+import { YamuxSession } from '../transport/yamux.js';
+
+/** The host's one connection to a multiplexing plugin, and the bridge its main channel dials. */
+export interface MultiplexedConnection {
+  readonly session: YamuxSession;
+  /** Private directory for this plugin's bridges (the main one and the broker's). */
+  readonly bridgeDir: string;
+  /** Where the main channel connects: the bridge into a fresh yamux stream. */
+  readonly target: { network: 'unix'; address: string };
+  close(): Promise<void>;
+}
+
+/**
+ * go-plugin >= 1.6's multiplexed mode (PLUGIN_MULTIPLEX_GRPC): one connection to the plugin, a yamux
+ * session on it, and the main gRPC connection as its first stream. A plugin whose handshake line does
+ * not say it multiplexes is refused, as go-plugin refuses it.
+ */
+export async function connectMultiplexed(
+  handshake: Pick<HandshakeLine, 'network' | 'address' | 'multiplex'>,
+  socketDir: string,
+  deadline: number,
+): Promise<MultiplexedConnection> {
+  if (handshake.multiplex !== true) {
+    throw new GatehouseError(
+      'MULTIPLEX_UNSUPPORTED',
+      'the host asked for the multiplexed broker (PLUGIN_MULTIPLEX_GRPC) but the plugin does not support it ' +
+        '(no "true" 7th field in its handshake line): build it with go-plugin >= 1.6, or launch without multiplexBroker',
+    );
+  }
+  const socket = await connectSocket(handshake, deadline);
+  const session = new YamuxSession(socket, 'client');
+  try {
+    // Inside the plugin's private directory, so it goes when the plugin does.
+    const bridgeDir = await mkdtemp(join(socketDir, 'mux-'));
+    const main = await openLocalBridge(bridgeDir, async () => session.open());
+    return {
+      session,
+      bridgeDir,
+      target: { network: 'unix', address: main.path },
+      close: async () => {
+        await main.close();
+        session.close();
+      },
+    };
+  } catch (error) {
+    session.close();
+    throw error;
+  }
+}
+
+function connectSocket(handshake: Pick<HandshakeLine, 'network' | 'address'>, deadline: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const colon = handshake.address.lastIndexOf(':');
+    const socket =
+      handshake.network === 'unix'
+        ? connect({ path: handshake.address })
+        : connect({
+            host: handshake.address.slice(0, colon).replace(/^\[|\]$/g, ''),
+            port: Number(handshake.address.slice(colon + 1)),
+          });
+    const timer = setTimeout(() => socket.destroy(new Error('timed out')), Math.max(0, deadline - Date.now()));
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once('error', (cause) => {
+      clearTimeout(timer);
+      reject(new GatehouseError('CONNECT_FAILED', `cannot connect to the plugin at ${handshake.address}: ${cause.message}`, { cause }));
+    });
+  });
+}

@@ -1,0 +1,95 @@
+import { chmod } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
+import { YamuxSession } from '../transport/yamux.js';
+
+export interface ListenSpec {
+  network: 'unix' | 'tcp';
+  /** The plugin's private directory, for a unix socket. */
+  socketDir: string;
+  /** PLUGIN_MIN_PORT..PLUGIN_MAX_PORT, for TCP. */
+  minPort: number;
+  maxPort: number;
+}
+
+export interface Listening {
+  network: 'unix' | 'tcp';
+  /** As the handshake line names it: a bare path, or 127.0.0.1:port. */
+  address: string;
+  close(): void;
+}
+
+function cannotListen(where: string, cause?: unknown): GatehouseError {
+  return new GatehouseError('CONNECT_FAILED', `cannot listen on ${where}`, cause === undefined ? undefined : { cause });
+}
+
+/** Ports to try, from a random one in the range on, so plugins started together rarely collide. */
+function portsToTry(minPort: number, maxPort: number): number[] {
+  const count = maxPort - minPort + 1;
+  const start = Math.floor(Math.random() * count);
+  return Array.from({ length: count }, (_, i) => minPort + ((start + i) % count));
+}
+
+/** Serves the host with grpc-js's own listener: one connection per client, as go-plugin <= 1.5. */
+export async function listenDirect(server: grpc.Server, credentials: grpc.ServerCredentials, spec: ListenSpec): Promise<Listening> {
+  const bind = (address: string): Promise<number> =>
+    new Promise((resolve, reject) =>
+      server.bindAsync(address, credentials, (error, port) => (error ? reject(cannotListen(address, error)) : resolve(port))),
+    );
+  if (spec.network === 'unix') {
+    const path = join(spec.socketDir, 'plugin.sock');
+    await bind(`unix:${path}`);
+    await chmod(path, 0o600);
+    return { network: 'unix', address: path, close: () => {} };
+  }
+  for (const port of portsToTry(spec.minPort, spec.maxPort)) {
+    // Loopback only: the plugin is never reachable from another machine.
+    const bound = await bind(`127.0.0.1:${port}`).catch(() => undefined);
+    if (bound !== undefined) return { network: 'tcp', address: `127.0.0.1:${bound}`, close: () => {} };
+  }
+  throw cannotListen(`any TCP port from ${spec.minPort} to ${spec.maxPort} on 127.0.0.1`);
+}
+
+/**
+ * Serves the host's one multiplexed connection (PLUGIN_MULTIPLEX_GRPC): the first connection becomes
+ * a yamux session, handed to `onSession`; any later one is closed at once.
+ */
+export async function listenMultiplexed(spec: ListenSpec, onSession: (session: YamuxSession) => void): Promise<Listening> {
+  let session: YamuxSession | undefined;
+  const server: Server = createServer((socket: Socket) => {
+    // One host per plugin: whoever connects after it gets nothing.
+    if (session !== undefined) {
+      socket.destroy();
+      return;
+    }
+    session = new YamuxSession(socket, 'server');
+    onSession(session);
+  });
+  const listen = (where: { path: string } | { port: number; host: string }): Promise<boolean> =>
+    new Promise((resolve) => {
+      const failed = (): void => resolve(false);
+      server.once('error', failed);
+      server.listen(where, () => {
+        server.off('error', failed);
+        resolve(true);
+      });
+    });
+  const close = (): void => {
+    session?.close();
+    server.close();
+  };
+  if (spec.network === 'unix') {
+    const path = join(spec.socketDir, 'plugin.sock');
+    if (!(await listen({ path }))) throw cannotListen(path);
+    await chmod(path, 0o600);
+    return { network: 'unix', address: path, close };
+  }
+  for (const port of portsToTry(spec.minPort, spec.maxPort)) {
+    if (await listen({ port, host: '127.0.0.1' })) {
+      return { network: 'tcp', address: `127.0.0.1:${(server.address() as AddressInfo).port}`, close };
+    }
+  }
+  throw cannotListen(`any TCP port from ${spec.minPort} to ${spec.maxPort} on 127.0.0.1`);
+}

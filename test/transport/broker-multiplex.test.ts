@@ -1,0 +1,69 @@
+// The multiplexed broker's routing and knocks, between two yamux sessions (no gRPC).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import test from 'ava';
+import { BrokerMultiplex } from '../../src/transport/broker-multiplex.js';
+import type { ConnInfo } from '../../src/transport/broker-protocol.js';
+import { YamuxSession } from '../../src/transport/yamux.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gatehouse-mux-test-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+let counter = 0;
+
+async function sessions(): Promise<{ host: YamuxSession; plugin: YamuxSession }> {
+  const path = join(dir, `pair-${counter++}.sock`);
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  const client = connect(path);
+  const socket = await accepted;
+  server.close();
+  return { host: new YamuxSession(client, 'client'), plugin: new YamuxSession(socket, 'server') };
+}
+
+test('multiplex: the host refuses a stream the plugin opens without a knock', async (t) => {
+  // Attack: a plugin reaching the host's brokered servers (or anything else) without announcing it.
+  const { host, plugin } = await sessions();
+  const hostSide = new BrokerMultiplex(() => {}, { bridgeDir: dir, knockTimeoutMs: 5000 });
+  hostSide.attach(host);
+  let injected = false;
+  hostSide.accept(1, () => (injected = true));
+  const stream = plugin.open();
+  const error = await new Promise<Error>((resolve) => stream.once('error', resolve));
+  t.is((error as NodeJS.ErrnoException).code, 'ECONNRESET');
+  t.false(injected);
+  host.close();
+});
+
+test('multiplex: a knock routes the next stream to its id; one nobody serves is answered with an error', async (t) => {
+  const { host, plugin } = await sessions();
+  const sent: ConnInfo[] = [];
+  const main: Duplex[] = [];
+  const pluginSide = new BrokerMultiplex((info) => sent.push(info), {
+    bridgeDir: dir,
+    knockTimeoutMs: 5000,
+    unannounced: (stream) => main.push(stream),
+  });
+  pluginSide.attach(plugin);
+  const brokered: Duplex[] = [];
+  pluginSide.accept(7, (stream) => brokered.push(stream));
+
+  pluginSide.receive({ serviceId: 7, network: '', address: '', knock: { knock: true, ack: false, error: '' } });
+  t.deepEqual(sent.at(-1), { serviceId: 7, network: '', address: '', knock: { knock: true, ack: true, error: '' } });
+  host.open();
+  host.open();
+  const end = Date.now() + 10_000;
+  while (brokered.length + main.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  t.is(brokered.length, 1, 'the knocked stream went to id 7');
+  t.is(main.length, 1, 'the next one, unannounced, went to the main server');
+
+  const started = Date.now();
+  pluginSide.receive({ serviceId: 8, network: '', address: '', knock: { knock: true, ack: false, error: '' } });
+  while (sent.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  t.deepEqual(sent.at(-1)?.knock, { knock: true, ack: true, error: 'no brokered service with id 8' });
+  t.true(Date.now() - started >= 1000, 'a knock may arrive just before its service: it waited');
+  host.close();
+});
