@@ -12,11 +12,15 @@ import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.j
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
+import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
+import { oneLine } from './plugin-output.js';
 import { Plugin } from './plugin.js';
+import type { PluginStdio } from './plugin-stdio.js';
 import { PluginProcess } from './plugin-process.js';
 
-export interface LaunchOptions {
+/** `user`, `group`, `limits` and `sandbox` (IsolationOptions) separate the plugin further from the host. */
+export interface LaunchOptions extends IsolationOptions {
   /** Absolute path of the plugin executable; run directly, never through a shell. */
   command: string;
   args?: readonly string[];
@@ -45,6 +49,12 @@ export interface LaunchOptions {
   insecurePlaintext?: boolean;
   /** Receives the plugin's stdout lines after the handshake (default: logged at info). */
   onStdoutLine?: (line: string) => void;
+  /**
+   * Writers for what the plugin writes to stdout and stderr after its handshake and forwards over
+   * go-plugin's GRPCStdio (go-plugin's SyncStdout / SyncStderr). Without one, forwarded output is
+   * handled as the pipe's: stdout lines as `onStdoutLine`, stderr lines logged.
+   */
+  stdio?: PluginStdio;
   /** Largest gRPC message sent or received, in bytes (default 16 MiB). */
   maxMessageBytes?: number;
   /** Extra grpc-js channel options, passed through (to brokered connections too). */
@@ -101,6 +111,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       ...(config.cwd !== undefined ? { cwd: config.cwd } : {}),
       logger: config.logger,
       ...(config.onStdoutLine ? { onStdoutLine: config.onStdoutLine } : {}),
+      socketDir,
+      isolation: options,
     });
     // Tracked from spawn on: a host that dies during the handshake must not leave the plugin behind.
     const starting = child;
@@ -117,7 +129,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       address: handshake.address,
     });
     const credentials = channelCredentials(handshake, identity);
-    await checkSocketOwnership(handshake);
+    await checkSocketOwnership(handshake, child.uid);
     throwIfAborted(options.signal);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
     if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline.getTime());
@@ -146,6 +158,13 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         channelOptions: config.channelOptions,
         serverOptions: config.serverOptions,
         ...(multiplexed ? { multiplexed } : {}),
+        stdio: {
+          writers: config.stdio,
+          onStdoutLine: config.onStdoutLine ?? ((line) => config.logger.info({ plugin: config.name, stream: 'stdout' }, oneLine(line))),
+          stderr: child.stderr,
+        },
+        logger: config.logger,
+        pluginName: config.name,
       },
     );
     audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
@@ -214,6 +233,7 @@ interface ResolvedOptions {
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
   multiplexBroker: boolean;
+  stdio: PluginStdio;
 }
 
 function resolveOptions(options: LaunchOptions): ResolvedOptions {
@@ -258,5 +278,6 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},
     multiplexBroker: options.multiplexBroker === true,
+    stdio: options.stdio ?? {},
   };
 }

@@ -6,6 +6,8 @@ import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
 import { checkSocketOwnership } from './connection.js';
 import type { MultiplexedConnection } from './multiplexed-connection.js';
+import { readPluginStdio, type StdioRouting } from './plugin-stdio.js';
+import type { Logger } from '../logger.js';
 import type { PluginLiveness } from './service-client.js';
 
 /** What launch() learned and chose for one plugin, beyond its process and its channel. */
@@ -19,15 +21,19 @@ export interface SessionSpec {
   serverOptions: grpc.ServerOptions;
   /** Set when the plugin multiplexes (PLUGIN_MULTIPLEX_GRPC): the broker then uses yamux streams. */
   multiplexed?: MultiplexedConnection;
+  stdio: StdioRouting;
+  logger: Logger;
+  pluginName: string;
 }
 
 /**
  * The host's side of everything that rides on a plugin's main connection besides the caller's own
- * calls: today the broker.
+ * calls: the broker and the plugin's forwarded stdio.
  */
 export class PluginSession {
   readonly broker: GrpcBroker;
   private readonly multiplexed: MultiplexedConnection | undefined;
+  private readonly stdio: { close(): void };
 
   constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
     const { identity, pluginCertificateDer, multiplexed } = spec;
@@ -53,6 +59,7 @@ export class PluginSession {
       ...(multiplexer ? { multiplexer } : {}),
     });
     openBrokerStream(rpc, this.broker);
+    this.stdio = readPluginStdio(rpc, spec.stdio, spec.logger, spec.pluginName);
   }
 
   /** Ends the broker stream and everything brokered; the main connection stays up (for Shutdown). */
@@ -60,9 +67,10 @@ export class PluginSession {
     await this.broker.close();
   }
 
-  /** Once the plugin has exited: the multiplexed connection goes too. */
+  /** Once the plugin has exited: its stdio stream and the multiplexed connection go too. */
   async release(): Promise<void> {
     await this.close();
+    this.stdio.close();
     await this.multiplexed?.close();
   }
 }

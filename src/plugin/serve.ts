@@ -14,6 +14,7 @@ import { readPluginEnv, type MagicCookie } from '../transport/env.js';
 import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { processPipes, redirectProcessOutput, StdioForwarder, stdioService } from '../transport/stdio.js';
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { brokerImplementation } from './plugin-broker.js';
@@ -72,7 +73,10 @@ const PARENT_POLL_MS = 500;
  * host can run it. Never returns on failure: prints why on stderr and exits 1, as go-plugin does.
  */
 export async function serve(options: ServeOptions): Promise<ServedPlugin> {
-  const logger = createPluginLogger((line) => process.stderr.write(line));
+  // The real stderr, kept before stdio forwarding replaces process.stderr.write: hosts parse these
+  // hclog lines from the pipe, as go-plugin's logger writes to the original stderr.
+  const writeStderr = process.stderr.write.bind(process.stderr);
+  const logger = createPluginLogger((line) => writeStderr(line));
   try {
     return await startServing(options, logger);
   } catch (error) {
@@ -152,6 +156,8 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   server.addService(healthService, healthImplementation());
   server.addService(controllerService, controllerImplementation(() => void shutdown()));
   server.addService(brokerService, brokerImplementation(broker));
+  const stdio = new StdioForwarder(processPipes());
+  server.addService(stdioService, stdio.implementation());
   for (const service of services) server.addService(service.definition, service.implementation);
 
   const spec: ListenSpec = { network, socketDir, minPort: env.minPort, maxPort: env.maxPort };
@@ -166,6 +172,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
       clearInterval(parentWatch);
       // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
       await broker.close();
+      stdio.end();
       await stopServer(server);
       listening.close();
       try {
@@ -198,6 +205,8 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${listening.address}`);
   }
   process.stdout.write(line + '\n');
+  // From here on, what the plugin writes to stdout and stderr goes to the host over GRPCStdio.
+  redirectProcessOutput(stdio);
   logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
   return { protocolVersion, address: listening.address, logger, broker, shutdown };
 }

@@ -7,17 +7,20 @@ import { join } from 'node:path';
 import { healthService, ServingStatus } from '../../src/transport/health.js';
 import { controllerService } from '../../src/transport/controller.js';
 import { brokerService, type ConnInfo } from '../../src/transport/broker-protocol.js';
+import { StdioChannel, stdioService } from '../../src/transport/stdio.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const root = protobuf.loadSync([
   join(repoRoot, 'proto/grpc_health_v1.proto'),
   join(repoRoot, 'proto/grpc_controller.proto'),
   join(repoRoot, 'proto/grpc_broker.proto'),
+  join(repoRoot, 'proto/grpc_stdio.proto'),
 ]);
 const HealthCheckRequest = root.lookupType('grpc.health.v1.HealthCheckRequest');
 const HealthCheckResponse = root.lookupType('grpc.health.v1.HealthCheckResponse');
 const Empty = root.lookupType('plugin.Empty');
 const ConnInfoType = root.lookupType('plugin.ConnInfo');
+const StdioData = root.lookupType('plugin.StdioData');
 
 test('health: method paths are the ones go-plugin serves', (t) => {
   t.is(healthService.Check.path, '/grpc.health.v1.Health/Check');
@@ -88,6 +91,27 @@ test('broker: ConnInfo (with and without a knock) encodes and decodes as the .pr
 
       const reference = Buffer.from(ConnInfoType.encode(ConnInfoType.fromObject(info)).finish());
       t.deepEqual(brokerService.StartStream.responseDeserialize(reference), info);
+    }),
+  );
+});
+
+test('stdio: StreamStdio is the server stream go-plugin serves, with an empty request', (t) => {
+  t.is(stdioService.StreamStdio.path, '/plugin.GRPCStdio/StreamStdio');
+  t.false(stdioService.StreamStdio.requestStream);
+  t.true(stdioService.StreamStdio.responseStream);
+  t.is(stdioService.StreamStdio.requestSerialize({}).length, 0);
+});
+
+test('stdio: StdioData encodes and decodes as the .proto defines', (t) => {
+  fc.assert(
+    fc.property(fc.constantFrom(StdioChannel.INVALID, StdioChannel.STDOUT, StdioChannel.STDERR), fc.uint8Array(), (channel, bytes) => {
+      const data = Buffer.from(bytes);
+      const ours = stdioService.StreamStdio.responseSerialize({ channel, data });
+      const decoded = StdioData.toObject(StdioData.decode(ours), { defaults: true, bytes: Buffer });
+      t.is(decoded.channel, channel);
+      t.deepEqual(Buffer.from(decoded.data as Uint8Array), data);
+      const reference = Buffer.from(StdioData.encode({ channel, data }).finish());
+      t.deepEqual(stdioService.StreamStdio.responseDeserialize(reference), { channel, data });
     }),
   );
 });

@@ -1,0 +1,173 @@
+/**
+ * go-plugin's stdio forwarding, `plugin.GRPCStdio/StreamStdio` (proto/grpc_stdio.proto, go-plugin >=
+ * 1.4): after its handshake line, what a plugin writes to stdout and stderr travels to the host as
+ * StdioData messages on one server stream, instead of through the pipes.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { emptyCodec, messageCodec, streamingMethod, type Empty } from './protobuf.js';
+
+export enum StdioChannel {
+  INVALID = 0,
+  STDOUT = 1,
+  STDERR = 2,
+}
+
+export interface StdioData {
+  channel: StdioChannel;
+  data: Buffer;
+}
+
+const stdioDataCodec = messageCodec<StdioData>(
+  (message, writer) => {
+    if (message.channel !== StdioChannel.INVALID) writer.uint32((1 << 3) | 0).int32(message.channel);
+    if (message.data.length > 0) writer.uint32((2 << 3) | 2).bytes(message.data);
+  },
+  () => ({ channel: StdioChannel.INVALID, data: Buffer.alloc(0) }),
+  (message, field, reader, wireType) => {
+    if (field === 1 && wireType === 0) message.channel = reader.int32();
+    else if (field === 2 && wireType === 2) {
+      const bytes = reader.bytes();
+      message.data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } else return false;
+    return true;
+  },
+);
+
+export const stdioService = {
+  StreamStdio: streamingMethod('/plugin.GRPCStdio/StreamStdio', emptyCodec, stdioDataCodec, {
+    requestStream: false,
+    responseStream: true,
+  }),
+} satisfies grpc.ServiceDefinition;
+
+/**
+ * Output kept while no host reads it yet, and how long to wait for one: past either, output goes to the
+ * real pipes, as from a plugin without stdio forwarding (a go-plugin < 1.4 host never asks for it).
+ */
+export const MAX_WAITING_STDIO_BYTES = 8 * 1024 * 1024;
+export const STDIO_WAIT_MS = 5000;
+/** Largest StdioData we send; a bigger write is split, so it never meets the message size limit. */
+const MAX_CHUNK_BYTES = 64 * 1024;
+
+type Done = (error?: Error | null) => void;
+type OutputChannel = StdioChannel.STDOUT | StdioChannel.STDERR;
+
+/** The process's real stdout and stderr, as they were before forwarding replaced them. */
+export type StdioPipes = Record<OutputChannel, (data: Buffer, done?: Done) => void>;
+
+export function processPipes(): StdioPipes {
+  const stdout = process.stdout.write.bind(process.stdout);
+  const stderr = process.stderr.write.bind(process.stderr);
+  return {
+    [StdioChannel.STDOUT]: (data, done) => void stdout(data, done),
+    [StdioChannel.STDERR]: (data, done) => void stderr(data, done),
+  };
+}
+
+interface Pending {
+  channel: OutputChannel;
+  data: Buffer;
+  done: Done | undefined;
+}
+
+/**
+ * The plugin's side. While a host streams stdio, output goes to it, and a writer's callback runs only
+ * once its bytes are sent, so a writer that waits for callbacks runs at the host's pace (as go-plugin's
+ * blocking pipe makes it). Until a host asks, output waits (bounded, for a while); after that it goes
+ * to the real pipes until a host does ask.
+ */
+export class StdioForwarder {
+  private mode: 'waiting' | 'streaming' | 'pipes' = 'waiting';
+  private waiting: Pending[] = [];
+  private waitingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private reader: grpc.ServerWritableStream<Empty, StdioData> | undefined;
+
+  constructor(
+    private readonly pipes: StdioPipes,
+    private readonly waitMs = STDIO_WAIT_MS,
+  ) {
+    this.wait();
+  }
+
+  write(channel: OutputChannel, data: Buffer, done?: Done): void {
+    if (this.mode === 'pipes') return this.pipes[channel](data, done);
+    if (this.mode === 'streaming') return this.send({ channel, data, done });
+    this.waiting.push({ channel, data, done });
+    this.waitingBytes += data.length;
+    // A plugin printing with nobody listening cannot grow its memory without bound.
+    if (this.waitingBytes > MAX_WAITING_STDIO_BYTES) this.toPipes();
+  }
+
+  implementation(): grpc.UntypedServiceImplementation {
+    const streamStdio: grpc.handleServerStreamingCall<Empty, StdioData> = (call) => {
+      if (this.reader !== undefined) {
+        // Two readers would each get part of the output.
+        call.emit('error', { code: grpc.status.ALREADY_EXISTS, details: 'stdio is already being streamed' });
+        return;
+      }
+      this.reader = call;
+      this.mode = 'streaming';
+      clearTimeout(this.timer);
+      for (const pending of this.waiting.splice(0)) this.send(pending);
+      this.waitingBytes = 0;
+      const gone = (): void => {
+        if (this.reader !== call) return;
+        this.reader = undefined;
+        // A host that reattaches will ask again; until then, output waits as at the start.
+        if (this.mode === 'streaming') this.wait();
+      };
+      call.on('cancelled', gone);
+      call.on('close', gone);
+    };
+    return { StreamStdio: streamStdio };
+  }
+
+  /** Ends the stream (queued output first), so a graceful stop does not wait on it; later output uses the pipes. */
+  end(): void {
+    this.reader?.end();
+    this.reader = undefined;
+    this.toPipes();
+  }
+
+  private send(pending: Pending): void {
+    const reader = this.reader as grpc.ServerWritableStream<Empty, StdioData>;
+    const { channel, data, done } = pending;
+    for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
+      const last = offset + MAX_CHUNK_BYTES >= data.length;
+      reader.write({ channel, data: data.subarray(offset, offset + MAX_CHUNK_BYTES) }, last ? done : undefined);
+    }
+    if (data.length === 0) done?.();
+  }
+
+  private wait(): void {
+    this.mode = 'waiting';
+    this.timer = setTimeout(() => this.toPipes(), this.waitMs);
+    this.timer.unref();
+  }
+
+  private toPipes(): void {
+    clearTimeout(this.timer);
+    this.mode = 'pipes';
+    for (const { channel, data, done } of this.waiting.splice(0)) this.pipes[channel](data, done);
+    this.waitingBytes = 0;
+  }
+}
+
+/**
+ * Sends everything the process writes through process.stdout and process.stderr to `forwarder`, as
+ * go-plugin swaps os.Stdout and os.Stderr for pipes after its handshake line.
+ */
+export function redirectProcessOutput(forwarder: StdioForwarder): void {
+  const redirect = (stream: NodeJS.WriteStream, channel: OutputChannel): void => {
+    const write = (chunk: string | Uint8Array, encodingOrDone?: BufferEncoding | Done, done?: Done): boolean => {
+      const encoding = typeof encodingOrDone === 'string' ? encodingOrDone : undefined;
+      const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
+      forwarder.write(channel, typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk), callback);
+      return true;
+    };
+    stream.write = write as NodeJS.WriteStream['write'];
+  };
+  redirect(process.stdout, StdioChannel.STDOUT);
+  redirect(process.stderr, StdioChannel.STDERR);
+}
