@@ -7,8 +7,13 @@ export { CERTIFICATE_VALIDITY_DAYS } from './tls/certificate.js';
 
 // host
 export { launch, type LaunchOptions } from './host/launch.js';
+export type { IsolationOptions } from './host/isolation.js';
+export type { ProcessLimits } from './host/process-limits.js';
+export type { SandboxOptions } from './host/sandbox.js';
 export { launchVerified, type VerifiedLaunchOptions } from './host/launch-verified.js';
 export { Plugin, type PluginInfo } from './host/plugin.js';
+export type { VersionedServices } from './host/versioned-services.js';
+export type { PluginStdio } from './host/plugin-stdio.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
 export type { ServiceClient, CallOptions } from './host/service-client.js';

@@ -17,6 +17,7 @@ import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { oneLine } from './plugin-output.js';
 import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
+import { OfferedServices, type VersionedServices } from './versioned-services.js';
 import { PluginProcess } from './plugin-process.js';
 
 /** `user`, `group`, `limits` and `sandbox` (IsolationOptions) separate the plugin further from the host. */
@@ -30,6 +31,12 @@ export interface LaunchOptions extends IsolationOptions {
   cookie: MagicCookie;
   /** Application protocol versions the host speaks (default [1]). */
   protocolVersions?: readonly number[];
+  /**
+   * The services each protocol version offers (go-plugin's VersionedPlugins), instead of
+   * protocolVersions: the plugin picks the highest version both speak, and `plugin.client()` accepts
+   * only services of the version it picked.
+   */
+  versions?: VersionedServices;
   /**
    * The plugin's whole environment besides the contract variables. Unlike go-plugin, the host's own
    * environment is not passed on: secrets in it stay in the host.
@@ -165,6 +172,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         },
         logger: config.logger,
         pluginName: config.name,
+        ...(config.versions ? { offered: new OfferedServices(config.versions, handshake.appVersion) } : {}),
       },
     );
     audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
@@ -222,6 +230,7 @@ interface ResolvedOptions {
   name: string;
   cookie: MagicCookie;
   protocolVersions: readonly number[];
+  versions: VersionedServices | undefined;
   env: Readonly<Record<string, string>>;
   cwd: string | undefined;
   logger: Logger;
@@ -252,7 +261,10 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
   if (!isAbsolute(command)) invalid(`command must be an absolute path, got ${JSON.stringify(command.slice(0, 200))}`);
   const args = (options.args ?? []).map((arg, i) => noNul(arg, `args[${i}]`));
   validateCookie(options.cookie);
-  const protocolVersions = options.protocolVersions ?? [1];
+  if (options.versions !== undefined && options.protocolVersions !== undefined) {
+    invalid('give either versions or protocolVersions, not both');
+  }
+  const protocolVersions = options.versions ? Object.keys(options.versions).map(Number) : (options.protocolVersions ?? [1]);
   if (protocolVersions.length === 0 || !protocolVersions.every((v) => Number.isSafeInteger(v) && v > 0)) {
     invalid('protocolVersions must be a non-empty list of positive integers');
   }
@@ -267,6 +279,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     name: options.name ?? basename(command),
     cookie: options.cookie,
     protocolVersions,
+    versions: options.versions,
     env,
     cwd: options.cwd,
     logger: options.logger ?? silentLogger,

@@ -9,6 +9,7 @@ import type { MultiplexedConnection } from './multiplexed-connection.js';
 import { readPluginStdio, type StdioRouting } from './plugin-stdio.js';
 import type { Logger } from '../logger.js';
 import type { PluginLiveness } from './service-client.js';
+import type { OfferedServices } from './versioned-services.js';
 
 /** What launch() learned and chose for one plugin, beyond its process and its channel. */
 export interface SessionSpec {
@@ -24,16 +25,19 @@ export interface SessionSpec {
   stdio: StdioRouting;
   logger: Logger;
   pluginName: string;
+  /** Set when the host declared services per version: what the negotiated one offers. */
+  offered?: OfferedServices;
 }
 
 /**
  * The host's side of everything that rides on a plugin's main connection besides the caller's own
- * calls: the broker and the plugin's forwarded stdio.
+ * calls: the broker, the plugin's forwarded stdio, and the services its protocol version offers.
  */
 export class PluginSession {
   readonly broker: GrpcBroker;
   private readonly multiplexed: MultiplexedConnection | undefined;
   private readonly stdio: { close(): void };
+  private readonly offered: OfferedServices | undefined;
 
   constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
     const { identity, pluginCertificateDer, multiplexed } = spec;
@@ -60,6 +64,12 @@ export class PluginSession {
     });
     openBrokerStream(rpc, this.broker);
     this.stdio = readPluginStdio(rpc, spec.stdio, spec.logger, spec.pluginName);
+    this.offered = spec.offered;
+  }
+
+  /** Throws SERVICE_NOT_OFFERED for a service the negotiated protocol version does not offer. */
+  checkOffered(definition: grpc.ServiceDefinition): void {
+    this.offered?.check(definition);
   }
 
   /** Ends the broker stream and everything brokered; the main connection stays up (for Shutdown). */

@@ -88,6 +88,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   /** A promise-based client for one of the plugin's services, on the plugin's pinned connection. */
   client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
+    this.session.checkOffered(definition);
     return createServiceClient(this.rpc, definition, this.liveness);
   }
 
@@ -98,6 +99,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   /** A plain grpc-js client on the same connection, for streaming methods and full control. */
   grpcClient(definition: grpc.ServiceDefinition, serviceName = 'PluginService'): grpc.Client {
+    this.session.checkOffered(definition);
     const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
     return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
   }

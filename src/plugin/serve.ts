@@ -92,7 +92,14 @@ export async function serve(options: ServeOptions): Promise<ServedPlugin> {
 
 async function startServing(options: ServeOptions, logger: Logger): Promise<ServedPlugin> {
   const env = readPluginEnv(options.env ?? process.env, options.cookie);
-  const protocolVersion = negotiateVersion(Object.keys(options.versions).map(Number), env.protocolVersions);
+  const ours = Object.keys(options.versions).map(Number);
+  const protocolVersion = negotiateVersion(ours, env.protocolVersions);
+  if (!env.protocolVersions.includes(protocolVersion)) {
+    logger.error(
+      { hostVersions: env.protocolVersions, pluginVersions: ours },
+      `no protocol version in common: the host offers ${env.protocolVersions.join(', ')}, this plugin speaks ${ours.join(', ')}`,
+    );
+  }
   const services = options.versions[protocolVersion] ?? [];
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const network = options.network ?? 'unix';
