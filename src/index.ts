@@ -14,6 +14,13 @@ export { launchVerified, type VerifiedLaunchOptions } from './host/launch-verifi
 export { Plugin, type PluginInfo } from './host/plugin.js';
 export type { VersionedServices } from './host/versioned-services.js';
 export type { PluginStdio } from './host/plugin-stdio.js';
+export { reattach, type ReattachOptions } from './host/reattach.js';
+export {
+  readReattachRecord,
+  writeReattachRecord,
+  type ReattachRecord,
+  type ReattachRecordOptions,
+} from './host/reattach-record.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
 export type { ServiceClient, CallOptions } from './host/service-client.js';

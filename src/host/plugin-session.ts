@@ -38,6 +38,7 @@ export class PluginSession {
   private readonly multiplexed: MultiplexedConnection | undefined;
   private readonly stdio: { close(): void };
   private readonly offered: OfferedServices | undefined;
+  private readonly spec: SessionSpec;
 
   constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
     const { identity, pluginCertificateDer, multiplexed } = spec;
@@ -65,6 +66,13 @@ export class PluginSession {
     openBrokerStream(rpc, this.broker);
     this.stdio = readPluginStdio(rpc, spec.stdio, spec.logger, spec.pluginName);
     this.offered = spec.offered;
+    this.spec = spec;
+  }
+
+  /** The certificates (and key) a reattach record is made of. */
+  reattachFacts(): { identity: EphemeralIdentity | undefined; pluginCertificateDer: Buffer | undefined; multiplexed: boolean } {
+    const { identity, pluginCertificateDer, multiplexed } = this.spec;
+    return { identity, pluginCertificateDer, multiplexed: multiplexed !== undefined };
   }
 
   /** Throws SERVICE_NOT_OFFERED for a service the negotiated protocol version does not offer. */

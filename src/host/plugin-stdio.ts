@@ -16,7 +16,7 @@ export interface PluginStdio {
 export interface StdioRouting {
   writers: PluginStdio;
   onStdoutLine: (line: string) => void;
-  stderr: PluginStderr;
+  stderr: Pick<PluginStderr, 'line'>;
 }
 
 /**

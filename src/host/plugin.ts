@@ -9,6 +9,7 @@ import { clientOn, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
+import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions } from './reattach-record.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
@@ -46,7 +47,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   constructor(
     info: PluginInfo,
-    private readonly child: PluginProcess,
+    private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'>,
     private readonly channel: grpc.Channel,
     socketDir: string,
     private readonly killGraceMs: number,
@@ -95,6 +96,12 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   /** go-plugin's broker: serve services for the plugin to dial (callbacks), and dial the ones it serves. */
   get broker(): Broker {
     return this.session.broker;
+  }
+
+  /** go-plugin's ReattachConfig: what reattach() needs to reconnect to this plugin while it runs. */
+  reattachRecord(options?: ReattachRecordOptions): Promise<ReattachRecord> {
+    const { name, pid, network, address, protocolVersion, socketDir } = this;
+    return createReattachRecord({ name, pid, network, address, protocolVersion, socketDir, ...this.session.reattachFacts() }, options);
   }
 
   /** A plain grpc-js client on the same connection, for streaming methods and full control. */

@@ -1,0 +1,135 @@
+/**
+ * Reattach: connect to a plugin that is still running, from another Plugin object or another host
+ * process, with the certificates of the connection that started it (go-plugin's Reattach).
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { lstat, readFile } from 'node:fs/promises';
+import type * as grpc from '@grpc/grpc-js';
+import type { AuditLog } from '../audit/index.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { certificateFingerprint, type EphemeralIdentity } from '../tls/certificate.js';
+import { pinnedChannelCredentials } from '../tls/pinning.js';
+import { checkAnnouncedAddress } from '../transport/handshake.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
+import { Plugin } from './plugin.js';
+import type { PluginStdio } from './plugin-stdio.js';
+import { checkRecord, readReattachRecord, reattachFailed, type ReattachRecord } from './reattach-record.js';
+import { ReattachedProcess } from './reattached-process.js';
+import { OfferedServices, type VersionedServices } from './versioned-services.js';
+
+const DEFAULT_KILL_GRACE_MS = 2_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface ReattachOptions {
+  /** The host's private key (PEM); read from the record's privateKeyFile when not given. */
+  privateKeyPem?: string;
+  logger?: Logger;
+  killGraceMs?: number;
+  maxMessageBytes?: number;
+  channelOptions?: grpc.ChannelOptions;
+  serverOptions?: grpc.ServerOptions;
+  onStdoutLine?: (line: string) => void;
+  stdio?: PluginStdio;
+  versions?: VersionedServices;
+  audit?: AuditLog;
+}
+
+/** The key file must be ours and private: one others can read has leaked the host's identity. */
+async function readKeyFile(path: string): Promise<string> {
+  const stats = await lstat(path).catch((cause: unknown) => {
+    throw reattachFailed(`cannot read the key file ${path}`, cause);
+  });
+  if (!stats.isFile()) throw reattachFailed(`the key file ${path} is not a regular file`);
+  if (stats.uid !== process.getuid?.()) throw reattachFailed(`the key file ${path} belongs to uid ${stats.uid}, not to us`);
+  if ((stats.mode & 0o077) !== 0) throw reattachFailed(`the key file ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)})`);
+  return readFile(path, 'utf8');
+}
+
+function identityFrom(record: ReattachRecord, privateKeyPem: string): EphemeralIdentity {
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(record.hostCertificate);
+    // The key must be the certificate's: TLS would otherwise fail later with a less useful error.
+    if (!certificate.checkPrivateKey(createPrivateKey(privateKeyPem))) throw new Error('the key does not match');
+  } catch (cause) {
+    throw reattachFailed(`the host's private key and certificate do not belong together: ${(cause as Error).message}`, cause);
+  }
+  return {
+    certificateDer: certificate.raw,
+    certificatePem: record.hostCertificate,
+    privateKeyPem,
+    notAfter: new Date(certificate.validTo),
+  };
+}
+
+/**
+ * Connects to a plugin that is still running, pinned to the certificate in the record, and returns a
+ * Plugin that controls it as launch() would have (calls, broker, kill).
+ */
+export async function reattach(recordOrPath: ReattachRecord | string, options: ReattachOptions = {}): Promise<Plugin> {
+  const record = typeof recordOrPath === 'string' ? await readReattachRecord(recordOrPath) : checkRecord(recordOrPath);
+  const privateKeyPem =
+    options.privateKeyPem ??
+    (record.privateKeyFile !== undefined
+      ? await readKeyFile(record.privateKeyFile)
+      : undefined);
+  if (privateKeyPem === undefined) {
+    throw reattachFailed("reattach needs the host's private key: pass privateKeyPem, or a record made with privateKeyFile");
+  }
+  const identity = identityFrom(record, privateKeyPem);
+  const pluginCertificateDer = new X509Certificate(record.pluginCertificate).raw;
+
+  const running = new ReattachedProcess(record.pid, record.processStartTime);
+  if (!(await running.isSameProcess())) {
+    throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
+  }
+  const network = checkAnnouncedAddress(record.network, record.address);
+  await checkSocketOwnership({ network, address: record.address });
+  const pinned: PluginCredentials = {
+    credentials: pinnedChannelCredentials(identity, pluginCertificateDer, (error) => (pinned.mismatch = error)),
+  };
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const channelOptions = options.channelOptions ?? {};
+  const channel = await connectChecked(
+    { network, address: record.address },
+    pinned,
+    new Date(Date.now() + CONNECT_TIMEOUT_MS),
+    maxMessageBytes,
+    channelOptions,
+  ).catch((cause: unknown) => {
+    throw reattachFailed(`cannot reconnect to plugin ${record.name}: ${(cause as Error).message}`, cause);
+  });
+  const logger = options.logger ?? silentLogger;
+  return new Plugin(
+    {
+      name: record.name,
+      protocolVersion: record.protocolVersion,
+      network,
+      address: record.address,
+      certificateSha256: certificateFingerprint(pluginCertificateDer),
+    },
+    running,
+    channel,
+    record.socketDir,
+    options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+    logger,
+    options.audit,
+    {
+      identity,
+      pluginCertificateDer,
+      maxMessageBytes,
+      channelOptions,
+      serverOptions: options.serverOptions ?? {},
+      stdio: {
+        writers: options.stdio ?? {},
+        onStdoutLine: options.onStdoutLine ?? ((line) => logger.info({ plugin: record.name, stream: 'stdout' }, line)),
+        // The plugin's stderr pipe went to the host that started it; what it forwards lands in the logger.
+        stderr: { line: (text) => logger.debug({ plugin: record.name, stream: 'stderr' }, text) },
+      },
+      logger,
+      pluginName: record.name,
+      ...(options.versions ? { offered: new OfferedServices(options.versions, record.protocolVersion) } : {}),
+    },
+  );
+}

@@ -1,0 +1,80 @@
+import { readFile } from 'node:fs/promises';
+import type { ExitStatus } from './plugin-process.js';
+
+/** How often a reattached plugin, which is not our child, is checked for having exited. */
+const EXIT_POLL_MS = 200;
+
+/**
+ * When the process started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
+ * where there is no /proc. A pid with another start time is another process that reused the number.
+ */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may itself hold spaces or parentheses.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A plugin process this host did not start: its exit is seen by polling (no exit code is known), and
+ * it is signalled only while its pid still names the process that was recorded.
+ */
+export class ReattachedProcess {
+  readonly exited: Promise<ExitStatus>;
+  private exitStatus: ExitStatus | undefined;
+  private readonly poll: NodeJS.Timeout;
+
+  constructor(
+    readonly pid: number,
+    private readonly startTime: string | undefined,
+  ) {
+    let resolveExit: (status: ExitStatus) => void = () => {};
+    this.exited = new Promise((resolve) => (resolveExit = resolve));
+    this.poll = setInterval(() => {
+      void this.isSameProcess().then((alive) => {
+        if (alive || this.exitStatus !== undefined) return;
+        clearInterval(this.poll);
+        this.exitStatus = { code: null, signal: null };
+        resolveExit(this.exitStatus);
+      });
+    }, EXIT_POLL_MS);
+    // Not unref'd: like a launched plugin's pipes, a running plugin keeps its host's event loop alive.
+  }
+
+  get hasExited(): ExitStatus | undefined {
+    return this.exitStatus;
+  }
+
+  /** Whether the pid still names the recorded process. */
+  async isSameProcess(): Promise<boolean> {
+    if (!exists(this.pid)) return false;
+    return this.startTime === undefined || (await processStartTime(this.pid)) === this.startTime;
+  }
+
+  /** Signals the plugin's process group (it leads it, as launch() started it). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.exitStatus !== undefined) return;
+    // Checked just before: a pid reused by another process after the plugin exited is never signalled.
+    void this.isSameProcess().then((same) => {
+      if (!same) return;
+      try {
+        process.kill(-this.pid, signal);
+      } catch {
+        // the group is gone
+      }
+    });
+  }
+}
