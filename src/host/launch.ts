@@ -10,6 +10,7 @@ import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { resolveGroup } from '../transport/socket-group.js';
 import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
@@ -64,6 +65,18 @@ export interface LaunchOptions extends IsolationOptions {
   stdio?: PluginStdio;
   /** Largest gRPC message sent or received, in bytes (default 16 MiB). */
   maxMessageBytes?: number;
+  /**
+   * The port range a plugin that listens on TCP picks from (PLUGIN_MIN_PORT / PLUGIN_MAX_PORT,
+   * default 10000-25000); it may listen only on loopback.
+   */
+  minPort?: number;
+  maxPort?: number;
+  /**
+   * PLUGIN_UNIX_SOCKET_GROUP (a gid or a group name): the plugin gives its sockets to this group,
+   * group-writable, and so does the host for the sockets it serves through the broker, so that a
+   * plugin running as another user in that group can reach them.
+   */
+  unixSocketGroup?: number | string;
   /** Extra grpc-js channel options, passed through (to brokered connections too). */
   channelOptions?: grpc.ChannelOptions;
   /** Extra grpc-js server options for the services the host serves through the broker, passed through. */
@@ -99,12 +112,16 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let multiplexed: MultiplexedConnection | undefined;
   try {
     const identity = config.insecurePlaintext ? undefined : await generateEphemeralIdentity();
+    const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
     const env = buildPluginEnv(
       {
         cookie: config.cookie,
         protocolVersions: config.protocolVersions,
         unixSocketDir: socketDir,
         multiplexGrpc: config.multiplexBroker,
+        ...(config.minPort !== undefined ? { minPort: config.minPort } : {}),
+        ...(config.maxPort !== undefined ? { maxPort: config.maxPort } : {}),
+        ...(config.unixSocketGroup !== undefined ? { unixSocketGroup: config.unixSocketGroup } : {}),
         ...(identity ? { clientCertificatePem: identity.certificatePem } : {}),
       },
       // go-plugin 1.0.1 puts its socket in the temporary directory; make that ours too.
@@ -164,6 +181,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         maxMessageBytes: config.maxMessageBytes,
         channelOptions: config.channelOptions,
         serverOptions: config.serverOptions,
+        ...(socketGroup !== undefined ? { socketGroup } : {}),
         ...(multiplexed ? { multiplexed } : {}),
         stdio: {
           writers: config.stdio,
@@ -243,6 +261,9 @@ interface ResolvedOptions {
   serverOptions: grpc.ServerOptions;
   multiplexBroker: boolean;
   stdio: PluginStdio;
+  minPort: number | undefined;
+  maxPort: number | undefined;
+  unixSocketGroup: string | undefined;
 }
 
 function resolveOptions(options: LaunchOptions): ResolvedOptions {
@@ -292,5 +313,8 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     serverOptions: options.serverOptions ?? {},
     multiplexBroker: options.multiplexBroker === true,
     stdio: options.stdio ?? {},
+    minPort: options.minPort,
+    maxPort: options.maxPort,
+    unixSocketGroup: options.unixSocketGroup === undefined ? undefined : String(options.unixSocketGroup),
   };
 }

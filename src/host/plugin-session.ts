@@ -20,6 +20,8 @@ export interface SessionSpec {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
+  /** The gid the brokered sockets are shared with (PLUGIN_UNIX_SOCKET_GROUP). */
+  socketGroup?: number;
   /** Set when the plugin multiplexes (PLUGIN_MULTIPLEX_GRPC): the broker then uses yamux streams. */
   multiplexed?: MultiplexedConnection;
   stdio: StdioRouting;
@@ -54,6 +56,7 @@ export class PluginSession {
     this.broker = new GrpcBroker({
       tls: identity && pluginCertificateDer ? { own: identity, peerCertificateDer: pluginCertificateDer } : undefined,
       socketDir,
+      ...(spec.socketGroup !== undefined ? { socketGroup: spec.socketGroup } : {}),
       maxMessageBytes: spec.maxMessageBytes,
       channelOptions: spec.channelOptions,
       serverOptions: spec.serverOptions,

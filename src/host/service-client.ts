@@ -81,7 +81,12 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
 
 function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {
   const statusName = grpc.status[cause.code] ?? String(cause.code);
-  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}`, {
+  // grpc-js says only "larger than"; the fix is a setting on one side or the other.
+  const hint =
+    cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)
+      ? ': over a message size limit; raise maxMessageBytes on the side that refused it (launch() for the host, serve() for a gatehouse plugin)'
+      : '';
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}${hint}`, {
     cause,
     details: { grpcCode: cause.code },
   });

@@ -1,8 +1,8 @@
-import { chmod } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
+import { protectSocket } from '../transport/socket-group.js';
 import { YamuxSession } from '../transport/yamux.js';
 
 export interface ListenSpec {
@@ -12,6 +12,8 @@ export interface ListenSpec {
   /** PLUGIN_MIN_PORT..PLUGIN_MAX_PORT, for TCP. */
   minPort: number;
   maxPort: number;
+  /** PLUGIN_UNIX_SOCKET_GROUP's gid: the socket is then 0660 for that group instead of 0600. */
+  group?: number;
 }
 
 export interface Listening {
@@ -41,7 +43,7 @@ export async function listenDirect(server: grpc.Server, credentials: grpc.Server
   if (spec.network === 'unix') {
     const path = join(spec.socketDir, 'plugin.sock');
     await bind(`unix:${path}`);
-    await chmod(path, 0o600);
+    await protectSocket(path, spec.group);
     return { network: 'unix', address: path, close: () => {} };
   }
   for (const port of portsToTry(spec.minPort, spec.maxPort)) {
@@ -83,7 +85,7 @@ export async function listenMultiplexed(spec: ListenSpec, onSession: (session: Y
   if (spec.network === 'unix') {
     const path = join(spec.socketDir, 'plugin.sock');
     if (!(await listen({ path }))) throw cannotListen(path);
-    await chmod(path, 0o600);
+    await protectSocket(path, spec.group);
     return { network: 'unix', address: path, close };
   }
   for (const port of portsToTry(spec.minPort, spec.maxPort)) {

@@ -14,6 +14,7 @@ import { readPluginEnv, type MagicCookie } from '../transport/env.js';
 import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
+import { resolveGroup, shareWithGroup } from '../transport/socket-group.js';
 import { processPipes, redirectProcessOutput, StdioForwarder, stdioService } from '../transport/stdio.js';
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
@@ -131,6 +132,9 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
+  // PLUGIN_UNIX_SOCKET_GROUP: a host in that group (another user, say) may enter and connect, no more.
+  const socketGroup = env.unixSocketGroup === undefined ? undefined : await resolveGroup(env.unixSocketGroup, 'ENV_INVALID');
+  if (socketGroup !== undefined) await shareWithGroup(socketDir, socketGroup, 0o710);
   // go-plugin >= 1.6's multiplexed mode: the host's one connection carries every other as yamux streams.
   const multiplex = env.multiplexGrpc
     ? new BrokerMultiplex((info) => broker.send(info), {
@@ -142,6 +146,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   const broker = new GrpcBroker({
     tls,
     socketDir,
+    ...(socketGroup !== undefined ? { socketGroup } : {}),
     maxMessageBytes,
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},
@@ -167,7 +172,13 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   server.addService(stdioService, stdio.implementation());
   for (const service of services) server.addService(service.definition, service.implementation);
 
-  const spec: ListenSpec = { network, socketDir, minPort: env.minPort, maxPort: env.maxPort };
+  const spec: ListenSpec = {
+    network,
+    socketDir,
+    minPort: env.minPort,
+    maxPort: env.maxPort,
+    ...(socketGroup !== undefined ? { group: socketGroup } : {}),
+  };
   const mainConnections = multiplex ? server.createConnectionInjector(credentials) : undefined;
   const listening: Listening = multiplex
     ? await listenMultiplexed(spec, (session) => multiplex.attach(session))

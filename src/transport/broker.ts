@@ -9,7 +9,7 @@
  * broker-multiplex.ts and plugs in through `BrokerMultiplexer`.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
@@ -21,6 +21,7 @@ import { pinnedChannelCredentials, pinnedClientInterceptor, pinnedServerCredenti
 import type { ConnInfo } from './broker-protocol.js';
 import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
 import type { PluginService } from './service.js';
+import { protectSocket } from './socket-group.js';
 
 /** go-plugin waits 5 s for a ConnInfo; a loaded machine gets twice that by default. */
 export const DEFAULT_BROKER_DIAL_TIMEOUT_MS = 10_000;
@@ -56,6 +57,8 @@ export interface BrokerSettings {
   tls: BrokerTls | undefined;
   /** Private (0700) directory for the sockets of the services this side serves. */
   socketDir: string;
+  /** PLUGIN_UNIX_SOCKET_GROUP's gid: served sockets are then 0660 for that group instead of 0600. */
+  socketGroup?: number;
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
@@ -190,7 +193,8 @@ export class GrpcBroker implements Broker {
       multiplexer.accept(id, (connection) => injector.injectConnection(connection));
       return id;
     }
-    // A private directory and a 0600 socket: no other user can connect to, or replace, what we serve.
+    // A private directory and a 0600 socket (0660 for the socket group): no other user can connect to,
+    // or replace, what we serve.
     const socketPath = join(this.settings.socketDir, `broker-${id}-${randomBytes(4).toString('hex')}.sock`);
     if (Buffer.byteLength(socketPath) > MAX_UNIX_SOCKET_PATH_BYTES) {
       this.served.delete(id);
@@ -201,7 +205,7 @@ export class GrpcBroker implements Broker {
       await new Promise<void>((resolve, reject) =>
         server.bindAsync(`unix:${socketPath}`, credentials, (error) => (error ? reject(error) : resolve())),
       );
-      await chmod(socketPath, 0o600);
+      await protectSocket(socketPath, this.settings.socketGroup);
     } catch (cause) {
       await this.stopServing(id);
       throw brokerError(`cannot listen for broker id ${id} on ${socketPath}`, cause);

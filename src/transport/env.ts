@@ -15,7 +15,7 @@ export const PLUGIN_MIN_PORT = 'PLUGIN_MIN_PORT';
 export const PLUGIN_MAX_PORT = 'PLUGIN_MAX_PORT';
 export const PLUGIN_CLIENT_CERT = 'PLUGIN_CLIENT_CERT';
 export const PLUGIN_UNIX_SOCKET_DIR = 'PLUGIN_UNIX_SOCKET_DIR';
-/** Reserved: go-plugin's host may set it; gatehouse neither sets nor reads it, and callers may not either. */
+/** The group (gid or name) the plugin gives its sockets to, group-writable, so a host in it can connect. */
 export const PLUGIN_UNIX_SOCKET_GROUP = 'PLUGIN_UNIX_SOCKET_GROUP';
 export const PLUGIN_MULTIPLEX_GRPC = 'PLUGIN_MULTIPLEX_GRPC';
 
@@ -47,6 +47,8 @@ export interface PluginEnvContract {
   minPort?: number;
   maxPort?: number;
   unixSocketDir?: string;
+  /** A gid, or a group name. */
+  unixSocketGroup?: string;
   multiplexGrpc?: boolean;
 }
 
@@ -59,6 +61,8 @@ export interface PluginEnv {
   maxPort: number;
   /** An absolute path. */
   unixSocketDir?: string;
+  /** A gid or a group name, as checkSocketGroup accepts it. */
+  unixSocketGroup?: string;
   multiplexGrpc: boolean;
 }
 
@@ -186,6 +190,16 @@ function checkPort(value: unknown, name: string): number {
   return value;
 }
 
+const GROUP_PATTERN = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31})$/;
+
+/** A gid or a POSIX group name, nothing else: the value ends up in a lookup and a chown. */
+export function checkSocketGroup(value: unknown, code: GatehouseErrorCode, what: string): string {
+  if (typeof value !== 'string' || !GROUP_PATTERN.test(value)) {
+    throw new GatehouseError(code, `${what} must be a group id or a group name`);
+  }
+  return value;
+}
+
 function checkSocketDir(value: unknown, code: GatehouseErrorCode, what: string): string {
   if (typeof value !== 'string' || !isAbsolute(value) || !value.startsWith('/')) {
     throw new GatehouseError(code, `${what} must be an absolute path`);
@@ -254,6 +268,9 @@ export function buildPluginEnv(
   }
   if (contract.unixSocketDir !== undefined) {
     entries.push([PLUGIN_UNIX_SOCKET_DIR, checkSocketDir(contract.unixSocketDir, 'INVALID_OPTIONS', 'unixSocketDir')]);
+  }
+  if (contract.unixSocketGroup !== undefined) {
+    entries.push([PLUGIN_UNIX_SOCKET_GROUP, checkSocketGroup(contract.unixSocketGroup, 'INVALID_OPTIONS', 'unixSocketGroup')]);
   }
   // go-plugin sets the variable only to ask for multiplexing; its absence means "no".
   if (contract.multiplexGrpc === true) entries.push([PLUGIN_MULTIPLEX_GRPC, 'true']);
@@ -337,6 +354,11 @@ export function readPluginEnv(env: Readonly<Record<string, string | undefined>>,
   const socketDir = lookup(env, PLUGIN_UNIX_SOCKET_DIR);
   if (socketDir !== undefined) {
     result.unixSocketDir = checkSocketDir(socketDir, 'ENV_INVALID', PLUGIN_UNIX_SOCKET_DIR);
+  }
+
+  const socketGroup = lookup(env, PLUGIN_UNIX_SOCKET_GROUP);
+  if (socketGroup !== undefined) {
+    result.unixSocketGroup = checkSocketGroup(socketGroup, 'ENV_INVALID', PLUGIN_UNIX_SOCKET_GROUP);
   }
 
   const multiplex = lookup(env, PLUGIN_MULTIPLEX_GRPC);

@@ -402,3 +402,17 @@ test('property: arbitrary environments never make readPluginEnv throw anything b
     { numRuns: 1000 },
   );
 });
+
+test('PLUGIN_UNIX_SOCKET_GROUP: a gid or a group name goes through both ways; anything else is refused', (t) => {
+  for (const group of ['0', '65534', 'nogroup', 'plugin-users', '_daemon']) {
+    const env = buildPluginEnv({ cookie: COOKIE, protocolVersions: [1], unixSocketGroup: group });
+    t.is(env[PLUGIN_UNIX_SOCKET_GROUP], group);
+    t.is(readPluginEnv(hostEnv({ [PLUGIN_UNIX_SOCKET_GROUP]: group }), COOKIE).unixSocketGroup, group);
+  }
+  t.is(readPluginEnv(hostEnv(), COOKIE).unixSocketGroup, undefined);
+  // The value reaches a file lookup and a chown: no paths, separators or option-like text.
+  for (const bad of ['../etc', 'a b', '-1', 'g:x', 'x'.repeat(40), '1'.repeat(11)]) {
+    fails(t, () => buildPluginEnv({ cookie: COOKIE, protocolVersions: [1], unixSocketGroup: bad }), 'INVALID_OPTIONS');
+    fails(t, () => readPluginEnv(hostEnv({ [PLUGIN_UNIX_SOCKET_GROUP]: bad }), COOKIE), 'ENV_INVALID');
+  }
+});

@@ -1,0 +1,135 @@
+// Transport options: TCP on loopback within the host's port range, PLUGIN_UNIX_SOCKET_GROUP, message
+// size limits on both sides, and grpc-js options passed through.
+import { readdirSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+
+const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
+const { storage, worker } = loadCallbackServices();
+const workerPlugin = (env: Record<string, string>, extra: Partial<LaunchOptions> = {}): LaunchOptions => ({
+  command: process.execPath,
+  args: [workerPluginScript],
+  cookie: WORKER_COOKIE,
+  env,
+  ...extra,
+});
+
+test('tcp: the plugin listens on 127.0.0.1 within the host\'s port range, pinned as over a unix socket', async (t) => {
+  await using plugin = await launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { minPort: 42_000, maxPort: 42_199 }));
+  t.is(plugin.network, 'tcp');
+  const match = /^127\.0\.0\.1:(\d+)$/.exec(plugin.address);
+  t.truthy(match, plugin.address);
+  t.true(Number(match?.[1]) >= 42_000 && Number(match?.[1]) <= 42_199, plugin.address);
+  t.regex(plugin.certificateSha256 ?? '', /^[0-9a-f]{64}$/);
+  const id = await plugin.broker.serve([memoryStorage(storage)]);
+  t.is((await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('tcp') })).read_back.toString(), 'tcp');
+});
+
+test('tcp: the multiplexed broker works over a TCP plugin connection too', async (t) => {
+  await using plugin = await launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { multiplexBroker: true }));
+  t.is(plugin.network, 'tcp');
+  const id = await plugin.broker.serve([memoryStorage(storage)]);
+  t.is((await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('mux') })).read_back.toString(), 'mux');
+});
+
+test('tcp: with no free port in the range the plugin fails to start, saying so', async (t) => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => taken.close());
+  const port = (taken.address() as { port: number }).port;
+  const error = await t.throwsAsync(launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { minPort: port, maxPort: port })));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', new RegExp(`cannot listen on any TCP port from ${port} to ${port}`));
+});
+
+test('tcp: a plugin refuses plaintext over TCP even when allowed, since every local user could connect', async (t) => {
+  const error = await t.throwsAsync(
+    launch(workerPlugin({ WORKER_NETWORK: 'tcp', WORKER_ALLOW_PLAINTEXT: '1' }, { insecurePlaintext: true })),
+  );
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /refuses plaintext over TCP/);
+});
+
+test('socket group: the plugin and the host share their sockets with PLUGIN_UNIX_SOCKET_GROUP, and no one else', async (t) => {
+  // As root, a group the process is not in (by name, resolved from /etc/group); otherwise our own.
+  const root = process.getuid?.() === 0;
+  const group = root ? 'nogroup' : String(process.getgid?.());
+  const gid = root ? 65534 : Number(group);
+  await using plugin = await launch(workerPlugin({}, { unixSocketGroup: group }));
+  const socket = statSync(plugin.address);
+  t.is(socket.gid, gid);
+  t.is(socket.mode & 0o777, 0o660);
+  const pluginDir = statSync(join(plugin.address, '..'));
+  t.is(pluginDir.gid, gid);
+  t.is(pluginDir.mode & 0o777, 0o710, 'the group may enter the directory, not list or change it');
+
+  await plugin.broker.serve(3, [memoryStorage(storage)]);
+  const brokered = readdirSync(plugin.socketDir).find((name) => name.startsWith('broker-3-')) as string;
+  const hostSocket = statSync(join(plugin.socketDir, brokered));
+  t.is(hostSocket.gid, gid);
+  t.is(hostSocket.mode & 0o777, 0o660);
+  const { storage_id } = await plugin.client(worker).Offer({});
+  const pluginSockets = readdirSync(join(plugin.address, '..')).filter((name) => name.startsWith(`broker-${storage_id}-`));
+  t.is(statSync(join(plugin.address, '..', pluginSockets[0] as string)).mode & 0o777, 0o660);
+});
+
+test('socket group: a group name that does not exist is refused before the plugin starts', async (t) => {
+  const error = await t.throwsAsync(launch(workerPlugin({}, { unixSocketGroup: 'no-such-group-here' })));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+});
+
+test('message size: a message over the host\'s limit fails with RESOURCE_EXHAUSTED and says which setting', async (t) => {
+  await using plugin = await launch(workerPlugin({}, { maxMessageBytes: 64 * 1024, protocolVersions: [2] }));
+  const error = await t.throwsAsync(plugin.client(storage).Put({ key: 'k', value: Buffer.alloc(100 * 1024) }));
+  t.true(isGatehouseError(error, 'CALL_FAILED'), String(error));
+  t.is((error as GatehouseError).details.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(error?.message ?? '', /larger than .*raise maxMessageBytes/);
+  // Brokered connections keep the same limit.
+  const { storage_id } = await plugin.client(worker).Offer({});
+  const connection = await plugin.broker.dial(storage_id);
+  const brokered = await t.throwsAsync(connection.client(storage).Put({ key: 'k', value: Buffer.alloc(100 * 1024) }));
+  t.is((brokered as GatehouseError).details.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
+  connection.close();
+});
+
+test("message size: a message over the plugin's limit is refused by the plugin", async (t) => {
+  await using plugin = await launch(workerPlugin({ WORKER_MAX_MESSAGE_BYTES: String(64 * 1024) }, { protocolVersions: [2] }));
+  await plugin.client(storage).Put({ key: 'small', value: Buffer.alloc(1024) });
+  const error = await t.throwsAsync(plugin.client(storage).Put({ key: 'k', value: Buffer.alloc(100 * 1024) }));
+  t.is((error as GatehouseError).details.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(error?.message ?? '', /Received message larger than max/);
+});
+
+test('options pass-through: channel options reach the connections of both sides, server options the brokered servers', async (t) => {
+  const seen: Array<{ path: string; agent: string }> = [];
+  const recordCalls: grpc.ServerInterceptor = (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, forward) => {
+            seen.push({ path: method.path, agent: String(metadata.get('user-agent')[0]) });
+            forward(metadata);
+          },
+        }),
+    });
+  await using plugin = await launch(
+    workerPlugin(
+      {},
+      {
+        protocolVersions: [2],
+        channelOptions: { 'grpc.primary_user_agent': 'gatehouse-host-test/7' },
+        serverOptions: { interceptors: [recordCalls] },
+      },
+    ),
+  );
+  t.regex((await plugin.client(storage).Get({ key: 'user-agent' })).value.toString(), /^gatehouse-host-test\/7 /);
+  const id = await plugin.broker.serve([memoryStorage(storage)]);
+  await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('v') });
+  t.true(seen.some((call) => call.path === '/callback.Storage/Put'), 'the interceptor ran on the brokered server');
+  t.regex(seen[0]?.agent ?? '', /^worker-plugin\/1 /, "the plugin's channel options reached its brokered dial");
+});
