@@ -18,6 +18,10 @@ export type GatehouseErrorCode =
   | 'ADDRESS_NOT_LOOPBACK'
   | 'NETRPC_UNSUPPORTED'
   | 'PLAINTEXT_REFUSED'
+  // isolation asked for but not possible here
+  | 'RUN_AS_UNAVAILABLE'
+  | 'LIMITS_UNAVAILABLE'
+  | 'SANDBOX_UNAVAILABLE'
   // plugin-side environment contract
   | 'COOKIE_MISMATCH'
   | 'ENV_INVALID'

@@ -103,7 +103,10 @@ export async function connectChecked(
  * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
  * socket another user controls would have us talk to that user's server.
  */
-export async function checkSocketOwnership(address: Pick<HandshakeLine, 'network' | 'address'>): Promise<void> {
+export async function checkSocketOwnership(
+  address: Pick<HandshakeLine, 'network' | 'address'>,
+  owner: number | undefined = process.getuid?.(),
+): Promise<void> {
   if (address.network !== 'unix') return;
   const stats = await lstat(address.address).catch((cause: unknown) => {
     throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} does not exist`, { cause });
@@ -111,7 +114,7 @@ export async function checkSocketOwnership(address: Pick<HandshakeLine, 'network
   if (!stats.isSocket()) {
     throw new GatehouseError('CONNECT_FAILED', `plugin address ${address.address} is not a socket`);
   }
-  if (stats.uid !== process.getuid?.()) {
-    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} belongs to uid ${stats.uid}, not to us`);
+  if (stats.uid !== owner) {
+    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} belongs to uid ${stats.uid}, not to the plugin's uid ${owner}`);
   }
 }

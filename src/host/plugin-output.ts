@@ -8,10 +8,30 @@ const STDERR_TAIL_LINES = 20;
 /** Each kept tail line is cut further, so an error message stays readable. */
 const STDERR_TAIL_LINE_CHARS = 512;
 
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+function escapeCharacter(character: string): string {
+  if (character === '\n') return '\\n';
+  if (character === '\r') return '\\r';
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * Plugin text made one visible line: line breaks (\n, \r, U+2028, U+2029) and the other control
+ * characters but tab become escapes such as "\\n" and "\\u001b". Stops a plugin from ending the host's
+ * log line and forging the next one in a line-oriented log, and from sending terminal escapes to
+ * whoever reads the log or an error message.
+ */
+export function oneLine(text: string): string {
+  return text.replace(UNSAFE_CHARACTERS, escapeCharacter);
+}
+
 /**
  * Routes a plugin's stderr into the host's logger: hclog JSON lines become records at their level,
  * anything else a debug record. The plugin's fields are nested under `fields` so that a plugin cannot
- * overwrite the host's own keys (`plugin`, `msg`, `level`...) in a record.
+ * overwrite the host's own keys (`plugin`, `msg`, `level`...) in a record; its message and module are
+ * made one line (the fields are data, which the logger encodes).
  */
 export class PluginStderr {
   private readonly tail: string[] = [];
@@ -22,19 +42,19 @@ export class PluginStderr {
   ) {}
 
   line(text: string, truncated: boolean): void {
-    this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
+    this.tail.push(oneLine(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text));
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     const record = truncated ? undefined : parseHclogLine(text);
     if (record === undefined) {
-      this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, text);
+      this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, oneLine(text));
       return;
     }
     const fields: Record<string, unknown> = { plugin: this.pluginName };
-    if (record.module !== undefined) fields.module = record.module;
+    if (record.module !== undefined) fields.module = oneLine(record.module);
     if (record.timestamp !== undefined) fields.pluginTime = record.timestamp;
     if (Object.keys(record.fields).length > 0) fields.fields = record.fields;
-    this.logger[record.level](fields, record.message);
+    this.logger[record.level](fields, oneLine(record.message));
   }
 
   /** The last lines the plugin wrote, oldest first, for an error that explains a failed start. */

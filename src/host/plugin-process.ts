@@ -1,12 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, chown } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { LineSplitter } from '../transport/lines.js';
+import { isolatedCommand, resolveRunAs, type IsolationOptions } from './isolation.js';
 import { parentDeathPrefix } from './parent-death.js';
-import { MAX_STDERR_LINE_BYTES, PluginStderr } from './plugin-output.js';
+import { MAX_STDERR_LINE_BYTES, oneLine, PluginStderr } from './plugin-output.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -21,6 +22,9 @@ export interface SpawnSpec {
   cwd?: string;
   logger: Logger;
   onStdoutLine?: (line: string) => void;
+  /** The plugin's private directory, where it creates its socket. */
+  socketDir: string;
+  isolation?: IsolationOptions;
 }
 
 /** How long to wait after exit for the plugin's last stderr bytes before reporting the exit. */
@@ -32,6 +36,8 @@ const STDERR_DRAIN_MS = 100;
  */
 export class PluginProcess {
   readonly pid: number;
+  /** The user the plugin runs as: its sockets must belong to this uid and no other. */
+  readonly uid: number | undefined;
   readonly stderr: PluginStderr;
   /** Settles when the process has exited and its stderr has been read out. */
   readonly exited: Promise<ExitStatus>;
@@ -39,9 +45,10 @@ export class PluginProcess {
   private readonly child: ChildProcess;
   private readonly handshake: Promise<{ line: string; truncated: boolean }>;
 
-  private constructor(child: ChildProcess, spec: SpawnSpec) {
+  private constructor(child: ChildProcess, spec: SpawnSpec, uid: number | undefined) {
     this.child = child;
     this.pid = child.pid as number;
+    this.uid = uid;
     this.stderr = new PluginStderr(spec.name, spec.logger);
 
     let handshakeSeen = false;
@@ -58,7 +65,7 @@ export class PluginProcess {
         } else if (spec.onStdoutLine) {
           spec.onStdoutLine(line);
         } else {
-          spec.logger.info({ plugin: spec.name, stream: 'stdout' }, line);
+          spec.logger.info({ plugin: spec.name, stream: 'stdout' }, oneLine(line));
         }
       },
     });
@@ -89,29 +96,36 @@ export class PluginProcess {
   }
 
   /**
-   * Spawns without a shell, in its own process group so that a kill reaches the plugin's children,
-   * and, where setpriv allows, with a parent-death signal so that it cannot outlive a SIGKILLed host.
+   * Spawns without a shell, in its own process group so that a kill reaches the plugin's children;
+   * where setpriv allows, with a parent-death signal so that it cannot outlive a SIGKILLed host; and
+   * as the user, with the limits and in the sandbox the spec asks for.
    */
   static async spawn(spec: SpawnSpec): Promise<PluginProcess> {
     const fail = (cause: Error): GatehouseError =>
       new GatehouseError('SPAWN_FAILED', `cannot start plugin ${spec.command}: ${cause.message}`, { cause });
-    const prefix = await parentDeathPrefix(spec.logger);
+    const isolation = spec.isolation ?? {};
+    const runAs = resolveRunAs(isolation);
+    const command = isolatedCommand(isolation, spec.command, spec.args, { socketDir: spec.socketDir, cwd: spec.cwd });
+    const [file = spec.command, ...args] = [...(await parentDeathPrefix(spec.logger)), ...command];
     // A wrapper would report a missing command as its own exit; checked first, it stays SPAWN_FAILED.
-    if (prefix.length > 0) await access(spec.command, constants.X_OK).catch((cause: Error) => Promise.reject(fail(cause)));
-    const [file = spec.command, ...args] = [...prefix, spec.command, ...spec.args];
+    if (file !== spec.command) await access(spec.command, constants.X_OK).catch((cause: Error) => Promise.reject(fail(cause)));
+    // The plugin's user must create its socket in the private directory, which stays closed to others.
+    if (runAs) await chown(spec.socketDir, runAs.uid, runAs.gid);
     const child = spawn(file, args, {
       env: spec.env,
       cwd: spec.cwd,
       shell: false,
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
+      // libuv also drops the supplementary groups when it changes the ids.
+      ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (cause) => reject(fail(cause)));
     });
     child.on('error', () => {}); // later errors (a failed kill) are reported by the caller's own checks
-    return new PluginProcess(child, spec);
+    return new PluginProcess(child, spec, runAs?.uid ?? process.getuid?.());
   }
 
   get hasExited(): ExitStatus | undefined {

@@ -1,6 +1,6 @@
 // What every hostile-plugin test checks: a typed error, a bounded time, nothing left running or on
 // disk, and a host that still launches and calls a good plugin afterwards.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext, TestFn } from 'ava';
@@ -78,6 +78,9 @@ export async function allGone(pids: readonly number[], timeoutMs = AT_ONCE_MS): 
 export function privateTmpdir(test: TestFn): string {
   const outer = tmpdir();
   const dir = mkdtempSync(join(outer, 'gatehouse-hostile-'));
+  // Like /tmp, others may pass through (a plugin run as another user reaches its socket directory
+  // inside), but not list it.
+  chmodSync(dir, 0o711);
   process.env.TMPDIR = dir;
   test.after.always('no socket or temporary directory is left behind', (t) => {
     process.env.TMPDIR = outer;

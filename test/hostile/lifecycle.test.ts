@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
+import type { LaunchOptions } from '../../src/index.js';
 import { goTest } from '../interop/go-binaries.js';
-import { kvPluginScript } from '../helpers/paths.js';
+import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js';
 import { isAlive } from '../helpers/process.js';
 import { allGone, AT_ONCE_MS, privateTmpdir } from './harness.js';
+import { processesIn, sandboxNamespace } from './procfs.js';
 import { requireTool } from './requires.js';
 
 privateTmpdir(test);
@@ -16,12 +18,20 @@ const hostScript = fileURLToPath(new URL('../fixtures/host-until-killed.js', imp
 interface HostReport {
   pid: number;
   socketDir: string;
+  answer?: string;
   debug: string[];
 }
 
-/** Starts a host (argv: the command that runs it) that launches `plugin`; resolves with its report. */
-async function startHost(t: ExecutionContext, argv: readonly string[], plugin: readonly string[]): Promise<{ host: number; report: HostReport }> {
-  const [file = '', ...args] = [...argv, hostScript, ...plugin];
+/**
+ * Starts a host (argv: the command that runs it) that launches a plugin with `options` and calls it
+ * once if `options.call` names a key; resolves with its report.
+ */
+async function startHost(
+  t: ExecutionContext,
+  argv: readonly string[],
+  options: Omit<LaunchOptions, 'cookie'> & { call?: string },
+): Promise<{ host: number; report: HostReport }> {
+  const [file = '', ...args] = [...argv, hostScript, JSON.stringify(options)];
   const host = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => void host.kill('SIGKILL'));
   let output = '';
@@ -40,7 +50,7 @@ async function startHost(t: ExecutionContext, argv: readonly string[], plugin: r
 
 goTest('lifecycle: a Go plugin dies with a host killed by SIGKILL (parent-death signal)', async (t, go) => {
   // Attack surface: a plugin that keeps running, holding its socket and secrets, after its host died.
-  const { host, report } = await startHost(t, [process.execPath], [go.kvplugin]);
+  const { host, report } = await startHost(t, [process.execPath], { command: go.kvplugin });
   t.true(isAlive(report.pid));
   t.false(report.debug.some((message) => message.includes('unavailable')), 'setpriv --pdeathsig was used');
   process.kill(host, 'SIGKILL');
@@ -53,10 +63,28 @@ test('lifecycle: without setpriv the host says so in a debug record and launches
   if (!unshare || !setpriv) return;
   // In a private mount namespace where setpriv is /dev/null, which nobody can execute.
   const hide = `mount --bind /dev/null ${setpriv} && exec "$@"`;
-  const { host, report } = await startHost(t, [unshare, '-rm', '/bin/sh', '-c', hide, 'sh', process.execPath], [process.execPath, kvPluginScript]);
+  const { host, report } = await startHost(t, [unshare, '-rm', '/bin/sh', '-c', hide, 'sh', process.execPath], { command: process.execPath, args: [kvPluginScript] });
   t.true(report.debug.some((message) => message.startsWith('setpriv --pdeathsig is unavailable')), report.debug.join('\n'));
   t.true(isAlive(report.pid));
   // Today's behaviour: a gatehouse plugin still exits by itself when its host dies.
   process.kill(host, 'SIGKILL');
   t.true(await allGone([report.pid], AT_ONCE_MS), `plugin ${report.pid} outlived its SIGKILLed host`);
+});
+
+test('lifecycle: a sandboxed plugin and all it started die with a host killed by SIGKILL', async (t) => {
+  // Attack surface: a grandchild in a session of its own, which no process-group signal reaches.
+  if (!requireTool(t, 'setpriv') || !requireTool(t, 'bwrap')) return;
+  const { host, report } = await startHost(t, [process.execPath], {
+    command: process.execPath,
+    args: [fakePluginScript],
+    env: { FAKE_MODE: 'hostile-kv' },
+    sandbox: { readOnlyPaths: [repoRoot] },
+    call: 'escape',
+  });
+  const inside = sandboxNamespace(report.pid);
+  t.truthy(inside, 'the plugin runs in a PID namespace of its own');
+  const sandboxed = processesIn(inside ?? '');
+  t.true(sandboxed.length >= 3, 'init, the plugin and the escaped grandchild');
+  process.kill(host, 'SIGKILL');
+  t.true(await allGone([report.pid, ...sandboxed], AT_ONCE_MS), 'a sandboxed process outlived its SIGKILLed host');
 });

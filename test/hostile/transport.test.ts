@@ -59,7 +59,7 @@ test('transport: a socket another user owns is refused before connecting to it',
   });
 
   const { error } = await expectRefusal(t, fake('line', { FAKE_LINE: `1|1|unix|${socket}|grpc|${certificate}` }), 'CONNECT_FAILED');
-  t.regex(error.message, /belongs to uid 65534, not to us/);
+  t.regex(error.message, /belongs to uid 65534, not to the plugin's uid 0/);
   await new Promise((resolve) => setTimeout(resolve, 500));
   t.false(output.includes('connection'), 'the host connected to the other user\'s socket');
   await hostStillWorks(t);
