@@ -182,6 +182,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         channelOptions: config.channelOptions,
         serverOptions: config.serverOptions,
         ...(socketGroup !== undefined ? { socketGroup } : {}),
+        ...(child.uid !== undefined ? { pluginUid: child.uid } : {}),
         ...(multiplexed ? { multiplexed } : {}),
         stdio: {
           writers: config.stdio,

@@ -20,6 +20,8 @@ export interface SessionSpec {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
+  /** The user the plugin runs as, who must own the sockets it announces. */
+  pluginUid?: number;
   /** The gid the brokered sockets are shared with (PLUGIN_UNIX_SOCKET_GROUP). */
   socketGroup?: number;
   /** Set when the plugin multiplexes (PLUGIN_MULTIPLEX_GRPC): the broker then uses yamux streams. */
@@ -60,8 +62,8 @@ export class PluginSession {
       maxMessageBytes: spec.maxMessageBytes,
       channelOptions: spec.channelOptions,
       serverOptions: spec.serverOptions,
-      // The same rule as for the plugin's own socket: one the plugin names must be ours.
-      checkAddress: (network, address) => checkSocketOwnership({ network, address }),
+      // The same rule as for the plugin's own socket: one the plugin names must be the plugin user's.
+      checkAddress: (network, address) => checkSocketOwnership({ network, address }, spec.pluginUid),
       liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplexer ? { multiplexer } : {}),
@@ -73,9 +75,14 @@ export class PluginSession {
   }
 
   /** The certificates (and key) a reattach record is made of. */
-  reattachFacts(): { identity: EphemeralIdentity | undefined; pluginCertificateDer: Buffer | undefined; multiplexed: boolean } {
-    const { identity, pluginCertificateDer, multiplexed } = this.spec;
-    return { identity, pluginCertificateDer, multiplexed: multiplexed !== undefined };
+  reattachFacts(): {
+    identity: EphemeralIdentity | undefined;
+    pluginCertificateDer: Buffer | undefined;
+    multiplexed: boolean;
+    pluginUid: number | undefined;
+  } {
+    const { identity, pluginCertificateDer, multiplexed, pluginUid } = this.spec;
+    return { identity, pluginCertificateDer, multiplexed: multiplexed !== undefined, pluginUid };
   }
 
   /** Throws SERVICE_NOT_OFFERED for a service the negotiated protocol version does not offer. */

@@ -19,6 +19,8 @@ export interface ReattachRecord {
   readonly version: typeof RECORD_VERSION;
   readonly name: string;
   readonly pid: number;
+  /** The user the plugin runs as, who must own its socket. */
+  readonly uid?: number;
   /** Start time of the process (Linux), so that a pid reused by another process is never taken for it. */
   readonly processStartTime?: string;
   readonly network: 'unix' | 'tcp';
@@ -53,6 +55,7 @@ export interface ReattachSource {
   readonly identity: EphemeralIdentity | undefined;
   readonly pluginCertificateDer: Buffer | undefined;
   readonly multiplexed: boolean;
+  readonly pluginUid: number | undefined;
 }
 
 export function reattachFailed(message: string, cause?: unknown): GatehouseError {
@@ -81,6 +84,7 @@ export async function createReattachRecord(source: ReattachSource, options: Reat
     version: RECORD_VERSION,
     name: source.name,
     pid: source.pid,
+    ...(source.pluginUid !== undefined ? { uid: source.pluginUid } : {}),
     ...(startTime !== undefined ? { processStartTime: startTime } : {}),
     network: source.network,
     address: source.address,
@@ -123,6 +127,7 @@ export function checkRecord(value: unknown): ReattachRecord {
   if (!Number.isSafeInteger(record.protocolVersion) || (record.protocolVersion as number) < 1) bad('protocolVersion');
   if (record.network !== 'unix' && record.network !== 'tcp') bad('network must be "unix" or "tcp"');
   if (record.processStartTime !== undefined && typeof record.processStartTime !== 'string') bad('processStartTime');
+  if (record.uid !== undefined && !Number.isSafeInteger(record.uid)) bad('uid');
   if (record.privateKeyFile !== undefined && typeof record.privateKeyFile !== 'string') bad('privateKeyFile');
   if (!isAbsolute(record.socketDir as string)) bad('socketDir must be absolute');
   return value as ReattachRecord;

@@ -85,7 +85,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
   }
   const network = checkAnnouncedAddress(record.network, record.address);
-  await checkSocketOwnership({ network, address: record.address });
+  await checkSocketOwnership({ network, address: record.address }, record.uid);
   const pinned: PluginCredentials = {
     credentials: pinnedChannelCredentials(identity, pluginCertificateDer, (error) => (pinned.mismatch = error)),
   };
@@ -129,6 +129,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
       },
       logger,
       pluginName: record.name,
+      ...(record.uid !== undefined ? { pluginUid: record.uid } : {}),
       ...(options.versions ? { offered: new OfferedServices(options.versions, record.protocolVersion) } : {}),
     },
   );

@@ -8,6 +8,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
 import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+import { requireRoot } from '../hostile/requires.js';
 
 const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
@@ -132,4 +133,24 @@ test('options pass-through: channel options reach the connections of both sides,
   await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('v') });
   t.true(seen.some((call) => call.path === '/callback.Storage/Put'), 'the interceptor ran on the brokered server');
   t.regex(seen[0]?.agent ?? '', /^worker-plugin\/1 /, "the plugin's channel options reached its brokered dial");
+});
+
+test('socket group: a plugin run as another user reaches the host\'s brokered service only through the group', async (t) => {
+  if (!requireRoot(t)) return;
+  const nobody = { user: 65534, group: 65534 };
+  // Attack: another user (here the plugin's) connecting to the host's brokered socket, kept out by 0600.
+  {
+    await using plugin = await launch(workerPlugin({}, nobody));
+    const id = await plugin.broker.serve([memoryStorage(storage)]);
+    const error = await t.throwsAsync(plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('v') }));
+    t.regex(error?.message ?? '', new RegExp(`broker id ${id}`));
+  }
+  await using plugin = await launch(workerPlugin({}, { ...nobody, unixSocketGroup: 65534 }));
+  const id = await plugin.broker.serve([memoryStorage(storage)]);
+  t.is((await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('as nobody') })).read_back.toString(), 'as nobody');
+  // And the host dials what the plugin serves: its sockets belong to the plugin's user, as checked.
+  const { storage_id } = await plugin.client(worker).Offer({});
+  const connection = await plugin.broker.dial(storage_id);
+  t.is((await connection.client(storage).Get({ key: 'offered' })).value.toString(), 'by the plugin');
+  connection.close();
 });
