@@ -65,7 +65,8 @@ function identityFrom(record: ReattachRecord, privateKeyPem: string): EphemeralI
 
 /**
  * Connects to a plugin that is still running, pinned to the certificate in the record, and returns a
- * Plugin that controls it as launch() would have (calls, broker, kill).
+ * Plugin that controls it as launch() would have (calls, broker, kill). Like a launched plugin, it is
+ * stopped when this host exits: no plugin outlives the hosts that hold it.
  */
 export async function reattach(recordOrPath: ReattachRecord | string, options: ReattachOptions = {}): Promise<Plugin> {
   const record = typeof recordOrPath === 'string' ? await readReattachRecord(recordOrPath) : checkRecord(recordOrPath);
