@@ -108,27 +108,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
     throw new GatehouseError('INVALID_OPTIONS', 'serve() network must be "unix" or "tcp"');
   }
 
-  let credentials: grpc.ServerCredentials;
-  let tls: BrokerTls | undefined;
-  const interceptors: grpc.ServerInterceptor[] = [];
-  if (env.clientCertificatePem !== undefined) {
-    const identity = await generateEphemeralIdentity();
-    const hostCertificate = parseCertificate(Buffer.from(env.clientCertificatePem));
-    credentials = pinnedServerCredentials(identity, env.clientCertificatePem);
-    interceptors.push(pinnedClientInterceptor(hostCertificate.raw));
-    tls = { own: identity, peerCertificateDer: hostCertificate.raw };
-  } else if (options.allowPlaintext === true && network === 'tcp') {
-    // A loopback port, unlike our private socket directory, is open to every local user.
-    throw new GatehouseError('PLAINTEXT_REFUSED', 'serve() refuses plaintext over TCP: every local user could call the plugin');
-  } else if (options.allowPlaintext === true) {
-    logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
-    credentials = grpc.ServerCredentials.createInsecure();
-  } else {
-    throw new GatehouseError(
-      'PLAINTEXT_REFUSED',
-      'the host sent no PLUGIN_CLIENT_CERT: enable AutoMTLS on the host, or pass allowPlaintext to serve()',
-    );
-  }
+  const { credentials, tls, interceptors } = await serverSecurity(env.clientCertificatePem, options, network, logger);
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
@@ -227,6 +207,36 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   redirectProcessOutput(stdio);
   logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
   return { protocolVersion, address: listening.address, logger, broker, shutdown };
+}
+
+/** The server's TLS, pinned to the host's certificate; plaintext only when allowed by name, and never over TCP. */
+async function serverSecurity(
+  hostCertificatePem: string | undefined,
+  options: ServeOptions,
+  network: 'unix' | 'tcp',
+  logger: Logger,
+): Promise<{ credentials: grpc.ServerCredentials; tls: BrokerTls | undefined; interceptors: grpc.ServerInterceptor[] }> {
+  if (hostCertificatePem !== undefined) {
+    const identity = await generateEphemeralIdentity();
+    const hostCertificate = parseCertificate(Buffer.from(hostCertificatePem));
+    return {
+      credentials: pinnedServerCredentials(identity, hostCertificatePem),
+      tls: { own: identity, peerCertificateDer: hostCertificate.raw },
+      interceptors: [pinnedClientInterceptor(hostCertificate.raw)],
+    };
+  }
+  if (options.allowPlaintext !== true) {
+    throw new GatehouseError(
+      'PLAINTEXT_REFUSED',
+      'the host sent no PLUGIN_CLIENT_CERT: enable AutoMTLS on the host, or pass allowPlaintext to serve()',
+    );
+  }
+  // A loopback port, unlike our private socket directory, is open to every local user.
+  if (network === 'tcp') {
+    throw new GatehouseError('PLAINTEXT_REFUSED', 'serve() refuses plaintext over TCP: every local user could call the plugin');
+  }
+  logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
+  return { credentials: grpc.ServerCredentials.createInsecure(), tls: undefined, interceptors: [] };
 }
 
 /**
