@@ -178,7 +178,7 @@ async function settled(): Promise<{ rss: number; fds: number }> {
 
 /** The host's RSS and descriptors before and after n plugins are running (each answered one call). */
 export async function live(command: readonly string[], n: number): Promise<LiveResult> {
-  // One launch first, so that lazily loaded code (x509, TLS, gRPC) is in the baseline, as in kvbench.
+  // One launch first, so that lazily loaded code (certificates, TLS, gRPC) is in the baseline, as in kvbench.
   const warm = await start(command);
   await warm.kv.Put({ key: 'k', value: Buffer.from('v') });
   await warm.plugin.kill();
