@@ -65,7 +65,7 @@ async function main(): Promise<unknown> {
     case 'certs':
       return certs(n);
     case 'start': {
-      const host = await generateEphemeralIdentity();
+      const host = generateEphemeralIdentity();
       return { ms: await pluginStarts(positionals, n, host.certificatePem) };
     }
     case 'floor':

@@ -111,7 +111,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let channel: grpc.Channel | undefined;
   let multiplexed: MultiplexedConnection | undefined;
   try {
-    const identity = config.insecurePlaintext ? undefined : await generateEphemeralIdentity();
+    const identity = config.insecurePlaintext ? undefined : generateEphemeralIdentity();
     const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
     const env = buildPluginEnv(
       {

@@ -217,7 +217,7 @@ async function serverSecurity(
   logger: Logger,
 ): Promise<{ credentials: grpc.ServerCredentials; tls: BrokerTls | undefined; interceptors: grpc.ServerInterceptor[] }> {
   if (hostCertificatePem !== undefined) {
-    const identity = await generateEphemeralIdentity();
+    const identity = generateEphemeralIdentity();
     const hostCertificate = parseCertificate(Buffer.from(hostCertificatePem));
     return {
       credentials: pinnedServerCredentials(identity, hostCertificatePem),

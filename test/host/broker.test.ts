@@ -50,8 +50,8 @@ test("broker: another local client, even with a valid certificate of its own, ca
   await using plugin = await launch(workerPlugin());
   await plugin.broker.serve(7, [memoryStorage(storage)]);
   const socket = readdirSync(plugin.socketDir).find((name) => name.startsWith('broker-7-')) as string;
-  const intruder = await generateEphemeralIdentity();
-  const hostCertificate = await generateEphemeralIdentity(); // the intruder can only guess at the host's certificate
+  const intruder = generateEphemeralIdentity();
+  const hostCertificate = generateEphemeralIdentity(); // the intruder can only guess at the host's certificate
   const channel = openChannel(
     `unix:${join(plugin.socketDir, socket)}`,
     pinnedChannelCredentials(intruder, hostCertificate.certificateDer),

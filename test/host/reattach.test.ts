@@ -84,7 +84,7 @@ test('reattach: a key file is only ever created, never written through an existi
 test("reattach: another identity's key, or a pid that now names another process, is refused", async (t) => {
   const first = await kvPlugin(t);
   const record = await first.reattachRecord();
-  const other = await generateEphemeralIdentity();
+  const other = generateEphemeralIdentity();
   const wrongKey = await t.throwsAsync(reattach(record, { privateKeyPem: other.privateKeyPem }));
   t.regex(wrongKey?.message ?? '', /do not belong together/);
 

@@ -10,7 +10,7 @@ import { AT_ONCE_MS, expectRefusal, fake, hostStillWorks, kvService, privateTmpd
 
 privateTmpdir(test);
 
-const certificate = encodeCertificateField((await generateEphemeralIdentity()).certificateDer);
+const certificate = encodeCertificateField(generateEphemeralIdentity().certificateDer);
 /** A line that would be accepted if only `field` were not as it is. */
 const valid = (overrides: Partial<Record<'core' | 'app' | 'network' | 'address' | 'protocol' | 'cert', string>> = {}): string =>
   [
@@ -81,7 +81,7 @@ test('handshake: a line printed before the handshake is refused; the host does n
 
 test('handshake: a second handshake line cannot re-pin the connection; it is only stdout', async (t) => {
   // Attack: a plugin announcing another socket and certificate once the host has connected.
-  const other = await generateEphemeralIdentity();
+  const other = generateEphemeralIdentity();
   const second = valid({ address: '/tmp/gatehouse-hostile-elsewhere.sock', cert: encodeCertificateField(other.certificateDer) });
   const stdout: string[] = [];
   const started = Date.now();

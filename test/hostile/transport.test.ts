@@ -13,7 +13,7 @@ import { requireRoot, requireTool } from './requires.js';
 
 const execFileAsync = promisify(execFile);
 const sharedTmp = privateTmpdir(test);
-const certificate = encodeCertificateField((await generateEphemeralIdentity()).certificateDer);
+const certificate = encodeCertificateField(generateEphemeralIdentity().certificateDer);
 
 test('transport: a non-loopback TCP address is refused before any connection attempt (network namespace proof)', async (t) => {
   // Attack: a plugin steering the host's TLS client, and its certificate, to another machine.

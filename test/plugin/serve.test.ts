@@ -72,7 +72,7 @@ test('serve: without PLUGIN_CLIENT_CERT the plugin refuses to serve in clear', a
 });
 
 test('serve: the socket lives in a fresh 0700 directory and is itself 0600', async (t) => {
-  const host = await generateEphemeralIdentity();
+  const host = generateEphemeralIdentity();
   const plugin = await startPlugin(hostEnv(host));
   t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
   t.is(plugin.handshake.network, 'unix');
@@ -81,8 +81,8 @@ test('serve: the socket lives in a fresh 0700 directory and is itself 0600', asy
 });
 
 test('serve: the host with the pinned certificate is served; a client with another valid certificate is refused', async (t) => {
-  const host = await generateEphemeralIdentity();
-  const intruder = await generateEphemeralIdentity();
+  const host = generateEphemeralIdentity();
+  const intruder = generateEphemeralIdentity();
   const plugin = await startPlugin(hostEnv(host));
   t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
   const deadline = () => new Date(Date.now() + 5000);
@@ -99,7 +99,7 @@ test('serve: the host with the pinned certificate is served; a client with anoth
 });
 
 test('serve: Shutdown over the controller stops the plugin with exit code 0 and removes its socket directory', async (t) => {
-  const host = await generateEphemeralIdentity();
+  const host = generateEphemeralIdentity();
   const plugin = await startPlugin(hostEnv(host));
   const channel = channelAs(host, plugin.handshake);
   await unaryCall(clientOn(channel), controllerService.Shutdown, {}, { deadline: Date.now() + 5000 });
@@ -110,7 +110,7 @@ test('serve: Shutdown over the controller stops the plugin with exit code 0 and 
 
 test('serve: the plugin exits when its host dies', async (t) => {
   // Attack surface: an orphaned plugin keeps a socket open and code running that nobody supervises.
-  const host = await generateEphemeralIdentity();
+  const host = generateEphemeralIdentity();
   const parentScript = fileURLToPath(new URL('../fixtures/parent-that-dies.js', import.meta.url));
   const parent = spawn(process.execPath, [parentScript, JSON.stringify(hostEnv(host))], {
     stdio: ['ignore', 'pipe', 'ignore'],

@@ -9,7 +9,7 @@ import {
 
 test('ephemeral identity: a fresh ECDSA P-256 key and a self-signed certificate for localhost', async (t) => {
   const now = new Date('2026-01-01T00:00:00Z');
-  const identity = await generateEphemeralIdentity(now);
+  const identity = generateEphemeralIdentity(now);
   const certificate = new X509Certificate(identity.certificateDer);
   t.is(certificate.publicKey.asymmetricKeyType, 'ec');
   t.is(certificate.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
@@ -26,7 +26,7 @@ test('ephemeral identity: a fresh ECDSA P-256 key and a self-signed certificate 
 });
 
 test('ephemeral identity: OpenSSL reads every extension as go-plugin writes them', async (t) => {
-  const { certificatePem } = await generateEphemeralIdentity(new Date('2026-01-01T00:00:00Z'));
+  const { certificatePem } = generateEphemeralIdentity(new Date('2026-01-01T00:00:00Z'));
   const text = execFileSync('openssl', ['x509', '-noout', '-text'], { input: certificatePem }).toString();
   t.regex(text, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
   t.regex(text, /X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment, Certificate Sign/);
@@ -38,14 +38,14 @@ test('ephemeral identity: OpenSSL reads every extension as go-plugin writes them
 
 test('ephemeral identity: validity is bounded (days, not go-plugin\'s 30 years)', async (t) => {
   const now = new Date('2026-01-01T00:00:00Z');
-  const certificate = new X509Certificate((await generateEphemeralIdentity(now)).certificateDer);
+  const certificate = new X509Certificate((generateEphemeralIdentity(now)).certificateDer);
   const days = (Date.parse(certificate.validTo) - now.getTime()) / 86_400_000;
   t.true(Math.abs(days - CERTIFICATE_VALIDITY_DAYS) < 1, `valid for ${days} days`);
   t.true(Date.parse(certificate.validFrom) <= now.getTime());
 });
 
 test('ephemeral identity: every launch gets a different key and serial', async (t) => {
-  const [a, b] = await Promise.all([generateEphemeralIdentity(), generateEphemeralIdentity()]);
+  const [a, b] = [generateEphemeralIdentity(), generateEphemeralIdentity()];
   t.not(certificateFingerprint(a!.certificateDer), certificateFingerprint(b!.certificateDer));
   t.not(new X509Certificate(a!.certificateDer).serialNumber, new X509Certificate(b!.certificateDer).serialNumber);
   t.not(new X509Certificate(a!.certificateDer).publicKey.export({ format: 'der', type: 'spki' }).toString('hex'),
@@ -53,6 +53,6 @@ test('ephemeral identity: every launch gets a different key and serial', async (
 });
 
 test('ephemeral identity: the PEM certificate carries no private key', async (t) => {
-  const identity = await generateEphemeralIdentity();
+  const identity = generateEphemeralIdentity();
   t.notRegex(identity.certificatePem, /PRIVATE KEY/);
 });

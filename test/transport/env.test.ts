@@ -25,7 +25,7 @@ const COOKIE: MagicCookie = { key: 'KV_PLUGIN', value: 'hello-4f1c2b' };
 
 let certificatePem = '';
 test.before(async () => {
-  const { certificateDer } = await generateEphemeralIdentity();
+  const { certificateDer } = generateEphemeralIdentity();
   // Node's PEM form, which is what readPluginEnv hands back.
   certificatePem = new crypto.X509Certificate(certificateDer).toString();
 });

@@ -13,7 +13,7 @@ import {
 
 
 async function selfSignedDer(): Promise<Buffer> {
-  return (await generateEphemeralIdentity()).certificateDer;
+  return generateEphemeralIdentity().certificateDer;
 }
 
 const certificates: Buffer[] = [];
