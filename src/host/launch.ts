@@ -58,6 +58,11 @@ export interface LaunchOptions extends IsolationOptions {
   /** Receives the plugin's stdout lines after the handshake (default: logged at info). */
   onStdoutLine?: (line: string) => void;
   /**
+   * 'inherit' hands the host's stdin (a terminal, say) to the plugin, as go-plugin does; by default the
+   * plugin reads /dev/null, so it cannot consume input meant for the host.
+   */
+  stdin?: 'ignore' | 'inherit';
+  /**
    * Writers for what the plugin writes to stdout and stderr after its handshake and forwards over
    * go-plugin's GRPCStdio (go-plugin's SyncStdout / SyncStderr). Without one, forwarded output is
    * handled as the pipe's: stdout lines as `onStdoutLine`, stderr lines logged.
@@ -137,6 +142,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       ...(config.onStdoutLine ? { onStdoutLine: config.onStdoutLine } : {}),
       socketDir,
       isolation: options,
+      stdin: config.stdin,
     });
     // Tracked from spawn on: a host that dies during the handshake must not leave the plugin behind.
     const starting = child;
@@ -256,6 +262,7 @@ interface ResolvedOptions {
   startTimeoutMs: number;
   killGraceMs: number;
   insecurePlaintext: boolean;
+  stdin: 'ignore' | 'inherit';
   onStdoutLine: ((line: string) => void) | undefined;
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
@@ -308,6 +315,10 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     startTimeoutMs: positive(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 'startTimeoutMs'),
     killGraceMs: positive(options.killGraceMs, DEFAULT_KILL_GRACE_MS, 'killGraceMs', true),
     insecurePlaintext: options.insecurePlaintext === true,
+    stdin:
+      options.stdin === undefined || options.stdin === 'ignore' || options.stdin === 'inherit'
+        ? (options.stdin ?? 'ignore')
+        : invalid(`stdin must be 'ignore' or 'inherit'`),
     onStdoutLine: options.onStdoutLine,
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},

@@ -24,6 +24,8 @@ export interface SpawnSpec {
   onStdoutLine?: (line: string) => void;
   /** The plugin's private directory, where it creates its socket. */
   socketDir: string;
+  /** 'inherit' hands the host's stdin to the plugin; by default it reads /dev/null. */
+  stdin?: 'ignore' | 'inherit';
   isolation?: IsolationOptions;
 }
 
@@ -116,7 +118,7 @@ export class PluginProcess {
       cwd: spec.cwd,
       shell: false,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'],
       // libuv also drops the supplementary groups when it changes the ids.
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
     });
