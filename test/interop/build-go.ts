@@ -7,6 +7,7 @@
 //   dist/interop-go/gopath/src/gatehouse/kv/kv.pb.go    protoc output for examples/kv/kv.proto
 //   dist/interop-go/gopath/src/gatehouse/callback/callback.pb.go    the same for test/interop/callback.proto
 //   dist/interop-go/gopath/src/gatehouse/cmd/<binary>/main.go    copied from test/interop/go
+//   dist/interop-go/gopath/src/gatehouse/fixture/fixture.go     what the binaries share, likewise
 //   dist/interop-go/cache                                GOCACHE
 //
 // Without go, protoc, protoc-gen-go or the go-plugin sources it prints one line
@@ -207,7 +208,10 @@ async function main(): Promise<void> {
     [`--proto_path=${path.dirname(callbackProto)}`, `--go_out=plugins=grpc:${callbackPackageDir}`, callbackProto],
     env,
   );
-  cpSync(goSourceDir, cmdDir, { recursive: true });
+  // Binaries go under gatehouse/cmd; the package they share is gatehouse/fixture.
+  const fixtureDir = path.join(goSourceDir, 'fixture');
+  cpSync(goSourceDir, cmdDir, { recursive: true, filter: (source) => !source.startsWith(fixtureDir) });
+  cpSync(fixtureDir, path.join(gopath, 'src', 'gatehouse', 'fixture'), { recursive: true });
 
   rmSync(stampFile, { force: true });
   await run(

@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,6 +29,8 @@ import (
 	"time"
 
 	"gatehouse/callback"
+
+	"gatehouse/fixture"
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -86,19 +87,6 @@ type result struct {
 	Offered           string  `json:"offered"`
 	NegotiatedVersion int     `json:"negotiatedVersion"`
 	KillMs            float64 `json:"killMs"`
-}
-
-func writeJSON(v interface{}) {
-	line, err := json.Marshal(v)
-	if err != nil {
-		line = []byte(`{"error":"cannot encode result"}`)
-	}
-	os.Stdout.Write(append(line, '\n'))
-}
-
-func fail(err error) {
-	writeJSON(map[string]string{"error": err.Error()})
-	os.Exit(1)
 }
 
 func parseVersions(list string) (map[int]plugin.PluginSet, error) {
@@ -171,11 +159,11 @@ func main() {
 	args := flag.Args()
 	if len(args) == 0 {
 		flag.Usage()
-		fail(errors.New("usage: brokerhost [-versions 1,2] -- COMMAND [ARGS...]"))
+		fixture.Fail(errors.New("usage: brokerhost [-versions 1,2] -- COMMAND [ARGS...]"))
 	}
 	sets, err := parseVersions(*versions)
 	if err != nil {
-		fail(err)
+		fixture.Fail(err)
 	}
 
 	logger := hclog.New(&hclog.LoggerOptions{
@@ -197,12 +185,12 @@ func main() {
 	var out result
 	if err := exercise(client, &out); err != nil {
 		client.Kill()
-		fail(err)
+		fixture.Fail(err)
 	}
 	out.NegotiatedVersion = client.NegotiatedVersion()
 
 	start := time.Now()
 	client.Kill()
 	out.KillMs = float64(time.Since(start).Microseconds()) / 1000
-	writeJSON(out)
+	fixture.WriteJSON(out)
 }

@@ -48,16 +48,12 @@ import (
 
 	"gatehouse/kv"
 
+	"gatehouse/fixture"
+
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
-
-var handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
-	MagicCookieKey:   "GATEHOUSE_KV_PLUGIN",
-	MagicCookieValue: "d41f0b3c-kv",
-}
 
 const (
 	rpcTimeout    = 15 * time.Second
@@ -92,7 +88,7 @@ type launched struct {
 // as gatehouse's silent default logger does.
 func launch(command []string) (*launched, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  handshake,
+		HandshakeConfig:  fixture.KVHandshake,
 		Plugins:          plugin.PluginSet{"kv": kvPlugin{}},
 		Cmd:              exec.Command(command[0], command[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},

@@ -20,7 +20,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,16 +29,12 @@ import (
 
 	"gatehouse/kv"
 
+	"gatehouse/fixture"
+
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
-
-var handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
-	MagicCookieKey:   "GATEHOUSE_KV_PLUGIN",
-	MagicCookieValue: "d41f0b3c-kv",
-}
 
 const rpcTimeout = 15 * time.Second
 
@@ -66,19 +61,6 @@ type result struct {
 	ReattachGet       *string `json:"reattachGet,omitempty"`
 	KillMs            float64 `json:"killMs"`
 	NegotiatedVersion int     `json:"negotiatedVersion"`
-}
-
-func writeJSON(v interface{}) {
-	line, err := json.Marshal(v)
-	if err != nil {
-		line = []byte(`{"error":"cannot encode result"}`)
-	}
-	os.Stdout.Write(append(line, '\n'))
-}
-
-func fail(err error) {
-	writeJSON(map[string]string{"error": err.Error()})
-	os.Exit(1)
 }
 
 // dispenseKV connects a started (or reattached) client and dispenses "kv".
@@ -117,7 +99,7 @@ func reattachGet(first *plugin.Client, tlsConfig *tls.Config, logger hclog.Logge
 		return "", errors.New("reattach: no reattach config")
 	}
 	second := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  handshake,
+		HandshakeConfig:  fixture.KVHandshake,
 		Plugins:          pluginSet(),
 		Reattach:         reattach,
 		TLSConfig:        tlsConfig,
@@ -149,7 +131,7 @@ func main() {
 	args := flag.Args()
 	if len(args) == 0 {
 		flag.Usage()
-		fail(errors.New("usage: kvhost [-reattach-test] -- COMMAND [ARGS...]"))
+		fixture.Fail(errors.New("usage: kvhost [-reattach-test] -- COMMAND [ARGS...]"))
 	}
 
 	logger := hclog.New(&hclog.LoggerOptions{
@@ -160,7 +142,7 @@ func main() {
 	})
 
 	config := &plugin.ClientConfig{
-		HandshakeConfig:  handshake,
+		HandshakeConfig:  fixture.KVHandshake,
 		Plugins:          pluginSet(),
 		Cmd:              exec.Command(args[0], args[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -173,7 +155,7 @@ func main() {
 	// Any failure after this point must not leave the plugin running.
 	failAndKill := func(err error) {
 		client.Kill()
-		fail(err)
+		fixture.Fail(err)
 	}
 
 	kvClient, _, err := dispenseKV(client)
@@ -215,8 +197,8 @@ func main() {
 	out.KillMs = float64(time.Since(start).Microseconds()) / 1000
 
 	if !client.Exited() {
-		fail(errors.New("plugin process still running after Kill"))
+		fixture.Fail(errors.New("plugin process still running after Kill"))
 	}
 
-	writeJSON(out)
+	fixture.WriteJSON(out)
 }

@@ -13,19 +13,14 @@ import (
 
 	"gatehouse/kv"
 
+	"gatehouse/fixture"
+
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// handshake must match the host's configuration exactly.
-var handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  1,
-	MagicCookieKey:   "GATEHOUSE_KV_PLUGIN",
-	MagicCookieValue: "d41f0b3c-kv",
-}
 
 // store is the KV service implementation.
 type store struct {
@@ -84,7 +79,7 @@ func main() {
 	impl := &store{logger: logger, data: make(map[string][]byte)}
 
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: handshake,
+		HandshakeConfig: fixture.KVHandshake,
 		Plugins: plugin.PluginSet{
 			"kv": &kvPlugin{impl: impl},
 		},
