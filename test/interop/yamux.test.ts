@@ -6,19 +6,11 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { YamuxSession } from '../../src/transport/yamux.js';
 import { goTest, type GoBinaries } from './go-binaries.js';
+import { readAll } from '../helpers/streams.js';
 
-function readAll(stream: Duplex): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
 
 async function exercise(t: ExecutionContext, go: GoBinaries, ourRole: 'client' | 'server'): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-yamux-interop-'));

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import test from 'ava';
 import { MAX_PEER_STREAMS, STREAM_WINDOW_BYTES, YamuxSession } from '../../src/transport/yamux.js';
+import { readAll } from '../helpers/streams.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-yamux-test-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -31,14 +32,6 @@ async function sessionPair(): Promise<[YamuxSession, YamuxSession]> {
   return [new YamuxSession(a, 'client'), new YamuxSession(b, 'server')];
 }
 
-function readAll(stream: Duplex): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
 
 /** Echoes everything, then half-closes. */
 function echo(stream: Duplex): void {

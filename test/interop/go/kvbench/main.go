@@ -52,7 +52,6 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 )
 
 const (
@@ -64,18 +63,6 @@ const (
 // warmup runs before each measured phase, the same shape as the phase, so
 // that connection windows and buffers have settled; -warmup-seconds sets it.
 var warmup = 200 * time.Millisecond
-
-type kvPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (kvPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("kvbench is the client side only")
-}
-
-func (kvPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	return kv.NewKVClient(conn), nil
-}
 
 // launched is one running plugin and its KV client.
 type launched struct {
@@ -89,7 +76,7 @@ type launched struct {
 func launch(command []string) (*launched, error) {
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  fixture.KVHandshake,
-		Plugins:          plugin.PluginSet{"kv": kvPlugin{}},
+		Plugins:          plugin.PluginSet{"kv": fixture.KVClientPlugin{}},
 		Cmd:              exec.Command(command[0], command[1:]...),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,

@@ -33,26 +33,12 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 )
 
 const rpcTimeout = 15 * time.Second
 
-// kvPlugin is the client-side half of the KV plugin.
-type kvPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-}
-
-func (kvPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
-	return errors.New("kvhost is the client side only")
-}
-
-func (kvPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (interface{}, error) {
-	return kv.NewKVClient(conn), nil
-}
-
 func pluginSet() plugin.PluginSet {
-	return plugin.PluginSet{"kv": kvPlugin{}}
+	return plugin.PluginSet{"kv": fixture.KVClientPlugin{}}
 }
 
 type result struct {
