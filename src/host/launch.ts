@@ -15,7 +15,7 @@ import { checkSocketOwnership, connectChecked, type PluginCredentials } from './
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
-import { oneLine } from './plugin-output.js';
+import { stdoutToLogger } from './plugin-output.js';
 import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
@@ -139,7 +139,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       env,
       ...(config.cwd !== undefined ? { cwd: config.cwd } : {}),
       logger: config.logger,
-      ...(config.onStdoutLine ? { onStdoutLine: config.onStdoutLine } : {}),
+      onStdoutLine: config.onStdoutLine,
       socketDir,
       isolation: options,
       stdin: config.stdin,
@@ -192,11 +192,9 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         ...(multiplexed ? { multiplexed } : {}),
         stdio: {
           writers: config.stdio,
-          onStdoutLine: config.onStdoutLine ?? ((line) => config.logger.info({ plugin: config.name, stream: 'stdout' }, oneLine(line))),
+          onStdoutLine: config.onStdoutLine,
           stderr: child.stderr,
         },
-        logger: config.logger,
-        pluginName: config.name,
         ...(config.versions ? { offered: new OfferedServices(config.versions, handshake.appVersion) } : {}),
       },
     );
@@ -263,7 +261,7 @@ interface ResolvedOptions {
   killGraceMs: number;
   insecurePlaintext: boolean;
   stdin: 'ignore' | 'inherit';
-  onStdoutLine: ((line: string) => void) | undefined;
+  onStdoutLine: (line: string) => void;
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
@@ -302,16 +300,18 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     if (key === '' || key.includes('=') || key.includes('\0')) invalid(`env name ${JSON.stringify(key)} is not valid`);
     env[key] = noNul(value, `env.${key}`);
   }
+  const name = options.name ?? basename(command);
+  const logger = options.logger ?? silentLogger;
   return {
     command,
     args,
-    name: options.name ?? basename(command),
+    name,
     cookie: options.cookie,
     protocolVersions,
     versions: options.versions,
     env,
     cwd: options.cwd,
-    logger: options.logger ?? silentLogger,
+    logger,
     startTimeoutMs: positive(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 'startTimeoutMs'),
     killGraceMs: positive(options.killGraceMs, DEFAULT_KILL_GRACE_MS, 'killGraceMs', true),
     insecurePlaintext: options.insecurePlaintext === true,
@@ -319,7 +319,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
       options.stdin === undefined || options.stdin === 'ignore' || options.stdin === 'inherit'
         ? (options.stdin ?? 'ignore')
         : invalid(`stdin must be 'ignore' or 'inherit'`),
-    onStdoutLine: options.onStdoutLine,
+    onStdoutLine: options.onStdoutLine ?? stdoutToLogger(logger, name),
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},

@@ -27,6 +27,11 @@ export function oneLine(text: string): string {
   return text.replace(UNSAFE_CHARACTERS, escapeCharacter);
 }
 
+/** Where a plugin's stdout lines go when the caller gave no handler: info records, made one line. */
+export function stdoutToLogger(logger: Logger, pluginName: string): (line: string) => void {
+  return (line) => logger.info({ plugin: pluginName, stream: 'stdout' }, oneLine(line));
+}
+
 /**
  * Routes a plugin's stderr into the host's logger: hclog JSON lines become records at their level,
  * anything else a debug record. The plugin's fields are nested under `fields` so that a plugin cannot

@@ -7,7 +7,7 @@ import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { LineSplitter } from '../transport/lines.js';
 import { isolatedCommand, resolveRunAs, type IsolationOptions } from './isolation.js';
 import { parentDeathPrefix } from './parent-death.js';
-import { MAX_STDERR_LINE_BYTES, oneLine, PluginStderr } from './plugin-output.js';
+import { MAX_STDERR_LINE_BYTES, PluginStderr } from './plugin-output.js';
 
 export interface ExitStatus {
   code: number | null;
@@ -21,7 +21,7 @@ export interface SpawnSpec {
   env: Record<string, string>;
   cwd?: string;
   logger: Logger;
-  onStdoutLine?: (line: string) => void;
+  onStdoutLine: (line: string) => void;
   /** The plugin's private directory, where it creates its socket. */
   socketDir: string;
   /** 'inherit' hands the host's stdin to the plugin; by default it reads /dev/null. */
@@ -64,10 +64,8 @@ export class PluginProcess {
         if (!handshakeSeen) {
           handshakeSeen = true;
           onHandshake(line, truncated);
-        } else if (spec.onStdoutLine) {
-          spec.onStdoutLine(line);
         } else {
-          spec.logger.info({ plugin: spec.name, stream: 'stdout' }, oneLine(line));
+          spec.onStdoutLine(line);
         }
       },
     });

@@ -53,7 +53,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     private readonly killGraceMs: number,
     private readonly logger: Logger,
     private readonly audit: AuditLog | undefined,
-    session: SessionSpec,
+    // The session logs as this plugin: its logger and name come from here, not twice from the caller.
+    session: Omit<SessionSpec, 'logger' | 'pluginName'>,
   ) {
     this.name = info.name;
     this.protocolVersion = info.protocolVersion;
@@ -72,7 +73,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         return exit(await Promise.race([child.exited, timer]));
       },
     };
-    this.session = new PluginSession(session, this.rpc, socketDir, this.liveness);
+    this.session = new PluginSession({ ...session, logger, pluginName: info.name }, this.rpc, socketDir, this.liveness);
     trackPlugin(this);
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });

@@ -13,6 +13,7 @@ import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
 import { Plugin } from './plugin.js';
+import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { checkRecord, readReattachRecord, reattachFailed, type ReattachRecord } from './reattach-record.js';
 import { ReattachedProcess } from './reattached-process.js';
@@ -124,12 +125,10 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
       serverOptions: options.serverOptions ?? {},
       stdio: {
         writers: options.stdio ?? {},
-        onStdoutLine: options.onStdoutLine ?? ((line) => logger.info({ plugin: record.name, stream: 'stdout' }, line)),
+        onStdoutLine: options.onStdoutLine ?? stdoutToLogger(logger, record.name),
         // The plugin's stderr pipe went to the host that started it; what it forwards lands in the logger.
-        stderr: { line: (text) => logger.debug({ plugin: record.name, stream: 'stderr' }, text) },
+        stderr: new PluginStderr(record.name, logger),
       },
-      logger,
-      pluginName: record.name,
       ...(record.uid !== undefined ? { pluginUid: record.uid } : {}),
       ...(options.versions ? { offered: new OfferedServices(options.versions, record.protocolVersion) } : {}),
     },
