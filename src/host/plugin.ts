@@ -5,7 +5,7 @@ import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
-import { clientOn, unaryCall } from './connection.js';
+import { clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
@@ -16,6 +16,8 @@ import { createServiceClient, type PluginLiveness, type ServiceClient } from './
 const SIGKILL_WAIT_MS = 5000;
 /** How long a broken call waits for the exit it suggests, to report PLUGIN_EXITED rather than UNAVAILABLE. */
 const EXIT_SETTLE_MS = 200;
+/** How long the channel of an exited plugin may read what the plugin sent last before its socket is destroyed. */
+const PEER_GONE_WAIT_MS = 200;
 
 export interface PluginInfo {
   readonly name: string;
@@ -161,13 +163,14 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   private release(): Promise<void> {
     this.released ??= (async () => {
       await this.session.release();
-      this.channel.close();
       // Children that outlived the plugin would be orphans; the group id stays ours while any remain.
+      // Killing them first also closes any copy of the plugin's socket they inherited.
       try {
         process.kill(-this.pid, 'SIGKILL');
       } catch {
         // the group is empty
       }
+      await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
       await rm(this.socketDir, { recursive: true, force: true });
       untrackPlugin(this);
     })();
