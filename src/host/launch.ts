@@ -11,7 +11,7 @@ import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/e
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
-import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
+import { checkSocketOwnership, closeAfterPeerGone, connectChecked, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -211,12 +211,12 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       code: isGatehouseError(error) ? error.code : 'UNEXPECTED',
       message: error instanceof Error ? error.message : String(error),
     });
-    channel?.close();
     await multiplexed?.close();
     if (child) {
       child.signal('SIGKILL');
       await child.exited;
     }
+    if (channel) await closeAfterPeerGone(channel, 0);
     await rm(socketDir, { recursive: true, force: true });
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;
