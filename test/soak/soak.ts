@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { launch } from '../../src/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { kvPluginScript } from '../helpers/paths.js';
+import { waitUntil } from '../helpers/process.js';
 import { descendants } from '../hostile/procfs.js';
 
 const MiB = 1024 * 1024;
@@ -55,10 +56,12 @@ async function cycle(i: number): Promise<void> {
   if (status.code !== 0) throw new Error(`cycle ${i}: the plugin ended with ${JSON.stringify(status)}`);
 }
 
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
 function settle(): { rss: number; heap: number; fds: number } {
   if (global.gc === undefined) throw new Error('run with node --expose-gc: the heap is measured after a full collection');
   global.gc();
-  return { rss: process.memoryUsage.rss(), heap: process.memoryUsage().heapUsed, fds: readdirSync('/proc/self/fd').length };
+  return { rss: process.memoryUsage.rss(), heap: process.memoryUsage().heapUsed, fds: openFds() };
 }
 
 for (let i = 0; i < warmUp; i++) await cycle(i);
@@ -68,7 +71,8 @@ const before = settle();
 const started = Date.now();
 for (let i = 0; i < cycles; i++) await cycle(i);
 const ms = Date.now() - started;
-await new Promise((resolve) => setTimeout(resolve, 200));
+// On a loaded machine the last handles may take longer to go; a leak stays whatever the wait.
+await waitUntil(() => openFds() <= before.fds, 2000);
 const after = settle();
 
 const report: SoakReport = {
