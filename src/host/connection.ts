@@ -1,7 +1,8 @@
 import { lstat } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { classifyTlsFailure, TLS_SERVER_NAME } from '../tls/pinning.js';
+import type { EphemeralIdentity } from '../tls/certificate.js';
+import { classifyTlsFailure, pinnedChannelCredentials, TLS_SERVER_NAME } from '../tls/pinning.js';
 import type { HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 import { SocketTrackingCredentials } from './socket-tracking.js';
@@ -98,6 +99,14 @@ export async function checkHealth(client: grpc.Client, deadline: Date): Promise<
 export interface PluginCredentials {
   credentials: grpc.ChannelCredentials;
   mismatch?: GatehouseError;
+}
+
+/** Our identity, pinned to the plugin's exact certificate; a mismatch is kept to be reported as such. */
+export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCertificateDer: Buffer): PluginCredentials {
+  const pinned: PluginCredentials = {
+    credentials: pinnedChannelCredentials(identity, pluginCertificateDer, (error) => (pinned.mismatch = error)),
+  };
+  return pinned;
 }
 
 /**

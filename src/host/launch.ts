@@ -6,12 +6,11 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
-import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
-import { checkSocketOwnership, closeAfterPeerGone, connectChecked, type PluginCredentials } from './connection.js';
+import { checkSocketOwnership, closeAfterPeerGone, connectChecked, pinnedPluginCredentials, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -241,10 +240,7 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
       'the plugin offered no TLS certificate; it must support go-plugin AutoMTLS (or pass insecurePlaintext)',
     );
   }
-  const pinned: PluginCredentials = {
-    credentials: pinnedChannelCredentials(identity, handshake.serverCertificate, (error) => (pinned.mismatch = error)),
-  };
-  return pinned;
+  return pinnedPluginCredentials(identity, handshake.serverCertificate);
 }
 
 interface ResolvedOptions {

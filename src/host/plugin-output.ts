@@ -47,7 +47,7 @@ export class PluginStderr {
   ) {}
 
   line(text: string, truncated: boolean): void {
-    this.tail.push(oneLine(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text));
+    this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     const record = truncated ? undefined : parseHclogLine(text);
@@ -62,8 +62,9 @@ export class PluginStderr {
     this.logger[record.level](fields, oneLine(record.message));
   }
 
-  /** The last lines the plugin wrote, oldest first, for an error that explains a failed start. */
-  lastLines(): readonly string[] {
-    return this.tail;
+  /** The last lines the plugin wrote, oldest first and made one line, for an error that explains a failed start. */
+  lastLines(): string[] {
+    // Escaped here, not per line: a plugin flooding stderr pays for none of it.
+    return this.tail.map(oneLine);
   }
 }

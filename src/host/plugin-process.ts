@@ -151,7 +151,7 @@ export class PluginProcess {
             new GatehouseError(
               'START_TIMEOUT',
               `plugin printed no handshake line within ${timeoutMs} ms${this.describeStderr()}`,
-              { details: { stderrTail: [...this.stderr.lastLines()] } },
+              { details: { stderrTail: this.stderr.lastLines() } },
             ),
           ),
         timeoutMs,
@@ -161,7 +161,7 @@ export class PluginProcess {
       throw new GatehouseError(
         'PLUGIN_EXITED',
         `plugin exited before its handshake (${describeExit(status)})${this.describeStderr()}`,
-        { details: { exitStatus: status, stderrTail: [...this.stderr.lastLines()] } },
+        { details: { exitStatus: status, stderrTail: this.stderr.lastLines() } },
       );
     });
     try {

@@ -39,14 +39,15 @@ export interface SessionSpec {
  */
 export class PluginSession {
   readonly broker: GrpcBroker;
-  private readonly multiplexed: MultiplexedConnection | undefined;
   private readonly stdio: { close(): void };
-  private readonly offered: OfferedServices | undefined;
-  private readonly spec: SessionSpec;
 
-  constructor(spec: SessionSpec, rpc: grpc.Client, socketDir: string, liveness: PluginLiveness) {
+  constructor(
+    private readonly spec: SessionSpec,
+    rpc: grpc.Client,
+    socketDir: string,
+    liveness: PluginLiveness,
+  ) {
     const { identity, pluginCertificateDer, multiplexed } = spec;
-    this.multiplexed = multiplexed;
     let multiplexer: BrokerMultiplex | undefined;
     if (multiplexed) {
       multiplexer = new BrokerMultiplex((info) => this.broker.send(info), {
@@ -70,8 +71,6 @@ export class PluginSession {
     });
     openBrokerStream(rpc, this.broker);
     this.stdio = readPluginStdio(rpc, spec.stdio, spec.logger, spec.pluginName);
-    this.offered = spec.offered;
-    this.spec = spec;
   }
 
   /** The certificates (and key) a reattach record is made of. */
@@ -87,7 +86,7 @@ export class PluginSession {
 
   /** Throws SERVICE_NOT_OFFERED for a service the negotiated protocol version does not offer. */
   checkOffered(definition: grpc.ServiceDefinition): void {
-    this.offered?.check(definition);
+    this.spec.offered?.check(definition);
   }
 
   /** Ends the broker stream and everything brokered; the main connection stays up (for Shutdown). */
@@ -99,7 +98,7 @@ export class PluginSession {
   async release(): Promise<void> {
     await this.close();
     this.stdio.close();
-    await this.multiplexed?.close();
+    await this.spec.multiplexed?.close();
   }
 }
 

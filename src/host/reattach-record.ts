@@ -5,10 +5,11 @@
  * without which nobody can reattach (the plugin accepts only the host's certificate), leaves memory
  * only when the caller names a file for it, which is then created 0600.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
+import { readLimited } from '../verify/untrusted-file.js';
 import { processStartTime } from './reattached-process.js';
 
 const RECORD_VERSION = 1;
@@ -102,11 +103,13 @@ export async function writeReattachRecord(path: string, record: ReattachRecord):
 }
 
 export async function readReattachRecord(path: string): Promise<ReattachRecord> {
-  const text = await readFile(path, 'utf8');
-  if (text.length > MAX_RECORD_BYTES) throw reattachFailed(`${path} is too large for a reattach record`);
+  // Bounded while reading, not after: no file can make us hold more than a record's worth.
+  const bytes = await readLimited(path, MAX_RECORD_BYTES, 'REATTACH_FAILED').catch((cause: unknown) => {
+    throw isGatehouseError(cause, 'REATTACH_FAILED') ? cause : reattachFailed(`cannot read ${path}: ${(cause as Error).message}`, cause);
+  });
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(bytes.toString('utf8'));
   } catch (cause) {
     throw reattachFailed(`${path} is not JSON`, cause);
   }
@@ -123,6 +126,7 @@ export function checkRecord(value: unknown): ReattachRecord {
   for (const key of ['name', 'address', 'socketDir', 'pluginCertificate', 'hostCertificate'] as const) {
     if (typeof record[key] !== 'string') bad(`${key} must be a string`);
   }
+  // 0 and 1 would turn kill(-pid) into a signal to our own process group, or to every process we may signal.
   if (!Number.isSafeInteger(record.pid) || (record.pid as number) <= 1) bad('pid must be a process id');
   if (!Number.isSafeInteger(record.protocolVersion) || (record.protocolVersion as number) < 1) bad('protocolVersion');
   if (record.network !== 'unix' && record.network !== 'tcp') bad('network must be "unix" or "tcp"');

@@ -3,15 +3,15 @@
  * process, with the certificates of the connection that started it (go-plugin's Reattach).
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { lstat, readFile } from 'node:fs/promises';
 import type * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
+import { isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, type EphemeralIdentity } from '../tls/certificate.js';
-import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { checkSocketOwnership, connectChecked, type PluginCredentials } from './connection.js';
+import { readLimited } from '../verify/untrusted-file.js';
+import { checkSocketOwnership, connectChecked, pinnedPluginCredentials } from './connection.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
@@ -36,15 +36,23 @@ export interface ReattachOptions {
   audit?: AuditLog;
 }
 
+/** A PEM private key is a few hundred bytes. */
+const MAX_KEY_FILE_BYTES = 16 * 1024;
+
 /** The key file must be ours and private: one others can read has leaked the host's identity. */
 async function readKeyFile(path: string): Promise<string> {
-  const stats = await lstat(path).catch((cause: unknown) => {
-    throw reattachFailed(`cannot read the key file ${path}`, cause);
+  // Checked on the open descriptor, not the path: a file swapped in after the check is never read.
+  const bytes = await readLimited(path, MAX_KEY_FILE_BYTES, 'REATTACH_FAILED', (stats) => {
+    if (stats.uid !== process.getuid?.()) throw reattachFailed(`the key file ${path} belongs to uid ${stats.uid}, not to us`);
+    if ((stats.mode & 0o077) !== 0) throw reattachFailed(`the key file ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)})`);
+  }).catch((cause: unknown) => {
+    throw isGatehouseError(cause, 'REATTACH_FAILED') ? cause : reattachFailed(`cannot read the key file ${path}: ${(cause as Error).message}`, cause);
   });
-  if (!stats.isFile()) throw reattachFailed(`the key file ${path} is not a regular file`);
-  if (stats.uid !== process.getuid?.()) throw reattachFailed(`the key file ${path} belongs to uid ${stats.uid}, not to us`);
-  if ((stats.mode & 0o077) !== 0) throw reattachFailed(`the key file ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)})`);
-  return readFile(path, 'utf8');
+  try {
+    return bytes.toString('utf8');
+  } finally {
+    bytes.fill(0);
+  }
 }
 
 function identityFrom(record: ReattachRecord, privateKeyPem: string): EphemeralIdentity {
@@ -88,14 +96,11 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   }
   const network = checkAnnouncedAddress(record.network, record.address);
   await checkSocketOwnership({ network, address: record.address }, record.uid);
-  const pinned: PluginCredentials = {
-    credentials: pinnedChannelCredentials(identity, pluginCertificateDer, (error) => (pinned.mismatch = error)),
-  };
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const channel = await connectChecked(
     { network, address: record.address },
-    pinned,
+    pinnedPluginCredentials(identity, pluginCertificateDer),
     new Date(Date.now() + CONNECT_TIMEOUT_MS),
     maxMessageBytes,
     channelOptions,

@@ -5,6 +5,14 @@ import type { ExitStatus } from './plugin-process.js';
 const EXIT_POLL_MS = 200;
 
 /**
+ * The fields of a /proc/PID/stat line from the third (the state) on. The second, the command name in
+ * parentheses, may itself hold spaces or parentheses, so the split starts after its last ')'.
+ */
+export function statFieldsAfterName(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
  * When the process started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
  * where there is no /proc. A pid with another start time is another process that reused the number.
  */
@@ -15,8 +23,7 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   } catch {
     return undefined;
   }
-  // The command name (field 2) is in parentheses and may itself hold spaces or parentheses.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  return statFieldsAfterName(stat)[19];
 }
 
 function exists(pid: number): boolean {

@@ -15,7 +15,7 @@ import { formatHandshakeLine, MAX_HANDSHAKE_LINE_BYTES } from '../transport/hand
 import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup, shareWithGroup } from '../transport/socket-group.js';
-import { processPipes, redirectProcessOutput, StdioForwarder, stdioService } from '../transport/stdio.js';
+import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdioService, type StdioPipes } from '../transport/stdio.js';
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { brokerImplementation } from './plugin-broker.js';
@@ -74,12 +74,12 @@ const PARENT_POLL_MS = 500;
  * host can run it. Never returns on failure: prints why on stderr and exits 1, as go-plugin does.
  */
 export async function serve(options: ServeOptions): Promise<ServedPlugin> {
-  // The real stderr, kept before stdio forwarding replaces process.stderr.write: hosts parse these
-  // hclog lines from the pipe, as go-plugin's logger writes to the original stderr.
-  const writeStderr = process.stderr.write.bind(process.stderr);
-  const logger = createPluginLogger((line) => writeStderr(line));
+  // The real pipes, kept before stdio forwarding replaces process.stdout/stderr.write: hosts parse the
+  // hclog lines from the stderr pipe, as go-plugin's logger writes to the original stderr.
+  const pipes = processPipes();
+  const logger = createPluginLogger((line) => pipes[StdioChannel.STDERR](Buffer.from(line)));
   try {
-    return await startServing(options, logger);
+    return await startServing(options, logger, pipes);
   } catch (error) {
     if (isGatehouseError(error, 'COOKIE_MISMATCH')) {
       process.stderr.write(COOKIE_MESSAGE);
@@ -91,7 +91,7 @@ export async function serve(options: ServeOptions): Promise<ServedPlugin> {
   }
 }
 
-async function startServing(options: ServeOptions, logger: Logger): Promise<ServedPlugin> {
+async function startServing(options: ServeOptions, logger: Logger, pipes: StdioPipes): Promise<ServedPlugin> {
   const env = readPluginEnv(options.env ?? process.env, options.cookie);
   const ours = Object.keys(options.versions).map(Number);
   const protocolVersion = negotiateVersion(ours, env.protocolVersions);
@@ -148,7 +148,7 @@ async function startServing(options: ServeOptions, logger: Logger): Promise<Serv
   server.addService(healthService, healthImplementation());
   server.addService(controllerService, controllerImplementation(() => void shutdown()));
   server.addService(brokerService, brokerImplementation(broker));
-  const stdio = new StdioForwarder(processPipes());
+  const stdio = new StdioForwarder(pipes);
   server.addService(stdioService, stdio.implementation());
   for (const service of services) server.addService(service.definition, service.implementation);
 

@@ -5,7 +5,7 @@
  * multiplexed connection to one (go-plugin >= 1.6).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { messageCodec, streamingMethod, type MessageCodec } from './protobuf.js';
+import { messageCodec, readBuffer, streamingMethod, type MessageCodec } from './protobuf.js';
 
 export interface Knock {
   knock: boolean;
@@ -51,10 +51,8 @@ export const connInfoCodec: MessageCodec<ConnInfo> = messageCodec<ConnInfo>(
     if (field === 1 && wireType === 0) message.serviceId = reader.uint32();
     else if (field === 2 && wireType === 2) message.network = reader.string();
     else if (field === 3 && wireType === 2) message.address = reader.string();
-    else if (field === 4 && wireType === 2) {
-      const bytes = reader.bytes();
-      message.knock = knockCodec.decode(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-    } else return false;
+    else if (field === 4 && wireType === 2) message.knock = knockCodec.decode(readBuffer(reader));
+    else return false;
     return true;
   },
 );

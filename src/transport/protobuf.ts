@@ -15,6 +15,12 @@ export interface MessageCodec<T> {
   decode(bytes: Buffer): T;
 }
 
+/** A bytes field as a Buffer over the message's own memory, without a copy. */
+export function readBuffer(reader: Reader): Buffer {
+  const bytes = reader.bytes();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Builds a codec from an encoder that writes fields and a decoder that reads one field at a time. */
 export function messageCodec<T>(
   write: (message: T, writer: Writer) => void,

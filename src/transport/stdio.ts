@@ -4,7 +4,7 @@
  * StdioData messages on one server stream, instead of through the pipes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { emptyCodec, messageCodec, streamingMethod, type Empty } from './protobuf.js';
+import { emptyCodec, messageCodec, readBuffer, streamingMethod, type Empty } from './protobuf.js';
 
 export enum StdioChannel {
   INVALID = 0,
@@ -25,10 +25,8 @@ const stdioDataCodec = messageCodec<StdioData>(
   () => ({ channel: StdioChannel.INVALID, data: Buffer.alloc(0) }),
   (message, field, reader, wireType) => {
     if (field === 1 && wireType === 0) message.channel = reader.int32();
-    else if (field === 2 && wireType === 2) {
-      const bytes = reader.bytes();
-      message.data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    } else return false;
+    else if (field === 2 && wireType === 2) message.data = readBuffer(reader);
+    else return false;
     return true;
   },
 );

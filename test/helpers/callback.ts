@@ -2,7 +2,8 @@
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import type { MagicCookie, PluginService } from '../../src/index.js';
+import type { LaunchOptions, MagicCookie, PluginService } from '../../src/index.js';
+import { workerPluginScript } from './paths.js';
 
 /** Shared with the Go fixtures in test/interop/go (brokerhost, brokerplugin). */
 export const WORKER_COOKIE: MagicCookie = { key: 'GATEHOUSE_WORKER_PLUGIN', value: '7c1d93e0-worker' };
@@ -40,4 +41,9 @@ export function memoryStorage(definition: StorageService, store = new Map<string
         callback(null, { value: store.get(call.request.key) ?? Buffer.alloc(0) }),
     },
   };
+}
+
+/** Launch options for the TypeScript worker plugin (test/fixtures/worker-plugin.ts) with `env`, and `extra`. */
+export function workerPlugin(env: Record<string, string> = {}, extra: Partial<LaunchOptions> = {}): LaunchOptions {
+  return { command: process.execPath, args: [workerPluginScript], cookie: WORKER_COOKIE, env, ...extra };
 }

@@ -5,3 +5,4 @@ export const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 export const distRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const kvPluginScript = fileURLToPath(new URL('../../examples/kv/plugin.js', import.meta.url));
 export const fakePluginScript = fileURLToPath(new URL('../fixtures/fake-plugin.js', import.meta.url));
+export const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));

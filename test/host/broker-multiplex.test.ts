@@ -2,19 +2,12 @@
 // gatehouse host <-> gatehouse plugin.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
-import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+import { isGatehouseError, launch } from '../../src/index.js';
+import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 
-const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
-const multiplexed: LaunchOptions = {
-  command: process.execPath,
-  args: [workerPluginScript],
-  cookie: WORKER_COOKIE,
-  multiplexBroker: true,
-};
+const multiplexed = workerPlugin({}, { multiplexBroker: true });
 
 /** Every socket under a directory, recursively. */
 function sockets(dir: string): string[] {

@@ -1,22 +1,16 @@
 // go-plugin's broker between a gatehouse host and a gatehouse plugin (the non-multiplexed mode).
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
+import { isGatehouseError, launch } from '../../src/index.js';
 import { checkHealth, clientOn, openChannel } from '../../src/host/connection.js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { pinnedChannelCredentials } from '../../src/tls/pinning.js';
 import { KV_COOKIE } from '../../examples/kv/kv.js';
-import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 import { fakePluginScript } from '../helpers/paths.js';
 
-const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
-
-function workerPlugin(env: Record<string, string> = {}, extra: Partial<LaunchOptions> = {}): LaunchOptions {
-  return { command: process.execPath, args: [workerPluginScript], cookie: WORKER_COOKIE, env, ...extra };
-}
 
 test('broker: the host hands the plugin a callback service, and the plugin calls it over the pinned connection', async (t) => {
   await using plugin = await launch(workerPlugin());

@@ -2,12 +2,16 @@
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { launch } from '../../src/index.js';
+import { launch, type LaunchOptions } from '../../src/index.js';
 import { WORKER_COOKIE } from '../helpers/callback.js';
 import { waitUntil } from '../helpers/process.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 
 const stdioPluginScript = fileURLToPath(new URL('../fixtures/stdio-plugin.js', import.meta.url));
+
+/** The stdio fixture plugin, launched with `options` (where its output should go). */
+const launchStdioPlugin = (options: Pick<LaunchOptions, 'logger' | 'stdio' | 'onStdoutLine'>) =>
+  launch({ command: process.execPath, args: [stdioPluginScript], cookie: WORKER_COOKIE, ...options });
 
 function collect(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -21,10 +25,7 @@ test('stdio: what the plugin writes after its handshake reaches the host writers
   const stderr = collect();
   const pipeLines: string[] = [];
   const logger = recordingLogger();
-  await using _plugin = await launch({
-    command: process.execPath,
-    args: [stdioPluginScript],
-    cookie: WORKER_COOKIE,
+  await using _plugin = await launchStdioPlugin({
     logger,
     stdio: { stdout: stdout.stream, stderr: stderr.stream },
     onStdoutLine: (line) => pipeLines.push(line),
@@ -42,13 +43,7 @@ test('stdio: what the plugin writes after its handshake reaches the host writers
 test('stdio: without writers, forwarded stdout lines go to onStdoutLine and stderr lines to the logger', async (t) => {
   const lines: string[] = [];
   const logger = recordingLogger();
-  await using _plugin = await launch({
-    command: process.execPath,
-    args: [stdioPluginScript],
-    cookie: WORKER_COOKIE,
-    logger,
-    onStdoutLine: (line) => lines.push(line),
-  });
+  await using _plugin = await launchStdioPlugin({ logger, onStdoutLine: (line) => lines.push(line) });
   t.true(await waitUntil(() => lines.includes('last line on stdout'), 10_000), lines.join('\n').slice(0, 200));
   t.is(lines[0], 'first line on stdout');
   t.true(await waitUntil(() => logger.records.some((r) => r.message === 'a line on stderr'), 10_000));

@@ -3,22 +3,13 @@
 import { readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
-import { loadCallbackServices, memoryStorage, WORKER_COOKIE } from '../helpers/callback.js';
+import { isGatehouseError, launch, type GatehouseError } from '../../src/index.js';
+import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 import { requireRoot } from '../hostile/requires.js';
 
-const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
-const workerPlugin = (env: Record<string, string>, extra: Partial<LaunchOptions> = {}): LaunchOptions => ({
-  command: process.execPath,
-  args: [workerPluginScript],
-  cookie: WORKER_COOKIE,
-  env,
-  ...extra,
-});
 
 test('tcp: the plugin listens on 127.0.0.1 within the host\'s port range, pinned as over a unix socket', async (t) => {
   await using plugin = await launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { minPort: 42_000, maxPort: 42_199 }));

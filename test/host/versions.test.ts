@@ -1,29 +1,21 @@
 // Versioned plugins: the host declares services per protocol version, the plugin picks the highest
 // both speak, and the host's clients are checked against what that version offers.
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
-import { loadCallbackServices, WORKER_COOKIE } from '../helpers/callback.js';
+import { isGatehouseError, launch } from '../../src/index.js';
+import { loadCallbackServices, workerPlugin } from '../helpers/callback.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 import { waitUntil } from '../helpers/process.js';
 
-const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
-const workerPlugin = (extra: Partial<LaunchOptions>): LaunchOptions => ({
-  command: process.execPath,
-  args: [workerPluginScript],
-  cookie: WORKER_COOKIE,
-  ...extra,
-});
 
 test('versions: the plugin picks the highest version both speak, and its services are served', async (t) => {
-  await using plugin = await launch(workerPlugin({ versions: { 1: [worker], 2: [worker, storage] } }));
+  await using plugin = await launch(workerPlugin({}, { versions: { 1: [worker], 2: [worker, storage] } }));
   t.is(plugin.protocolVersion, 2);
   t.is((await plugin.client(storage).Get({ key: 'version' })).value.toString(), '2');
 });
 
 test("versions: a client for a service the negotiated version does not offer is refused, naming the versions", async (t) => {
-  await using plugin = await launch(workerPlugin({ versions: { 1: [worker], 3: [worker, storage] } }));
+  await using plugin = await launch(workerPlugin({}, { versions: { 1: [worker], 3: [worker, storage] } }));
   t.is(plugin.protocolVersion, 1);
   const error = t.throws(() => plugin.client(storage));
   t.true(isGatehouseError(error, 'SERVICE_NOT_OFFERED'), String(error));
@@ -35,7 +27,7 @@ test("versions: a client for a service the negotiated version does not offer is 
 
 test('versions: with no version in common, the host names both sides and the plugin logs its own list', async (t) => {
   const logger = recordingLogger();
-  const error = await t.throwsAsync(launch(workerPlugin({ versions: { 5: [worker], 7: [worker] }, logger })));
+  const error = await t.throwsAsync(launch(workerPlugin({}, { versions: { 5: [worker], 7: [worker] }, logger })));
   t.true(isGatehouseError(error, 'PROTOCOL_VERSION_MISMATCH'), String(error));
   t.regex(error?.message ?? '', /plugin speaks application protocol version 1, the host offered 5,7/);
   t.true(
@@ -45,6 +37,6 @@ test('versions: with no version in common, the host names both sides and the plu
 });
 
 test('versions: versions and protocolVersions together are refused', async (t) => {
-  const error = await t.throwsAsync(launch(workerPlugin({ versions: { 1: [worker] }, protocolVersions: [1] })));
+  const error = await t.throwsAsync(launch(workerPlugin({}, { versions: { 1: [worker] }, protocolVersions: [1] })));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
 });

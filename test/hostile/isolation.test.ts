@@ -6,12 +6,12 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
 import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js';
 import { allGone, AT_ONCE_MS, expectRefusal, fake, hostStillWorks, kvService, privateTmpdir } from './harness.js';
 import { credentials, descendantRunning, processesIn, sandboxNamespace, softLimit } from './procfs.js';
-import { requireRoot, requireTool } from './requires.js';
+import { requireRoot, requireTool, withoutTool } from './requires.js';
 
 const execFileAsync = promisify(execFile);
 const sharedTmp = privateTmpdir(test);
@@ -26,14 +26,6 @@ async function launchElsewhere(prefix: readonly string[], options: Omit<LaunchOp
   const [file = '', ...args] = [...prefix, process.execPath, launchOnce, JSON.stringify(options)];
   const { stdout } = await execFileAsync(file, args, { timeout: 40_000 });
   return JSON.parse(stdout.trim()) as { value?: string; code?: string };
-}
-
-/** A prefix that runs its command in a private mount namespace where the system tool `name` is /dev/null. */
-function withoutTool(t: ExecutionContext, name: string): string[] | undefined {
-  const unshare = requireTool(t, 'unshare');
-  const tool = unshare && requireTool(t, name);
-  if (!unshare || !tool) return undefined;
-  return [unshare, '-rm', '/bin/sh', '-c', `mount --bind /dev/null ${tool} && exec "$@"`, 'sh'];
 }
 
 const fakeInSandbox = (extra: Partial<LaunchOptions> = {}): LaunchOptions =>

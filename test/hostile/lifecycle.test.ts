@@ -9,7 +9,7 @@ import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js'
 import { isAlive } from '../helpers/process.js';
 import { allGone, AT_ONCE_MS, privateTmpdir } from './harness.js';
 import { processesIn, sandboxNamespace } from './procfs.js';
-import { requireTool } from './requires.js';
+import { requireTool, withoutTool } from './requires.js';
 
 privateTmpdir(test);
 
@@ -58,12 +58,9 @@ goTest('lifecycle: a Go plugin dies with a host killed by SIGKILL (parent-death 
 });
 
 test('lifecycle: without setpriv the host says so in a debug record and launches as before', async (t) => {
-  const unshare = requireTool(t, 'unshare');
-  const setpriv = unshare && requireTool(t, 'setpriv');
-  if (!unshare || !setpriv) return;
-  // In a private mount namespace where setpriv is /dev/null, which nobody can execute.
-  const hide = `mount --bind /dev/null ${setpriv} && exec "$@"`;
-  const { host, report } = await startHost(t, [unshare, '-rm', '/bin/sh', '-c', hide, 'sh', process.execPath], { command: process.execPath, args: [kvPluginScript] });
+  const withoutSetpriv = withoutTool(t, 'setpriv');
+  if (!withoutSetpriv) return;
+  const { host, report } = await startHost(t, [...withoutSetpriv, process.execPath], { command: process.execPath, args: [kvPluginScript] });
   t.true(report.debug.some((message) => message.startsWith('setpriv --pdeathsig is unavailable')), report.debug.join('\n'));
   t.true(isAlive(report.pid));
   // Today's behaviour: a gatehouse plugin still exits by itself when its host dies.

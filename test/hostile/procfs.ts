@@ -1,16 +1,16 @@
 // What /proc says about processes the host no longer tracks: grandchildren in their own session, or
 // in a sandbox's PID namespace, whose pids the host never learns.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { statFieldsAfterName } from '../../src/host/reattached-process.js';
 
 function allPids(): number[] {
   return readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name)).map(Number);
 }
 
-/** The parent pid from /proc/PID/stat, whose second field (the name, in parentheses) may hold spaces. */
+/** The parent pid, field 4 of /proc/PID/stat. */
 function parentOf(pid: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number(statFieldsAfterName(readFileSync(`/proc/${pid}/stat`, 'utf8'))[1]);
   } catch {
     return undefined;
   }

@@ -17,6 +17,17 @@ export function requireTool(t: ExecutionContext, name: string): string | undefin
   return undefined;
 }
 
+/**
+ * A prefix that runs its command in a private mount namespace where the system tool `name` is
+ * /dev/null, which nobody can execute; undefined (as requireTool) without unshare or the tool.
+ */
+export function withoutTool(t: ExecutionContext, name: string): string[] | undefined {
+  const unshare = requireTool(t, 'unshare');
+  const tool = unshare && requireTool(t, name);
+  if (!unshare || !tool) return undefined;
+  return [unshare, '-rm', '/bin/sh', '-c', `mount --bind /dev/null ${tool} && exec "$@"`, 'sh'];
+}
+
 /** Like requireTool, for what only root can do (another uid, a network namespace set up by hand). */
 export function requireRoot(t: ExecutionContext): boolean {
   if (process.getuid?.() === 0) return true;

@@ -1,12 +1,11 @@
 // Versioned plugins against go-plugin 1.0.1: our host with a Go plugin of two versions, and a Go host
 // offering several versions to our plugin.
-import { fileURLToPath } from 'node:url';
 import { isGatehouseError, launch } from '../../src/index.js';
 import { loadCallbackServices, WORKER_COOKIE } from '../helpers/callback.js';
+import { workerPluginScript } from '../helpers/paths.js';
 import { runBrokerhost } from './brokerhost.js';
 import { goTest } from './go-binaries.js';
 
-const workerPluginScript = fileURLToPath(new URL('../fixtures/worker-plugin.js', import.meta.url));
 const { storage, worker } = loadCallbackServices();
 
 goTest('gatehouse host -> Go plugin of versions 1 and 2: version 2 is chosen and serves its extra service', async (t, go) => {

@@ -11,7 +11,6 @@ import { YamuxSession } from '../../src/transport/yamux.js';
 import { goTest, type GoBinaries } from './go-binaries.js';
 import { readAll } from '../helpers/streams.js';
 
-
 async function exercise(t: ExecutionContext, go: GoBinaries, ourRole: 'client' | 'server'): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-yamux-interop-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -38,7 +38,7 @@ test('ephemeral identity: OpenSSL reads every extension as go-plugin writes them
 
 test('ephemeral identity: validity is bounded (days, not go-plugin\'s 30 years)', async (t) => {
   const now = new Date('2026-01-01T00:00:00Z');
-  const certificate = new X509Certificate((generateEphemeralIdentity(now)).certificateDer);
+  const certificate = new X509Certificate(generateEphemeralIdentity(now).certificateDer);
   const days = (Date.parse(certificate.validTo) - now.getTime()) / 86_400_000;
   t.true(Math.abs(days - CERTIFICATE_VALIDITY_DAYS) < 1, `valid for ${days} days`);
   t.true(Date.parse(certificate.validFrom) <= now.getTime());

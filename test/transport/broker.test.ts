@@ -1,0 +1,31 @@
+// The broker's own bookkeeping, with no peer behind it: what a peer's announcements can make it hold.
+import test from 'ava';
+import { isGatehouseError } from '../../src/index.js';
+import { GrpcBroker } from '../../src/transport/broker.js';
+
+test('broker: announcements nobody dials are kept up to 64, the newest; older ones are forgotten', async (t) => {
+  // Attack: a peer flooding the broker stream with ConnInfo for ids nobody will dial, to grow our memory.
+  const broker = new GrpcBroker({
+    tls: undefined,
+    socketDir: '/nonexistent',
+    maxMessageBytes: 1024,
+    channelOptions: {},
+    serverOptions: {},
+    // Reached only for an announcement the broker kept: it stops the dial before any connection.
+    checkAddress: () => Promise.reject(new Error('kept')),
+    liveness: { exit: () => undefined, settleExit: () => Promise.resolve(undefined) },
+    dialTimeoutMs: 100,
+  });
+  for (let id = 1; id <= 1000; id++) broker.receive({ serviceId: id, network: 'unix', address: `/tmp/announced-${id}.sock` });
+
+  const kept = async (id: number): Promise<boolean> => {
+    const error = await t.throwsAsync(broker.dial(id));
+    t.true(isGatehouseError(error, 'BROKER_FAILED'), String(error));
+    return /kept/.test(error?.message ?? '');
+  };
+  t.true(await kept(1000));
+  t.true(await kept(937), 'the 64th newest is kept');
+  t.false(await kept(936), 'the 65th newest is forgotten: its dial waits and times out');
+  t.false(await kept(1));
+  await broker.close();
+});
