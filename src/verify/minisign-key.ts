@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
+import { weakPointReason } from './ed25519-point.js';
 import {
   MAX_UNTRUSTED_COMMENT_BYTES,
   UNTRUSTED_COMMENT_PREFIX,
@@ -59,7 +60,21 @@ export function parsePublicKey(text: string): MinisignPublicKey {
   if (bytes.toString('latin1', 0, 2) !== SIGNATURE_ALGORITHM) {
     throw new GatehouseError('KEY_INVALID', 'public key: algorithm is not Ed25519 ("Ed")');
   }
-  return { keyId: keyIdHex(bytes.subarray(2, 2 + KEY_ID_BYTES)), publicKey: bytes.subarray(2 + KEY_ID_BYTES) };
+  const key = { keyId: keyIdHex(bytes.subarray(2, 2 + KEY_ID_BYTES)), publicKey: bytes.subarray(2 + KEY_ID_BYTES) };
+  checkPublicKey(key);
+  return key;
+}
+
+/**
+ * Refuses a key no honest signer can have, as libsodium (and so `minisign -V`) does: with a small-order
+ * key, OpenSSL accepts a forged signature (R = identity, S = 0) over any message.
+ */
+export function checkPublicKey(key: MinisignPublicKey): void {
+  // A key of small order (or another spelling of one) would let anyone sign as this "vendor".
+  const reason = weakPointReason(key.publicKey);
+  if (reason !== undefined) {
+    throw new GatehouseError('KEY_INVALID', `public key ${key.keyId} ${reason}; minisign refuses it too: use a key made by \`gatehouse keygen\` or \`minisign -G\``);
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash, sign, verify } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
-import { keyIdBytes, publicKeyObject, SIGNATURE_ALGORITHM, type MinisignPublicKey, type MinisignSecretKey } from './minisign-key.js';
+import { isCanonicalScalar, weakPointReason } from './ed25519-point.js';
+import { checkPublicKey, keyIdBytes, publicKeyObject, SIGNATURE_ALGORITHM, type MinisignPublicKey, type MinisignSecretKey } from './minisign-key.js';
 import {
   MAX_TRUSTED_COMMENT_BYTES,
   MAX_UNTRUSTED_COMMENT_BYTES,
@@ -97,6 +98,10 @@ export function verifySignature(signatureText: string, message: Uint8Array, key:
   if (parsed.keyId !== key.keyId) {
     throw new GatehouseError('SIGNATURE_UNTRUSTED', `signature made by key ${parsed.keyId}, not by key ${key.keyId}`);
   }
+  // Also for a key object that never went through parsePublicKey: a small-order key must never count.
+  checkPublicKey(key);
+  checkSignatureBytes(parsed.signature, `signature by key ${key.keyId}`);
+  checkSignatureBytes(parsed.globalSignature, `global signature by key ${key.keyId}`);
   const publicKey = publicKeyObject(key.publicKey);
   if (!verify(null, signedData(parsed.algorithm, message), publicKey, parsed.signature)) {
     throw new GatehouseError('SIGNATURE_INVALID', `signature by key ${key.keyId} does not match the data`);
@@ -106,6 +111,15 @@ export function verifySignature(signatureText: string, message: Uint8Array, key:
     throw new GatehouseError('SIGNATURE_INVALID', `trusted comment of the signature by key ${key.keyId} is not signed`);
   }
   return { keyId: parsed.keyId, algorithm: parsed.algorithm, trustedComment: parsed.claimedTrustedComment };
+}
+
+/** The checks libsodium makes before verifying and OpenSSL does not (see ed25519-point.ts). */
+function checkSignatureBytes(signature: Buffer, what: string): void {
+  // A small-order R is how a forgery under a weak key is built; libsodium refuses it whatever the key.
+  const reason = weakPointReason(signature.subarray(0, 32));
+  if (reason !== undefined) throw new GatehouseError('SIGNATURE_INVALID', `${what}: its R ${reason}`);
+  // S + L is a second signature for the same message (malleability).
+  if (!isCanonicalScalar(signature.subarray(32))) throw new GatehouseError('SIGNATURE_INVALID', `${what}: its S is not canonical (not below the group order)`);
 }
 
 function signedData(algorithm: SignatureAlgorithm, message: Uint8Array): Uint8Array {
