@@ -1,5 +1,5 @@
 import { GatehouseError } from '../errors.js';
-import { parseStrictJson } from './strict-json.js';
+import { hasLoneSurrogate, parseStrictJson } from './strict-json.js';
 
 /** The `schema` every version-1 manifest carries; a different value is a different format and is refused. */
 export const MANIFEST_SCHEMA = 'gatehouse.manifest/v1';
@@ -47,8 +47,11 @@ const LIMITS = { plugins: 4096, files: 4096, args: 256, argChars: 4096, protocol
 const NAME = /^[\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 const EXPIRES = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{3})?Z$/;
-// eslint-disable-next-line no-control-regex
-const UNSAFE_PATH_CHARACTER = /[\u0000-\u001f\u007f\\]/;
+/**
+ * Controls (C0, DEL, C1), format characters (bidi overrides and isolates, zero-width spaces and joiners,
+ * U+FEFF), line and paragraph separators, unpaired surrogates, and the backslash.
+ */
+const UNSAFE_PATH_CHARACTER = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\\]/u;
 
 /**
  * Parses a manifest strictly: at most 1 MiB of UTF-8 JSON, no duplicate keys, no unknown fields, and every
@@ -58,7 +61,8 @@ export function parseManifest(input: string | Uint8Array): Manifest {
   const bytes = typeof input === 'string' ? Buffer.byteLength(input, 'utf8') : input.byteLength;
   // Checked before parsing, so an outside file cannot make us parse or hold more than this.
   if (bytes > MAX_MANIFEST_BYTES) throw new GatehouseError('MANIFEST_TOO_LARGE', `manifest: ${bytes} bytes, more than ${MAX_MANIFEST_BYTES}`);
-  return checkManifest(parseStrictJson(typeof input === 'string' ? input : utf8(input), 'MANIFEST_INVALID', 'manifest'));
+  // Integer tokens only: every number in a manifest is an integer, and `1.0` or `1e0` would be a second spelling.
+  return checkManifest(parseStrictJson(typeof input === 'string' ? input : utf8(input), 'MANIFEST_INVALID', 'manifest', { integersOnly: true }));
 }
 
 /** The canonical text of a manifest: checked as strictly as parsing checks it, two-space JSON, final newline. */
@@ -83,7 +87,8 @@ export function checkManifest(value: unknown): Manifest {
 
 /**
  * Checks a relative path: `/`-separated, normalised, no `..` (which would leave the plugin directory), not
- * absolute, no control characters or backslashes, at most 1024 bytes. Returns it unchanged.
+ * absolute, no control, invisible or bidi characters, unpaired surrogates or backslashes, at most 1024
+ * bytes. Returns it unchanged.
  */
 export function relativePath(value: unknown, where: string): string {
   if (typeof value !== 'string' || value === '') throw invalid(where, 'must be a non-empty string');
@@ -139,7 +144,14 @@ function interpreter(value: unknown, where: string): ManifestInterpreter {
 
 function pathSegments(value: string, where: string): string {
   if (Buffer.byteLength(value, 'utf8') > LIMITS.pathBytes) throw invalid(where, `longer than ${LIMITS.pathBytes} bytes`);
-  if (UNSAFE_PATH_CHARACTER.test(value)) throw invalid(where, 'contains a control character or a backslash');
+  const unsafe = UNSAFE_PATH_CHARACTER.exec(value)?.[0];
+  // What a reviewer reads before signing must be the path that is used: invisible, reordering (bidi) or
+  // control characters show another name; an unpaired surrogate has several spellings for one file.
+  if (unsafe !== undefined && hasLoneSurrogate(unsafe)) throw invalid(where, 'contains an unpaired surrogate (not Unicode text)');
+  if (unsafe !== undefined) {
+    const code = `U+${(unsafe.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+    throw invalid(where, `contains ${code}: no control, invisible or bidi characters (they show a reviewer another path), nor backslashes`);
+  }
   for (const segment of value.split('/')) {
     // `..` would climb out of the plugin directory; `.` and empty segments give one file several spellings.
     if (segment === '..') throw invalid(where, `must not contain "..": ${JSON.stringify(value)}`);
@@ -159,6 +171,8 @@ function argument(value: unknown, where: string): string {
   if (typeof value !== 'string' || value.length > LIMITS.argChars) throw invalid(where, `must be a string of at most ${LIMITS.argChars} characters`);
   // execve cannot pass a NUL; refusing it here keeps what was signed equal to what is run.
   if (value.includes('\0')) throw invalid(where, 'contains a NUL character');
+  // As parsing refuses it: UTF-8 cannot carry it, so what runs would differ from what was signed.
+  if (hasLoneSurrogate(value)) throw invalid(where, 'contains an unpaired surrogate (not Unicode text)');
   return value;
 }
 

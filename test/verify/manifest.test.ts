@@ -76,8 +76,8 @@ const refusals: Array<[string, string, RegExp]> = [
   ['a path with a . segment', edited((m) => (m.plugins[0].path = './kv')), /plugins\[0\]\.path must be normalised/],
   ['a path with an empty segment', edited((m) => (m.plugins[0].path = 'a//kv')), /plugins\[0\]\.path must be normalised/],
   ['a path ending in /', edited((m) => (m.plugins[0].path = 'kv/')), /plugins\[0\]\.path must be normalised/],
-  ['a path with a backslash', edited((m) => (m.plugins[0].path = 'a\\..\\kv')), /plugins\[0\]\.path contains a control character or a backslash/],
-  ['a path with a newline', edited((m) => (m.plugins[0].path = 'kv\nok')), /plugins\[0\]\.path contains a control/],
+  ['a path with a backslash', edited((m) => (m.plugins[0].path = 'a\\..\\kv')), /plugins\[0\]\.path contains U\+005C: no control, invisible or bidi characters/],
+  ['a path with a newline', edited((m) => (m.plugins[0].path = 'kv\nok')), /plugins\[0\]\.path contains U\+000A/],
   ['a path longer than 1024 bytes', edited((m) => (m.plugins[0].path = 'é'.repeat(513))), /plugins\[0\]\.path longer than 1024 bytes/],
   ['an interpreter path with ..', edited((m) => (m.plugins[1].interpreter.path = '/usr/../tmp/node')), /plugins\[1\]\.interpreter\.path must not contain/],
   ['upper-case hex', edited((m) => (m.plugins[0].sha256 = HASH_A.toUpperCase())), /plugins\[0\]\.sha256 must be 64 lower-case hex digits/],
@@ -85,10 +85,10 @@ const refusals: Array<[string, string, RegExp]> = [
   ['a digest one digit long', edited((m) => (m.plugins[0].sha256 = `${HASH_A}0`)), /plugins\[0\]\.sha256 must be 64/],
   ['a digest that is not hex', edited((m) => (m.plugins[0].sha256 = 'g'.repeat(64))), /plugins\[0\]\.sha256 must be 64/],
   ['a negative size', edited((m) => (m.plugins[0].size = -1)), /plugins\[0\]\.size must be a whole number/],
-  ['a fractional size', edited((m) => (m.plugins[0].size = 1.5)), /plugins\[0\]\.size must be a whole number/],
+  ['a fractional size', edited((m) => (m.plugins[0].size = 1.5)), /plugins\[0\]\.size is 1\.5, not an integer token/],
   ['a size given as a string', edited((m) => (m.plugins[0].size = '1234')), /plugins\[0\]\.size must be a whole number/],
   ['version 0', edited((m) => (m.version = 0)), /version must be an integer from 1/],
-  ['a fractional version', edited((m) => (m.version = 2.5)), /version must be an integer/],
+  ['a fractional version', edited((m) => (m.version = 2.5)), /version is 2\.5, not an integer token/],
   ['a version beyond 2^53', exampleText.replace('"version": 3', '"version": 9007199254740993'), /version must be an integer/],
   ['an expiry without a zone', edited((m) => (m.expires = '2030-01-31T00:00:00')), /expires must be an ISO 8601 UTC time/],
   ['an expiry with an offset', edited((m) => (m.expires = '2030-01-31T00:00:00+02:00')), /expires must be an ISO 8601 UTC time/],
@@ -108,6 +108,24 @@ const refusals: Array<[string, string, RegExp]> = [
   ['a duplicate key in a plugin', exampleText.replace('"size": 1234,', '"size": 1234, "sha256": "x",'), /key "sha256" appears twice/],
   ['a byte-order mark', `\ufeff${exampleText}`, /not JSON/],
   ['trailing garbage', `${exampleText}x`, /not JSON/],
+  ['a version written 3.0', exampleText.replace('"version": 3', '"version": 3.0'), /version is 3\.0, not an integer token/],
+  ['a version written 3e0', exampleText.replace('"version": 3', '"version": 3e0'), /version is 3e0, not an integer token/],
+  ['a version written 9007199254740991.4', exampleText.replace('"version": 3', '"version": 9007199254740991.4'), /version is 9007199254740991\.4, not an integer/],
+  ['a size written 1234.0', exampleText.replace('"size": 1234', '"size": 1234.0'), /plugins\[0\]\.size is 1234\.0, not an integer token/],
+  ['a size written -0', exampleText.replace('"size": 1234', '"size": -0'), /plugins\[0\]\.size is -0, not an integer token/],
+  ['a protocol version written 1E0', exampleText.replace('1,\n', '1E0,\n'), /plugins\[0\]\.protocolVersions\[0\] is 1E0, not an integer/],
+  ['a lone high surrogate escape in a path', exampleText.replace('"kv-plugin"', '"kv-plugin\\ud800"'), /plugins\[0\]\.path contains an unpaired surrogate/],
+  ['a lone low surrogate escape in a path', exampleText.replace('"kv-plugin"', '"kv-plugin\\uDC00"'), /plugins\[0\]\.path contains an unpaired surrogate/],
+  ['reversed surrogates in a path', exampleText.replace('"kv-plugin"', '"kv-plugin\\udc00\\ud800"'), /plugins\[0\]\.path contains an unpaired surrogate/],
+  ['a lone surrogate escape in an argument', exampleText.replace('"--serve"', '"--serve\\udbff"'), /plugins\[0\]\.args\[0\] contains an unpaired surrogate/],
+  ['a lone surrogate escape in a key', exampleText.replace('"version"', '"\\ud800": 1, "version"'), /"\\ud800" contains an unpaired surrogate/],
+  ['a right-to-left override in a path', edited((m) => (m.plugins[0].path = 'kv\u202egnp.exe')), /plugins\[0\]\.path contains U\+202E/],
+  ['a bidi isolate in a file path', edited((m) => (m.plugins[1].files[0].path = 'node/\u2066lib/store.mjs')), /plugins\[1\]\.files\[0\]\.path contains U\+2066/],
+  ['a zero-width space in a path', edited((m) => (m.plugins[0].path = 'kv\u200b-plugin')), /plugins\[0\]\.path contains U\+200B/],
+  ['a zero-width no-break space in a path', edited((m) => (m.plugins[0].path = '\ufeffkv-plugin')), /plugins\[0\]\.path contains U\+FEFF/],
+  ['a word joiner in an interpreter path', edited((m) => (m.plugins[1].interpreter.path = '/usr/bin/no\u2060de')), /plugins\[1\]\.interpreter\.path contains U\+2060/],
+  ['a C1 control in a path', edited((m) => (m.plugins[0].path = 'kv\u009b31m')), /plugins\[0\]\.path contains U\+009B/],
+  ['a right-to-left override in a name', edited((m) => (m.plugins[0].name = 'kv\u202e')), /plugins\[0\]\.name must be 1 to 128 printable ASCII/],
 ];
 for (const [what, text, message] of refusals) {
   test(`a manifest with ${what} is MANIFEST_INVALID, naming the field`, (t) => {
@@ -133,6 +151,13 @@ test('a manifest over 1 MiB is MANIFEST_TOO_LARGE before it is parsed', (t) => {
 
 test('formatManifest refuses to write what parseManifest would refuse', (t) => {
   t.throws(() => formatManifest({ ...example, version: -1 }), { code: 'MANIFEST_INVALID' });
+  const [first] = example.plugins;
+  t.throws(() => formatManifest({ ...example, plugins: [{ ...first!, args: ['a\ud800'] }] }), { code: 'MANIFEST_INVALID', message: /args\[0\] contains an unpaired surrogate/ });
+  t.throws(() => formatManifest({ ...example, plugins: [{ ...first!, path: 'kv\ud800' }] }), { code: 'MANIFEST_INVALID', message: /path contains an unpaired surrogate/ });
+});
+
+test('a lone surrogate in a manifest given as a string (not escaped) is refused too', (t) => {
+  t.throws(() => parseManifest(exampleText.replace('kv-plugin', 'kv-plugin\udfff')), { code: 'MANIFEST_INVALID', message: /plugins\[0\]\.path contains an unpaired surrogate/ });
 });
 
 const segment = fc.stringMatching(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,8}$/);
@@ -177,4 +202,51 @@ test('property: parseManifest throws nothing but GatehouseError on hostile text'
   fc.assert(fc.property(hostileText(seeds), throwsOnlyGatehouseErrors(parseManifest)), { numRuns: 3000 });
   fc.assert(fc.property(fc.json(), throwsOnlyGatehouseErrors(parseManifest)), { numRuns: 1000 });
   t.pass();
+});
+
+/** Characters that draw nothing, reorder what follows, or are controls: a reviewer cannot see them. */
+const misleading = fc.oneof(
+  fc.integer({ min: 0, max: 0x1f }),
+  fc.integer({ min: 0x7f, max: 0x9f }),
+  fc.constantFrom(0x061c, 0x200b, 0x200c, 0x200d, 0x200e, 0x200f, 0x2028, 0x2029, 0x2060, 0xfeff),
+  fc.integer({ min: 0x202a, max: 0x202e }),
+  fc.integer({ min: 0x2066, max: 0x2069 }),
+).map((code) => String.fromCodePoint(code));
+
+test('property: a misleading character anywhere in any path is MANIFEST_INVALID, naming the field', (t) => {
+  const fieldPaths: Array<[string, (m: AnyJson, value: string) => void]> = [
+    ['plugins[0].path', (m, v) => (m.plugins[0].path = v)],
+    ['plugins[1].path', (m, v) => (m.plugins[1].path = v)],
+    ['plugins[1].files[0].path', (m, v) => (m.plugins[1].files[0].path = v)],
+    ['plugins[1].interpreter.path', (m, v) => (m.plugins[1].interpreter.path = `/${v}`)],
+  ];
+  fc.assert(
+    fc.property(fc.constantFrom(...fieldPaths), relativePath, fc.nat(), misleading, ([where, set], path, at, character) => {
+      const cut = at % (path.length + 1);
+      const text = edited((m) => set(m, path.slice(0, cut) + character + path.slice(cut)));
+      t.throws(() => parseManifest(text), { code: 'MANIFEST_INVALID', message: new RegExp(`manifest: ${where.replace(/[[\].]/g, '\\$&')} contains`) });
+    }),
+  );
+});
+
+test('property: any integer field written with a fraction or an exponent is MANIFEST_INVALID, naming the field', (t) => {
+  /** Where each integer of `m` sits, as a function that puts a placeholder there. */
+  const integerFields = (m: AnyJson): Array<(placeholder: string) => void> => [
+    (v) => (m.version = v),
+    ...m.plugins.flatMap((p: AnyJson) => [
+      (v: string) => (p.size = v),
+      ...(p.protocolVersions ?? []).map((_: number, i: number) => (v: string) => (p.protocolVersions[i] = v)),
+      ...(p.files ?? []).map((f: AnyJson) => (v: string) => (f.size = v)),
+      ...(p.interpreter?.size === undefined ? [] : [(v: string) => (p.interpreter.size = v)]),
+    ]),
+  ];
+  fc.assert(
+    fc.property(manifest, fc.nat(), fc.integer({ min: 1, max: 2 ** 31 }), fc.constantFrom('.0', 'e0', 'E+0', '.00', '0e-1'), (m, pick, n, suffix) => {
+      const copy = JSON.parse(JSON.stringify(m)) as AnyJson;
+      const fields = integerFields(copy);
+      fields[pick % fields.length]!('PLACEHOLDER');
+      const text = JSON.stringify(copy, null, 2).replace('"PLACEHOLDER"', `${n}${suffix}`);
+      t.throws(() => parseManifest(text), { code: 'MANIFEST_INVALID', message: /is [0-9.eE+-]+, not an integer token/ });
+    }),
+  );
 });
