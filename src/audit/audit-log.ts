@@ -88,6 +88,11 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     const stats = await handle.stat();
     // A FIFO or device would block or swallow the writes; only a regular file holds a trail.
     if (!stats.isFile()) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is not a regular file`);
+    // A log pre-created by another user stays theirs: they could rewrite the chain we append to.
+    const uid = process.getuid?.();
+    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
+      throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is owned by uid ${stats.uid}, not by this process (uid ${uid}) or root; move it away and start a new log`);
+    }
     // Anyone who can write the file can rewrite the whole chain consistently.
     if ((stats.mode & 0o022) !== 0) {
       throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);

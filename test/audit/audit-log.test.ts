@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,21 @@ test('an existing log writable by group or others is refused', async (t) => {
   chmodSync(path, 0o620);
   const error = await t.throwsAsync(openAuditLog(path));
   t.true(isGatehouseError(error, 'AUDIT_INVALID'));
+});
+
+const NOBODY = 65534;
+const runningAsRoot = process.geteuid?.() === 0;
+
+(runningAsRoot ? test : test.skip)('a log another user owns (0600, theirs) is refused and left untouched: they could rewrite it', async (t) => {
+  const path = await tempLogPath(t);
+  const theirs = await openAuditLog(path);
+  await theirs.close();
+  const before = readFileSync(path);
+  chownSync(path, NOBODY, NOBODY);
+  const error = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(error, 'AUDIT_INVALID'));
+  t.regex(error?.message ?? '', /owned by uid 65534/);
+  t.deepEqual(readFileSync(path), before);
 });
 
 test('fields named like the chain fields cannot override seq, prev or hash', async (t) => {
