@@ -38,13 +38,31 @@ import {
 /** The security events gatehouse records. `plugin` names the plugin as the host knows it (its path or name). */
 export type AuditEvent =
   | { type: 'discovery'; plugin: string; path: string }
-  | { type: 'verification'; plugin: string; sha256: string; keyIds: readonly string[]; result: 'accepted' | 'rejected' }
+  | {
+      type: 'verification';
+      plugin: string;
+      sha256: string;
+      keyIds: readonly string[];
+      result: 'accepted' | 'rejected';
+      /** The signed manifest the decision rests on. */
+      manifestVersion?: number;
+      manifestSha256?: string;
+      /** Every file that runs, with its verified digest (null: a system interpreter the manifest does not pin). */
+      files?: readonly AuditedFile[];
+    }
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
   | { type: 'refusal'; plugin: string; code: string; message: string };
+
+/** A file that runs, by its path in the manifest (relative to the plugin directory, or absolute). */
+export interface AuditedFile {
+  path: string;
+  sha256: string | null;
+  role: 'plugin' | 'file' | 'interpreter';
+}
 
 export interface AuditLogOptions {
   /** Called on the first write failure (after which the log records nothing more) and for a record() after close(). */

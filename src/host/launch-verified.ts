@@ -1,4 +1,6 @@
+import type { AuditedFile } from '../audit/audit-log.js';
 import { isGatehouseError } from '../errors.js';
+import type { ManifestPlugin } from '../verify/manifest.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
 import { launch, type LaunchOptions } from './launch.js';
 import type { Plugin } from './plugin.js';
@@ -31,6 +33,10 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     sha256: sealed.sha256,
     keyIds: verified.verified.signatures.map((signature) => signature.keyId),
     result: 'accepted',
+    // So an auditor can tell exactly which release, and which bytes of it, ran.
+    manifestVersion: verified.verified.manifest.version,
+    manifestSha256: verified.verified.sha256,
+    files: runningFiles(entry),
   });
   try {
     const plugin = await launch({
@@ -48,4 +54,12 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     await sealed.dispose();
     throw error;
   }
+}
+
+/** Every file of a manifest entry that runs, with the digest sealing held it to (the plugin's own first). */
+function runningFiles(entry: ManifestPlugin): AuditedFile[] {
+  const files: AuditedFile[] = [{ path: entry.path, sha256: entry.sha256, role: 'plugin' }];
+  for (const file of entry.files ?? []) files.push({ path: file.path, sha256: file.sha256, role: 'file' });
+  if (entry.interpreter) files.push({ path: entry.interpreter.path, sha256: entry.interpreter.sha256 ?? null, role: 'interpreter' });
+  return files;
 }

@@ -1,6 +1,7 @@
 // A host runs only what K trusted keys signed, and runs the sealed copy of it.
 import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { isGatehouseError, launchVerified, openAuditLog, type GatehouseError } from '../../src/index.js';
@@ -73,4 +74,45 @@ test('launchVerified: a manifest signed by an untrusted key is refused', async (
   );
   t.true(isGatehouseError(error), String(error));
   t.regex((error as GatehouseError).code, /SIGNATURE_UNTRUSTED|THRESHOLD_NOT_MET/);
+});
+
+test('launchVerified: the verification record names the manifest (version, SHA-256) and the digest of every file that runs', async (t) => {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'main.sh', '. "$(dirname "$0")/lib/helper.sh"\n', 0o644);
+  await writeFileWithMode(dir, 'lib/helper.sh', 'exit 3\n', 0o644);
+  await writeFileWithMode(dir, 'bin/sh', await readFile('/bin/sh'), 0o755);
+  const digest = async (name: string) => {
+    const bytes = await readFile(join(dir, name));
+    return { path: name, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length };
+  };
+  const [main, helper, shell] = await Promise.all([digest('main.sh'), digest('lib/helper.sh'), digest('bin/sh')]);
+  const manifestText = formatManifest({
+    schema: 'gatehouse.manifest/v1',
+    version: 7,
+    expires: new Date(Date.now() + DAY_MS).toISOString(),
+    plugins: [
+      { name: 'pinned', ...main, interpreter: shell, files: [helper] },
+      { name: 'system', ...main, interpreter: { path: '/bin/sh' }, files: [helper] },
+    ],
+  });
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, manifestText);
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(Buffer.from(manifestText), keys.secretKey));
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(auditPath);
+  for (const plugin of ['pinned', 'system']) {
+    // The script exits at once: only the record written before the launch matters here.
+    await t.throwsAsync(launchVerified({ manifestPath, plugin, policy: { trustedKeys: [keys.publicKey] }, cookie: KV_COOKIE, audit, startTimeoutMs: 5000 }));
+  }
+  await audit.close();
+  const logged = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  const [pinned, system] = logged.filter((r) => r.type === 'verification');
+  const manifest = { manifestVersion: 7, manifestSha256: createHash('sha256').update(manifestText).digest('hex'), result: 'accepted' };
+  const file = ({ path, sha256 }: { path: string; sha256: string }, role: string) => ({ path, sha256, role });
+  t.like(pinned, { ...manifest, plugin: 'pinned', sha256: main.sha256 });
+  t.deepEqual(pinned?.files, [file(main, 'plugin'), file(helper, 'file'), file(shell, 'interpreter')]);
+  t.like(system, { ...manifest, plugin: 'system' });
+  // A system interpreter the manifest does not pin has no verified digest: said so, not invented.
+  t.deepEqual(system?.files, [file(main, 'plugin'), file(helper, 'file'), { path: '/bin/sh', sha256: null, role: 'interpreter' }]);
 });
