@@ -47,7 +47,9 @@ function findProblem(text: string, options: StrictJsonOptions): string | undefin
     if (c === '"') {
       let end = i + 1;
       while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
-      const string = JSON.parse(text.slice(i, end + 1)) as string;
+      // Without a backslash the characters between the quotes are the string itself: no parse needed.
+      const raw = text.slice(i + 1, end);
+      const string = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
       const top = open.at(-1);
       if (keyNext && top && 'keys' in top) {
         // Two readers that disagree on which duplicate wins would see two different documents under one signature.
