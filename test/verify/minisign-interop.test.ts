@@ -83,3 +83,15 @@ interop('minisign -R derives from the gatehouse secret key the public key gateho
   await run(MINISIGN, ['-R', '-s', join(dir, 'gh.key'), '-p', join(dir, 'derived.pub')]);
   t.deepEqual(await readPublicKeyFile(join(dir, 'derived.pub')), await readPublicKeyFile(join(dir, 'gh.pub')));
 });
+
+interop('minisign -V refuses the identity key and R = identity, S = 0 over any data, and gatehouse refuses that key as it is read', async (t, dir) => {
+  const identity = Buffer.alloc(32);
+  identity[0] = 1;
+  const keyId = Buffer.from('0123456789ABCDEF', 'hex').reverse();
+  const forged = Buffer.concat([identity, Buffer.alloc(32)]);
+  await writeFile(join(dir, 'weak.pub'), `untrusted comment: weak\n${Buffer.concat([Buffer.from('Ed'), keyId, identity]).toString('base64')}\n`);
+  const signatureLine = Buffer.concat([Buffer.from('ED'), keyId, forged]).toString('base64');
+  await writeFile(join(dir, 'data.minisig'), `untrusted comment: forged\n${signatureLine}\ntrusted comment: forged\n${forged.toString('base64')}\n`);
+  await t.throwsAsync(run(MINISIGN, ['-V', '-p', join(dir, 'weak.pub'), '-m', join(dir, 'data')]));
+  await t.throwsAsync(readPublicKeyFile(join(dir, 'weak.pub')), { code: 'KEY_INVALID', message: /small order/ });
+});
