@@ -107,7 +107,7 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     // A FIFO or device would block or swallow the writes; only a regular file holds a trail.
     if (!stats.isFile()) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is not a regular file`);
     // A log pre-created by another user stays theirs: they could rewrite the chain we append to.
-    const uid = process.getuid?.();
+    const uid = process.geteuid?.();
     if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
       throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is owned by uid ${stats.uid}, not by this process (uid ${uid}) or root; move it away and start a new log`);
     }
