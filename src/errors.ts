@@ -61,6 +61,7 @@ export type GatehouseErrorCode =
   | 'SIGNATURE_UNTRUSTED'
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
+  | 'SEAL_ROOT_UNSAFE'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'

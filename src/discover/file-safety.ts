@@ -131,7 +131,7 @@ function componentsOf(path: string): string[] {
 }
 
 /** The effective uid, which decides what the host may trust; file-ownership checks mean nothing without one. */
-function effectiveUid(): number {
+export function effectiveUid(): number {
   if (typeof process.geteuid !== 'function') {
     throw new GatehouseError('INVALID_OPTIONS', 'file-safety checks need a POSIX system with user ids');
   }
