@@ -48,6 +48,7 @@ export type GatehouseErrorCode =
   | 'DIRECTORY_WRITABLE_BY_OTHERS'
   | 'FILE_NOT_FOUND'
   | 'FILE_UNREADABLE'
+  | 'SHEBANG_INVALID'
   // manifests, digests and signatures
   | 'MANIFEST_INVALID'
   | 'MANIFEST_TOO_LARGE'

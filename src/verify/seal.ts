@@ -6,6 +6,7 @@ import { isInside } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import type { ManifestFile, ManifestPlugin } from './manifest.js';
+import { checkScriptInterpreter } from './script-interpreter.js';
 import { prepareSealRoot } from './seal-root.js';
 import { openRegularFile, readChunks } from './untrusted-file.js';
 
@@ -75,6 +76,8 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
     const main = await sealFile(resolve(pluginDir, entry.path), copyPath(pluginRoot, entry.path), entry, !interpreter, access);
     const files = [main];
     for (const file of entry.files ?? []) files.push(await sealFile(resolve(pluginDir, file.path), copyPath(pluginRoot, file.path), file, false, access));
+    // Run directly, a script's `#!` interpreter runs too: it must pass the same checks as any plugin file.
+    if (!interpreter) await checkScriptInterpreter(main.path);
     let command = main.path;
     let args = [...(entry.args ?? [])];
     if (interpreter) {
