@@ -48,6 +48,7 @@ export type GatehouseErrorCode =
   | 'DIRECTORY_WRITABLE_BY_OTHERS'
   | 'FILE_NOT_FOUND'
   | 'FILE_UNREADABLE'
+  | 'SHEBANG_INVALID'
   // manifests, digests and signatures
   | 'MANIFEST_INVALID'
   | 'MANIFEST_TOO_LARGE'
@@ -61,6 +62,7 @@ export type GatehouseErrorCode =
   | 'SIGNATURE_UNTRUSTED'
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
+  | 'SEAL_ROOT_UNSAFE'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'

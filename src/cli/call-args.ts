@@ -1,4 +1,5 @@
 /** The command line of `gatehouse call`: its options, their checks, and the help text. */
+import { resolve } from 'node:path';
 import { validateCookie, validateOfferedVersions, type MagicCookie } from '../transport/env.js';
 import type { CallSource } from './call-plan.js';
 import { type CommandLine, parseCommandLine, usageError as commandUsageError } from './command-line.js';
@@ -34,6 +35,10 @@ Options:
                                copy is what runs
 ${MANIFEST_OPTIONS_HELP}
   --plugin NAME                the manifest entry to launch; its files are in the manifest's directory
+  --seal-dir DIR               where sealed copies are made (with --sha256 or --manifest); DIR and every
+                               directory above it must be writable by this user or root alone
+                               (default /var/cache/gatehouse/seal for root, else $XDG_RUNTIME_DIR/gatehouse/seal
+                               or ~/.cache/gatehouse/seal)
   --insecure                   talk to the plugin without TLS: anyone on this machine could then
                                call it or impersonate it
   --timeout MS                 start timeout and per-call deadline (default ${DEFAULT_TIMEOUT_MS})
@@ -54,6 +59,7 @@ const OPTIONS = {
   sha256: { type: 'string' },
   ...MANIFEST_OPTIONS,
   plugin: { type: 'string' },
+  'seal-dir': { type: 'string' },
   insecure: { type: 'boolean' },
   timeout: { type: 'string' },
   'json-logs': { type: 'boolean' },
@@ -73,6 +79,8 @@ export interface CallSettings {
   importPaths: string[];
   calls: CallSource;
   target: CallTarget;
+  /** --seal-dir, absolute; undefined for the default seal root. */
+  sealDir: string | undefined;
   insecure: boolean;
   timeoutMs: number;
   jsonLogs: boolean;
@@ -106,6 +114,7 @@ export function parseCallArgs(argv: readonly string[]): CallSettings | 'help' {
     importPaths: values['import-path'] ?? [],
     calls,
     target,
+    sealDir: sealDir(values['seal-dir'], target),
     insecure: values.insecure === true,
     timeoutMs: parseTimeout(values.timeout),
     jsonLogs: values['json-logs'] === true,
@@ -113,6 +122,13 @@ export function parseCallArgs(argv: readonly string[]): CallSettings | 'help' {
 }
 
 type Tokens = CommandLine<typeof OPTIONS>['tokens'];
+
+function sealDir(dir: string | undefined, target: CallTarget): string | undefined {
+  if (dir === undefined) return undefined;
+  // Nothing is sealed without a digest or a manifest: a --seal-dir then would be silently ignored.
+  if ('command' in target && target.sha256 === undefined) throw usageError('--seal-dir goes with --sha256 or --manifest');
+  return resolve(dir);
+}
 
 function commandTarget(tokens: Tokens, positionals: string[], sha256Text: string | undefined, plugin: string | undefined): CallTarget {
   if (plugin !== undefined) throw usageError('--plugin goes with --manifest');

@@ -22,18 +22,20 @@ export interface LaunchTarget {
 }
 
 /** Resolves, verifies and seals the target; failures of the manifest step are reported as "manifest: ...". */
-export async function prepareTarget(target: CallTarget, context: FailureContext): Promise<LaunchTarget> {
+export async function prepareTarget(target: CallTarget, context: FailureContext, sealDir?: string): Promise<LaunchTarget> {
+  const seal = sealDir === undefined ? {} : { parentDir: sealDir };
   if ('command' in target) {
     const command = await resolveCommand(target.command);
     const name = basename(command);
     if (target.sha256 === undefined) return { name, command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
-    return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command)), undefined);
+    return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command), seal), undefined);
   }
   context.stage = 'manifest';
   const { entry, sealed } = await sealVerifiedPlugin({
     manifestPath: target.manifest.manifest,
     plugin: target.plugin,
     policy: await manifestPolicy(target.manifest),
+    seal,
   });
   context.stage = undefined;
   return launchTarget(sealed, entry.protocolVersions);

@@ -45,7 +45,7 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
 async function runCall(settings: CallSettings, context: FailureContext, interruption: Interruption): Promise<void> {
   const root = loadProtos(settings.protoFiles, settings.importPaths);
   const calls = await Promise.race([planCalls(root, settings.calls, settings.protoFiles), interruption.stopped]);
-  const target = await prepareTarget(settings.target, context);
+  const target = await prepareTarget(settings.target, context, settings.sealDir);
   try {
     const plugin = await launch({
       command: target.command,

@@ -1,6 +1,6 @@
 import type { Stats } from 'node:fs';
-import { lstat, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, relative, sep } from 'node:path';
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { fsError } from './fs-error.js';
 
@@ -33,7 +33,9 @@ const GROUP_OR_OTHER_WRITE = 0o022;
 export async function checkFileSafety(file: string, root: string, options: SafetyOptions = {}): Promise<SafeFile> {
   const uid = options.uid ?? effectiveUid();
   const realRoot = await realpathOf(root);
-  const realPath = await realpathOf(file);
+  // Every directory the path passes through as written, and every link it follows, is checked, not only
+  // the resolved path: a link in a directory others can write could be flipped between this check and use.
+  const realPath = await resolveChecked(file, uid, (dir) => !isInside(realRoot, dir));
   // A link out of the plugin directory would run a file whoever published the directory never vetted.
   if (!isInside(realRoot, realPath)) {
     throw new GatehouseError('FILE_SYMLINK_ESCAPES', `${file}: resolves to ${realPath}, outside ${realRoot}`);
@@ -54,7 +56,6 @@ export async function checkFileSafety(file: string, root: string, options: Safet
   if ((options.executable ?? true) && !isExecutableBy(stats, uid)) {
     throw new GatehouseError('FILE_NOT_EXECUTABLE', `${file}: not executable by uid ${uid} (mode ${octal(stats.mode)})`);
   }
-  await checkDirectoryChain(dirname(realPath), realRoot, uid);
   return { path: file, realPath, size: stats.size, mode: stats.mode, uid: stats.uid };
 }
 
@@ -64,23 +65,73 @@ export async function checkFileSafety(file: string, root: string, options: Safet
  */
 export async function checkDirectoryChain(dir: string, realRoot: string, uid: number): Promise<void> {
   for (let current = dir; ; current = dirname(current)) {
-    const stats = await lstatOf(current);
-    // Whoever owns a directory can rename another file over the plugin, or chmod the directory and then do so.
-    if (stats.uid !== uid && stats.uid !== 0) {
-      throw new GatehouseError('DIRECTORY_WRITABLE_BY_OTHERS', `${current}: owned by uid ${stats.uid}, not by uid ${uid} or root`);
-    }
-    // A sticky directory lets others add entries but not rename or remove ours; inside the plugin tree even that is refused.
-    const stickyAboveRoot = (stats.mode & STICKY) !== 0 && !isInside(realRoot, current);
-    // Write access to a directory is enough to rename another file over the plugin.
-    if ((stats.mode & GROUP_OR_OTHER_WRITE) !== 0 && !stickyAboveRoot) {
-      throw new GatehouseError('DIRECTORY_WRITABLE_BY_OTHERS', `${current}: writable by group or others (mode ${octal(stats.mode)})`);
-    }
+    checkDirectory(current, await lstatOf(current), uid, !isInside(realRoot, current));
     if (dirname(current) === current) return;
   }
 }
 
+/** The most links one resolution follows, as Linux's ELOOP limit. */
+const MAX_LINKS = 40;
+
+/**
+ * Resolves `path` component by component as the kernel would, and checks on the way every directory it
+ * passes through (as `checkDirectoryChain` does; `stickyAllowed` says where a sticky world-writable one
+ * is acceptable) and every symbolic link it follows (owned by `uid` or root, inside a checked directory).
+ * Returns the path with every link resolved. The last component is not checked: that is the caller's.
+ */
+export async function resolveChecked(path: string, uid: number, stickyAllowed: (dir: string) => boolean): Promise<string> {
+  // Not path.resolve: it would fold `link/..` lexically, where the kernel goes to the parent of the link's target.
+  const pending = componentsOf(isAbsolute(path) ? path : `${process.cwd()}/${path}`).reverse();
+  let current = '/';
+  checkDirectory(current, await lstatOf(current), uid, stickyAllowed(current));
+  let links = 0;
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (name === '..') {
+      // `current` holds no links, so its parent is the one the kernel would use.
+      current = dirname(current);
+      continue;
+    }
+    const next = join(current, name);
+    const stats = await lstatOf(next);
+    if (stats.isSymbolicLink()) {
+      // Another user's link in a sticky directory is theirs to re-point at any time (protected_symlinks may be off).
+      if (stats.uid !== uid && stats.uid !== 0) {
+        throw new GatehouseError('FILE_BAD_OWNER', `${next}: symbolic link owned by uid ${stats.uid}, not by uid ${uid} or root`);
+      }
+      if (++links > MAX_LINKS) throw new GatehouseError('FILE_NOT_REGULAR', `${path}: more than ${MAX_LINKS} symbolic links`);
+      const target = await readlinkOf(next);
+      pending.push(...componentsOf(target).reverse());
+      if (isAbsolute(target)) current = '/';
+      continue;
+    }
+    if (pending.length > 0) {
+      if (!stats.isDirectory()) throw new GatehouseError('FILE_NOT_FOUND', `${path}: ${next} is not a directory`);
+      checkDirectory(next, stats, uid, stickyAllowed(next));
+    }
+    current = next;
+  }
+  return current;
+}
+
+function checkDirectory(dir: string, stats: Stats, uid: number, stickyAllowed: boolean): void {
+  // Whoever owns a directory can rename another file over the plugin, or chmod the directory and then do so.
+  if (stats.uid !== uid && stats.uid !== 0) {
+    throw new GatehouseError('DIRECTORY_WRITABLE_BY_OTHERS', `${dir}: owned by uid ${stats.uid}, not by uid ${uid} or root`);
+  }
+  // A sticky directory lets others add entries but not rename or remove ours; where that is not enough, it is refused.
+  const sticky = (stats.mode & STICKY) !== 0 && stickyAllowed;
+  // Write access to a directory is enough to rename another file over the plugin.
+  if ((stats.mode & GROUP_OR_OTHER_WRITE) !== 0 && !sticky) {
+    throw new GatehouseError('DIRECTORY_WRITABLE_BY_OTHERS', `${dir}: writable by group or others (mode ${octal(stats.mode)})`);
+  }
+}
+
+function componentsOf(path: string): string[] {
+  return path.split('/').filter((name) => name !== '' && name !== '.');
+}
+
 /** The effective uid, which decides what the host may trust; file-ownership checks mean nothing without one. */
-function effectiveUid(): number {
+export function effectiveUid(): number {
   if (typeof process.geteuid !== 'function') {
     throw new GatehouseError('INVALID_OPTIONS', 'file-safety checks need a POSIX system with user ids');
   }
@@ -104,6 +155,14 @@ function isExecutableBy(stats: Stats, uid: number): boolean {
 async function realpathOf(file: string): Promise<string> {
   try {
     return await realpath(file);
+  } catch (error) {
+    throw fsError(error, file);
+  }
+}
+
+async function readlinkOf(file: string): Promise<string> {
+  try {
+    return await readlink(file);
   } catch (error) {
     throw fsError(error, file);
   }

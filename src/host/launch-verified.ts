@@ -16,7 +16,9 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
   const { manifestPath, plugin: name, pluginDir, policy, seal, ...launchOptions } = options;
   let verified;
   try {
-    verified = await sealVerifiedPlugin({ manifestPath, plugin: name, policy, ...(pluginDir ? { pluginDir } : {}), ...(seal ? { seal } : {}) });
+    // A plugin run as another user must read and execute its copy (through its group), never write it.
+    const sealOptions = launchOptions.user !== undefined && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;
+    verified = await sealVerifiedPlugin({ manifestPath, plugin: name, policy, ...(pluginDir ? { pluginDir } : {}), ...(sealOptions ? { seal: sealOptions } : {}) });
   } catch (error) {
     options.audit?.record({
       type: 'refusal',

@@ -4,6 +4,7 @@ import { checkFileSafety } from '../discover/file-safety.js';
 import { GatehouseError } from '../errors.js';
 import { digestOf, sha256Files, type FileHashResult } from './hash.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
+import { checkScriptInterpreter } from './script-interpreter.js';
 
 /** One line of `gatehouse verify`: a plugin whose files are all safe and as the manifest says, or the first problem. */
 export type PluginVerification = { name: string; path: string; ok: true } | { name: string; path: string; ok: false; error: GatehouseError };
@@ -21,6 +22,8 @@ interface FileCheck {
   file: string;
   root: string;
   executable: boolean;
+  /** Run by exec itself, so a `#!` line in it names another file that runs. */
+  directly?: boolean;
   expected?: { sha256: string; size: number };
 }
 
@@ -33,7 +36,12 @@ interface FileCheck {
 export async function verifyPlugins(manifest: Manifest, dir: string, options: VerifyPluginsOptions = {}): Promise<PluginVerification[]> {
   const checks = manifest.plugins.flatMap((plugin, index) => filesOf(plugin, index, dir));
   const problems = await Promise.all(
-    checks.map((check) => checkFileSafety(check.file, check.root, { executable: check.executable, uid: options.uid }).then(() => undefined, asGatehouseError)),
+    checks.map((check) =>
+      checkFileSafety(check.file, check.root, { executable: check.executable, uid: options.uid })
+        // The `#!` interpreter of a plugin run directly runs too, and must be as safe.
+        .then(() => (check.directly ? checkScriptInterpreter(check.file, { uid: options.uid }) : undefined))
+        .then(() => undefined, asGatehouseError),
+    ),
   );
   const toHash = checks.flatMap((check, i) => (check.expected && !problems[i] ? [i] : []));
   const digests = await sha256Files(
@@ -62,7 +70,7 @@ export async function verifyPlugins(manifest: Manifest, dir: string, options: Ve
 
 function filesOf(plugin: ManifestPlugin, index: number, dir: string): FileCheck[] {
   const interpreter = plugin.interpreter;
-  const checks: FileCheck[] = [{ plugin: index, file: resolve(dir, plugin.path), root: dir, executable: !interpreter, expected: plugin }];
+  const checks: FileCheck[] = [{ plugin: index, file: resolve(dir, plugin.path), root: dir, executable: !interpreter, directly: !interpreter, expected: plugin }];
   for (const file of plugin.files ?? []) checks.push({ plugin: index, file: resolve(dir, file.path), root: dir, executable: false, expected: file });
   if (interpreter) {
     // A system interpreter that others can write to would run their code for every plugin, pinned or not.

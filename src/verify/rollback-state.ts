@@ -1,3 +1,5 @@
+import { dirname } from 'node:path';
+import { checkFileSafety } from '../discover/file-safety.js';
 import { GatehouseError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { parseStrictJson } from './strict-json.js';
@@ -28,14 +30,23 @@ export class MemoryRollbackState implements RollbackState {
 /**
  * Rollback state in a file (`{"highestVersion": N}`), replaced atomically and kept 0600. A missing file
  * means no manifest was accepted yet; a file that cannot be read or parsed is an error, never "no state".
+ * The file and every directory above it pass the checks trusted keys pass (owned by the host's user or
+ * root, writable by nobody else; its own directory not even sticky-writable), present or not.
  * Two processes accepting at the same moment can each write; the file then holds one of their versions.
  */
 export class FileRollbackState implements RollbackState {
-  constructor(readonly file: string) {}
+  /** `options.uid`: as in the file-safety checks, the user whose files may be trusted besides root's. */
+  constructor(
+    readonly file: string,
+    private readonly options: { uid?: number } = {},
+  ) {}
 
   async highestVersion(): Promise<number | undefined> {
     let bytes: Buffer;
     try {
+      // Another user who can write the file, or delete or pre-create it in its directory, resets or picks the version.
+      // A missing file is FILE_NOT_FOUND only once every directory on its path passed.
+      await checkFileSafety(this.file, dirname(this.file), { executable: false, ...this.options });
       // O_NOFOLLOW (in readLimited): a link planted at the state path cannot make us read some other number.
       bytes = await readLimited(this.file, MAX_STATE_BYTES, 'STATE_INVALID');
     } catch (error) {

@@ -1,20 +1,29 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { chmod, chown, mkdir, mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isInside } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import type { ManifestFile, ManifestPlugin } from './manifest.js';
+import { checkScriptInterpreter } from './script-interpreter.js';
+import { prepareSealRoot } from './seal-root.js';
 import { openRegularFile, readChunks } from './untrusted-file.js';
 
 /** What sealing needs of a plugin: a manifest entry, or one made up for `gatehouse call --sha256` (size unknown). */
 export type SealablePlugin = Omit<ManifestPlugin, 'size'> & { size?: number };
 
 export interface SealOptions {
-  /** Where the private directory is made (default: the system temporary directory); must not be mounted noexec. */
+  /**
+   * The seal root, where the private directory is made (default: {@link defaultSealRoot}); it must be the
+   * host's, with no directory up to `/` writable by another user (SEAL_ROOT_UNSAFE), and not mounted noexec.
+   */
   parentDir?: string;
+  /**
+   * A group that may read and execute the copies (never write them): the group of a plugin run as another
+   * user (launch's `user`/`group`). Without it only the host's user can reach them.
+   */
+  group?: number;
 }
 
 /** One file copied into the private directory and found equal to what the manifest says. */
@@ -33,7 +42,7 @@ export interface SealedFile {
  */
 export interface SealedPlugin extends AsyncDisposable {
   name: string;
-  /** The private directory (0700) holding the copies. */
+  /** The private directory (0700, or 0750 with `group`) holding the copies. */
   dir: string;
   /** The verified copy of the plugin's own file (the executable, or the script for an interpreter). */
   path: string;
@@ -54,22 +63,28 @@ export interface SealedPlugin extends AsyncDisposable {
  * Relative paths resolve against `pluginDir`; on any failure nothing is left behind.
  */
 export async function sealPlugin(entry: SealablePlugin, pluginDir: string, options: SealOptions = {}): Promise<SealedPlugin> {
+  // Under a root no other user can write up to `/`: nothing the plugin resolves by walking up can be planted.
+  const root = await prepareSealRoot(options);
   // mkdtemp makes the directory 0700 under a fresh random name: no other user can add, swap or open a copy.
-  const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'gatehouse-seal-'));
+  const dir = await mkdtemp(join(root, 'gatehouse-seal-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
+    const access = { dir, group: options.group };
+    await shareDirectory(dir, access.group);
     const pluginRoot = join(dir, 'plugin');
     const interpreter = entry.interpreter;
-    const main = await sealFile(resolve(pluginDir, entry.path), copyPath(pluginRoot, entry.path), entry, !interpreter);
+    const main = await sealFile(resolve(pluginDir, entry.path), copyPath(pluginRoot, entry.path), entry, !interpreter, access);
     const files = [main];
-    for (const file of entry.files ?? []) files.push(await sealFile(resolve(pluginDir, file.path), copyPath(pluginRoot, file.path), file, false));
+    for (const file of entry.files ?? []) files.push(await sealFile(resolve(pluginDir, file.path), copyPath(pluginRoot, file.path), file, false, access));
+    // Run directly, a script's `#!` interpreter runs too: it must pass the same checks as any plugin file.
+    if (!interpreter) await checkScriptInterpreter(main.path);
     let command = main.path;
     let args = [...(entry.args ?? [])];
     if (interpreter) {
       args = [main.path, ...args];
       if (interpreter.sha256 !== undefined) {
         const copy = isAbsolute(interpreter.path) ? join(dir, 'interpreter', basename(interpreter.path)) : copyPath(pluginRoot, interpreter.path);
-        const sealed = await sealFile(resolve(pluginDir, interpreter.path), copy, { sha256: interpreter.sha256, size: interpreter.size }, true);
+        const sealed = await sealFile(resolve(pluginDir, interpreter.path), copy, { sha256: interpreter.sha256, size: interpreter.size }, true, access);
         files.push(sealed);
         command = sealed.path;
       } else if (isAbsolute(interpreter.path)) {
@@ -86,11 +101,23 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
   }
 }
 
-async function sealFile(source: string, copy: string, expected: Pick<ManifestFile, 'sha256'> & { size?: number }, executable: boolean): Promise<SealedFile> {
+/** The private directory and the group that may read (not write) what is in it. */
+interface Access {
+  dir: string;
+  group: number | undefined;
+}
+
+async function sealFile(
+  source: string,
+  copy: string,
+  expected: Pick<ManifestFile, 'sha256'> & { size?: number },
+  executable: boolean,
+  access: Access,
+): Promise<SealedFile> {
   // O_NOFOLLOW and an fstat on the descriptor: a link or FIFO swapped in for the plugin is refused.
   const input = await openRegularFile(source);
   try {
-    await mkdir(dirname(copy), { recursive: true, mode: 0o700 });
+    await makeDirectories(access, dirname(copy));
     const output = await createCopy(copy);
     try {
       const hash = createHash('sha256');
@@ -110,8 +137,9 @@ async function sealFile(source: string, copy: string, expected: Pick<ManifestFil
       }
       const sha256 = hash.digest('hex');
       if (sha256 !== expected.sha256) throw new GatehouseError('DIGEST_MISMATCH', `${source}: SHA-256 is ${sha256}, expected ${expected.sha256}`);
-      // Executable only once verified, and by us alone; read-only, so not even we can change it by mistake.
-      await output.chmod(executable ? 0o500 : 0o400);
+      // Executable only once verified, and by us alone (and the run-as group); read-only, so not even we change it by mistake.
+      if (access.group !== undefined) await output.chown(-1, access.group);
+      await output.chmod((executable ? 0o500 : 0o400) | (access.group === undefined ? 0 : executable ? 0o050 : 0o040));
       return { source, path: copy, sha256, size };
     } finally {
       // Closed before anyone can exec it: Linux refuses to run a file still open for writing (ETXTBSY).
@@ -120,6 +148,28 @@ async function sealFile(source: string, copy: string, expected: Pick<ManifestFil
   } finally {
     await input.handle.close();
   }
+}
+
+/** Makes each directory from the private directory down to `target`, private or shared with the run-as group. */
+async function makeDirectories(access: Access, target: string): Promise<void> {
+  let current = access.dir;
+  for (const name of relative(access.dir, target).split('/').filter((part) => part !== '')) {
+    current = join(current, name);
+    try {
+      await mkdir(current, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new GatehouseError('SEAL_FAILED', `cannot create ${current}: ${fsError(error, current).message}`, { cause: error });
+    }
+    await shareDirectory(current, access.group);
+  }
+}
+
+/** Lets `group` (the run-as plugin's) list and enter a directory of the seal; write stays the host's alone. */
+async function shareDirectory(dir: string, group: number | undefined): Promise<void> {
+  if (group === undefined) return;
+  await chown(dir, -1, group);
+  await chmod(dir, 0o750);
 }
 
 /** Where the copy of `path` goes under `root`; a path that would land outside it (`..`) is refused. */

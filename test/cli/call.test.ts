@@ -226,6 +226,20 @@ test('call: --sha256 refuses a COMMAND whose bytes differ, without running it', 
   t.false(existsSync(marker), 'the command never ran');
 });
 
+test('call: --seal-dir names where the sealed copy goes; one others can write is refused before anything runs', async (t) => {
+  const dir = await tempDir(t);
+  const { script, marker } = await markerScript(dir);
+  const digest = sha256(await readFile(script));
+  // /tmp is sticky and world-writable: another user could plant node_modules or lib/python3 above the copy.
+  const result = await call([...kvArgs, '--sha256', digest, '--seal-dir', join(dir, 'seal'), '--method', 'kv.KV/Get', '--', script]);
+  t.is(result.code, 1);
+  t.regex(failureLine(t, result), /cannot seal plugins under .*\/seal: \/tmp: writable by group or others .*--seal-dir/);
+  t.false(existsSync(marker), 'the command never ran');
+  const usage = await call([...kvArgs, '--seal-dir', dir, '--method', 'kv.KV/Get', '--', script]);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /--seal-dir goes with --sha256 or --manifest/);
+});
+
 test('call: a plugin that exits before its handshake is named with its exit code and last words', async (t) => {
   const dir = await tempDir(t);
   const command = await writeExecutable(dir, 'early.sh', '#!/bin/sh\necho "boom: no configuration" >&2\nexit 3\n');

@@ -1,6 +1,6 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdir, symlink } from 'node:fs/promises';
+import { chmod, chown, lchown, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkFileSafety } from '../../src/discover/file-safety.js';
 import { runningAsRoot, tempDir, writeFileWithMode } from './temp-dir.js';
@@ -122,4 +122,55 @@ test('a directory on the path owned by another user is DIRECTORY_WRITABLE_BY_OTH
   const file = await writeFileWithMode(root, 'sub/plugin', '#!/bin/sh\n', 0o755);
   await chown(join(root, 'sub'), OTHER_UID, OTHER_UID);
   await t.throwsAsync(checkFileSafety(file, root), { code: 'DIRECTORY_WRITABLE_BY_OTHERS' });
+});
+
+// Issue 11 item 3: the path as written is checked, not only where it resolves to now.
+/** A plugin directory under a sticky world-writable directory, as /tmp is, where anyone may add a link. */
+async function stickyLayout(t: ExecutionContext) {
+  const base = await tempDir(t);
+  const plugin = await writeFileWithMode(base, 'plugins/plugin', '#!/bin/sh\n', 0o755);
+  await mkdir(join(base, 'shared'));
+  await chmod(join(base, 'shared'), 0o1777);
+  return { root: join(base, 'plugins'), plugin, link: join(base, 'shared/plugin') };
+}
+
+test('a symbolic link owned by another user in a sticky directory on the path is FILE_BAD_OWNER (it could be flipped)', async (t) => {
+  if (!runningAsRoot) {
+    t.log('skipped: giving a link to another user needs root');
+    t.pass();
+    return;
+  }
+  const { root, plugin, link } = await stickyLayout(t);
+  // Attack: another user's link to the vetted plugin passes a check of its target, then is re-pointed before exec.
+  await symlink(plugin, link);
+  await lchown(link, OTHER_UID, OTHER_UID);
+  await t.throwsAsync(checkFileSafety(link, root), { code: 'FILE_BAD_OWNER' });
+});
+
+test("the host's own symbolic link in a sticky directory is followed and its target checked", async (t) => {
+  const { root, plugin, link } = await stickyLayout(t);
+  await symlink(plugin, link);
+  t.is((await checkFileSafety(link, root)).realPath, plugin);
+});
+
+test('a symbolic link in a world-writable directory on the path as written is DIRECTORY_WRITABLE_BY_OTHERS', async (t) => {
+  const base = await tempDir(t);
+  const keys = join(base, 'keys');
+  await writeFileWithMode(keys, 'vendor.pub', 'key\n', 0o644);
+  await mkdir(join(base, 'open'));
+  await chmod(join(base, 'open'), 0o777);
+  // Attack: --trust names open/keys; whoever can write `open` swaps the link for a directory of their keys.
+  await symlink(keys, join(base, 'open/keys'));
+  await t.throwsAsync(checkFileSafety(join(base, 'open/keys/vendor.pub'), join(base, 'open/keys'), { executable: false }), {
+    code: 'DIRECTORY_WRITABLE_BY_OTHERS',
+  });
+});
+
+test('`..` after a symbolic link goes to the parent of its target, as the kernel resolves it', async (t) => {
+  const base = await tempDir(t);
+  const file = await writeFileWithMode(base, 'real/plugin', '#!/bin/sh\n', 0o755);
+  await mkdir(join(base, 'real/deep'));
+  await symlink(join(base, 'real/deep'), join(base, 'link'));
+  // A template, not join(): join would fold `link/..` away before the check ever saw it.
+  t.is((await checkFileSafety(`${base}/link/../plugin`, base)).realPath, file);
 });

@@ -1,5 +1,5 @@
 // A host runs only what K trusted keys signed, and runs the sealed copy of it.
-import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,7 @@ import { waitUntil } from '../helpers/process.js';
 import { goTest } from '../interop/go-binaries.js';
 
 const DAY_MS = 86_400_000;
+const NOBODY = 65534;
 
 /** A plugin directory holding the given files, a manifest of them, and its signature by a fresh key. */
 async function signedPluginDir(t: ExecutionContext, place: (dir: string) => Promise<void>) {
@@ -48,6 +49,35 @@ goTest('launchVerified: a signed Go plugin runs from its sealed copy, which is r
   t.false(sealedCommand.startsWith(dirname(manifestPath)), 'the original file never runs');
   t.like(logged.find((r) => r.type === 'verification'), { result: 'accepted', keyIds: [trustedKeys[0]?.keyId] });
   t.true(await waitUntil(() => !existsSync(sealedCommand), 5000), 'the sealed copy is removed after exit');
+});
+
+// Issue 11 item 7: verified launch and run-as compose; the run-as user reads and runs the copy, only the host writes it.
+goTest('launchVerified with user and group: the plugin runs as that user from a sealed copy it cannot write', async (t, go) => {
+  if (process.geteuid?.() !== 0) {
+    t.log('skipped: running a plugin as another user needs root');
+    t.pass();
+    return;
+  }
+  const { manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (dir) => {
+    await copyFile(go.kvplugin, join(dir, 'kv'));
+    await chmod(join(dir, 'kv'), 0o755);
+  });
+  const plugin = await launchVerified({ manifestPath, plugin: 'kv', policy: { trustedKeys }, cookie: KV_COOKIE, audit, user: NOBODY, group: NOBODY });
+  try {
+    const kv = plugin.client(loadKVService());
+    await kv.Put({ key: 'as', value: Buffer.from('nobody') });
+    t.is((await kv.Get({ key: 'as' })).value.toString(), 'nobody');
+    t.is((await stat(`/proc/${plugin.pid}`)).uid, NOBODY);
+    const sealedCommand = (await readFile(`/proc/${plugin.pid}/cmdline`, 'utf8')).split('\0')[0] ?? '';
+    const copy = await stat(sealedCommand);
+    t.is(copy.uid, 0, 'the copy stays the host\'s');
+    t.is(copy.gid, NOBODY);
+    t.is(copy.mode & 0o777, 0o550, 'the run-as group may read and run it, nobody may write it');
+    t.is((await stat(dirname(dirname(sealedCommand)))).mode & 0o777, 0o750);
+  } finally {
+    await plugin.kill();
+  }
+  t.like((await records()).find((r) => r.type === 'verification'), { result: 'accepted' });
 });
 
 test('launchVerified: a plugin changed after signing is refused, nothing runs, and the refusal is audited', async (t) => {

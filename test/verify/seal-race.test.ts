@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { isGatehouseError } from '../../src/errors.js';
 import { sha256File } from '../../src/verify/hash.js';
 import { sealPlugin } from '../../src/verify/seal.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 
 /** Runs in its own process, so it swaps the plugin truly in parallel with us: by rename, then by overwrite in place. */
 const SWAPPER = `
@@ -102,8 +102,7 @@ test.serial('the attack works on a host that hashes the plugin path and then exe
 
 test.serial('while the plugin is swapped by rename and by overwrite, hundreds of sealed launches never run the other bytes', async (t) => {
   const attack = await prepare(t);
-  const sealParent = join(attack.dir, 'seals');
-  await mkdir(sealParent, { mode: 0o700 });
+  const sealParent = await sealRootDir(t);
   const stop = startSwapping(t, attack);
   const counts = { launchedGood: 0, launchedOther: 0, refused: 0, byCode: {} as Record<string, number> };
   const deadline = Date.now() + 6_000;

@@ -6,7 +6,7 @@ import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { sha256File } from '../../src/verify/hash.js';
 import { sealPlugin } from '../../src/verify/seal.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 
 const run = promisify(execFile);
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -14,7 +14,7 @@ const SCRIPT = '#!/bin/sh\necho "sealed:$0:$*"\n';
 
 test('a sealed plugin is a 0500 copy in a fresh 0700 directory, and running it runs the verified bytes', async (t) => {
   const pluginDir = await tempDir(t);
-  const parentDir = await tempDir(t);
+  const parentDir = await sealRootDir(t);
   await writeFileWithMode(pluginDir, 'plugin', SCRIPT, 0o755);
   const sealed = await sealPlugin({ name: 'p', path: 'plugin', sha256: sha256(SCRIPT), size: SCRIPT.length, args: ['--serve'] }, pluginDir, { parentDir });
   t.is((await stat(sealed.dir)).mode & 0o777, 0o700);
@@ -31,7 +31,7 @@ test('a sealed plugin is a 0500 copy in a fresh 0700 directory, and running it r
 
 test('a plugin whose bytes differ from the manifest is DIGEST_MISMATCH, and no copy is left behind', async (t) => {
   const pluginDir = await tempDir(t);
-  const parentDir = await tempDir(t);
+  const parentDir = await sealRootDir(t);
   await writeFileWithMode(pluginDir, 'plugin', SCRIPT.replace('sealed', 'SEALED'), 0o755);
   await t.throwsAsync(sealPlugin({ name: 'p', path: 'plugin', sha256: sha256(SCRIPT), size: SCRIPT.length }, pluginDir, { parentDir }), {
     code: 'DIGEST_MISMATCH',
@@ -41,7 +41,7 @@ test('a plugin whose bytes differ from the manifest is DIGEST_MISMATCH, and no c
 
 test('a plugin longer or shorter than the manifest says is SIZE_MISMATCH', async (t) => {
   const pluginDir = await tempDir(t);
-  const parentDir = await tempDir(t);
+  const parentDir = await sealRootDir(t);
   await writeFileWithMode(pluginDir, 'plugin', SCRIPT, 0o755);
   for (const size of [SCRIPT.length - 1, SCRIPT.length + 1]) {
     await t.throwsAsync(sealPlugin({ name: 'p', path: 'plugin', sha256: sha256(SCRIPT), size }, pluginDir, { parentDir }), { code: 'SIZE_MISMATCH' });
