@@ -37,6 +37,7 @@ export type GatehouseErrorCode =
   // the broker, multiplexing, versioned services and reattach
   | 'BROKER_FAILED'
   | 'MULTIPLEX_UNSUPPORTED'
+  | 'MULTIPLEX_PROTOCOL_ERROR'
   | 'SERVICE_NOT_OFFERED'
   | 'REATTACH_FAILED'
   // discovery and file safety

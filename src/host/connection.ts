@@ -111,7 +111,8 @@ export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCerti
 
 /**
  * Opens the plugin's channel and proves it with a health check before anyone uses it; a TLS failure
- * is reported as what it means (another certificate, or our certificate refused).
+ * is reported as what it means (another certificate, or our certificate refused). `abandon` rejecting
+ * (the connection under the channel is gone) ends the wait at once with its error.
  */
 export async function connectChecked(
   handshake: Pick<HandshakeLine, 'network' | 'address'>,
@@ -119,10 +120,12 @@ export async function connectChecked(
   deadline: Date,
   maxMessageBytes: number,
   channelOptions: grpc.ChannelOptions,
+  abandon?: Promise<never>,
 ): Promise<grpc.Channel> {
   const channel = openChannel(grpcTarget(handshake), credentials.credentials, maxMessageBytes, channelOptions);
   try {
-    await checkHealth(clientOn(channel), deadline);
+    const health = checkHealth(clientOn(channel), deadline);
+    await (abandon ? Promise.race([health, abandon]) : health);
     return channel;
   } catch (error) {
     channel.close();

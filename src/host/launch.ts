@@ -162,7 +162,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     throwIfAborted(options.signal);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
     if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline.getTime());
-    channel = await connectChecked(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions);
+    channel = await connectChecked(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
     throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);

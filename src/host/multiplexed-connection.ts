@@ -13,6 +13,8 @@ export interface MultiplexedConnection {
   readonly bridgeDir: string;
   /** Where the main channel connects: the bridge into a fresh yamux stream. */
   readonly target: { network: 'unix'; address: string };
+  /** Rejects once the session ends, so that a launch fails at once instead of at its deadline. */
+  readonly failure: Promise<never>;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,20 @@ export async function connectMultiplexed(
   }
   const socket = await connectSocket(handshake, deadline);
   const session = new YamuxSession(socket, 'client');
+  const failure = new Promise<never>((_resolve, reject) =>
+    session.once('close', (cause) =>
+      reject(
+        new GatehouseError(
+          'MULTIPLEX_PROTOCOL_ERROR',
+          `the plugin's multiplexed connection ended${cause ? `: ${cause.message}` : ''}; ` +
+            'the plugin does not speak yamux as go-plugin >= 1.6 does (or it is hostile): check its build and its log',
+          cause ? { cause } : undefined,
+        ),
+      ),
+    ),
+  );
+  // Only a launch in progress waits for it; later, the session's end is the plugin's end.
+  failure.catch(() => {});
   try {
     // Inside the plugin's private directory, so it goes when the plugin does.
     const bridgeDir = await mkdtemp(join(socketDir, 'mux-'));
@@ -43,6 +59,7 @@ export async function connectMultiplexed(
       session,
       bridgeDir,
       target: { network: 'unix', address: main.path },
+      failure,
       close: async () => {
         await main.close();
         session.close();

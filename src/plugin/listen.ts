@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
@@ -56,9 +56,13 @@ export async function listenDirect(server: grpc.Server, credentials: grpc.Server
 
 /**
  * Serves the host's one multiplexed connection (PLUGIN_MULTIPLEX_GRPC): the first connection becomes
- * a yamux session, handed to `onSession`; any later one is closed at once.
+ * a yamux session, handed to `onSession`; any later one is closed at once. Unix sockets only: the
+ * private directory is what makes the first connection the host's (serve() refuses TCP).
  */
-export async function listenMultiplexed(spec: ListenSpec, onSession: (session: YamuxSession) => void): Promise<Listening> {
+export async function listenMultiplexed(
+  spec: Pick<ListenSpec, 'socketDir' | 'group'>,
+  onSession: (session: YamuxSession) => void,
+): Promise<Listening> {
   let session: YamuxSession | undefined;
   const server: Server = createServer((socket: Socket) => {
     // One host per plugin: whoever connects after it gets nothing.
@@ -69,29 +73,23 @@ export async function listenMultiplexed(spec: ListenSpec, onSession: (session: Y
     session = new YamuxSession(socket, 'server');
     onSession(session);
   });
-  const listen = (where: { path: string } | { port: number; host: string }): Promise<boolean> =>
-    new Promise((resolve) => {
-      const failed = (): void => resolve(false);
-      server.once('error', failed);
-      server.listen(where, () => {
-        server.off('error', failed);
-        resolve(true);
-      });
+  const path = join(spec.socketDir, 'plugin.sock');
+  const listening = await new Promise<boolean>((resolve) => {
+    const failed = (): void => resolve(false);
+    server.once('error', failed);
+    server.listen({ path }, () => {
+      server.off('error', failed);
+      resolve(true);
     });
-  const close = (): void => {
-    session?.close();
-    server.close();
+  });
+  if (!listening) throw cannotListen(path);
+  await protectSocket(path, spec.group);
+  return {
+    network: 'unix',
+    address: path,
+    close: () => {
+      session?.close();
+      server.close();
+    },
   };
-  if (spec.network === 'unix') {
-    const path = join(spec.socketDir, 'plugin.sock');
-    if (!(await listen({ path }))) throw cannotListen(path);
-    await protectSocket(path, spec.group);
-    return { network: 'unix', address: path, close };
-  }
-  for (const port of portsToTry(spec.minPort, spec.maxPort)) {
-    if (await listen({ port, host: '127.0.0.1' })) {
-      return { network: 'tcp', address: `127.0.0.1:${(server.address() as AddressInfo).port}`, close };
-    }
-  }
-  throw cannotListen(`any TCP port from ${spec.minPort} to ${spec.maxPort} on 127.0.0.1`);
 }

@@ -107,6 +107,15 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
   if (network !== 'unix' && network !== 'tcp') {
     throw new GatehouseError('INVALID_OPTIONS', 'serve() network must be "unix" or "tcp"');
   }
+  // Attack: yamux has no authentication of its own and a loopback port is open to every local user, so
+  // whoever connected first would own the plugin's one multiplexed connection and lock the host out.
+  if (network === 'tcp' && env.multiplexGrpc) {
+    throw new GatehouseError(
+      'MULTIPLEX_UNSUPPORTED',
+      'serve() refuses multiplexing (PLUGIN_MULTIPLEX_GRPC) over TCP: any local user could connect first and take ' +
+        "the host's one connection; serve on a unix socket (the default), or launch without multiplexBroker",
+    );
+  }
 
   const { credentials, tls, interceptors } = await serverSecurity(env.clientCertificatePem, options, network, logger);
 

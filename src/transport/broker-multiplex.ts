@@ -19,6 +19,11 @@ import type { YamuxSession, YamuxStream } from './yamux.js';
  * goroutine that serves the id is still starting. Ours registers an id before handing it out.
  */
 const EARLY_KNOCK_WAIT_MS = 2000;
+/**
+ * Knocks the peer may have waiting at once: for ids not served yet, and acknowledged ones whose stream
+ * has not come. go-plugin knocks one dial at a time; beyond this, a knock is refused at once.
+ */
+export const MAX_PENDING_KNOCKS = 64;
 
 export interface MultiplexOptions {
   /** Private directory for the bridges that carry grpc-js channels into streams. */
@@ -59,6 +64,8 @@ export class BrokerMultiplex implements BrokerMultiplexer {
   /** The yamux session on the plugin's connection; the plugin gets it when the host connects. */
   attach(session: YamuxSession): void {
     this.session = session;
+    // Attack: a peer opening streams nobody asked for; each gets one RST and costs us no stream.
+    session.acceptStreams = () => this.knocked.length > 0 || this.options.unannounced !== undefined;
     session.on('stream', (stream) => this.route(stream));
   }
 
@@ -99,7 +106,10 @@ export class BrokerMultiplex implements BrokerMultiplexer {
       else waiter?.reject(brokerError(`broker id ${info.serviceId}: the peer refused the knock: ${knock.error}`));
       return;
     }
-    if (this.acceptors.has(info.serviceId)) {
+    // Attack: a peer knocking for ever more ids, each costing us an entry (and a timer) until it expires.
+    if (this.knocked.length + this.earlyKnocks.size >= MAX_PENDING_KNOCKS) {
+      this.acknowledge(info.serviceId, `more than ${MAX_PENDING_KNOCKS} knocks are waiting`);
+    } else if (this.acceptors.has(info.serviceId)) {
       this.acknowledge(info.serviceId, '');
     } else if (!this.earlyKnocks.has(info.serviceId)) {
       // go-plugin lets a knock wait for a listener that is about to start; after that it is refused.

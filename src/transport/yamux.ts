@@ -9,7 +9,10 @@
  *
  * The peer is the other side of a plugin connection, so everything it sends is bounded: a frame
  * beyond the window, a duplicate or misnumbered stream, or an unknown version or type ends the
- * session with a protocol error instead of growing our memory.
+ * session with a protocol error instead of growing our memory. What we write back is bounded too:
+ * stream data waits while the connection's unsent buffer is over WRITE_BUFFER_CAP_BYTES, pongs are
+ * coalesced, replies the peer provokes without reading them count toward MAX_UNANSWERED_REPLIES, and
+ * we stop reading the peer while the buffer is over READ_PAUSE_BYTES.
  */
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
@@ -35,6 +38,15 @@ export const STREAM_WINDOW_BYTES = 256 * 1024;
 const MAX_FRAME_PAYLOAD_BYTES = 64 * 1024;
 /** Streams the peer may hold open at once; yamux's accept backlog is 256. */
 export const MAX_PEER_STREAMS = 1024;
+/** Unsent bytes on the connection above which stream data waits for it to drain (and pongs are coalesced). */
+export const WRITE_BUFFER_CAP_BYTES = 256 * 1024;
+/**
+ * Unsent bytes above which we stop reading the peer until it reads ours. Stream data stops at the cap
+ * (plus one frame), so only small replies the peer does not read can bring the buffer here.
+ */
+export const READ_PAUSE_BYTES = 2 * WRITE_BUFFER_CAP_BYTES;
+/** Pings and SYNs a peer may send while our replies sit unread; one more is a protocol error. */
+export const MAX_UNANSWERED_REPLIES = 64;
 
 function header(type: FrameType, flags: number, streamId: number, length: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES);
@@ -106,11 +118,19 @@ export class YamuxStream extends Duplex {
 
   receiveWindowUpdate(delta: number): void {
     this.sendWindow += delta;
+    this.retryBlockedWrite();
+  }
+
+  /** @internal for YamuxSession: the window grew or the connection drained. */
+  retryBlockedWrite(): void {
     const blocked = this.blockedWrite;
-    if (blocked !== undefined && this.sendWindow > 0) {
-      this.blockedWrite = undefined;
-      this.writeData(blocked.data, blocked.callback);
+    if (blocked === undefined || this.sendWindow <= 0) return;
+    if (this.session.congested) {
+      this.session.waitForDrain(this);
+      return;
     }
+    this.blockedWrite = undefined;
+    this.writeData(blocked.data, blocked.callback);
   }
 
   receiveFlags(flags: number): void {
@@ -128,14 +148,20 @@ export class YamuxStream extends Duplex {
 
   private writeData(data: Buffer, callback: (error?: Error | null) => void): void {
     let offset = 0;
-    while (offset < data.length && this.sendWindow > 0) {
+    // Our writers wait for the connection too: a peer that grants windows but never reads would
+    // otherwise have every byte they write queued in memory.
+    while (offset < data.length && this.sendWindow > 0 && !this.session.congested) {
       const size = Math.min(data.length - offset, this.sendWindow, MAX_FRAME_PAYLOAD_BYTES);
       this.session.sendFrame(header(FrameType.Data, 0, this.id, size), data.subarray(offset, offset + size));
       this.sendWindow -= size;
       offset += size;
     }
-    if (offset < data.length) this.blockedWrite = { data: data.subarray(offset), callback };
-    else callback();
+    if (offset < data.length) {
+      this.blockedWrite = { data: data.subarray(offset), callback };
+      if (this.session.congested) this.session.waitForDrain(this);
+    } else {
+      callback();
+    }
   }
 
   /** Gives the peer back the window our reader has consumed, in steps of at least half a window, as yamux does. */
@@ -164,6 +190,18 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
   private pendingHeader: Buffer | undefined;
   private remoteGoAway = false;
   private closed = false;
+  /** Streams whose writes wait for the connection to drain. */
+  private readonly waitingForDrain = new Set<YamuxStream>();
+  /** The value of the latest ping while the connection is congested: one pong answers them all. */
+  private pendingPong: number | undefined;
+  /** Pings and SYNs received since the connection was last drained, while it was congested. */
+  private unansweredReplies = 0;
+  private readingPaused = false;
+  /**
+   * Whether a stream the peer opens now is wanted; one that is not gets a single RST and no stream.
+   * By default, a stream nobody listens for is not wanted.
+   */
+  acceptStreams: () => boolean = () => this.listenerCount('stream') > 0;
 
   constructor(
     private readonly connection: Duplex,
@@ -173,6 +211,7 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
     this.nextId = role === 'client' ? 1 : 2;
     this.peerParity = role === 'client' ? 0 : 1;
     connection.on('data', (chunk: Buffer) => this.receive(chunk));
+    connection.on('drain', () => this.drained());
     connection.on('error', (error: Error) => this.shutDown(error));
     connection.on('close', () => this.shutDown(undefined));
     connection.on('end', () => this.shutDown(undefined));
@@ -211,14 +250,66 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
 
   /** @internal for YamuxStream */
   forget(id: number): void {
+    const stream = this.streams.get(id);
+    if (stream !== undefined) this.waitingForDrain.delete(stream);
     this.streams.delete(id);
   }
 
-  private receive(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+  /** True while the connection holds more unsent bytes than WRITE_BUFFER_CAP_BYTES. */
+  get congested(): boolean {
+    return this.connection.writableLength >= WRITE_BUFFER_CAP_BYTES;
+  }
+
+  /** @internal for YamuxStream */
+  waitForDrain(stream: YamuxStream): void {
+    this.waitingForDrain.add(stream);
+  }
+
+  private drained(): void {
+    if (this.closed) return;
+    this.unansweredReplies = 0;
+    if (this.pendingPong !== undefined) {
+      this.sendFrame(header(FrameType.Ping, ACK, 0, this.pendingPong));
+      this.pendingPong = undefined;
+    }
+    for (const stream of [...this.waitingForDrain]) {
+      this.waitingForDrain.delete(stream);
+      stream.retryBlockedWrite();
+    }
+    if (this.readingPaused) {
+      this.readingPaused = false;
+      this.connection.resume();
+      this.receive(undefined);
+    }
+  }
+
+  /**
+   * Counts a reply the peer provoked while it leaves ours unread.
+   * Attack: a peer flooding pings or SYNs without reading, to grow our write buffer without bound.
+   */
+  private countUnanswered(what: string): void {
+    if (!this.congested) return;
+    this.unansweredReplies += 1;
+    if (this.unansweredReplies > MAX_UNANSWERED_REPLIES) {
+      throw new ProtocolError(`the peer sent more than ${MAX_UNANSWERED_REPLIES} ${what} without reading our replies`);
+    }
+  }
+
+  private receive(chunk: Buffer | undefined): void {
+    if (chunk !== undefined) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
     try {
       for (;;) {
+        // Attack: a peer that writes without reading, to fill our write buffer with replies.
+        if (this.connection.writableLength >= READ_PAUSE_BYTES) {
+          if (!this.readingPaused) {
+            this.readingPaused = true;
+            this.connection.pause();
+          }
+          return;
+        }
         if (this.pendingHeader === undefined) {
           if (this.buffered < HEADER_BYTES) return;
           this.pendingHeader = this.take(HEADER_BYTES);
@@ -264,7 +355,7 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
         return;
       case FrameType.Ping:
         // A ping is answered with the same opaque value; an answer to ours (we send none) is ignored.
-        if (flags & SYN) this.sendFrame(header(FrameType.Ping, ACK, 0, value));
+        if (flags & SYN) this.answerPing(value);
         return;
       case FrameType.GoAway:
         if (value !== GO_AWAY_NORMAL) throw new ProtocolError(`the peer ended the yamux session with error ${value}`);
@@ -275,6 +366,17 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
     }
   }
 
+  private answerPing(value: number): void {
+    if (!this.congested) {
+      this.sendFrame(header(FrameType.Ping, ACK, 0, value));
+      return;
+    }
+    this.countUnanswered('pings');
+    // yamux pings one at a time and waits for its own value: only a flood has several waiting, and
+    // answering the latest keeps what we queue for it at one frame.
+    this.pendingPong = value;
+  }
+
   private handleStreamFrame(frame: Buffer, payload: Buffer | undefined): void {
     const flags = frame.readUInt16BE(2);
     const id = frame.readUInt32BE(4);
@@ -283,7 +385,8 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
       if (stream !== undefined) throw new ProtocolError(`the peer opened stream ${id} twice`);
       // Stream ids of our own parity are ours to open: one from the peer could collide with ours.
       if (id === 0 || id % 2 !== this.peerParity) throw new ProtocolError(`the peer opened stream ${id}, which is not its to open`);
-      if (this.streams.size >= MAX_PEER_STREAMS) {
+      this.countUnanswered('new streams');
+      if (this.streams.size >= MAX_PEER_STREAMS || !this.acceptStreams()) {
         this.sendFrame(header(FrameType.WindowUpdate, RST, id, 0));
         return;
       }
@@ -306,6 +409,8 @@ export class YamuxSession extends EventEmitter<{ stream: [YamuxStream]; close: [
       stream.destroy(Object.assign(new Error('the yamux session closed'), { code: 'ECONNRESET' }));
     }
     this.streams.clear();
+    this.waitingForDrain.clear();
+    this.pendingPong = undefined;
     this.connection.destroy();
     this.emit('close', error);
   }

@@ -22,11 +22,11 @@ test('tcp: the plugin listens on 127.0.0.1 within the host\'s port range, pinned
   t.is((await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('tcp') })).read_back.toString(), 'tcp');
 });
 
-test('tcp: the multiplexed broker works over a TCP plugin connection too', async (t) => {
-  await using plugin = await launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { multiplexBroker: true }));
-  t.is(plugin.network, 'tcp');
-  const id = await plugin.broker.serve([memoryStorage(storage)]);
-  t.is((await plugin.client(worker).Run({ storage_id: id, key: 'k', value: Buffer.from('mux') })).read_back.toString(), 'mux');
+test('tcp: a plugin refuses multiplexing over TCP, where a local user connecting first would own its one connection', async (t) => {
+  // Attack: any local user connects to the loopback port before the host and holds the yamux session.
+  const error = await t.throwsAsync(launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { multiplexBroker: true })));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /refuses multiplexing \(PLUGIN_MULTIPLEX_GRPC\) over TCP/);
 });
 
 test('tcp: with no free port in the range the plugin fails to start, saying so', async (t) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import test from 'ava';
-import { BrokerMultiplex } from '../../src/transport/broker-multiplex.js';
+import { BrokerMultiplex, MAX_PENDING_KNOCKS } from '../../src/transport/broker-multiplex.js';
 import type { ConnInfo } from '../../src/transport/broker-protocol.js';
 import { YamuxSession } from '../../src/transport/yamux.js';
 
@@ -65,5 +65,26 @@ test('multiplex: a knock routes the next stream to its id; one nobody serves is 
   while (sent.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
   t.deepEqual(sent.at(-1)?.knock, { knock: true, ack: true, error: 'no brokered service with id 8' });
   t.true(Date.now() - started >= 1000, 'a knock may arrive just before its service: it waited');
+  host.close();
+});
+
+test('multiplex: knocks beyond MAX_PENDING_KNOCKS are refused at once, without an entry or a timer each', async (t) => {
+  // Attack: a peer knocking for ever more ids (served or not), each kept with a timer until it expires.
+  const { host, plugin } = await sessions();
+  const sent: ConnInfo[] = [];
+  const pluginSide = new BrokerMultiplex((info) => sent.push(info), { bridgeDir: dir, knockTimeoutMs: 5000, unannounced: () => {} });
+  pluginSide.attach(plugin);
+  pluginSide.accept(1, () => {});
+  const knock = (serviceId: number): void =>
+    pluginSide.receive({ serviceId, network: '', address: '', knock: { knock: true, ack: false, error: '' } });
+  // Half acknowledged ids whose stream never comes, half ids nobody serves (yet).
+  for (let i = 0; i < MAX_PENDING_KNOCKS / 2; i++) knock(1);
+  for (let i = 0; i < MAX_PENDING_KNOCKS / 2; i++) knock(1000 + i);
+  t.is(sent.length, MAX_PENDING_KNOCKS / 2, 'served knocks are acknowledged, early ones wait');
+  knock(1);
+  knock(5000);
+  t.is(sent.length, MAX_PENDING_KNOCKS / 2 + 2, 'both extra knocks are answered at once');
+  for (const info of sent.slice(-2)) t.regex(info.knock?.error ?? '', /knocks are waiting/);
+  pluginSide.close();
   host.close();
 });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import test from 'ava';
-import { MAX_PEER_STREAMS, STREAM_WINDOW_BYTES, YamuxSession } from '../../src/transport/yamux.js';
+import { MAX_PEER_STREAMS, READ_PAUSE_BYTES, STREAM_WINDOW_BYTES, WRITE_BUFFER_CAP_BYTES, YamuxSession } from '../../src/transport/yamux.js';
 import { readAll } from '../helpers/streams.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gatehouse-yamux-test-'));
@@ -150,6 +150,7 @@ for (const [title, bytes] of [
     // Attack: a peer that makes us buffer without bound, or confuses one stream with another.
     const [raw, other] = await socketPair();
     const session = new YamuxSession(other, 'server');
+    session.on('stream', () => {});
     const closed = new Promise<Error | undefined>((resolve) => session.once('close', resolve));
     const seen = frames(raw);
     raw.write(bytes);
@@ -174,4 +175,73 @@ test('yamux: a peer holding more than MAX_PEER_STREAMS streams open gets the ext
   t.deepEqual(seen.find((f) => f.id === lastId), { type: 1, flags: 8, id: lastId, length: 0 });
   raw.destroy();
   session.close();
+});
+
+const MiB = 1024 * 1024;
+
+test('yamux: a stream nobody wants is refused with one RST: no ACK, no stream', async (t) => {
+  // Attack: a peer opening streams we did not ask for, each costing an ACK, a stream and a reset.
+  const [raw, other] = await socketPair();
+  const session = new YamuxSession(other, 'client');
+  const seen = frames(raw);
+  raw.write(Buffer.concat([frame(1, 1, 2, 0), frame(1, 1, 4, 0), frame(1, 1, 6, 0)]));
+  await until(() => seen.length >= 3);
+  t.deepEqual(seen, [2, 4, 6].map((id) => ({ type: 1, flags: 8, id, length: 0 })));
+  session.close();
+  raw.destroy();
+});
+
+for (const [what, flood] of [
+  ['pings', (i: number) => frame(2, 1, 0, i)],
+  ['SYNs for unwanted streams', (i: number) => frame(1, 1, 2 * i + 2, 0)],
+] as const) {
+  test(`yamux: a peer flooding ${what} without reading ends with a protocol error, with our unsent replies bounded`, async (t) => {
+    // Attack: every ping or SYN answered through a write nobody reads grows our memory without bound.
+    const [raw, other] = await socketPair();
+    const session = new YamuxSession(other, 'client');
+    raw.on('error', () => {});
+    const closed = new Promise<Error | undefined>((resolve) => session.once('close', resolve));
+    let ended: Error | undefined | null = null;
+    void closed.then((error) => (ended = error));
+    let sent = 0;
+    let maxQueued = 0;
+    let next = 0;
+    // Far more than the kernel's socket buffers and our caps hold: the old code answered it all.
+    while (ended === null && sent < 16 * MiB && !raw.destroyed) {
+      const chunk = Buffer.concat(Array.from({ length: 4096 }, () => flood(next++)));
+      sent += chunk.length;
+      maxQueued = Math.max(maxQueued, other.writableLength);
+      if (!raw.write(chunk)) {
+        await Promise.race([new Promise((resolve) => raw.once('drain', resolve)), closed]);
+      }
+      maxQueued = Math.max(maxQueued, other.writableLength);
+    }
+    t.log(`${(sent / MiB).toFixed(1)} MiB of ${what} sent; at most ${maxQueued} bytes queued for the peer`);
+    t.truthy(await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(undefined), 10_000))]), 'the session ended with a protocol error');
+    t.regex(String(ended), /without reading our replies/);
+    t.true(maxQueued <= READ_PAUSE_BYTES + 64 * 1024, `${maxQueued} bytes queued`);
+    raw.destroy();
+  });
+}
+
+test('yamux: stream data waits while the connection is congested, then all of it arrives', async (t) => {
+  // Attack: a peer granting a huge window and never reading, so that every byte we write is queued.
+  const [raw, other] = await socketPair();
+  const session = new YamuxSession(other, 'client');
+  const accepted = new Promise<Duplex>((resolve) => session.once('stream', resolve));
+  raw.pause();
+  raw.write(frame(1, 1, 2, 0x7fff_0000));
+  const stream = await accepted;
+  const payload = Buffer.alloc(8 * MiB, 7);
+  const written = new Promise<void>((resolve) => stream.write(payload, () => resolve()));
+  // The stream's write ran at once: what it queued on the connection is all there is.
+  t.true(other.writableLength <= WRITE_BUFFER_CAP_BYTES + 64 * 1024 + 12, `${other.writableLength} bytes queued`);
+  let received = 0;
+  raw.on('data', (chunk: Buffer) => void (received += chunk.length));
+  raw.resume();
+  await written;
+  await until(() => received >= payload.length + Math.ceil(payload.length / (64 * 1024)) * 12);
+  t.pass();
+  session.close();
+  raw.destroy();
 });
