@@ -112,7 +112,7 @@ function describe(report: AuditReport): string {
   const { segments, sealedThrough, unsealed } = report.sealing;
   const restarts = Math.max(0, segments.length - 1);
   const sealed = segments.some((segment) => segment.sealed)
-    ? `sealed: records 1 to ${sealedThrough}; not sealed yet: ${unsealed} after it; ${segments.length} segment(s) (${restarts} restart(s)), first keys ${segments.every((segment) => segment.keyTrusted) ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
+    ? `sealed: ${sealedThrough === 0 ? 'none yet' : `records 1 to ${sealedThrough}`}; not sealed yet: ${unsealed} after it; ${segments.length} segment(s) (${restarts} restart(s)), first keys ${segments.every((segment) => segment.keyTrusted) ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
     : 'sealed: no (the log has no checkpoints)';
   return `ok: ${report.records} records\nlog id: ${report.logId}\nlast hash: ${report.lastHash}\n${sealed}\n`;
 }

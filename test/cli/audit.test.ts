@@ -161,3 +161,19 @@ test('a malformed anchor or sealing-key file is refused with AUDIT_INVALID', asy
   t.is(keys.code, 1);
   t.regex(keys.stderr, /is not an audit sealing-key file: .* \[AUDIT_INVALID\]/);
 });
+
+test('audit verify --require-sealed fails while records wait for their checkpoint', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  await log.flush();
+  t.is((await run(['verify', path, '--sealing-key', keyFile])).code, 0);
+  const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /not sealed yet: 2 after it;.*\nnot sealed: 2 record\(s\) after the last checkpoint \[AUDIT_SEAL_INVALID\]\n$/);
+  await log.close();
+  t.is((await run(['verify', path, '--sealing-key', keyFile, '--require-sealed'])).code, 0);
+});
