@@ -307,3 +307,19 @@ test('parseSealingKeys accepts only well-formed key lines and never throws', (t)
     { numRuns: 1000 },
   );
 });
+
+test('any single-byte change anywhere in a sealed log fails verification with its key file', async (t) => {
+  const { path, keys } = await sealedLog(t);
+  const original = await readFile(path);
+  const damaged = join(await tempDir(t), 'damaged.log');
+  await fc.assert(
+    fc.asyncProperty(fc.nat({ max: original.length - 1 }), fc.integer({ min: 1, max: 255 }), async (index, delta) => {
+      const bytes = Buffer.from(original);
+      bytes[index] = ((bytes[index] as number) + delta) % 256;
+      writeFileSync(damaged, bytes);
+      return !(await verifyAuditLog(damaged, { sealingKeys: keys })).ok;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
