@@ -118,12 +118,13 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
     }
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
-    const logId = tail === undefined ? randomBytes(16).toString('hex') : await readLogId(handle, path);
+    // An existing log's id is needed only to bind a new segment's key to it.
+    const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
     let seal: SegmentSeal | undefined;
     if (sealing !== undefined) {
       const sealer = new Sealer();
       const segment = tail === undefined ? 1 : tail.seq + 1;
-      const keyLine = formatSealingKey({ logId, segment, everyRecords: sealing.everyRecords, publicKey: sealer.firstKey });
+      const keyLine = formatSealingKey({ logId: logId as string, segment, everyRecords: sealing.everyRecords, publicKey: sealer.firstKey });
       // The key is on disk before any record it seals: a segment whose key was lost could never be checked.
       await appendKeyLine(sealing.keyFile, keyLine);
       (options.logger ?? silentLogger).info({ path, keyFile: sealing.keyFile, sealingKey: keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
@@ -169,7 +170,9 @@ async function appendKeyLine(keyFile: string, keyLine: string): Promise<void> {
     if (!stats.isFile()) throw new Error('not a regular file');
     // Whoever can write the local copy could slip in a key of their own before it is copied away.
     if ((stats.mode & 0o022) !== 0) throw new Error(`writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
-    await handle.write(`${keyLine}\n`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw new Error(`owned by uid ${stats.uid}, not by this process (uid ${uid}) or root`);
+    await handle.writeFile(`${keyLine}\n`);
     await handle.sync();
   } catch (error) {
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit sealing-key file ${keyFile} cannot be written: ${(error as Error).message}`, { cause: error });
@@ -276,7 +279,8 @@ class FileAuditLog implements AuditLog {
   constructor(
     path: string,
     handle: FileHandle,
-    logId: string,
+    /** Always given for a new log, and for a sealed one; an unsealed reopened log does not need it. */
+    logId: string | undefined,
     tail: { seq: number; lineHash: string } | undefined,
     options: AuditLogOptions,
     seal: SegmentSeal | undefined,
@@ -286,15 +290,15 @@ class FileAuditLog implements AuditLog {
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.#logId = logId;
+    this.#logId = logId ?? '';
     this.#seal = seal;
     this.#segment = (tail?.seq ?? 0) + 1;
     const sealingKey = seal === undefined ? {} : { sealingKey: seal.sealer.firstKey, sealEvery: seal.everyRecords };
     if (tail === undefined) {
       this.#lastSeq = 0;
-      this.#lastLineHash = genesisPrev(logId);
+      this.#lastLineHash = genesisPrev(this.#logId);
       this.#syncedSeq = 0;
-      this.#append(GENESIS_TYPE, { logId, version: FORMAT_VERSION, ...sealingKey });
+      this.#append(GENESIS_TYPE, { logId: this.#logId, version: FORMAT_VERSION, ...sealingKey });
     } else {
       this.#lastSeq = tail.seq;
       this.#lastLineHash = tail.lineHash;

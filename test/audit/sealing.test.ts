@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { chmodSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,7 +214,7 @@ test('a checkpoint is written every T seconds while records wait, not while idle
   t.is((await readLines(path)).length, sealed, 'nothing left to seal on close');
 });
 
-test('sealing options are checked, and the key file is never followed through a link or shared for writing', async (t) => {
+test('sealing options are checked, and the key file is never followed through a link, shared for writing or another user\'s', async (t) => {
   const dir = await tempDir(t);
   for (const sealing of [{ everyRecords: 0 }, { everyRecords: 1.5 }, { everySeconds: 0 }, { everySeconds: Number.NaN }, { keyFile: '' }]) {
     const error = await t.throwsAsync(openAuditLog(join(dir, 'a.log'), { sealing: { keyFile: join(dir, 'k'), ...sealing } }));
@@ -227,6 +227,14 @@ test('sealing options are checked, and the key file is never followed through a 
   chmodSync(join(dir, 'shared.keys'), 0o666);
   const shared = await t.throwsAsync(openAuditLog(join(dir, 'c.log'), { sealing: { keyFile: join(dir, 'shared.keys') } }));
   t.true(isGatehouseError(shared, 'AUDIT_WRITE_FAILED'));
+  if (process.getuid?.() === 0) {
+    // Another local user (nobody) who owns the key file could rewrite it before it is copied away.
+    writeFileSync(join(dir, 'theirs.keys'), '');
+    chownSync(join(dir, 'theirs.keys'), 65534, 65534);
+    const theirs = await t.throwsAsync(openAuditLog(join(dir, 'd.log'), { sealing: { keyFile: join(dir, 'theirs.keys') } }));
+    t.true(isGatehouseError(theirs, 'AUDIT_WRITE_FAILED'));
+    t.regex(theirs?.message ?? '', /owned by uid 65534/);
+  }
 });
 
 test('the sealer signs each epoch with its own key and hands over to the next', (t) => {
