@@ -1,5 +1,6 @@
 // Turns the raw measurements of one run into figures: each gatehouse value next to its counterpart
 // (go-plugin, or the physical floor) from the same run, the ratio of the two, and the issue's target.
+import type { AuditBenchResult } from './audit.js';
 import type { HashingResult } from './hashing.js';
 import type { LiveResult, UnaryResult, WorkloadResult } from './host-workloads.js';
 import { summarize } from './stats.js';
@@ -19,6 +20,7 @@ export interface RawResults {
   certs: { gatehouse: { coldMs: number; ms: number[] }; goPlugin: { curve: string; ms: number[] } | null };
   start: { ts: number[]; go: number[] | null; nodeFloor: number[] };
   hashing: HashingResult | null;
+  audit?: AuditBenchResult | null;
 }
 
 export type Need = 'go' | 'openssl';
@@ -29,7 +31,7 @@ export type Target =
 
 export interface Figure {
   id: string;
-  scenario: 'launch' | 'start' | 'unary' | 'big' | 'hashing' | 'certs' | 'live';
+  scenario: 'launch' | 'start' | 'unary' | 'big' | 'hashing' | 'certs' | 'live' | 'audit';
   label: string;
   unit: string;
   better: 'lower' | 'higher';
@@ -332,6 +334,47 @@ function liveFigures(raw: RawResults): Figure[] {
   ];
 }
 
+function auditFigures(raw: RawResults): Figure[] {
+  const a = raw.audit ?? null;
+  const every = a?.sealEveryRecords ?? '?';
+  return [
+    figure({
+      id: 'audit.burst',
+      scenario: 'audit',
+      label: `Audit record in a burst of ${a?.burstRecords ?? '?'}, sealed every ${every}, CPU`,
+      unit: 'µs',
+      better: 'lower',
+      gatehouse: a?.burstSealedUsPerRecord,
+      counterpart: { name: 'unsealed log', value: a?.burstUsPerRecord },
+    }),
+    figure({
+      id: 'audit.durable',
+      scenario: 'audit',
+      label: 'Audit record awaited to disk (record + flush), sealed, wall',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: a?.durableSealedMsPerRecord,
+      counterpart: { name: 'unsealed log', value: a?.durableMsPerRecord },
+    }),
+    figure({
+      id: 'audit.checkpoint',
+      scenario: 'audit',
+      label: 'Audit checkpoint (next Ed25519 key + signature), CPU',
+      unit: 'µs',
+      better: 'lower',
+      gatehouse: a?.checkpointUs,
+    }),
+    figure({
+      id: 'audit.verify',
+      scenario: 'audit',
+      label: 'Verify a sealed audit log with its sealing key, CPU',
+      unit: 'records/s',
+      better: 'higher',
+      gatehouse: a?.verifyRecordsPerSec,
+    }),
+  ];
+}
+
 export function figures(raw: RawResults): Figure[] {
   return [
     ...launchFigures(raw, 'go'),
@@ -344,5 +387,6 @@ export function figures(raw: RawResults): Figure[] {
     ...hashingFigures(raw),
     ...certFigures(raw),
     ...liveFigures(raw),
+    ...auditFigures(raw),
   ];
 }

@@ -6,7 +6,7 @@
 // --quick      a few iterations of everything (CI runs it so that the bench cannot rot)
 // --out        results file (default bench/results/latest.json)
 // --profile    run every gatehouse host and gatehouse plugin under `node --cpu-prof` into DIR
-// --only       comma-separated: workload, start, live, certs, hashing (default: all)
+// --only       comma-separated: workload, start, live, certs, hashing, audit (default: all)
 //
 // Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
 // and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { auditBench } from './audit.js';
 import { runJson } from './child.js';
 import { figures as toFigures, type Figure, type RawResults } from './figures.js';
 import { hashing } from './hashing.js';
@@ -29,7 +30,7 @@ const goBinDir = here('../interop-go/bin/');
 const hostRunner = here('./gatehouse-host.js');
 const tsPlugin = here('../examples/kv/plugin.js');
 
-const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing'] as const;
+const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing', 'audit'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Settings {
@@ -47,6 +48,9 @@ interface Settings {
   smallBytes: number;
   hashRepeats: number;
   opensslSeconds: number;
+  auditBurst: number;
+  auditDurable: number;
+  auditCheckpoints: number;
 }
 
 const FULL: Settings = {
@@ -63,6 +67,9 @@ const FULL: Settings = {
   smallBytes: 32 << 10,
   hashRepeats: 5,
   opensslSeconds: 3,
+  auditBurst: 20_000,
+  auditDurable: 300,
+  auditCheckpoints: 500,
 };
 
 const QUICK: Settings = {
@@ -79,6 +86,9 @@ const QUICK: Settings = {
   smallBytes: 32 << 10,
   hashRepeats: 1,
   opensslSeconds: 1,
+  auditBurst: 1000,
+  auditDurable: 20,
+  auditCheckpoints: 20,
 };
 
 function executable(file: string): boolean {
@@ -166,6 +176,7 @@ async function run(options: RunOptions): Promise<void> {
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
     start: { ts: [], go: null, nodeFloor: [] },
     hashing: null,
+    audit: null,
   };
 
   if (options.only.has('workload')) {
@@ -226,6 +237,11 @@ async function run(options: RunOptions): Promise<void> {
       opensslSeconds: settings.opensslSeconds,
       securehash: go?.securehash,
     });
+  }
+
+  if (options.only.has('audit')) {
+    progress('audit log: cost per record, per checkpoint, verification');
+    raw.audit = await auditBench({ burstRecords: settings.auditBurst, durableRecords: settings.auditDurable, checkpoints: settings.auditCheckpoints });
   }
 
   const figures = toFigures(raw).filter((figure) => options.only.has(figure.scenario === 'launch' || figure.scenario === 'unary' || figure.scenario === 'big' ? 'workload' : figure.scenario));

@@ -68,6 +68,8 @@ export type GatehouseErrorCode =
   // audit trail
   | 'AUDIT_WRITE_FAILED'
   | 'AUDIT_INVALID'
+  | 'AUDIT_ANCHOR_MISMATCH'
+  | 'AUDIT_SEAL_INVALID'
   // command line
   | 'USAGE';
 

@@ -33,3 +33,4 @@ export { serve, type ServeOptions, type ServedPlugin, type PluginService } from 
 
 // audit
 export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';
+export { checkAuditLog, formatAnchor, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';

@@ -17,6 +17,9 @@
  * keys, or any secret. argv is recorded: do not pass secrets to plugins on their command line.
  *
  * One writer per file: two processes appending to the same log would fork its chain.
+ *
+ * Sealing (optional, `sealing`): every N records or T seconds, and on close, the log appends a checkpoint
+ * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -24,6 +27,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { CHECKPOINT_TYPE, formatSealingKey, Sealer } from './sealing.js';
 import {
   checkLink,
   FORMAT_VERSION,
@@ -31,6 +35,7 @@ import {
   genesisPrev,
   MAX_LINE_BYTES,
   parseRecordLine,
+  REOPENED_TYPE,
   sealLine,
   sha256Hex,
 } from './verify-log.js';
@@ -73,6 +78,23 @@ export interface AuditLogOptions {
    * record that fits is preceded by a `records-dropped` record with their count.
    */
   maxQueuedBytes?: number;
+  /** Forward-secure sealing; off when absent. */
+  sealing?: AuditSealingOptions;
+}
+
+export interface AuditSealingOptions {
+  /**
+   * Where the first public key of each segment (this open of the log) is appended, one line each
+   * (`gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY`); copy it somewhere the host cannot write, as soon as
+   * it is written. `gatehouse audit verify --sealing-key FILE` needs the copy.
+   */
+  keyFile: string;
+  /** Checkpoint after this many records (default 100). */
+  everyRecords?: number;
+  /** Checkpoint this often, in seconds, when records were made since the last one (default 10). */
+  everySeconds?: number;
+  /** Given each segment's key line, e.g. to ship it off the host at once. */
+  onSealingKey?: (keyLine: string) => void;
 }
 
 export interface AuditLog {
@@ -85,6 +107,8 @@ export interface AuditLog {
 }
 
 const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SEAL_EVERY_RECORDS = 100;
+const DEFAULT_SEAL_EVERY_SECONDS = 10;
 /** Fields the log itself sets; an event carrying them (from untyped code) must not override them. */
 const RESERVED_FIELDS = new Set(['seq', 'time', 'type', 'prev', 'hash']);
 const NEWLINE = 0x0a;
@@ -101,6 +125,7 @@ interface Queued {
  * and continues its chain after an `audit-log-reopened` record. Resolves once that first record is fsynced.
  */
 export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
+  const sealing = options.sealing === undefined ? undefined : sealingSettings(options.sealing);
   const { handle, created } = await openFile(path);
   try {
     const stats = await handle.stat();
@@ -116,7 +141,20 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
     }
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
-    const log = new FileAuditLog(path, handle, tail, options);
+    // An existing log's id is needed only to bind a new segment's key to it.
+    const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
+    let seal: SegmentSeal | undefined;
+    if (sealing !== undefined) {
+      const sealer = new Sealer();
+      const segment = tail === undefined ? 1 : tail.seq + 1;
+      const keyLine = formatSealingKey({ logId: logId as string, segment, everyRecords: sealing.everyRecords, publicKey: sealer.firstKey });
+      // The key is on disk before any record it seals: a segment whose key was lost could never be checked.
+      await appendKeyLine(sealing.keyFile, keyLine);
+      (options.logger ?? silentLogger).info({ path, keyFile: sealing.keyFile, sealingKey: keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
+      sealing.onSealingKey?.(keyLine);
+      seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
+    }
+    const log = new FileAuditLog(path, handle, logId, tail, options, seal);
     if (created) await syncDirectory(path);
     await log.flush();
     return log;
@@ -124,6 +162,60 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     await handle.close();
     throw error;
   }
+}
+
+interface SegmentSeal {
+  sealer: Sealer;
+  everyRecords: number;
+  everySeconds: number;
+}
+
+function sealingSettings(sealing: AuditSealingOptions): Required<Omit<AuditSealingOptions, 'onSealingKey'>> & Pick<AuditSealingOptions, 'onSealingKey'> {
+  const everyRecords = sealing.everyRecords ?? DEFAULT_SEAL_EVERY_RECORDS;
+  const everySeconds = sealing.everySeconds ?? DEFAULT_SEAL_EVERY_SECONDS;
+  if (!Number.isSafeInteger(everyRecords) || everyRecords < 1) {
+    throw new GatehouseError('INVALID_OPTIONS', `sealing.everyRecords must be a positive integer, not ${String(everyRecords)}`);
+  }
+  if (!(everySeconds > 0 && everySeconds <= 86_400)) {
+    throw new GatehouseError('INVALID_OPTIONS', `sealing.everySeconds must be more than 0 and at most 86400, not ${String(everySeconds)}`);
+  }
+  if (typeof sealing.keyFile !== 'string' || sealing.keyFile === '') throw new GatehouseError('INVALID_OPTIONS', 'sealing.keyFile must name a file');
+  return { keyFile: sealing.keyFile, everyRecords, everySeconds, onSealingKey: sealing.onSealingKey };
+}
+
+/** Appends one key line to the sealing-key file (created 0644: it holds public keys only) and fsyncs it. */
+async function appendKeyLine(keyFile: string, keyLine: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    // O_NOFOLLOW: a symlink planted at the key file's path must not send our key line elsewhere.
+    handle = await open(keyFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new Error('not a regular file');
+    // Whoever can write the local copy could slip in a key of their own before it is copied away.
+    if ((stats.mode & 0o022) !== 0) throw new Error(`writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw new Error(`owned by uid ${stats.uid}, not by this process (uid ${uid}) or root`);
+    await handle.writeFile(`${keyLine}\n`);
+    await handle.sync();
+  } catch (error) {
+    throw new GatehouseError('AUDIT_WRITE_FAILED', `audit sealing-key file ${keyFile} cannot be written: ${(error as Error).message}`, { cause: error });
+  } finally {
+    await handle?.close();
+  }
+  await syncDirectory(keyFile);
+}
+
+/** The log id from the first line of an existing log (the segment keys are bound to it). */
+async function readLogId(handle: FileHandle, path: string): Promise<string> {
+  const window = Buffer.alloc(MAX_LINE_BYTES + 1);
+  const { bytesRead } = await handle.read(window, 0, window.length, 0);
+  const end = window.subarray(0, bytesRead).indexOf(NEWLINE);
+  const first = end === -1 ? 'no complete first line' : parseRecordLine(window.subarray(0, end));
+  const reason = typeof first === 'string' ? first : checkLink(first, undefined);
+  if (reason !== undefined || typeof first === 'string') {
+    throw new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its first record is broken: ${reason ?? ''}`);
+  }
+  return first.logId as string;
 }
 
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
@@ -200,25 +292,46 @@ class FileAuditLog implements AuditLog {
   #draining: Promise<void> | undefined;
   #failure: GatehouseError | undefined;
   #closing: Promise<void> | undefined;
+  readonly #logId: string;
+  readonly #seal: SegmentSeal | undefined;
+  /** seq of this segment's opening record (what its checkpoints name). */
+  readonly #segment: number;
+  #sinceCheckpoint = 0;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(path: string, handle: FileHandle, tail: { seq: number; lineHash: string } | undefined, options: AuditLogOptions) {
+  constructor(
+    path: string,
+    handle: FileHandle,
+    /** Always given for a new log, and for a sealed one; an unsealed reopened log does not need it. */
+    logId: string | undefined,
+    tail: { seq: number; lineHash: string } | undefined,
+    options: AuditLogOptions,
+    seal: SegmentSeal | undefined,
+  ) {
     this.#path = path;
     this.#handle = handle;
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.#logId = logId ?? '';
+    this.#seal = seal;
+    this.#segment = (tail?.seq ?? 0) + 1;
+    const sealingKey = seal === undefined ? {} : { sealingKey: seal.sealer.firstKey, sealEvery: seal.everyRecords };
     if (tail === undefined) {
-      const logId = randomBytes(16).toString('hex');
       this.#lastSeq = 0;
-      this.#lastLineHash = genesisPrev(logId);
+      this.#lastLineHash = genesisPrev(this.#logId);
       this.#syncedSeq = 0;
-      this.#append(GENESIS_TYPE, { logId, version: FORMAT_VERSION });
+      this.#append(GENESIS_TYPE, { logId: this.#logId, version: FORMAT_VERSION, ...sealingKey });
     } else {
       this.#lastSeq = tail.seq;
       this.#lastLineHash = tail.lineHash;
       this.#syncedSeq = tail.seq;
       // Marks the restart, so a reader sees where a crash may have lost records.
-      this.#append('audit-log-reopened', {});
+      this.#append(REOPENED_TYPE, sealingKey);
+    }
+    if (seal !== undefined) {
+      // Bounds how long a record stays unsealed when few arrive; unref: the log must not keep the host alive.
+      this.#timer = setInterval(() => this.#checkpoint(), seal.everySeconds * 1000).unref();
     }
   }
 
@@ -250,6 +363,25 @@ class FileAuditLog implements AuditLog {
       this.#enqueue(notice);
     }
     this.#enqueue(line);
+    this.#sinceCheckpoint += notice === undefined ? 1 : 2;
+    if (this.#seal !== undefined && this.#sinceCheckpoint >= this.#seal.everyRecords) this.#checkpoint();
+  }
+
+  /**
+   * Appends a checkpoint sealing every line so far, when there is something to seal. Never dropped for the
+   * backlog cap: a lost checkpoint would lose the next epoch's public key and break the key chain.
+   */
+  #checkpoint(): void {
+    const seal = this.#seal;
+    if (seal === undefined || this.#sinceCheckpoint === 0 || this.#failure !== undefined) return;
+    if (this.#dropped > 0) {
+      this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, 'records-dropped', { count: this.#dropped }));
+      this.#dropped = 0;
+    }
+    const head = { seq: this.#lastSeq + 1, time: new Date().toISOString() };
+    const fields = seal.sealer.seal(this.#logId, { ...head, segment: this.#segment, prev: this.#lastLineHash });
+    this.#enqueue(Buffer.from(sealLine(JSON.stringify({ ...head, type: CHECKPOINT_TYPE, ...fields, prev: this.#lastLineHash }))));
+    this.#sinceCheckpoint = 0;
   }
 
   /** One line of the chain (without its newline), built at once so later changes to the event's objects cannot alter it. */
@@ -324,6 +456,10 @@ class FileAuditLog implements AuditLog {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      clearInterval(this.#timer);
+      // A clean close seals every record; the last key is then dropped, so nothing more can be signed.
+      this.#checkpoint();
+      this.#seal?.sealer.destroy();
       try {
         await this.flush();
       } finally {

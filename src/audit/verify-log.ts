@@ -11,10 +11,15 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
+import type { AuditAnchor } from './anchor.js';
+import { SegmentChecker, type SealingReport } from './seal-check.js';
+import type { SealingKey } from './sealing.js';
 
 /** The longest line a writer produces and a reader accepts, newline excluded; bounds a reader's memory. */
 export const MAX_LINE_BYTES = 1024 * 1024;
 export const GENESIS_TYPE = 'audit-log-opened';
+/** The record a writer opens an existing log with: the start of a new segment. */
+export const REOPENED_TYPE = 'audit-log-reopened';
 export const FORMAT_VERSION = 1;
 
 const NEWLINE = 0x0a;
@@ -24,7 +29,34 @@ const LOG_ID = /^[0-9a-f]{32}$/;
 const HASH_FIELD_PREFIX = ',"hash":"';
 const HASH_TAIL_BYTES = HASH_FIELD_PREFIX.length + 64 + 2;
 
-export type AuditVerification = { ok: true; records: number } | { ok: false; line: number; reason: string };
+/** Why a log failed: its chain is broken, it does not match the anchor, or its seal does not hold. */
+export type AuditFailureCode = 'AUDIT_INVALID' | 'AUDIT_ANCHOR_MISMATCH' | 'AUDIT_SEAL_INVALID';
+
+export interface AuditFailure {
+  ok: false;
+  line: number;
+  reason: string;
+  code: AuditFailureCode;
+}
+
+export type AuditVerification = { ok: true; records: number } | AuditFailure;
+
+/** What an intact log is: what an auditor compares with what they kept, or keeps as the next anchor. */
+export interface AuditReport {
+  ok: true;
+  logId: string;
+  records: number;
+  /** SHA-256 of the last line (without its newline). */
+  lastHash: string;
+  sealing: SealingReport;
+}
+
+export interface AuditCheckOptions {
+  /** Facts kept elsewhere that the log must still match. */
+  anchor?: AuditAnchor;
+  /** The first public key of every segment, from a sealing-key file kept elsewhere; each segment must be sealed. */
+  sealingKeys?: readonly SealingKey[];
+}
 
 /** What the chain checks need from one parsed line. */
 export interface ChainRecord {
@@ -32,6 +64,8 @@ export interface ChainRecord {
   type: string;
   prev: string;
   logId: unknown;
+  /** Every field of the line, for the checks that need more than the chain (checkpoints, segment keys). */
+  fields: Record<string, unknown>;
 }
 
 /** What a line is linked to: the record before it, or nothing for the first line. */
@@ -79,7 +113,7 @@ export function parseRecordLine(line: Buffer): ChainRecord | string {
   if (typeof time !== 'string' || Number.isNaN(Date.parse(time))) return 'no valid "time" field';
   if (typeof type !== 'string' || type === '') return 'no valid "type" field';
   if (typeof prev !== 'string' || !HEX64.test(prev)) return 'no valid "prev" field';
-  return { seq, type, prev, logId: record.logId };
+  return { seq, type, prev, logId: record.logId, fields: record };
 }
 
 /** Checks that `record` follows `previous` (or opens the log). Returns the reason it does not, if any. */
@@ -105,8 +139,18 @@ export function checkLink(record: ChainRecord, previous: ChainLink | undefined):
 /**
  * Reads the log at `path` as a stream, never holding more than one line (at most MAX_LINE_BYTES) and one
  * read chunk, and reports the first line that is broken. Throws FILE_NOT_FOUND or FILE_UNREADABLE.
+ * Kept for callers that need only intact-or-not; `checkAuditLog` also gives the log id, last hash and seal.
  */
-export async function verifyAuditLog(path: string): Promise<AuditVerification> {
+export async function verifyAuditLog(path: string, options: AuditCheckOptions = {}): Promise<AuditVerification> {
+  const result = await checkAuditLog(path, options);
+  return result.ok ? { ok: true, records: result.records } : result;
+}
+
+/**
+ * Walks the log at `path` as `verifyAuditLog` does, and checks it against `options.anchor` (log id, record
+ * count, the hash at that count) and against the segments' sealing keys. Throws FILE_NOT_FOUND or FILE_UNREADABLE.
+ */
+export async function checkAuditLog(path: string, options: AuditCheckOptions = {}): Promise<AuditReport | AuditFailure> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -114,15 +158,34 @@ export async function verifyAuditLog(path: string): Promise<AuditVerification> {
     const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE';
     throw new GatehouseError(code, `audit log ${path} cannot be opened: ${(error as Error).message}`, { cause: error });
   }
+  const anchor = options.anchor ?? {};
+  const broken = (line: number, reason: string, code: AuditFailureCode = 'AUDIT_INVALID'): AuditFailure => ({ ok: false, line, reason, code });
   let lineNumber = 0;
   let previous: ChainLink | undefined;
-  const check = (line: Buffer): AuditVerification | undefined => {
+  let logId = '';
+  const seals = new SegmentChecker(options.sealingKeys);
+  const check = (line: Buffer): AuditFailure | undefined => {
     lineNumber += 1;
     const record = parseRecordLine(line);
-    if (typeof record === 'string') return { ok: false, line: lineNumber, reason: record };
+    if (typeof record === 'string') return broken(lineNumber, record);
     const reason = checkLink(record, previous);
-    if (reason !== undefined) return { ok: false, line: lineNumber, reason };
-    previous = { seq: record.seq, lineHash: sha256Hex(line) };
+    if (reason !== undefined) return broken(lineNumber, reason);
+    const lineHash = sha256Hex(line);
+    if (previous === undefined) {
+      logId = record.logId as string;
+      // A file replaced by a fresh log has a valid chain of its own: only its id gives it away.
+      if (anchor.logId !== undefined && anchor.logId !== logId) {
+        return broken(1, `log id ${logId} where the anchor expects ${anchor.logId} (the file was replaced by another log)`, 'AUDIT_ANCHOR_MISMATCH');
+      }
+    }
+    // A chain rewritten from some record on is consistent in itself; only the hash kept elsewhere differs.
+    if (anchor.lastHash !== undefined && anchor.records === lineNumber && anchor.lastHash !== lineHash) {
+      return broken(lineNumber, `line ${lineNumber} has hash ${lineHash} where the anchor expects ${anchor.lastHash} (the log was rewritten from this line or before)`, 'AUDIT_ANCHOR_MISMATCH');
+    }
+    const opens = record.type === GENESIS_TYPE || record.type === REOPENED_TYPE;
+    const sealProblem = seals.check(logId, record, opens);
+    if (sealProblem !== undefined) return broken(lineNumber, sealProblem.reason, sealProblem.code);
+    previous = { seq: record.seq, lineHash };
     return undefined;
   };
   try {
@@ -131,22 +194,29 @@ export async function verifyAuditLog(path: string): Promise<AuditVerification> {
       const data = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
       let start = 0;
       for (let end = data.indexOf(NEWLINE); end !== -1; end = data.indexOf(NEWLINE, start)) {
-        const broken = check(data.subarray(start, end));
-        if (broken !== undefined) return broken;
+        const failure = check(data.subarray(start, end));
+        if (failure !== undefined) return failure;
         start = end + 1;
       }
       carry = data.subarray(start);
       // Stops reading a line that can no longer be valid, so a huge line cannot exhaust memory.
-      if (carry.length > MAX_LINE_BYTES) return { ok: false, line: lineNumber + 1, reason: `longer than ${MAX_LINE_BYTES} bytes` };
+      if (carry.length > MAX_LINE_BYTES) return broken(lineNumber + 1, `longer than ${MAX_LINE_BYTES} bytes`);
     }
-    if (carry.length > 0) {
-      return { ok: false, line: lineNumber + 1, reason: 'last line has no newline (truncated write)' };
-    }
+    if (carry.length > 0) return broken(lineNumber + 1, 'last line has no newline (truncated write)');
   } catch (error) {
     throw new GatehouseError('FILE_UNREADABLE', `audit log ${path} cannot be read: ${(error as Error).message}`, { cause: error });
   } finally {
     await handle.close();
   }
-  if (lineNumber === 0) return { ok: false, line: 1, reason: 'empty log: missing genesis record' };
-  return { ok: true, records: lineNumber };
+  if (lineNumber === 0 || previous === undefined) return broken(1, 'empty log: missing genesis record');
+  // A tail cut at a line boundary leaves a valid, shorter chain: only a count or hash kept elsewhere shows it.
+  if (anchor.records !== undefined && lineNumber < anchor.records) {
+    return broken(lineNumber + 1, `${lineNumber} records where the anchor expects at least ${anchor.records} (records were cut off the end)`, 'AUDIT_ANCHOR_MISMATCH');
+  }
+  if (anchor.lastHash !== undefined && anchor.records === undefined && anchor.lastHash !== previous.lineHash) {
+    return broken(lineNumber, `the last line has hash ${previous.lineHash} where the anchor expects ${anchor.lastHash} (the log was rewritten or cut)`, 'AUDIT_ANCHOR_MISMATCH');
+  }
+  const sealing = seals.finish(logId, previous.seq);
+  if ('reason' in sealing) return broken(lineNumber + 1, sealing.reason, sealing.code);
+  return { ok: true, logId, records: lineNumber, lastHash: previous.lineHash, sealing };
 }

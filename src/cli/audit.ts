@@ -1,9 +1,16 @@
 /**
- * `gatehouse audit verify FILE`: checks an audit log's hash chain and names its first broken record.
- * Exit 0: intact; 1: broken or unreadable; 2: usage error.
+ * `gatehouse audit verify FILE [checks]`: checks an audit log's hash chain, its seal and an anchor kept
+ * elsewhere, and prints what an auditor keeps for next time. `gatehouse audit anchor FILE`: prints (or
+ * writes) the anchor of an intact log. Exit 0: intact and matching; 1: broken, mismatched or unreadable;
+ * 2: usage error.
  */
-import { isGatehouseError } from '../errors.js';
-import { verifyAuditLog } from '../audit/verify-log.js';
+import { isGatehouseError, GatehouseError } from '../errors.js';
+import { formatAnchor, isLineHash, isLogId, MAX_ANCHOR_BYTES, parseAnchor, parseRecordCount, type AuditAnchor } from '../audit/anchor.js';
+import { MAX_SEALING_KEYS, parseSealingKeys, type SealingKey } from '../audit/sealing.js';
+import { checkAuditLog, type AuditFailure, type AuditReport } from '../audit/verify-log.js';
+import { writeFileAtomic } from '../verify/atomic-file.js';
+import { readLimited } from '../verify/untrusted-file.js';
+import { parseCommandLine, usageError } from './command-line.js';
 
 export interface Writer {
   write(text: string): unknown;
@@ -14,20 +21,49 @@ export interface AuditCommandIo {
   stderr: Writer;
 }
 
-const HELP = `Usage: gatehouse audit verify FILE
+const USAGE = 'usage: gatehouse audit verify FILE [--anchor A] [--log-id ID] [--records N] [--last-hash HEX] [--sealing-key K] [--require-sealed] | gatehouse audit anchor FILE [--out A] [--sealing-key K]';
 
-Checks the hash chain of the audit log FILE: every line must be a JSON record whose own hash matches,
-whose seq follows the previous one and whose prev is the hash of the previous line, starting from an
-"audit-log-opened" record. Prints "ok: N records", or "broken at line N: reason" for the first broken
-record. An intact chain shows that no record was edited, deleted or reordered after the fact, short of a
-rewrite of the whole log: compare the last line's hash with a copy kept elsewhere (see docs/audit.md).
+const HELP = `Usage: gatehouse audit verify FILE [options]
+       gatehouse audit anchor FILE [--out ANCHOR] [--sealing-key KEYS]
 
-Exit status: 0 intact, 1 broken or unreadable, 2 usage error.
+verify checks the audit log FILE: every line must be a JSON record whose own hash matches, whose seq
+follows the previous one and whose prev is the hash of the previous line, starting from an
+"audit-log-opened" record; each checkpoint must be signed by its epoch's key. It prints "ok: N records",
+the log id, the last line's hash and how much is sealed, or names the first line that fails and why.
+
+A chain holds no secret: a log cut at a line boundary, rewritten from some record on, or replaced by a
+fresh log verifies on its own. Check it against what you kept elsewhere:
+  --anchor ANCHOR      an anchor file from \`gatehouse audit anchor\` (log id, record count, hash)
+  --log-id ID          the log id must be ID
+  --records N          the log must hold at least N records
+  --last-hash HEX      the hash of line N (of the last line without --records) must be HEX
+  --sealing-key KEYS   the sealing-key file the log wrote (a copy kept off the host): every segment
+                       must be sealed from the key it names, and none it names may be missing
+  --require-sealed     fail when records after the last checkpoint are not sealed yet
+
+anchor verifies FILE the same way and prints its anchor line (or writes it to --out ANCHOR); keep it
+somewhere the host cannot write, and pass it to verify --anchor later.
+
+Exit status: 0 intact and matching, 1 broken, mismatched or unreadable, 2 usage error.
+See docs/audit.md for what each check does and does not prove.
 `;
 
 const OK_EXIT = 0;
 const BROKEN_EXIT = 1;
 const USAGE_EXIT = 2;
+/** A sealing-key file holds one short line per restart of the host. */
+const MAX_SEALING_KEY_FILE_BYTES = MAX_SEALING_KEYS * 160;
+
+const OPTIONS = {
+  anchor: { type: 'string' },
+  'log-id': { type: 'string' },
+  records: { type: 'string' },
+  'last-hash': { type: 'string' },
+  'sealing-key': { type: 'string' },
+  'require-sealed': { type: 'boolean' },
+  out: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 /** Replaces control characters, so a hostile file name cannot drive the user's terminal. */
 function escapeControls(text: string): string {
@@ -35,40 +71,102 @@ function escapeControls(text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-function usageProblem(action: string | undefined, file: string | undefined, extra: readonly string[]): string | undefined {
-  if (action === undefined) return 'no action given';
-  if (action !== 'verify') return `unknown action ${JSON.stringify(action)}`;
-  if (file === undefined) return 'no FILE given';
-  if (file.startsWith('-')) return `unknown option ${JSON.stringify(file)}`;
-  if (extra.length > 0) return 'more than one FILE given';
-  return undefined;
+async function readAnchorFile(file: string): Promise<AuditAnchor> {
+  const text = (await readLimited(file, MAX_ANCHOR_BYTES, 'AUDIT_INVALID')).toString('utf8');
+  const anchor = parseAnchor(text);
+  if (typeof anchor === 'string') throw new GatehouseError('AUDIT_INVALID', `${file} is not an audit anchor: ${anchor}`);
+  return anchor;
+}
+
+async function readSealingKeyFile(file: string): Promise<SealingKey[]> {
+  const text = (await readLimited(file, MAX_SEALING_KEY_FILE_BYTES, 'AUDIT_INVALID')).toString('utf8');
+  const keys = parseSealingKeys(text);
+  if (typeof keys === 'string') throw new GatehouseError('AUDIT_INVALID', `${file} is not an audit sealing-key file: ${keys}`);
+  return keys;
+}
+
+type Values = ReturnType<typeof parseCommandLine<typeof OPTIONS>>['values'];
+
+/** The anchor from --anchor, with each of --log-id, --records and --last-hash replacing its field. */
+async function anchorFrom(values: Values): Promise<AuditAnchor | undefined> {
+  const anchor: AuditAnchor = values.anchor === undefined ? {} : await readAnchorFile(values.anchor);
+  const logId = values['log-id'];
+  if (logId !== undefined) {
+    if (!isLogId(logId)) throw usageError('audit', '--log-id must be 32 hex digits');
+    anchor.logId = logId;
+  }
+  if (values.records !== undefined) {
+    const records = parseRecordCount(values.records);
+    if (records === undefined) throw usageError('audit', '--records must be a positive integer');
+    anchor.records = records;
+  }
+  const lastHash = values['last-hash'];
+  if (lastHash !== undefined) {
+    if (!isLineHash(lastHash)) throw usageError('audit', '--last-hash must be 64 hex digits');
+    anchor.lastHash = lastHash;
+  }
+  return Object.keys(anchor).length === 0 ? undefined : anchor;
+}
+
+function describe(report: AuditReport): string {
+  const { segments, sealedThrough, unsealed } = report.sealing;
+  const restarts = Math.max(0, segments.length - 1);
+  const sealed = segments.some((segment) => segment.sealed)
+    ? `sealed: ${sealedThrough === 0 ? 'none yet' : `records 1 to ${sealedThrough}`}; not sealed yet: ${unsealed} after it; ${segments.length} segment(s) (${restarts} restart(s)), first keys ${segments.every((segment) => segment.keyTrusted) ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
+    : 'sealed: no (the log has no checkpoints)';
+  return `ok: ${report.records} records\nlog id: ${report.logId}\nlast hash: ${report.lastHash}\n${sealed}\n`;
+}
+
+function failureLine(failure: AuditFailure): string {
+  return `${escapeControls(`broken at line ${failure.line}: ${failure.reason}`)} [${failure.code}]\n`;
 }
 
 export async function auditCommand(
   argv: readonly string[],
   io: AuditCommandIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(HELP);
-    return OK_EXIT;
-  }
-  const [action, file, ...extra] = argv;
-  const problem = usageProblem(action, file, extra);
-  if (problem !== undefined || file === undefined) {
-    io.stderr.write(`${escapeControls(`gatehouse audit: ${problem ?? 'no FILE given'}`)} (usage: gatehouse audit verify FILE)\n`);
-    return USAGE_EXIT;
-  }
   try {
-    const result = await verifyAuditLog(file);
-    if (result.ok) {
-      io.stdout.write(`ok: ${result.records} records\n`);
+    const { values, positionals } = parseCommandLine('audit', argv, OPTIONS);
+    if (values.help === true) {
+      io.stdout.write(HELP);
       return OK_EXIT;
     }
-    io.stdout.write(`broken at line ${result.line}: ${escapeControls(result.reason)}\n`);
-    return BROKEN_EXIT;
+    const [action, file, ...extra] = positionals;
+    if (action === undefined) throw usageError('audit', 'no action given');
+    if (action !== 'verify' && action !== 'anchor') throw usageError('audit', `unknown action ${JSON.stringify(action)}`);
+    if (file === undefined) throw usageError('audit', 'no FILE given');
+    if (extra.length > 0) throw usageError('audit', 'more than one FILE given');
+    if (action === 'anchor' && (values.anchor ?? values['log-id'] ?? values.records ?? values['last-hash'] ?? values['require-sealed']) !== undefined) {
+      throw usageError('audit', 'anchor takes only --out and --sealing-key');
+    }
+    if (action === 'verify' && values.out !== undefined) throw usageError('audit', '--out is for anchor');
+    const anchor = await anchorFrom(values);
+    const sealingKeys = values['sealing-key'] === undefined ? undefined : await readSealingKeyFile(values['sealing-key']);
+    const result = await checkAuditLog(file, { anchor, sealingKeys });
+    if (!result.ok) {
+      io.stdout.write(failureLine(result));
+      return BROKEN_EXIT;
+    }
+    if (action === 'anchor') {
+      const line = formatAnchor({ logId: result.logId, records: result.records, lastHash: result.lastHash });
+      if (values.out === undefined) io.stdout.write(line);
+      else await writeFileAtomic(values.out, line, 0o644);
+      return OK_EXIT;
+    }
+    io.stdout.write(describe(result));
+    // Records after the last checkpoint can still be altered by whoever holds the host; some audits cannot accept that.
+    if (values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.segments.some((segment) => !segment.sealed))) {
+      io.stdout.write(`not sealed: ${result.sealing.unsealed} record(s) after the last checkpoint [AUDIT_SEAL_INVALID]\n`);
+      return BROKEN_EXIT;
+    }
+    return OK_EXIT;
   } catch (error) {
     if (!isGatehouseError(error)) throw error;
-    io.stderr.write(`${escapeControls(`gatehouse audit: ${error.message}`)}\n`);
+    if (error.code === 'USAGE') {
+      io.stderr.write(`${escapeControls(`gatehouse audit: ${error.message}`)}\n${USAGE}\n`);
+      return USAGE_EXIT;
+    }
+    io.stderr.write(`${escapeControls(`gatehouse audit: ${error.message}`)} [${error.code}]\n`);
     return BROKEN_EXIT;
   }
 }

@@ -16,7 +16,7 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
   ['keygen', { summary: 'generate a minisign key pair for signing manifests', run: keygenCommand }],
   ['manifest', { summary: 'create a plugin manifest, or sign one', run: manifestCommand }],
   ['verify', { summary: 'check a signed manifest and the plugins it lists', run: verifyCommand }],
-  ['audit', { summary: "check an audit log's hash chain", run: (argv) => auditCommand(argv) }],
+  ['audit', { summary: "check an audit log's chain, seal and anchor, or print its anchor", run: (argv) => auditCommand(argv) }],
 ]);
 
 const USAGE_EXIT = 2;

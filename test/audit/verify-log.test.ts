@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { isGatehouseError } from '../../src/errors.js';
-import { MAX_LINE_BYTES, openAuditLog, verifyAuditLog } from '../../src/audit/index.js';
-import { sealLine } from '../../src/audit/verify-log.js';
+import { checkAuditLog, MAX_LINE_BYTES, openAuditLog, verifyAuditLog } from '../../src/audit/index.js';
+import { sealLine, sha256Hex } from '../../src/audit/verify-log.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-verify-'));
@@ -121,4 +121,71 @@ test('any single-byte change anywhere in a valid log is detected', async (t) => 
     { numRuns: 300 },
   );
   t.pass();
+});
+
+// The three attacks of issue 11 item 15. Each one verified "ok" before anchors existed (first assertion);
+// kept elsewhere, the log id, record count and hash catch them.
+
+/** The log id and the hash of the last line, as an auditor would have kept them. */
+function anchorOf(lines: readonly string[]): { logId: string; records: number; lastHash: string } {
+  const logId = (JSON.parse(lines[0] as string) as { logId: string }).logId;
+  return { logId, records: lines.length, lastHash: sha256Hex(lines[lines.length - 1] as string) };
+}
+
+/** Rewrites every line from index `from` on with changed pids, fixing every hash and prev: a consistent chain. */
+function rewriteFrom(lines: readonly string[], from: number): string[] {
+  const out = lines.slice(0, from);
+  for (const line of lines.slice(from)) {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    delete record.hash;
+    record.pid = 999;
+    record.prev = sha256Hex(out[out.length - 1] as string);
+    out.push(sealLine(JSON.stringify(record)));
+  }
+  return out;
+}
+
+test('attack: a tail cut at a line boundary verifies on its own, and fails against the anchor', async (t) => {
+  const { path, lines } = await validLog(t);
+  const anchor = anchorOf(lines);
+  rewrite(path, lines.slice(0, 4));
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 4 });
+  t.like(await verifyAuditLog(path, { anchor }), {
+    ok: false,
+    line: 5,
+    code: 'AUDIT_ANCHOR_MISMATCH',
+    reason: '4 records where the anchor expects at least 6 (records were cut off the end)',
+  });
+  t.like(await verifyAuditLog(path, { anchor: { lastHash: anchor.lastHash } }), { ok: false, line: 4, code: 'AUDIT_ANCHOR_MISMATCH' });
+});
+
+test('attack: a chain rewritten from some record on verifies on its own, and fails against the anchor', async (t) => {
+  const { path, lines } = await validLog(t);
+  const anchor = anchorOf(lines);
+  rewrite(path, rewriteFrom(lines, 3));
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 6 });
+  const result = await verifyAuditLog(path, { anchor });
+  t.like(result, { ok: false, line: 6, code: 'AUDIT_ANCHOR_MISMATCH' });
+  t.regex(result.ok ? '' : result.reason, /where the anchor expects .* \(the log was rewritten from this line or before\)/);
+});
+
+test('attack: a file replaced by a fresh log verifies on its own, and fails against the anchor', async (t) => {
+  const { path, lines } = await validLog(t);
+  const anchor = anchorOf(lines);
+  const fresh = await validLog(t);
+  writeFileSync(path, await readFile(fresh.path));
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 6 });
+  t.like(await verifyAuditLog(path, { anchor }), { ok: false, line: 1, code: 'AUDIT_ANCHOR_MISMATCH' });
+  t.like(await verifyAuditLog(path, { anchor: { logId: anchor.logId } }), { ok: false, line: 1, code: 'AUDIT_ANCHOR_MISMATCH' });
+});
+
+test('a log that grew after its anchor was taken still matches it', async (t) => {
+  const { path, lines } = await validLog(t);
+  const anchor = anchorOf(lines);
+  const log = await openAuditLog(path);
+  log.record({ type: 'exit', plugin: 'kv', pid: 9, code: 0, signal: null });
+  await log.close();
+  const report = await checkAuditLog(path, { anchor });
+  t.like(report, { ok: true, logId: anchor.logId, records: 8 });
+  t.is(report.ok ? report.lastHash : '', sha256Hex((await readFile(path, 'utf8')).split('\n')[7] as string));
 });

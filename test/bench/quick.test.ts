@@ -48,6 +48,10 @@ const EXPECTED = [
   'certs.cold',
   'live.rss',
   'live.fds',
+  'audit.burst',
+  'audit.durable',
+  'audit.checkpoint',
+  'audit.verify',
 ];
 
 let quickRun: Promise<Results> | undefined;

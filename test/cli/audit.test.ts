@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { openAuditLog } from '../../src/audit/index.js';
 import { auditCommand } from '../../src/cli/audit.js';
@@ -33,9 +34,16 @@ async function logWithRecords(t: ExecutionContext): Promise<string> {
   return path;
 }
 
-test('audit verify prints ok and exits 0 for an intact log', async (t) => {
+test('audit verify prints the record count, log id and last hash and exits 0 for an intact log', async (t) => {
   const path = await logWithRecords(t);
-  t.deepEqual(await run(['verify', path]), { code: 0, stdout: 'ok: 3 records\n', stderr: '' });
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const logId = (JSON.parse(lines[0] as string) as { logId: string }).logId;
+  const lastHash = createHash('sha256').update(lines[2] as string).digest('hex');
+  t.deepEqual(await run(['verify', path]), {
+    code: 0,
+    stdout: `ok: 3 records\nlog id: ${logId}\nlast hash: ${lastHash}\nsealed: no (the log has no checkpoints)\n`,
+    stderr: '',
+  });
 });
 
 test('audit verify names the first broken line and exits 1', async (t) => {
@@ -45,7 +53,7 @@ test('audit verify names the first broken line and exits 1', async (t) => {
   writeFileSync(path, lines.join('\n'));
   const result = await run(['verify', path]);
   t.is(result.code, 1);
-  t.is(result.stdout, 'broken at line 2: seq 3 where 2 was expected (a record was deleted or reordered)\n');
+  t.is(result.stdout, 'broken at line 2: seq 3 where 2 was expected (a record was deleted or reordered) [AUDIT_INVALID]\n');
 });
 
 test('audit verify of a missing file exits 1 with the reason on stderr', async (t) => {
@@ -56,7 +64,21 @@ test('audit verify of a missing file exits 1 with the reason on stderr', async (
 });
 
 test('usage errors exit 2', async (t) => {
-  for (const argv of [[], ['frobnicate'], ['verify'], ['verify', 'a.log', 'b.log'], ['verify', '--strict']]) {
+  const cases = [
+    [],
+    ['frobnicate'],
+    ['verify'],
+    ['verify', 'a.log', 'b.log'],
+    ['verify', '--strict'],
+    ['verify', 'a.log', '--records', '0'],
+    ['verify', 'a.log', '--records', '1.5'],
+    ['verify', 'a.log', '--log-id', 'xyz'],
+    ['verify', 'a.log', '--last-hash', 'ab'],
+    ['verify', 'a.log', '--out', 'x'],
+    ['anchor', 'a.log', '--records', '3'],
+    ['verify', 'a.log', '--records', '3', '--records', '4'],
+  ];
+  for (const argv of cases) {
     const result = await run(argv);
     t.is(result.code, 2, JSON.stringify(argv));
     t.regex(result.stderr, /usage: gatehouse audit verify FILE/);
@@ -67,4 +89,91 @@ test('--help prints the usage and exits 0', async (t) => {
   const result = await run(['--help']);
   t.is(result.code, 0);
   t.regex(result.stdout, /^Usage: gatehouse audit verify FILE/);
+  t.regex(result.stdout, /--sealing-key KEYS/);
+});
+
+test('audit anchor prints an anchor that audit verify --anchor accepts while the log only grows', async (t) => {
+  const path = await logWithRecords(t);
+  const anchored = await run(['anchor', path]);
+  t.is(anchored.code, 0);
+  t.regex(anchored.stdout, /^gatehouse-audit-anchor v1 [0-9a-f]{32} 3 [0-9a-f]{64}\n$/);
+  const anchorFile = join(dirname(path), 'anchor');
+  t.is((await run(['anchor', path, '--out', anchorFile])).code, 0);
+  t.is(await readFile(anchorFile, 'utf8'), anchored.stdout);
+  const log = await openAuditLog(path);
+  log.record({ type: 'exit', plugin: 'kv', pid: 8, code: 0, signal: null });
+  await log.close();
+  const verified = await run(['verify', path, '--anchor', anchorFile]);
+  t.is(verified.code, 0, verified.stdout);
+  t.regex(verified.stdout, /^ok: 5 records\n/);
+});
+
+test('audit verify against an anchor fails with AUDIT_ANCHOR_MISMATCH when the tail is cut at a line boundary', async (t) => {
+  const path = await logWithRecords(t);
+  const anchorFile = join(dirname(path), 'anchor');
+  await run(['anchor', path, '--out', anchorFile]);
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  writeFileSync(path, lines.slice(0, 2).map((line) => `${line}\n`).join(''));
+  t.is((await run(['verify', path])).code, 0, 'without the anchor the cut log verifies');
+  const result = await run(['verify', path, '--anchor', anchorFile]);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /^broken at line 3: 2 records where the anchor expects at least 3 \(records were cut off the end\) \[AUDIT_ANCHOR_MISMATCH\]\n$/);
+});
+
+test('audit verify --log-id fails on a log replaced by a fresh one', async (t) => {
+  const path = await logWithRecords(t);
+  const logId = (JSON.parse((await readFile(path, 'utf8')).split('\n')[0] as string) as { logId: string }).logId;
+  const fresh = await logWithRecords(t);
+  writeFileSync(path, await readFile(fresh));
+  const result = await run(['verify', path, '--log-id', logId, '--records', '3']);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /^broken at line 1: log id [0-9a-f]{32} where the anchor expects [0-9a-f]{32} \(the file was replaced by another log\) \[AUDIT_ANCHOR_MISMATCH\]/);
+});
+
+test('audit verify --sealing-key checks a sealed log and reports what is sealed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 2 } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  await log.close();
+  const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
+  t.is(result.code, 0, result.stdout);
+  t.regex(result.stdout, /\nsealed: records 1 to 3; not sealed yet: 0 after it; 1 segment\(s\) \(0 restart\(s\)\), first keys from the sealing-key file\n$/);
+  const other = join(dir, 'other.log');
+  const otherLog = await openAuditLog(other, { sealing: { keyFile: join(dir, 'other-keys'), everyRecords: 2 } });
+  await otherLog.close();
+  writeFileSync(path, await readFile(other));
+  const replaced = await run(['verify', path, '--sealing-key', keyFile]);
+  t.is(replaced.code, 1);
+  t.regex(replaced.stdout, /the sealing-key file has no key for log .* \[AUDIT_SEAL_INVALID\]/);
+});
+
+test('a malformed anchor or sealing-key file is refused with AUDIT_INVALID', async (t) => {
+  const path = await logWithRecords(t);
+  const bad = join(dirname(path), 'bad');
+  writeFileSync(bad, 'not an anchor\n');
+  const anchor = await run(['verify', path, '--anchor', bad]);
+  t.is(anchor.code, 1);
+  t.regex(anchor.stderr, /is not an audit anchor: .* \[AUDIT_INVALID\]/);
+  const keys = await run(['verify', path, '--sealing-key', bad]);
+  t.is(keys.code, 1);
+  t.regex(keys.stderr, /is not an audit sealing-key file: .* \[AUDIT_INVALID\]/);
+});
+
+test('audit verify --require-sealed fails while records wait for their checkpoint', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  await log.flush();
+  t.is((await run(['verify', path, '--sealing-key', keyFile])).code, 0);
+  const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /not sealed yet: 2 after it;.*\nnot sealed: 2 record\(s\) after the last checkpoint \[AUDIT_SEAL_INVALID\]\n$/);
+  await log.close();
+  t.is((await run(['verify', path, '--sealing-key', keyFile, '--require-sealed'])).code, 0);
 });

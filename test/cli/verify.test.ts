@@ -245,5 +245,7 @@ test('audit verify is reachable through gatehouse', async (t) => {
   const log = await openAuditLog(path);
   log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
   await log.close();
-  t.deepEqual(await gatehouse(['audit', 'verify', path]), { code: 0, stdout: 'ok: 2 records\n', stderr: '' });
+  const result = await gatehouse(['audit', 'verify', path]);
+  t.like(result, { code: 0, stderr: '' });
+  t.regex(result.stdout, /^ok: 2 records\nlog id: [0-9a-f]{32}\nlast hash: [0-9a-f]{64}\nsealed: no/);
 });

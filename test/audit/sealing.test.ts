@@ -1,0 +1,333 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
+import { isGatehouseError } from '../../src/errors.js';
+import { checkAuditLog, openAuditLog, parseSealingKeys, verifyAuditLog, type AuditLog, type SealingKey } from '../../src/audit/index.js';
+import { checkpointMessage, checkpointSignatureValid, parseCheckpoint, Sealer } from '../../src/audit/sealing.js';
+import { sealLine, sha256Hex } from '../../src/audit/verify-log.js';
+
+interface Sealed {
+  dir: string;
+  path: string;
+  keyFile: string;
+  lines: string[];
+  keys: SealingKey[];
+}
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-seal-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function exits(log: AuditLog, from: number, count: number): void {
+  for (let pid = from; pid < from + count; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
+}
+
+async function readKeys(keyFile: string): Promise<SealingKey[]> {
+  const keys = parseSealingKeys(await readFile(keyFile, 'utf8'));
+  if (typeof keys === 'string') throw new Error(keys);
+  return keys;
+}
+
+async function readLines(path: string): Promise<string[]> {
+  return (await readFile(path, 'utf8')).split('\n').slice(0, -1);
+}
+
+/** A closed log sealed every 3 records: genesis + 7 exits + 3 checkpoints = 11 lines, all sealed. */
+async function sealedLog(t: ExecutionContext, dir?: string): Promise<Sealed> {
+  const where = dir ?? (await tempDir(t));
+  const path = join(where, 'audit.log');
+  const keyFile = join(where, 'audit.keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 } });
+  exits(log, 1, 7);
+  await log.close();
+  return { dir: where, path, keyFile, lines: await readLines(path), keys: await readKeys(keyFile) };
+}
+
+function rewrite(path: string, lines: readonly string[]): void {
+  writeFileSync(path, lines.map((line) => `${line}\n`).join(''));
+}
+
+/** Re-chains `lines` from index `from` on (fixing seq, prev and hash), editing records with `edit`: what anyone with write access can do. */
+function rechain(lines: readonly string[], from: number, edit: (record: Record<string, unknown>) => void = () => undefined): string[] {
+  const out = lines.slice(0, from);
+  for (const line of lines.slice(from)) {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    delete record.hash;
+    edit(record);
+    record.seq = out.length + 1;
+    // The first line keeps its genesis prev (derived from the log id, not from a line).
+    if (out.length > 0) record.prev = sha256Hex(out[out.length - 1] as string);
+    out.push(sealLine(JSON.stringify(record)));
+  }
+  return out;
+}
+
+const isCheckpoint = (line: string): boolean => line.includes('"type":"audit-checkpoint"');
+
+test('a sealed log checkpoints every N records and on close, and verifies from the key file', async (t) => {
+  const dir = await tempDir(t);
+  const seen: string[] = [];
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3, onSealingKey: (line) => seen.push(line) } });
+  exits(log, 1, 7);
+  await log.close();
+  const lines = await readLines(path);
+  t.deepEqual(lines.map((line) => isCheckpoint(line)), [false, false, false, true, false, false, false, true, false, false, true]);
+  const keyText = await readFile(keyFile, 'utf8');
+  t.regex(keyText, /^gatehouse-audit-sealing-key v1 [0-9a-f]{32} 1 3 [A-Za-z0-9_-]{43}\n$/);
+  t.deepEqual(seen, [keyText.trim()]);
+  const report = await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) });
+  t.like(report, { ok: true, records: 11, sealing: { sealedThrough: 11, unsealed: 0 } });
+  t.deepEqual(report.ok ? report.sealing.segments : [], [{ opened: 1, sealed: true, keyTrusted: true, checkpoints: 3, sealedThrough: 11 }]);
+});
+
+test('attack: a chain rewritten from a record before a checkpoint fails with the sealing key', async (t) => {
+  const { path, lines, keys } = await sealedLog(t);
+  rewrite(path, rechain(lines, 2, (record) => record.type === 'exit' && (record.pid = 999)));
+  t.deepEqual(await verifyAuditLog(path), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID', reason: "checkpoint of epoch 0 is not signed by that epoch's key (the records before it were altered, or the checkpoint forged)" });
+  t.like(await verifyAuditLog(path, { sealingKeys: keys }), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID' });
+});
+
+test('attack: checkpoints re-signed with a key taken from the host later fail', async (t) => {
+  const { path, lines, keys } = await sealedLog(t);
+  const logId = keys[0]?.logId as string;
+  // Whoever takes the host holds at most the newest epoch key; any key but epoch 0's fails at the first checkpoint.
+  const stolen = generateKeyPairSync('ed25519').privateKey;
+  // Edit from line 3 on, re-chain, and sign each checkpoint properly over its new prev, as that attacker would.
+  const resigned: string[] = lines.slice(0, 2);
+  for (const line of lines.slice(2)) {
+    const record = JSON.parse(line) as Record<string, unknown>;
+    delete record.hash;
+    if (record.type === 'exit') record.pid = 999;
+    record.prev = sha256Hex(resigned[resigned.length - 1] as string);
+    if (record.type === 'audit-checkpoint') {
+      const unsigned = record as unknown as Parameters<typeof checkpointMessage>[1];
+      record.signature = sign(null, checkpointMessage(logId, unsigned), stolen).toString('base64url');
+    }
+    resigned.push(sealLine(JSON.stringify(record)));
+  }
+  rewrite(path, resigned);
+  t.like(await verifyAuditLog(path, { sealingKeys: keys }), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID' });
+});
+
+test('attack: removing the checkpoints and re-chaining what they sealed fails on the gap', async (t) => {
+  const { path, lines, keys } = await sealedLog(t);
+  rewrite(path, rechain(lines.filter((line) => !isCheckpoint(line)), 2, (record) => (record.pid = 999)));
+  const gap = {
+    ok: false,
+    line: 5,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: 'more than 4 records without a checkpoint in a segment sealed every 3 (checkpoints were removed)',
+  };
+  t.like(await verifyAuditLog(path), gap);
+  t.like(await verifyAuditLog(path, { sealingKeys: keys }), gap);
+  // Stripping the sealing key from the opening record as well passes the chain, not the key file.
+  rewrite(path, rechain(lines.filter((line) => !isCheckpoint(line)), 0, (record) => {
+    delete record.sealingKey;
+    delete record.sealEvery;
+  }));
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 8 }, 'the chain alone accepts it');
+  t.like(await verifyAuditLog(path, { sealingKeys: keys }), { ok: false, line: 1, code: 'AUDIT_SEAL_INVALID', reason: 'the segment opened at seq 1 is not sealed' });
+});
+
+test('attack: a file replaced by a fresh sealed or unsealed log fails with the sealing key', async (t) => {
+  const original = await sealedLog(t);
+  const other = await sealedLog(t);
+  writeFileSync(original.path, await readFile(other.path));
+  t.deepEqual(await verifyAuditLog(original.path), { ok: true, records: 11 });
+  t.like(await verifyAuditLog(original.path, { sealingKeys: original.keys }), { ok: false, line: 1, code: 'AUDIT_SEAL_INVALID' });
+  const plain = join(other.dir, 'plain.log');
+  await (await openAuditLog(plain)).close();
+  writeFileSync(original.path, await readFile(plain));
+  t.like(await verifyAuditLog(original.path, { sealingKeys: original.keys }), { ok: false, line: 1, code: 'AUDIT_SEAL_INVALID' });
+});
+
+test('attack: a tail cut that removes a restart fails with the sealing key; a cut inside the last segment shows as less sealed', async (t) => {
+  const sealed = await sealedLog(t);
+  const log = await openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } });
+  exits(log, 100, 2);
+  await log.close();
+  const keys = await readKeys(sealed.keyFile);
+  t.is(keys.length, 2);
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: keys }), { ok: true, records: 15, sealing: { sealedThrough: 15, unsealed: 0 } });
+  rewrite(sealed.path, sealed.lines);
+  t.deepEqual(await verifyAuditLog(sealed.path), { ok: true, records: 11 }, 'the chain alone accepts it');
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: keys }), { ok: false, line: 12, code: 'AUDIT_SEAL_INVALID' });
+  // Within the last segment the key chain cannot tell a cut from a host that wrote less: the report shows
+  // how far it is sealed; an anchor (or the count kept elsewhere) catches the cut.
+  rewrite(sealed.path, sealed.lines.slice(0, 8));
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: [keys[0] as SealingKey] }), { ok: true, records: 8, sealing: { sealedThrough: 8, unsealed: 0 } });
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: [keys[0] as SealingKey], anchor: { records: 11 } }), { ok: false, code: 'AUDIT_ANCHOR_MISMATCH' });
+});
+
+test('a restart starts a new segment: it needs its own key, and may not drop sealing', async (t) => {
+  const sealed = await sealedLog(t);
+  const log = await openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } });
+  await log.close();
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: sealed.keys }), {
+    ok: false,
+    line: 12,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: 'the sealing-key file has no key for the segment opened at seq 12 (a restart the file does not know of: use a newer copy of it, or someone else started this segment)',
+  });
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), { ok: true, records: 13 });
+  const unsealed = await openAuditLog(sealed.path);
+  await unsealed.close();
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), {
+    ok: false,
+    line: 14,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: 'the segment opened at seq 14 is not sealed',
+  });
+});
+
+test('records after the last checkpoint are reported as not sealed until the next one', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 } });
+  exits(log, 1, 4);
+  await log.flush();
+  t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, records: 6, sealing: { sealedThrough: 4, unsealed: 2 } });
+  await log.close();
+  t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, records: 7, sealing: { sealedThrough: 7, unsealed: 0 } });
+});
+
+test('a checkpoint is written every T seconds while records wait, not while idle', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const log = await openAuditLog(path, { sealing: { keyFile: join(dir, 'audit.keys'), everyRecords: 1000, everySeconds: 0.02 } });
+  exits(log, 1, 1);
+  // Waits (without a time limit of its own) until a checkpoint follows the exit record.
+  while (!isCheckpoint((await readLines(path)).at(-1) ?? '')) await new Promise((resolve) => setTimeout(resolve, 20));
+  const sealed = (await readLines(path)).length;
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.is((await readLines(path)).length, sealed, 'no checkpoint without new records');
+  await log.close();
+  t.is((await readLines(path)).length, sealed, 'nothing left to seal on close');
+});
+
+test('sealing options are checked, and the key file is never followed through a link, shared for writing or another user\'s', async (t) => {
+  const dir = await tempDir(t);
+  for (const sealing of [{ everyRecords: 0 }, { everyRecords: 1.5 }, { everySeconds: 0 }, { everySeconds: Number.NaN }, { keyFile: '' }]) {
+    const error = await t.throwsAsync(openAuditLog(join(dir, 'a.log'), { sealing: { keyFile: join(dir, 'k'), ...sealing } }));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), JSON.stringify(sealing));
+  }
+  symlinkSync(join(dir, 'elsewhere'), join(dir, 'link.keys'));
+  const linked = await t.throwsAsync(openAuditLog(join(dir, 'b.log'), { sealing: { keyFile: join(dir, 'link.keys') } }));
+  t.true(isGatehouseError(linked, 'AUDIT_WRITE_FAILED'));
+  writeFileSync(join(dir, 'shared.keys'), '');
+  chmodSync(join(dir, 'shared.keys'), 0o666);
+  const shared = await t.throwsAsync(openAuditLog(join(dir, 'c.log'), { sealing: { keyFile: join(dir, 'shared.keys') } }));
+  t.true(isGatehouseError(shared, 'AUDIT_WRITE_FAILED'));
+  if (process.getuid?.() === 0) {
+    // Another local user (nobody) who owns the key file could rewrite it before it is copied away.
+    writeFileSync(join(dir, 'theirs.keys'), '');
+    chownSync(join(dir, 'theirs.keys'), 65534, 65534);
+    const theirs = await t.throwsAsync(openAuditLog(join(dir, 'd.log'), { sealing: { keyFile: join(dir, 'theirs.keys') } }));
+    t.true(isGatehouseError(theirs, 'AUDIT_WRITE_FAILED'));
+    t.regex(theirs?.message ?? '', /owned by uid 65534/);
+  }
+});
+
+test('the sealer signs each epoch with its own key and hands over to the next', (t) => {
+  const sealer = new Sealer();
+  const logId = 'a'.repeat(32);
+  const head = { segment: 1, seq: 5, time: new Date().toISOString(), prev: 'b'.repeat(64) };
+  const first = sealer.seal(logId, head);
+  const second = sealer.seal(logId, { ...head, seq: 9 });
+  t.true(checkpointSignatureValid(logId, { ...head, ...first }, sealer.firstKey));
+  t.false(checkpointSignatureValid(logId, { ...head, seq: 9, ...second }, sealer.firstKey), 'epoch 0 key no longer signs');
+  t.true(checkpointSignatureValid(logId, { ...head, seq: 9, ...second }, first.nextKey));
+  t.false(checkpointSignatureValid('c'.repeat(32), { ...head, ...first }, sealer.firstKey), 'bound to the log id');
+  sealer.destroy();
+  t.throws(() => sealer.seal(logId, head));
+});
+
+// Property tests of the two parsers that take outside input.
+
+const validCheckpoint = {
+  seq: 4,
+  time: '2026-12-02T04:31:36.558Z',
+  type: 'audit-checkpoint',
+  segment: 1,
+  epoch: 0,
+  nextKey: 'n4DohL1RZta3yPGzybMobBqr_YPHOjLZ7N_Pg6QL8oI',
+  signature: 'Y8Bk8jUJA4GdMtegjnpcZS88Zk_-l7Ouj2r4issBJQ-7-MoDzQm5QkQ8rCQWAytoKi6koRRD24cDr_U14if2Dw',
+  prev: 'cdd893b6902de8e1a5e3171e562b912c7d7327333adc028acdf37e364d89f898',
+  hash: '098d8e5e9a13c81f4e2df8694d947e7fa34da8d26cbfa99ca89bc76d7d4803da',
+};
+
+test('parseCheckpoint accepts the checkpoint shape and nothing else, and never throws', (t) => {
+  t.like(parseCheckpoint({ ...validCheckpoint }), { seq: 4, epoch: 0, segment: 1 });
+  fc.assert(
+    fc.property(fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 12 }), (record) => {
+      const result = parseCheckpoint(record);
+      return typeof result === 'string' || (result.seq > result.segment && result.epoch >= 0);
+    }),
+    { numRuns: 2000 },
+  );
+  // Any one field replaced by any JSON value is refused, unless the value is itself valid for that field
+  // (the line parser has checked "hash" against the line's bytes before this parser sees it).
+  const fields = Object.keys(validCheckpoint).filter((field) => field !== 'hash');
+  fc.assert(
+    fc.property(fc.constantFrom(...fields), fc.jsonValue(), (field, value) => {
+      const record: Record<string, unknown> = { ...validCheckpoint, [field]: value };
+      const result = parseCheckpoint(record);
+      if (typeof result === 'string') return true;
+      return field !== 'type' && result[field as keyof typeof result] === value;
+    }),
+    { numRuns: 2000 },
+  );
+  // An extra field, or the fields in another order, is refused: the signature would not cover it.
+  t.is(typeof parseCheckpoint({ ...validCheckpoint, extra: 1 }), 'string');
+  const { seq, ...rest } = validCheckpoint;
+  t.is(typeof parseCheckpoint({ ...rest, seq }), 'string');
+});
+
+test('parseSealingKeys accepts only well-formed key lines and never throws', (t) => {
+  const line = 'gatehouse-audit-sealing-key v1 eba3afd71e63953df55ff5985ef4c7ee 12 3 LhZlIYe_G1ujdMAgWi1RlQh0FDjWbXKumZ9KSB-saPk';
+  t.deepEqual(parseSealingKeys(`# copied off the host\n${line}\n`), [
+    { logId: 'eba3afd71e63953df55ff5985ef4c7ee', segment: 12, everyRecords: 3, publicKey: 'LhZlIYe_G1ujdMAgWi1RlQh0FDjWbXKumZ9KSB-saPk' },
+  ]);
+  t.regex(parseSealingKeys(`${line}\n${line}\n`) as string, /a second key/);
+  t.regex(parseSealingKeys('') as string, /no sealing key/);
+  fc.assert(
+    fc.property(fc.string({ maxLength: 300 }), (text) => {
+      const result = parseSealingKeys(text);
+      return typeof result === 'string' || result.length > 0;
+    }),
+    { numRuns: 2000 },
+  );
+  fc.assert(
+    fc.property(fc.nat({ max: line.length - 1 }), fc.string({ minLength: 1, maxLength: 1 }), (index, char) => {
+      const changed = `${line.slice(0, index)}${char}${line.slice(index + 1)}`;
+      const result = parseSealingKeys(changed);
+      return changed === line || typeof result === 'string' || result[0]?.publicKey !== undefined;
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('any single-byte change anywhere in a sealed log fails verification with its key file', async (t) => {
+  const { path, keys } = await sealedLog(t);
+  const original = await readFile(path);
+  const damaged = join(await tempDir(t), 'damaged.log');
+  await fc.assert(
+    fc.asyncProperty(fc.nat({ max: original.length - 1 }), fc.integer({ min: 1, max: 255 }), async (index, delta) => {
+      const bytes = Buffer.from(original);
+      bytes[index] = ((bytes[index] as number) + delta) % 256;
+      writeFileSync(damaged, bytes);
+      return !(await verifyAuditLog(damaged, { sealingKeys: keys })).ok;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass();
+});
