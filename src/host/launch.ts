@@ -237,7 +237,10 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
     // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.
     throw new GatehouseError(
       'PLAINTEXT_REFUSED',
-      'the plugin offered no TLS certificate; it must support go-plugin AutoMTLS (or pass insecurePlaintext)',
+      `the plugin offered no TLS certificate in its handshake line (it announced plaintext gRPC on ` +
+        `${handshake.network} ${handshake.address}), so any local process could read or forge its calls; ` +
+        `use a plugin that supports go-plugin AutoMTLS (a go-plugin Go plugin, or gatehouse's serve()), or accept ` +
+        `plaintext by name with insecurePlaintext: true (gatehouse call --insecure)`,
     );
   }
   return pinnedPluginCredentials(identity, handshake.serverCertificate);
