@@ -1,6 +1,6 @@
 // gatehouse against the real go-plugin 1.0.1 (Debian), both directions, always with AutoMTLS.
 import { existsSync } from 'node:fs';
-import { launch } from '../../src/index.js';
+import { isGatehouseError, launch } from '../../src/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 import { kvPluginScript } from '../helpers/paths.js';
@@ -29,6 +29,13 @@ goTest('gatehouse host -> Go plugin: Put, Get and kill over pinned mutual TLS', 
   t.is(put?.level, 'info');
   t.is(put?.fields.plugin, 'kvplugin');
   t.deepEqual((put?.fields.fields as Record<string, unknown> | undefined)?.key, 'hello');
+});
+
+goTest('gatehouse host -> Go plugin with a wrong cookie: COOKIE_MISMATCH, not go-plugin\'s text as PLUGIN_EXITED', async (t, go) => {
+  const error = await t.throwsAsync(launch({ command: go.kvplugin, cookie: { key: KV_COOKIE.key, value: 'wrong' } }));
+  t.true(isGatehouseError(error, 'COOKIE_MISMATCH'), String(error));
+  t.regex(error?.message ?? '', /GATEHOUSE_KV_PLUGIN/);
+  t.false(error?.message.includes('wrong'), 'the value is never quoted');
 });
 
 goTest('go-plugin host -> gatehouse TypeScript plugin: Put, Get, and a kill well under the 2 s grace', async (t, go) => {
