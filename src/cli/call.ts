@@ -16,13 +16,7 @@ import { writeStdoutLine } from './terminal.js';
 
 /** Runs `gatehouse call` and returns its exit code; failures are reported on stderr, never thrown. */
 export async function callCommand(argv: readonly string[]): Promise<number> {
-  const context: FailureContext = {
-    launched: false,
-    insecure: false,
-    cookieKey: '',
-    startTimeoutMs: 0,
-    watch: { cookieRejected: false, lastMessage: undefined },
-  };
+  const context: FailureContext = {};
   const interruption = watchSignals();
   try {
     const settings = parseCallArgs(argv);
@@ -30,9 +24,6 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
       await writeStdoutLine(HELP.trimEnd());
       return 0;
     }
-    context.insecure = settings.insecure;
-    context.cookieKey = settings.cookie.key;
-    context.startTimeoutMs = settings.timeoutMs;
     await runCall(settings, context, interruption);
     return 0;
   } catch (error) {
@@ -54,7 +45,7 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
       cookie: settings.cookie,
       // go-plugin's default application protocol version.
       protocolVersions: settings.protocolVersions ?? target.protocolVersions ?? [1],
-      logger: pluginLogger(settings.jsonLogs, context.watch),
+      logger: pluginLogger(settings.jsonLogs),
       startTimeoutMs: settings.timeoutMs,
       insecurePlaintext: settings.insecure,
       // Ctrl-C during the handshake kills the plugin at once rather than after the start timeout.
@@ -62,7 +53,6 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
     }).catch((error: unknown) => {
       throw interruption.reason() ?? error;
     });
-    context.launched = true;
     let failure: { error: unknown } | undefined;
     try {
       for (const call of calls) await Promise.race([invokeMethod(plugin, call, settings.timeoutMs), interruption.stopped]);

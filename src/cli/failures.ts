@@ -1,20 +1,10 @@
 /** The one failure line a `gatehouse` command prints, and its exit code, built from the error's code and details. */
 import { isGatehouseError, type GatehouseError, type GatehouseErrorCode } from '../errors.js';
-import { describeExit } from '../host/plugin-process.js';
 import { Interrupted } from './interruption.js';
-import type { PluginWatch } from './plugin-logs.js';
 import { escapeControls } from './terminal.js';
 
-/** How much of the plugin's last log message a failure line quotes. */
-const MAX_QUOTED_MESSAGE_CHARS = 300;
-
+/** The diagnosis (a rejected cookie, a plugin that needs TLS, its error line) is the library's; this only words the step. */
 export interface FailureContext {
-  /** Whether the plugin completed its handshake. */
-  launched: boolean;
-  insecure: boolean;
-  cookieKey: string;
-  startTimeoutMs: number;
-  watch: PluginWatch;
   /** The step under way when it names every failure, whatever the code (e.g. "manifest" for --manifest). */
   stage?: string;
 }
@@ -25,6 +15,8 @@ export interface FailureContext {
  */
 const FAILURE_STEPS: Partial<Record<GatehouseErrorCode, string>> = {
   SPAWN_FAILED: 'launch',
+  START_TIMEOUT: 'handshake',
+  COOKIE_MISMATCH: 'cookie',
   CORE_VERSION_MISMATCH: 'handshake',
   NETWORK_UNSUPPORTED: 'handshake',
   ADDRESS_NOT_LOOPBACK: 'handshake',
@@ -88,24 +80,8 @@ export function codeAndMessage(error: GatehouseError): string {
 
 function describeCallError(error: GatehouseError, context: FailureContext): string {
   if (context.stage !== undefined) return `${context.stage}: ${codeAndMessage(error)}`;
-  // The plugin's stderr is already on stderr as log lines, so only its last message is quoted here.
-  const said = context.watch.lastMessage;
-  const lastWords = said === undefined ? '' : `; last plugin message: ${JSON.stringify(said.slice(0, MAX_QUOTED_MESSAGE_CHARS))}`;
-  if (error.code === 'PLUGIN_EXITED' && !context.launched) {
-    const status = error.details.exitStatus;
-    const exit = status === undefined ? 'unknown exit status' : describeExit(status);
-    if (context.watch.cookieRejected) {
-      return (
-        `cookie: the plugin rejected the magic cookie ${context.cookieKey} (it printed go-plugin's ` +
-        `"This binary is a plugin" message, ${exit}); check --cookie against the plugin's HandshakeConfig`
-      );
-    }
-    if (context.insecure) {
-      return `TLS: the plugin exited before its handshake (${exit}) when launched with --insecure; it probably requires mutual TLS, so drop --insecure${lastWords}`;
-    }
-    return `plugin exited before its handshake (${exit})${lastWords}`;
-  }
-  if (error.code === 'START_TIMEOUT') return `handshake: plugin printed no handshake line within ${context.startTimeoutMs} ms${lastWords}`;
+  // The first line of the library's message says what the plugin said; the rest (its last stderr
+  // lines) is already on stderr as log lines.
   const step = FAILURE_STEPS[error.code];
   return `${step === undefined ? '' : `${step}: `}${firstLine(error.message)}${FAILURE_HINTS[error.code] ?? ''}`;
 }

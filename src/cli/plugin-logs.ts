@@ -1,16 +1,7 @@
-/** The plugin's logs on stderr, and what they told us for a failure line that explains an early exit. */
+/** The plugin's logs on stderr. */
 import type { Logger, LogFn } from '../logger.js';
 import { isPlainObject } from './json.js';
 import { escapeControls } from './terminal.js';
-
-/** go-plugin's first line for a missing or wrong magic cookie (our serve() prints the same). */
-const COOKIE_REFUSAL = 'This binary is a plugin.';
-
-/** What the plugin's logs told us. */
-export interface PluginWatch {
-  cookieRejected: boolean;
-  lastMessage: string | undefined;
-}
 
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
@@ -18,14 +9,12 @@ type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
  * Writes plugin logs to stderr: records at info and above, and every line the plugin wrote that is not
  * an hclog record (the host logs those at debug, but they are often all a failing plugin says).
  */
-export function pluginLogger(json: boolean, watch: PluginWatch): Logger {
+export function pluginLogger(json: boolean): Logger {
   const logAt =
     (level: Level): LogFn =>
     (fields, message) => {
       const stream = fields.stream === 'stderr' || fields.stream === 'stdout' ? fields.stream : undefined;
-      if (stream === 'stderr' && message.startsWith(COOKIE_REFUSAL)) watch.cookieRejected = true;
       if (stream === undefined && (level === 'trace' || level === 'debug')) return;
-      watch.lastMessage = message;
       const line = json
         ? JSON.stringify({ ...fields, level, time: new Date().toISOString(), msg: message })
         : humanLogLine(level, stream, fields, message);

@@ -19,6 +19,7 @@ import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
 import { PluginProcess } from './plugin-process.js';
+import { explainStartFailure } from './start-failure.js';
 
 /** `user`, `group`, `limits` and `sandbox` (IsolationOptions) separate the plugin further from the host. */
 export interface LaunchOptions extends IsolationOptions {
@@ -148,7 +149,9 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
     audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args] });
-    const line = await child.readHandshakeLine(config.startTimeoutMs, options.signal);
+    const line = await child
+      .readHandshakeLine(config.startTimeoutMs, options.signal)
+      .catch((error: unknown) => Promise.reject(explainStartFailure(error, starting.stderr, config)));
     const handshake = parseHandshakeLine(line, config.protocolVersions);
     audit?.record({
       type: 'handshake',
@@ -237,7 +240,10 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
     // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.
     throw new GatehouseError(
       'PLAINTEXT_REFUSED',
-      'the plugin offered no TLS certificate; it must support go-plugin AutoMTLS (or pass insecurePlaintext)',
+      `the plugin offered no TLS certificate in its handshake line (it announced plaintext gRPC on ` +
+        `${handshake.network} ${handshake.address}), so any local process could read or forge its calls; ` +
+        `use a plugin that supports go-plugin AutoMTLS (a go-plugin Go plugin, or gatehouse's serve()), or accept ` +
+        `plaintext by name with insecurePlaintext: true (gatehouse call --insecure)`,
     );
   }
   return pinnedPluginCredentials(identity, handshake.serverCertificate);
@@ -256,6 +262,8 @@ interface ResolvedOptions {
   startTimeoutMs: number;
   killGraceMs: number;
   insecurePlaintext: boolean;
+  /** The magic cookie's key, for errors: its value is never quoted. */
+  cookieKey: string;
   stdin: 'ignore' | 'inherit';
   onStdoutLine: (line: string) => void;
   maxMessageBytes: number;
@@ -311,6 +319,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     startTimeoutMs: positive(options.startTimeoutMs, DEFAULT_START_TIMEOUT_MS, 'startTimeoutMs'),
     killGraceMs: positive(options.killGraceMs, DEFAULT_KILL_GRACE_MS, 'killGraceMs', true),
     insecurePlaintext: options.insecurePlaintext === true,
+    cookieKey: options.cookie.key,
     stdin:
       options.stdin === undefined || options.stdin === 'ignore' || options.stdin === 'inherit'
         ? (options.stdin ?? 'ignore')

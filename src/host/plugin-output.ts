@@ -7,6 +7,30 @@ export const MAX_STDERR_LINE_BYTES = 64 * 1024;
 const STDERR_TAIL_LINES = 20;
 /** Each kept tail line is cut further, so an error message stays readable. */
 const STDERR_TAIL_LINE_CHARS = 512;
+/** go-plugin's first line for a missing or wrong magic cookie (our serve() prints the same). */
+const COOKIE_REFUSAL = 'This binary is a plugin.';
+
+/** A line that names an error: "Error: …", "TypeError [ERR_X]: …", Python's "ModuleNotFoundError: …", Go's "panic: …". */
+const ERROR_LINE = /^(?:Uncaught )?(?:[\w$.]*(?:Error|Exception)(?: \[\w+\])?|panic|fatal error|Traceback \(most recent call last\)):/;
+/** Lines a crash prints around the error that say nothing about it: blank, stack frames, Node's version footer, carets. */
+const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutine \d+ \[|^[{}]\s*$|^\s+\w+: .*,?$/;
+
+/**
+ * The line of a plugin's last stderr lines that says what went wrong: the last hclog record at error
+ * level, else the last line shaped like an error, else the last line that is not crash noise. Node ends
+ * a crash with "Node.js v20…" and Python with the exception; neither last line alone is the answer.
+ */
+export function errorLine(lines: readonly string[]): string | undefined {
+  const texts = lines.map((line) => {
+    const record = parseHclogLine(line);
+    return record === undefined ? { text: line, error: false } : { text: record.message, error: record.level === 'error' };
+  });
+  const found =
+    texts.findLast((line) => line.error) ??
+    texts.findLast((line) => ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback')) ??
+    texts.findLast((line) => !NOISE_LINE.test(line.text));
+  return found === undefined ? undefined : oneLine(found.text.trim());
+}
 
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const UNSAFE_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
@@ -40,6 +64,8 @@ export function stdoutToLogger(logger: Logger, pluginName: string): (line: strin
  */
 export class PluginStderr {
   private readonly tail: string[] = [];
+  /** Whether the plugin printed go-plugin's refusal of the magic cookie. */
+  cookieRejected = false;
 
   constructor(
     private readonly pluginName: string,
@@ -49,6 +75,7 @@ export class PluginStderr {
   line(text: string, truncated: boolean): void {
     this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
+    if (text.startsWith(COOKIE_REFUSAL)) this.cookieRejected = true;
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     const record = truncated ? undefined : parseHclogLine(text);
     if (record === undefined) {
@@ -66,5 +93,28 @@ export class PluginStderr {
   lastLines(): string[] {
     // Escaped here, not per line: a plugin flooding stderr pays for none of it.
     return this.tail.map(oneLine);
+  }
+
+  /** The last lines as a person reads them: hclog records as "level: message", not JSON. */
+  readableLines(): string[] {
+    return this.tail.map((line) => {
+      const record = parseHclogLine(line);
+      return oneLine(record === undefined ? line : `${record.level}: ${record.message}`);
+    });
+  }
+
+  /** The line that says what went wrong (see errorLine), if the plugin wrote anything. */
+  errorLine(): string | undefined {
+    return errorLine(this.tail);
+  }
+
+  /**
+   * For an error message: `: "the error line"` on the first line, then the last lines on the next ones;
+   * empty when the plugin wrote nothing.
+   */
+  describe(): string {
+    const said = this.errorLine();
+    if (said === undefined) return '';
+    return `; the plugin said: ${JSON.stringify(said)}\nlast stderr lines:\n  ${this.readableLines().join('\n  ')}`;
   }
 }

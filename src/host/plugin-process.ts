@@ -150,7 +150,7 @@ export class PluginProcess {
           reject(
             new GatehouseError(
               'START_TIMEOUT',
-              `plugin printed no handshake line within ${timeoutMs} ms${this.describeStderr()}`,
+              `plugin printed no handshake line within ${timeoutMs} ms${this.stderr.describe()}`,
               { details: { stderrTail: this.stderr.lastLines() } },
             ),
           ),
@@ -160,7 +160,7 @@ export class PluginProcess {
     const exitedFirst = this.exited.then((status): never => {
       throw new GatehouseError(
         'PLUGIN_EXITED',
-        `plugin exited before its handshake (${describeExit(status)})${this.describeStderr()}`,
+        `plugin exited before its handshake (${describeExit(status)})${this.stderr.describe()}`,
         { details: { exitStatus: status, stderrTail: this.stderr.lastLines() } },
       );
     });
@@ -186,11 +186,6 @@ export class PluginProcess {
     } catch {
       // The group is already gone (ESRCH): nothing left to signal.
     }
-  }
-
-  private describeStderr(): string {
-    const tail = this.stderr.lastLines();
-    return tail.length === 0 ? '' : `; last stderr lines:\n  ${tail.join('\n  ')}`;
   }
 }
 

@@ -7,6 +7,7 @@ import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
 import { clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
+import type { PluginStderr } from './plugin-output.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
 import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions } from './reattach-record.js';
@@ -49,7 +50,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   constructor(
     info: PluginInfo,
-    private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'>,
+    // A reattached plugin's stderr went to the host that launched it: then there is none to quote.
+    private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'> & { readonly stderr?: PluginStderr },
     private readonly channel: grpc.Channel,
     socketDir: string,
     private readonly killGraceMs: number,
@@ -66,8 +68,11 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     this.socketDir = socketDir;
     this.rpc = clientOn(channel);
     this.exited = child.exited;
+    // Every PLUGIN_EXITED carries what the plugin wrote last, and says the line that names its error.
     const exit = (status: ExitStatus | undefined) =>
-      status === undefined ? undefined : { status, reason: describeExit(status) };
+      status === undefined
+        ? undefined
+        : { status, reason: describeExit(status) + saidBy(child.stderr), stderrTail: child.stderr?.lastLines() ?? [] };
     this.liveness = {
       exit: () => exit(child.hasExited),
       settleExit: async () => {
@@ -80,7 +85,12 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
       if (this.stopping === undefined) {
-        this.logger.warn({ plugin: this.name, ...status }, `plugin exited unexpectedly (${describeExit(status)})`);
+        // At warn with its last words: a crash's stack is why it exited, not debug chatter.
+        const stderrTail = child.stderr?.readableLines() ?? [];
+        this.logger.warn(
+          { plugin: this.name, ...status, ...(stderrTail.length > 0 ? { stderrTail } : {}) },
+          `plugin exited unexpectedly (${describeExit(status)}${saidBy(child.stderr)})`,
+        );
       }
       return this.release();
     });
@@ -176,4 +186,10 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     })();
     return this.released;
   }
+}
+
+/** `; the plugin said: "…"` with the line of its stderr that names the error, or nothing. */
+function saidBy(stderr: PluginStderr | undefined): string {
+  const said = stderr?.errorLine();
+  return said === undefined ? '' : `; the plugin said: ${JSON.stringify(said)}`;
 }

@@ -23,6 +23,8 @@ export type ServiceClient<D extends grpc.ServiceDefinition> = {
 export interface PluginExit {
   status: ExitStatus;
   reason: string;
+  /** The plugin's last stderr lines, for the error's details. */
+  stderrTail: readonly string[];
 }
 
 export interface PluginLiveness {
@@ -54,7 +56,7 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
       const before = liveness.exit();
       if (before !== undefined) {
         throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin has exited (${before.reason})`, {
-          details: { exitStatus: before.status },
+          details: { exitStatus: before.status, stderrTail: before.stderrTail },
         });
       }
       const callOptions: grpc.CallOptions = {};
@@ -68,7 +70,7 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
           if (reason !== undefined) {
             throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin exited (${reason.reason})`, {
               cause,
-              details: { exitStatus: reason.status },
+              details: { exitStatus: reason.status, stderrTail: reason.stderrTail },
             });
           }
         }

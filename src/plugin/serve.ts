@@ -180,7 +180,7 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
       // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
       await broker.close();
       stdio.end();
-      await stopServer(server);
+      await stopServer(server, logger);
       listening.close();
       try {
         await options.onShutdown?.();
@@ -261,9 +261,11 @@ export function negotiateVersion(ours: readonly number[], offered: readonly numb
 }
 
 /** Lets in-flight calls finish for a moment, then cuts them: a shutdown must not hang on a stuck call. */
-function stopServer(server: grpc.Server, graceMs = 1000): Promise<void> {
+function stopServer(server: grpc.Server, logger: Logger, graceMs = 1000): Promise<void> {
   return new Promise((resolve) => {
     const force = setTimeout(() => {
+      // Said aloud so a host (and its tests) can tell a stop held up by an open call from a clean one.
+      logger.warn({ graceMs }, `shutdown: calls still open after ${graceMs} ms were cut`);
       server.forceShutdown();
       resolve();
     }, graceMs);

@@ -1,8 +1,10 @@
 /**
  * go-plugin's handshake line, the first line a plugin prints on stdout:
  *
- *     CORE|APP|NETWORK|ADDR|PROTOCOL|SERVER_CERT[|MULTIPLEX]
+ *     CORE|APP|NETWORK|ADDR|PROTOCOL[|SERVER_CERT[|MULTIPLEX]]
  *
+ * Five fields is what go-plugin's docs teach plugins in other languages to print (no certificate:
+ * plaintext, which the host accepts only when asked for by name); four would be net/rpc, as in go-plugin.
  * The line comes from a child process we do not trust yet, so the parser is strict: every field has one
  * accepted shape, anything else is refused with its own error code before the host acts on it.
  */
@@ -74,20 +76,17 @@ export function parseHandshakeLine(line: string, offeredVersions: readonly numbe
   }
   const body = line.endsWith('\r') ? line.slice(0, -1) : line;
   const fields = body.split('|');
-  if (fields.length !== 6 && fields.length !== 7) {
-    const hint =
-      fields.length === 4 || fields.length === 5
-        ? ' (a line this short comes from an old net/rpc go-plugin; gatehouse speaks only gRPC)'
-        : '';
-    throw invalid(`expected 6 or 7 "|"-separated fields, got ${fields.length}${hint}: ${quote(body)}`);
+  if (fields.length < 4 || fields.length > 7) {
+    throw invalid(`expected 5 to 7 "|"-separated fields, got ${fields.length}: ${quote(body)}`);
   }
-  const [core, app, network, address, protocol, certificate, multiplex] = fields as [
+  // go-plugin reads a missing PROTOCOL as net/rpc; the checks below then name it.
+  const [core, app, network, address, protocol = '', certificate = '', multiplex] = fields as [
     string,
     string,
     string,
     string,
-    string,
-    string,
+    string | undefined,
+    string | undefined,
     string | undefined,
   ];
 

