@@ -18,10 +18,11 @@ import { resolveGroup, shareWithGroup } from '../transport/socket-group.js';
 import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdioService, type StdioPipes } from '../transport/stdio.js';
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
+import { implementationProblems } from './implementation-check.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
-export type { PluginService } from '../transport/service.js';
+export { pluginService, type PluginService, type ServiceImplementation } from '../transport/service.js';
 
 export interface ServeOptions {
   /** Must equal the host's handshake cookie; a mismatch means this binary was run by hand. */
@@ -150,7 +151,10 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
   server.addService(brokerService, brokerImplementation(broker));
   const stdio = new StdioForwarder(pipes);
   server.addService(stdioService, stdio.implementation());
-  for (const service of services) server.addService(service.definition, service.implementation);
+  for (const service of services) {
+    for (const problem of implementationProblems(service)) logger.warn({}, problem);
+    server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
+  }
 
   const spec: ListenSpec = {
     network,
