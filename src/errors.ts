@@ -33,6 +33,7 @@ export type GatehouseErrorCode =
   | 'CONNECT_FAILED'
   | 'HEALTH_CHECK_FAILED'
   | 'CALL_FAILED'
+  | 'CALL_ABORTED'
   | 'KILL_FAILED'
   // the broker, multiplexing, versioned services and reattach
   | 'BROKER_FAILED'

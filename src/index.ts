@@ -23,7 +23,21 @@ export {
 } from './host/reattach-record.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
-export type { ServiceClient, CallOptions } from './host/service-client.js';
+export type {
+  ServiceClient,
+  CallOptions,
+  ClientMethod,
+  StreamingUnavailable,
+  GeneratedServiceConstructor,
+} from './host/service-client-types.js';
+export {
+  pluginService,
+  type ServiceImplementation,
+  type MethodHandler,
+  type MethodInput,
+  type MethodOutput,
+  type ServiceSource,
+} from './transport/service.js';
 
 // broker (either side)
 export type { Broker, BrokerConnection, DialOptions } from './transport/broker.js';

@@ -11,7 +11,9 @@ import type { PluginStderr } from './plugin-output.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
 import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions } from './reattach-record.js';
-import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
+import { createServiceClient, type PluginLiveness } from './service-client.js';
+import type { ServiceClient } from './service-client-types.js';
+import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource } from '../transport/service.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
 const SIGKILL_WAIT_MS = 5000;
@@ -100,8 +102,15 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     return this.child.pid;
   }
 
-  /** A promise-based client for one of the plugin's services, on the plugin's pinned connection. */
-  client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
+  /**
+   * A typed client for one of the plugin's services, on the plugin's pinned connection: pass the
+   * definition your generator made (ts-proto's `XxxService`, protobuf-es through `protobufEsService()`)
+   * or proto-loader-gen-types' `proto.pkg.Service`, which also types the streaming methods.
+   */
+  client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
+    const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
     return createServiceClient(this.rpc, definition, this.liveness);
   }
@@ -117,8 +126,14 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     return createReattachRecord({ name, pid, network, address, protocolVersion, socketDir, ...this.session.reattachFacts() }, options);
   }
 
-  /** A plain grpc-js client on the same connection, for streaming methods and full control. */
-  grpcClient(definition: grpc.ServiceDefinition, serviceName = 'PluginService'): grpc.Client {
+  /**
+   * A plain grpc-js client on the same connection, for client and bidi streaming and full control;
+   * typed as the generated client when given proto-loader-gen-types' `proto.pkg.Service`.
+   */
+  grpcClient<G extends grpc.Client>(service: GeneratedServiceConstructor<grpc.ServiceDefinition, G>, serviceName?: string): G;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName?: string): InstanceType<grpc.ServiceClientConstructor>;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName = 'PluginService'): InstanceType<grpc.ServiceClientConstructor> {
+    const definition = serviceDefinition(service, 'plugin.grpcClient()');
     this.session.checkOffered(definition);
     const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
     return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });

@@ -1,23 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { unaryCall } from './connection.js';
 import type { ExitStatus } from './plugin-process.js';
+import type { CallOptions, ServiceClient } from './service-client-types.js';
 
-export interface CallOptions {
-  /** Fails the call with CALL_FAILED (DEADLINE_EXCEEDED) after this many milliseconds. */
-  timeoutMs?: number;
-  metadata?: grpc.Metadata;
-}
-
-/**
- * A promise-based client for a service the caller brings (from its own .proto, through
- * @grpc/proto-loader or generated code). Unary methods return promises; errors are GatehouseErrors.
- */
-export type ServiceClient<D extends grpc.ServiceDefinition> = {
-  [K in keyof D]: D[K] extends grpc.MethodDefinition<infer Req, infer Res>
-    ? (request: Req, options?: CallOptions) => Promise<Res>
-    : never;
-};
+export type { CallOptions, ServiceClient } from './service-client-types.js';
 
 /** What a client needs to know about the plugin behind it, to fail fast once it has gone. */
 export interface PluginExit {
@@ -34,51 +20,130 @@ export interface PluginLiveness {
   settleExit(): Promise<PluginExit | undefined>;
 }
 
-export function createServiceClient<D extends grpc.ServiceDefinition>(
+type Method = grpc.MethodDefinition<unknown, unknown>;
+
+export function createServiceClient<D extends grpc.ServiceDefinition, G = unknown>(
   client: grpc.Client,
   definition: D,
   liveness: PluginLiveness,
-): ServiceClient<D> {
-  const methods: Record<string, (request: unknown, options?: CallOptions) => Promise<unknown>> = {};
-  for (const [name, method] of Object.entries(definition)) {
-    const methodName = method.path.replace(/^\//, '');
-    if (method.requestStream || method.responseStream) {
+): ServiceClient<D, G> {
+  const methods: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(definition) as [string, Method][]) {
+    const calls = new MethodCalls(client, method, liveness);
+    if (method.requestStream) {
       methods[name] = () =>
         Promise.reject(
           new GatehouseError(
             'INVALID_OPTIONS',
-            `${methodName} is a streaming method: use plugin.grpcClient() for streaming calls`,
+            `${calls.methodName} is a ${method.responseStream ? 'bidi' : 'client'}-streaming method: use plugin.grpcClient() for it`,
           ),
         );
-      continue;
+    } else if (method.responseStream) {
+      methods[name] = (request: unknown, options?: CallOptions) => calls.serverStream(request, options ?? {});
+    } else {
+      methods[name] = (request: unknown, options?: CallOptions) => calls.unary(request, options ?? {});
     }
-    methods[name] = async (request, options = {}) => {
-      const before = liveness.exit();
-      if (before !== undefined) {
-        throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin has exited (${before.reason})`, {
-          details: { exitStatus: before.status, stderrTail: before.stderrTail },
+  }
+  return methods as ServiceClient<D, G>;
+}
+
+/** Calls of one method, with the plugin's liveness and the caller's options turned into grpc-js terms. */
+class MethodCalls {
+  readonly methodName: string;
+
+  constructor(
+    private readonly client: grpc.Client,
+    private readonly method: Method,
+    private readonly liveness: PluginLiveness,
+  ) {
+    this.methodName = method.path.replace(/^\//, '');
+  }
+
+  async unary(request: unknown, options: CallOptions): Promise<unknown> {
+    this.checkStart(options);
+    const { path, requestSerialize, responseDeserialize } = this.method;
+    try {
+      return await new Promise((resolve, reject) => {
+        const call = this.client.makeUnaryRequest(
+          path,
+          requestSerialize,
+          responseDeserialize,
+          request,
+          options.metadata ?? new grpc.Metadata(),
+          this.grpcOptions(options),
+          (error, response) => (error ? reject(error) : resolve(response)),
+        );
+        cancelOnAbort(call, options.signal);
+      });
+    } catch (cause) {
+      throw await this.failure(cause as grpc.ServiceError, options);
+    }
+  }
+
+  async *serverStream(request: unknown, options: CallOptions): AsyncGenerator<unknown, void, undefined> {
+    this.checkStart(options);
+    const { path, requestSerialize, responseDeserialize } = this.method;
+    const call = this.client.makeServerStreamRequest(
+      path,
+      requestSerialize,
+      responseDeserialize,
+      request,
+      options.metadata ?? new grpc.Metadata(),
+      this.grpcOptions(options),
+    );
+    const stopWatching = cancelOnAbort(call, options.signal);
+    try {
+      for await (const response of call as AsyncIterable<unknown>) yield response;
+    } catch (cause) {
+      throw await this.failure(cause as grpc.ServiceError, options);
+    } finally {
+      // A `break` (or an error in the caller's loop) lands here: the plugin must stop sending.
+      stopWatching();
+      call.cancel();
+    }
+  }
+
+  private checkStart(options: CallOptions): void {
+    const before = this.liveness.exit();
+    if (before !== undefined) {
+      throw new GatehouseError('PLUGIN_EXITED', `${this.methodName}: the plugin has exited (${before.reason})`, {
+        details: { exitStatus: before.status },
+      });
+    }
+    if (options.signal?.aborted) throw this.aborted(options.signal);
+  }
+
+  private grpcOptions(options: CallOptions): grpc.CallOptions {
+    return options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
+  }
+
+  private async failure(error: grpc.ServiceError, options: CallOptions): Promise<GatehouseError> {
+    if (options.signal?.aborted) return this.aborted(options.signal, error);
+    if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED) {
+      const exit = await this.liveness.settleExit();
+      if (exit !== undefined) {
+        return new GatehouseError('PLUGIN_EXITED', `${this.methodName}: the plugin exited (${exit.reason})`, {
+          cause: error,
+          details: { exitStatus: exit.status, stderrTail: exit.stderrTail },
         });
       }
-      const callOptions: grpc.CallOptions = {};
-      if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
-      try {
-        return await unaryCall(client, method, request, callOptions);
-      } catch (cause) {
-        const error = cause as grpc.ServiceError;
-        if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED) {
-          const reason = await liveness.settleExit();
-          if (reason !== undefined) {
-            throw new GatehouseError('PLUGIN_EXITED', `${methodName}: the plugin exited (${reason.reason})`, {
-              cause,
-              details: { exitStatus: reason.status, stderrTail: reason.stderrTail },
-            });
-          }
-        }
-        throw callFailed(methodName, error);
-      }
-    };
+    }
+    return callFailed(this.methodName, error);
   }
-  return methods as ServiceClient<D>;
+
+  private aborted(signal: AbortSignal, cause?: unknown): GatehouseError {
+    return new GatehouseError('CALL_ABORTED', `${this.methodName} was cancelled by the caller's AbortSignal`, {
+      cause: cause ?? signal.reason,
+    });
+  }
+}
+
+/** Cancels the call when the signal fires; returns what stops watching it. */
+function cancelOnAbort(call: { cancel(): void }, signal: AbortSignal | undefined): () => void {
+  if (signal === undefined) return () => {};
+  const cancel = (): void => call.cancel();
+  signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel);
 }
 
 function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {

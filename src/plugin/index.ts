@@ -4,4 +4,5 @@ export { GatehouseError, isGatehouseError, type GatehouseErrorCode } from '../er
 export type { Logger, LogFn } from '../logger.js';
 export type { MagicCookie } from '../transport/env.js';
 export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './serve.js';
+export { pluginService, type ServiceImplementation, type MethodHandler } from '../transport/service.js';
 export type { Broker, BrokerConnection, DialOptions } from '../transport/broker.js';

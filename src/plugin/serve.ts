@@ -18,10 +18,11 @@ import { resolveGroup, shareWithGroup } from '../transport/socket-group.js';
 import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdioService, type StdioPipes } from '../transport/stdio.js';
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
+import { implementationProblems } from './implementation-check.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
-export type { PluginService } from '../transport/service.js';
+export { pluginService, type PluginService, type ServiceImplementation } from '../transport/service.js';
 
 export interface ServeOptions {
   /** Must equal the host's handshake cookie; a mismatch means this binary was run by hand. */
@@ -79,7 +80,9 @@ export async function serve(options: ServeOptions): Promise<ServedPlugin> {
   const pipes = processPipes();
   const logger = createPluginLogger((line) => pipes[StdioChannel.STDERR](Buffer.from(line)));
   try {
-    return await startServing(options, logger, pipes);
+    const served = await startServing(options, processContext(options, logger, pipes));
+    // The process exits at the end of a shutdown: its promise never settles.
+    return { ...served, shutdown: served.shutdown as () => Promise<never> };
   } catch (error) {
     if (isGatehouseError(error, 'COOKIE_MISMATCH')) {
       process.stderr.write(COOKIE_MESSAGE);
@@ -91,8 +94,54 @@ export async function serve(options: ServeOptions): Promise<ServedPlugin> {
   }
 }
 
-async function startServing(options: ServeOptions, logger: Logger, pipes: StdioPipes): Promise<ServedPlugin> {
-  const env = readPluginEnv(options.env ?? process.env, options.cookie);
+/**
+ * Where serve() meets the process it runs in. A plugin process has the real one; the test mode
+ * (gatehouse-plugins/testing) runs the same serving code inside a test, without touching the process.
+ */
+export interface ServeContext {
+  env: Readonly<Record<string, string | undefined>>;
+  logger: Logger;
+  pipes: StdioPipes;
+  /** Hands the handshake line to the host. */
+  announce(line: string): void;
+  /** After the handshake: where the process's own stdout and stderr go from now on. */
+  forwardOutput(stdio: StdioForwarder): void;
+  /** Starts watching for the host's death and for signals; returns what stops watching. */
+  watch(shutdown: () => void): () => void;
+  /** The last step of a shutdown. */
+  exit(): void;
+}
+
+/** A served plugin whose shutdown settles (in a plugin process it ends with process.exit). */
+export type StartedPlugin = Omit<ServedPlugin, 'shutdown'> & { shutdown(): Promise<void> };
+
+function processContext(options: ServeOptions, logger: Logger, pipes: StdioPipes): ServeContext {
+  return {
+    env: options.env ?? process.env,
+    logger,
+    pipes,
+    announce: (line) => void process.stdout.write(line + '\n'),
+    // From here on, what the plugin writes to stdout and stderr goes to the host over GRPCStdio.
+    forwardOutput: (stdio) => redirectProcessOutput(stdio),
+    watch: (shutdown) => {
+      // An orphaned plugin would hold its socket and secrets forever: exit once the host is gone.
+      const parentPid = process.ppid;
+      const parentWatch = setInterval(() => {
+        if (process.ppid !== parentPid) shutdown();
+      }, PARENT_POLL_MS);
+      parentWatch.unref();
+      process.on('SIGTERM', shutdown);
+      // Ctrl-C reaches the whole foreground process group; the host decides when its plugins stop.
+      process.on('SIGINT', () => logger.debug({}, 'ignoring SIGINT; the host stops this plugin'));
+      return () => clearInterval(parentWatch);
+    },
+    exit: () => process.exit(0),
+  };
+}
+
+export async function startServing(options: ServeOptions, context: ServeContext): Promise<StartedPlugin> {
+  const { logger, pipes } = context;
+  const env = readPluginEnv(context.env, options.cookie);
   const ours = Object.keys(options.versions).map(Number);
   const protocolVersion = negotiateVersion(ours, env.protocolVersions);
   if (!env.protocolVersions.includes(protocolVersion)) {
@@ -159,7 +208,10 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
   server.addService(brokerService, brokerImplementation(broker));
   const stdio = new StdioForwarder(pipes);
   server.addService(stdioService, stdio.implementation());
-  for (const service of services) server.addService(service.definition, service.implementation);
+  for (const service of services) {
+    for (const problem of implementationProblems(service)) logger.warn({}, problem);
+    server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
+  }
 
   const spec: ListenSpec = {
     network,
@@ -173,10 +225,10 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
     ? await listenMultiplexed(spec, (session) => multiplex.attach(session))
     : await listenDirect(server, credentials, spec);
 
-  let stopping: Promise<never> | undefined;
-  const shutdown = (): Promise<never> =>
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
     (stopping ??= (async () => {
-      clearInterval(parentWatch);
+      stopWatching();
       // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
       await broker.close();
       stdio.end();
@@ -187,18 +239,9 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
       } finally {
         await rm(socketDir, { recursive: true, force: true });
       }
-      process.exit(0);
+      context.exit();
     })());
-
-  // An orphaned plugin would hold its socket and secrets forever: exit once the host is gone.
-  const parentPid = process.ppid;
-  const parentWatch = setInterval(() => {
-    if (process.ppid !== parentPid) void shutdown();
-  }, PARENT_POLL_MS);
-  parentWatch.unref();
-  process.on('SIGTERM', () => void shutdown());
-  // Ctrl-C reaches the whole foreground process group; the host decides when its plugins stop.
-  process.on('SIGINT', () => logger.debug({}, 'ignoring SIGINT; the host stops this plugin'));
+  const stopWatching = context.watch(() => void shutdown());
 
   const line = formatHandshakeLine({
     appVersion: protocolVersion,
@@ -211,9 +254,8 @@ async function startServing(options: ServeOptions, logger: Logger, pipes: StdioP
   if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
     throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${listening.address}`);
   }
-  process.stdout.write(line + '\n');
-  // From here on, what the plugin writes to stdout and stderr goes to the host over GRPCStdio.
-  redirectProcessOutput(stdio);
+  context.announce(line);
+  context.forwardOutput(stdio);
   logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
   return { protocolVersion, address: listening.address, logger, broker, shutdown };
 }

@@ -180,7 +180,7 @@ export class GrpcBroker implements Broker {
       'grpc.max_receive_message_length': this.settings.maxMessageBytes,
       'grpc.max_send_message_length': this.settings.maxMessageBytes,
     });
-    for (const service of services) server.addService(service.definition, service.implementation);
+    for (const service of services) server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     const credentials = tls
       ? pinnedServerCredentials(tls.own, derToPem(tls.peerCertificateDer, 'CERTIFICATE'))
       : grpc.ServerCredentials.createInsecure();

@@ -1,7 +1,150 @@
 import type * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from '../errors.js';
 
-/** A gRPC service and its handlers, as a plugin serves it or either side serves it through the broker. */
-export interface PluginService {
-  definition: grpc.ServiceDefinition;
-  implementation: grpc.UntypedServiceImplementation;
+/**
+ * The four kinds of gRPC method, read from a definition's types: ts-proto and protobuf-es definitions
+ * carry literal `requestStream`/`responseStream`; proto-loader's say only `boolean` ('unknown').
+ */
+export type MethodKind<M> = M extends { requestStream: true; responseStream: true }
+  ? 'bidi'
+  : M extends { requestStream: true; responseStream: false }
+    ? 'client'
+    : M extends { requestStream: false; responseStream: true }
+      ? 'server'
+      : M extends { requestStream: false; responseStream: false }
+        ? 'unary'
+        : 'unknown';
+
+/** A method's kind as grpc-js' generated client interface declares it (proto-loader-gen-types' `XxxClient`). */
+export type GeneratedMethodKind<F> = F extends (...args: never[]) => infer R
+  ? R extends grpc.ClientDuplexStream<unknown, unknown>
+    ? 'bidi'
+    : R extends grpc.ClientWritableStream<unknown>
+      ? 'client'
+      : R extends grpc.ClientReadableStream<unknown>
+        ? 'server'
+        : R extends grpc.ClientUnaryCall
+          ? 'unary'
+          : 'unknown'
+  : 'unknown';
+
+/**
+ * The kind as the types can know it: from the definition's literal flags (ts-proto, protobuf-es), else
+ * from the generated client interface `G` that came with it (proto-loader-gen-types), else 'unknown'.
+ */
+export type KnownMethodKind<D, K extends keyof D, G> =
+  MethodKind<D[K]> extends 'unknown' ? GeneratedMethodKind<K extends keyof G ? G[K] : undefined> : MethodKind<D[K]>;
+
+/** What grpc.loadPackageDefinition gives for a service: proto-loader-gen-types types it with its client. */
+export interface GeneratedServiceConstructor<D extends grpc.ServiceDefinition, G> {
+  new (...args: never[]): G;
+  service: D;
+}
+
+/** What a caller sends: proto-loader's input ("permissive") type, ts-proto's message, protobuf-es' init shape. */
+export type MethodInput<M> = M extends { requestSerialize: (value: infer Req) => Buffer } ? Req : never;
+/** What a caller receives: proto-loader's `__Output` type, ts-proto's message, protobuf-es' message. */
+export type MethodOutput<M> = M extends { responseDeserialize: (bytes: Buffer) => infer Res } ? Res : never;
+/** What a handler receives. */
+export type HandlerInput<M> = M extends { requestDeserialize: (bytes: Buffer) => infer Req } ? Req : never;
+/** What a handler answers. */
+export type HandlerOutput<M> = M extends { responseSerialize: (value: infer Res) => Buffer } ? Res : never;
+
+/** The grpc-js handler for one method of kind `Kind` (any kind when the types do not say). */
+export type MethodHandler<M, Kind = MethodKind<M>> = {
+  unary: grpc.handleUnaryCall<HandlerInput<M>, HandlerOutput<M>>;
+  server: grpc.handleServerStreamingCall<HandlerInput<M>, HandlerOutput<M>>;
+  client: grpc.handleClientStreamingCall<HandlerInput<M>, HandlerOutput<M>>;
+  bidi: grpc.handleBidiStreamingCall<HandlerInput<M>, HandlerOutput<M>>;
+  unknown:
+    | grpc.handleUnaryCall<HandlerInput<M>, HandlerOutput<M>>
+    | grpc.handleServerStreamingCall<HandlerInput<M>, HandlerOutput<M>>
+    | grpc.handleClientStreamingCall<HandlerInput<M>, HandlerOutput<M>>
+    | grpc.handleBidiStreamingCall<HandlerInput<M>, HandlerOutput<M>>;
+}[Kind & ('unary' | 'server' | 'client' | 'bidi' | 'unknown')];
+
+/** One handler per method of the definition, by the definition's own method names. */
+export type ServiceImplementation<D extends grpc.ServiceDefinition, G = unknown> = {
+  [K in keyof D]: MethodHandler<D[K], KnownMethodKind<D, K, G>>;
+};
+
+/**
+ * A gRPC service and its handlers, as a plugin serves it or either side serves it through the broker.
+ * Build one with `pluginService()` to have the handlers checked against the definition.
+ */
+export interface PluginService<D extends grpc.ServiceDefinition = grpc.ServiceDefinition> {
+  definition: D;
+  implementation: ServiceImplementation<D> | grpc.UntypedServiceImplementation;
+}
+
+/**
+ * A service whose implementation the compiler checks against its definition: a misspelt or missing
+ * method is a type error here rather than UNIMPLEMENTED at call time.
+ */
+export function pluginService<D extends grpc.ServiceDefinition, G>(
+  service: GeneratedServiceConstructor<D, G>,
+  implementation: ServiceImplementation<D, G>,
+): PluginService<D>;
+export function pluginService<D extends grpc.ServiceDefinition>(
+  service: ServiceSource<D>,
+  implementation: ServiceImplementation<D>,
+): PluginService<D>;
+export function pluginService<D extends grpc.ServiceDefinition>(
+  service: ServiceSource<D>,
+  implementation: ServiceImplementation<D>,
+): PluginService<D> {
+  return { definition: serviceDefinition(service, 'pluginService()'), implementation };
+}
+
+/** What `plugin.client()` accepts: a service definition, or what `grpc.loadPackageDefinition` makes of one. */
+export type ServiceSource<D extends grpc.ServiceDefinition> = D | { service: D };
+
+/**
+ * The definition behind a ServiceSource, checked: anything else (a whole package object, a message
+ * type, a protobuf-es descriptor) is refused with what was expected instead of a TypeError later.
+ */
+export function serviceDefinition<D extends grpc.ServiceDefinition>(source: ServiceSource<D>, where: string): D {
+  const candidate: unknown =
+    (typeof source === 'function' || typeof source === 'object') && source !== null && 'service' in source
+      ? source.service
+      : source;
+  const problem = definitionProblem(candidate);
+  if (problem !== undefined) {
+    throw new GatehouseError(
+      'INVALID_OPTIONS',
+      `${where} expects one gRPC service definition (proto-loader's loadSync(...)['pkg.Service'], ` +
+        `a service from grpc.loadPackageDefinition such as proto.pkg.Service, or ts-proto's XxxService), but got ${problem}`,
+    );
+  }
+  return candidate as D;
+}
+
+function definitionProblem(candidate: unknown): string | undefined {
+  if (typeof candidate !== 'object' || candidate === null) return candidate === null ? 'null' : `a ${typeof candidate}`;
+  if ((candidate as { kind?: unknown }).kind === 'service') {
+    return "a @bufbuild/protobuf service descriptor: wrap it with protobufEsService() from 'gatehouse-plugins/protobuf-es'";
+  }
+  const entries = Object.entries(candidate);
+  if (entries.length === 0) return 'an empty object';
+  const keys = entries.map(([key]) => key);
+  const listed = keys.slice(0, 5).join(', ') + (keys.length > 5 ? ', ...' : '');
+  const notMethods = entries.filter(([, value]) => !isMethodDefinition(value)).map(([key]) => key);
+  if (notMethods.length === 0) return undefined;
+  if (notMethods.length === entries.length) {
+    return `an object whose entries (${listed}) are not methods: a package object? pick one service from it`;
+  }
+  return `an object whose entries ${notMethods.slice(0, 5).join(', ')} are not method definitions`;
+}
+
+function isMethodDefinition(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const method = value as Partial<Record<keyof grpc.MethodDefinition<unknown, unknown>, unknown>>;
+  return (
+    typeof method.path === 'string' &&
+    method.path.startsWith('/') &&
+    typeof method.requestStream === 'boolean' &&
+    typeof method.responseStream === 'boolean' &&
+    typeof method.requestSerialize === 'function' &&
+    typeof method.responseDeserialize === 'function'
+  );
 }

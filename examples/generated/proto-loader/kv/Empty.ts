@@ -1,0 +1,8 @@
+// Original file: /work/wt/types/examples/kv/kv.proto
+
+
+export interface Empty {
+}
+
+export interface Empty__Output {
+}

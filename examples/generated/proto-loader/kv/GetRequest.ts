@@ -1,0 +1,10 @@
+// Original file: /work/wt/types/examples/kv/kv.proto
+
+
+export interface GetRequest {
+  'key'?: (string);
+}
+
+export interface GetRequest__Output {
+  'key': (string);
+}

@@ -1,0 +1,10 @@
+// Original file: /work/wt/types/examples/typed/notes.proto
+
+
+export interface NoteId {
+  'id'?: (string);
+}
+
+export interface NoteId__Output {
+  'id': (string);
+}

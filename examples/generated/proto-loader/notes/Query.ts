@@ -1,0 +1,12 @@
+// Original file: /work/wt/types/examples/typed/notes.proto
+
+
+export interface Query {
+  'prefix'?: (string);
+  'limit'?: (number);
+}
+
+export interface Query__Output {
+  'prefix': (string);
+  'limit': (number);
+}

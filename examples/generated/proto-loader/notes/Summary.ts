@@ -1,0 +1,10 @@
+// Original file: /work/wt/types/examples/typed/notes.proto
+
+
+export interface Summary {
+  'count'?: (number);
+}
+
+export interface Summary__Output {
+  'count': (number);
+}

@@ -1,0 +1,138 @@
+// gatehouse-plugins/testing: go-plugin's ServeConfig.Test / TestPluginGRPCConn for TypeScript plugins.
+// The plugin's services run through the real serve() (environment contract, mutual TLS pinned both
+// ways, health, controller, implementation checks) inside the test's own process, and a typed host
+// client talks to them over the real socket, with no process spawned.
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
+import { GatehouseError } from './errors.js';
+import { clientOn, connectChecked, pinnedPluginCredentials } from './host/connection.js';
+import { createServiceClient, type PluginLiveness } from './host/service-client.js';
+import type { ServiceClient } from './host/service-client-types.js';
+import { silentLogger, type Logger } from './logger.js';
+import { startServing, type ServeOptions, type StartedPlugin } from './plugin/serve.js';
+import { generateEphemeralIdentity } from './tls/certificate.js';
+import { buildPluginEnv } from './transport/env.js';
+import { parseHandshakeLine } from './transport/handshake.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
+import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource } from './transport/service.js';
+import { StdioChannel } from './transport/stdio.js';
+
+/** Time from start to a healthy connection: the same order as launch()'s default. */
+const TEST_START_TIMEOUT_MS = 10_000;
+
+export interface TestPluginOptions {
+  /** What the plugin would pass to serve(): the services of each protocol version. */
+  versions: ServeOptions['versions'];
+  /** The versions the host offers (default: every version in `versions`). */
+  protocolVersions?: readonly number[];
+  /** Receives what the plugin logs through `served.logger` (default: nothing). */
+  logger?: Logger;
+  maxMessageBytes?: number;
+  serverOptions?: grpc.ServerOptions;
+  network?: 'unix' | 'tcp';
+}
+
+/** A plugin served in this process, and a host connection to it. Close it (or `await using`) when done. */
+export interface TestPlugin extends AsyncDisposable {
+  /** The version serve() negotiated. */
+  readonly protocolVersion: number;
+  /** What serve() returned to the plugin: its logger and broker (the broker has no host side here). */
+  readonly served: Omit<StartedPlugin, 'shutdown'>;
+  /** A typed client, as plugin.client() gives it. */
+  client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
+  /** Shuts the plugin down as a host's Shutdown would, and closes the connection. */
+  close(): Promise<void>;
+}
+
+export async function testPlugin(options: TestPluginOptions): Promise<TestPlugin> {
+  const protocolVersions = options.protocolVersions ?? Object.keys(options.versions ?? {}).map(Number);
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  // A cookie of its own per test plugin: the plugin side checks it as in a real launch.
+  const cookie = { key: 'GATEHOUSE_TEST_PLUGIN', value: randomUUID() };
+  const identity = generateEphemeralIdentity();
+  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-test-'));
+  let line: string | undefined;
+  let started: StartedPlugin | undefined;
+  let channel: grpc.Channel | undefined;
+  try {
+    const env = buildPluginEnv({
+      cookie,
+      protocolVersions,
+      unixSocketDir: socketDir,
+      clientCertificatePem: identity.certificatePem,
+    });
+    const discard = (_data: Buffer, done?: (error?: Error | null) => void): void => done?.();
+    started = await startServing(
+      {
+        cookie,
+        versions: options.versions,
+        maxMessageBytes,
+        ...(options.serverOptions ? { serverOptions: options.serverOptions } : {}),
+        ...(options.network ? { network: options.network } : {}),
+      },
+      {
+        env,
+        logger: options.logger ?? silentLogger,
+        pipes: { [StdioChannel.STDOUT]: discard, [StdioChannel.STDERR]: discard },
+        announce: (announced) => (line = announced),
+        // The test's own output stays the test's: only a plugin process hands its stdio to the host.
+        forwardOutput: () => {},
+        watch: () => () => {},
+        exit: () => {},
+      },
+    );
+    if (line === undefined) throw new GatehouseError('HANDSHAKE_INVALID', 'serve() announced no handshake line');
+    const handshake = parseHandshakeLine(line, protocolVersions);
+    if (handshake.serverCertificate === undefined) {
+      throw new GatehouseError('CERTIFICATE_INVALID', 'serve() announced no certificate in test mode');
+    }
+    const credentials = pinnedPluginCredentials(identity, handshake.serverCertificate);
+    channel = await connectChecked(handshake, credentials, new Date(Date.now() + TEST_START_TIMEOUT_MS), maxMessageBytes, {});
+  } catch (error) {
+    channel?.close();
+    await started?.shutdown();
+    await rm(socketDir, { recursive: true, force: true });
+    throw error;
+  }
+  return new InProcessPlugin(started, channel, socketDir);
+}
+
+class InProcessPlugin implements TestPlugin {
+  readonly protocolVersion: number;
+  readonly served: Omit<StartedPlugin, 'shutdown'>;
+  private readonly rpc: grpc.Client;
+  private closing: Promise<void> | undefined;
+  // The plugin lives as long as this object: it "exits" only when closed.
+  private readonly liveness: PluginLiveness = { exit: () => undefined, settleExit: async () => undefined };
+
+  constructor(
+    private readonly started: StartedPlugin,
+    private readonly channel: grpc.Channel,
+    private readonly socketDir: string,
+  ) {
+    this.protocolVersion = started.protocolVersion;
+    this.served = { protocolVersion: started.protocolVersion, address: started.address, logger: started.logger, broker: started.broker };
+    this.rpc = clientOn(channel);
+  }
+
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
+    return createServiceClient(this.rpc, serviceDefinition(service, 'testPlugin().client()'), this.liveness);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.channel.close();
+      await this.started.shutdown();
+      await rm(this.socketDir, { recursive: true, force: true });
+    })();
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,53 @@
+// The in-process test mode: a plugin's services through the real serve(), with a typed host client,
+// no process spawned.
+import test from 'ava';
+import { isGatehouseError, pluginService, type PluginService } from '../../src/index.js';
+import { testPlugin } from '../../src/testing.js';
+import { NotesService } from '../../examples/generated/ts-proto/notes.js';
+import { NotesStore } from '../../examples/typed/notes-store.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
+
+function notesService(store: NotesStore, onCancelled: () => void) {
+  return pluginService(NotesService, {
+    add: (call, callback) => callback(null, { id: store.add(call.request.text, call.request.stars) }),
+    list: (call) => store.list(call, call.request.prefix, call.request.limit, onCancelled),
+    upload: (_call, callback) => callback(null, { count: 0 }),
+    chat: (call) => call.end(),
+  });
+}
+
+test('testPlugin serves through serve() in this process, with a typed client over pinned mTLS', async (t) => {
+  let cancelled = 0;
+  const children = process.getActiveResourcesInfo().filter((r) => r === 'ProcessWrap').length;
+  await using plugin = await testPlugin({ versions: { 1: [notesService(new NotesStore(), () => cancelled++)] } });
+  t.is(process.getActiveResourcesInfo().filter((r) => r === 'ProcessWrap').length, children, 'no process spawned');
+  t.is(plugin.protocolVersion, 1);
+  const notes = plugin.client(NotesService);
+  t.is((await notes.add({ id: '', text: 'hello', stars: 1 })).id, 'n1');
+  const texts: string[] = [];
+  for await (const note of notes.list({ prefix: 'h', limit: 5 })) texts.push(note.text);
+  t.deepEqual(texts, ['hello']);
+  for await (const _note of notes.list({ prefix: '', limit: 0 })) break;
+  for (let i = 0; i < 500 && cancelled === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  t.is(cancelled, 1, 'break cancelled the stream on the plugin side');
+});
+
+test('testPlugin negotiates versions, runs several plugins at once, and passes serve() warnings to its logger', async (t) => {
+  const logger = recordingLogger();
+  const misspelt = { definition: NotesService, implementation: { add: () => {}, lisst: () => {} } } as unknown as PluginService;
+  const [one, two] = await Promise.all([
+    testPlugin({ versions: { 1: [notesService(new NotesStore(), () => {})], 2: [misspelt] }, protocolVersions: [1] }),
+    testPlugin({ versions: { 2: [misspelt] }, logger }),
+  ]);
+  try {
+    t.is(one?.protocolVersion, 1);
+    t.is(two?.protocolVersion, 2);
+    t.true(logger.records.some((r) => r.level === 'warn' && r.message.includes('has lisst')));
+    const failed = await t.throwsAsync(two!.client(NotesService).list({ prefix: '', limit: 1 })[Symbol.asyncIterator]().next());
+    t.true(isGatehouseError(failed, 'CALL_FAILED'));
+    t.regex(failed?.message ?? '', /UNIMPLEMENTED/);
+  } finally {
+    await one?.close();
+    await two?.close();
+  }
+});
