@@ -38,7 +38,17 @@ import {
 /** The security events gatehouse records. `plugin` names the plugin as the host knows it (its path or name). */
 export type AuditEvent =
   | { type: 'discovery'; plugin: string; path: string }
-  | { type: 'verification'; plugin: string; sha256: string; keyIds: readonly string[]; result: 'accepted' | 'rejected' }
+  | {
+      type: 'verification';
+      plugin: string;
+      sha256: string;
+      keyIds: readonly string[];
+      result: 'accepted' | 'rejected';
+      /** The entry's version, what was asked for (range or pin), and why this entry was chosen. */
+      version?: string;
+      requested?: string;
+      reason?: 'only' | 'pin' | 'range' | 'highest';
+    }
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }

@@ -11,10 +11,17 @@ export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'na
  * check). The copy is removed once the plugin has exited. Each outcome is audited.
  */
 export async function launchVerified(options: VerifiedLaunchOptions): Promise<Plugin> {
-  const { manifestPath, plugin: name, pluginDir, policy, seal, ...launchOptions } = options;
+  const { manifestPath, plugin: name, pluginDir, policy, seal, version, ...launchOptions } = options;
   let verified;
   try {
-    verified = await sealVerifiedPlugin({ manifestPath, plugin: name, policy, ...(pluginDir ? { pluginDir } : {}), ...(seal ? { seal } : {}) });
+    verified = await sealVerifiedPlugin({
+      manifestPath,
+      plugin: name,
+      policy,
+      ...(pluginDir ? { pluginDir } : {}),
+      ...(seal ? { seal } : {}),
+      ...(version === undefined ? {} : { version }),
+    });
   } catch (error) {
     options.audit?.record({
       type: 'refusal',
@@ -24,13 +31,17 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     });
     throw error;
   }
-  const { entry, sealed } = verified;
+  const { entry, sealed, selection } = verified;
   options.audit?.record({
     type: 'verification',
     plugin: name,
     sha256: sealed.sha256,
     keyIds: verified.verified.signatures.map((signature) => signature.keyId),
     result: 'accepted',
+    // Which version ran and why: an auditor can tell a pinned release from the newest in a range.
+    ...(entry.version === undefined ? {} : { version: entry.version }),
+    ...(selection.requested === undefined ? {} : { requested: selection.requested }),
+    reason: selection.reason,
   });
   try {
     const plugin = await launch({
