@@ -64,6 +64,7 @@ export type GatehouseErrorCode =
   | 'SIGNATURE_UNTRUSTED'
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
+  | 'BUNDLE_FAILED'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'
