@@ -192,10 +192,22 @@ test.serial('a version that is not signed fails naming what is available; a file
   t.regex(JSON.stringify(missing.result), /available: 1\.3\.0/);
   // Attack: a dependency of the signed package is edited after signing.
   const deep = join(f.pluginsDir, 'kv-ts/node_modules/@grpc/grpc-js/build/src/index.js');
+  const original = await readFile(deep);
   await appendFile(deep, '\n// tampered\n');
-  const tampered = await host(f, 'tampered.jsonl', ['kv@^1']);
+  const tampered = await host(f, 'tampered.jsonl', ['kv@^1']).finally(() => writeFile(deep, original));
   t.false(tampered.ok);
   t.like(tampered.result, { error: { code: 'SIZE_MISMATCH' } });
   t.regex(JSON.stringify(tampered.result), /node_modules\/@grpc\/grpc-js\/build\/src\/index\.js/);
   t.like(tampered.audit.find((record) => record.type === 'refusal'), { plugin: 'kv', code: 'SIZE_MISMATCH' });
+});
+
+test.serial('the worked example in docs/plugins.md runs as written in the consumer project', async (t) => {
+  const f = await setup();
+  const docs = await readFile(join(repoRoot, 'docs/plugins.md'), 'utf8');
+  const example = /<!-- example: host\.mjs -->\n```js\n([\s\S]*?)```/.exec(docs)?.[1];
+  if (example === undefined) throw new Error('docs/plugins.md has no host.mjs example');
+  await writeFile(join(f.project.dir, 'docs-host.mjs'), example);
+  const stdout = await node(f.project, 'docs-host.mjs', [f.trustDir, join(f.pluginsDir, 'manifest.json'), join(repoRoot, 'examples/kv/kv.proto')]);
+  t.regex(stdout, /^kv 1\.3\.0 \(\d+ files\)$/m);
+  t.regex(stdout, /^ts:hello$/m);
 });
