@@ -65,6 +65,9 @@ export type GatehouseErrorCode =
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
   | 'BUNDLE_FAILED'
+  | 'ARCHIVE_INVALID'
+  | 'ARCHIVE_TOO_LARGE'
+  | 'LOCK_MISMATCH'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'
