@@ -59,12 +59,19 @@ export type GatehouseErrorCode =
   | 'DIGEST_MISMATCH'
   | 'SIZE_MISMATCH'
   | 'PLUGIN_NOT_IN_MANIFEST'
+  | 'PLUGIN_VERSION_NOT_FOUND'
+  | 'PACKAGE_FILE_UNLISTED'
+  | 'PACKAGE_SYMLINK'
   | 'KEY_INVALID'
   | 'SIGNATURE_INVALID'
   | 'SIGNATURE_UNTRUSTED'
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
   | 'SEAL_ROOT_UNSAFE'
+  | 'BUNDLE_FAILED'
+  | 'ARCHIVE_INVALID'
+  | 'ARCHIVE_TOO_LARGE'
+  | 'LOCK_MISMATCH'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'
@@ -82,6 +89,10 @@ export interface GatehouseErrorDetails {
   stderrTail?: readonly string[];
   /** The gRPC status code of a failed call (CALL_FAILED). */
   grpcCode?: number;
+  /** The versions a manifest lists for the plugin asked for (PLUGIN_VERSION_NOT_FOUND). */
+  availableVersions?: readonly string[];
+  /** The file, relative to the plugin directory, that a package does not list or that is a link (PACKAGE_*). */
+  file?: string;
 }
 
 export class GatehouseError extends Error {

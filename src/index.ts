@@ -11,6 +11,14 @@ export type { IsolationOptions } from './host/isolation.js';
 export type { ProcessLimits } from './host/process-limits.js';
 export type { SandboxOptions } from './host/sandbox.js';
 export { launchVerified, type VerifiedLaunchOptions } from './host/launch-verified.js';
+export {
+  discoverVerified,
+  launchDiscovered,
+  type CandidateReport,
+  type CandidateStatus,
+  type DiscoveredLaunchOptions,
+  type DiscoverVerifiedOptions,
+} from './host/launch-discovered.js';
 export { Plugin, type PluginInfo } from './host/plugin.js';
 export type { VersionedServices } from './host/versioned-services.js';
 export type { PluginStdio } from './host/plugin-stdio.js';
@@ -48,3 +56,49 @@ export { serve, type ServeOptions, type ServedPlugin, type PluginService } from 
 // audit
 export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';
 export { checkAuditLog, formatAnchor, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';
+
+// discovery and file safety
+export { discover, checkFileSafety, type DiscoveryResult, type PluginCandidate, type SafeFile, type SafetyOptions } from './discover/index.js';
+
+// manifests, keys, signatures, rollback state and sealing
+export {
+  createManifest,
+  findSignatureFiles,
+  formatManifest,
+  FileRollbackState,
+  generateKeyPair,
+  loadTrustedKeys,
+  manifestFromSha256Sums,
+  MANIFEST_SCHEMA,
+  MemoryRollbackState,
+  parseManifest,
+  readPublicKeyFile,
+  readSecretKeyFile,
+  sealPlugin,
+  signManifest,
+  verifyManifest,
+  verifyManifestFile,
+  verifyPlugins,
+  writeKeyPair,
+  type CreateManifestOptions,
+  type Manifest,
+  type ManifestFile,
+  type ManifestInterpreter,
+  type ManifestPlugin,
+  type ManifestPolicy,
+  type MinisignPublicKey,
+  type MinisignSecretKey,
+  type PluginVerification,
+  type RollbackState,
+  type SealablePlugin,
+  type SealedFile,
+  type SealedPlugin,
+  type SealOptions,
+  type Sha256SumsOptions,
+  type VerifiedManifest,
+  type VerifiedPluginRequest,
+  type VerifyPluginsOptions,
+} from './verify/index.js';
+export { loadVerifiedManifest, type LoadedManifest, type ManifestEntry } from './verify/verified-manifest.js';
+export { sealPluginPackage } from './verify/package-seal.js';
+export { selectPlugin, type PluginSelection, type VersionReason } from './verify/versions.js';

@@ -54,6 +54,10 @@ export type AuditEvent =
       manifestSha256?: string;
       /** Every file that runs, with its verified digest (null: a system interpreter the manifest does not pin). */
       files?: readonly AuditedFile[];
+      /** The entry's version, what was asked for (range or pin), and why this entry was chosen. */
+      version?: string;
+      requested?: string;
+      reason?: 'only' | 'pin' | 'range' | 'highest';
     }
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }

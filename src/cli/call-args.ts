@@ -11,7 +11,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
 export const HELP = `Usage: gatehouse call [options] (--method pkg.Service/Method [--data JSON] | --script FILE|-) -- COMMAND [ARGS...]
-       gatehouse call [options] (--method ... | --script ...) --manifest FILE --trust DIR --plugin NAME
+       gatehouse call [options] (--method ... | --script ...) --manifest FILE --trust DIR --plugin NAME[@RANGE]
 
 Launches COMMAND as a go-plugin gRPC plugin (mutual TLS unless --insecure), calls a method with a
 request in proto3 JSON (bytes as base64), prints each response as one JSON line on stdout, and stops
@@ -34,7 +34,8 @@ Options:
   --sha256 HEX                 refuse to run COMMAND unless its bytes have this SHA-256; the checked
                                copy is what runs
 ${MANIFEST_OPTIONS_HELP}
-  --plugin NAME                the manifest entry to launch; its files are in the manifest's directory
+  --plugin NAME[@RANGE]        the manifest entry to launch; its files are in the manifest's directory;
+                               @RANGE (^1.2, ~2.0, or an exact version) picks the highest signed match
   --seal-dir DIR               where sealed copies are made (with --sha256 or --manifest); DIR and every
                                directory above it must be writable by this user or root alone
                                (default /var/cache/gatehouse/seal for root, else $XDG_RUNTIME_DIR/gatehouse/seal

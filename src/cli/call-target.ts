@@ -9,6 +9,7 @@ import type { FailureContext } from './failures.js';
 import { manifestPolicy } from './manifest-policy.js';
 import { sealVerifiedPlugin } from '../verify/verified-plugin.js';
 import { resolveCommand } from './resolve-command.js';
+import { parsePluginRequest } from '../verify/versions.js';
 
 export interface LaunchTarget {
   /** The name plugin logs are labelled with. */
@@ -31,9 +32,12 @@ export async function prepareTarget(target: CallTarget, context: FailureContext,
     return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command), seal), undefined);
   }
   context.stage = 'manifest';
+  // --plugin NAME@RANGE: the highest signed version in the range (or the pinned one) runs.
+  const { name, version } = parsePluginRequest(target.plugin);
   const { entry, sealed } = await sealVerifiedPlugin({
     manifestPath: target.manifest.manifest,
-    plugin: target.plugin,
+    plugin: name,
+    ...(version === undefined ? {} : { version }),
     policy: await manifestPolicy(target.manifest),
     seal,
   });

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `gatehouse` command line. Each subcommand is one entry in SUBCOMMANDS and returns its exit code.
 import { auditCommand } from './audit.js';
+import { bundleCommand } from './bundle.js';
 import { callCommand } from './call.js';
 import { keygenCommand } from './keygen.js';
 import { manifestCommand } from './manifest.js';
@@ -15,6 +16,7 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
   ['call', { summary: 'launch a go-plugin gRPC plugin and call its methods with proto3 JSON', run: callCommand }],
   ['keygen', { summary: 'generate a minisign key pair for signing manifests', run: keygenCommand }],
   ['manifest', { summary: 'create a plugin manifest, or sign one', run: manifestCommand }],
+  ['bundle', { summary: 'bundle a TypeScript or JavaScript plugin into one file (esbuild)', run: bundleCommand }],
   ['verify', { summary: 'check a signed manifest and the plugins it lists', run: verifyCommand }],
   ['audit', { summary: "check an audit log's chain, seal and anchor, or print its anchor", run: (argv) => auditCommand(argv) }],
 ]);

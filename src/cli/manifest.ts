@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../verify/atomic-file.js';
 import { readSecretKeyFile } from '../verify/key-files.js';
 import { formatManifest, type Manifest } from '../verify/manifest.js';
 import { createManifest } from '../verify/manifest-create.js';
+import type { PackageSpec } from '../verify/package-create.js';
 import { manifestFromSha256Sums } from '../verify/sha256sums.js';
 import { signManifest } from '../verify/sign-manifest.js';
 import { type CommandLine, parseCommandLine, usageError } from './command-line.js';
@@ -19,13 +20,20 @@ const DEFAULT_EXPIRES_IN_DAYS = 90;
 const DAY_MS = 86_400_000;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
-const HELP = `Usage: gatehouse manifest create DIR [--glob PATTERN...] [--from-sha256sums FILE] [options]
+const HELP = `Usage: gatehouse manifest create DIR [--glob PATTERN...] [--package NAME=SUBDIR...] [--from-sha256sums FILE] [options]
        gatehouse manifest sign MANIFEST --key FILE
 
 create: lists the plugins in DIR with their size and SHA-256, as a gatehouse.manifest/v1 JSON manifest
 (see docs/manifest.md). Every file matching the patterns must pass the file-safety checks. With
 --from-sha256sums, the files a SHA256SUMS file lists instead, each of which must match its line.
-  --glob PATTERN           files to list, relative to DIR; repeatable (default *)
+  --glob PATTERN           files to list, relative to DIR; repeatable (default *, or none with --package)
+  --package NAME=SUBDIR    list the Node package in DIR/SUBDIR as plugin NAME: its entry and every file
+                           in the tree (node_modules, data files), run by node with module resolution
+                           confined to the sealed copy; repeatable; symbolic links in it are refused
+  --entry FILE             the package's entry, relative to SUBDIR (default: package.json bin, else main)
+  --plugin-version SEMVER  the package's version (default: package.json version); one --package only
+  --interpreter PATH       absolute path of node for the packages (default: the node running gatehouse)
+  --pin-interpreter        record the interpreter's digest, so that a sealed copy of those bytes runs
   --from-sha256sums FILE   list the files of this sha256sum output instead of globbing
   --out FILE               write the manifest to FILE (mode 0644) instead of stdout
   --version N              the manifest's version, higher than any signed before (default ${DEFAULT_VERSION})
@@ -41,6 +49,11 @@ Exit status: 0 success, 1 failure, 2 usage error.
 
 const OPTIONS = {
   glob: { type: 'string', multiple: true },
+  package: { type: 'string', multiple: true },
+  entry: { type: 'string' },
+  'plugin-version': { type: 'string' },
+  interpreter: { type: 'string' },
+  'pin-interpreter': { type: 'boolean' },
   'from-sha256sums': { type: 'string' },
   out: { type: 'string' },
   version: { type: 'string' },
@@ -78,8 +91,9 @@ async function create(dir: string, values: Values): Promise<void> {
   const expires = parseExpiry(values.expires, values['expires-in']);
   let manifest: Manifest;
   if (values['from-sha256sums'] === undefined) {
-    manifest = await createManifest(dir, { patterns: values.glob, version, expires });
+    manifest = await createManifest(dir, { patterns: values.glob, version, expires, packages: packageSpecs(values) });
   } else {
+    if (values.package !== undefined) throw usageError(COMMAND, 'give --package with --glob, not with --from-sha256sums');
     const sums = values['from-sha256sums'];
     const text = await readFile(sums, 'utf8').catch((error: unknown) => Promise.reject(fsError(error, sums)));
     manifest = await manifestFromSha256Sums(text, { dir, version, expires });
@@ -90,7 +104,9 @@ async function create(dir: string, values: Values): Promise<void> {
 }
 
 async function sign(manifestPath: string, values: Values): Promise<void> {
-  const stray = (['glob', 'from-sha256sums', 'out', 'version', 'expires', 'expires-in'] as const).find((name) => values[name] !== undefined);
+  const stray = (
+    ['glob', 'from-sha256sums', 'out', 'version', 'expires', 'expires-in', 'package', 'entry', 'plugin-version', 'interpreter', 'pin-interpreter'] as const
+  ).find((name) => values[name] !== undefined);
   if (stray !== undefined) throw usageError(COMMAND, `--${stray} goes with manifest create`);
   if (values.key === undefined) throw usageError(COMMAND, '--key FILE is required');
   const bytes = await readFile(manifestPath).catch((error: unknown) => Promise.reject(fsError(error, manifestPath)));
@@ -116,6 +132,28 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** --package NAME=SUBDIR (repeatable) with the options that shape every package (or the one package). */
+function packageSpecs(values: Values): PackageSpec[] {
+  const packages = values.package ?? [];
+  const single = (['entry', 'plugin-version'] as const).find((name) => values[name] !== undefined);
+  if (single !== undefined && packages.length !== 1) throw usageError(COMMAND, `--${single} goes with exactly one --package`);
+  if (packages.length === 0 && (values.interpreter !== undefined || values['pin-interpreter'] !== undefined)) {
+    throw usageError(COMMAND, '--interpreter and --pin-interpreter go with --package');
+  }
+  return packages.map((text) => {
+    const at = text.indexOf('=');
+    if (at <= 0 || at === text.length - 1) throw usageError(COMMAND, `--package takes NAME=SUBDIR, got ${JSON.stringify(text)}`);
+    return {
+      name: text.slice(0, at),
+      dir: text.slice(at + 1),
+      ...(values.entry === undefined ? {} : { entry: values.entry }),
+      ...(values['plugin-version'] === undefined ? {} : { version: values['plugin-version'] }),
+      ...(values.interpreter === undefined ? {} : { interpreter: values.interpreter }),
+      ...(values['pin-interpreter'] === true ? { pinInterpreter: true } : {}),
+    };
+  });
 }
 
 function parseVersion(text: string | undefined): number {

@@ -13,12 +13,19 @@ export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'na
  * check). The copy is removed once the plugin has exited. Each outcome is audited.
  */
 export async function launchVerified(options: VerifiedLaunchOptions): Promise<Plugin> {
-  const { manifestPath, plugin: name, pluginDir, policy, seal, ...launchOptions } = options;
+  const { manifestPath, plugin: name, pluginDir, policy, seal, version, ...launchOptions } = options;
   let verified;
   try {
     // A plugin run as another user must read and execute its copy (through its group), never write it.
     const sealOptions = launchOptions.user !== undefined && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;
-    verified = await sealVerifiedPlugin({ manifestPath, plugin: name, policy, ...(pluginDir ? { pluginDir } : {}), ...(sealOptions ? { seal: sealOptions } : {}) });
+    verified = await sealVerifiedPlugin({
+      manifestPath,
+      plugin: name,
+      policy,
+      ...(pluginDir ? { pluginDir } : {}),
+      ...(sealOptions ? { seal: sealOptions } : {}),
+      ...(version === undefined ? {} : { version }),
+    });
   } catch (error) {
     options.audit?.record({
       type: 'refusal',
@@ -28,7 +35,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     });
     throw error;
   }
-  const { entry, sealed } = verified;
+  const { entry, sealed, selection } = verified;
   options.audit?.record({
     type: 'verification',
     plugin: name,
@@ -39,6 +46,10 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     manifestVersion: verified.verified.manifest.version,
     manifestSha256: verified.verified.sha256,
     files: runningFiles(entry),
+    // Which version ran and why: an auditor can tell a pinned release from the newest in a range.
+    ...(entry.version === undefined ? {} : { version: entry.version }),
+    ...(selection.requested === undefined ? {} : { requested: selection.requested }),
+    reason: selection.reason,
   });
   try {
     const plugin = await launch({

@@ -5,6 +5,7 @@ import { GatehouseError } from '../errors.js';
 import { digestOf, sha256Files, type FileHashResult } from './hash.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
 import { checkScriptInterpreter } from './script-interpreter.js';
+import { checkPackageTree } from './package-tree.js';
 
 /** One line of `gatehouse verify`: a plugin whose files are all safe and as the manifest says, or the first problem. */
 export type PluginVerification = { name: string; path: string; ok: true } | { name: string; path: string; ok: false; error: GatehouseError };
@@ -51,11 +52,14 @@ export async function verifyPlugins(manifest: Manifest, dir: string, options: Ve
   toHash.forEach((checkIndex, i) => {
     problems[checkIndex] = mismatch(checks[checkIndex], digests[i]);
   });
-  const results: PluginVerification[] = manifest.plugins.map((plugin, index) => {
-    const path = resolve(dir, plugin.path);
-    const error = problems.find((problem, i) => problem && checks[i]?.plugin === index);
-    return error ? { name: plugin.name, path, ok: false, error } : { name: plugin.name, path, ok: true };
-  });
+  const results: PluginVerification[] = await Promise.all(
+    manifest.plugins.map(async (plugin, index) => {
+      const path = resolve(dir, plugin.path);
+      // A package is also wrong when its directory holds more than was signed (a planted module).
+      const error = problems.find((problem, i) => problem && checks[i]?.plugin === index) ?? (await checkPackageTree(plugin, dir).then(() => undefined, asGatehouseError));
+      return error ? { name: plugin.name, path, ok: false, error } : { name: plugin.name, path, ok: true };
+    }),
+  );
   if (options.patterns) {
     const listed = new Set(checks.map((check) => check.file));
     for (const found of await discover(dir, options.patterns, { uid: options.uid })) {

@@ -1,6 +1,7 @@
 import { discover } from '../discover/discover.js';
 import { digestOf, sha256Files } from './hash.js';
 import { checkManifest, MANIFEST_SCHEMA, type Manifest } from './manifest.js';
+import { createPackageEntry, type PackageSpec } from './package-create.js';
 
 export interface CreateManifestOptions {
   /** tinyglobby patterns relative to the directory (default `['*']`: every file directly in it). */
@@ -8,6 +9,8 @@ export interface CreateManifestOptions {
   version: number;
   expires: Date;
   concurrency?: number;
+  /** Plugin packages to list too; with packages and no patterns, no loose files are listed. */
+  packages?: readonly PackageSpec[];
 }
 
 /**
@@ -15,7 +18,8 @@ export interface CreateManifestOptions {
  * file-safety checks (the first that fails is thrown), hashed. Each plugin is named by its path.
  */
 export async function createManifest(dir: string, options: CreateManifestOptions): Promise<Manifest> {
-  const results = await discover(dir, options.patterns ?? ['*']);
+  const patterns = options.patterns ?? (options.packages?.length ? [] : ['*']);
+  const results = patterns.length === 0 ? [] : await discover(dir, patterns);
   // A manifest vouches for bytes; vouching for a file that someone else can rewrite would vouch for their bytes too.
   const unsafe = results.find((result) => !result.ok);
   if (unsafe && !unsafe.ok) throw unsafe.error;
@@ -26,5 +30,6 @@ export async function createManifest(dir: string, options: CreateManifestOptions
   );
   // discover returns no symbolic links, so each name is also the file's path in the directory.
   const plugins = candidates.map((candidate, i) => ({ name: candidate.name, path: candidate.name, ...digestOf(hashed[i]) }));
+  for (const spec of options.packages ?? []) plugins.push(await createPackageEntry(dir, spec, options.concurrency));
   return checkManifest({ schema: MANIFEST_SCHEMA, version: options.version, expires: options.expires.toISOString(), plugins });
 }

@@ -1,5 +1,6 @@
 import { GatehouseError } from '../errors.js';
 import { hasLoneSurrogate, parseStrictJson } from './strict-json.js';
+import { checkPackageFields, checkPluginVersion } from './package-fields.js';
 
 /** The `schema` every version-1 manifest carries; a different value is a different format and is refused. */
 export const MANIFEST_SCHEMA = 'gatehouse.manifest/v1';
@@ -32,6 +33,13 @@ export interface ManifestPlugin extends ManifestFile {
   interpreter?: ManifestInterpreter;
   /** Every other file the plugin runs or loads (modules of a script), sealed next to it. */
   files?: ManifestFile[];
+  /** A semantic version (npm's semver, canonical form); entries sharing a name must each carry a distinct one. */
+  version?: string;
+  /**
+   * The directory (relative, `/`-separated) of a plugin package: `path` and every file are inside it, and
+   * every file in it is listed. Run under Node with module resolution confined to the sealed copy.
+   */
+  package?: string;
 }
 
 export interface Manifest {
@@ -77,10 +85,13 @@ export function checkManifest(value: unknown): Manifest {
   const plugins = list(root.plugins, 'plugins', LIMITS.plugins).map((plugin, i) => checkPlugin(plugin, `plugins[${i}]`));
   const names = new Map<string, number>();
   plugins.forEach((plugin, i) => {
-    const first = names.get(plugin.name);
-    // Two entries under one name would let the CLI or a host pick either set of bytes.
-    if (first !== undefined) throw invalid(`plugins[${i}].name`, `${JSON.stringify(plugin.name)} is already the name of plugins[${first}]`);
-    names.set(plugin.name, i);
+    const key = plugin.version === undefined ? plugin.name : `${plugin.name}@${plugin.version}`;
+    const first = names.get(key);
+    const unversioned = plugins.findIndex((other, j) => j < i && other.name === plugin.name && (other.version === undefined) !== (plugin.version === undefined));
+    // Two entries under one name would let the CLI or a host pick either set of bytes; versions tell them apart.
+    if (first !== undefined) throw invalid(`plugins[${i}].name`, `${JSON.stringify(key)} is already the name of plugins[${first}]`);
+    if (unversioned !== -1) throw invalid(`plugins[${i}].version`, `entries named ${JSON.stringify(plugin.name)} must all carry a distinct version (plugins[${unversioned}] differs)`);
+    names.set(key, i);
   });
   return { schema: MANIFEST_SCHEMA, version: positiveInteger(root.version, 'version'), expires: expires(root.expires), plugins };
 }
@@ -97,7 +108,7 @@ export function relativePath(value: unknown, where: string): string {
 }
 
 function checkPlugin(value: unknown, where: string): ManifestPlugin {
-  const plugin = fields(value, where, ['name', 'path', 'sha256', 'size'], ['args', 'protocolVersions', 'interpreter', 'files']);
+  const plugin = fields(value, where, ['name', 'path', 'sha256', 'size'], ['args', 'protocolVersions', 'interpreter', 'files', 'version', 'package']);
   if (typeof plugin.name !== 'string' || !NAME.test(plugin.name)) {
     throw invalid(`${where}.name`, 'must be 1 to 128 printable ASCII characters, not starting or ending with a space');
   }
@@ -116,6 +127,8 @@ function checkPlugin(value: unknown, where: string): ManifestPlugin {
       return entry;
     });
   }
+  if (plugin.version !== undefined) checked.version = checkPluginVersion(plugin.version, `${where}.version`);
+  if (plugin.package !== undefined) checked.package = checkPackageFields(checked, relativePath(plugin.package, `${where}.package`), `${where}.package`);
   return checked;
 }
 

@@ -1,16 +1,19 @@
 import { dirname } from 'node:path';
-import { GatehouseError } from '../errors.js';
 import { verifyPlugins } from './installed-plugins.js';
 import type { ManifestPlugin } from './manifest.js';
 import { verifyManifestFile } from './manifest-files.js';
-import { sealPlugin, type SealedPlugin, type SealOptions } from './seal.js';
+import { sealPluginPackage } from './package-seal.js';
+import type { SealedPlugin, SealOptions } from './seal.js';
 import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
+import { selectPlugin, type PluginSelection } from './versions.js';
 
 export interface VerifiedPluginRequest {
   /** Path of the signed manifest; its signatures sit beside it (MANIFEST.minisig, MANIFEST.*.minisig). */
   manifestPath: string;
   /** The manifest entry to run. */
   plugin: string;
+  /** A semver range (`^1.2`) or exact version (a pin) of `plugin`; the highest listed match runs. Default: the highest listed. */
+  version?: string;
   /** Where the entry's relative paths resolve (default: the manifest's directory). */
   pluginDir?: string;
   /** Whose signatures count, how many, and the rollback state. */
@@ -21,6 +24,8 @@ export interface VerifiedPluginRequest {
 export interface VerifiedPlugin {
   verified: VerifiedManifest;
   entry: ManifestPlugin;
+  /** Which version was chosen and why. */
+  selection: PluginSelection;
   /** The private copy to execute: `sealed.command` with `sealed.args`. Dispose it after the plugin exits. */
   sealed: SealedPlugin;
 }
@@ -32,15 +37,11 @@ export interface VerifiedPlugin {
  */
 export async function sealVerifiedPlugin(request: VerifiedPluginRequest): Promise<VerifiedPlugin> {
   const verified = await verifyManifestFile(request.manifestPath, request.policy);
-  const entry = verified.manifest.plugins.find((plugin) => plugin.name === request.plugin);
-  if (entry === undefined) {
-    throw new GatehouseError(
-      'PLUGIN_NOT_IN_MANIFEST',
-      `${request.plugin}: not in manifest version ${verified.manifest.version}`,
-    );
-  }
+  // The highest match only: falling back to an older version when it fails would let a tamperer pick the version.
+  const selection = selectPlugin(verified.manifest, request.plugin, request.version);
+  const entry = selection.entry;
   const dir = request.pluginDir ?? dirname(request.manifestPath);
   const [checked] = await verifyPlugins({ ...verified.manifest, plugins: [entry] }, dir);
   if (checked !== undefined && !checked.ok) throw checked.error;
-  return { verified, entry, sealed: await sealPlugin(entry, dir, request.seal) };
+  return { verified, entry, selection, sealed: await sealPluginPackage(entry, dir, request.seal) };
 }

@@ -1,0 +1,73 @@
+import { dirname } from 'node:path';
+import type { AuditLog } from '../audit/index.js';
+import type { GatehouseErrorCode } from '../errors.js';
+import { verifyPlugins } from '../verify/installed-plugins.js';
+import { verifyManifestFile } from '../verify/manifest-files.js';
+import type { ManifestPolicy } from '../verify/signature-policy.js';
+import { launchVerified, type VerifiedLaunchOptions } from './launch-verified.js';
+import type { Plugin } from './plugin.js';
+
+/** What became of one file found in the plugin directory or listed in the manifest. */
+export type CandidateStatus = 'verified' | 'unlisted' | 'unsafe' | 'tampered';
+
+export interface CandidateReport {
+  name: string;
+  path: string;
+  status: CandidateStatus;
+  /** The error code for every status but `verified`. */
+  code?: GatehouseErrorCode;
+  message?: string;
+}
+
+export interface DiscoverVerifiedOptions {
+  manifestPath: string;
+  /** Where to look and where the manifest's relative paths resolve (default: the manifest's directory). */
+  pluginDir?: string;
+  /** tinyglobby patterns, relative to the plugin directory, of files that claim to be plugins (default `*`). */
+  patterns?: readonly string[];
+  policy: ManifestPolicy;
+  /** As in the file-safety checks: the user whose files may be trusted besides root's. */
+  uid?: number;
+  audit?: AuditLog;
+}
+
+const TAMPERED: readonly GatehouseErrorCode[] = ['DIGEST_MISMATCH', 'SIZE_MISMATCH', 'PACKAGE_FILE_UNLISTED', 'PACKAGE_SYMLINK'];
+
+/**
+ * Verifies the signed manifest, then reports every candidate: each manifest entry (verified, tampered, or
+ * unsafe, with its code) and each file matching `patterns` that the manifest does not list (unlisted).
+ * Each candidate is audited as a `discovery` record, and each one that may not run as a `refusal`.
+ */
+export async function discoverVerified(options: DiscoverVerifiedOptions): Promise<CandidateReport[]> {
+  const dir = options.pluginDir ?? dirname(options.manifestPath);
+  const verified = await verifyManifestFile(options.manifestPath, options.policy);
+  const results = await verifyPlugins(verified.manifest, dir, { patterns: options.patterns ?? ['*'], ...(options.uid === undefined ? {} : { uid: options.uid }) });
+  return results.map((result): CandidateReport => {
+    options.audit?.record({ type: 'discovery', plugin: result.name, path: result.path });
+    if (result.ok) return { name: result.name, path: result.path, status: 'verified' };
+    const { code, message } = result.error;
+    options.audit?.record({ type: 'refusal', plugin: result.name, code, message });
+    const status = code === 'PLUGIN_NOT_IN_MANIFEST' ? 'unlisted' : TAMPERED.includes(code) ? 'tampered' : 'unsafe';
+    return { name: result.name, path: result.path, status, code, message };
+  });
+}
+
+export type DiscoveredLaunchOptions = VerifiedLaunchOptions & Pick<DiscoverVerifiedOptions, 'patterns' | 'uid'>;
+
+/**
+ * Discovery, verification, seal and launch in one call: reports every candidate as
+ * {@link discoverVerified}, then launches `plugin` (at `version`, if given) as {@link launchVerified},
+ * which verifies its files again while sealing them (they may have changed since the report).
+ */
+export async function launchDiscovered(options: DiscoveredLaunchOptions): Promise<{ candidates: CandidateReport[]; plugin: Plugin }> {
+  const { patterns, uid, ...launchOptions } = options;
+  const candidates = await discoverVerified({
+    manifestPath: options.manifestPath,
+    policy: options.policy,
+    ...(options.pluginDir === undefined ? {} : { pluginDir: options.pluginDir }),
+    ...(patterns === undefined ? {} : { patterns }),
+    ...(uid === undefined ? {} : { uid }),
+    ...(options.audit === undefined ? {} : { audit: options.audit }),
+  });
+  return { candidates, plugin: await launchVerified(launchOptions) };
+}

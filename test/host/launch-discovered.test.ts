@@ -1,0 +1,74 @@
+// Discovery, verification, seal and launch in one call, with every candidate reported and audited.
+import test from 'ava';
+import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { discoverVerified, launchDiscovered, openAuditLog } from '../../src/index.js';
+import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { goTest } from '../interop/go-binaries.js';
+
+const DAY_MS = 86_400_000;
+
+async function signedDir(dir: string) {
+  const manifest = await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS) });
+  const manifestPath = join(dir, '..', `${dir.split('/').at(-1) ?? 'x'}.manifest.json`);
+  await writeFile(manifestPath, formatManifest(manifest));
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), keys.secretKey));
+  return { manifestPath, policy: { trustedKeys: [keys.publicKey] } };
+}
+
+test('discoverVerified reports every candidate: verified, tampered, unlisted and unsafe, each with its code, and audits them', async (t) => {
+  const dir = join(await tempDir(t), 'plugins');
+  for (const name of ['good', 'changed']) await writeFileWithMode(dir, name, '#!/bin/sh\nexit 0\n', 0o755);
+  const { manifestPath, policy } = await signedDir(dir);
+  await appendFile(join(dir, 'changed'), '# tampered\n');
+  await writeFileWithMode(dir, 'planted', '#!/bin/sh\nexit 0\n', 0o755);
+  await writeFileWithMode(dir, 'writable', '#!/bin/sh\nexit 0\n', 0o755);
+  await chmod(join(dir, 'writable'), 0o777);
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(auditPath);
+  const report = await discoverVerified({ manifestPath, pluginDir: dir, policy, audit });
+  await audit.close();
+  const byName = Object.fromEntries(report.map((candidate) => [candidate.name, candidate]));
+  t.like(byName, {
+    good: { status: 'verified' },
+    changed: { status: 'tampered', code: 'SIZE_MISMATCH' },
+    planted: { status: 'unlisted', code: 'PLUGIN_NOT_IN_MANIFEST' },
+    writable: { status: 'unlisted', code: 'PLUGIN_NOT_IN_MANIFEST' },
+  });
+  const records = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.is(records.filter((record) => record.type === 'discovery').length, 4);
+  t.is(records.filter((record) => record.type === 'refusal').length, 3);
+});
+
+test('discoverVerified calls a listed plugin that others can write unsafe', async (t) => {
+  const dir = join(await tempDir(t), 'plugins');
+  await writeFileWithMode(dir, 'plugin', '#!/bin/sh\nexit 0\n', 0o755);
+  const { manifestPath, policy } = await signedDir(dir);
+  // Attack: the signed bytes are intact, but anyone may now rewrite them between check and use.
+  await chmod(join(dir, 'plugin'), 0o777);
+  const [candidate] = await discoverVerified({ manifestPath, pluginDir: dir, policy });
+  t.like(candidate, { name: 'plugin', status: 'unsafe', code: 'FILE_WRITABLE_BY_OTHERS' });
+});
+
+goTest('launchDiscovered reports the candidates and launches the chosen verified plugin', async (t, go) => {
+  const dir = join(await tempDir(t), 'plugins');
+  await copyFile(go.kvplugin, join(dir, '..', 'kv'));
+  await writeFileWithMode(dir, 'kv', await readFile(join(dir, '..', 'kv')), 0o755);
+  const { manifestPath, policy } = await signedDir(dir);
+  await writeFileWithMode(dir, 'stray', '#!/bin/sh\nexit 0\n', 0o755);
+  const { candidates, plugin } = await launchDiscovered({ manifestPath, pluginDir: dir, plugin: 'kv', policy, cookie: KV_COOKIE, seal: { parentDir: await tempDir(t) } });
+  t.teardown(() => plugin.kill());
+  t.deepEqual(
+    candidates.map((candidate) => [candidate.name, candidate.status]),
+    [
+      ['kv', 'verified'],
+      ['stray', 'unlisted'],
+    ],
+  );
+  const kv = plugin.client(loadKVService());
+  await kv.Put({ key: 'k', value: Buffer.from('v') });
+  t.is((await kv.Get({ key: 'k' })).value.toString(), 'v');
+});

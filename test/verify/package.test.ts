@@ -1,0 +1,136 @@
+// Plugin packages: an entry plus every file it loads, sealed as a tree whose module resolution cannot leave it.
+import test, { type ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
+import { appendFile, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { verifyPlugins } from '../../src/verify/installed-plugins.js';
+import { formatManifest, MANIFEST_SCHEMA, type Manifest } from '../../src/verify/manifest.js';
+import { createManifest } from '../../src/verify/manifest-create.js';
+import { generateKeyPair } from '../../src/verify/minisign-key.js';
+import { createPackageEntry } from '../../src/verify/package-create.js';
+import { signManifest } from '../../src/verify/sign-manifest.js';
+import { sealVerifiedPlugin } from '../../src/verify/verified-plugin.js';
+import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+
+const run = promisify(execFile);
+const DAY_MS = 86_400_000;
+
+const MAIN = `import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { helper } from './lib/helper.js';
+import dep from 'dep';
+const data = await readFile(new URL('./data/service.proto', import.meta.url), 'utf8');
+const outcome = async (load) => { try { await load(); return 'found'; } catch (error) { return error.code; } };
+const leakImport = await outcome(() => import('leak'));
+const leakRequire = await outcome(() => createRequire(import.meta.url)('leak'));
+console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire }));
+`;
+
+/** A plugin directory with package `pkg/` (entry, a local module, a node_modules dependency, a data file). */
+async function packageDir(t: ExecutionContext): Promise<string> {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'pkg/package.json', JSON.stringify({ name: 'demo', version: '1.4.2', type: 'module', main: './main.js' }), 0o644);
+  await writeFileWithMode(dir, 'pkg/main.js', MAIN, 0o644);
+  await writeFileWithMode(dir, 'pkg/lib/helper.js', 'export const helper = () => "local";\n', 0o644);
+  await writeFileWithMode(dir, 'pkg/data/service.proto', 'syntax = "proto3";\n', 0o644);
+  await writeFileWithMode(dir, 'pkg/node_modules/dep/package.json', JSON.stringify({ name: 'dep', main: 'index.cjs' }), 0o644);
+  await writeFileWithMode(dir, 'pkg/node_modules/dep/index.cjs', 'module.exports = { name: "dep" };\n', 0o644);
+  return dir;
+}
+
+/** Signs a manifest of the package and returns what sealVerifiedPlugin needs. */
+async function signed(t: ExecutionContext, dir: string, manifest?: Manifest) {
+  const made = manifest ?? (await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS), packages: [{ name: 'demo', dir: 'pkg' }] }));
+  const manifestPath = join(await tempDir(t), 'manifest.json');
+  await writeFile(manifestPath, formatManifest(made));
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), keys.secretKey));
+  return { manifest: made, manifestPath, policy: { trustedKeys: [keys.publicKey] } };
+}
+
+/** A seal root under a test directory that also holds node_modules/leak: a module importable only from above the sealed tree. */
+async function sealRootWithLeak(t: ExecutionContext): Promise<string> {
+  const parentDir = await tempDir(t);
+  await writeFileWithMode(parentDir, 'node_modules/leak/package.json', JSON.stringify({ name: 'leak', main: 'index.js' }), 0o644);
+  await writeFileWithMode(parentDir, 'node_modules/leak/index.js', 'module.exports = "leaked";\n', 0o644);
+  return parentDir;
+}
+
+test('manifest create --package: entry from package.json main, version from package.json, every file listed with size and digest', async (t) => {
+  const dir = await packageDir(t);
+  const entry = await createPackageEntry(dir, { name: 'demo', dir: 'pkg/' });
+  t.is(entry.path, 'pkg/main.js');
+  t.is(entry.version, '1.4.2');
+  t.is(entry.package, 'pkg');
+  t.deepEqual(entry.interpreter, { path: process.execPath });
+  t.deepEqual(
+    entry.files?.map((file) => file.path),
+    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
+  );
+  t.true(entry.files?.every((file) => /^[0-9a-f]{64}$/.test(file.sha256) && file.size > 0));
+  const pinned = await createPackageEntry(dir, { name: 'demo', dir: 'pkg', entry: 'lib/helper.js', pinInterpreter: true, version: '2.0.0' });
+  t.is(pinned.path, 'pkg/lib/helper.js');
+  t.is(pinned.version, '2.0.0');
+  t.regex(pinned.interpreter?.sha256 ?? '', /^[0-9a-f]{64}$/);
+});
+
+test('a sealed package runs from its copy: local modules, node_modules and import.meta.url data files are found; nothing above the tree is', async (t) => {
+  const dir = await packageDir(t);
+  const parentDir = await sealRootWithLeak(t);
+  const { manifestPath, policy } = await signed(t, dir);
+  const { sealed, selection } = await sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir } });
+  t.teardown(() => sealed.dispose());
+  t.is(selection.reason, 'only');
+  t.true(sealed.path.startsWith(sealed.dir));
+  const { stdout } = await run(sealed.command, sealed.args, { env: {} });
+  t.deepEqual(JSON.parse(stdout), { helper: 'local', dep: 'dep', data: 'syntax = "proto3";', leakImport: 'ERR_MODULE_NOT_FOUND', leakRequire: 'MODULE_NOT_FOUND' });
+
+  // The control: without the containment hook, Node climbs out of the sealed tree and finds the module above it.
+  const hookless = sealed.args.slice(2);
+  const control = JSON.parse((await run(sealed.command, hookless, { env: {} })).stdout) as Record<string, string>;
+  t.like(control, { leakImport: 'found', leakRequire: 'found' });
+});
+
+test('a file changed after signing deep in node_modules fails verification and sealing, naming the file', async (t) => {
+  const dir = await packageDir(t);
+  const { manifest, manifestPath, policy } = await signed(t, dir);
+  // Attack: a dependency is edited after the release was signed.
+  await appendFile(join(dir, 'pkg/node_modules/dep/index.cjs'), 'module.exports.evil = true;\n');
+  const [result] = await verifyPlugins(manifest, dir);
+  t.false(result?.ok);
+  t.regex(result && !result.ok ? result.error.message : '', /node_modules\/dep\/index\.cjs/);
+  const error = await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await tempDir(t) } }));
+  t.regex(error?.message ?? '', /node_modules\/dep\/index\.cjs/);
+});
+
+test('a file added to a package after signing fails verification as PACKAGE_FILE_UNLISTED, naming it', async (t) => {
+  const dir = await packageDir(t);
+  const { manifest, manifestPath, policy } = await signed(t, dir);
+  // Attack: a module planted beside the signed ones, e.g. one that shadows a dependency.
+  await writeFileWithMode(dir, 'pkg/node_modules/planted/index.js', 'process.exit(7);\n', 0o644);
+  const [result] = await verifyPlugins(manifest, dir);
+  t.like(result && !result.ok ? result.error : {}, { code: 'PACKAGE_FILE_UNLISTED', details: { file: 'pkg/node_modules/planted/index.js' } });
+  await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await tempDir(t) } }), {
+    code: 'PACKAGE_FILE_UNLISTED',
+  });
+});
+
+test('symbolic links inside a package are refused, when creating the manifest and when verifying', async (t) => {
+  const dir = await packageDir(t);
+  const { manifest } = await signed(t, dir);
+  // A link could later be pointed at unsigned bytes; packages hold regular files only.
+  await symlink('index.cjs', join(dir, 'pkg/node_modules/dep/alias.cjs'));
+  await t.throwsAsync(createPackageEntry(dir, { name: 'demo', dir: 'pkg' }), { code: 'PACKAGE_SYMLINK' });
+  const [result] = await verifyPlugins(manifest, dir);
+  t.is(result && !result.ok ? result.error.code : undefined, 'PACKAGE_SYMLINK');
+});
+
+test('a package entry must keep its files inside the package and name an interpreter', (t) => {
+  const base = { name: 'p', path: 'pkg/main.js', sha256: 'a'.repeat(64), size: 1, package: 'pkg', interpreter: { path: '/usr/bin/node' } };
+  const manifest = (plugin: object) => formatManifest({ schema: MANIFEST_SCHEMA, version: 1, expires: '2099-01-01T00:00:00Z', plugins: [plugin] } as Manifest);
+  t.notThrows(() => manifest(base));
+  t.throws(() => manifest({ ...base, path: 'other/main.js' }), { code: 'MANIFEST_INVALID', message: /does not contain/ });
+  t.throws(() => manifest({ ...base, files: [{ path: 'elsewhere.js', sha256: 'b'.repeat(64), size: 1 }] }), { code: 'MANIFEST_INVALID' });
+  t.throws(() => manifest({ ...base, interpreter: undefined }), { code: 'MANIFEST_INVALID', message: /interpreter/ });
+});
