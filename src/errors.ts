@@ -39,6 +39,11 @@ export type GatehouseErrorCode =
   | 'MULTIPLEX_UNSUPPORTED'
   | 'SERVICE_NOT_OFFERED'
   | 'REATTACH_FAILED'
+  // supervisor
+  | 'PLUGIN_CRASHED'
+  | 'PLUGIN_DOWN'
+  | 'PLUGIN_BUSY'
+  | 'SUPERVISOR_STOPPED'
   // discovery and file safety
   | 'FILE_NOT_REGULAR'
   | 'FILE_NOT_EXECUTABLE'

@@ -33,3 +33,13 @@ export { serve, type ServeOptions, type ServedPlugin, type PluginService } from 
 
 // audit
 export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';
+export {
+  PluginSupervisor,
+  supervise,
+  type RestartPolicy,
+  type StartContext,
+  type SupervisorEvent,
+  type SupervisorOptions,
+  type SupervisorState,
+  type SupervisorStatus,
+} from './host/supervisor.js';
