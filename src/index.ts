@@ -43,3 +43,25 @@ export {
   type SupervisorState,
   type SupervisorStatus,
 } from './host/supervisor.js';
+
+// verify: what a host and a release tool need (the `packages` branch exports the same names)
+export {
+  FileRollbackState,
+  formatManifest,
+  generateKeyPair,
+  loadTrustedKeys,
+  MANIFEST_SCHEMA,
+  parseManifest,
+  readPublicKeyFile,
+  readSecretKeyFile,
+  sha256File,
+  signManifest,
+  writeKeyPair,
+  type Manifest,
+  type ManifestPlugin,
+  type ManifestPolicy,
+  type MinisignPublicKey,
+  type MinisignSecretKey,
+  type RollbackState,
+  type SealOptions,
+} from './verify/index.js';
