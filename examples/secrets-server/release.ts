@@ -9,9 +9,11 @@ import { formatManifest, MANIFEST_SCHEMA, sha256File, signManifest, type Manifes
 import { selectEntry } from './mounts.js';
 
 export interface EngineBuild {
-  /** An engine under engines/ (kv, transit). */
+  /** An engine under engines/ (kv, transit), or any name with `entryPoint`. */
   engine: string;
   version: string;
+  /** The compiled module to bundle (default: engines/<engine>/main.js). */
+  entryPoint?: string;
 }
 
 export interface ReleaseOptions {
@@ -31,12 +33,12 @@ export async function buildRelease(options: ReleaseOptions): Promise<{ manifestP
   await mkdir(options.outDir, { recursive: true, mode: 0o755 });
   const plugins: ManifestPlugin[] = [];
   const files: Record<string, string> = {};
-  for (const { engine, version } of options.engines) {
+  for (const { engine, version, entryPoint } of options.engines) {
     const name = selectEntry(engine, version);
     const file = `${name}.mjs`;
     const outfile = join(options.outDir, file);
     await build({
-      entryPoints: [join(ENGINES_DIR, engine, 'main.js')],
+      entryPoints: [entryPoint ?? join(ENGINES_DIR, engine, 'main.js')],
       bundle: true,
       platform: 'node',
       format: 'esm',
