@@ -41,6 +41,11 @@ export type GatehouseErrorCode =
   | 'MULTIPLEX_PROTOCOL_ERROR'
   | 'SERVICE_NOT_OFFERED'
   | 'REATTACH_FAILED'
+  // supervisor
+  | 'PLUGIN_CRASHED'
+  | 'PLUGIN_DOWN'
+  | 'PLUGIN_BUSY'
+  | 'SUPERVISOR_STOPPED'
   // discovery and file safety
   | 'FILE_NOT_REGULAR'
   | 'FILE_NOT_EXECUTABLE'

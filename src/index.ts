@@ -31,6 +31,16 @@ export {
 } from './host/reattach-record.js';
 export type { ExitStatus } from './host/plugin-process.js';
 export { killAllPlugins } from './host/live-plugins.js';
+export {
+  PluginSupervisor,
+  supervise,
+  type RestartPolicy,
+  type StartContext,
+  type SupervisorEvent,
+  type SupervisorOptions,
+  type SupervisorState,
+  type SupervisorStatus,
+} from './host/supervisor.js';
 export type {
   ServiceClient,
   CallOptions,
@@ -75,6 +85,7 @@ export {
   readPublicKeyFile,
   readSecretKeyFile,
   sealPlugin,
+  sha256File,
   signManifest,
   verifyManifest,
   verifyManifestFile,

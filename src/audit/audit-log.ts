@@ -64,7 +64,10 @@ export type AuditEvent =
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
-  | { type: 'refusal'; plugin: string; code: string; message: string };
+  | { type: 'refusal'; plugin: string; code: string; message: string }
+  | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }
+  /** A host application's own event (a request it served, say); `fields` must never hold a secret in clear. */
+  | { type: 'host'; action: string; fields: Readonly<Record<string, string | number | boolean | null>> };
 
 /** A file that runs, by its path in the manifest (relative to the plugin directory, or absolute). */
 export interface AuditedFile {

@@ -94,6 +94,11 @@ export class PluginSession {
     await this.broker.close();
   }
 
+  /** The plugin's last stderr lines, oldest first and made one line each. */
+  stderrTail(): string[] {
+    return this.spec.stdio.stderr.lastLines();
+  }
+
   /** Once the plugin has exited: its stdio stream and the multiplexed connection go too. */
   async release(): Promise<void> {
     await this.close();

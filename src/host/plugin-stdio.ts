@@ -16,7 +16,7 @@ export interface PluginStdio {
 export interface StdioRouting {
   writers: PluginStdio;
   onStdoutLine: (line: string) => void;
-  stderr: Pick<PluginStderr, 'line'>;
+  stderr: Pick<PluginStderr, 'line' | 'lastLines'>;
 }
 
 /**

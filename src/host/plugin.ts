@@ -5,7 +5,7 @@ import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
-import { clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
+import { checkHealth, clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import type { PluginStderr } from './plugin-output.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
@@ -113,6 +113,16 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
     return createServiceClient(this.rpc, definition, this.liveness);
+  }
+
+  /** The last lines the plugin wrote on stderr (at most 20, oldest first), to explain a crash. */
+  stderrTail(): string[] {
+    return this.session.stderrTail();
+  }
+
+  /** go-plugin's health check (service `plugin`): HEALTH_CHECK_FAILED unless it answers SERVING within `timeoutMs`. */
+  checkHealth(timeoutMs: number): Promise<void> {
+    return checkHealth(this.rpc, new Date(Date.now() + timeoutMs));
   }
 
   /** go-plugin's broker: serve services for the plugin to dial (callbacks), and dial the ones it serves. */

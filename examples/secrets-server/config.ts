@@ -1,0 +1,73 @@
+// The server home: config.json (no secret in it), the root token's digest, the audit HMAC key (0600),
+// the store, the audit log and the directory engines are sealed into. Everything is 0700/0600.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { newRootToken } from './auth.js';
+import { ServerError } from './errors.js';
+
+export interface ServerConfig {
+  /** Loopback only; 0 picks a free port. */
+  port: number;
+  /** The signed release of the engines: its manifest (signatures beside it) and the trusted public keys. */
+  release: { manifest: string; trustedKeysDir: string };
+  /** SHA-256 of the root token; the token itself is shown once, at init. */
+  rootTokenSha256: string;
+  /** 'auto' sandboxes engines when bubblewrap is installed (and says so when it is not). */
+  sandbox: 'auto' | 'required' | 'off';
+  /** Run engines as this user and group (a host running as root should set it). */
+  pluginUser?: { uid: number; gid: number };
+  limits: { maxBodyBytes: number; callTimeoutMs: number; maxConcurrentCalls: number; idleTimeoutMs?: number };
+}
+
+export const homePaths = (home: string) => ({
+  config: join(home, 'config.json'),
+  auditKey: join(home, 'audit-hmac.key'),
+  audit: join(home, 'audit.jsonl'),
+  store: join(home, 'data', 'store.log'),
+  sealed: join(home, 'sealed'),
+  rollback: join(home, 'release-version'),
+});
+
+export interface InitOptions {
+  home: string;
+  release: ServerConfig['release'];
+  port?: number;
+  sandbox?: ServerConfig['sandbox'];
+  pluginUser?: ServerConfig['pluginUser'];
+}
+
+/** Creates a server home; returns the root token, which is stored nowhere. */
+export async function initHome(options: InitOptions): Promise<{ rootToken: string }> {
+  for (const path of [options.home, options.release.manifest, options.release.trustedKeysDir]) {
+    if (!isAbsolute(path)) throw new ServerError(400, 'invalid_config', `${path}: paths in the config must be absolute`);
+  }
+  const paths = homePaths(options.home);
+  await mkdir(options.home, { recursive: true, mode: 0o700 });
+  await mkdir(join(options.home, 'data'), { mode: 0o700 });
+  await mkdir(paths.sealed, { mode: 0o700 });
+  const { token, sha256 } = newRootToken();
+  const config: ServerConfig = {
+    port: options.port ?? 8200,
+    release: options.release,
+    rootTokenSha256: sha256,
+    sandbox: options.sandbox ?? 'auto',
+    ...(options.pluginUser ? { pluginUser: options.pluginUser } : {}),
+    limits: { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64 },
+  };
+  // 'wx': init never overwrites a home that exists (its token and keys would be lost).
+  await writeFile(paths.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  await writeFile(paths.auditKey, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  return { rootToken: token };
+}
+
+export async function loadConfig(home: string): Promise<ServerConfig> {
+  const text = await readFile(homePaths(home).config, 'utf8').catch((cause: unknown) => {
+    throw new ServerError(500, 'invalid_config', `${home}: no config.json; run init first`, { cause });
+  });
+  const config = JSON.parse(text) as ServerConfig;
+  if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits) {
+    throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release or limits`);
+  }
+  return config;
+}

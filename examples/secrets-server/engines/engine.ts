@@ -1,0 +1,88 @@
+// What every TypeScript engine shares: serving the Engine service, a JSON request/response shape, and
+// a client for the storage the server offers over the broker (dialed once per storage id).
+import type * as grpc from '@grpc/grpc-js';
+import { serve, type BrokerConnection, type ServedPlugin } from 'gatehouse-plugins/plugin';
+import { ENGINE_COOKIE, loadEngineProtocol, type EngineRequest, type EngineResponse } from '../protocol.js';
+
+const { engine, storage } = loadEngineProtocol();
+
+export interface Storage {
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, value: Buffer): Promise<void>;
+  delete(key: string): Promise<void>;
+  list(prefix: string): Promise<string[]>;
+}
+
+export interface EngineCall {
+  operation: string;
+  path: string;
+  body: unknown;
+  storage: Storage;
+}
+
+export interface EngineReply {
+  status: number;
+  body: unknown;
+}
+
+/** An engine-level failure with the HTTP status and stable code the server passes on. */
+export class EngineError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function serveEngine(handle: (call: EngineCall) => Promise<EngineReply>): Promise<ServedPlugin> {
+  const connections = new Map<number, Promise<BrokerConnection>>();
+  const storageFor = (id: number): Storage => {
+    const client = async () => {
+      let connection = connections.get(id);
+      if (connection === undefined) {
+        connection = served.broker.dial(id);
+        connections.set(id, connection);
+        // A failed dial is not kept: the next request dials again.
+        connection.catch(() => connections.delete(id));
+      }
+      return (await connection).client(storage);
+    };
+    return {
+      get: async (key) => {
+        const value = await (await client()).Get({ key });
+        return value.found ? value.value : undefined;
+      },
+      put: async (key, value) => void (await (await client()).Put({ key, value })),
+      delete: async (key) => void (await (await client()).Delete({ key })),
+      list: async (prefix) => (await (await client()).List({ key: prefix })).keys,
+    };
+  };
+  const Handle: grpc.handleUnaryCall<EngineRequest, EngineResponse> = (call, callback) => {
+    const { operation, path, body, storage_id } = call.request;
+    const reply = (status: number, value: unknown) => callback(null, { status, body: Buffer.from(JSON.stringify(value)) });
+    void (async () => {
+      const parsed: unknown = body.length === 0 ? {} : JSON.parse(body.toString('utf8'));
+      return handle({ operation, path, body: parsed, storage: storageFor(storage_id) });
+    })().then(
+      (result) => reply(result.status, result.body),
+      (error: unknown) =>
+        error instanceof EngineError
+          ? reply(error.status, { code: error.code, errors: [error.message] })
+          : reply(500, { code: 'engine_error', errors: [error instanceof Error ? error.message : String(error)] }),
+    );
+  };
+  const served = await serve({ cookie: ENGINE_COOKIE, versions: { 1: [{ definition: engine, implementation: { Handle } }] } });
+  return served;
+}
+
+/** The body as an object of the given shape, or a 400 naming what is wrong. */
+export function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new EngineError(400, 'invalid_request', 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+/** Set by the release build (esbuild `define`); "dev" when run unbundled. */
+declare const ENGINE_VERSION: string | undefined;
+export const engineVersion: string = typeof ENGINE_VERSION === 'string' ? ENGINE_VERSION : 'dev';

@@ -1,0 +1,188 @@
+// The HTTP/JSON API, Vault-shaped. node:http rather than a framework: the API is a dozen routes on
+// loopback, node:http is maintained with Node itself (no extra dependency to vet in a secrets server),
+// and every limit that matters here (body size, header timeout, JSON strictness) is set explicitly below.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isGatehouseError, type AuditLog } from 'gatehouse-plugins';
+import type { AuditHasher } from './audit-hmac.js';
+import { tokenMatches } from './auth.js';
+import { ServerError } from './errors.js';
+import type { Mounts } from './mounts.js';
+
+export interface ApiOptions {
+  mounts: Mounts;
+  audit: AuditLog;
+  hasher: AuditHasher;
+  rootTokenSha256: string;
+  maxBodyBytes: number;
+}
+
+interface Reply {
+  status: number;
+  body: Buffer | undefined;
+  code?: string;
+}
+
+const json = (status: number, value: unknown): Reply => ({ status, body: Buffer.from(JSON.stringify(value)) });
+
+/** The request handler: authenticates, routes, answers in JSON, and audits every request. */
+export function apiHandler(options: ApiOptions): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    void handle(options, request).then((reply) => {
+      response.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      response.end(reply.body);
+    });
+  };
+}
+
+async function handle(options: ApiOptions, request: IncomingMessage): Promise<Reply> {
+  const method = request.method ?? 'GET';
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const token = request.headers['x-vault-token'];
+  let body: Buffer | undefined;
+  let reply: Reply;
+  try {
+    body = await readBody(request, options.maxBodyBytes);
+    reply = await route(options, method, url, typeof token === 'string' ? token : undefined, body);
+  } catch (error) {
+    reply = errorReply(error);
+    // A body that was never read in full (too large) leaves the connection unusable.
+    if (reply.status === 413) request.resume();
+  }
+  // Values never in clear: token, request and response bodies are HMAC'd; the path (names, not values) is kept.
+  options.audit.record({
+    type: 'host',
+    action: 'request',
+    fields: {
+      method,
+      path: url.pathname,
+      status: reply.status,
+      code: reply.code ?? null,
+      token: typeof token === 'string' ? options.hasher.hash(token) : null,
+      request: body && body.length > 0 ? options.hasher.hash(body) : null,
+      response: reply.body && reply.body.length > 0 && reply.status < 300 ? options.hasher.hash(reply.body) : null,
+    },
+  });
+  return reply;
+}
+
+async function route(options: ApiOptions, method: string, url: URL, token: string | undefined, body: Buffer): Promise<Reply> {
+  const parts = url.pathname.split('/').slice(1);
+  if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);
+  const [area = '', ...rest] = parts.slice(1);
+  if (area === 'sys' && rest[0] === 'health' && rest.length === 1) {
+    if (method !== 'GET') throw methodNotAllowed(method, url);
+    return json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
+  }
+  // Missing and wrong tokens get the same answer and take the same time: nothing to probe.
+  if (token === undefined || !tokenMatches(token, options.rootTokenSha256)) {
+    throw new ServerError(403, 'permission_denied', 'permission denied: send a valid token in the X-Vault-Token header');
+  }
+  if (area === 'sys') return system(options, method, url, rest, body);
+  if (area === '' || rest.length === 0) throw new ServerError(404, 'not_found', `${url.pathname}: use /v1/<mount>/<path>`);
+  return engineRequest(options, method, area, rest.join('/') + url.search, body);
+}
+
+async function system(options: ApiOptions, method: string, url: URL, rest: string[], body: Buffer): Promise<Reply> {
+  const [what, ...more] = rest;
+  if (what === 'mounts' && more.length === 1) {
+    const path = more[0] as string;
+    if (method === 'POST' || method === 'PUT') {
+      const request = objectBody(body);
+      return json(200, { data: await options.mounts.mount(path, request.plugin, request.version) });
+    }
+    if (method === 'DELETE') {
+      await options.mounts.unmount(path);
+      return { status: 204, body: undefined };
+    }
+    throw methodNotAllowed(method, url);
+  }
+  if (what === 'plugins' && more.length === 0) {
+    if (method !== 'GET') throw methodNotAllowed(method, url);
+    return json(200, { data: { mounts: options.mounts.list() } });
+  }
+  if (what === 'plugins' && more[0] === 'reload' && more.length === 2) {
+    if (method !== 'POST' && method !== 'PUT') throw methodNotAllowed(method, url);
+    const request = body.length === 0 ? {} : objectBody(body);
+    return json(200, { data: await options.mounts.reload(more[1] as string, request.version) });
+  }
+  throw new ServerError(404, 'not_found', `${url.pathname}: no such system path`);
+}
+
+const OPERATIONS: Record<string, string> = { GET: 'read', PUT: 'write', POST: 'write', DELETE: 'delete' };
+
+async function engineRequest(options: ApiOptions, method: string, mount: string, path: string, body: Buffer): Promise<Reply> {
+  const operation = OPERATIONS[method];
+  if (operation === undefined) throw new ServerError(405, 'method_not_allowed', `${method} is not supported; use GET, PUT, POST or DELETE`);
+  if (body.length > 0) objectBody(body); // malformed JSON is refused here, before any engine sees it
+  const reply = await options.mounts.handle(mount, operation, path, body);
+  // The engine is another program: its status is taken only from the HTTP range.
+  const status = Number.isInteger(reply.status) && reply.status >= 200 && reply.status <= 599 ? reply.status : 502;
+  return { status, body: status === 204 ? undefined : reply.body };
+}
+
+function objectBody(body: Buffer): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ServerError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ServerError(400, 'invalid_json', 'the body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function methodNotAllowed(method: string, url: URL): ServerError {
+  return new ServerError(405, 'method_not_allowed', `${method} ${url.pathname} is not supported`);
+}
+
+/** The body, refused past `limit` bytes without reading (or holding) the rest. */
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.removeAllListeners('data');
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.once('end', () => resolve(Buffer.concat(chunks)));
+    request.once('error', reject);
+  });
+}
+
+const tooLarge = (limit: number) => new ServerError(413, 'body_too_large', `the body is larger than ${limit} bytes`);
+
+/** Every failure as {"errors": [...], "code": ...}: the code is stable, the message says what to do. */
+function errorReply(error: unknown): Reply {
+  const [status, code, message] = classify(error);
+  return { ...json(status, { errors: [message], code }), code };
+}
+
+function classify(error: unknown): [number, string, string] {
+  if (error instanceof ServerError) return [error.status, error.code, error.message];
+  if (isGatehouseError(error)) {
+    switch (error.code) {
+      case 'PLUGIN_CRASHED':
+        return [503, 'plugin_crashed', error.message];
+      case 'PLUGIN_DOWN':
+        return [503, 'plugin_down', error.message];
+      case 'PLUGIN_BUSY':
+        return [503, 'plugin_busy', error.message];
+      case 'SUPERVISOR_STOPPED':
+        return [503, 'plugin_stopped', error.message];
+      case 'CALL_FAILED':
+        // gRPC DEADLINE_EXCEEDED (4): the engine did not answer in time.
+        if (error.details.grpcCode === 4) return [504, 'plugin_timeout', `the engine did not answer in time: ${error.message}`];
+        return [502, 'plugin_failed', error.message];
+      default:
+        return [502, 'plugin_failed', `${error.code}: ${error.message}`];
+    }
+  }
+  return [500, 'internal', 'internal error; see the server log'];
+}

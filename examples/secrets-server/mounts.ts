@@ -1,0 +1,284 @@
+// The mount table: each mount is a supervised engine plugin, verified against the signed release at
+// mount and at every start, with a storage view of its own served to it over the broker.
+import type * as grpc from '@grpc/grpc-js';
+import {
+  isGatehouseError,
+  launchVerified,
+  supervise,
+  type AuditEvent,
+  type AuditLog,
+  type Logger,
+  type MinisignPublicKey,
+  type PluginSupervisor,
+  type RollbackState,
+  type SandboxOptions,
+  type SupervisorEvent,
+} from 'gatehouse-plugins';
+import { ServerError } from './errors.js';
+import { loadEngineProtocol, ENGINE_COOKIE, STORAGE_BROKER_ID, type StorageService } from './protocol.js';
+import type { LogStore } from './store.js';
+
+const { engine, storage } = loadEngineProtocol();
+
+const MOUNT_PATH = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const PLUGIN_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const VERSION = /^\d{1,6}\.\d{1,6}\.\d{1,6}$/;
+/** Where the mount table itself is kept in the store (outside every mount's prefix). */
+const MOUNT_TABLE_KEY = 'sys/mounts';
+const RESERVED = new Set(['sys']);
+
+export interface MountSpec {
+  path: string;
+  plugin: string;
+  version: string;
+}
+
+export interface MountInfo extends MountSpec {
+  entry: string;
+  state: string;
+  pid: number | undefined;
+  restarts: number;
+  /** What the last start verified: the sealed engine's digest and the keys that signed the release. */
+  sha256: string | undefined;
+  keyIds: readonly string[];
+  lastError: { code: string; message: string } | undefined;
+}
+
+/**
+ * The manifest entry that serves `plugin` at `version`. The one place a version is chosen: when
+ * manifests carry semver versions and ranges, this becomes a range match.
+ */
+export function selectEntry(plugin: unknown, version: unknown): string {
+  if (typeof plugin !== 'string' || !PLUGIN_NAME.test(plugin)) throw new ServerError(400, 'invalid_request', 'plugin must be a lower-case engine name such as "kv"');
+  if (typeof version !== 'string' || !VERSION.test(version)) throw new ServerError(400, 'invalid_request', 'version must be MAJOR.MINOR.PATCH, such as "1.0.0"');
+  return `${plugin}-${version}`;
+}
+
+export interface MountsOptions {
+  manifestPath: string;
+  trustedKeys: readonly MinisignPublicKey[];
+  rollback: RollbackState;
+  store: LogStore;
+  audit: AuditLog;
+  logger: Logger;
+  sealDir: string;
+  sandbox: SandboxOptions | false;
+  pluginUser: { uid: number; gid: number } | undefined;
+  callTimeoutMs: number;
+  maxConcurrentCalls: number;
+  idleTimeoutMs: number | undefined;
+  onEvent: (mount: string, event: SupervisorEvent) => void;
+}
+
+interface Mount {
+  spec: MountSpec;
+  entry: string;
+  supervisor: PluginSupervisor;
+  verified: { sha256: string; keyIds: readonly string[] } | undefined;
+}
+
+export class Mounts {
+  private readonly mounts = new Map<string, Mount>();
+  /** Mount and unmount one at a time, so the persisted table always matches the live one. */
+  private changing: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: MountsOptions) {}
+
+  /** Brings back the mounts of the last run; each engine is verified when it first starts. */
+  async restore(): Promise<void> {
+    const saved = this.options.store.get(MOUNT_TABLE_KEY);
+    if (!saved) return;
+    for (const spec of JSON.parse(saved.toString('utf8')) as MountSpec[]) this.mounts.set(spec.path, this.create(spec, selectEntry(spec.plugin, spec.version)));
+  }
+
+  /** Mounts an engine: verified and started now, so a refused engine is refused here, with the reason. */
+  mount(path: string, plugin: unknown, version: unknown): Promise<MountInfo> {
+    return this.serialize(async () => {
+      checkMountPath(path);
+      if (this.mounts.has(path)) throw new ServerError(400, 'mount_exists', `${path}/ is already mounted; unmount it or reload it`);
+      const spec = { path, plugin: String(plugin), version: String(version) };
+      const mount = this.create(spec, selectEntry(plugin, version));
+      try {
+        await mount.supervisor.call(() => Promise.resolve());
+      } catch (error) {
+        await mount.supervisor.stop();
+        throw refusal(error, `${spec.plugin} ${spec.version}`);
+      }
+      this.mounts.set(path, mount);
+      await this.persist();
+      return this.info(mount);
+    });
+  }
+
+  unmount(path: string): Promise<void> {
+    return this.serialize(async () => {
+      const mount = this.get(path);
+      this.mounts.delete(path);
+      await this.persist();
+      await mount.supervisor.stop();
+    });
+  }
+
+  /** Switches a mount to another version (or the same one, re-verified) without failing requests. */
+  reload(path: string, version: unknown): Promise<MountInfo> {
+    return this.serialize(async () => {
+      const mount = this.get(path);
+      const nextVersion = version === undefined ? mount.spec.version : version;
+      const entry = selectEntry(mount.spec.plugin, nextVersion);
+      try {
+        await mount.supervisor.reload(this.starter(mount, entry));
+      } catch (error) {
+        throw refusal(error, `${mount.spec.plugin} ${String(nextVersion)}`);
+      }
+      mount.entry = entry;
+      mount.spec = { ...mount.spec, version: String(nextVersion) };
+      await this.persist();
+      return this.info(mount);
+    });
+  }
+
+  /** One request below a mount, handed to its engine. */
+  async handle(path: string, operation: string, subpath: string, body: Buffer): Promise<{ status: number; body: Buffer }> {
+    const mount = this.get(path);
+    return mount.supervisor.call((plugin, callOptions) =>
+      plugin.client(engine).Handle({ operation, path: subpath, body, storage_id: STORAGE_BROKER_ID }, callOptions),
+    );
+  }
+
+  list(): MountInfo[] {
+    return [...this.mounts.values()].map((mount) => this.info(mount));
+  }
+
+  has(path: string): boolean {
+    return this.mounts.has(path);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.mounts.values()].map((mount) => mount.supervisor.stop()));
+  }
+
+  private get(path: string): Mount {
+    const mount = this.mounts.get(path);
+    if (!mount) throw new ServerError(404, 'no_such_mount', `nothing is mounted at ${path}/; POST /v1/sys/mounts/${path} mounts an engine`);
+    return mount;
+  }
+
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.changing.then(work, work);
+    this.changing = next.catch(() => {});
+    return next;
+  }
+
+  private async persist(): Promise<void> {
+    const table = [...this.mounts.values()].map((mount) => mount.spec);
+    await this.options.store.put(MOUNT_TABLE_KEY, Buffer.from(JSON.stringify(table)));
+  }
+
+  private info(mount: Mount): MountInfo {
+    const status = mount.supervisor.status();
+    return {
+      ...mount.spec,
+      entry: mount.entry,
+      state: status.state,
+      pid: status.pid,
+      restarts: status.restarts,
+      sha256: mount.verified?.sha256,
+      keyIds: mount.verified?.keyIds ?? [],
+      lastError: status.lastError,
+    };
+  }
+
+  private create(spec: MountSpec, entry: string): Mount {
+    const mount: Mount = { spec, entry, verified: undefined } as Mount;
+    mount.supervisor = supervise({
+      name: `${spec.path}/ (${entry})`,
+      start: this.starter(mount, entry),
+      callTimeoutMs: this.options.callTimeoutMs,
+      maxConcurrentCalls: this.options.maxConcurrentCalls,
+      ...(this.options.idleTimeoutMs !== undefined ? { idleTimeoutMs: this.options.idleTimeoutMs } : {}),
+      audit: this.options.audit,
+      logger: this.options.logger,
+    });
+    mount.supervisor.onEvent((event) => this.options.onEvent(spec.path, event));
+    return mount;
+  }
+
+  /** Verifies the entry against the signed release, runs its sealed copy isolated, and serves it storage. */
+  private starter(mount: Mount, entry: string) {
+    return async () => {
+      const { audit, sandbox, pluginUser } = this.options;
+      let verified: { sha256: string; keyIds: readonly string[] } | undefined;
+      // Sees the launch's own verification record, to report which digest and key were accepted.
+      const watching: AuditLog = {
+        record: (event: AuditEvent) => {
+          if (event.type === 'verification') verified = { sha256: event.sha256, keyIds: event.keyIds };
+          audit.record(event);
+        },
+        flush: () => audit.flush(),
+        close: () => audit.flush(),
+      };
+      const plugin = await launchVerified({
+        manifestPath: this.options.manifestPath,
+        plugin: entry,
+        policy: { trustedKeys: this.options.trustedKeys, state: this.options.rollback },
+        seal: { parentDir: this.options.sealDir },
+        cookie: ENGINE_COOKIE,
+        // Nothing of the server's environment (tokens, paths) reaches an engine.
+        env: {},
+        audit: watching,
+        logger: this.options.logger,
+        ...(sandbox ? { sandbox } : {}),
+        ...(pluginUser ? { user: pluginUser.uid, group: pluginUser.gid } : {}),
+      });
+      try {
+        await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, `mounts/${mount.spec.path}/`)]);
+      } catch (error) {
+        await plugin.kill();
+        throw error;
+      }
+      mount.verified = verified;
+      return plugin;
+    };
+  }
+}
+
+function checkMountPath(path: string): void {
+  if (!MOUNT_PATH.test(path) || RESERVED.has(path)) {
+    throw new ServerError(400, 'invalid_mount_path', `mount path ${JSON.stringify(path)}: use 1 to 64 of a-z 0-9 _ - (not "sys")`);
+  }
+}
+
+/** A verification or start failure as the 400 a client sees, naming the gatehouse code and reason. */
+function refusal(error: unknown, what: string): ServerError {
+  if (error instanceof ServerError) return error;
+  const code = isGatehouseError(error) ? error.code : 'UNEXPECTED';
+  const message = error instanceof Error ? error.message : String(error);
+  return new ServerError(400, 'plugin_refused', `${what} refused: ${code}: ${message}`, { cause: error });
+}
+
+/** The host's store as one mount sees it: every key is put under the mount's prefix, which it cannot leave. */
+function storageView(store: LogStore, prefix: string): { definition: StorageService; implementation: grpc.UntypedServiceImplementation } {
+  type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+  const run = <Res>(callback: grpc.sendUnaryData<Res>, work: () => Promise<Res> | Res) => {
+    Promise.resolve()
+      .then(work)
+      .then(
+        (value) => callback(null, value),
+        (error: unknown) => callback({ code: 3 /* INVALID_ARGUMENT */, details: error instanceof Error ? error.message : String(error) } as grpc.ServiceError),
+      );
+  };
+  // Keys are joined, never resolved as paths: "../other/x" is just a strange key inside this prefix.
+  const key = (k: string) => prefix + k;
+  const Get: Unary<{ key: string }, { found: boolean; value: Buffer }> = (call, callback) =>
+    run(callback, () => {
+      const value = store.get(key(call.request.key));
+      return { found: value !== undefined, value: value ?? Buffer.alloc(0) };
+    });
+  const Put: Unary<{ key: string; value: Buffer }, Record<string, never>> = (call, callback) =>
+    run(callback, async () => (await store.put(key(call.request.key), call.request.value), {}));
+  const Delete: Unary<{ key: string }, Record<string, never>> = (call, callback) =>
+    run(callback, async () => (await store.delete(key(call.request.key)), {}));
+  const List: Unary<{ key: string }, { keys: string[] }> = (call, callback) =>
+    run(callback, () => ({ keys: store.list(key(call.request.key)).map((k) => k.slice(prefix.length)) }));
+  return { definition: storage, implementation: { Get, Put, Delete, List } };
+}

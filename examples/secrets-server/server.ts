@@ -1,0 +1,131 @@
+// The secrets server: opens a home made by initHome, restores its mounts and serves the API on loopback.
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FileRollbackState, loadTrustedKeys, openAuditLog, type Logger, type SupervisorEvent } from 'gatehouse-plugins';
+import { AuditHasher } from './audit-hmac.js';
+import { homePaths, loadConfig } from './config.js';
+import { apiHandler } from './http.js';
+import { Mounts } from './mounts.js';
+import { LogStore } from './store.js';
+
+export interface RunningServer {
+  url: string;
+  mounts: Mounts;
+  /** Stops accepting requests, stops every engine, and closes the store and the audit log. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  home: string;
+  /** Overrides the config's port (0: any free port). */
+  port?: number;
+  /** One plain line per notable fact (isolation, engine events); stdout by default. */
+  say?: (line: string) => void;
+  logger?: Logger;
+}
+
+/** Where bubblewrap is looked for: fixed system paths, never a PATH search an attacker could steer. */
+const BWRAP_PATHS = ['/usr/bin/bwrap', '/bin/bwrap'];
+
+export async function startServer(options: StartOptions): Promise<RunningServer> {
+  const say = options.say ?? ((line: string) => void process.stdout.write(`${line}\n`));
+  const config = await loadConfig(options.home);
+  const paths = homePaths(options.home);
+  const trustedKeys = await loadTrustedKeys(config.release.trustedKeysDir);
+  const hasher = new AuditHasher(await readFile(paths.auditKey));
+  const audit = await openAuditLog(paths.audit);
+  const store = await LogStore.open(paths.store);
+  await sweepSealed(paths.sealed);
+
+  const bwrap = config.sandbox !== 'off' && BWRAP_PATHS.some((path) => existsSync(path));
+  if (config.sandbox === 'required' && !bwrap) throw new Error('sandbox "required" but bubblewrap (bwrap) is not installed');
+  if (bwrap) say('engines run in a bubblewrap sandbox (no network, no view of the host\'s files or processes)');
+  if (!bwrap) say(config.sandbox === 'off' ? 'engines run WITHOUT a sandbox (config sandbox: "off")' : 'bubblewrap (bwrap) not found: engines run WITHOUT a sandbox; install the bubblewrap package');
+  const runningAsRoot = process.getuid?.() === 0;
+  if (runningAsRoot && !config.pluginUser) say('the server runs as root and no pluginUser is set: engines run as root too (set pluginUser in config.json)');
+
+  const mounts = new Mounts({
+    manifestPath: config.release.manifest,
+    trustedKeys,
+    rollback: new FileRollbackState(paths.rollback),
+    store,
+    audit,
+    logger: options.logger ?? silentish(say),
+    sealDir: paths.sealed,
+    // The sealed copies live under the home's sealed/ directory: the sandbox may read that, nothing else of the home.
+    sandbox: bwrap ? { readOnlyPaths: [paths.sealed] } : false,
+    pluginUser: config.pluginUser,
+    callTimeoutMs: config.limits.callTimeoutMs,
+    maxConcurrentCalls: config.limits.maxConcurrentCalls,
+    idleTimeoutMs: config.limits.idleTimeoutMs,
+    onEvent: (mount: string, event: SupervisorEvent) => say(describeEvent(mount, event)),
+  });
+  await mounts.restore();
+
+  const server: Server = createServer(
+    // Slow-client limits: a client trickling headers or a body cannot hold a connection for long.
+    { headersTimeout: 10_000, requestTimeout: 60_000, maxHeaderSize: 16 * 1024 },
+    apiHandler({ mounts, audit, hasher, rootTokenSha256: config.rootTokenSha256, maxBodyBytes: config.limits.maxBodyBytes }),
+  );
+  // Loopback only: the API carries the root token in clear (no TLS), so it must not leave the machine.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? config.port, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    mounts,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        await mounts.stopAll();
+        await sweepSealed(paths.sealed);
+        await store.close();
+        await audit.close();
+      })()),
+  };
+}
+
+/**
+ * Removes sealed copies nobody runs: all of them once every engine has stopped (the library removes a
+ * copy only after its plugin's exit is seen, which a stopping server may not wait for), and at start the
+ * ones a killed server left. The directory is the server's own (0700): nothing else puts files there.
+ */
+async function sweepSealed(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('gatehouse-seal-')) await rm(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+function describeEvent(mount: string, event: SupervisorEvent): string {
+  switch (event.type) {
+    case 'crashed':
+      return `engine at ${mount}/ crashed (pid ${event.pid}); restarting it`;
+    case 'restarted':
+      return `engine at ${mount}/ restarted (pid ${event.pid}, attempt ${event.attempt})`;
+    case 'refused':
+      return `engine at ${mount}/ refused during ${event.during}: ${event.code}: ${event.message}`;
+    case 'down':
+      return `engine at ${mount}/ is DOWN after ${event.attempts} attempts: ${event.message}`;
+    case 'reloaded':
+      return `engine at ${mount}/ reloaded (pid ${event.previousPid ?? '-'} -> ${event.pid})`;
+    case 'stopped':
+      return `engine at ${mount}/ stopped (pid ${event.pid}, ${event.reason})`;
+    case 'started':
+      return `engine at ${mount}/ started (pid ${event.pid})`;
+  }
+}
+
+/** Warnings and errors of the library (plugin stderr at warn/error included) as plain lines; the rest dropped. */
+function silentish(say: (line: string) => void): Logger {
+  const ignore = () => {};
+  return { trace: ignore, debug: ignore, info: ignore, warn: (_f, message) => say(`warn: ${message}`), error: (_f, message) => say(`error: ${message}`) };
+}

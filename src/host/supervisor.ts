@@ -1,0 +1,507 @@
+/**
+ * A plugin supervisor: the lifecycle go-plugin leaves to each host (Vault wrote its own). It starts a
+ * plugin on first use, health-checks it, restarts it with backoff after a crash (bounded, then "down"
+ * until the host resets it), reloads it to a new version without failing calls, stops it when idle,
+ * caps its concurrent calls, and reports every step as an event and in the audit log.
+ *
+ * The supervisor does not know how to start the plugin: `start` does (typically launchVerified, so each
+ * start, restarts included, verifies the signed release again).
+ */
+import { EventEmitter } from 'node:events';
+import type { AuditLog } from '../audit/index.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { Plugin } from './plugin.js';
+import type { CallOptions } from './service-client.js';
+
+export type SupervisorState = 'idle' | 'starting' | 'running' | 'restarting' | 'down' | 'stopped';
+
+export type SupervisorEvent =
+  | { type: 'started'; plugin: string; pid: number }
+  | { type: 'crashed'; plugin: string; pid: number; reason: string; stderrTail: readonly string[] }
+  | { type: 'restarted'; plugin: string; pid: number; attempt: number }
+  | { type: 'reloaded'; plugin: string; pid: number; previousPid: number | undefined }
+  | { type: 'stopped'; plugin: string; pid: number; reason: 'idle' | 'reload' | 'stop' | 'unhealthy' }
+  | { type: 'refused'; plugin: string; during: 'start' | 'restart' | 'reload'; code: string; message: string }
+  | { type: 'down'; plugin: string; attempts: number; code: string; message: string };
+
+export interface StartContext {
+  reason: 'first-use' | 'restart' | 'reload';
+}
+
+export interface RestartPolicy {
+  /** Failed restarts in a row (a crash, or a start that fails) before the plugin is down (default 5). */
+  maxAttempts?: number;
+  /** Delay before the first restart, doubled each attempt (default 100 ms). */
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+export interface SupervisorOptions {
+  /** Names the plugin in events, errors and the audit log. */
+  name: string;
+  /** Starts one instance; called lazily, again on each restart, and with reload()'s starter after a reload. */
+  start: (context: StartContext) => Promise<Plugin>;
+  restart?: RestartPolicy;
+  /** Stop the plugin after this long without calls (default: never). It starts again on the next call. */
+  idleTimeoutMs?: number;
+  /** Calls running at once on the plugin (default 64); more wait in a queue. */
+  maxConcurrentCalls?: number;
+  /** Calls waiting for a slot (default 1024); beyond it calls fail at once with PLUGIN_BUSY. */
+  maxQueuedCalls?: number;
+  /** Handed to each call as `timeoutMs` (default 30 s): a hanging plugin cannot hold a slot forever. */
+  callTimeoutMs?: number;
+  /** How often a running plugin is health-checked (default 10 s; 0 turns it off). A failed check restarts it. */
+  healthIntervalMs?: number;
+  /** How long a reload waits for the old instance's calls before stopping it anyway (default 30 s). */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+  audit?: AuditLog;
+}
+
+export interface SupervisorStatus {
+  name: string;
+  state: SupervisorState;
+  pid: number | undefined;
+  inFlight: number;
+  queued: number;
+  restarts: number;
+  /** Why the plugin is down, or why the last start failed. */
+  lastError: { code: string; message: string } | undefined;
+}
+
+/** How long a failed call waits for the plugin's exit (and its last stderr) before reporting the crash. */
+const CRASH_SETTLE_MS = 500;
+const MAX_BUFFERED_EVENTS = 1000;
+
+/** One running plugin process and the calls on it. */
+interface Instance {
+  plugin: Plugin;
+  inFlight: number;
+  idle: (() => void)[];
+  /** Set when the supervisor stops it on purpose, so its exit is not a crash. */
+  retiring: boolean;
+  crashed: boolean;
+}
+
+/** Supervises one plugin. See the module comment and docs/supervisor.md. */
+export class PluginSupervisor {
+  private readonly emitter = new EventEmitter();
+  private readonly settings: Required<Omit<SupervisorOptions, 'audit' | 'restart' | 'start' | 'idleTimeoutMs'>> & { restart: Required<RestartPolicy> };
+  private starter: SupervisorOptions['start'];
+  private current: Instance | undefined;
+  private pending: Promise<Instance> | undefined;
+  private stateValue: SupervisorState = 'idle';
+  private failures = 0;
+  private restarts = 0;
+  private lastError: { code: string; message: string } | undefined;
+  private running = 0;
+  private readonly queue: { resolve: () => void; reject: (error: Error) => void }[] = [];
+  private idleTimer: NodeJS.Timeout | undefined;
+  private healthTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+
+  constructor(private readonly options: SupervisorOptions) {
+    const positive = (value: number | undefined, fallback: number, what: string, allowZero = false): number => {
+      const result = value ?? fallback;
+      if (!Number.isSafeInteger(result) || result < (allowZero ? 0 : 1)) {
+        throw new GatehouseError('INVALID_OPTIONS', `supervisor ${what} must be a whole number${allowZero ? '' : ' above 0'}, got ${String(value)}`);
+      }
+      return result;
+    };
+    this.starter = options.start;
+    this.settings = {
+      name: options.name,
+      logger: options.logger ?? silentLogger,
+      maxConcurrentCalls: positive(options.maxConcurrentCalls, 64, 'maxConcurrentCalls'),
+      maxQueuedCalls: positive(options.maxQueuedCalls, 1024, 'maxQueuedCalls', true),
+      callTimeoutMs: positive(options.callTimeoutMs, 30_000, 'callTimeoutMs'),
+      healthIntervalMs: positive(options.healthIntervalMs, 10_000, 'healthIntervalMs', true),
+      drainTimeoutMs: positive(options.drainTimeoutMs, 30_000, 'drainTimeoutMs', true),
+      restart: {
+        maxAttempts: positive(options.restart?.maxAttempts, 5, 'restart.maxAttempts'),
+        initialDelayMs: positive(options.restart?.initialDelayMs, 100, 'restart.initialDelayMs', true),
+        maxDelayMs: positive(options.restart?.maxDelayMs, 5_000, 'restart.maxDelayMs', true),
+      },
+    };
+    if (options.idleTimeoutMs !== undefined) positive(options.idleTimeoutMs, 0, 'idleTimeoutMs');
+  }
+
+  get name(): string {
+    return this.settings.name;
+  }
+
+  get state(): SupervisorState {
+    return this.stateValue;
+  }
+
+  status(): SupervisorStatus {
+    return {
+      name: this.name,
+      state: this.stateValue,
+      pid: this.current?.plugin.pid,
+      inFlight: this.running,
+      queued: this.queue.length,
+      restarts: this.restarts,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Listens to every event; returns a function that stops listening. */
+  onEvent(listener: (event: SupervisorEvent) => void): () => void {
+    this.emitter.on('event', listener);
+    return () => this.emitter.off('event', listener);
+  }
+
+  /**
+   * The events from now on, until stop(). A consumer that falls more than 1000 events behind loses the
+   * oldest: a slow reader cannot grow the host's memory.
+   */
+  async *events(): AsyncGenerator<SupervisorEvent> {
+    const buffered: SupervisorEvent[] = [];
+    let wake: (() => void) | undefined;
+    const off = this.onEvent((event) => {
+      if (buffered.length >= MAX_BUFFERED_EVENTS) buffered.shift();
+      buffered.push(event);
+      wake?.();
+    });
+    const onStop = () => wake?.();
+    this.emitter.on('stop', onStop);
+    try {
+      for (;;) {
+        const next = buffered.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (this.stateValue === 'stopped') return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      off();
+      this.emitter.off('stop', onStop);
+    }
+  }
+
+  /**
+   * Runs `fn` on the plugin, starting it first if needed. `options.timeoutMs` is the call deadline to pass
+   * on. A crash during the call fails it with PLUGIN_CRASHED carrying the plugin's last stderr lines;
+   * PLUGIN_DOWN when restarts ran out (until reset()); PLUGIN_BUSY when the queue is full.
+   */
+  async call<T>(fn: (plugin: Plugin, options: CallOptions) => Promise<T>): Promise<T> {
+    this.checkUsable();
+    await this.acquireSlot();
+    let instance: Instance | undefined;
+    try {
+      this.clearIdleTimer();
+      instance = await this.instance();
+      instance.inFlight++;
+      const result = await fn(instance.plugin, { timeoutMs: this.settings.callTimeoutMs });
+      // A call that worked proves the instance sound: the restart budget is full again.
+      this.failures = 0;
+      return result;
+    } catch (error) {
+      if (instance !== undefined && (instance.crashed || isGatehouseError(error, 'PLUGIN_EXITED'))) throw await this.crashError(instance, error);
+      throw error;
+    } finally {
+      this.releaseSlot();
+      if (instance !== undefined) this.callDone(instance);
+    }
+  }
+
+  /**
+   * Switches to the plugin `start` gives (a new verified version, or a new pin): it is started first;
+   * if that fails (verification included) the running instance stays and the error says why. Otherwise
+   * new calls go to the new instance at once, and the old one is stopped once its calls are done.
+   */
+  async reload(start: SupervisorOptions['start'] = this.starter): Promise<void> {
+    this.checkUsable();
+    // One reload at a time: two overlapping ones could leave the older version running.
+    while (this.reloading) await this.reloading.catch(() => {});
+    const reloading = this.doReload(start);
+    this.reloading = reloading;
+    try {
+      await reloading;
+    } finally {
+      this.reloading = undefined;
+    }
+  }
+
+  /** Leaves the down state: the next call starts the plugin again with a full restart budget. */
+  reset(): void {
+    if (this.stateValue !== 'down') return;
+    this.failures = 0;
+    this.lastError = undefined;
+    this.stateValue = 'idle';
+  }
+
+  /** Stops the plugin and fails queued and future calls with SUPERVISOR_STOPPED. */
+  async stop(): Promise<void> {
+    if (this.stateValue === 'stopped') return;
+    this.stateValue = 'stopped';
+    this.clearIdleTimer();
+    this.clearHealthTimer();
+    for (const waiter of this.queue.splice(0)) waiter.reject(this.stoppedError());
+    const starting = this.pending;
+    const instances = [this.current, await starting?.catch(() => undefined)].filter((i): i is Instance => i !== undefined);
+    this.current = undefined;
+    await Promise.all([...new Set(instances)].map((instance) => this.retire(instance, 'stop')));
+    this.emitter.emit('stop');
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private async doReload(start: SupervisorOptions['start']): Promise<void> {
+    const starting = this.pending;
+    if (starting) await starting.catch(() => undefined);
+    let next: Instance;
+    try {
+      next = await this.launch(start, 'reload');
+    } catch (error) {
+      this.refused('reload', error);
+      throw error;
+    }
+    if (this.stateValue === 'stopped') {
+      await this.retire(next, 'stop');
+      throw this.stoppedError();
+    }
+    const previous = this.current;
+    this.starter = start;
+    this.current = next;
+    this.failures = 0;
+    this.lastError = undefined;
+    this.stateValue = 'running';
+    this.startHealthChecks();
+    this.emit({ type: 'reloaded', plugin: this.name, pid: next.plugin.pid, previousPid: previous?.plugin.pid });
+    if (previous) await this.retire(previous, 'reload');
+    this.scheduleIdleStop();
+  }
+
+  private checkUsable(): void {
+    if (this.stateValue === 'stopped') throw this.stoppedError();
+    if (this.stateValue === 'down') {
+      throw new GatehouseError(
+        'PLUGIN_DOWN',
+        `plugin ${this.name} is down after ${this.settings.restart.maxAttempts} failed restarts` +
+          `${this.lastError ? ` (last: ${this.lastError.message})` : ''}; fix the cause, then reset() it`,
+      );
+    }
+  }
+
+  /** A method, not a field read, so that TypeScript does not narrow it across awaits. */
+  private isStopped(): boolean {
+    return this.stateValue === 'stopped';
+  }
+
+  private stoppedError(): GatehouseError {
+    return new GatehouseError('SUPERVISOR_STOPPED', `plugin ${this.name}: its supervisor was stopped`);
+  }
+
+  private acquireSlot(): Promise<void> {
+    if (this.running < this.settings.maxConcurrentCalls) {
+      this.running++;
+      return Promise.resolve();
+    }
+    // A bounded queue: a flood of requests gets a clear refusal instead of growing memory without end.
+    if (this.queue.length >= this.settings.maxQueuedCalls) {
+      return Promise.reject(
+        new GatehouseError(
+          'PLUGIN_BUSY',
+          `plugin ${this.name}: ${this.settings.maxConcurrentCalls} calls running and ${this.queue.length} waiting; try again later`,
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => this.queue.push({ resolve, reject }));
+  }
+
+  private releaseSlot(): void {
+    const next = this.queue.shift();
+    // The slot passes straight to the next waiter, so `running` stays the same.
+    if (next) next.resolve();
+    else this.running--;
+  }
+
+  /** The running instance, starting it (or waiting for the start or restart under way). */
+  private instance(): Promise<Instance> {
+    if (this.current && !this.current.crashed) return Promise.resolve(this.current);
+    this.checkUsable();
+    this.pending ??= this.startFirst().finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+
+  private async startFirst(): Promise<Instance> {
+    this.stateValue = 'starting';
+    try {
+      const instance = await this.launch(this.starter, 'first-use');
+      this.adopt(instance);
+      this.emit({ type: 'started', plugin: this.name, pid: instance.plugin.pid });
+      return instance;
+    } catch (error) {
+      this.refused('start', error);
+      if (this.stateValue === 'starting') this.stateValue = 'idle';
+      throw error;
+    }
+  }
+
+  private async launch(start: SupervisorOptions['start'], reason: StartContext['reason']): Promise<Instance> {
+    const plugin = await start({ reason });
+    const instance: Instance = { plugin, inFlight: 0, idle: [], retiring: false, crashed: false };
+    void plugin.exited.then(() => this.exited(instance));
+    return instance;
+  }
+
+  private adopt(instance: Instance): void {
+    if (this.stateValue === 'stopped') {
+      void this.retire(instance, 'stop');
+      throw this.stoppedError();
+    }
+    this.current = instance;
+    this.stateValue = 'running';
+    this.startHealthChecks();
+  }
+
+  private async crashError(instance: Instance, cause: unknown): Promise<GatehouseError> {
+    // The exit comes with the end of the stderr pipe: waiting for it gets the lines written just before.
+    await Promise.race([instance.plugin.exited, new Promise((resolve) => setTimeout(resolve, CRASH_SETTLE_MS).unref())]);
+    const tail = instance.plugin.stderrTail();
+    const exit = cause instanceof GatehouseError ? cause.details.exitStatus : undefined;
+    return new GatehouseError(
+      'PLUGIN_CRASHED',
+      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call` +
+        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}; it is being restarted, retry the call`,
+      { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },
+    );
+  }
+
+  private exited(instance: Instance): void {
+    if (instance.retiring) return;
+    instance.crashed = true;
+    if (instance !== this.current || this.stateValue === 'stopped') return;
+    this.current = undefined;
+    this.clearHealthTimer();
+    this.emit({ type: 'crashed', plugin: this.name, pid: instance.plugin.pid, reason: 'exited unexpectedly', stderrTail: instance.plugin.stderrTail() });
+    this.failures++;
+    this.stateValue = 'restarting';
+    this.pending ??= this.restartLoop().finally(() => (this.pending = undefined));
+    // Nobody may be waiting for this restart; its failure is reported through events and status().
+    this.pending.catch(() => {});
+  }
+
+  /** Restarts with exponential backoff until a start works or the budget is spent (then: down). */
+  private async restartLoop(): Promise<Instance> {
+    const { maxAttempts, initialDelayMs, maxDelayMs } = this.settings.restart;
+    for (;;) {
+      if (this.failures > maxAttempts) {
+        this.stateValue = 'down';
+        const last = this.lastError ?? { code: 'PLUGIN_CRASHED', message: 'the plugin kept crashing' };
+        this.emit({ type: 'down', plugin: this.name, attempts: maxAttempts, ...last });
+        for (const waiter of this.queue.splice(0)) waiter.reject(new GatehouseError('PLUGIN_DOWN', `plugin ${this.name} is down: ${last.message}`));
+        this.checkUsable();
+      }
+      const delay = Math.min(initialDelayMs * 2 ** (this.failures - 1), maxDelayMs);
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      if (this.isStopped()) throw this.stoppedError();
+      try {
+        const instance = await this.launch(this.starter, 'restart');
+        this.adopt(instance);
+        this.restarts++;
+        this.emit({ type: 'restarted', plugin: this.name, pid: instance.plugin.pid, attempt: this.failures });
+        return instance;
+      } catch (error) {
+        if (this.isStopped()) throw error;
+        this.refused('restart', error);
+        this.failures++;
+      }
+    }
+  }
+
+  private refused(during: 'start' | 'restart' | 'reload', error: unknown): void {
+    const code = isGatehouseError(error) ? error.code : 'UNEXPECTED';
+    const message = error instanceof Error ? error.message : String(error);
+    if (during !== 'reload') this.lastError = { code, message };
+    this.emit({ type: 'refused', plugin: this.name, during, code, message });
+  }
+
+  private callDone(instance: Instance): void {
+    instance.inFlight--;
+    if (instance.inFlight === 0) for (const resolve of instance.idle.splice(0)) resolve();
+    this.scheduleIdleStop();
+  }
+
+  /** Waits for the instance's calls (at most drainTimeoutMs), then stops it. */
+  private async retire(instance: Instance, reason: 'idle' | 'reload' | 'stop' | 'unhealthy'): Promise<void> {
+    instance.retiring = true;
+    if (instance.inFlight > 0 && reason !== 'unhealthy') {
+      await new Promise<void>((resolve) => {
+        instance.idle.push(resolve);
+        setTimeout(resolve, this.settings.drainTimeoutMs).unref();
+      });
+    }
+    await instance.plugin.kill().catch((error: unknown) => {
+      this.settings.logger.warn({ plugin: this.name, error: String(error) }, 'stopping the plugin failed');
+    });
+    this.emit({ type: 'stopped', plugin: this.name, pid: instance.plugin.pid, reason });
+  }
+
+  private scheduleIdleStop(): void {
+    const idleMs = this.options.idleTimeoutMs;
+    if (idleMs === undefined || this.running > 0 || this.stateValue !== 'running') return;
+    this.clearIdleTimer();
+    this.idleTimer = setTimeout(() => {
+      const instance = this.current;
+      if (!instance || this.running > 0 || this.stateValue !== 'running') return;
+      this.current = undefined;
+      this.stateValue = 'idle';
+      this.clearHealthTimer();
+      void this.retire(instance, 'idle');
+    }, idleMs).unref();
+  }
+
+  private clearIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+
+  private startHealthChecks(): void {
+    this.clearHealthTimer();
+    const interval = this.settings.healthIntervalMs;
+    if (interval === 0) return;
+    this.healthTimer = setInterval(() => {
+      const instance = this.current;
+      if (!instance || instance.crashed) return;
+      instance.plugin.checkHealth(Math.min(interval, 5_000)).catch((error: unknown) => {
+        if (instance !== this.current || instance.crashed) return;
+        // A plugin that is alive but no longer answers (hung, deadlocked) is killed; the exit restarts it.
+        this.settings.logger.warn({ plugin: this.name, error: String(error) }, 'plugin failed its health check; restarting it');
+        void instance.plugin.kill();
+      });
+    }, interval).unref();
+  }
+
+  private clearHealthTimer(): void {
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.healthTimer = undefined;
+  }
+
+  private emit(event: SupervisorEvent): void {
+    const { type, plugin, ...rest } = event;
+    const fields = rest as { pid?: number; reason?: string; code?: string; message?: string };
+    this.options.audit?.record({
+      type: 'supervisor',
+      plugin,
+      event: type,
+      ...(fields.pid !== undefined ? { pid: fields.pid } : {}),
+      ...(fields.code !== undefined ? { code: fields.code } : {}),
+      ...(fields.reason !== undefined || fields.message !== undefined ? { reason: fields.reason ?? fields.message } : {}),
+    });
+    this.emitter.emit('event', event);
+  }
+}
+
+/** Supervises one plugin; the same as `new PluginSupervisor(options)`. */
+export function supervise(options: SupervisorOptions): PluginSupervisor {
+  return new PluginSupervisor(options);
+}

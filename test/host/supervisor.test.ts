@@ -1,0 +1,203 @@
+// The plugin supervisor on its own: lazy start, crash and restart, down and reset, reload, idle stop,
+// the call cap, health checks and audit.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  GatehouseError,
+  isGatehouseError,
+  launch,
+  openAuditLog,
+  supervise,
+  type StartContext,
+  type SupervisorEvent,
+  type SupervisorOptions,
+} from '../../src/index.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { tempDir } from '../discover/temp-dir.js';
+import { fakePluginScript } from '../helpers/paths.js';
+import { waitUntil } from '../helpers/process.js';
+
+const kvService = loadKVService();
+
+/** Starts the hostile KV fixture, whose Get key picks a misbehaviour ("crash", "hang", "spin", ...). */
+const hostileKV = (_context?: StartContext) =>
+  launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv' } });
+
+function supervised(options: Partial<SupervisorOptions> = {}) {
+  const events: SupervisorEvent[] = [];
+  const supervisor = supervise({ name: 'kv', start: hostileKV, restart: { initialDelayMs: 10 }, healthIntervalMs: 0, ...options });
+  supervisor.onEvent((event) => events.push(event));
+  const get = (key: string) => supervisor.call((plugin, options) => plugin.client(kvService).Get({ key }, options));
+  return { supervisor, events, get };
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('supervisor: starts the plugin on the first call, not before', async (t) => {
+  let starts = 0;
+  const { supervisor, events, get } = supervised({ start: (context) => (starts++, hostileKV(context)) });
+  t.teardown(() => supervisor.stop());
+  t.is(supervisor.state, 'idle');
+  t.is(starts, 0);
+  t.is((await get('hello')).value.toString(), 'hello');
+  await Promise.all([get('a'), get('b')]);
+  t.is(starts, 1, 'one start serves every call');
+  t.is(supervisor.state, 'running');
+  t.like(events[0], { type: 'started', plugin: 'kv' });
+});
+
+test('supervisor: a crash fails the call in flight with the last stderr, then the plugin restarts', async (t) => {
+  const { supervisor, events, get } = supervised();
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const firstPid = supervisor.status().pid as number;
+  const error = await t.throwsAsync(get('crash-loud'));
+  t.true(isGatehouseError(error, 'PLUGIN_CRASHED'), String(error));
+  t.deepEqual((error as GatehouseError).details.stderrTail?.slice(-1), ['fatal: out of cheese']);
+  t.regex(error?.message ?? '', /out of cheese/);
+  t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 10_000), 'restarted without a call');
+  t.is((await get('again')).value.toString(), 'again');
+  t.not(supervisor.status().pid, firstPid);
+  t.is(supervisor.status().restarts, 1);
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['started', 'crashed', 'restarted'],
+  );
+});
+
+test('supervisor: restarts are bounded; then the plugin is down until reset()', async (t) => {
+  let broken = false;
+  const { supervisor, events, get } = supervised({
+    restart: { maxAttempts: 2, initialDelayMs: 10 },
+    start: (context) => (broken ? Promise.reject(new GatehouseError('DIGEST_MISMATCH', 'plugin kv: bytes changed')) : hostileKV(context)),
+  });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  broken = true;
+  await t.throwsAsync(get('crash'));
+  t.true(await waitUntil(() => supervisor.state === 'down', 10_000), supervisor.state);
+  t.like(events.at(-1), { type: 'down', code: 'DIGEST_MISMATCH' });
+  t.is(events.filter((e) => e.type === 'refused').length, 2);
+  const down = await t.throwsAsync(get('x'));
+  t.true(isGatehouseError(down, 'PLUGIN_DOWN'), String(down));
+  t.regex(down?.message ?? '', /bytes changed.*reset/);
+  broken = false;
+  supervisor.reset();
+  t.is((await get('back')).value.toString(), 'back');
+});
+
+test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {
+  const { supervisor, events, get } = supervised();
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const oldPid = supervisor.status().pid as number;
+  let running = true;
+  let done = 0;
+  const failures: unknown[] = [];
+  const load = Array.from({ length: 8 }, async () => {
+    while (running) {
+      await get('k').then(() => done++, (error: unknown) => failures.push(error));
+    }
+  });
+  await supervisor.reload();
+  const afterReload = done;
+  await waitUntil(() => done > afterReload + 20, 10_000);
+  running = false;
+  await Promise.all(load);
+  t.deepEqual(failures, []);
+  t.true(done > 20);
+  t.not(supervisor.status().pid, oldPid);
+  t.false(alive(oldPid), 'the old instance was stopped');
+  t.like(events.find((e) => e.type === 'reloaded'), { previousPid: oldPid });
+  t.like(events.find((e) => e.type === 'stopped'), { pid: oldPid, reason: 'reload' });
+});
+
+test('supervisor: a reload whose start fails (verification) leaves the running instance and says why', async (t) => {
+  const { supervisor, events, get } = supervised();
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const pid = supervisor.status().pid;
+  const error = await t.throwsAsync(
+    supervisor.reload(() => Promise.reject(new GatehouseError('SIGNATURE_UNTRUSTED', 'signature by key 1234, which is not trusted'))),
+  );
+  t.true(isGatehouseError(error, 'SIGNATURE_UNTRUSTED'));
+  t.is(supervisor.status().pid, pid);
+  t.is((await get('still')).value.toString(), 'still');
+  t.like(events.at(-1), { type: 'refused', during: 'reload', code: 'SIGNATURE_UNTRUSTED' });
+});
+
+test('supervisor: an idle plugin is stopped, and started again by the next call', async (t) => {
+  const { supervisor, events, get } = supervised({ idleTimeoutMs: 100 });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const pid = supervisor.status().pid as number;
+  t.true(await waitUntil(() => supervisor.state === 'idle', 5000));
+  t.true(await waitUntil(() => events.some((e) => e.type === 'stopped'), 5000));
+  t.false(alive(pid));
+  t.like(events.at(-1), { type: 'stopped', reason: 'idle' });
+  t.is((await get('again')).value.toString(), 'again');
+  t.is(supervisor.state, 'running');
+});
+
+test('supervisor: concurrent calls are capped; beyond the queue they fail at once with PLUGIN_BUSY', async (t) => {
+  const { supervisor } = supervised({ maxConcurrentCalls: 2, maxQueuedCalls: 1 });
+  t.teardown(() => supervisor.stop());
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let peak = 0;
+  let now = 0;
+  const held = () =>
+    supervisor.call(async () => {
+      peak = Math.max(peak, ++now);
+      await gate;
+      now--;
+    });
+  const calls = [held(), held(), held()];
+  await waitUntil(() => supervisor.status().queued === 1, 5000);
+  const error = await t.throwsAsync(held());
+  t.true(isGatehouseError(error, 'PLUGIN_BUSY'), String(error));
+  release();
+  await Promise.all(calls);
+  t.is(peak, 2);
+});
+
+test('supervisor: a plugin that stops answering fails its health check and is restarted', async (t) => {
+  const { supervisor, events, get } = supervised({ healthIntervalMs: 200, callTimeoutMs: 500 });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  // "spin" blocks the plugin's event loop: the process lives, but answers nothing.
+  const error = await t.throwsAsync(get('spin'));
+  t.true(isGatehouseError(error), String(error));
+  t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 15_000));
+  t.is((await get('ok')).value.toString(), 'ok');
+});
+
+test('supervisor: events reach the audit log and an async iterator', async (t) => {
+  const path = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(path);
+  const { supervisor, get } = supervised({ audit });
+  const seen: string[] = [];
+  const reading = (async () => {
+    for await (const event of supervisor.events()) seen.push(event.type);
+  })();
+  await get('warm');
+  await supervisor.stop();
+  await reading;
+  await audit.close();
+  t.deepEqual(seen, ['started', 'stopped']);
+  const records = (await readFile(path, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.deepEqual(
+    records.filter((r) => r.type === 'supervisor').map((r) => r.event),
+    ['started', 'stopped'],
+  );
+  const error = await t.throwsAsync(get('late'));
+  t.true(isGatehouseError(error, 'SUPERVISOR_STOPPED'));
+});

@@ -1,0 +1,171 @@
+// The secrets server end to end: HTTP requests against a real server running real, signed engine plugins.
+import { readFile, writeFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { verifyAuditLog } from 'gatehouse-plugins';
+import { startTestServer } from './harness.js';
+
+const SECRET = 'hunter2-but-much-longer-and-unique-7f3a9c';
+
+test('server: kv writes and reads versioned secrets; transit encrypts and decrypts; both survive a server restart', async (t) => {
+  const s = await startTestServer(t);
+  t.is((await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' })).status, 200);
+  t.is((await s.api('POST', '/v1/sys/mounts/transit', { plugin: 'transit', version: '1.0.0' })).status, 200);
+  t.is((await s.api('PUT', '/v1/secret/data/a/b', { data: { v: 'one' } })).json.data.version, 1);
+  t.is((await s.api('PUT', '/v1/secret/data/a/b', { data: { v: 'two' } })).json.data.version, 2);
+  t.is((await s.api('GET', '/v1/secret/data/a/b')).json.data.data.v, 'two');
+  t.is((await s.api('GET', '/v1/secret/data/a/b?version=1')).json.data.data.v, 'one');
+  const { ciphertext } = (await s.api('POST', '/v1/transit/encrypt/k', { plaintext: Buffer.from('hi').toString('base64') })).json.data;
+  t.is((await s.api('DELETE', '/v1/secret/data/a/b')).status, 204);
+  t.like((await s.api('GET', '/v1/secret/data/a/b')).json, { code: 'not_found' });
+
+  await s.server.close();
+  await s.restart();
+  // The mount table and the engines' storage are on disk; the engines are verified again as they start.
+  t.is((await s.api('GET', '/v1/secret/data/a/b?version=1')).json.data.data.v, 'one');
+  const decrypted = await s.api('POST', '/v1/transit/decrypt/k', { ciphertext });
+  t.is(Buffer.from(decrypted.json.data.plaintext, 'base64').toString(), 'hi');
+});
+
+test('server: each mount sees only its own storage', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/one', { plugin: 'kv', version: '1.0.0' });
+  await s.api('POST', '/v1/sys/mounts/two', { plugin: 'kv', version: '1.0.0' });
+  await s.api('PUT', '/v1/one/data/x', { data: { owner: 'one' } });
+  t.is((await s.api('GET', '/v1/two/data/x')).status, 404);
+  // A path that tries to climb out of the mount is refused by the engine, and the view has no way out anyway.
+  t.is((await s.api('GET', '/v1/two/data/..%2F..%2Fone%2Fdata%2Fx')).status, 404);
+  t.is((await s.api('GET', '/v1/one/data/x')).json.data.data.owner, 'one');
+});
+
+test('server: concurrent requests during a reload to a newer signed version all succeed', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  await s.api('PUT', '/v1/secret/data/k', { data: { v: 1 } });
+  let running = true;
+  let ok = 0;
+  const failures: string[] = [];
+  const clients = Array.from({ length: 16 }, async () => {
+    while (running) {
+      const r = await s.api('GET', '/v1/secret/data/k');
+      if (r.status === 200) ok++;
+      else failures.push(`${r.status} ${JSON.stringify(r.json)}`);
+    }
+  });
+  const reloaded = await s.api('POST', '/v1/sys/plugins/reload/secret', { version: '1.1.0' });
+  const afterReload = ok;
+  while (ok < afterReload + 50) await new Promise((resolve) => setTimeout(resolve, 20));
+  running = false;
+  await Promise.all(clients);
+  t.is(reloaded.status, 200, JSON.stringify(reloaded.json));
+  t.deepEqual(failures, []);
+  t.is((await s.api('GET', '/v1/secret/info')).json.data.version, '1.1.0');
+  t.like((await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0], { path: 'secret', version: '1.1.0', entry: 'kv-1.1.0', state: 'running' });
+});
+
+test('server: a crashed engine fails the request with its last stderr line, and is restarted', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/bad', { plugin: 'bad', version: '1.0.0' });
+  const crashed = await s.api('GET', '/v1/bad/crash');
+  t.is(crashed.status, 503);
+  t.is(crashed.json.code, 'plugin_crashed');
+  t.regex(crashed.json.errors[0], /crashing on purpose/);
+  let mount;
+  for (let i = 0; i < 100; i++) {
+    mount = (await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0];
+    if (mount.restarts === 1 && mount.state === 'running') break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  t.like(mount, { restarts: 1, state: 'running' });
+  t.is((await s.api('GET', '/v1/bad/fine')).json.data.path, 'fine');
+});
+
+test('server: a tampered engine never runs; an unsigned release and an unknown version are refused at mount', async (t) => {
+  const s = await startTestServer(t);
+  const marker = join(s.root, 'tampered-engine-ran');
+  const file = s.files['kv-1.1.0'] as string;
+  // Attack: the engine file is replaced after signing by one of the same size that leaves a mark.
+  const { size } = await stat(file);
+  const payload = `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran');`;
+  await writeFile(file, payload + ' '.repeat(size - payload.length));
+  const refused = await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.1.0' });
+  t.is(refused.status, 400);
+  t.is(refused.json.code, 'plugin_refused');
+  t.regex(refused.json.errors[0], /DIGEST_MISMATCH/);
+  t.false(existsSync(marker), 'the tampered engine never ran');
+  t.is((await s.api('GET', '/v1/secret/data/x')).json.code, 'no_such_mount');
+
+  // A reload to the tampered version leaves the running engine in place and says why.
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  const reload = await s.api('POST', '/v1/sys/plugins/reload/secret', { version: '1.1.0' });
+  t.like(reload, { status: 400, json: { code: 'plugin_refused' } });
+  t.like((await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0], { version: '1.0.0', state: 'running' });
+
+  t.regex((await s.api('POST', '/v1/sys/mounts/other', { plugin: 'kv', version: '9.9.9' })).json.errors[0], /PLUGIN_NOT_IN_MANIFEST/);
+  await writeFile(`${join(s.root, 'release', 'manifest.json')}.minisig`, '');
+  const unsigned = await s.api('POST', '/v1/sys/mounts/third', { plugin: 'transit', version: '1.0.0' });
+  t.like(unsigned, { status: 400, json: { code: 'plugin_refused' } });
+  t.regex(unsigned.json.errors[0], /SIGNATURE|THRESHOLD/);
+});
+
+test('server: a hanging engine hits its deadline and the server stays up', async (t) => {
+  const s = await startTestServer(t, { limits: { callTimeoutMs: 1000 } });
+  await s.api('POST', '/v1/sys/mounts/bad', { plugin: 'bad', version: '1.0.0' });
+  const hung = await s.api('GET', '/v1/bad/hang');
+  t.is(hung.status, 504);
+  t.is(hung.json.code, 'plugin_timeout');
+  t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+  t.is((await s.api('GET', '/v1/bad/fine')).status, 200);
+});
+
+test('server: bad tokens, oversized, malformed and misrouted requests get clear JSON errors', async (t) => {
+  const s = await startTestServer(t, { limits: { maxBodyBytes: 1024 } });
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  t.like(await s.api('GET', '/v1/secret/data/x', undefined, { token: null }), { status: 403, json: { code: 'permission_denied' } });
+  t.like(await s.api('GET', '/v1/secret/data/x', undefined, { token: 'gh.wrong' }), { status: 403, json: { code: 'permission_denied' } });
+  t.like(await s.api('GET', '/v1/sys/plugins', undefined, { token: `${s.token}x` }), { status: 403 });
+  t.like(await s.api('PUT', '/v1/secret/data/x', { data: { v: 'x'.repeat(2000) } }), { status: 413, json: { code: 'body_too_large' } });
+  t.like(await s.api('PUT', '/v1/secret/data/x', undefined, { raw: '{"data": ' }), { status: 400, json: { code: 'invalid_json' } });
+  t.like(await s.api('PUT', '/v1/secret/data/x', undefined, { raw: '[1,2]' }), { status: 400, json: { code: 'invalid_json' } });
+  t.like(await s.api('PUT', '/v1/secret/data/x', { data: 'not an object' }), { status: 400, json: { code: 'invalid_request' } });
+  t.like(await s.api('GET', '/v1/nowhere/data/x'), { status: 404, json: { code: 'no_such_mount' } });
+  t.like(await s.api('POST', '/v1/sys/mounts/sys', { plugin: 'kv', version: '1.0.0' }), { status: 400, json: { code: 'invalid_mount_path' } });
+  t.like(await s.api('POST', '/v1/sys/mounts/x', { plugin: 'kv', version: 'latest' }), { status: 400, json: { code: 'invalid_request' } });
+  t.like(await s.api('PATCH', '/v1/secret/data/x'), { status: 405, json: { code: 'method_not_allowed' } });
+  const error = await s.api('GET', '/v1/secret/data/x', undefined, { token: null });
+  t.true(Array.isArray(error.json.errors) && typeof error.json.errors[0] === 'string');
+});
+
+test('server: the audit log records every request with values HMACd: the secret is not in it', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  await s.api('POST', '/v1/sys/mounts/transit', { plugin: 'transit', version: '1.0.0' });
+  await s.api('PUT', '/v1/secret/data/db', { data: { password: SECRET } });
+  t.is((await s.api('GET', '/v1/secret/data/db')).json.data.data.password, SECRET);
+  await s.api('POST', '/v1/transit/encrypt/k', { plaintext: Buffer.from(SECRET).toString('base64') });
+  await s.server.close();
+  const path = join(s.home, 'audit.jsonl');
+  const log = await readFile(path, 'utf8');
+  for (const needle of [SECRET, Buffer.from(SECRET).toString('base64'), s.token]) t.false(log.includes(needle), `${needle.slice(0, 8)}… is in the log`);
+  t.like(await verifyAuditLog(path), { ok: true });
+  const requests = log
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; action?: string; fields?: Record<string, unknown> })
+    .filter((r) => r.type === 'host' && r.action === 'request');
+  t.is(requests.length, 5);
+  t.true(requests.every((r) => typeof r.fields?.token === 'string' && (r.fields.token as string).startsWith('hmac-sha256:')));
+  t.true(log.includes('"type":"supervisor"') && log.includes('"type":"verification"'));
+});
+
+test('server: an engine flooding its stderr does not grow the server memory past a bound', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/bad', { plugin: 'bad', version: '1.0.0' });
+  const before = process.memoryUsage().rss;
+  for (let i = 0; i < 3; i++) t.is((await s.api('GET', '/v1/bad/flood')).status, 200);
+  const grown = process.memoryUsage().rss - before;
+  t.log(`rss grew ${(grown / 1024 / 1024).toFixed(1)} MiB over 3 s of stderr flood`);
+  t.true(grown < 64 * 1024 * 1024, `rss grew ${grown} bytes`);
+  t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+});
