@@ -5,7 +5,8 @@ import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
-import { clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
+import type { UnaryClient } from '../transport/grpc-unary-client.js';
+import { clientOn, closeAfterPeerGone, grpcInvoker, leanInvoker, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { describeExit, type ExitStatus, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
@@ -51,6 +52,9 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     info: PluginInfo,
     private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'>,
     private readonly channel: grpc.Channel,
+    // The caller's unary calls: node:http2 directly, half grpc-js's CPU per call (docs/benchmarks.md);
+    // undefined when the caller set grpc-js channel options, which then apply to these calls too.
+    private readonly unary: UnaryClient | undefined,
     socketDir: string,
     private readonly killGraceMs: number,
     private readonly logger: Logger,
@@ -93,7 +97,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   /** A promise-based client for one of the plugin's services, on the plugin's pinned connection. */
   client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
     this.session.checkOffered(definition);
-    return createServiceClient(this.rpc, definition, this.liveness);
+    return createServiceClient(this.unary ? leanInvoker(this.unary) : grpcInvoker(this.rpc), definition, this.liveness);
   }
 
   /** go-plugin's broker: serve services for the plugin to dial (callbacks), and dial the ones it serves. */
@@ -171,6 +175,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         // the group is empty
       }
       await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
+      // The peer is gone: nothing is left to read, and a graceful close could wait on a stuck write (H8).
+      this.unary?.destroy();
       await rm(this.socketDir, { recursive: true, force: true });
       untrackPlugin(this);
     })();

@@ -1,6 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { unaryCall } from './connection.js';
 import type { ExitStatus } from './plugin-process.js';
 
 export interface CallOptions {
@@ -32,8 +31,15 @@ export interface PluginLiveness {
   settleExit(): Promise<PluginExit | undefined>;
 }
 
+/** How a service client sends one unary call: grpc-js (brokered connections) or the lean client (the plugin's own). */
+export type UnaryInvoker = <Req, Res>(
+  method: grpc.MethodDefinition<Req, Res>,
+  request: Req,
+  options: { deadline?: number; metadata?: grpc.Metadata },
+) => Promise<Res>;
+
 export function createServiceClient<D extends grpc.ServiceDefinition>(
-  client: grpc.Client,
+  invoke: UnaryInvoker,
   definition: D,
   liveness: PluginLiveness,
 ): ServiceClient<D> {
@@ -57,10 +63,11 @@ export function createServiceClient<D extends grpc.ServiceDefinition>(
           details: { exitStatus: before.status },
         });
       }
-      const callOptions: grpc.CallOptions = {};
-      if (options.timeoutMs !== undefined) callOptions.deadline = Date.now() + options.timeoutMs;
       try {
-        return await unaryCall(client, method, request, callOptions);
+        return await invoke(method, request, {
+          ...(options.timeoutMs !== undefined ? { deadline: Date.now() + options.timeoutMs } : {}),
+          ...(options.metadata ? { metadata: options.metadata } : {}),
+        });
       } catch (cause) {
         const error = cause as grpc.ServiceError;
         if (error.code === grpc.status.UNAVAILABLE || error.code === grpc.status.CANCELLED) {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { clientOn, grpcTarget, openChannel } from '../host/connection.js';
+import { clientOn, grpcInvoker, grpcTarget, openChannel } from '../host/connection.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from '../host/service-client.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { pinnedChannelCredentials, pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
@@ -107,7 +107,7 @@ export class BrokerConnection {
 
   /** A promise-based client for one of the brokered services. */
   client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
-    return createServiceClient(clientOn(this.channel), definition, this.liveness);
+    return createServiceClient(grpcInvoker(clientOn(this.channel)), definition, this.liveness);
   }
 
   /** A plain grpc-js client on this connection, for streaming methods. */

@@ -193,6 +193,11 @@ export class UnaryClient {
     });
   }
 
+  /** Opens the session now rather than at the first call. */
+  connect(): void {
+    if (!this.closed) this.openSession();
+  }
+
   /** Stops new calls and closes the session once the calls in flight are done. */
   close(): void {
     this.closed = true;
