@@ -7,11 +7,13 @@
 //   node dist/bench/gatehouse-host.js certs --n N
 //   node dist/bench/gatehouse-host.js start --n N -- COMMAND [ARGS...]
 //   node dist/bench/gatehouse-host.js floor --n N
+//   node dist/bench/gatehouse-host.js http2-floor --seconds S --big-seconds S --warmup-seconds S -- COMMAND [ARGS...]
 //
 // Prints exactly one JSON object on stdout.
 import { parseArgs } from 'node:util';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
 import { live, workload } from './host-workloads.js';
+import { http2FloorWorkload } from './http2-floor.js';
 import { nodeFloor, pluginStarts } from './plugin-start.js';
 
 function positiveNumber(value: string | undefined, fallback: number, name: string): number {
@@ -60,6 +62,14 @@ async function main(): Promise<unknown> {
         bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
         warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
       });
+    case 'http2-floor':
+      return http2FloorWorkload({
+        command: positionals,
+        launches: 0,
+        seconds: positiveNumber(values.seconds, 2, 'seconds'),
+        bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
+        warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
+      });
     case 'live':
       return live(positionals, n);
     case 'certs':
@@ -71,7 +81,7 @@ async function main(): Promise<unknown> {
     case 'floor':
       return { ms: await nodeFloor(n) };
     default:
-      throw new Error(`unknown mode ${String(mode)}: workload, live, certs, start or floor`);
+      throw new Error(`unknown mode ${String(mode)}: workload, http2-floor, live, certs, start or floor`);
   }
 }
 

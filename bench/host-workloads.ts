@@ -107,7 +107,10 @@ async function runFor(
   return { latenciesUs, elapsedSeconds };
 }
 
-async function unary(kv: ServiceClient<KVService>, concurrency: number, options: WorkloadOptions): Promise<UnaryResult> {
+/** The KV calls a workload makes: a gatehouse client, or the floor's bare one. */
+export type KVCalls = Pick<ServiceClient<KVService>, 'Get' | 'Put'>;
+
+export async function unary(kv: KVCalls, concurrency: number, options: WorkloadOptions): Promise<UnaryResult> {
   const { latenciesUs, elapsedSeconds } = await runFor(concurrency, options.seconds, options.warmupSeconds, () =>
     kv.Get({ key: 'small' }),
   );
@@ -123,7 +126,7 @@ async function unary(kv: ServiceClient<KVService>, concurrency: number, options:
 }
 
 /** A 1 MiB value up (Put) and back (Get) per round; MB/s counts both directions, as kvbench does. */
-async function big(kv: ServiceClient<KVService>, options: WorkloadOptions): Promise<BigResult> {
+export async function big(kv: KVCalls, options: WorkloadOptions): Promise<BigResult> {
   const value = Buffer.alloc(BIG_VALUE_BYTES, 'b');
   const { latenciesUs, elapsedSeconds } = await runFor(1, options.bigSeconds, options.warmupSeconds, async () => {
     await kv.Put({ key: 'big', value });

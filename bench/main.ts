@@ -171,7 +171,7 @@ async function run(options: RunOptions): Promise<void> {
     runJson<T>(process.execPath, ['--expose-gc', ...nodeFlags(profileName), hostRunner, ...args]);
 
   const raw: RawResults = {
-    workload: { gatehouseHost: {}, goPluginHost: {} },
+    workload: { gatehouseHost: {}, goPluginHost: {}, floor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
     start: { ts: [], go: null, nodeFloor: [] },
@@ -188,6 +188,8 @@ async function run(options: RunOptions): Promise<void> {
     ] as const;
     const nodeArgs = workloadArgs.flatMap(([name, value]) => [`--${name}`, String(value)]);
     const goArgs = workloadArgs.flatMap(([name, value]) => [`-${name}`, String(value)]);
+    // The floor launches nothing to time: it is there for the calls.
+    const floorArgs = workloadArgs.filter(([name]) => name !== 'launches').flatMap(([name, value]) => [`--${name}`, String(value)]);
     const plugins: Array<['go' | 'ts', string[], string[]]> = [];
     if (go !== undefined) plugins.push(['go', [go.kvplugin], [go.kvplugin]]);
     plugins.push(['ts', tsPluginCommand('gatehouse-host-plugin'), tsPluginCommand('go-plugin-host-plugin')]);
@@ -197,6 +199,9 @@ async function run(options: RunOptions): Promise<void> {
         progress(`workload round ${round}/${settings.rounds}: gatehouse host -> ${name}`);
         const ours = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, ['workload', ...nodeArgs, '--', ...ourCommand]);
         (raw.workload.gatehouseHost[kind] ??= []).push(ours);
+        progress(`workload round ${round}/${settings.rounds}: node:http2 floor -> ${name}`);
+        const floor = await gatehouse<WorkloadResult>(`floor-host-${kind}`, ['http2-floor', ...floorArgs, '--', ...ourCommand]);
+        (raw.workload.floor[kind] ??= []).push(floor);
         if (go !== undefined) {
           progress(`workload round ${round}/${settings.rounds}: go-plugin host -> ${name}`);
           const theirs = await runJson<WorkloadResult>(go.kvbench, ['workload', ...goArgs, '--', ...theirCommand]);

@@ -1,8 +1,11 @@
 import { lstat } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
-import { classifyTlsFailure, pinnedChannelCredentials, TLS_SERVER_NAME } from '../tls/pinning.js';
+import { classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
+import { UnaryClient } from '../transport/grpc-unary-client.js';
 import type { HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 import { SocketTrackingCredentials } from './socket-tracking.js';
@@ -65,6 +68,7 @@ export function unaryCall<Req, Res>(
   method: grpc.MethodDefinition<Req, Res>,
   request: Req,
   options: grpc.CallOptions,
+  metadata = new grpc.Metadata(),
 ): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     client.makeUnaryRequest(
@@ -72,7 +76,7 @@ export function unaryCall<Req, Res>(
       method.requestSerialize,
       method.responseDeserialize,
       request,
-      new grpc.Metadata(),
+      metadata,
       options,
       (error, response) => (error ? reject(error) : resolve(response as Res)),
     );
@@ -95,18 +99,50 @@ export async function checkHealth(client: grpc.Client, deadline: Date): Promise<
   }
 }
 
-/** Channel credentials, and the pin mismatch their TLS check saw, if any. */
+/** Channel credentials, the same pin for node:tls (undefined in plaintext), and the pin mismatch their TLS check saw, if any. */
 export interface PluginCredentials {
   credentials: grpc.ChannelCredentials;
+  tls: PinnedTlsOptions | undefined;
   mismatch?: GatehouseError;
 }
 
 /** Our identity, pinned to the plugin's exact certificate; a mismatch is kept to be reported as such. */
 export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCertificateDer: Buffer): PluginCredentials {
+  const options = pinnedTlsOptions(identity, pluginCertificateDer, (error) => (pinned.mismatch = error));
   const pinned: PluginCredentials = {
-    credentials: pinnedChannelCredentials(identity, pluginCertificateDer, (error) => (pinned.mismatch = error)),
+    credentials: grpc.credentials.createFromSecureContext(options.secureContext, { checkServerIdentity: options.checkServerIdentity }),
+    tls: options,
   };
   return pinned;
+}
+
+/**
+ * The lean unary client (node:http2) on its own connection to the plugin, with the same pin as the
+ * channel. It connects at once, so that its TLS handshake overlaps the channel's health check instead
+ * of delaying the first call.
+ */
+export function openUnaryClient(
+  target: Pick<HandshakeLine, 'network' | 'address'>,
+  pinned: PinnedTlsOptions | undefined,
+  maxMessageBytes: number,
+): UnaryClient {
+  const where = target.network === 'unix' ? { path: target.address } : tcpEndpoint(target.address);
+  const client = new UnaryClient({
+    // A plaintext plugin was asked for by name (insecurePlaintext); every other connection is pinned TLS.
+    connect: () => (pinned ? tls.connect({ ...where, ...pinned, ALPNProtocols: ['h2'] }) : net.connect(where)),
+    authority: TLS_SERVER_NAME,
+    maxReceiveMessageBytes: maxMessageBytes,
+    maxSendMessageBytes: maxMessageBytes,
+    windowBytes: DEFAULT_FLOW_CONTROL_WINDOW_BYTES,
+  });
+  client.connect();
+  return client;
+}
+
+/** host and port of a validated loopback address, `127.0.0.1:1234` or `[::1]:1234`. */
+function tcpEndpoint(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return { host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(colon + 1)) };
 }
 
 /**

@@ -10,7 +10,8 @@ import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/e
 import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
-import { checkSocketOwnership, closeAfterPeerGone, connectChecked, pinnedPluginCredentials, type PluginCredentials } from './connection.js';
+import type { UnaryClient } from '../transport/grpc-unary-client.js';
+import { checkSocketOwnership, closeAfterPeerGone, connectChecked, openUnaryClient, pinnedPluginCredentials, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -82,7 +83,11 @@ export interface LaunchOptions extends IsolationOptions {
    * plugin running as another user in that group can reach them.
    */
   unixSocketGroup?: number | string;
-  /** Extra grpc-js channel options, passed through (to brokered connections too). */
+  /**
+   * Extra grpc-js channel options, passed through (to brokered connections too). With any set, the
+   * plugin's unary calls go through grpc-js as well, so that every option applies to them; without,
+   * they take the lean node:http2 path (about half the host CPU per call).
+   */
   channelOptions?: grpc.ChannelOptions;
   /** Extra grpc-js server options for the services the host serves through the broker, passed through. */
   serverOptions?: grpc.ServerOptions;
@@ -114,6 +119,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let child: PluginProcess | undefined;
   let startingPlugin: LivePlugin | undefined;
   let channel: grpc.Channel | undefined;
+  let unary: UnaryClient | undefined;
   let multiplexed: MultiplexedConnection | undefined;
   try {
     const identity = config.insecurePlaintext ? undefined : generateEphemeralIdentity();
@@ -165,6 +171,10 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     throwIfAborted(options.signal);
     const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
     if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline.getTime());
+    // Opened before the health check so that its TLS handshake overlaps the channel's.
+    if (Object.keys(config.channelOptions).length === 0) {
+      unary = openUnaryClient(multiplexed?.target ?? handshake, credentials.tls, config.maxMessageBytes);
+    }
     channel = await connectChecked(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
     throwIfAborted(options.signal);
 
@@ -179,6 +189,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       },
       child,
       channel,
+      unary,
       socketDir,
       config.killGraceMs,
       config.logger,
@@ -219,6 +230,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       await child.exited;
     }
     if (channel) await closeAfterPeerGone(channel, 0);
+    unary?.destroy();
     await rm(socketDir, { recursive: true, force: true });
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;
@@ -234,7 +246,7 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
     if (handshake.serverCertificate !== undefined) {
       throw new GatehouseError('TLS_FAILED', 'the plugin requires TLS but the host was asked for plaintext');
     }
-    return { credentials: grpc.credentials.createInsecure() };
+    return { credentials: grpc.credentials.createInsecure(), tls: undefined };
   }
   if (handshake.serverCertificate === undefined) {
     // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.

@@ -5,6 +5,7 @@ import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Broker } from '../transport/broker.js';
 import { controllerService } from '../transport/controller.js';
+import type { UnaryClient } from '../transport/grpc-unary-client.js';
 import { checkHealth, clientOn, closeAfterPeerGone, unaryCall } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import type { PluginStderr } from './plugin-output.js';
@@ -55,6 +56,9 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     // A reattached plugin's stderr went to the host that launched it: then there is none to quote.
     private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'> & { readonly stderr?: PluginStderr },
     private readonly channel: grpc.Channel,
+    // The caller's unary calls: node:http2 directly, half grpc-js's CPU per call (docs/benchmarks.md);
+    // undefined when the caller set grpc-js channel options, which then apply to these calls too.
+    private readonly unary: UnaryClient | undefined,
     socketDir: string,
     private readonly killGraceMs: number,
     private readonly logger: Logger,
@@ -112,7 +116,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
     const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
-    return createServiceClient(this.rpc, definition, this.liveness);
+    return createServiceClient(this.rpc, definition, this.liveness, this.unary);
   }
 
   /** The last lines the plugin wrote on stderr (at most 20, oldest first), to explain a crash. */
@@ -206,6 +210,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         // the group is empty
       }
       await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
+      // The peer is gone: nothing is left to read, and a graceful close could wait on a stuck write (H8).
+      this.unary?.destroy();
       await rm(this.socketDir, { recursive: true, force: true });
       untrackPlugin(this);
     })();

@@ -11,7 +11,7 @@ import { certificateFingerprint, type EphemeralIdentity } from '../tls/certifica
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { readLimited } from '../verify/untrusted-file.js';
-import { checkSocketOwnership, connectChecked, pinnedPluginCredentials } from './connection.js';
+import { checkSocketOwnership, connectChecked, openUnaryClient, pinnedPluginCredentials } from './connection.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
@@ -98,9 +98,10 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   await checkSocketOwnership({ network, address: record.address }, record.uid);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
+  const credentials = pinnedPluginCredentials(identity, pluginCertificateDer);
   const channel = await connectChecked(
     { network, address: record.address },
-    pinnedPluginCredentials(identity, pluginCertificateDer),
+    credentials,
     new Date(Date.now() + CONNECT_TIMEOUT_MS),
     maxMessageBytes,
     channelOptions,
@@ -118,6 +119,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
     },
     running,
     channel,
+    Object.keys(channelOptions).length === 0 ? openUnaryClient({ network, address: record.address }, credentials.tls, maxMessageBytes) : undefined,
     record.socketDir,
     options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
     logger,

@@ -25,24 +25,34 @@ export function assertTlsMinimum(): void {
   }
 }
 
+/** What node:tls needs to connect to a plugin pinned to its certificate. */
+export interface PinnedTlsOptions {
+  secureContext: tls.SecureContext;
+  servername: string;
+  checkServerIdentity: (hostname: string, presented: PeerCertificate) => Error | undefined;
+}
+
 /**
  * Host side: trust exactly the certificate the plugin announced in its handshake line. The pinned
  * certificate is the only root, and the presented leaf must be byte-for-byte that certificate, so a
  * process that took over the socket with any other certificate (even one a public CA issued) is refused.
+ * These are the options for node:tls; {@link pinnedChannelCredentials} gives the same to grpc-js.
  */
-export function pinnedChannelCredentials(
+export function pinnedTlsOptions(
   own: EphemeralIdentity,
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
-): grpc.ChannelCredentials {
+): PinnedTlsOptions {
   assertTlsMinimum();
-  const context = tls.createSecureContext({
+  const secureContext = tls.createSecureContext({
     ca: derToPem(pluginCertificateDer, 'CERTIFICATE'),
     cert: own.certificatePem,
     key: own.privateKeyPem,
     minVersion: 'TLSv1.2',
   });
-  return grpc.credentials.createFromSecureContext(context, {
+  return {
+    secureContext,
+    servername: TLS_SERVER_NAME,
     checkServerIdentity: (_hostname: string, presented: PeerCertificate) => {
       if (sameCertificate(pluginCertificateDer, presented.raw)) return undefined;
       const error = new GatehouseError(
@@ -53,7 +63,17 @@ export function pinnedChannelCredentials(
       onMismatch(error);
       return error;
     },
-  });
+  };
+}
+
+/** {@link pinnedTlsOptions} as grpc-js channel credentials. */
+export function pinnedChannelCredentials(
+  own: EphemeralIdentity,
+  pluginCertificateDer: Buffer,
+  onMismatch: (error: GatehouseError) => void = () => {},
+): grpc.ChannelCredentials {
+  const { secureContext, checkServerIdentity } = pinnedTlsOptions(own, pluginCertificateDer, onMismatch);
+  return grpc.credentials.createFromSecureContext(secureContext, { checkServerIdentity });
 }
 
 /**

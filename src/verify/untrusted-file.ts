@@ -1,4 +1,4 @@
-import { constants, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
@@ -31,6 +31,27 @@ export async function openRegularFile(file: string): Promise<OpenedFile> {
     return { handle, stats };
   } catch (error) {
     await handle.close();
+    throw fsError(error, file);
+  }
+}
+
+/**
+ * The same open and checks as {@link openRegularFile}, synchronously, for a thread that does nothing
+ * else (a hash worker): returns the descriptor, which the caller closes.
+ */
+export function openRegularFileSync(file: string): { fd: number; stats: Stats } {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    throw fsError(error, file);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new GatehouseError('FILE_NOT_REGULAR', `${file}: not a regular file`);
+    return { fd, stats };
+  } catch (error) {
+    closeSync(fd);
     throw fsError(error, file);
   }
 }

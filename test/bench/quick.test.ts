@@ -36,10 +36,12 @@ const EXPECTED = [
   'start.ts.median',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>
-    ['c1', 'c16'].flatMap((c) => ['rate', 'p50', 'p99'].map((stat) => `unary.${plugin}.${c}.${stat}`)),
+    ['c1', 'c16'].flatMap((c) => ['rate', 'rate.goPlugin', 'p50', 'p99', 'p99.goPlugin'].map((stat) => `unary.${plugin}.${c}.${stat}`)),
   ),
   'big.go',
+  'big.go.floor',
   'big.ts',
+  'big.ts.floor',
   'hash.large.openssl',
   'hash.large.secureConfig',
   'hash.small.secureConfig',

@@ -1,0 +1,106 @@
+/**
+ * gRPC's length-prefixed messages (one flag byte, a 4-byte big-endian length, the message), as they
+ * travel in HTTP/2 DATA frames. The decoder reads a peer's bytes: every declared length is checked
+ * against a limit before anything is allocated for it.
+ */
+
+const PREFIX_BYTES = 5;
+const FLAG_COMPRESSED = 1;
+
+/** Why a peer's bytes are not a valid message stream, as the gRPC status a client reports for it. */
+export class FrameError extends Error {
+  constructor(
+    /** RESOURCE_EXHAUSTED (8) for a message over the limit, INTERNAL (13) for anything malformed. */
+    readonly grpcCode: 8 | 13,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The message with its prefix, ready to write to a stream. */
+export function frameMessage(message: Uint8Array): Buffer {
+  const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
+  framed[0] = 0;
+  framed.writeUInt32BE(message.length, 1);
+  framed.set(message, PREFIX_BYTES);
+  return framed;
+}
+
+/**
+ * Splits a stream of DATA bytes into messages, whatever the chunking. A declared length over
+ * `maxMessageBytes` fails before it is buffered (a peer cannot make us allocate 4 GiB by saying so);
+ * a compressed message fails too, since we never offer compression (no decompression bomb, no
+ * codec confusion).
+ */
+export class MessageDecoder {
+  private readonly prefix = Buffer.alloc(PREFIX_BYTES);
+  private prefixFilled = 0;
+  private body: Buffer | undefined;
+  private bodyFilled = 0;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** True between messages: a stream that ends here ended cleanly. */
+  get idle(): boolean {
+    return this.prefixFilled === 0 && this.body === undefined;
+  }
+
+  /** The complete messages `chunk` finishes, in order. Throws FrameError on a malformed stream. */
+  push(chunk: Buffer): Buffer[] {
+    const messages: Buffer[] = [];
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.body === undefined) {
+        // The common case, a whole message in one chunk, is taken without copying the prefix.
+        if (this.prefixFilled === 0 && chunk.length - offset >= PREFIX_BYTES) {
+          this.startMessage(chunk[offset]!, chunk.readUInt32BE(offset + 1));
+          offset += PREFIX_BYTES;
+        } else {
+          const take = Math.min(PREFIX_BYTES - this.prefixFilled, chunk.length - offset);
+          chunk.copy(this.prefix, this.prefixFilled, offset, offset + take);
+          this.prefixFilled += take;
+          offset += take;
+          if (this.prefixFilled < PREFIX_BYTES) break;
+          this.prefixFilled = 0;
+          this.startMessage(this.prefix[0]!, this.prefix.readUInt32BE(1));
+        }
+      }
+      const body = this.body!;
+      if (body.length === 0) {
+        // An empty message is complete at its prefix, even when the chunk ends there.
+        messages.push(body);
+        this.body = undefined;
+        continue;
+      }
+      const take = Math.min(body.length - this.bodyFilled, chunk.length - offset);
+      if (this.bodyFilled === 0 && take === body.length) {
+        // A message wholly inside this chunk is a view of it, not a copy.
+        messages.push(chunk.subarray(offset, offset + take));
+      } else {
+        chunk.copy(body, this.bodyFilled, offset, offset + take);
+        this.bodyFilled += take;
+        if (this.bodyFilled < body.length) break;
+        messages.push(body);
+      }
+      offset += take;
+      this.body = undefined;
+      this.bodyFilled = 0;
+    }
+    return messages;
+  }
+
+  private startMessage(flags: number, length: number): void {
+    if ((flags & FLAG_COMPRESSED) !== 0) {
+      throw new FrameError(13, 'the peer sent a compressed message, but no compression was negotiated');
+    }
+    if (flags !== 0) throw new FrameError(13, `unknown message flags 0x${flags.toString(16)}`);
+    if (length > this.maxMessageBytes) {
+      // grpc-js's wording ("larger than max"), which callers already recognise and explain.
+      throw new FrameError(8, `received message larger than max (${length} vs. ${this.maxMessageBytes})`);
+    }
+    this.body = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -1,0 +1,214 @@
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { frameMessage } from '../../src/transport/grpc-frames.js';
+import { GrpcStatus, GrpcStatusError, percentDecode, UnaryClient, type UnaryClientOptions } from '../../src/transport/grpc-unary-client.js';
+import { tempDir } from '../discover/temp-dir.js';
+
+// Conformance of the lean unary client against grpc-js's server (and a raw HTTP/2 server for what no
+// well-behaved server sends). The Go side (grpc-go) is covered by every interop test once the host
+// uses this client.
+
+const raw = (value: Buffer) => value;
+const method = (path: string): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path, requestStream: false, responseStream: false,
+  requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw,
+});
+const service = {
+  Echo: method('/test.T/Echo'),
+  Fail: method('/test.T/Fail'),
+  Hang: method('/test.T/Hang'),
+  Big: method('/test.T/Big'),
+  Meta: method('/test.T/Meta'),
+};
+
+async function grpcServer(t: ExecutionContext): Promise<{ socket: string; hung: () => number }> {
+  const socket = join(await tempDir(t), 's');
+  const server = new grpc.Server();
+  let hung = 0;
+  server.addService(service, {
+    Echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, call.request),
+    Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) =>
+      done({ code: grpc.status.FAILED_PRECONDITION, details: 'naïve 100% wrong\nsecond line' }),
+    Hang: (call: grpc.ServerUnaryCall<Buffer, Buffer>) => {
+      hung++;
+      call.on('cancelled', () => hung--);
+    },
+    Big: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.alloc(call.request.readUInt32BE(0), 7)),
+    Meta: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => {
+      const initial = new grpc.Metadata();
+      initial.set('echo-text', String(call.metadata.get('x-text')[0] ?? ''));
+      call.sendMetadata(initial);
+      const trailer = new grpc.Metadata();
+      trailer.set('echo-bin', call.metadata.get('x-bin')[0] as Buffer);
+      done(null, Buffer.from('ok'), trailer);
+    },
+  });
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  t.teardown(() => server.forceShutdown());
+  return { socket, hung: () => hung };
+}
+
+function client(t: ExecutionContext, socket: string, extra: Partial<UnaryClientOptions> = {}): UnaryClient {
+  const c = new UnaryClient({
+    connect: () => net.connect(socket),
+    authority: 'localhost',
+    maxReceiveMessageBytes: 1 << 20,
+    maxSendMessageBytes: 1 << 20,
+    windowBytes: 1 << 20,
+    ...extra,
+  });
+  t.teardown(() => c.destroy());
+  return c;
+}
+
+async function failure(t: ExecutionContext, call: Promise<unknown>): Promise<GrpcStatusError> {
+  const error = await t.throwsAsync(call);
+  t.true(error instanceof GrpcStatusError, String(error));
+  return error as GrpcStatusError;
+}
+
+test('unary client: a call and its response, empty and large messages, many at once on one session', async (t) => {
+  const { socket } = await grpcServer(t);
+  const c = client(t, socket);
+  t.deepEqual((await c.call('/test.T/Echo', Buffer.from('hi'))).message, Buffer.from('hi'));
+  t.deepEqual((await c.call('/test.T/Echo', Buffer.alloc(0))).message, Buffer.alloc(0));
+  const big = Buffer.alloc(900_000, 3);
+  t.deepEqual((await c.call('/test.T/Echo', big)).message, big);
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => c.call('/test.T/Echo', Buffer.from([i]))));
+  t.deepEqual(answers.map((a) => a.message[0]), Array.from({ length: 50 }, (_, i) => i));
+});
+
+test('unary client: a status other than OK arrives with its code and percent-decoded message', async (t) => {
+  const { socket } = await grpcServer(t);
+  const error = await failure(t, client(t, socket).call('/test.T/Fail', Buffer.alloc(0)));
+  t.is(error.code, grpc.status.FAILED_PRECONDITION);
+  t.is(error.details, 'naïve 100% wrong\nsecond line');
+  const unknown = await failure(t, client(t, socket).call('/test.T/Nope', Buffer.alloc(0)));
+  t.is(unknown.code, grpc.status.UNIMPLEMENTED, 'a trailers-only response (no such method)');
+});
+
+test('unary client: metadata goes out (text and -bin) and comes back from headers and trailers', async (t) => {
+  const { socket } = await grpcServer(t);
+  const response = await client(t, socket).call('/test.T/Meta', Buffer.alloc(0), {
+    metadata: [['x-text', 'plain value'], ['x-bin', Buffer.from([0, 255, 1])]],
+  });
+  t.deepEqual(response.metadata.get('echo-text'), ['plain value']);
+  t.deepEqual(response.metadata.get('echo-bin'), [Buffer.from([0, 255, 1])]);
+  const error = await failure(t, client(t, socket).call('/test.T/Meta', Buffer.alloc(0), { metadata: [['grpc-status', '0']] }));
+  t.regex(error.details, /not allowed/, 'the protocol\'s own headers cannot be forged as metadata');
+});
+
+test('unary client: a deadline cancels the stream on both sides and the session stays usable', async (t) => {
+  const { socket, hung } = await grpcServer(t);
+  const c = client(t, socket);
+  const error = await failure(t, c.call('/test.T/Hang', Buffer.alloc(0), { deadline: Date.now() + 200 }));
+  t.is(error.code, grpc.status.DEADLINE_EXCEEDED);
+  for (let i = 0; i < 100 && hung() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.is(hung(), 0, 'the server saw the cancellation');
+  t.deepEqual((await c.call('/test.T/Echo', Buffer.from('after'))).message, Buffer.from('after'));
+});
+
+test('unary client: an AbortSignal cancels the call', async (t) => {
+  const { socket } = await grpcServer(t);
+  const controller = new AbortController();
+  const call = client(t, socket).call('/test.T/Hang', Buffer.alloc(0), { signal: controller.signal });
+  setTimeout(() => controller.abort(), 50);
+  t.is((await failure(t, call)).code, grpc.status.CANCELLED);
+  t.is((await failure(t, client(t, socket).call('/test.T/Echo', Buffer.alloc(0), { signal: AbortSignal.abort() }))).code, grpc.status.CANCELLED);
+});
+
+test('unary client: messages over the receive or send limit are RESOURCE_EXHAUSTED', async (t) => {
+  const { socket } = await grpcServer(t);
+  const c = client(t, socket, { maxReceiveMessageBytes: 1000, maxSendMessageBytes: 10 });
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(5000);
+  t.is((await failure(t, c.call('/test.T/Big', size))).code, grpc.status.RESOURCE_EXHAUSTED);
+  size.writeUInt32BE(1000);
+  t.is((await c.call('/test.T/Big', size)).message.length, 1000, 'exactly the limit passes, on the same session');
+  const sent = await failure(t, c.call('/test.T/Echo', Buffer.alloc(11)));
+  t.is(sent.code, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(sent.details, /larger than max/);
+});
+
+/** A raw HTTP/2 server answering every stream with `respond`; for what grpc-js would never send. */
+async function rawServer(t: ExecutionContext, respond: (stream: http2.ServerHttp2Stream, session: http2.Http2Session) => void): Promise<string> {
+  const socket = join(await tempDir(t), 'raw');
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => sessions.add(session));
+  // A reset stream errors on the server too; that is the point of the case, not a failure.
+  server.on('stream', (stream) => stream.on('error', () => {}).on('data', () => {}).once('end', () => respond(stream, stream.session!)));
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => {
+    for (const session of sessions) session.destroy();
+    server.close();
+  });
+  return socket;
+}
+
+const grpcHeaders = { ':status': 200, 'content-type': 'application/grpc' };
+
+function answer(stream: http2.ServerHttp2Stream, body: Buffer, trailers: http2.OutgoingHttpHeaders = { 'grpc-status': '0' }): void {
+  stream.respond(grpcHeaders, { waitForTrailers: true });
+  stream.once('wantTrailers', () => stream.sendTrailers(trailers));
+  stream.end(body);
+}
+
+test('unary client: a compressed response, two messages, a cut message or no status are errors, not data', async (t) => {
+  const cases: [string, (stream: http2.ServerHttp2Stream) => void, number][] = [
+    ['compressed', (s) => answer(s, Buffer.from([1, 0, 0, 0, 1, 42])), GrpcStatus.INTERNAL],
+    ['two messages', (s) => answer(s, Buffer.concat([frameMessage(Buffer.from('a')), frameMessage(Buffer.from('b'))])), GrpcStatus.INTERNAL],
+    ['cut message', (s) => answer(s, frameMessage(Buffer.from('abcdef')).subarray(0, 7)), GrpcStatus.INTERNAL],
+    ['no message', (s) => answer(s, Buffer.alloc(0)), GrpcStatus.INTERNAL],
+    ['no status', (s) => answer(s, frameMessage(Buffer.from('a')), { 'x-other': '1' }), GrpcStatus.UNKNOWN],
+    ['not gRPC', (s) => { s.respond({ ':status': 200, 'content-type': 'text/html' }); s.end('<html>'); }, GrpcStatus.UNKNOWN],
+    ['HTTP 503', (s) => { s.respond({ ':status': 503 }); s.end(); }, GrpcStatus.UNAVAILABLE],
+    ['stream reset', (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), GrpcStatus.INTERNAL],
+  ];
+  for (const [name, respond, code] of cases) {
+    const socket = await rawServer(t, respond);
+    const error = await failure(t, client(t, socket).call('/test.T/Echo', Buffer.from('x')));
+    t.is(error.code, code, name);
+  }
+  // A status whose message is not valid percent-encoding is shown as sent.
+  const socket = await rawServer(t, (s) => answer(s, Buffer.alloc(0), { 'grpc-status': '9', 'grpc-message': 'bad %zz %4' }));
+  const error = await failure(t, client(t, socket).call('/test.T/Echo', Buffer.alloc(0)));
+  t.deepEqual([error.code, error.details], [9, 'bad %zz %4']);
+});
+
+test('unary client: after the server sends GOAWAY and closes, the next call opens a new session', async (t) => {
+  let sessions = 0;
+  const seen = new WeakSet<object>();
+  const socket = await rawServer(t, (stream, session) => {
+    if (!seen.has(session)) {
+      seen.add(session);
+      sessions++;
+    }
+    answer(stream, frameMessage(Buffer.from(String(sessions))));
+    session.close();
+  });
+  const c = client(t, socket);
+  t.is((await c.call('/test.T/Echo', Buffer.alloc(0))).message.toString(), '1');
+  await new Promise((r) => setTimeout(r, 50));
+  t.is((await c.call('/test.T/Echo', Buffer.alloc(0))).message.toString(), '2');
+});
+
+test('unary client: a peer that dies fails the calls in flight as UNAVAILABLE, and a closed client refuses new ones', async (t) => {
+  const socket = await rawServer(t, (_stream, session) => session.destroy());
+  const c = client(t, socket);
+  const error = await failure(t, c.call('/test.T/Echo', Buffer.alloc(0)));
+  t.true([GrpcStatus.UNAVAILABLE, GrpcStatus.INTERNAL, GrpcStatus.CANCELLED].includes(error.code as 14), `code ${error.code}`);
+  c.close();
+  t.is((await failure(t, c.call('/test.T/Echo', Buffer.alloc(0)))).code, GrpcStatus.UNAVAILABLE);
+});
+
+test('percent decoding: escapes become UTF-8, anything malformed is kept as written', (t) => {
+  t.is(percentDecode('a%20b%C3%A9%25'), 'a bé%');
+  t.is(percentDecode('%'), '%');
+  t.is(percentDecode('%4'), '%4');
+  t.is(percentDecode('100%'), '100%');
+  t.is(percentDecode('plain'), 'plain');
+});
