@@ -6,6 +6,7 @@
  * - `prev` is the SHA-256 of the previous line's exact bytes (without its newline), or for the first
  *   line, the genesis value derived from the log id that line carries;
  * - `seq` counts from 1 and equals the line number.
+ * `checkAuditLog` also checks the log against an anchor (anchor.ts) and its checkpoints (seal-check.ts).
  * See docs/audit.md for what this does and does not prove.
  */
 import { createHash } from 'node:crypto';

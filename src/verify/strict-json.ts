@@ -57,7 +57,7 @@ function findProblem(text: string, options: StrictJsonOptions): string | undefin
         top.keys.add(string);
         top.key = string;
         // JSON.stringify writes a lone surrogate as an escape, so the message shows it.
-        if (hasLoneSurrogate(string)) return `key ${JSON.stringify(string)} contains an unpaired surrogate`;
+        if (hasLoneSurrogate(string)) return `key ${quoted(string)} contains an unpaired surrogate`;
       } else if (hasLoneSurrogate(string)) {
         return `${where(open)} contains an unpaired surrogate (not Unicode text: several spellings would become one)`;
       }
@@ -91,7 +91,14 @@ function where(open: readonly Open[]): string {
   let path = '';
   for (const entry of open) {
     if ('index' in entry) path += `[${entry.index}]`;
-    else if (entry.key !== undefined) path += path === '' ? entry.key : `.${entry.key}`;
+    else if (entry.key !== undefined) path += SIMPLE_KEY.test(entry.key) ? `${path === '' ? '' : '.'}${entry.key}` : `[${quoted(entry.key)}]`;
   }
   return path === '' ? 'the top-level value' : path;
+}
+
+const SIMPLE_KEY = /^[A-Za-z_$][A-Za-z0-9_$-]*$/;
+
+/** A key as a JSON string of printable ASCII: an outside key must not put controls or bidi characters in a message. */
+function quoted(key: string): string {
+  return JSON.stringify(key).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

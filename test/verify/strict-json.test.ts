@@ -18,6 +18,7 @@ test('with integersOnly, a number with a fraction or exponent is refused, naming
   t.throws(() => parseStrictJson('{"a": [0, 1.0]}', 'STATE_INVALID', 'x', options), { message: 'x: a[1] is 1.0, not an integer token (write it without a fraction or exponent)' });
   t.throws(() => parseStrictJson('{"a": {"b": 1e3}}', 'STATE_INVALID', 'x', options), { message: /x: a\.b is 1e3, not an integer token/ });
   t.throws(() => parseStrictJson('-0', 'STATE_INVALID', 'x', options), { message: /the top-level value is -0/ });
+  t.throws(() => parseStrictJson('{"a b": {"\u202e\\n": [2.5]}}', 'STATE_INVALID', 'x', options), { message: /^x: \["a b"\]\["\\u202e\\n"\]\[0\] is 2\.5/ });
   t.is(parseStrictJson('1.5', 'STATE_INVALID', 'x'), 1.5, 'without the option numbers are JSON numbers');
 });
 
