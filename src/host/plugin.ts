@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
 import { GatehouseError } from '../errors.js';
@@ -11,6 +10,7 @@ import { describeExit, type ExitStatus, type PluginProcess } from './plugin-proc
 import { PluginSession, type SessionSpec } from './plugin-session.js';
 import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions } from './reattach-record.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
+import { removeSocketDir } from './socket-dir.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
 const SIGKILL_WAIT_MS = 5000;
@@ -171,7 +171,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         // the group is empty
       }
       await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
-      await rm(this.socketDir, { recursive: true, force: true });
+      const leftInPlace = await removeSocketDir(this.socketDir, this.session.reattachFacts().pluginUid);
+      if (leftInPlace !== undefined) this.logger.warn({ plugin: this.name }, `socket directory not removed: ${leftInPlace}`);
       untrackPlugin(this);
     })();
     return this.released;
