@@ -16,6 +16,7 @@ export type GatehouseErrorCode =
   | 'PROTOCOL_VERSION_MISMATCH'
   | 'NETWORK_UNSUPPORTED'
   | 'ADDRESS_NOT_LOOPBACK'
+  | 'PORT_OUT_OF_RANGE'
   | 'NETRPC_UNSUPPORTED'
   | 'PLAINTEXT_REFUSED'
   // isolation asked for but not possible here

@@ -24,11 +24,12 @@ export function pluginLogger(json: boolean): Logger {
   return { trace: logAt('trace'), debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
 }
 
-/** `[plugin] level: message {fields}`, with the plugin's own fields shown beside the host's. */
+/** `[plugin] level: message {host fields, "fields": {the plugin's}}`. */
 function humanLogLine(level: Level, stream: string | undefined, record: Record<string, unknown>, message: string): string {
   const name = typeof record.plugin === 'string' ? record.plugin : 'plugin';
   const { plugin: _plugin, pluginTime: _time, stream: _stream, fields: own, ...host } = record;
-  const shown = { ...(isPlainObject(own) ? own : {}), ...host };
+  // Nested, as the library's records keep them: a plugin's field named like the host's cannot pass for it.
+  const shown = isPlainObject(own) && Object.keys(own).length > 0 ? { ...host, fields: own } : host;
   const suffix = Object.keys(shown).length === 0 ? '' : ` ${JSON.stringify(shown)}`;
   return `[${name}] ${stream ?? level}: ${message}${suffix}`;
 }

@@ -7,7 +7,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
-import { parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
+import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
 import type { UnaryClient } from '../transport/grpc-unary-client.js';
@@ -159,6 +159,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       .readHandshakeLine(config.startTimeoutMs, options.signal)
       .catch((error: unknown) => Promise.reject(explainStartFailure(error, starting.stderr, config)));
     const handshake = parseHandshakeLine(line, config.protocolVersions);
+    checkAnnouncedPort(handshake, config.minPort, config.maxPort);
     audit?.record({
       type: 'handshake',
       plugin: config.name,

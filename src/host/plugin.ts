@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
 import { GatehouseError } from '../errors.js';
@@ -15,6 +14,7 @@ import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions }
 import { createServiceClient, type PluginLiveness } from './service-client.js';
 import type { ServiceClient } from './service-client-types.js';
 import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource } from '../transport/service.js';
+import { removeSocketDir } from './socket-dir.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
 const SIGKILL_WAIT_MS = 5000;
@@ -212,7 +212,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
       await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
       // The peer is gone: nothing is left to read, and a graceful close could wait on a stuck write (H8).
       this.unary?.destroy();
-      await rm(this.socketDir, { recursive: true, force: true });
+      const leftInPlace = await removeSocketDir(this.socketDir, this.session.reattachFacts().pluginUid);
+      if (leftInPlace !== undefined) this.logger.warn({ plugin: this.name }, `socket directory not removed: ${leftInPlace}`);
       untrackPlugin(this);
     })();
     return this.released;

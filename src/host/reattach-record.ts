@@ -3,8 +3,11 @@
  *
  * It holds only public facts: the process, its address, both certificates. The host's private key,
  * without which nobody can reattach (the plugin accepts only the host's certificate), leaves memory
- * only when the caller names a file for it, which is then created 0600.
+ * only when the caller names a file for it, which is then created 0600. Every field is bound to that
+ * key by a MAC, so a record changed by anyone without the key is refused.
  */
+import { createHmac, createPrivateKey, timingSafeEqual } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { GatehouseError, isGatehouseError } from '../errors.js';
@@ -12,7 +15,8 @@ import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { readLimited } from '../verify/untrusted-file.js';
 import { processStartTime } from './reattached-process.js';
 
-const RECORD_VERSION = 1;
+/** 2: the start time and the MAC are required. */
+const RECORD_VERSION = 2;
 /** A record is a few KiB; anything much larger is not one. */
 const MAX_RECORD_BYTES = 64 * 1024;
 
@@ -23,7 +27,7 @@ export interface ReattachRecord {
   /** The user the plugin runs as, who must own its socket. */
   readonly uid?: number;
   /** Start time of the process (Linux), so that a pid reused by another process is never taken for it. */
-  readonly processStartTime?: string;
+  readonly processStartTime: string;
   readonly network: 'unix' | 'tcp';
   readonly address: string;
   readonly protocolVersion: number;
@@ -35,6 +39,8 @@ export interface ReattachRecord {
   readonly hostCertificate: string;
   /** Where the host's private key was written, if the caller asked for it. */
   readonly privateKeyFile?: string;
+  /** HMAC-SHA256 (hex) of every other field, keyed by the host's private key. */
+  readonly mac: string;
 }
 
 export interface ReattachRecordOptions {
@@ -81,12 +87,13 @@ export async function createReattachRecord(source: ReattachSource, options: Reat
     });
   }
   const startTime = await processStartTime(source.pid);
-  return {
+  if (startTime === undefined) throw reattachFailed(`cannot read the start time of pid ${source.pid} (reattach needs Linux /proc)`);
+  const fields: Omit<ReattachRecord, 'mac'> = {
     version: RECORD_VERSION,
     name: source.name,
     pid: source.pid,
     ...(source.pluginUid !== undefined ? { uid: source.pluginUid } : {}),
-    ...(startTime !== undefined ? { processStartTime: startTime } : {}),
+    processStartTime: startTime,
     network: source.network,
     address: source.address,
     protocolVersion: source.protocolVersion,
@@ -95,6 +102,47 @@ export async function createReattachRecord(source: ReattachSource, options: Reat
     hostCertificate: source.identity.certificatePem,
     ...(privateKeyFile !== undefined ? { privateKeyFile } : {}),
   };
+  return { ...fields, mac: recordMac(fields, source.identity.privateKeyPem) };
+}
+
+/** The MAC of a record's fields (all but `mac`, in a fixed order), keyed by the host's private key. */
+export function recordMac(record: Omit<ReattachRecord, 'mac'>, privateKeyPem: string): string {
+  const key = createPrivateKey(privateKeyPem).export({ type: 'pkcs8', format: 'der' });
+  const hmac = createHmac('sha256', key);
+  key.fill(0);
+  const order = ['version', 'name', 'pid', 'uid', 'processStartTime', 'network', 'address', 'protocolVersion', 'socketDir', 'pluginCertificate', 'hostCertificate', 'privateKeyFile'] as const;
+  hmac.update('gatehouse reattach record\0');
+  hmac.update(JSON.stringify(order.map((field) => record[field] ?? null)));
+  return hmac.digest('hex');
+}
+
+/**
+ * Checks that the record was made with this key.
+ * Attack: a record edited (by whoever could write it, or a caller passing an object) to send the host's
+ * calls to another server, signal another process or remove another directory.
+ */
+export function checkRecordMac(record: ReattachRecord, privateKeyPem: string): void {
+  const expected = Buffer.from(recordMac(record, privateKeyPem), 'hex');
+  const given = Buffer.from(record.mac, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    throw reattachFailed(`the reattach record for ${record.name} was not made with this host key, or was changed since`);
+  }
+}
+
+/**
+ * Reads a file only we may read or write: owned by us, no access for group or others, not a symlink.
+ * Checked on the open descriptor, not the path: a file swapped in after the check is never read.
+ */
+export async function readPrivateFile(path: string, maxBytes: number, what: string): Promise<Buffer> {
+  const check = (stats: Stats): void => {
+    if (stats.uid !== process.getuid?.()) throw reattachFailed(`the ${what} ${path} belongs to uid ${stats.uid}, not to us`);
+    if ((stats.mode & 0o077) !== 0) {
+      throw reattachFailed(`the ${what} ${path} is open to others (mode ${(stats.mode & 0o777).toString(8)}): it must be 0600`);
+    }
+  };
+  return readLimited(path, maxBytes, 'REATTACH_FAILED', check).catch((cause: unknown) => {
+    throw isGatehouseError(cause, 'REATTACH_FAILED') ? cause : reattachFailed(`cannot read the ${what} ${path}: ${(cause as Error).message}`, cause);
+  });
 }
 
 /** Writes a record to a new file, 0600. */
@@ -104,9 +152,8 @@ export async function writeReattachRecord(path: string, record: ReattachRecord):
 
 export async function readReattachRecord(path: string): Promise<ReattachRecord> {
   // Bounded while reading, not after: no file can make us hold more than a record's worth.
-  const bytes = await readLimited(path, MAX_RECORD_BYTES, 'REATTACH_FAILED').catch((cause: unknown) => {
-    throw isGatehouseError(cause, 'REATTACH_FAILED') ? cause : reattachFailed(`cannot read ${path}: ${(cause as Error).message}`, cause);
-  });
+  // Attack: a record another user owns or may write, naming their server, process or directory.
+  const bytes = await readPrivateFile(path, MAX_RECORD_BYTES, 'reattach record');
   let parsed: unknown;
   try {
     parsed = JSON.parse(bytes.toString('utf8'));
@@ -130,7 +177,9 @@ export function checkRecord(value: unknown): ReattachRecord {
   if (!Number.isSafeInteger(record.pid) || (record.pid as number) <= 1) bad('pid must be a process id');
   if (!Number.isSafeInteger(record.protocolVersion) || (record.protocolVersion as number) < 1) bad('protocolVersion');
   if (record.network !== 'unix' && record.network !== 'tcp') bad('network must be "unix" or "tcp"');
-  if (record.processStartTime !== undefined && typeof record.processStartTime !== 'string') bad('processStartTime');
+  // Without it, a pid the kernel gave to another process would be taken for the plugin.
+  if (typeof record.processStartTime !== 'string' || !/^[0-9]{1,20}$/.test(record.processStartTime)) bad('processStartTime must be given');
+  if (typeof record.mac !== 'string' || !/^[0-9a-f]{64}$/.test(record.mac)) bad('mac must be 64 hex digits');
   if (record.uid !== undefined && !Number.isSafeInteger(record.uid)) bad('uid');
   if (record.privateKeyFile !== undefined && typeof record.privateKeyFile !== 'string') bad('privateKeyFile');
   if (!isAbsolute(record.socketDir as string)) bad('socketDir must be absolute');

@@ -5,17 +5,15 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
-import { isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, type EphemeralIdentity } from '../tls/certificate.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { readLimited } from '../verify/untrusted-file.js';
 import { checkSocketOwnership, connectChecked, openUnaryClient, pinnedPluginCredentials } from './connection.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
-import { checkRecord, readReattachRecord, reattachFailed, type ReattachRecord } from './reattach-record.js';
+import { checkRecord, checkRecordMac, readPrivateFile, readReattachRecord, reattachFailed, type ReattachRecord } from './reattach-record.js';
 import { ReattachedProcess } from './reattached-process.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
 
@@ -41,13 +39,7 @@ const MAX_KEY_FILE_BYTES = 16 * 1024;
 
 /** The key file must be ours and private: one others can read has leaked the host's identity. */
 async function readKeyFile(path: string): Promise<string> {
-  // Checked on the open descriptor, not the path: a file swapped in after the check is never read.
-  const bytes = await readLimited(path, MAX_KEY_FILE_BYTES, 'REATTACH_FAILED', (stats) => {
-    if (stats.uid !== process.getuid?.()) throw reattachFailed(`the key file ${path} belongs to uid ${stats.uid}, not to us`);
-    if ((stats.mode & 0o077) !== 0) throw reattachFailed(`the key file ${path} is readable by others (mode ${(stats.mode & 0o777).toString(8)})`);
-  }).catch((cause: unknown) => {
-    throw isGatehouseError(cause, 'REATTACH_FAILED') ? cause : reattachFailed(`cannot read the key file ${path}: ${(cause as Error).message}`, cause);
-  });
+  const bytes = await readPrivateFile(path, MAX_KEY_FILE_BYTES, 'key file');
   try {
     return bytes.toString('utf8');
   } finally {
@@ -88,6 +80,8 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
     throw reattachFailed("reattach needs the host's private key: pass privateKeyPem, or a record made with privateKeyFile");
   }
   const identity = identityFrom(record, privateKeyPem);
+  // Before anything in the record is used: the pid, the address, the pinned certificate, the directory.
+  checkRecordMac(record, privateKeyPem);
   const pluginCertificateDer = new X509Certificate(record.pluginCertificate).raw;
 
   const running = new ReattachedProcess(record.pid, record.processStartTime);

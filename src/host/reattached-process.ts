@@ -46,7 +46,7 @@ export class ReattachedProcess {
 
   constructor(
     readonly pid: number,
-    private readonly startTime: string | undefined,
+    private readonly startTime: string,
   ) {
     let resolveExit: (status: ExitStatus) => void = () => {};
     this.exited = new Promise((resolve) => (resolveExit = resolve));
@@ -68,7 +68,7 @@ export class ReattachedProcess {
   /** Whether the pid still names the recorded process. */
   async isSameProcess(): Promise<boolean> {
     if (!exists(this.pid)) return false;
-    return this.startTime === undefined || (await processStartTime(this.pid)) === this.startTime;
+    return (await processStartTime(this.pid)) === this.startTime;
   }
 
   /** Signals the plugin's process group (it leads it, as launch() started it). */

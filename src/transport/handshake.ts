@@ -11,7 +11,7 @@
 import { X509Certificate } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { GatehouseError } from '../errors.js';
-import { isProtocolVersion, MAX_PROTOCOL_VERSION_DIGITS, validateOfferedVersions } from './env.js';
+import { DEFAULT_MAX_PORT, DEFAULT_MIN_PORT, isProtocolVersion, MAX_PROTOCOL_VERSION_DIGITS, validateOfferedVersions } from './env.js';
 
 /** A P-521 certificate is about 1 KiB in base64; 8 KiB leaves room without letting a plugin make us buffer much. */
 export const MAX_HANDSHAKE_LINE_BYTES = 8 * 1024;
@@ -217,6 +217,28 @@ export function checkAnnouncedAddress(network: string, address: string): 'unix' 
   else if (network === 'tcp') checkTcpAddress(address);
   else throw new GatehouseError('NETWORK_UNSUPPORTED', `network ${quote(network)} is not "unix" or "tcp"`);
   return network;
+}
+
+/**
+ * A TLS plugin on TCP must listen within the range the host gave it (PLUGIN_MIN_PORT..PLUGIN_MAX_PORT).
+ * Attack: a plugin steering the host's TLS client at another local service's port. A plaintext plugin,
+ * which the caller asked for by name, is exempt: go-plugin's non-Go contract lets it print any port
+ * (its Python example prints 127.0.0.1:1234), so it can steer the host to any loopback port.
+ */
+export function checkAnnouncedPort(
+  handshake: Pick<HandshakeLine, 'network' | 'address' | 'serverCertificate'>,
+  minPort: number = DEFAULT_MIN_PORT,
+  maxPort: number = DEFAULT_MAX_PORT,
+): void {
+  if (handshake.network !== 'tcp' || handshake.serverCertificate === undefined) return;
+  const port = Number(handshake.address.slice(handshake.address.lastIndexOf(':') + 1));
+  if (port < minPort || port > maxPort) {
+    throw new GatehouseError(
+      'PORT_OUT_OF_RANGE',
+      `plugin handshake: port ${port} is outside the range ${minPort}-${maxPort} the host gave it (PLUGIN_MIN_PORT, PLUGIN_MAX_PORT); ` +
+        'the plugin must listen within it, or launch with minPort/maxPort that include the port',
+    );
+  }
 }
 
 function certificateError(message: string, cause?: unknown): GatehouseError {

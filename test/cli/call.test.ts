@@ -150,7 +150,7 @@ test('call: --method with --data makes one call and prints one JSON line; plugin
   const result = await call([...kvArgs, '--method', 'kv.KV/Put', '--data', '{"key":"greeting","value":"aGVsbG8="}', ...kvCommand]);
   t.is(result.code, 0, result.stderr);
   t.is(result.stdout, '{}\n');
-  t.regex(result.stderr, /^\[node\] info: put \{"key":"greeting","bytes":5\}$/m);
+  t.regex(result.stderr, /^\[node\] info: put \{"fields":\{"key":"greeting","bytes":5\}\}$/m);
 });
 
 test('call: --json-logs writes the plugin logs as JSON lines on stderr', async (t) => {

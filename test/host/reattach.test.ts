@@ -1,12 +1,13 @@
 // Reattach: reconnecting to a running plugin with the certificates of the launch that started it.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { isGatehouseError, launch, reattach, writeReattachRecord, type Plugin } from '../../src/index.js';
+import { recordMac, type ReattachRecord } from '../../src/host/reattach-record.js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { kvPluginScript } from '../helpers/paths.js';
@@ -18,6 +19,12 @@ const dir = mkdtempSync(join(tmpdir(), 'gatehouse-reattach-test-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 let counter = 0;
 const fresh = (name: string): string => join(dir, `${counter++}-${name}`);
+
+/** `record` with `changes`, made again with the host's key, as the host itself could. */
+function remade(record: ReattachRecord, keyFile: string, changes: Partial<ReattachRecord>): ReattachRecord {
+  const { mac: _mac, ...fields } = { ...record, ...changes };
+  return { ...fields, mac: recordMac(fields, readFileSync(keyFile, 'utf8')) };
+}
 
 async function kvPlugin(t: { teardown(fn: () => unknown): void }): Promise<Plugin> {
   const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
@@ -68,7 +75,7 @@ test('reattach: without the private key, or with a key file others can read, it 
   const record = await first.reattachRecord({ privateKeyFile: keyFile });
   chmodSync(keyFile, 0o644);
   const leaked = await t.throwsAsync(reattach(record));
-  t.regex(leaked?.message ?? '', /readable by others/);
+  t.regex(leaked?.message ?? '', /open to others/);
 });
 
 test('reattach: a key file is only ever created, never written through an existing file or symlink', async (t) => {
@@ -92,7 +99,7 @@ test("reattach: another identity's key, or a pid that now names another process,
   const keyFile = fresh('host.key');
   const withKey = await first.reattachRecord({ privateKeyFile: keyFile });
   t.truthy(withKey.processStartTime, 'Linux records the start time');
-  const reused = await t.throwsAsync(reattach({ ...withKey, processStartTime: '1' }));
+  const reused = await t.throwsAsync(reattach(remade(withKey, keyFile, { processStartTime: '1' })));
   t.true(isGatehouseError(reused, 'REATTACH_FAILED'), String(reused));
   t.regex(reused?.message ?? '', /no longer running/);
 });
@@ -102,4 +109,72 @@ test('reattach: a multiplexed plugin cannot be reattached, as in go-plugin', asy
   t.teardown(() => plugin.kill());
   const error = await t.throwsAsync(plugin.reattachRecord());
   t.true(isGatehouseError(error, 'REATTACH_FAILED'), String(error));
+});
+
+test('reattach: a record file another user owns, others may write, or a symlink is refused', async (t) => {
+  // Attack: another local user writes (or plants) the record, to send the host's calls to their server.
+  const first = await kvPlugin(t);
+  const record = await first.reattachRecord({ privateKeyFile: fresh('host.key') });
+  const writable = fresh('record.json');
+  await writeReattachRecord(writable, record);
+  chmodSync(writable, 0o666);
+  const openError = await t.throwsAsync(reattach(writable));
+  t.true(isGatehouseError(openError, 'REATTACH_FAILED'), String(openError));
+  t.regex(openError?.message ?? '', /reattach record .* is open to others/);
+
+  const linked = fresh('record-link.json');
+  chmodSync(writable, 0o600);
+  symlinkSync(writable, linked);
+  t.true(isGatehouseError(await t.throwsAsync(reattach(linked)), 'REATTACH_FAILED'), 'a symlink is not followed');
+
+  if (process.getuid?.() === 0) {
+    chownSync(writable, 65534, 65534);
+    const owned = await t.throwsAsync(reattach(writable));
+    t.regex(owned?.message ?? '', /belongs to uid 65534/);
+  }
+});
+
+test('reattach: a record changed without the host key, or lacking the start time, is refused before any connection', async (t) => {
+  // Attack: a record edited to name another server (pinned to the host's public certificate), another
+  // process to signal or another directory to remove.
+  const first = await kvPlugin(t);
+  const record = await first.reattachRecord({ privateKeyFile: fresh('host.key') });
+  const other = generateEphemeralIdentity();
+  for (const changes of [
+    { address: '/tmp/elsewhere.sock' },
+    { pluginCertificate: other.certificatePem },
+    { pid: process.pid },
+    { socketDir: '/home' },
+  ] as Partial<ReattachRecord>[]) {
+    const error = await t.throwsAsync(reattach({ ...record, ...changes }));
+    t.true(isGatehouseError(error, 'REATTACH_FAILED'), String(error));
+    t.regex(error?.message ?? '', /not made with this host key/, JSON.stringify(Object.keys(changes)));
+  }
+  const { processStartTime: _start, ...noStart } = record;
+  const missing = await t.throwsAsync(reattach(noStart as ReattachRecord));
+  t.regex(missing?.message ?? '', /processStartTime must be given/);
+  t.true(isAlive(first.pid), 'nothing was signalled');
+});
+
+test('reattach: kill() never removes a directory gatehouse did not make, even for a record made with the key', async (t) => {
+  // Attack: a record (file or object) whose socketDir names a directory kill() would remove recursively.
+  const keep = mkdtempSync(join(dir, 'precious-'));
+  writeFileSync(join(keep, 'data'), 'keep me');
+  const target = mkdtempSync(join(dir, 'target-'));
+  writeFileSync(join(target, 'data'), 'keep me too');
+  const lookalike = join(dir, 'gatehouse-abc123');
+  symlinkSync(target, lookalike);
+  const writableDir = join(dir, 'gatehouse-wrt123');
+  mkdirSync(writableDir);
+  chmodSync(writableDir, 0o777);
+  for (const socketDir of [keep, lookalike, writableDir]) {
+    const first = await kvPlugin(t);
+    const keyFile = fresh('host.key');
+    const record = remade(await first.reattachRecord({ privateKeyFile: keyFile }), keyFile, { socketDir });
+    const second = await reattach(record);
+    await second.kill();
+    t.true(existsSync(socketDir), `${socketDir} is still there`);
+  }
+  t.is(readFileSync(join(keep, 'data'), 'utf8'), 'keep me');
+  t.is(readFileSync(join(target, 'data'), 'utf8'), 'keep me too');
 });

@@ -7,7 +7,9 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { isGatehouseError, launch, type GatehouseError } from '../../src/index.js';
 import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
+import { fake } from '../hostile/harness.js';
 import { requireRoot } from '../hostile/requires.js';
+import { healthImplementation, healthService } from '../../src/transport/health.js';
 
 const { storage, worker } = loadCallbackServices();
 
@@ -45,6 +47,19 @@ test('tcp: a plugin refuses plaintext over TCP even when allowed, since every lo
   );
   t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
   t.regex(error?.message ?? '', /refuses plaintext over TCP/);
+});
+
+test('tcp: a plaintext plugin, asked for by name, may name a loopback port outside the range (go-plugin\'s non-Go contract)', async (t) => {
+  // go-plugin's Python example prints 1|1|tcp|127.0.0.1:1234|grpc; the range binds TLS plugins only.
+  const server = new grpc.Server();
+  server.addService(healthService, healthImplementation());
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  t.teardown(() => server.forceShutdown());
+  t.true(port < 10_000 || port > 25_000, `the kernel's ephemeral port ${port} lies outside the default range`);
+  await using plugin = await launch(fake('line', { FAKE_LINE: `1|1|tcp|127.0.0.1:${port}|grpc|` }, { insecurePlaintext: true, startTimeoutMs: 20_000, killGraceMs: 200 }));
+  t.is(plugin.address, `127.0.0.1:${port}`);
 });
 
 test('socket group: the plugin and the host share their sockets with PLUGIN_UNIX_SOCKET_GROUP, and no one else', async (t) => {

@@ -40,6 +40,9 @@ const lines: Array<[title: string, line: string, code: Parameters<typeof expectR
   ['a padded certificate field', valid({ cert: certificate + '==' }), 'CERTIFICATE_INVALID'],
   ['base64 of bytes that are not a certificate', valid({ cert: Buffer.from([0x30, 0x82, 0x01, 0x00, 1, 2, 3]).toString('base64').replace(/=+$/, '') }), 'CERTIFICATE_INVALID'],
   ['a certificate with trailing bytes', valid({ cert: encodeCertificateField(Buffer.concat([Buffer.from(certificate, 'base64'), Buffer.from([0])])) }), 'CERTIFICATE_INVALID'],
+  // Attack: a TLS plugin steering the host's client at another local service (ssh here).
+  ['a TLS plugin naming a TCP port below PLUGIN_MIN_PORT', valid({ network: 'tcp', address: '127.0.0.1:22' }), 'PORT_OUT_OF_RANGE'],
+  ['a TLS plugin naming a TCP port above PLUGIN_MAX_PORT', valid({ network: 'tcp', address: '[::1]:25001' }), 'PORT_OUT_OF_RANGE'],
 ];
 
 for (const [title, line, code] of lines) {
