@@ -123,7 +123,7 @@ class MethodCalls {
     const before = this.liveness.exit();
     if (before !== undefined) {
       throw new GatehouseError('PLUGIN_EXITED', `${this.methodName}: the plugin has exited (${before.reason})`, {
-        details: { exitStatus: before.status },
+        details: { exitStatus: before.status, stderrTail: before.stderrTail },
       });
     }
     if (options.signal?.aborted) throw this.aborted(options.signal);

@@ -124,6 +124,8 @@ export class UnaryClient {
         return reject(new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot start the call: ${(error as Error).message}`));
       }
 
+      const session = stream.session;
+      const connectionLost = () => session === undefined || session.destroyed || session.closed;
       const decoder = new MessageDecoder(this.options.maxReceiveMessageBytes);
       const metadata: IncomingMetadata = new Map();
       let message: Buffer | undefined;
@@ -137,6 +139,9 @@ export class UnaryClient {
         callOptions.signal?.removeEventListener('abort', onAbort);
         if (failure) return reject(failure);
         if (status === undefined) {
+          // The connection went first (a plugin that crashed mid-call): UNAVAILABLE, as grpc-js says, so that
+          // the caller goes on to ask whether the plugin exited.
+          if (connectionLost()) return reject(new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the connection to the plugin ended during the call', metadata));
           return reject(new GrpcStatusError(streamEndCode(stream.rstCode), `the stream ended without a gRPC status (HTTP/2 code ${stream.rstCode ?? 'none'})`, metadata));
         }
         if (status.code !== GrpcStatus.OK) return reject(new GrpcStatusError(status.code, status.details, metadata));
