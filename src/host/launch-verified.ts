@@ -17,7 +17,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
   let verified;
   try {
     // A plugin run as another user must read and execute its copy (through its group), never write it.
-    const sealOptions = launchOptions.user !== undefined && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;
+    const otherUser = launchOptions.user !== undefined && launchOptions.user !== process.geteuid?.();
+    const sealOptions = otherUser && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;
     verified = await sealVerifiedPlugin({
       manifestPath,
       plugin: name,

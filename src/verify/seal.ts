@@ -65,7 +65,8 @@ export interface SealedPlugin extends AsyncDisposable {
 export async function sealPlugin(entry: SealablePlugin, pluginDir: string, options: SealOptions = {}): Promise<SealedPlugin> {
   // Under a root no other user can write up to `/`: nothing the plugin resolves by walking up can be planted.
   const root = await prepareSealRoot(options);
-  // mkdtemp makes the directory 0700 under a fresh random name: no other user can add, swap or open a copy.
+  // mkdtemp makes the directory 0700 under a fresh random name: no other user can add, swap or open a copy
+  // (with `group`, that group may then open and run them, never write).
   const dir = await mkdtemp(join(root, 'gatehouse-seal-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
