@@ -2,7 +2,7 @@
  * What `gatehouse call` launches: COMMAND as given, COMMAND sealed against --sha256, or a signed
  * manifest's entry, verified and sealed. A sealed copy, never the original path, is what runs.
  */
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { sealPlugin, type SealedPlugin } from '../verify/seal.js';
 import type { CallTarget } from './call-args.js';
 import type { FailureContext } from './failures.js';
@@ -31,7 +31,8 @@ export async function prepareTarget(target: CallTarget, context: FailureContext)
   }
   context.stage = 'manifest';
   const { entry, sealed } = await sealVerifiedPlugin({
-    manifestPath: target.manifest.manifest,
+    // Resolved like COMMAND: relative to the working directory, then absolute for the library.
+    manifestPath: resolve(target.manifest.manifest),
     plugin: target.plugin,
     policy: await manifestPolicy(target.manifest),
   });

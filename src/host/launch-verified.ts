@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { isGatehouseError } from '../errors.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
 import { launch, type LaunchOptions } from './launch.js';
@@ -25,6 +26,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     throw error;
   }
   const { entry, sealed } = verified;
+  // docs/audit.md's discovery record: which file the entry named, before the verdict on its bytes.
+  options.audit?.record({ type: 'discovery', plugin: name, path: resolve(pluginDir ?? dirname(manifestPath), entry.path) });
   options.audit?.record({
     type: 'verification',
     plugin: name,

@@ -1,4 +1,4 @@
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { verifyPlugins } from './installed-plugins.js';
 import type { ManifestPlugin } from './manifest.js';
@@ -31,12 +31,17 @@ export interface VerifiedPlugin {
  * alone cannot judge, e.g. an unpinned system interpreter others could rewrite); then the sealed copy.
  */
 export async function sealVerifiedPlugin(request: VerifiedPluginRequest): Promise<VerifiedPlugin> {
+  // As for launch()'s command: a relative path resolves against whatever directory the host runs in.
+  if (!isAbsolute(request.manifestPath)) {
+    throw new GatehouseError('INVALID_OPTIONS', `manifestPath must be an absolute path, got ${JSON.stringify(request.manifestPath.slice(0, 200))}`);
+  }
   const verified = await verifyManifestFile(request.manifestPath, request.policy);
   const entry = verified.manifest.plugins.find((plugin) => plugin.name === request.plugin);
   if (entry === undefined) {
     throw new GatehouseError(
       'PLUGIN_NOT_IN_MANIFEST',
-      `${request.plugin}: not in manifest version ${verified.manifest.version}`,
+      `${request.plugin}: not in manifest version ${verified.manifest.version}; it lists: ` +
+        (verified.manifest.plugins.map((plugin) => plugin.name).join(', ') || 'no plugins'),
     );
   }
   const dir = request.pluginDir ?? dirname(request.manifestPath);
