@@ -3,6 +3,7 @@
  * manifest's entry, verified and sealed. A sealed copy, never the original path, is what runs.
  */
 import { basename, dirname, resolve } from 'node:path';
+import { defaultPluginName } from '../host/launch.js';
 import { sealPlugin, type SealedPlugin } from '../verify/seal.js';
 import type { CallTarget } from './call-args.js';
 import type { FailureContext } from './failures.js';
@@ -25,8 +26,10 @@ export interface LaunchTarget {
 export async function prepareTarget(target: CallTarget, context: FailureContext): Promise<LaunchTarget> {
   if ('command' in target) {
     const command = await resolveCommand(target.command);
+    if (target.sha256 === undefined) {
+      return { name: defaultPluginName(command, target.args), command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
+    }
     const name = basename(command);
-    if (target.sha256 === undefined) return { name, command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
     return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command)), undefined);
   }
   context.stage = 'manifest';
