@@ -2,7 +2,8 @@
  * What `gatehouse call` launches: COMMAND as given, COMMAND sealed against --sha256, or a signed
  * manifest's entry, verified and sealed. A sealed copy, never the original path, is what runs.
  */
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { defaultPluginName } from '../host/launch.js';
 import { sealPlugin, type SealedPlugin } from '../verify/seal.js';
 import type { CallTarget } from './call-args.js';
 import type { FailureContext } from './failures.js';
@@ -27,6 +28,9 @@ export async function prepareTarget(target: CallTarget, context: FailureContext,
   const seal = sealDir === undefined ? {} : { parentDir: sealDir };
   if ('command' in target) {
     const command = await resolveCommand(target.command);
+    if (target.sha256 === undefined) {
+      return { name: defaultPluginName(command, target.args), command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
+    }
     const name = basename(command);
     if (target.sha256 === undefined) return { name, command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
     return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command), seal), undefined);
@@ -35,7 +39,8 @@ export async function prepareTarget(target: CallTarget, context: FailureContext,
   // --plugin NAME@RANGE: the highest signed version in the range (or the pinned one) runs.
   const { name, version } = parsePluginRequest(target.plugin);
   const { entry, sealed } = await sealVerifiedPlugin({
-    manifestPath: target.manifest.manifest,
+    // Resolved like COMMAND: relative to the working directory, then absolute for the library.
+    manifestPath: resolve(target.manifest.manifest),
     plugin: name,
     ...(version === undefined ? {} : { version }),
     policy: await manifestPolicy(target.manifest),

@@ -6,6 +6,7 @@ import { callCommand } from './call.js';
 import { keygenCommand } from './keygen.js';
 import { manifestCommand } from './manifest.js';
 import { verifyCommand } from './verify.js';
+import { packageVersion } from './version.js';
 
 interface Subcommand {
   summary: string;
@@ -32,17 +33,28 @@ function usage(): string {
     'Commands:',
     ...lines,
     '',
-    'Run `gatehouse <command> --help` for the options of a command.',
+    'Run `gatehouse help <command>` (or `gatehouse <command> --help`) for the options of a command,',
+    'and `gatehouse --version` for the version.',
     '',
   ].join('\n');
 }
 
 async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === '--help' || name === '-h') {
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     process.stdout.write(usage());
     return 0;
   }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  // `gatehouse help COMMAND` is `gatehouse COMMAND --help`, as git and npm have it.
+  if (name === 'help') return runCommand(rest[0], ['--help']);
+  return runCommand(name, rest);
+}
+
+function runCommand(name: string | undefined, rest: readonly string[]): Promise<number> | number {
   const command = name === undefined ? undefined : SUBCOMMANDS.get(name);
   if (command === undefined) {
     const what = name === undefined ? 'no command given' : `unknown command ${JSON.stringify(name)}`;

@@ -7,6 +7,10 @@ import { readSecretKeyFile } from '../verify/key-files.js';
 import { formatManifest, type Manifest } from '../verify/manifest.js';
 import { createManifest } from '../verify/manifest-create.js';
 import type { PackageSpec } from '../verify/package-create.js';
+import { findSignatureFiles } from '../verify/manifest-files.js';
+import { parseSignature } from '../verify/minisign-signature.js';
+import { MAX_MINISIGN_FILE_CHARS } from '../verify/minisign-text.js';
+import { readLimited } from '../verify/untrusted-file.js';
 import { manifestFromSha256Sums } from '../verify/sha256sums.js';
 import { signManifest } from '../verify/sign-manifest.js';
 import { type CommandLine, parseCommandLine, usageError } from './command-line.js';
@@ -41,7 +45,7 @@ create: lists the plugins in DIR with their size and SHA-256, as a gatehouse.man
   --expires-in DAYS        or this many days from now (default ${DEFAULT_EXPIRES_IN_DAYS})
 
 sign: writes MANIFEST.minisig, or MANIFEST.<KEYID>.minisig if MANIFEST.minisig exists (a further
-signer). Never overwrites a signature.
+signer). Signing again with a key replaces that key's signature; another key's is never overwritten.
   --key FILE               an unencrypted minisign secret key, mode 0600 (gatehouse keygen)
 
 Exit status: 0 success, 1 failure, 2 usage error.
@@ -112,6 +116,13 @@ async function sign(manifestPath: string, values: Values): Promise<void> {
   const bytes = await readFile(manifestPath).catch((error: unknown) => Promise.reject(fsError(error, manifestPath)));
   const secretKey = await readSecretKeyFile(values.key);
   const signature = signManifest(bytes, secretKey);
+  // Signing again with the same key replaces that key's signature: a second file would count once anyway.
+  const own = await signatureFileOf(manifestPath, secretKey.keyId);
+  if (own !== undefined) {
+    await writeFileAtomic(own, signature, 0o644);
+    await writeStdoutLine(`signed by key ${secretKey.keyId}: ${own} (replaced this key's earlier signature)`);
+    return;
+  }
   const main = `${manifestPath}.minisig`;
   // The names findSignatureFiles reads: the first signer's, then one per further key.
   const file = (await exists(main)) ? `${manifestPath}.${secretKey.keyId}.minisig` : main;
@@ -125,6 +136,18 @@ async function sign(manifestPath: string, values: Values): Promise<void> {
     throw fsError(error, file);
   }
   await writeStdoutLine(`signed by key ${secretKey.keyId}: ${file}`);
+}
+
+/** The signature file of the manifest made by `keyId`, if any; unreadable or malformed ones are someone else's. */
+async function signatureFileOf(manifestPath: string, keyId: string): Promise<string | undefined> {
+  for (const file of await findSignatureFiles(manifestPath)) {
+    try {
+      if (parseSignature((await readLimited(file, MAX_MINISIGN_FILE_CHARS, 'SIGNATURE_INVALID')).toString('utf8')).keyId === keyId) return file;
+    } catch {
+      // not a signature we can read: leave it alone
+    }
+  }
+  return undefined;
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -169,6 +192,8 @@ function parseExpiry(iso: string | undefined, days: string | undefined): Date {
     // A time zone is required: a local time would expire at a different instant on every host.
     const expires = ISO_TIME.test(iso) ? new Date(iso) : new Date(NaN);
     if (Number.isNaN(expires.getTime()) || !isCalendarDate(iso)) throw usageError(COMMAND, '--expires must be an ISO 8601 time, e.g. 2030-01-31T00:00:00Z');
+    // Every host would refuse such a manifest as expired the moment it is signed.
+    if (expires.getTime() <= Date.now()) throw usageError(COMMAND, `--expires ${iso} is in the past: hosts would refuse the manifest as expired; give a later time or --expires-in DAYS`);
     return expires;
   }
   if (days !== undefined && !/^[1-9][0-9]{0,4}$/.test(days)) throw usageError(COMMAND, '--expires-in must be a whole number of days from 1 to 99999');

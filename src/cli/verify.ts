@@ -4,6 +4,7 @@
  */
 import { dirname } from 'node:path';
 import { verifyPlugins, type PluginVerification } from '../verify/installed-plugins.js';
+import { findSignatureFiles } from '../verify/manifest-files.js';
 import type { Manifest } from '../verify/manifest.js';
 import { parseCommandLine, usageError } from './command-line.js';
 import { codeAndMessage, describeError, reportFailure } from './failures.js';
@@ -54,7 +55,9 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       return reportFailure(COMMAND, describeError(error, (e) => `manifest: ${codeAndMessage(e)}`));
     }
     const dir = positionals[0] ?? dirname(source.manifest);
-    const results = await verifyPlugins(manifest, dir, { patterns: values.glob });
+    // The manifest and its signatures often sit among the plugins: they are not unlisted plugins.
+    const notPlugins = [source.manifest, ...(await findSignatureFiles(source.manifest))];
+    const results = await verifyPlugins(manifest, dir, { patterns: values.glob, notPlugins });
     for (const [index, result] of results.entries()) {
       // Unlisted files come after the manifest's plugins and always fail, so only ok results need a digest.
       const sha256 = manifest.plugins[index]?.sha256 ?? '';

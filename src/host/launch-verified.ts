@@ -1,4 +1,5 @@
 import type { AuditedFile } from '../audit/audit-log.js';
+import { dirname, resolve } from 'node:path';
 import { isGatehouseError } from '../errors.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
@@ -37,6 +38,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     throw error;
   }
   const { entry, sealed, selection } = verified;
+  // docs/audit.md's discovery record: which file the entry named, before the verdict on its bytes.
+  options.audit?.record({ type: 'discovery', plugin: name, path: resolve(pluginDir ?? dirname(manifestPath), entry.path) });
   options.audit?.record({
     type: 'verification',
     plugin: name,

@@ -317,7 +317,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     if (key === '' || key.includes('=') || key.includes('\0')) invalid(`env name ${JSON.stringify(key)} is not valid`);
     env[key] = noNul(value, `env.${key}`);
   }
-  const name = options.name ?? basename(command);
+  const name = options.name ?? defaultPluginName(command, args);
   const logger = options.logger ?? silentLogger;
   return {
     command,
@@ -347,4 +347,14 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     maxPort: options.maxPort,
     unixSocketGroup: options.unixSocketGroup === undefined ? undefined : String(options.unixSocketGroup),
   };
+}
+
+/** Interpreters whose plugins are better named by their script than by the interpreter. */
+const INTERPRETERS = new Set(['node', 'nodejs', 'python', 'python3']);
+
+/** The command's file name, or for an interpreter the script it runs: "plugin.js", not "node". */
+export function defaultPluginName(command: string, args: readonly string[]): string {
+  const script = args.find((arg) => !arg.startsWith('-'));
+  const interpreter = command === process.execPath || INTERPRETERS.has(basename(command));
+  return interpreter && script !== undefined ? basename(script) : basename(command);
 }

@@ -1,5 +1,5 @@
 import { silentLogger, type Logger } from '../logger.js';
-import { parseHclogLine } from '../transport/hclog.js';
+import { parsePluginLogLine } from '../transport/plugin-log-line.js';
 
 /** A plugin's stderr line longer than this is cut: a flood cannot grow the host's memory. */
 export const MAX_STDERR_LINE_BYTES = 64 * 1024;
@@ -22,7 +22,7 @@ const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutin
  */
 export function errorLine(lines: readonly string[]): string | undefined {
   const texts = lines.map((line) => {
-    const record = parseHclogLine(line);
+    const record = parsePluginLogLine(line);
     return record === undefined ? { text: line, error: false } : { text: record.message, error: record.level === 'error' };
   });
   const found =
@@ -57,7 +57,7 @@ export function stdoutToLogger(logger: Logger, pluginName: string): (line: strin
 }
 
 /**
- * Routes a plugin's stderr into the host's logger: hclog JSON lines become records at their level,
+ * Routes a plugin's stderr into the host's logger: hclog and pino JSON lines become records at their level,
  * anything else a debug record. The plugin's fields are nested under `fields` so that a plugin cannot
  * overwrite the host's own keys (`plugin`, `msg`, `level`...) in a record; its message and module are
  * made one line (the fields are data, which the logger encodes).
@@ -77,7 +77,7 @@ export class PluginStderr {
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
     if (text.startsWith(COOKIE_REFUSAL)) this.cookieRejected = true;
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
-    const record = truncated ? undefined : parseHclogLine(text);
+    const record = truncated ? undefined : parsePluginLogLine(text);
     if (record === undefined) {
       this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, oneLine(text));
       return;
@@ -98,7 +98,7 @@ export class PluginStderr {
   /** The last lines as a person reads them: hclog records as "level: message", not JSON. */
   readableLines(): string[] {
     return this.tail.map((line) => {
-      const record = parseHclogLine(line);
+      const record = parsePluginLogLine(line);
       return oneLine(record === undefined ? line : `${record.level}: ${record.message}`);
     });
   }

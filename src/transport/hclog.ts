@@ -46,7 +46,12 @@ function isLogLevel(value: string): value is LogLevel {
  * A malformed @timestamp also makes the line not a record, again as in go-plugin.
  */
 export function parseHclogLine(line: string): PluginLogRecord | undefined {
-  // Cheap pre-check so ordinary text never reaches JSON.parse.
+  const record = parseJsonObjectLine(line);
+  return record === undefined ? undefined : hclogRecord(record);
+}
+
+/** A log line's JSON object, or undefined for anything else (ordinary text never reaches JSON.parse). */
+export function parseJsonObjectLine(line: string): Record<string, unknown> | undefined {
   if (!line.trimStart().startsWith('{')) return undefined;
   let parsed: unknown;
   try {
@@ -55,8 +60,11 @@ export function parseHclogLine(line: string): PluginLogRecord | undefined {
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const record = parsed as Record<string, unknown>;
+  return parsed as Record<string, unknown>;
+}
 
+/** An hclog record from a line's parsed JSON object, or undefined when the object is not one. */
+export function hclogRecord(record: Record<string, unknown>): PluginLogRecord | undefined {
   const rawLevel = record[LEVEL];
   const message = record[MESSAGE];
   if (typeof rawLevel !== 'string' || typeof message !== 'string') return undefined;
@@ -77,17 +85,22 @@ export function parseHclogLine(line: string): PluginLogRecord | undefined {
     result.timestamp = timestamp;
   }
 
+  // "@" keys are hclog's own; keeping unknown ones out of `fields` stops a plugin from adding look-alike
+  // metadata ("@pid", "@host") that a reader could mistake for something the host recorded.
+  result.fields = boundedFields(record, (key) => key.startsWith('@'));
+  return result;
+}
+
+/** The record's keys but those `skip` names, at most MAX_HCLOG_FIELDS of them. */
+export function boundedFields(record: Record<string, unknown>, skip: (key: string) => boolean): Record<string, unknown> {
   const fields: [string, unknown][] = [];
   for (const key of Object.keys(record)) {
     if (fields.length >= MAX_HCLOG_FIELDS) break;
-    // "@" keys are hclog's own; keeping unknown ones out of `fields` stops a plugin from adding look-alike
-    // metadata ("@pid", "@host") that a reader could mistake for something the host recorded.
-    if (key.startsWith('@')) continue;
+    if (skip(key)) continue;
     fields.push([key, record[key]]);
   }
   // fromEntries defines own properties: a "__proto__" key stays data and cannot change the prototype.
-  result.fields = Object.fromEntries(fields);
-  return result;
+  return Object.fromEntries(fields);
 }
 
 /** Go's "2006-01-02T15:04:05.000000Z07:00" in UTC; a Date has milliseconds, so the last three digits are 0. */

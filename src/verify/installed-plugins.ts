@@ -13,6 +13,8 @@ export type PluginVerification = { name: string; path: string; ok: true } | { na
 export interface VerifyPluginsOptions {
   /** Also report every file matching these patterns that the manifest does not list (PLUGIN_NOT_IN_MANIFEST). */
   patterns?: readonly string[];
+  /** Files the patterns match that are no plugins (the manifest and its signatures): never reported as unlisted. */
+  notPlugins?: readonly string[];
   /** As in the file-safety checks: the user whose files may be trusted besides root's. */
   uid?: number;
   concurrency?: number;
@@ -61,12 +63,12 @@ export async function verifyPlugins(manifest: Manifest, dir: string, options: Ve
     }),
   );
   if (options.patterns) {
-    const listed = new Set(checks.map((check) => check.file));
+    const listed = new Set([...checks.map((check) => check.file), ...(options.notPlugins ?? []).map((file) => resolve(file))]);
     for (const found of await discover(dir, options.patterns, { uid: options.uid })) {
       const path = found.ok ? found.candidate.path : found.path;
       const name = found.ok ? found.candidate.name : found.name;
       // A plugin the manifest does not list may be a leftover or a plant; either way nobody signed it.
-      if (!listed.has(path)) results.push({ name, path, ok: false, error: new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${name}: not in manifest version ${manifest.version}`) });
+      if (!listed.has(resolve(path))) results.push({ name, path, ok: false, error: new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${name}: not in manifest version ${manifest.version}`) });
     }
   }
   return results;

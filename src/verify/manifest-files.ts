@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fsError } from '../discover/fs-error.js';
+import { GatehouseError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import { MAX_MINISIGN_FILE_CHARS } from './minisign-text.js';
 import { verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';
@@ -31,6 +32,14 @@ export async function findSignatureFiles(manifestPath: string): Promise<string[]
 export async function verifyManifestFile(manifestPath: string, policy: ManifestPolicy, signaturePaths?: readonly string[]): Promise<VerifiedManifest> {
   const bytes = await readLimited(manifestPath, MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE');
   const paths = signaturePaths ?? (await findSignatureFiles(manifestPath));
+  if (paths.length === 0) {
+    const base = basename(manifestPath);
+    throw new GatehouseError(
+      'THRESHOLD_NOT_MET',
+      `${manifestPath}: not signed: no ${base}.minisig (or ${base}.*.minisig) beside it; sign it with ` +
+        `\`gatehouse manifest sign ${manifestPath} --key FILE\``,
+    );
+  }
   const signatures = await Promise.all(paths.map(async (path) => (await readLimited(path, MAX_MINISIGN_FILE_CHARS, 'SIGNATURE_INVALID')).toString('utf8')));
   return verifyManifest(bytes, signatures, policy);
 }

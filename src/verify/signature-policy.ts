@@ -51,7 +51,7 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
       const key = policy.trustedKeys.find((candidate) => candidate.keyId === keyId);
       if (!key) throw new GatehouseError('SIGNATURE_UNTRUSTED', `signature by key ${keyId}, which is not trusted`);
       // Counted per public key, not per signature or key id: K signatures by one key are one signer.
-      verified.set(key.publicKey.toString('hex'), verifySignature(text, manifestBytes, key));
+      verified.set(key.publicKey.toString('hex'), verifyManifestSignature(text, manifestBytes, key));
     } catch (error) {
       if (!(error instanceof GatehouseError)) throw error;
       failures.push(error);
@@ -72,7 +72,11 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
   const now = policy.now ?? new Date();
   // An expired manifest is refused so that an attacker cannot keep a host on old, vulnerable plugins forever (freeze).
   if (now.getTime() >= Date.parse(manifest.expires)) {
-    throw new GatehouseError('MANIFEST_EXPIRED', `manifest version ${manifest.version} expired at ${manifest.expires}`);
+    throw new GatehouseError(
+      'MANIFEST_EXPIRED',
+      `manifest version ${manifest.version} expired at ${manifest.expires}; publish a new version and sign it ` +
+        `(gatehouse manifest create --version ${manifest.version + 1} --expires-in DAYS, then gatehouse manifest sign)`,
+    );
   }
   const highest = await policy.state?.highestVersion();
   // A validly signed older manifest would bring back plugins a newer one withdrew (rollback).
@@ -81,4 +85,19 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
   }
   await policy.state?.accept(manifest.version);
   return { manifest, sha256: createHash('sha256').update(manifestBytes).digest('hex'), signatures: [...verified.values()] };
+}
+
+/** A trusted key's signature over the manifest; a mismatch most often means the manifest was edited after signing. */
+function verifyManifestSignature(text: string, manifestBytes: Uint8Array, key: MinisignPublicKey): VerifiedSignature {
+  try {
+    return verifySignature(text, manifestBytes, key);
+  } catch (error) {
+    if (!(error instanceof GatehouseError) || error.code !== 'SIGNATURE_INVALID') throw error;
+    throw new GatehouseError(
+      'SIGNATURE_INVALID',
+      `${error.message}: the manifest changed after it was signed (or the signature is another file's); ` +
+        `if the change is wanted, sign the manifest again with gatehouse manifest sign`,
+      { cause: error },
+    );
+  }
 }

@@ -12,9 +12,18 @@ export async function loadTrustedKeys(dir: string, options: { uid?: number } = {
   try {
     names = (await readdir(dir)).filter((name) => name.endsWith('.pub')).sort();
   } catch (error) {
-    throw fsError(error, dir);
+    // Named as the trust directory: a bare "no such file" would read as the manifest missing.
+    const failure = fsError(error, dir);
+    const what = failure.code === 'FILE_NOT_FOUND' ? 'does not exist' : failure.message;
+    throw new GatehouseError(failure.code, `trust directory ${dir} ${what}: it must hold the signers' public keys (*.pub)`, { cause: error });
   }
-  if (names.length === 0) throw new GatehouseError('KEY_INVALID', `${dir}: no trusted keys (*.pub files)`);
+  if (names.length === 0) {
+    throw new GatehouseError(
+      'KEY_INVALID',
+      `${dir}: no trusted keys: the trust directory holds no *.pub file; copy the signers' public keys into it ` +
+        `(gatehouse keygen writes NAME.pub beside the secret key)`,
+    );
+  }
   const keys: MinisignPublicKey[] = [];
   for (const name of names) {
     const file = join(dir, name);

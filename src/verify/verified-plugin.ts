@@ -1,4 +1,5 @@
-import { dirname } from 'node:path';
+import { dirname, isAbsolute } from 'node:path';
+import { GatehouseError } from '../errors.js';
 import { verifyPlugins } from './installed-plugins.js';
 import type { ManifestPlugin } from './manifest.js';
 import { verifyManifestFile } from './manifest-files.js';
@@ -36,6 +37,10 @@ export interface VerifiedPlugin {
  * alone cannot judge, e.g. an unpinned system interpreter others could rewrite); then the sealed copy.
  */
 export async function sealVerifiedPlugin(request: VerifiedPluginRequest): Promise<VerifiedPlugin> {
+  // As for launch()'s command: a relative path resolves against whatever directory the host runs in.
+  if (!isAbsolute(request.manifestPath)) {
+    throw new GatehouseError('INVALID_OPTIONS', `manifestPath must be an absolute path, got ${JSON.stringify(request.manifestPath.slice(0, 200))}`);
+  }
   const verified = await verifyManifestFile(request.manifestPath, request.policy);
   // The highest match only: falling back to an older version when it fails would let a tamperer pick the version.
   const selection = selectPlugin(verified.manifest, request.plugin, request.version);

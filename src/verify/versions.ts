@@ -21,7 +21,11 @@ const MAX_RANGE_CHARS = 256;
  */
 export function selectPlugin(manifest: Manifest, name: string, requested?: string): PluginSelection {
   const named = manifest.plugins.filter((plugin) => plugin.name === name);
-  if (named.length === 0) throw new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${name}: not in manifest version ${manifest.version}`);
+  if (named.length === 0) {
+    // Names what is there, so a typo is fixed without opening the manifest.
+    const listed = [...new Set(manifest.plugins.map((plugin) => plugin.name))].join(', ') || 'no plugins';
+    throw new GatehouseError('PLUGIN_NOT_IN_MANIFEST', `${name}: not in manifest version ${manifest.version}; it lists: ${listed}`);
+  }
   const versions = named.flatMap((plugin) => (plugin.version === undefined ? [] : [plugin.version]));
   if (requested === undefined) {
     const [only] = named;

@@ -150,14 +150,14 @@ test('call: --method with --data makes one call and prints one JSON line; plugin
   const result = await call([...kvArgs, '--method', 'kv.KV/Put', '--data', '{"key":"greeting","value":"aGVsbG8="}', ...kvCommand]);
   t.is(result.code, 0, result.stderr);
   t.is(result.stdout, '{}\n');
-  t.regex(result.stderr, /^\[node\] info: put \{"fields":\{"key":"greeting","bytes":5\}\}$/m);
+  t.regex(result.stderr, /^\[plugin\.js\] info: put \{"fields":\{"key":"greeting","bytes":5\}\}$/m);
 });
 
 test('call: --json-logs writes the plugin logs as JSON lines on stderr', async (t) => {
   const result = await call([...kvArgs, '--json-logs', '--method', 'kv.KV/Put', '--data', '{"key":"k","value":""}', ...kvCommand]);
   t.is(result.code, 0, result.stderr);
   const records = result.stderr.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as Record<string, unknown>);
-  t.like(records.find((record) => record.msg === 'put'), { level: 'info', plugin: 'node', fields: { key: 'k', bytes: 0 } });
+  t.like(records.find((record) => record.msg === 'put'), { level: 'info', plugin: 'plugin.js', fields: { key: 'k', bytes: 0 } });
 });
 
 test('call: an unknown method is a usage error that lists the methods found', async (t) => {

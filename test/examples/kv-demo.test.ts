@@ -9,7 +9,7 @@ const demoHost = fileURLToPath(new URL('../../examples/kv/host.js', import.meta.
 
 test('the KV demo shows a pinned mTLS launch, Put, Get and a clean kill', async (t) => {
   const { stdout } = await execFileAsync(process.execPath, [demoHost], { timeout: 30_000 });
-  t.regex(stdout, /^launched node \(pid \d+\)/m);
+  t.regex(stdout, /^launched plugin\.js \(pid \d+\)/m);
   t.regex(stdout, /mutual TLS; plugin certificate pinned, sha256 [0-9a-f]{64}/);
   t.regex(stdout, /plugin log \(info\): put \{"key":"greeting","bytes":20\}/);
   t.regex(stdout, /Get greeting -> "hello from gatehouse"/);

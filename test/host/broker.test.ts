@@ -6,7 +6,7 @@ import { isGatehouseError, launch } from '../../src/index.js';
 import { checkHealth, clientOn, openChannel } from '../../src/host/connection.js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { pinnedChannelCredentials } from '../../src/tls/pinning.js';
-import { KV_COOKIE } from '../../examples/kv/kv.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 import { fakePluginScript } from '../helpers/paths.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
@@ -96,4 +96,14 @@ test('broker: a kill ends the broker stream first, so the plugin still stops on 
   t.deepEqual(status, { code: 0, signal: null });
   // The plugin says when its grace for open calls ran out: the broker stream did not hold up the stop.
   t.false(logger.records.some((record) => /calls still open/.test(record.message)), 'the stop waited out the grace');
+});
+
+test('kill: a plugin whose grace cut an open call says so (the kill tests above rely on that line)', async (t) => {
+  const logger = recordingLogger();
+  const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'hostile-kv' } });
+  // Sent on the plugin's one connection before Shutdown is, so the plugin has it open when it stops.
+  const hanging = plugin.client(loadKVService()).Get({ key: 'hang' }).catch(() => undefined);
+  t.deepEqual(await plugin.kill(), { code: 0, signal: null });
+  await hanging;
+  t.true(logger.records.some((record) => record.level === 'warn' && /calls still open after 1000 ms were cut/.test(record.message)));
 });

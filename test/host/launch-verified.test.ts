@@ -146,3 +146,30 @@ test('launchVerified: the verification record names the manifest (version, SHA-2
   // A system interpreter the manifest does not pin has no verified digest: said so, not invented.
   t.deepEqual(system?.files, [file(main, 'plugin'), file(helper, 'file'), { path: '/bin/sh', sha256: null, role: 'interpreter' }]);
 });
+
+test('launchVerified: the discovery record of docs/audit.md comes before the verdict, and a sealed plugin that fails names its error line', async (t) => {
+  const { dir, manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (pluginDir) => {
+    // What a crashing Node plugin prints: the error, then a footer that says nothing about it.
+    await writeFileWithMode(pluginDir, 'plugin', '#!/bin/sh\necho "Error: no configuration" >&2\necho "    at main (/p/plugin.js:3:7)" >&2\necho "Node.js v20.20.2" >&2\nexit 1\n', 0o755);
+  });
+  const error = await t.throwsAsync(launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, audit }));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /the plugin said: "Error: no configuration"/);
+  const logged = await records();
+  const types = logged.map((record) => record.type).filter((type) => type !== 'audit-log-opened');
+  t.deepEqual(types.slice(0, 3), ['discovery', 'verification', 'launch']);
+  t.like(logged.find((record) => record.type === 'discovery'), { plugin: 'plugin', path: join(dir, 'plugin') });
+});
+
+test('launchVerified: an unknown plugin lists the entries; a relative manifestPath is refused as for command', async (t) => {
+  const { manifestPath, trustedKeys } = await signedPluginDir(t, async (dir) => {
+    await writeFileWithMode(dir, 'alpha', '#!/bin/sh\nexit 0\n', 0o755);
+    await writeFileWithMode(dir, 'beta', '#!/bin/sh\nexit 0\n', 0o755);
+  });
+  const unknown = await t.throwsAsync(launchVerified({ manifestPath, plugin: 'gamma', policy: { trustedKeys }, cookie: KV_COOKIE }));
+  t.true(isGatehouseError(unknown, 'PLUGIN_NOT_IN_MANIFEST'), String(unknown));
+  t.regex(unknown?.message ?? '', /it lists: alpha, beta$/);
+  const relative = await t.throwsAsync(launchVerified({ manifestPath: 'manifest.json', plugin: 'alpha', policy: { trustedKeys }, cookie: KV_COOKIE }));
+  t.true(isGatehouseError(relative, 'INVALID_OPTIONS'), String(relative));
+  t.regex(relative?.message ?? '', /manifestPath must be an absolute path/);
+});

@@ -67,3 +67,16 @@ test('errorLine: picks the line that names the error in the crash output of Node
   t.is(errorLine([]), undefined);
   t.is(errorLine(['\u001b[2Jforged\nline']), '\\u001b[2Jforged\\nline', 'what a plugin wrote is made one visible line');
 });
+
+test("a Node plugin's pino lines keep their levels on the host, under the entry file's name", async (t) => {
+  const logger = recordingLogger();
+  const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'pino' } });
+  t.is(plugin.name, 'fake-plugin.js', 'named by its entry file, not "node"');
+  await plugin.kill();
+  const pino = logger.records.filter((record) => record.message.startsWith('pino '));
+  t.deepEqual(
+    pino.map((record) => [record.level, record.message]),
+    [['trace', 'pino trace'], ['debug', 'pino debug'], ['info', 'pino info'], ['warn', 'pino warn'], ['error', 'pino error'], ['error', 'pino fatal']],
+  );
+  t.like(pino[2]?.fields, { plugin: 'fake-plugin.js', module: 'kv', pluginTime: '2026-12-02T03:04:05.678Z', fields: { key: 'k' } });
+});
