@@ -1,8 +1,8 @@
-import { mkdir, realpath, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { GatehouseError } from '../errors.js';
-import { sealPlugin, type SealablePlugin, type SealedPlugin, type SealOptions } from './seal.js';
+import { sealPlugin, shareDirectory, type SealablePlugin, type SealedPlugin, type SealOptions } from './seal.js';
 
 /**
  * Seals a plugin; for a package entry (one with `package`), the whole listed tree is copied with its layout
@@ -17,7 +17,7 @@ export async function sealPluginPackage(entry: SealablePlugin, pluginDir: string
     // The sealed entry keeps its place in the package, so the package's copy is the entry's path minus its tail.
     const tail = entry.path.slice(entry.package.length);
     const root = await realpath(sealed.path.slice(0, sealed.path.length - tail.length));
-    const register = await writeContainmentHook(sealed.dir, root);
+    const register = await writeContainmentHook(sealed.dir, root, options.group);
     return { ...sealed, args: ['--import', pathToFileURL(register).href, ...sealed.args] };
   } catch (error) {
     await sealed.dispose();
@@ -25,15 +25,24 @@ export async function sealPluginPackage(entry: SealablePlugin, pluginDir: string
   }
 }
 
-/** Writes the two hook modules (read-only, new files only) next to the sealed tree; returns the one to preload. */
-async function writeContainmentHook(sealDir: string, root: string): Promise<string> {
+/**
+ * Writes the two hook modules (read-only, new files only) next to the sealed tree; returns the one to preload.
+ * With `group` (a plugin run as another user), that group may read them, as it reads the rest of the seal.
+ */
+async function writeContainmentHook(sealDir: string, root: string, group: number | undefined): Promise<string> {
   const dir = join(sealDir, 'gatehouse-containment');
   await mkdir(dir, { mode: 0o700 });
+  await shareDirectory(dir, group);
   const prefix = JSON.stringify(`${root}/`);
   const register = join(dir, 'register.mjs');
-  // 'wx': a file already at that name (which nobody else can create in our 0700 directory) is never reused.
-  await writeFile(join(dir, 'hooks.mjs'), hooksModule(prefix), { flag: 'wx', mode: 0o400 });
-  await writeFile(register, registerModule(prefix), { flag: 'wx', mode: 0o400 });
+  for (const [file, text] of [[join(dir, 'hooks.mjs'), hooksModule(prefix)], [register, registerModule(prefix)]] as const) {
+    // 'wx': a file already at that name (which nobody else can create in our directory) is never reused.
+    await writeFile(file, text, { flag: 'wx', mode: 0o400 });
+    if (group !== undefined) {
+      await chown(file, -1, group);
+      await chmod(file, 0o440);
+    }
+  }
   return register;
 }
 

@@ -167,7 +167,7 @@ async function makeDirectories(access: Access, target: string): Promise<void> {
 }
 
 /** Lets `group` (the run-as plugin's) list and enter a directory of the seal; write stays the host's alone. */
-async function shareDirectory(dir: string, group: number | undefined): Promise<void> {
+export async function shareDirectory(dir: string, group: number | undefined): Promise<void> {
   if (group === undefined) return;
   await chown(dir, -1, group);
   await chmod(dir, 0o750);
