@@ -74,7 +74,7 @@ export type ServiceImplementation<D extends grpc.ServiceDefinition, G = unknown>
  */
 export interface PluginService<D extends grpc.ServiceDefinition = grpc.ServiceDefinition> {
   definition: D;
-  implementation: ServiceImplementation<D> | grpc.UntypedServiceImplementation;
+  implementation: ServiceImplementation<D>;
 }
 
 /**

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import test from 'ava';
 import { protobufEsService } from '../../src/adapters/protobuf-es.js';
-import { isGatehouseError, launch, pluginService, type Plugin, type ServiceClient } from '../../src/index.js';
+import { isGatehouseError, launch, pluginService, type Plugin, type PluginService, type ServiceClient } from '../../src/index.js';
 import { Notes as EsNotes } from '../../examples/generated/protobuf-es/notes_pb.js';
 import type { ProtoGrpcType } from '../../examples/generated/proto-loader/notes.js';
 import type { Note__Output } from '../../examples/generated/proto-loader/notes/Note.js';
@@ -46,6 +46,17 @@ function typeErrors(client: TsProtoClient): void {
     chat: (call) => call.end(),
     lisst: (call: unknown) => call,
   });
+  const typed: PluginService<typeof NotesService> = {
+    definition: NotesService,
+    implementation: {
+      add: (_call, callback) => callback(null, { id: 'x' }),
+      list: (call) => call.end(),
+      upload: (_call, callback) => callback(null, { count: 0 }),
+      // @ts-expect-error a PluginService<D> written out by hand is checked the same way
+      chatt: (call: { end(): void }) => call.end(),
+    },
+  };
+  void typed;
 }
 void typeErrors;
 
