@@ -35,6 +35,8 @@ export type GatehouseErrorCode =
   | 'HEALTH_CHECK_FAILED'
   | 'CALL_FAILED'
   | 'CALL_ABORTED'
+  | 'REFLECTION_UNAVAILABLE'
+  | 'REFLECTION_FAILED'
   | 'KILL_FAILED'
   // the broker, multiplexing, versioned services and reattach
   | 'BROKER_FAILED'

@@ -25,7 +25,8 @@ Options:
   --cookie KEY=VALUE           the plugin's magic cookie (its go-plugin HandshakeConfig); required
   --protocol-version N[,N...]  application protocol versions to offer (default 1, or the manifest
                                entry's protocolVersions)
-  --proto FILE                 .proto file declaring the methods; repeatable, at least one
+  --proto FILE                 .proto file declaring the methods; repeatable. Without it, the methods
+                               come from the plugin's gRPC reflection (go-plugin >= 1.2, gatehouse)
   --import-path DIR            directory searched for imported .proto files; repeatable
   --method pkg.Service/Method  the method to call: unary, or server-streaming (one line per message)
   --data JSON                  the request for --method (default {})
@@ -103,7 +104,6 @@ export function parseCallArgs(argv: readonly string[]): CallSettings | 'help' {
   }
   const cookie = parseCookie(values.cookie);
   const protoFiles = values.proto ?? [];
-  if (protoFiles.length === 0) throw usageError('at least one --proto FILE is required');
   const calls = callSource(values.method, values.data, values.script);
   const manifest = manifestSource('call', values);
   const target = manifest === undefined ? commandTarget(tokens, parsed.positionals, values.sha256, values.plugin) : manifestTarget(manifest, parsed.positionals, values.sha256, values.plugin);

@@ -12,6 +12,7 @@ import { watchSignals, type Interruption } from './interruption.js';
 import { invokeMethod } from './invoke-method.js';
 import { pluginLogger } from './plugin-logs.js';
 import { loadProtos } from './proto-methods.js';
+import { reflectedRoot, REFLECTION_SOURCE } from './reflection-protos.js';
 import { writeStdoutLine } from './terminal.js';
 
 /** Runs `gatehouse call` and returns its exit code; failures are reported on stderr, never thrown. */
@@ -34,8 +35,14 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
 }
 
 async function runCall(settings: CallSettings, context: FailureContext, interruption: Interruption): Promise<void> {
-  const root = loadProtos(settings.protoFiles, settings.importPaths);
-  const calls = await Promise.race([planCalls(root, settings.calls, settings.protoFiles), interruption.stopped]);
+  const reflect = settings.protoFiles.length === 0;
+  // With .proto files every call is planned before the plugin starts: a bad line runs nothing.
+  const planned = reflect
+    ? undefined
+    : await Promise.race([
+        planCalls(loadProtos(settings.protoFiles, settings.importPaths), settings.calls, settings.protoFiles),
+        interruption.stopped,
+      ]);
   const target = await prepareTarget(settings.target, context, settings.sealDir);
   try {
     const plugin = await launch({
@@ -55,6 +62,12 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
     });
     let failure: { error: unknown } | undefined;
     try {
+      const calls =
+        planned ??
+        (await Promise.race([
+          reflectedRoot(plugin, settings.timeoutMs).then((root) => planCalls(root, settings.calls, [REFLECTION_SOURCE])),
+          interruption.stopped,
+        ]));
       for (const call of calls) await Promise.race([invokeMethod(plugin, call, settings.timeoutMs), interruption.stopped]);
     } catch (error) {
       failure = { error };

@@ -1,6 +1,6 @@
 // The public shape of a typed client, apart from the transport that carries its calls (grpc-js today).
 import type * as grpc from '@grpc/grpc-js';
-import type { KnownMethodKind, MethodInput, MethodOutput } from '../transport/service.js';
+import type { KnownMethodKind, MethodInput, MethodKey, MethodOutput } from '../transport/service.js';
 
 export type { GeneratedServiceConstructor } from '../transport/service.js';
 
@@ -34,6 +34,6 @@ export type ClientMethod<M, Kind> = Kind extends 'server'
  * Errors are GatehouseErrors.
  */
 export type ServiceClient<D extends grpc.ServiceDefinition, G = unknown> = {
-  [K in keyof D]: ClientMethod<D[K], KnownMethodKind<D, K, G>>;
+  [K in keyof D as MethodKey<D, K>]: ClientMethod<D[K], KnownMethodKind<D, K, G>>;
 };
 

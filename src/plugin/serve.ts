@@ -19,6 +19,7 @@ import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdi
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { implementationProblems } from './implementation-check.js';
+import { reflectionServices } from './reflection.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
@@ -45,6 +46,12 @@ export interface ServeOptions {
   serverOptions?: grpc.ServerOptions;
   /** Extra grpc-js channel options for the connections the plugin dials through the broker. */
   channelOptions?: grpc.ChannelOptions;
+  /**
+   * Serve gRPC reflection (grpc.reflection.v1alpha and v1) for these services, as go-plugin >= 1.2
+   * does (default true): `gatehouse call` and grpcurl then need no .proto. Descriptors come from
+   * proto-loader definitions and protobufEsService(); ts-proto's are listed by name only.
+   */
+  reflection?: boolean;
   /** Called after the server stopped, before the process exits. */
   onShutdown?: () => void | Promise<void>;
   /** Where the contract variables are read from (default: process.env). */
@@ -211,6 +218,11 @@ export async function startServing(options: ServeOptions, context: ServeContext)
   for (const service of services) {
     for (const problem of implementationProblems(service)) logger.warn({}, problem);
     server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
+  }
+  if (options.reflection !== false) {
+    for (const service of reflectionServices(services)) {
+      server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
+    }
   }
 
   const spec: ListenSpec = {

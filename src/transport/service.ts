@@ -17,9 +17,10 @@ export type MethodKind<M> = M extends { requestStream: true; responseStream: tru
 
 /** A method's kind as grpc-js' generated client interface declares it (proto-loader-gen-types' `XxxClient`). */
 export type GeneratedMethodKind<F> = F extends (...args: never[]) => infer R
-  ? R extends grpc.ClientDuplexStream<unknown, unknown>
+  ? // `never` for what is written: a stream's write() takes its own request type, which never is assignable to.
+    R extends grpc.ClientDuplexStream<never, unknown>
     ? 'bidi'
-    : R extends grpc.ClientWritableStream<unknown>
+    : R extends grpc.ClientWritableStream<never>
       ? 'client'
       : R extends grpc.ClientReadableStream<unknown>
         ? 'server'
@@ -63,9 +64,21 @@ export type MethodHandler<M, Kind = MethodKind<M>> = {
     | grpc.handleBidiStreamingCall<HandlerInput<M>, HandlerOutput<M>>;
 }[Kind & ('unary' | 'server' | 'client' | 'bidi' | 'unknown')];
 
+/**
+ * The keys to type a service by: its named methods. proto-loader-gen-types' definitions extend
+ * grpc.ServiceDefinition and so carry a string index signature, which would let a misspelt method
+ * through; it is kept only for a definition that has nothing else (grpc.ServiceDefinition itself).
+ */
+export type MethodKey<D, K extends keyof D> = string extends K
+  ? [NamedKeys<D>] extends [never]
+    ? K
+    : never
+  : K;
+type NamedKeys<D> = keyof { [K in keyof D as string extends K ? never : number extends K ? never : K]: 0 };
+
 /** One handler per method of the definition, by the definition's own method names. */
 export type ServiceImplementation<D extends grpc.ServiceDefinition, G = unknown> = {
-  [K in keyof D]: MethodHandler<D[K], KnownMethodKind<D, K, G>>;
+  [K in keyof D as MethodKey<D, K>]: MethodHandler<D[K], KnownMethodKind<D, K, G>>;
 };
 
 /**
@@ -74,7 +87,7 @@ export type ServiceImplementation<D extends grpc.ServiceDefinition, G = unknown>
  */
 export interface PluginService<D extends grpc.ServiceDefinition = grpc.ServiceDefinition> {
   definition: D;
-  implementation: ServiceImplementation<D> | grpc.UntypedServiceImplementation;
+  implementation: ServiceImplementation<D>;
 }
 
 /**

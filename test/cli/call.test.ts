@@ -303,7 +303,6 @@ test('call: usage errors exit 2 with one line and print nothing on stdout', asyn
     ['both --method and --script', [...kvArgs, ...method, '--script', '-', ...kvCommand]],
     ['neither --method nor --script', [...kvArgs, ...kvCommand]],
     ['--data without --method', [...kvArgs, '--script', '-', '--data', '{}', ...kvCommand]],
-    ['no --proto', ['--cookie', KV_COOKIE, ...method, ...kvCommand]],
     ['cookie without =', ['--cookie', 'GATEHOUSE_KV_PLUGIN', '--proto', kvProto, ...method, ...kvCommand]],
     ['cookie key for the contract', ['--cookie', 'PLUGIN_X=1', '--proto', kvProto, ...method, ...kvCommand]],
     ['repeated --cookie', [...kvArgs, '--cookie', KV_COOKIE, ...method, ...kvCommand]],

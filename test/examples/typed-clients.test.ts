@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import test from 'ava';
 import { protobufEsService } from '../../src/adapters/protobuf-es.js';
-import { isGatehouseError, launch, pluginService, type Plugin, type ServiceClient } from '../../src/index.js';
+import { isGatehouseError, launch, pluginService, type Plugin, type PluginService, type ServiceClient, type StreamingUnavailable } from '../../src/index.js';
 import { Notes as EsNotes } from '../../examples/generated/protobuf-es/notes_pb.js';
 import type { ProtoGrpcType } from '../../examples/generated/proto-loader/notes.js';
 import type { Note__Output } from '../../examples/generated/proto-loader/notes/Note.js';
@@ -27,13 +27,27 @@ const tsProtoTypes: [
   Equal<ReturnType<TsProtoClient['list']>, AsyncIterable<Note>>,
 ] = [true, true];
 type LoaderClient = ServiceClient<ProtoGrpcType['notes']['Notes']['service'], InstanceType<ProtoGrpcType['notes']['Notes']>>;
-const loaderTypes: [Equal<Parameters<LoaderClient['List']>[0], Query>, Equal<ReturnType<LoaderClient['List']>, AsyncIterable<Note__Output>>] = [
-  true,
-  true,
-];
+const loaderTypes: [
+  Equal<Parameters<LoaderClient['List']>[0], Query>,
+  Equal<ReturnType<LoaderClient['List']>, AsyncIterable<Note__Output>>,
+  Equal<LoaderClient['Upload'], StreamingUnavailable>,
+  Equal<keyof LoaderClient, 'Add' | 'List' | 'Upload' | 'Chat'>,
+] = [true, true, true, true];
 void tsProtoTypes;
 void loaderTypes;
-function typeErrors(client: TsProtoClient): void {
+function typeErrors(client: TsProtoClient, loader: LoaderClient): void {
+  // @ts-expect-error proto-loader's definitions have an index signature; a misspelt method is an error all the same
+  void loader.Ad({ text: 'x' });
+  // @ts-expect-error client streaming, known from the generated client interface
+  void loader.Upload({});
+  pluginService(proto.notes.Notes, {
+    Add: (_call, callback) => callback(null, {}),
+    List: (call) => call.end(),
+    Upload: (_call, callback) => callback(null, {}),
+    Chat: (call) => call.end(),
+    // @ts-expect-error a misspelt handler for proto-loader's definitions too
+    Lisst: () => {},
+  });
   // @ts-expect-error client streaming is not offered by plugin.client()
   void client.upload({});
   // @ts-expect-error a request of the wrong type
@@ -46,6 +60,17 @@ function typeErrors(client: TsProtoClient): void {
     chat: (call) => call.end(),
     lisst: (call: unknown) => call,
   });
+  const typed: PluginService<typeof NotesService> = {
+    definition: NotesService,
+    implementation: {
+      add: (_call, callback) => callback(null, { id: 'x' }),
+      list: (call) => call.end(),
+      upload: (_call, callback) => callback(null, { count: 0 }),
+      // @ts-expect-error a PluginService<D> written out by hand is checked the same way
+      chatt: (call: { end(): void }) => call.end(),
+    },
+  };
+  void typed;
 }
 void typeErrors;
 

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
 	"sync"
 
@@ -19,6 +20,7 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
 
@@ -67,6 +69,18 @@ func (p *kvPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientC
 }
 
 func main() {
+	// -reflection: serve grpc-go's reflection service, as go-plugin >= 1.2 does by default.
+	withReflection := flag.Bool("reflection", false, "serve gRPC server reflection")
+	flag.Parse()
+	grpcServer := plugin.DefaultGRPCServer
+	if *withReflection {
+		grpcServer = func(opts []grpc.ServerOption) *grpc.Server {
+			s := grpc.NewServer(opts...)
+			reflection.Register(s)
+			return s
+		}
+	}
+
 	// Capture the real stderr now: plugin.Serve replaces os.Stderr with a
 	// pipe that nothing reads in go-plugin 1.0.1's gRPC mode.
 	logger := hclog.New(&hclog.LoggerOptions{
@@ -83,7 +97,7 @@ func main() {
 		Plugins: plugin.PluginSet{
 			"kv": &kvPlugin{impl: impl},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: grpcServer,
 		Logger:     logger,
 	})
 }

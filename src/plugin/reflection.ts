@@ -1,0 +1,59 @@
+// gRPC server reflection for a TypeScript plugin, as go-plugin >= 1.2 serves it for Go plugins: tools
+// such as grpcurl or `gatehouse call` without --proto can then find the plugin's methods.
+import * as grpc from '@grpc/grpc-js';
+import { DescriptorIndex } from '../transport/file-descriptors.js';
+import {
+  REFLECTION_V1,
+  REFLECTION_V1ALPHA,
+  reflectionService,
+  type ReflectionAnswer,
+  type ReflectionRequest,
+  type ReflectionResponse,
+} from '../transport/reflection-protocol.js';
+import type { PluginService } from '../transport/service.js';
+
+/** Where a definition carries its .proto descriptors: proto-loader's (and the protobuf-es adapter's) requestType. */
+interface DescribedMethod {
+  path: string;
+  requestType?: { fileDescriptorProtos?: readonly Buffer[] };
+  responseType?: { fileDescriptorProtos?: readonly Buffer[] };
+}
+
+/** The reflection services (v1alpha and v1) for what the plugin serves. */
+export function reflectionServices(served: readonly PluginService[]): PluginService[] {
+  const index = new DescriptorIndex();
+  const names = new Set<string>();
+  for (const service of served) {
+    for (const method of Object.values(service.definition) as DescribedMethod[]) {
+      names.add(method.path.replace(/^\/([^/]*)\/.*$/, '$1'));
+      for (const file of [...(method.requestType?.fileDescriptorProtos ?? []), ...(method.responseType?.fileDescriptorProtos ?? [])]) {
+        index.add(Buffer.from(file));
+      }
+    }
+  }
+  const listed = [...names, REFLECTION_V1ALPHA, REFLECTION_V1].sort();
+  const answer = (request: ReflectionRequest): ReflectionAnswer => {
+    const query = request.query;
+    if (query?.kind === 'list_services') return { kind: 'services', names: listed };
+    if (query?.kind === 'file_by_filename' || query?.kind === 'file_containing_symbol') {
+      const file = query.kind === 'file_by_filename' ? query.value : index.fileOfSymbol(query.value);
+      const files = file === undefined ? undefined : index.withDependencies(file);
+      if (files !== undefined) return { kind: 'files', fileDescriptorProtos: files };
+      const known = names.has(query.value) ? ' (the service is served from a definition without descriptors, such as ts-proto\'s)' : '';
+      return { kind: 'error', code: grpc.status.NOT_FOUND, message: `${query.value} not found${known}` };
+    }
+    return { kind: 'error', code: grpc.status.UNIMPLEMENTED, message: 'extension queries are not supported' };
+  };
+  const implementation = {
+    ServerReflectionInfo: (call: grpc.ServerDuplexStream<ReflectionRequest, ReflectionResponse>) => {
+      call.on('data', (request: ReflectionRequest) =>
+        call.write({ validHost: request.host, originalRequest: request, answer: answer(request) }),
+      );
+      call.on('end', () => call.end());
+    },
+  };
+  return [
+    { definition: reflectionService(REFLECTION_V1ALPHA), implementation },
+    { definition: reflectionService(REFLECTION_V1), implementation },
+  ];
+}
