@@ -6,7 +6,7 @@
 // --quick      a few iterations of everything (CI runs it so that the bench cannot rot)
 // --out        results file (default bench/results/latest.json)
 // --profile    run every gatehouse host and gatehouse plugin under `node --cpu-prof` into DIR
-// --only       comma-separated: workload, start, live, certs, hashing, audit (default: all)
+// --only       comma-separated: workload, start, live, certs, hashing, audit, secrets (default: all)
 //
 // Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
 // and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
@@ -29,8 +29,9 @@ const repoRoot = here('../../');
 const goBinDir = here('../interop-go/bin/');
 const hostRunner = here('./gatehouse-host.js');
 const tsPlugin = here('../examples/kv/plugin.js');
+const secretsBench = here('./secrets-server.js');
 
-const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing', 'audit'] as const;
+const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing', 'audit', 'secrets'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Settings {
@@ -249,6 +250,13 @@ async function run(options: RunOptions): Promise<void> {
     raw.audit = await auditBench({ burstRecords: settings.auditBurst, durableRecords: settings.auditDurable, checkpoints: settings.auditCheckpoints });
   }
 
+  // The secrets server (issue 13): its own helper and its own lines below the table.
+  let secretsServer: { kvReadsPerSecondThroughServer: number; kvReadsPerSecondInProcess: number; isolationRatio: number; mountToFirstResponseMs: { median: number } } | null = null;
+  if (options.only.has('secrets')) {
+    progress('secrets server: kv reads/s through the server and in-process, mount to first response');
+    secretsServer = await runJson(process.execPath, [secretsBench, '--seconds', String(Math.max(1, settings.seconds)), '--mounts', options.quick ? '2' : '5']);
+  }
+
   const figures = toFigures(raw).filter((figure) => options.only.has(figure.scenario === 'launch' || figure.scenario === 'unary' || figure.scenario === 'big' ? 'workload' : figure.scenario));
   const versionInfo = await versions(go === undefined ? undefined : goBinDir);
   const results = {
@@ -263,6 +271,7 @@ async function run(options: RunOptions): Promise<void> {
     hashImplementation: raw.hashing?.implementation ?? null,
     settings,
     figures,
+    secretsServer,
     raw,
   };
   mkdirSync(path.dirname(options.out), { recursive: true });
@@ -274,6 +283,11 @@ async function run(options: RunOptions): Promise<void> {
       `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB; Node ${versionInfo.node}, ` +
       `grpc-js ${versionInfo.grpcJs}, ${versionInfo.go ?? 'no Go'}, go-plugin ${versionInfo.goPlugin ?? '—'}\n\n` +
       (options.markdown ? markdownTable(figures) : textTable(figures)) +
+      (secretsServer
+        ? `\n\nsecrets server, kv reads/s at concurrency 16: ${secretsServer.kvReadsPerSecondThroughServer} through the server, ` +
+          `${secretsServer.kvReadsPerSecondInProcess} in-process (x${secretsServer.isolationRatio}); ` +
+          `mount to first response ${secretsServer.mountToFirstResponseMs.median} ms (median)`
+        : '') +
       `\n\nresults: ${options.out} (${results.durationSeconds.toFixed(0)} s)\n`,
   );
 }

@@ -1,7 +1,7 @@
 // The price of isolation in the secrets server (issue 13): kv reads per second over HTTP through the
 // server (engine in a verified, sealed, sandboxed plugin; its storage over the broker) at 16 concurrent
 // clients, against the same kv engine code called in-process on an in-memory storage, and the time
-// from POST /v1/sys/mounts to the first answered read.
+// from POST /v1/sys/mounts to the first answered read. `npm run bench` runs it as scenario "secrets".
 //
 //   node dist/bench/secrets-server.js [--seconds N] [--mounts N] [--out FILE]
 import { spawn } from 'node:child_process';
@@ -109,7 +109,8 @@ try {
     isolationRatio: Number((inProcess / throughServer).toFixed(1)),
     mountToFirstResponseMs: { median: Math.round(median(mountTimes)), samples: mountTimes.map(Math.round) },
   };
-  process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  // One line: bench/main.ts reads the last stdout line as this helper's result.
+  process.stdout.write(`${JSON.stringify(results)}\n`);
   if (values.out) await writeFile(values.out, `${JSON.stringify(results, null, 2)}\n`);
 } finally {
   if (server && server.exitCode === null) {

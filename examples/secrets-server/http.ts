@@ -14,6 +14,8 @@ export interface ApiOptions {
   hasher: AuditHasher;
   rootTokenSha256: string;
   maxBodyBytes: number;
+  /** Told of failures that are not the client's (500 internal), which the response does not explain. */
+  onInternalError: (error: unknown) => void;
 }
 
 interface Reply {
@@ -45,6 +47,7 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     reply = await route(options, method, url, typeof token === 'string' ? token : undefined, body);
   } catch (error) {
     reply = errorReply(error);
+    if (reply.code === 'internal') options.onInternalError(error);
     // A body that was never read in full (too large) leaves the connection unusable.
     if (reply.status === 413) request.resume();
   }

@@ -116,6 +116,9 @@ export class Mounts {
       this.mounts.delete(path);
       await this.persist();
       await mount.supervisor.stop();
+      // As Vault does: an unmounted engine's data goes with it, so a later mount at this path starts empty.
+      const { store } = this.options;
+      await Promise.all(store.list(mountPrefix(path)).map((key) => store.delete(key)));
     });
   }
 
@@ -231,7 +234,7 @@ export class Mounts {
         ...(pluginUser ? { user: pluginUser.uid, group: pluginUser.gid } : {}),
       });
       try {
-        await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, `mounts/${mount.spec.path}/`)]);
+        await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, mountPrefix(mount.spec.path))]);
       } catch (error) {
         await plugin.kill();
         throw error;
@@ -240,6 +243,11 @@ export class Mounts {
       return plugin;
     };
   }
+}
+
+/** Where a mount's keys live in the store: no mount path is a prefix of another's, thanks to the slash. */
+function mountPrefix(path: string): string {
+  return `mounts/${path}/`;
 }
 
 function checkMountPath(path: string): void {

@@ -1,7 +1,7 @@
 // Builds a signed release of engines: each TypeScript engine bundled by esbuild into one file (so that
 // the signed, sealed bytes are everything that runs besides the node binary), listed in a manifest with
 // the system node as its interpreter, and the manifest signed with the release key.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -14,6 +14,8 @@ export interface EngineBuild {
   version: string;
   /** The compiled module to bundle (default: engines/<engine>/main.js). */
   entryPoint?: string;
+  /** An engine that is already an executable (a Go go-plugin engine, say): copied as is, no interpreter. */
+  executable?: string;
 }
 
 export interface ReleaseOptions {
@@ -33,8 +35,16 @@ export async function buildRelease(options: ReleaseOptions): Promise<{ manifestP
   await mkdir(options.outDir, { recursive: true, mode: 0o755 });
   const plugins: ManifestPlugin[] = [];
   const files: Record<string, string> = {};
-  for (const { engine, version, entryPoint } of options.engines) {
+  for (const { engine, version, entryPoint, executable } of options.engines) {
     const name = selectEntry(engine, version);
+    if (executable !== undefined) {
+      const outfile = join(options.outDir, name);
+      await copyFile(executable, outfile);
+      await chmod(outfile, 0o755);
+      plugins.push({ name, path: name, ...(await sha256File(outfile)) });
+      files[name] = outfile;
+      continue;
+    }
     const file = `${name}.mjs`;
     const outfile = join(options.outDir, file);
     await build({

@@ -68,7 +68,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const server: Server = createServer(
     // Slow-client limits: a client trickling headers or a body cannot hold a connection for long.
     { headersTimeout: 10_000, requestTimeout: 60_000, maxHeaderSize: 16 * 1024 },
-    apiHandler({ mounts, audit, hasher, rootTokenSha256: config.rootTokenSha256, maxBodyBytes: config.limits.maxBodyBytes }),
+    apiHandler({
+      mounts,
+      audit,
+      hasher,
+      rootTokenSha256: config.rootTokenSha256,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      onInternalError: (error) => say(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
+    }),
   );
   // Loopback only: the API carries the root token in clear (no TLS), so it must not leave the machine.
   await new Promise<void>((resolve, reject) => {

@@ -28,6 +28,7 @@ interface Results {
   versions: { node: string; grpcJs: string; go: string | null; goPlugin: string | null; openssl: string | null };
   available: { go: boolean; openssl: boolean };
   figures: Figure[];
+  secretsServer: { kvReadsPerSecondThroughServer: number; kvReadsPerSecondInProcess: number; mountToFirstResponseMs: { median: number } } | null;
 }
 
 /** Every figure the issue asks for; a scenario that disappears from the bench fails here. */
@@ -74,6 +75,14 @@ function runQuickBench(): Promise<Results> {
 }
 
 const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+test('bench --quick measures the secrets server: reads/s through it and in-process, and mount to first response', async (t) => {
+  t.timeout(180_000);
+  const { secretsServer } = await runQuickBench();
+  t.true(isFiniteNumber(secretsServer?.kvReadsPerSecondThroughServer) && (secretsServer?.kvReadsPerSecondThroughServer ?? 0) > 0);
+  t.true(isFiniteNumber(secretsServer?.kvReadsPerSecondInProcess));
+  t.true(isFiniteNumber(secretsServer?.mountToFirstResponseMs.median));
+});
 
 test('bench --quick reports every scenario, with a finite gatehouse figure wherever it can run', async (t) => {
   t.timeout(180_000);

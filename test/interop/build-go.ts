@@ -1,4 +1,4 @@
-// Builds the Go interop fixtures (kvhost, kvplugin, brokerhost, brokerplugin, yamuxpeer) and the bench's Go side
+// Builds the Go interop fixtures (kvhost, kvplugin, brokerhost, brokerplugin, yamuxpeer, secretsengine) and the bench's Go side
 // (kvbench, securehash) into dist/interop-go/bin.
 //
 // Run as `node dist/test/interop/build-go.js` after tsc. It builds in GOPATH
@@ -6,6 +6,7 @@
 //
 //   dist/interop-go/gopath/src/gatehouse/kv/kv.pb.go    protoc output for examples/kv/kv.proto
 //   dist/interop-go/gopath/src/gatehouse/callback/callback.pb.go    the same for test/interop/callback.proto
+//   dist/interop-go/gopath/src/gatehouse/secrets/engine.pb.go    the same for examples/secrets-server/engine.proto
 //   dist/interop-go/gopath/src/gatehouse/cmd/<binary>/main.go    copied from test/interop/go
 //   dist/interop-go/gopath/src/gatehouse/fixture/fixture.go     what the binaries share, likewise
 //   dist/interop-go/cache                                GOCACHE
@@ -43,8 +44,9 @@ const stampFile = path.join(binDir, 'build-stamp.json');
 const goSourceDir = path.join(repoRoot, 'test', 'interop', 'go');
 const kvProto = path.join(repoRoot, 'examples', 'kv', 'kv.proto');
 const callbackProto = path.join(repoRoot, 'test', 'interop', 'callback.proto');
+const engineProto = path.join(repoRoot, 'examples', 'secrets-server', 'engine.proto');
 const thisSource = path.join(repoRoot, 'test', 'interop', 'build-go.ts');
-const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'yamuxpeer', 'kvbench', 'securehash'] as const;
+const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'yamuxpeer', 'kvbench', 'securehash', 'secretsengine'] as const;
 
 /** Where the packaged Go sources (go-plugin and its dependencies) live. */
 const gocode = process.env.GATEHOUSE_GOCODE ?? '/usr/share/gocode';
@@ -108,7 +110,7 @@ async function goPluginVersion(): Promise<string> {
 }
 
 function upToDate(stamp: string): boolean {
-  const sources = [...goFilesUnder(goSourceDir), kvProto, callbackProto, thisSource];
+  const sources = [...goFilesUnder(goSourceDir), kvProto, callbackProto, engineProto, thisSource];
   const newestSource = Math.max(...sources.map((file) => mtimeMs(file) ?? Number.POSITIVE_INFINITY));
   const oldestBinary = Math.min(
     ...binaries.map((name) => mtimeMs(path.join(binDir, name)) ?? Number.NEGATIVE_INFINITY),
@@ -191,10 +193,12 @@ async function main(): Promise<void> {
   const started = performance.now();
   const kvPackageDir = path.join(gopath, 'src', 'gatehouse', 'kv');
   const callbackPackageDir = path.join(gopath, 'src', 'gatehouse', 'callback');
+  const secretsPackageDir = path.join(gopath, 'src', 'gatehouse', 'secrets');
   const cmdDir = path.join(gopath, 'src', 'gatehouse', 'cmd');
   rmSync(path.join(gopath, 'src', 'gatehouse'), { recursive: true, force: true });
   mkdirSync(kvPackageDir, { recursive: true });
   mkdirSync(callbackPackageDir, { recursive: true });
+  mkdirSync(secretsPackageDir, { recursive: true });
   mkdirSync(binDir, { recursive: true });
   mkdirSync(cacheDir, { recursive: true });
 
@@ -206,6 +210,11 @@ async function main(): Promise<void> {
   await run(
     protoc,
     [`--proto_path=${path.dirname(callbackProto)}`, `--go_out=plugins=grpc:${callbackPackageDir}`, callbackProto],
+    env,
+  );
+  await run(
+    protoc,
+    [`--proto_path=${path.dirname(engineProto)}`, `--go_out=plugins=grpc:${secretsPackageDir}`, engineProto],
     env,
   );
   // Binaries go under gatehouse/cmd; the package they share is gatehouse/fixture.

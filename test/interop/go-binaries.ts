@@ -25,6 +25,8 @@ export interface GoBinaries {
   readonly brokerplugin: string;
   /** One end of a hashicorp/yamux session: `yamuxpeer -role server|client -socket PATH`. */
   readonly yamuxpeer: string;
+  /** go-plugin 1.0.1 secrets engine for the secrets server (examples/secrets-server/engine.proto). */
+  readonly secretsengine: string;
 }
 
 /** The repository root, resolved from this module compiled into dist/test/interop/. */
@@ -58,6 +60,7 @@ function findGoBinaries(): GoBinaries | undefined {
     brokerhost: path.join(goBinDir, 'brokerhost'),
     brokerplugin: path.join(goBinDir, 'brokerplugin'),
     yamuxpeer: path.join(goBinDir, 'yamuxpeer'),
+    secretsengine: path.join(goBinDir, 'secretsengine'),
   };
   return Object.values(binaries).every(executable) ? binaries : undefined;
 }

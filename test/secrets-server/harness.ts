@@ -1,7 +1,7 @@
 // A real secrets server on a throwaway home, with a release signed by a fresh key, for end-to-end tests.
 import { cp, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { generateKeyPair, writeKeyPair } from 'gatehouse-plugins';
@@ -30,7 +30,7 @@ export interface TestServer {
 }
 
 /** One signed release per test file (bundling is the slow part); each server gets its own copy. */
-let shared: Promise<{ dir: string; trusted: string; names: string[] }> | undefined;
+let shared: Promise<{ dir: string; trusted: string; fileNames: Record<string, string> }> | undefined;
 let sharedDir: string | undefined;
 // Registered as the harness is imported: ava takes hooks only while the test file is being loaded.
 test.after.always(() => (sharedDir ? rm(sharedDir, { recursive: true, force: true }) : undefined));
@@ -44,7 +44,7 @@ function sharedRelease(engines: EngineBuild[]) {
     const { publicKeyPath } = await writeKeyPair(join(dir, 'signing', 'release'), key);
     await copyFile(publicKeyPath, join(dir, 'trusted', 'release.pub'));
     const { files } = await buildRelease({ outDir: join(dir, 'release'), engines, secretKey: key.secretKey, manifestVersion: 1 });
-    return { dir, trusted: join(dir, 'trusted'), names: Object.keys(files) };
+    return { dir, trusted: join(dir, 'trusted'), fileNames: Object.fromEntries(Object.entries(files).map(([name, path]) => [name, basename(path)])) };
   })();
   return shared;
 }
@@ -58,7 +58,7 @@ export async function startTestServer(
   const release = await sharedRelease(options.engines ?? DEFAULT_ENGINES);
   await cp(join(release.dir, 'release'), join(root, 'release'), { recursive: true });
   const manifestPath = join(root, 'release', 'manifest.json');
-  const files = Object.fromEntries(release.names.map((name) => [name, join(root, 'release', `${name}.mjs`)]));
+  const files = Object.fromEntries(Object.entries(release.fileNames).map(([name, file]) => [name, join(root, 'release', file)]));
   const home = join(root, 'home');
   const { rootToken } = await initHome({ home, release: { manifest: manifestPath, trustedKeysDir: release.trusted }, port: 0 });
   if (options.limits) {

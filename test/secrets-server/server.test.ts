@@ -37,6 +37,10 @@ test('server: each mount sees only its own storage', async (t) => {
   // A path that tries to climb out of the mount is refused by the engine, and the view has no way out anyway.
   t.is((await s.api('GET', '/v1/two/data/..%2F..%2Fone%2Fdata%2Fx')).status, 404);
   t.is((await s.api('GET', '/v1/one/data/x')).json.data.data.owner, 'one');
+  // Unmounting takes the data along: a new mount at the same path starts empty.
+  t.is((await s.api('DELETE', '/v1/sys/mounts/one')).status, 204);
+  await s.api('POST', '/v1/sys/mounts/one', { plugin: 'kv', version: '1.0.0' });
+  t.is((await s.api('GET', '/v1/one/data/x')).status, 404);
 });
 
 test('server: concurrent requests during a reload to a newer signed version all succeed', async (t) => {

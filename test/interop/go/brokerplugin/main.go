@@ -9,13 +9,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"os"
-	"reflect"
 	"sync"
-	"unsafe"
 
 	"gatehouse/callback"
+	"gatehouse/fixture"
 
 	hclog "github.com/hashicorp/go-hclog"
 	plugin "github.com/hashicorp/go-plugin"
@@ -92,28 +90,13 @@ func (w *worker) Offer(context.Context, *callback.Empty) (*callback.OfferRespons
 	return &callback.OfferResponse{StorageId: id}, nil
 }
 
-// completeBrokerTLS gives the broker's dialer what go-plugin 1.0.1 leaves out.
-// Its AutoMTLS hands the plugin's broker the server-side TLS configuration,
-// which has no RootCAs and no ServerName, so broker.Dial cannot verify any
-// host. Later go-plugin releases set both in server.go (RootCAs to the host's
-// certificate, ServerName "localhost"); this sets the same two fields on the
-// same configuration, which 1.0.1 keeps in an unexported field.
-func completeBrokerTLS(broker *plugin.GRPCBroker) {
-	field := reflect.ValueOf(broker).Elem().FieldByName("tls")
-	config := *(**tls.Config)(unsafe.Pointer(field.UnsafeAddr()))
-	if config != nil {
-		config.RootCAs = config.ClientCAs
-		config.ServerName = "localhost"
-	}
-}
-
 type workerPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	logger hclog.Logger
 }
 
 func (p *workerPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	completeBrokerTLS(broker)
+	fixture.CompleteBrokerTLS(broker)
 	callback.RegisterWorkerServer(s, &worker{logger: p.logger, broker: broker})
 	return nil
 }
