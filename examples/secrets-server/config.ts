@@ -1,8 +1,10 @@
 // The server home: config.json (no secret in it), the root token's digest, the audit HMAC key (0600),
-// the store, the audit log and the directory engines are sealed into. Everything is 0700/0600.
-import { randomBytes } from 'node:crypto';
+// the store and the audit log. Everything is 0700/0600. Engines are sealed elsewhere: under the library's
+// seal root, whose every parent directory is the host's (a home under /tmp would not do for that).
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
+import { defaultSealRoot } from 'gatehouse-plugins';
 import { newRootToken } from './auth.js';
 import { ServerError } from './errors.js';
 
@@ -15,6 +17,8 @@ export interface ServerConfig {
   rootTokenSha256: string;
   /** 'auto' sandboxes engines when bubblewrap is installed (and says so when it is not). */
   sandbox: 'auto' | 'required' | 'off';
+  /** Where engines are sealed: this server's own directory, under a root no other user can write. */
+  sealDir: string;
   /** Run engines as this user and group (a host running as root should set it). */
   pluginUser?: { uid: number; gid: number };
   limits: { maxBodyBytes: number; callTimeoutMs: number; maxConcurrentCalls: number; idleTimeoutMs?: number };
@@ -25,7 +29,6 @@ export const homePaths = (home: string) => ({
   auditKey: join(home, 'audit-hmac.key'),
   audit: join(home, 'audit.jsonl'),
   store: join(home, 'data', 'store.log'),
-  sealed: join(home, 'sealed'),
   rollback: join(home, 'release-version'),
 });
 
@@ -35,23 +38,25 @@ export interface InitOptions {
   port?: number;
   sandbox?: ServerConfig['sandbox'];
   pluginUser?: ServerConfig['pluginUser'];
+  /** Default: a directory of this server's own under the library's default seal root. */
+  sealDir?: string;
 }
 
 /** Creates a server home; returns the root token, which is stored nowhere. */
 export async function initHome(options: InitOptions): Promise<{ rootToken: string }> {
-  for (const path of [options.home, options.release.manifest, options.release.trustedKeysDir]) {
+  for (const path of [options.home, options.release.manifest, options.release.trustedKeysDir, ...(options.sealDir ? [options.sealDir] : [])]) {
     if (!isAbsolute(path)) throw new ServerError(400, 'invalid_config', `${path}: paths in the config must be absolute`);
   }
   const paths = homePaths(options.home);
   await mkdir(options.home, { recursive: true, mode: 0o700 });
   await mkdir(join(options.home, 'data'), { mode: 0o700 });
-  await mkdir(paths.sealed, { mode: 0o700 });
   const { token, sha256 } = newRootToken();
   const config: ServerConfig = {
     port: options.port ?? 8200,
     release: options.release,
     rootTokenSha256: sha256,
     sandbox: options.sandbox ?? 'auto',
+    sealDir: options.sealDir ?? join(defaultSealRoot(), 'secrets-server', randomUUID()),
     ...(options.pluginUser ? { pluginUser: options.pluginUser } : {}),
     limits: { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64 },
   };
@@ -66,8 +71,8 @@ export async function loadConfig(home: string): Promise<ServerConfig> {
     throw new ServerError(500, 'invalid_config', `${home}: no config.json; run init first`, { cause });
   });
   const config = JSON.parse(text) as ServerConfig;
-  if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits) {
-    throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release or limits`);
+  if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits || typeof config.sealDir !== 'string' || !isAbsolute(config.sealDir)) {
+    throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release, limits or an absolute sealDir`);
   }
   return config;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateKeyPair, verifyAuditLog, writeKeyPair } from 'gatehouse-plugins';
-import { initHome } from './config.js';
+import { initHome, loadConfig } from './config.js';
 import { buildRelease } from './release.js';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -183,8 +183,11 @@ try {
   }
   await waitForEngines();
   const sockets = await readdir(serverTmp).catch(() => []);
-  const sealed = await readdir(join(home, 'sealed')).catch(() => []);
-  check(sockets.length === 0 && sealed.length === 0, `no socket directory and no sealed copy left (${[...sockets, ...sealed].join(", ") || "none found"})`);
+  // The server removes its seal directory (under the library's seal root) once empty, when it stops.
+  const sealDir = await loadConfig(home).then((config) => config.sealDir, () => undefined);
+  const sealed = sealDir === undefined ? [] : await readdir(sealDir).catch(() => []);
+  const sealDirLeft = sealDir !== undefined && (await readdir(sealDir).then(() => true, () => false));
+  check(sockets.length === 0 && sealed.length === 0 && !sealDirLeft, `no socket directory and no sealed copy left (${[...sockets, ...sealed].join(", ") || "none found"})`);
   await rm(root, { recursive: true, force: true });
 }
 

@@ -1,10 +1,10 @@
 // The secrets server: opens a home made by initHome, restores its mounts and serves the API on loopback.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileRollbackState, loadTrustedKeys, openAuditLog, type Logger, type SupervisorEvent } from 'gatehouse-plugins';
+import { FileRollbackState, loadTrustedKeys, openAuditLog, prepareSealRoot, type Logger, type SupervisorEvent } from 'gatehouse-plugins';
 import { AuditHasher } from './audit-hmac.js';
 import { homePaths, loadConfig } from './config.js';
 import { apiHandler } from './http.js';
@@ -38,7 +38,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const hasher = new AuditHasher(await readFile(paths.auditKey));
   const audit = await openAuditLog(paths.audit);
   const store = await LogStore.open(paths.store);
-  await sweepSealed(paths.sealed);
+  // Made if missing and checked: the server's seal directory and every directory above it are the host's.
+  const sealDir = await prepareSealRoot({ parentDir: config.sealDir, ...(config.pluginUser ? { group: config.pluginUser.gid } : {}) });
+  await sweepSealed(sealDir);
 
   const bwrap = config.sandbox !== 'off' && BWRAP_PATHS.some((path) => existsSync(path));
   if (config.sandbox === 'required' && !bwrap) throw new Error('sandbox "required" but bubblewrap (bwrap) is not installed');
@@ -54,9 +56,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     store,
     audit,
     logger: options.logger ?? silentish(say),
-    sealDir: paths.sealed,
-    // The sealed copies live under the home's sealed/ directory: the sandbox may read that, nothing else of the home.
-    sandbox: bwrap ? { readOnlyPaths: [paths.sealed] } : false,
+    sealDir,
+    // The sandbox may read the server's sealed copies, and nothing of its home.
+    sandbox: bwrap ? { readOnlyPaths: [sealDir] } : false,
     pluginUser: config.pluginUser,
     callTimeoutMs: config.limits.callTimeoutMs,
     maxConcurrentCalls: config.limits.maxConcurrentCalls,
@@ -94,7 +96,9 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
           server.closeAllConnections();
         });
         await mounts.stopAll();
-        await sweepSealed(paths.sealed);
+        await sweepSealed(sealDir);
+        // Empty now; made again at the next start (a default one would otherwise pile up under the seal root).
+        await rmdir(sealDir).catch(() => {});
         await store.close();
         await audit.close();
       })()),

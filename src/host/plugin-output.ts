@@ -23,12 +23,15 @@ const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutin
 export function errorLine(lines: readonly string[]): string | undefined {
   const texts = lines.map((line) => {
     const record = parsePluginLogLine(line);
-    return record === undefined ? { text: line, error: false } : { text: record.message, error: record.level === 'error' };
+    return record === undefined
+      ? { text: line, error: false, routine: false }
+      : { text: record.message, error: record.level === 'error', routine: record.level !== 'error' && record.level !== 'warn' };
   });
   const found =
     texts.findLast((line) => line.error) ??
     texts.findLast((line) => ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback')) ??
-    texts.findLast((line) => !NOISE_LINE.test(line.text));
+    // A record the plugin logged below warn is routine ("plugin address"), not what it said as it died.
+    texts.findLast((line) => !line.routine && !NOISE_LINE.test(line.text));
   return found === undefined ? undefined : oneLine(found.text.trim());
 }
 

@@ -65,6 +65,7 @@ test('errorLine: picks the line that names the error in the crash output of Node
   t.is(errorLine(hclog), 'plugin failed to start: no PLUGIN_CLIENT_CERT');
   t.is(errorLine(['starting', 'boom: no configuration']), 'boom: no configuration');
   t.is(errorLine([]), undefined);
+  t.is(errorLine(['{"@level":"debug","@message":"plugin address"}', '{"@level":"info","@message":"serving"}']), undefined, 'routine records are not last words');
   t.is(errorLine(['\u001b[2Jforged\nline']), '\\u001b[2Jforged\\nline', 'what a plugin wrote is made one visible line');
 });
 
