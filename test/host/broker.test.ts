@@ -2,6 +2,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { waitUntil } from '../helpers/process.js';
 import { isGatehouseError, launch } from '../../src/index.js';
 import { checkHealth, clientOn, openChannel } from '../../src/host/connection.js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
@@ -101,8 +102,9 @@ test('broker: a kill ends the broker stream first, so the plugin still stops on 
 test('kill: a plugin whose grace cut an open call says so (the kill tests above rely on that line)', async (t) => {
   const logger = recordingLogger();
   const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'hostile-kv' } });
-  // Sent on the plugin's one connection before Shutdown is, so the plugin has it open when it stops.
   const hanging = plugin.client(loadKVService()).Get({ key: 'hang' }).catch(() => undefined);
+  // Unary calls and Shutdown travel on two connections: kill only once the plugin holds the call open.
+  t.true(await waitUntil(() => logger.records.some((record) => /holding a call open/.test(record.message)), 20_000), 'the plugin got the call');
   t.deepEqual(await plugin.kill(), { code: 0, signal: null });
   await hanging;
   t.true(logger.records.some((record) => record.level === 'warn' && /calls still open after 1000 ms were cut/.test(record.message)));
