@@ -87,3 +87,7 @@ export {
 export { loadVerifiedManifest, type LoadedManifest, type ManifestEntry } from './verify/verified-manifest.js';
 export { sealPluginPackage } from './verify/package-seal.js';
 export { selectPlugin, type PluginSelection, type VersionReason } from './verify/versions.js';
+export { createPackageEntry, type PackageSpec } from './verify/package-create.js';
+export { installRelease, rollbackRelease, verifyInstalled, releasesDir, type InstallOptions, type InstallResult } from './verify/install.js';
+export { createRelease } from './verify/release.js';
+export { readLockFile, type LockFile, type LockedPlugin, type LockedRelease } from './verify/lock-file.js';
