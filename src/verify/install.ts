@@ -112,13 +112,16 @@ async function sourceFiles(source: string): Promise<ArchiveFile[]> {
   if (!info.isDirectory()) return readArchive(await readLimited(source, MAX_SOURCE_BYTES, 'ARCHIVE_TOO_LARGE'));
   const base = basename(resolve(source));
   const paths = await listPackageTree(dirname(resolve(source)), base);
-  return Promise.all(
-    paths.map(async (path) => {
-      const file = join(dirname(resolve(source)), path);
-      const mode = (await stat(file)).mode;
-      return { path: path.slice(base.length + 1), data: await readLimited(file, MAX_SOURCE_BYTES, 'ARCHIVE_TOO_LARGE'), executable: (mode & 0o100) !== 0 };
-    }),
-  );
+  const files: ArchiveFile[] = [];
+  let total = 0;
+  for (const path of paths) {
+    const file = join(dirname(resolve(source)), path);
+    const data = await readLimited(file, MAX_SOURCE_BYTES - total, 'ARCHIVE_TOO_LARGE');
+    // The same cap as for an archive: a directory of huge files must not fill memory either.
+    total += data.length;
+    files.push({ path: path.slice(base.length + 1), data, executable: ((await stat(file)).mode & 0o100) !== 0 });
+  }
+  return files;
 }
 
 async function extract(files: readonly ArchiveFile[], dir: string): Promise<void> {
