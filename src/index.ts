@@ -82,6 +82,7 @@ export {
   MANIFEST_SCHEMA,
   MemoryRollbackState,
   parseManifest,
+  parseSha256Sums,
   readPublicKeyFile,
   readSecretKeyFile,
   defaultSealRoot,
@@ -108,6 +109,7 @@ export {
   type SealedPlugin,
   type SealOptions,
   type SealRootOptions,
+  type Sha256SumsEntry,
   type Sha256SumsOptions,
   type VerifiedManifest,
   type VerifiedPluginRequest,
@@ -116,3 +118,7 @@ export {
 export { loadVerifiedManifest, type LoadedManifest, type ManifestEntry } from './verify/verified-manifest.js';
 export { sealPluginPackage } from './verify/package-seal.js';
 export { selectPlugin, type PluginSelection, type VersionReason } from './verify/versions.js';
+export { createPackageEntry, type PackageSpec } from './verify/package-create.js';
+export { installRelease, rollbackRelease, verifyInstalled, releasesDir, type InstallOptions, type InstallResult } from './verify/install.js';
+export { createRelease } from './verify/release.js';
+export { readLockFile, type LockFile, type LockedPlugin, type LockedRelease } from './verify/lock-file.js';

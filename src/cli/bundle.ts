@@ -1,5 +1,4 @@
 /** `gatehouse bundle ENTRY --out FILE`: a TypeScript or JavaScript plugin as one file (esbuild). */
-import { bundlePlugin } from '../bundle/bundle.js';
 import { parseCommandLine, usageError } from './command-line.js';
 import { describeError, reportFailure } from './failures.js';
 import { writeStdoutLine } from './terminal.js';
@@ -37,6 +36,8 @@ export async function bundleCommand(argv: readonly string[]): Promise<number> {
     if (entry === undefined) throw usageError(COMMAND, 'no ENTRY given');
     if (extra.length > 0) throw usageError(COMMAND, `unexpected argument ${JSON.stringify(extra[0])}`);
     if (values.out === undefined || values.out === '') throw usageError(COMMAND, '--out FILE is required');
+    // Loaded here, not at start: every other gatehouse command would pay for loading esbuild.
+    const { bundlePlugin } = await import('../bundle/bundle.js');
     const result = await bundlePlugin({ entry, out: values.out, minify: values.minify === true });
     await writeStdoutLine(`bundled ${result.inputs.length} modules into ${result.out} (${result.bytes} bytes)`);
     return 0;

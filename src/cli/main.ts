@@ -2,6 +2,7 @@
 // The `gatehouse` command line. Each subcommand is one entry in SUBCOMMANDS and returns its exit code.
 import { auditCommand } from './audit.js';
 import { bundleCommand } from './bundle.js';
+import { installCommand, releaseCommand } from './install.js';
 import { callCommand } from './call.js';
 import { keygenCommand } from './keygen.js';
 import { manifestCommand } from './manifest.js';
@@ -18,6 +19,8 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
   ['keygen', { summary: 'generate a minisign key pair for signing manifests', run: keygenCommand }],
   ['manifest', { summary: 'create a plugin manifest, or sign one', run: manifestCommand }],
   ['bundle', { summary: 'bundle a TypeScript or JavaScript plugin into one file (esbuild)', run: bundleCommand }],
+  ['release', { summary: 'sign a manifest and pack it with its files into a reproducible .tar.gz', run: releaseCommand }],
+  ['install', { summary: 'verify and install a signed release atomically, with a lock file; or roll back', run: installCommand }],
   ['verify', { summary: 'check a signed manifest and the plugins it lists', run: verifyCommand }],
   ['audit', { summary: "check an audit log's chain, seal and anchor, or print its anchor", run: (argv) => auditCommand(argv) }],
 ]);

@@ -3,6 +3,7 @@
  * installed, and prints one line per plugin.
  */
 import { dirname } from 'node:path';
+import { verifyInstalled } from '../verify/install.js';
 import { verifyPlugins, type PluginVerification } from '../verify/installed-plugins.js';
 import { findSignatureFiles } from '../verify/manifest-files.js';
 import type { Manifest } from '../verify/manifest.js';
@@ -14,6 +15,7 @@ import { escapeControls, writeStdoutLine } from './terminal.js';
 const COMMAND = 'verify';
 
 const HELP = `Usage: gatehouse verify --manifest FILE --trust DIR [options] [DIR]
+       gatehouse verify --lock FILE DIR
 
 Verifies the manifest's signatures (enough distinct trusted keys, not expired, not older than --state
 allows), then checks every plugin it lists as installed in DIR (default: the manifest's directory):
@@ -24,6 +26,8 @@ Options:
 ${MANIFEST_OPTIONS_HELP}
   --glob PATTERN               also report files in DIR matching PATTERN that the manifest does not
                                list; repeatable
+  --lock FILE                  check DIR (a gatehouse install --into directory) against its lock file:
+                               the release, the manifest digest, each plugin's version and tree
   --json                       one JSON object per plugin instead: {"name", "path", "ok", "sha256"} or
                                {"name", "path", "ok", "code", "message"}
   -h, --help                   show this help
@@ -34,6 +38,7 @@ Exit status: 0 every plugin ok, 1 the manifest or any plugin failed, 2 usage err
 const OPTIONS = {
   ...MANIFEST_OPTIONS,
   glob: { type: 'string', multiple: true },
+  lock: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -45,6 +50,7 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
       await writeStdoutLine(HELP.trimEnd());
       return 0;
     }
+    if (values.lock !== undefined) return await verifyLock(values.lock, positionals, values.manifest !== undefined);
     const source = manifestSource(COMMAND, values);
     if (source === undefined) throw usageError(COMMAND, '--manifest FILE is required');
     if (positionals.length > 1) throw usageError(COMMAND, 'give at most one plugin DIR');
@@ -67,6 +73,15 @@ export async function verifyCommand(argv: readonly string[]): Promise<number> {
   } catch (error) {
     return reportFailure(COMMAND, describeError(error));
   }
+}
+
+async function verifyLock(lockPath: string, positionals: string[], withManifest: boolean): Promise<number> {
+  if (withManifest) throw usageError(COMMAND, 'give --lock or --manifest, not both');
+  const [dir, ...extra] = positionals;
+  if (dir === undefined || extra.length > 0) throw usageError(COMMAND, '--lock FILE takes one DIR: the directory gatehouse install installed into');
+  const lock = await verifyInstalled(dir, lockPath);
+  for (const plugin of lock.current.plugins) await writeStdoutLine(escapeControls(`ok ${plugin.name}${plugin.version ? `@${plugin.version}` : ''} tree=${plugin.tree}`));
+  return 0;
 }
 
 function textLine(result: PluginVerification, sha256: string): string {

@@ -1,0 +1,205 @@
+import { lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fsError } from '../discover/fs-error.js';
+import { GatehouseError } from '../errors.js';
+import { readArchive, type ArchiveFile } from './archive.js';
+import { verifyPlugins } from './installed-plugins.js';
+import { verifyManifestFile } from './manifest-files.js';
+import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
+import { listPackageTree } from './package-tree.js';
+import { lockedPlugins, readLockFile, writeLockFile, type LockedRelease, type LockFile } from './lock-file.js';
+import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
+import { readLimited } from './untrusted-file.js';
+
+export const RELEASE_MANIFEST = 'manifest.json';
+const MAX_SOURCE_BYTES = 256 * 1024 * 1024;
+
+export interface InstallOptions {
+  /** A release directory or `.tar.gz` (gatehouse release): manifest.json, its signatures, the files. */
+  source: string;
+  /** The plugin directory hosts use: a symbolic link, switched in one rename, to the installed release. */
+  into: string;
+  policy: ManifestPolicy;
+  /** Default: `INTO.lock.json`. */
+  lockPath?: string;
+}
+
+export interface InstallResult {
+  /** The release directory now behind `into`. */
+  release: string;
+  lock: LockFile;
+}
+
+/** Where `into`'s releases live: a sibling directory, so that `into` itself can be one atomic link. */
+export function releasesDir(into: string): string {
+  return join(dirname(resolve(into)), `.${basename(resolve(into))}.releases`);
+}
+
+export const defaultLockPath = (into: string): string => `${resolve(into)}.lock.json`;
+
+/**
+ * Installs a signed release: unpacks it (strictly, for an archive) into a new directory, verifies the
+ * signatures, threshold and expiry, refuses a manifest older than the installed one or than `state`
+ * (rollback), checks every file against the manifest and that nothing unlisted came with it, and only then
+ * switches `into` to it with one rename. The previous release is kept for {@link rollbackRelease}. On any
+ * failure nothing changes: the new directory is removed and `into`, the lock file and the state are as before.
+ */
+export async function installRelease(options: InstallOptions): Promise<InstallResult> {
+  const lockPath = options.lockPath ?? defaultLockPath(options.into);
+  const lock = await readExistingLock(lockPath);
+  const root = releasesDir(options.into);
+  await mkdir(root, { recursive: true, mode: 0o755 });
+  const staging = await mkdtemp(join(root, '.staging-'));
+  try {
+    await extract(await sourceFiles(options.source), staging);
+    const { state, ...policy } = options.policy;
+    // The state is raised only once the release is in place, so a failed install leaves it as it was.
+    const verified = await verifyManifestFile(join(staging, RELEASE_MANIFEST), policy);
+    await refuseRollback(verified, lock?.current, await state?.highestVersion());
+    await checkRelease(verified.manifest, staging);
+    const dir = `v${verified.manifest.version}-${verified.sha256.slice(0, 12)}`;
+    await rename(staging, join(root, dir)).catch((error: unknown) => Promise.reject(fsError(error, join(root, dir))));
+    const current: LockedRelease = { dir, manifestVersion: verified.manifest.version, manifestSha256: verified.sha256, plugins: lockedPlugins(verified.manifest) };
+    const next: LockFile = { schema: 'gatehouse.lock/v1', current, ...(lock ? { previous: lock.current } : {}) };
+    await switchTo(options.into, join(root, dir));
+    await writeLockFile(lockPath, next);
+    await state?.accept(verified.manifest.version);
+    await pruneReleases(root, next);
+    return { release: join(root, dir), lock: next };
+  } catch (error) {
+    await rm(staging, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Switches `into` back to the previous release, only if the policy still accepts its manifest (signatures,
+ * threshold, expiry, and `state`: a host that remembers a higher version refuses, as for any rollback) and
+ * its files are intact. The releases swap places, so a second rollback returns to the newer one.
+ */
+export async function rollbackRelease(options: Omit<InstallOptions, 'source'>): Promise<InstallResult> {
+  const lockPath = options.lockPath ?? defaultLockPath(options.into);
+  const lock = await readLockFile(lockPath);
+  if (lock.previous === undefined) throw new GatehouseError('INVALID_OPTIONS', `${options.into}: no previous release to roll back to`);
+  const dir = join(releasesDir(options.into), lock.previous.dir);
+  const verified = await verifyManifestFile(join(dir, RELEASE_MANIFEST), options.policy);
+  if (verified.sha256 !== lock.previous.manifestSha256) throw new GatehouseError('LOCK_MISMATCH', `${dir}: its manifest is not the one the lock file recorded`);
+  await checkRelease(verified.manifest, dir);
+  const next: LockFile = { schema: 'gatehouse.lock/v1', current: lock.previous, previous: lock.current };
+  await switchTo(options.into, dir);
+  await writeLockFile(lockPath, next);
+  return { release: dir, lock: next };
+}
+
+async function readExistingLock(path: string): Promise<LockFile | undefined> {
+  try {
+    await lstat(path);
+  } catch {
+    return undefined;
+  }
+  return readLockFile(path);
+}
+
+async function sourceFiles(source: string): Promise<ArchiveFile[]> {
+  let info;
+  try {
+    info = await stat(source);
+  } catch (error) {
+    throw fsError(error, source);
+  }
+  if (!info.isDirectory()) return readArchive(await readLimited(source, MAX_SOURCE_BYTES, 'ARCHIVE_TOO_LARGE'));
+  const base = basename(resolve(source));
+  const paths = await listPackageTree(dirname(resolve(source)), base);
+  const files: ArchiveFile[] = [];
+  let total = 0;
+  for (const path of paths) {
+    const file = join(dirname(resolve(source)), path);
+    const data = await readLimited(file, MAX_SOURCE_BYTES - total, 'ARCHIVE_TOO_LARGE');
+    // The same cap as for an archive: a directory of huge files must not fill memory either.
+    total += data.length;
+    files.push({ path: path.slice(base.length + 1), data, executable: ((await stat(file)).mode & 0o100) !== 0 });
+  }
+  return files;
+}
+
+async function extract(files: readonly ArchiveFile[], dir: string): Promise<void> {
+  for (const file of files) {
+    const target = join(dir, file.path);
+    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    // 'wx': a name the archive already created (as a directory, say) is an error, never written through.
+    await writeFile(target, file.data, { flag: 'wx', mode: file.executable ? 0o755 : 0o644 }).catch((error: unknown) => Promise.reject(fsError(error, target)));
+  }
+}
+
+async function refuseRollback(verified: VerifiedManifest, installed: LockedRelease | undefined, highest: number | undefined): Promise<void> {
+  const version = verified.manifest.version;
+  // An older signed release would bring back plugins a newer one withdrew.
+  if (highest !== undefined && version < highest) throw new GatehouseError('MANIFEST_ROLLBACK', `manifest version ${version} is older than version ${highest}, already accepted`);
+  if (installed === undefined) return;
+  if (version < installed.manifestVersion) {
+    throw new GatehouseError('MANIFEST_ROLLBACK', `manifest version ${version} is older than the installed version ${installed.manifestVersion}; use --rollback to return to the previous release`);
+  }
+  if (version === installed.manifestVersion) {
+    throw new GatehouseError('MANIFEST_ROLLBACK', `manifest version ${version} is already installed${installed.manifestSha256 === verified.sha256 ? '' : ' with different content; sign changes under a higher version'}`);
+  }
+}
+
+/** Every plugin passes the file checks, and the release holds nothing but the manifest, its signatures and listed files. */
+async function checkRelease(manifest: Manifest, dir: string): Promise<void> {
+  const failed = (await verifyPlugins(manifest, dir)).find((result) => !result.ok);
+  if (failed && !failed.ok) throw failed.error;
+  const listed = new Set(manifest.plugins.flatMap((plugin) => [plugin.path, ...(plugin.files ?? []).map((file) => file.path), ...(plugin.interpreter && !plugin.interpreter.path.startsWith('/') ? [plugin.interpreter.path] : [])]));
+  for (const path of await listPackageTree(dirname(dir), basename(dir))) {
+    const name = path.slice(basename(dir).length + 1);
+    const signature = name.startsWith(`${RELEASE_MANIFEST}.`) && name.endsWith('.minisig') && !name.includes('/');
+    // An unlisted file in a release is unsigned code waiting for a glob or a loader to find it.
+    if (name !== RELEASE_MANIFEST && !signature && !listed.has(name)) {
+      throw new GatehouseError('ARCHIVE_INVALID', `release: ${name} is not listed in the manifest`, { details: { file: name } });
+    }
+  }
+}
+
+/** Points `into` at `target` in one rename of a fresh link over it: hosts see the old release or the new, never neither. */
+async function switchTo(into: string, target: string): Promise<void> {
+  const path = resolve(into);
+  const existing = await lstat(path).catch(() => undefined);
+  // A real directory here was not made by install; replacing it would drop someone's files.
+  if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
+  const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  await symlink(target, temporary);
+  try {
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw fsError(error, path);
+  }
+}
+
+/** Keeps the current and previous releases; older ones and leftovers of interrupted installs go. */
+async function pruneReleases(root: string, lock: LockFile): Promise<void> {
+  const keep = new Set([lock.current.dir, lock.previous?.dir]);
+  for (const name of await readdir(root)) if (!keep.has(name) && !name.startsWith('.staging-')) await rm(join(root, name), { recursive: true, force: true });
+}
+
+/**
+ * Checks an installed plugin directory against its lock file (`gatehouse verify --lock`): `into` points at
+ * the recorded release, its manifest has the recorded digest, each plugin the recorded name, version and
+ * tree digest, and every file is intact with nothing unlisted beside it. Any difference is LOCK_MISMATCH
+ * (or the file check's own code), naming it.
+ */
+export async function verifyInstalled(into: string, lockPath = defaultLockPath(into)): Promise<LockFile> {
+  const lock = await readLockFile(lockPath);
+  const expected = join(releasesDir(into), lock.current.dir);
+  const actual = await realpath(into).catch((error: unknown) => Promise.reject(fsError(error, into)));
+  if (actual !== (await realpath(expected).catch(() => expected))) throw new GatehouseError('LOCK_MISMATCH', `${into} points at ${actual}, the lock file says ${expected}`);
+  const bytes = await readLimited(join(expected, RELEASE_MANIFEST), MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE');
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== lock.current.manifestSha256) throw new GatehouseError('LOCK_MISMATCH', `${expected}: manifest SHA-256 is ${sha256}, the lock file says ${lock.current.manifestSha256}`);
+  const manifest = parseManifest(bytes);
+  const found = JSON.stringify(lockedPlugins(manifest));
+  if (found !== JSON.stringify(lock.current.plugins)) throw new GatehouseError('LOCK_MISMATCH', `${expected}: plugins, versions or trees differ from the lock file`);
+  await checkRelease(manifest, expected);
+  return lock;
+}

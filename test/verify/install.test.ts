@@ -1,0 +1,129 @@
+// Installing signed releases: verified before anything changes, switched in one rename, locked, rolled back by policy.
+import test, { type ExecutionContext } from 'ava';
+import { execFile } from 'node:child_process';
+import { appendFile, lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { readArchive, writeArchive } from '../../src/verify/archive.js';
+import { installRelease, releasesDir, rollbackRelease, verifyInstalled } from '../../src/verify/install.js';
+import { formatManifest } from '../../src/verify/manifest.js';
+import { createManifest } from '../../src/verify/manifest-create.js';
+import { generateKeyPair, type MinisignSecretKey } from '../../src/verify/minisign-key.js';
+import { createRelease } from '../../src/verify/release.js';
+import { MemoryRollbackState } from '../../src/verify/rollback-state.js';
+import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { repoRoot } from '../helpers/paths.js';
+
+const DAY_MS = 86_400_000;
+
+/** A release archive of version `version`: one executable plugin printing the version. */
+async function release(t: ExecutionContext, secretKey: MinisignSecretKey, version: number): Promise<string> {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'plugin', `#!/bin/sh\necho ${version}\n`, 0o755);
+  const manifest = await createManifest(dir, { version, expires: new Date(Date.now() + DAY_MS) });
+  await writeFile(join(dir, 'manifest.json'), formatManifest(manifest));
+  const out = join(await tempDir(t), `release-${version}.tar.gz`);
+  await createRelease(dir, secretKey, out);
+  return out;
+}
+
+async function setup(t: ExecutionContext) {
+  const keys = generateKeyPair();
+  const into = join(await tempDir(t), 'plugins');
+  return { keys, into, policy: { trustedKeys: [keys.publicKey] } };
+}
+
+test('install: a verified release goes behind the plugins link in one rename; a newer one keeps it as previous; rollback returns to it', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const first = await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  t.true((await lstat(into)).isSymbolicLink());
+  t.is(await readlink(into), first.release);
+  t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 1\n');
+  t.like(first.lock, { current: { manifestVersion: 1, plugins: [{ name: 'plugin' }] } });
+  t.is(first.lock.previous, undefined);
+  await verifyInstalled(into);
+
+  const second = await installRelease({ source: await release(t, keys.secretKey, 2), into, policy });
+  t.like(second.lock, { current: { manifestVersion: 2 }, previous: { manifestVersion: 1 } });
+  t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 2\n');
+  await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 1), into, policy }), { code: 'MANIFEST_ROLLBACK' });
+  await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 2), into, policy }), { code: 'MANIFEST_ROLLBACK', message: /already installed/ });
+
+  const back = await rollbackRelease({ into, policy });
+  t.like(back.lock, { current: { manifestVersion: 1 }, previous: { manifestVersion: 2 } });
+  t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 1\n');
+  await verifyInstalled(into);
+  t.deepEqual((await readdir(releasesDir(into))).sort(), [first.release, second.release].map((path) => path.split('/').at(-1)).sort());
+});
+
+test('install: with a rollback state, rollback is refused (that is what the state is for); the state rises only once installed', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const state = new MemoryRollbackState();
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy: { ...policy, state } });
+  await t.throwsAsync(installRelease({ source: await release(t, generateKeyPair().secretKey, 5), into, policy: { ...policy, state } }));
+  t.is(await state.highestVersion(), 1, 'a refused release does not raise the state');
+  await installRelease({ source: await release(t, keys.secretKey, 2), into, policy: { ...policy, state } });
+  t.is(await state.highestVersion(), 2);
+  await t.throwsAsync(rollbackRelease({ into, policy: { ...policy, state } }), { code: 'MANIFEST_ROLLBACK' });
+  t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 2\n');
+});
+
+test('install: a hostile or tampered release changes nothing: same link, same lock, no leftover directory', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  const link = await readlink(into);
+  const lock = await readFile(`${into}.lock.json`, 'utf8');
+  const releases = await readdir(releasesDir(into));
+  const good = await release(t, keys.secretKey, 2);
+  const files = readArchive(await readFile(good));
+  const dir = await tempDir(t);
+  const attempts: Record<string, Buffer> = {
+    // Attack: a file of the signed release replaced in transit.
+    tampered: writeArchive(files.map((f) => (f.path === 'plugin' ? { ...f, data: Buffer.from('#!/bin/sh\necho evil\n') } : f))),
+    // Attack: an unsigned extra file riding along with signed ones.
+    unlisted: writeArchive([...files, { path: 'extra', data: Buffer.from('x'), executable: true }]),
+    // Attack: a symbolic link entry pointing out of the install.
+    link: (() => {
+      const tar = gunzipSync(writeArchive([{ path: 'evil', data: Buffer.alloc(0), executable: false }]));
+      tar.write('2', 156, 'latin1');
+      tar.fill(0x20, 148, 156);
+      let sum = 0;
+      for (const byte of tar.subarray(0, 512)) sum += byte;
+      tar.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      return gzipSync(tar);
+    })(),
+    unsigned: writeArchive(files.filter((f) => !f.path.endsWith('.minisig'))),
+  };
+  for (const [name, bytes] of Object.entries(attempts)) {
+    const source = join(dir, `${name}.tar.gz`);
+    await writeFile(source, bytes);
+    await t.throwsAsync(installRelease({ source, into, policy }), undefined, name);
+    t.is(await readlink(into), link, name);
+    t.is(await readFile(`${into}.lock.json`, 'utf8'), lock, name);
+    t.deepEqual(await readdir(releasesDir(into)), releases, name);
+  }
+});
+
+test('verify --lock: a file changed in the installed release is found, naming it', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  await appendFile(join(into, 'plugin'), '# changed\n');
+  const error = await t.throwsAsync(verifyInstalled(into));
+  t.regex(error?.message ?? '', /plugin/);
+});
+
+test('release archives are reproducible and install from a release directory too', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'plugin', '#!/bin/sh\necho 1\n', 0o755);
+  await writeFile(join(dir, 'manifest.json'), formatManifest(await createManifest(dir, { version: 1, expires: new Date('2099-01-01T00:00:00Z') })));
+  const [a, b] = [join(await tempDir(t), 'a.tar.gz'), join(await tempDir(t), 'b.tar.gz')];
+  await createRelease(dir, keys.secretKey, a);
+  await createRelease(dir, keys.secretKey, b);
+  t.deepEqual(await readFile(a), await readFile(b));
+  const unpacked = await tempDir(t);
+  await promisify(execFile)('/usr/bin/tar', ['-xzf', a, '-C', unpacked], { cwd: repoRoot });
+  await installRelease({ source: unpacked, into, policy });
+  t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 1\n');
+});
