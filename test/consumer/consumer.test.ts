@@ -3,7 +3,8 @@
 // plugin through launchVerified over mutual TLS), with imports from `gatehouse-plugins` alone.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { appendFile, chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { prepareSealRoot } from '../../src/verify/seal-root.js';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { transform } from 'esbuild';
@@ -95,6 +96,7 @@ interface Fixture {
 }
 
 let root: string;
+let sealDir: string | undefined;
 let fixture: Promise<Fixture> | undefined;
 
 test.before(async () => {
@@ -102,6 +104,7 @@ test.before(async () => {
 });
 test.after.always(async () => {
   if (root) await rm(root, { recursive: true, force: true });
+  if (sealDir) await rm(sealDir, { recursive: true, force: true });
 });
 
 /** The packed project, a plugins directory with the TypeScript package (and the Go plugin when built), signed. */
@@ -123,9 +126,9 @@ function setup(): Promise<Fixture> {
     await writeFile(join(project.dir, 'host.mjs'), HOST);
     const trustDir = join(root, 'trust');
     await node(project, 'publish.mjs', [pluginsDir, trustDir, goBinaries ? 'go' : '']);
-    const sealDir = join(root, 'seal');
-    await mkdir(sealDir, { mode: 0o700 });
-    return { project, pluginsDir, trustDir, sealDir };
+    // Under the host-owned seal root: a seal under /tmp is refused (SECURITY.md V1, V11).
+    sealDir = await mkdtemp(join(await prepareSealRoot(), 'consumer-test-'));
+    return { project, pluginsDir, trustDir, sealDir: sealDir as string };
   })();
   return fixture;
 }

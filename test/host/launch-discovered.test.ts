@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { discoverVerified, launchDiscovered, openAuditLog } from '../../src/index.js';
 import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { goTest } from '../interop/go-binaries.js';
 
 const DAY_MS = 86_400_000;
@@ -59,7 +59,7 @@ goTest('launchDiscovered reports the candidates and launches the chosen verified
   await writeFileWithMode(dir, 'kv', await readFile(join(dir, '..', 'kv')), 0o755);
   const { manifestPath, policy } = await signedDir(dir);
   await writeFileWithMode(dir, 'stray', '#!/bin/sh\nexit 0\n', 0o755);
-  const { candidates, plugin } = await launchDiscovered({ manifestPath, pluginDir: dir, plugin: 'kv', policy, cookie: KV_COOKIE, seal: { parentDir: await tempDir(t) } });
+  const { candidates, plugin } = await launchDiscovered({ manifestPath, pluginDir: dir, plugin: 'kv', policy, cookie: KV_COOKIE, seal: { parentDir: await sealRootDir(t) } });
   t.teardown(() => plugin.kill());
   t.deepEqual(
     candidates.map((candidate) => [candidate.name, candidate.status]),

@@ -1,7 +1,7 @@
 // Plugin packages: an entry plus every file it loads, sealed as a tree whose module resolution cannot leave it.
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { appendFile, readFile, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { verifyPlugins } from '../../src/verify/installed-plugins.js';
@@ -11,7 +11,7 @@ import { generateKeyPair } from '../../src/verify/minisign-key.js';
 import { createPackageEntry } from '../../src/verify/package-create.js';
 import { signManifest } from '../../src/verify/sign-manifest.js';
 import { sealVerifiedPlugin } from '../../src/verify/verified-plugin.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 
 const run = promisify(execFile);
 const DAY_MS = 86_400_000;
@@ -49,9 +49,9 @@ async function signed(t: ExecutionContext, dir: string, manifest?: Manifest) {
   return { manifest: made, manifestPath, policy: { trustedKeys: [keys.publicKey] } };
 }
 
-/** A seal root under a test directory that also holds node_modules/leak: a module importable only from above the sealed tree. */
+/** A seal root of the test's own that also holds node_modules/leak: a module importable only from above the sealed tree. */
 async function sealRootWithLeak(t: ExecutionContext): Promise<string> {
-  const parentDir = await tempDir(t);
+  const parentDir = await sealRootDir(t);
   await writeFileWithMode(parentDir, 'node_modules/leak/package.json', JSON.stringify({ name: 'leak', main: 'index.js' }), 0o644);
   await writeFileWithMode(parentDir, 'node_modules/leak/index.js', 'module.exports = "leaked";\n', 0o644);
   return parentDir;
@@ -100,7 +100,7 @@ test('a file changed after signing deep in node_modules fails verification and s
   const [result] = await verifyPlugins(manifest, dir);
   t.false(result?.ok);
   t.regex(result && !result.ok ? result.error.message : '', /node_modules\/dep\/index\.cjs/);
-  const error = await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await tempDir(t) } }));
+  const error = await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await sealRootDir(t) } }));
   t.regex(error?.message ?? '', /node_modules\/dep\/index\.cjs/);
 });
 
@@ -111,7 +111,7 @@ test('a file added to a package after signing fails verification as PACKAGE_FILE
   await writeFileWithMode(dir, 'pkg/node_modules/planted/index.js', 'process.exit(7);\n', 0o644);
   const [result] = await verifyPlugins(manifest, dir);
   t.like(result && !result.ok ? result.error : {}, { code: 'PACKAGE_FILE_UNLISTED', details: { file: 'pkg/node_modules/planted/index.js' } });
-  await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await tempDir(t) } }), {
+  await t.throwsAsync(sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await sealRootDir(t) } }), {
     code: 'PACKAGE_FILE_UNLISTED',
   });
 });
@@ -133,4 +133,25 @@ test('a package entry must keep its files inside the package and name an interpr
   t.throws(() => manifest({ ...base, path: 'other/main.js' }), { code: 'MANIFEST_INVALID', message: /does not contain/ });
   t.throws(() => manifest({ ...base, files: [{ path: 'elsewhere.js', sha256: 'b'.repeat(64), size: 1 }] }), { code: 'MANIFEST_INVALID' });
   t.throws(() => manifest({ ...base, interpreter: undefined }), { code: 'MANIFEST_INVALID', message: /interpreter/ });
+});
+
+test('a package sealed for a run-as group runs as that user: its containment hook is readable, not writable, by the group', async (t) => {
+  if (process.geteuid?.() !== 0) {
+    t.log('skipped: running a plugin as another user needs root');
+    t.pass();
+    return;
+  }
+  const NOBODY = 65534;
+  const dir = await packageDir(t);
+  const parentDir = await sealRootDir(t);
+  // The run-as user must be able to pass through the test's own root to reach its copy.
+  await chmod(parentDir, 0o711);
+  const { manifestPath, policy } = await signed(t, dir);
+  const { sealed } = await sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir, group: NOBODY } });
+  t.teardown(() => sealed.dispose());
+  const asNobody = ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', sealed.command, ...sealed.args];
+  const { stdout } = await run('/usr/bin/setpriv', asNobody, { env: {} });
+  t.like(JSON.parse(stdout), { helper: 'local', dep: 'dep', leakImport: 'ERR_MODULE_NOT_FOUND' });
+  const hook = await stat(join(sealed.dir, 'gatehouse-containment', 'hooks.mjs'));
+  t.deepEqual([hook.uid, hook.gid, hook.mode & 0o777], [0, NOBODY, 0o440]);
 });
