@@ -3,7 +3,7 @@
 //   node dist/examples/generate.js [OUT_DIR]   (default: examples/generated)
 import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -41,9 +41,10 @@ export async function generate(outDir: string): Promise<void> {
       '--defaults',
       '--oneofs',
       '--importFileExtension=.js',
-      `-I${dir}`,
-      file,
-    ], { env });
+      // Relative to the repository: the generator writes this path into every file it makes, and an
+      // absolute one would differ in every checkout (and make the committed code look stale).
+      relative(repo, join(dir, file)),
+    ], { env, cwd: repo });
   }
 }
 

@@ -1,4 +1,4 @@
-// Original file: /work/wt/types/examples/kv/kv.proto
+// Original file: examples/kv/kv.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

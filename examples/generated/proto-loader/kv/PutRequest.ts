@@ -1,4 +1,4 @@
-// Original file: /work/wt/types/examples/kv/kv.proto
+// Original file: examples/kv/kv.proto
 
 
 export interface PutRequest {

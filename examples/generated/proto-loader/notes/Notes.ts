@@ -1,4 +1,4 @@
-// Original file: /work/wt/types/examples/typed/notes.proto
+// Original file: examples/typed/notes.proto
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'

@@ -1,4 +1,4 @@
-// Original file: /work/wt/types/examples/typed/notes.proto
+// Original file: examples/typed/notes.proto
 
 
 export interface Query {
