@@ -22,7 +22,7 @@
  * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, fsyncSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GatehouseError } from '../errors.js';
@@ -62,7 +62,7 @@ export type AuditEvent =
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
-  | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL' }
+  | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
   | { type: 'refusal'; plugin: string; code: string; message: string }
   | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }
@@ -107,6 +107,12 @@ export interface AuditSealingOptions {
 export interface AuditLog {
   /** Queues `event`; returns at once and never throws. Failures go to `onError` and to `flush()`. */
   record(event: AuditEvent): void;
+  /**
+   * For a process that is exiting (an exit hook cannot wait): writes `event`, and a checkpoint when the log
+   * is sealed, synchronously, fsynced. Returns false, writing nothing, when the log cannot take it at once
+   * (a write still in flight, a failed or closed log). A custom log may leave it out.
+   */
+  recordAtExit?(event: AuditEvent): boolean;
   /** Resolves once every record made before the call is fsynced; rejects with the write failure, if any. */
   flush(): Promise<void>;
   /** Flushes, then closes the file. Rejects with the write failure, if any. */
@@ -305,6 +311,8 @@ class FileAuditLog implements AuditLog {
   readonly #segment: number;
   #sinceCheckpoint = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Set only inside recordAtExit: the lines made meanwhile, to be written synchronously. */
+  #atExit: Buffer[] | undefined;
 
   constructor(
     path: string,
@@ -351,6 +359,30 @@ class FileAuditLog implements AuditLog {
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(event)) if (!RESERVED_FIELDS.has(key)) fields[key] = value;
     this.#append(event.type, fields);
+  }
+
+  recordAtExit(event: AuditEvent): boolean {
+    // A write in flight holds earlier lines: writing past it would put the chain out of order on disk.
+    if (this.#failure !== undefined || this.#closing !== undefined || this.#draining !== undefined) return false;
+    const lines: Buffer[] = [];
+    this.#atExit = lines;
+    try {
+      this.record(event);
+      // Seals what the process leaves behind: nothing can be signed for this segment after it exits.
+      this.#checkpoint();
+    } finally {
+      this.#atExit = undefined;
+    }
+    try {
+      const bytes = Buffer.concat(lines);
+      for (let offset = 0; offset < bytes.length; ) offset += writeSync(this.#handle.fd, bytes, offset, bytes.length - offset);
+      fsyncSync(this.#handle.fd);
+      this.#syncedSeq = this.#lastSeq;
+      return true;
+    } catch (error) {
+      this.#fail(error);
+      return false;
+    }
   }
 
   #append(type: string, fields: Record<string, unknown>): void {
@@ -411,6 +443,10 @@ class FileAuditLog implements AuditLog {
   #enqueue(line: Buffer): void {
     this.#lastSeq += 1;
     this.#lastLineHash = sha256Hex(line);
+    if (this.#atExit !== undefined) {
+      this.#atExit.push(Buffer.concat([line, NEWLINE_BYTES]));
+      return;
+    }
     this.#queue.push({ bytes: Buffer.concat([line, NEWLINE_BYTES]), seq: this.#lastSeq });
     this.#queuedBytes += line.length + 1;
     this.#draining ??= this.#drain();

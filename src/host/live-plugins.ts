@@ -6,6 +6,8 @@ export interface LivePlugin {
   readonly pid: number;
   readonly socketDir: string;
   kill(): Promise<unknown>;
+  /** Records, synchronously, that the exiting host is killing it (a dying host cannot wait for the log). */
+  recordHostExit?(): void;
 }
 
 const live = new Set<LivePlugin>();
@@ -21,6 +23,8 @@ function installExitHook(): void {
   hookInstalled = true;
   onExit(() => {
     for (const plugin of live) {
+      // Before the kill: an auditor must see why the plugin ended, even when the host did not stop it itself.
+      plugin.recordHostExit?.();
       try {
         process.kill(-plugin.pid, 'SIGKILL');
       } catch {

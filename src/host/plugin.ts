@@ -102,6 +102,11 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     });
   }
 
+  /** Called by the exit hook of a host that exits or is signalled, just before it SIGKILLs the plugin. */
+  recordHostExit(): void {
+    this.audit?.recordAtExit?.({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGKILL', reason: 'host exiting' });
+  }
+
   get pid(): number {
     return this.child.pid;
   }

@@ -331,3 +331,20 @@ test('any single-byte change anywhere in a sealed log fails verification with it
   );
   t.pass();
 });
+
+test('recordAtExit writes the record and a checkpoint at once, in chain order, and refuses while a write is in flight', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
+  exits(log, 1, 2);
+  // The two records are being written: a synchronous write now would land before them.
+  t.false(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? true);
+  await log.flush();
+  t.true(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? false);
+  // Read before close: what an exiting host leaves is already on disk, sealed.
+  const lines = await readLines(path);
+  t.like(JSON.parse(lines.at(-2) ?? '{}'), { type: 'kill', reason: 'host exiting' });
+  t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, sealing: { unsealed: 0 } });
+  await log.close();
+});

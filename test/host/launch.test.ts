@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { isGatehouseError, launch, verifyAuditLog, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { tempDir } from '../discover/temp-dir.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
@@ -200,5 +203,19 @@ test('kill: every live plugin is killed when the host process exits or is signal
     const { pid, socketDir } = JSON.parse(stdout.trim()) as { pid: number; socketDir: string };
     t.true(await waitUntil(() => !isAlive(pid), 10_000), `plugin ${pid} outlived a host that ended by ${ending}`);
     t.false(existsSync(socketDir), `socket directory left behind after ${ending}`);
+  }
+});
+
+test('kill: a host that exits or is signalled records the kill of each live plugin in its audit log, which still verifies', async (t) => {
+  const hostScript = fileURLToPath(new URL('../fixtures/host-that-dies.js', import.meta.url));
+  for (const ending of ['exit', 'SIGTERM', 'SIGINT']) {
+    const auditPath = join(await tempDir(t), 'audit.jsonl');
+    const { stdout } = await execFileAsync(process.execPath, [hostScript, ending, auditPath], { timeout: 20_000 }).catch(
+      (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
+    );
+    const { pid } = JSON.parse(stdout.trim()) as { pid: number };
+    const records = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    t.like(records.at(-1), { type: 'kill', pid, method: 'SIGKILL', reason: 'host exiting' }, `after ${ending}`);
+    t.like(await verifyAuditLog(auditPath), { ok: true }, `after ${ending}`);
   }
 });
