@@ -57,13 +57,20 @@ export async function initHome(options: InitOptions): Promise<{ rootToken: strin
     rootTokenSha256: sha256,
     sandbox: options.sandbox ?? 'auto',
     sealDir: options.sealDir ?? join(defaultSealRoot(), 'secrets-server', randomUUID()),
-    ...(options.pluginUser ? { pluginUser: options.pluginUser } : {}),
+    // A server run as root runs its engines as nobody unless told otherwise: an engine that escapes its
+    // sandbox must not hold root's files and keys.
+    ...(options.pluginUser ?? defaultPluginUser() ? { pluginUser: options.pluginUser ?? defaultPluginUser() } : {}),
     limits: { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64 },
   };
   // 'wx': init never overwrites a home that exists (its token and keys would be lost).
   await writeFile(paths.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   await writeFile(paths.auditKey, randomBytes(32), { mode: 0o600, flag: 'wx' });
   return { rootToken: token };
+}
+
+/** nobody (65534), for a server running as root; none for a server that is already an unprivileged user. */
+function defaultPluginUser(): ServerConfig['pluginUser'] {
+  return process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined;
 }
 
 export async function loadConfig(home: string): Promise<ServerConfig> {

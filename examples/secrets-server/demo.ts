@@ -2,7 +2,7 @@
 // throwaway home (release key, signed release of the engines, config) in a temporary directory, runs the
 // server as a child process, talks to it over HTTP only, and leaves no process, socket or directory.
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, appendFile, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, appendFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -24,6 +24,9 @@ const SECRET = 'correct horse battery staple';
 const CARD = '4111 1111 1111 1111';
 
 const root = await mkdtemp(join(tmpdir(), 'gatehouse-demo-'));
+// Searchable, not listable: engines run as nobody when the demo runs as root, and must reach their
+// socket directories under root/tmp (everything secret inside is 0700 or 0600).
+await chmod(root, 0o711);
 const home = join(root, 'home');
 const serverTmp = join(root, 'tmp');
 const pidsSeen = new Set<number>();
@@ -68,7 +71,8 @@ try {
 
   // 2. The server, as a child process with an explicit (empty) environment.
   // Its temporary directory (engine sockets) is inside the throwaway root, so that the demo can show it empty at the end.
-  await mkdir(serverTmp, { mode: 0o700 });
+  // 0711: an engine run as another user must reach its own socket directory inside (it cannot list it).
+  await mkdir(serverTmp, { mode: 0o711 });
   server = spawn(process.execPath, [MAIN, 'serve', '--home', home], { env: { TMPDIR: serverTmp }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: server?.stdout as NodeJS.ReadableStream });

@@ -231,7 +231,8 @@ export class Mounts {
         audit: watching,
         logger: this.options.logger,
         ...(sandbox ? { sandbox } : {}),
-        ...(pluginUser ? { user: pluginUser.uid, group: pluginUser.gid } : {}),
+        // As another user, the engine reaches the storage the server brokers to it through its group only.
+        ...(pluginUser ? { user: pluginUser.uid, group: pluginUser.gid, unixSocketGroup: pluginUser.gid } : {}),
       });
       try {
         await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, mountPrefix(mount.spec.path))]);

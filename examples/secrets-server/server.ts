@@ -47,6 +47,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   if (bwrap) say('engines run in a bubblewrap sandbox (no network, no view of the host\'s files or processes)');
   if (!bwrap) say(config.sandbox === 'off' ? 'engines run WITHOUT a sandbox (config sandbox: "off")' : 'bubblewrap (bwrap) not found: engines run WITHOUT a sandbox; install the bubblewrap package');
   const runningAsRoot = process.getuid?.() === 0;
+  if (config.pluginUser) say(`engines run as uid ${config.pluginUser.uid}, gid ${config.pluginUser.gid} (pluginUser), never as the server's user`);
   if (runningAsRoot && !config.pluginUser) say('the server runs as root and no pluginUser is set: engines run as root too (set pluginUser in config.json)');
 
   const mounts = new Mounts({
