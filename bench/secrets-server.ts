@@ -5,7 +5,7 @@
 //
 //   node dist/bench/secrets-server.js [--seconds N] [--mounts N] [--out FILE]
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -59,6 +59,8 @@ progress(`in-process engine: ${inProcess.toFixed(0)} reads/s`);
 
 // Through the server: a child process, as in production.
 const root = await mkdtemp(join(tmpdir(), 'gatehouse-bench-secrets-'));
+// Searchable, not listable: a root server runs its engines as nobody, who must reach root/tmp's socket directories.
+await chmod(root, 0o711);
 let server: ReturnType<typeof spawn> | undefined;
 try {
   const key = generateKeyPair();
@@ -69,7 +71,7 @@ try {
   const { manifestPath } = await buildRelease({ outDir: join(root, 'release'), engines: [{ engine: 'kv', version: '1.0.0' }], secretKey: key.secretKey, manifestVersion: 1 });
   const home = join(root, 'home');
   const { rootToken } = await initHome({ home, release: { manifest: manifestPath, trustedKeysDir: join(root, 'trusted') }, port: 0 });
-  await mkdir(join(root, 'tmp'), { mode: 0o700 });
+  await mkdir(join(root, 'tmp'), { mode: 0o711 });
   server = spawn(process.execPath, [MAIN, 'serve', '--home', home], { env: { TMPDIR: join(root, 'tmp') }, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     createInterface({ input: server?.stdout as NodeJS.ReadableStream }).on('line', (line) => {
