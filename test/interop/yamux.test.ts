@@ -45,7 +45,8 @@ async function exercise(t: ExecutionContext, go: GoBinaries, ourRole: 'client' |
       stdout = stdout.slice(stdout.lastIndexOf('\n') + 1);
     }),
   );
-  const exited = new Promise<number | null>((resolve) => peer.once('exit', resolve));
+  // 'close', not 'exit': the peer's last stdout line may still be unread when it has exited.
+  const exited = new Promise<number | null>((resolve) => peer.once('close', resolve));
 
   let socket: Socket;
   if (accepted) {
