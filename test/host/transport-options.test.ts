@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { isGatehouseError, launch, type GatehouseError } from '../../src/index.js';
 import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 import { fake } from '../hostile/harness.js';
-import { requireRoot } from '../hostile/requires.js';
+import { requireCheckoutReachable, requireRoot } from '../hostile/requires.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
 
 const { storage, worker } = loadCallbackServices();
@@ -142,7 +142,7 @@ test('options pass-through: channel options reach the connections of both sides,
 });
 
 test('socket group: a plugin run as another user reaches the host\'s brokered service only through the group', async (t) => {
-  if (!requireRoot(t)) return;
+  if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
   const nobody = { user: 65534, group: 65534 };
   // Attack: another user (here the plugin's) connecting to the host's brokered socket, kept out by 0600.
   {

@@ -11,7 +11,7 @@ import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } fro
 import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js';
 import { allGone, AT_ONCE_MS, expectRefusal, fake, hostStillWorks, kvService, privateTmpdir } from './harness.js';
 import { credentials, descendantRunning, processesIn, sandboxNamespace, softLimit } from './procfs.js';
-import { requireRoot, requireTool, withoutTool } from './requires.js';
+import { requireCheckoutReachable, requireRoot, requireTool, withoutTool } from './requires.js';
 
 const execFileAsync = promisify(execFile);
 const sharedTmp = privateTmpdir(test);
@@ -34,7 +34,7 @@ const fakeInSandbox = (extra: Partial<LaunchOptions> = {}): LaunchOptions =>
 // --- another user and group ---
 
 test('run as: the plugin runs as the given user and group, with no supplementary groups', async (t) => {
-  if (!requireRoot(t) || !requireTool(t, 'setpriv')) return;
+  if (!requireRoot(t) || !requireCheckoutReachable(t) || !requireTool(t, 'setpriv')) return;
   // Attack: a plugin reading the host's own files (keys, configuration) with the host's rights.
   const secretDir = mkdtempSync(join(sharedTmp, 'gatehouse-secret-'));
   t.teardown(() => rmSync(secretDir, { recursive: true, force: true }));
@@ -52,7 +52,7 @@ test('run as: the plugin runs as the given user and group, with no supplementary
 });
 
 test('run as: a host that is not root asking for another user is RUN_AS_UNAVAILABLE', async (t) => {
-  if (!requireRoot(t)) return;
+  if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
   const setpriv = requireTool(t, 'setpriv');
   if (!setpriv) return;
   // The host itself runs as nobody, in a directory it may write.
@@ -157,7 +157,7 @@ test('sandbox: a grandchild that left the process group still dies with the plug
 });
 
 test('sandbox: run as another user, with limits, in the sandbox, all at once', async (t) => {
-  if (!requireRoot(t) || !requireTool(t, 'bwrap') || !requireTool(t, 'prlimit')) return;
+  if (!requireRoot(t) || !requireCheckoutReachable(t) || !requireTool(t, 'bwrap') || !requireTool(t, 'prlimit')) return;
   const plugin = await launch(fakeInSandbox({ user: NOBODY, group: NOBODY, limits: { openFiles: 300 } }));
   const inner = descendantRunning(plugin.pid, fakePluginScript);
   t.truthy(inner, 'the plugin runs inside bwrap');

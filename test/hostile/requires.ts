@@ -1,4 +1,7 @@
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { repoRoot } from '../helpers/paths.js';
 import { findSystemTool } from '../../src/host/system-tools.js';
 
 /**
@@ -38,4 +41,24 @@ export function requireRoot(t: ExecutionContext): boolean {
     t.pass();
   }
   return false;
+}
+
+/**
+ * Like requireRoot, for a test that runs code from this checkout as another user: every directory from
+ * the checkout up to / must be searchable by others (a clone under a 0700 temporary directory is not).
+ */
+export function requireCheckoutReachable(t: ExecutionContext): boolean {
+  for (let dir = repoRoot; ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) {
+      const why = `another user cannot reach this checkout: ${dir} is not searchable by others`;
+      if (process.env.CI === 'true') {
+        t.fail(`CI=true: ${why}`);
+      } else {
+        t.log(`skipped: ${why}`);
+        t.pass();
+      }
+      return false;
+    }
+    if (dirname(dir) === dir) return true;
+  }
 }
