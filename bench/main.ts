@@ -10,11 +10,12 @@
 //
 // Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
 // and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { bundlePlugin } from '../src/bundle/bundle.js';
 import { auditBench } from './audit.js';
 import { runJson } from './child.js';
 import { figures as toFigures, type Figure, type RawResults } from './figures.js';
@@ -175,7 +176,7 @@ async function run(options: RunOptions): Promise<void> {
     workload: { gatehouseHost: {}, goPluginHost: {}, floor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
-    start: { ts: [], go: null, nodeFloor: [] },
+    start: { ts: [], tsBundled: [], go: null, nodeFloor: [] },
     hashing: null,
     audit: null,
   };
@@ -216,6 +217,14 @@ async function run(options: RunOptions): Promise<void> {
     progress('plugin start: spawn to handshake line');
     const n = String(settings.starts);
     raw.start.ts = (await gatehouse<{ ms: number[] }>('start', ['start', '--n', n, '--', ...tsPluginCommand('start-plugin')])).ms;
+    // Next to the original, so that the .proto it reads relative to import.meta.url is found as in place.
+    const bundled = path.join(path.dirname(tsPlugin), 'plugin.bundle.mjs');
+    await bundlePlugin({ entry: tsPlugin, out: bundled });
+    try {
+      raw.start.tsBundled = (await gatehouse<{ ms: number[] }>('start-bundled', ['start', '--n', n, '--', process.execPath, ...nodeFlags('start-bundled-plugin'), bundled])).ms;
+    } finally {
+      rmSync(bundled, { force: true });
+    }
     if (go !== undefined) raw.start.go = (await gatehouse<{ ms: number[] }>('start-go', ['start', '--n', n, '--', go.kvplugin])).ms;
     raw.start.nodeFloor = (await gatehouse<{ ms: number[] }>('floor', ['floor', '--n', n])).ms;
   }

@@ -35,6 +35,7 @@ interface Results {
 const EXPECTED = [
   ...['go', 'ts'].flatMap((plugin) => ['median', 'p95', 'first'].map((stat) => `launch.${plugin}.${stat}`)),
   'start.ts.median',
+  'start.ts.bundled',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>
     ['c1', 'c16'].flatMap((c) => ['rate', 'rate.goPlugin', 'p50', 'p99', 'p99.goPlugin'].map((stat) => `unary.${plugin}.${c}.${stat}`)),
