@@ -4,7 +4,7 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
-import { classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
+import { channelCredentials, classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
 import { UnaryClient } from '../transport/grpc-unary-client.js';
 import type { HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
@@ -68,7 +68,6 @@ export function unaryCall<Req, Res>(
   method: grpc.MethodDefinition<Req, Res>,
   request: Req,
   options: grpc.CallOptions,
-  metadata = new grpc.Metadata(),
 ): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     client.makeUnaryRequest(
@@ -76,7 +75,7 @@ export function unaryCall<Req, Res>(
       method.requestSerialize,
       method.responseDeserialize,
       request,
-      metadata,
+      new grpc.Metadata(),
       options,
       (error, response) => (error ? reject(error) : resolve(response as Res)),
     );
@@ -110,7 +109,7 @@ export interface PluginCredentials {
 export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCertificateDer: Buffer): PluginCredentials {
   const options = pinnedTlsOptions(identity, pluginCertificateDer, (error) => (pinned.mismatch = error));
   const pinned: PluginCredentials = {
-    credentials: grpc.credentials.createFromSecureContext(options.secureContext, { checkServerIdentity: options.checkServerIdentity }),
+    credentials: channelCredentials(options),
     tls: options,
   };
   return pinned;

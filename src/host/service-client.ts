@@ -71,26 +71,31 @@ class MethodCalls {
     const { path, requestSerialize, responseDeserialize } = this.method;
     try {
       if (this.lean) {
-        const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
         const response = await this.lean.call(path, requestSerialize(request), {
-          ...(deadline === undefined ? {} : { deadline }),
+          ...this.grpcOptions(options),
           ...(options.signal ? { signal: options.signal } : {}),
           ...(options.metadata ? { metadata: Object.entries(options.metadata.getMap()) } : {}),
         });
         return responseDeserialize(response.message);
       }
-      return await new Promise((resolve, reject) => {
-        const call = this.client.makeUnaryRequest(
-          path,
-          requestSerialize,
-          responseDeserialize,
-          request,
-          options.metadata ?? new grpc.Metadata(),
-          this.grpcOptions(options),
-          (error, response) => (error ? reject(error) : resolve(response)),
-        );
-        cancelOnAbort(call, options.signal);
-      });
+      let stopWatching = (): void => {};
+      try {
+        return await new Promise((resolve, reject) => {
+          const call = this.client.makeUnaryRequest(
+            path,
+            requestSerialize,
+            responseDeserialize,
+            request,
+            options.metadata ?? new grpc.Metadata(),
+            this.grpcOptions(options),
+            (error, response) => (error ? reject(error) : resolve(response)),
+          );
+          stopWatching = cancelOnAbort(call, options.signal);
+        });
+      } finally {
+        // A signal shared by many calls must not collect one listener per finished call.
+        stopWatching();
+      }
     } catch (cause) {
       throw await this.failure(cause as grpc.ServiceError, options);
     }
@@ -129,7 +134,8 @@ class MethodCalls {
     if (options.signal?.aborted) throw this.aborted(options.signal);
   }
 
-  private grpcOptions(options: CallOptions): grpc.CallOptions {
+  /** The call's deadline (ms since the epoch), in the shape both clients take. */
+  private grpcOptions(options: CallOptions): { deadline?: number } {
     return options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs };
   }
 

@@ -72,7 +72,11 @@ export function pinnedChannelCredentials(
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
 ): grpc.ChannelCredentials {
-  const { secureContext, checkServerIdentity } = pinnedTlsOptions(own, pluginCertificateDer, onMismatch);
+  return channelCredentials(pinnedTlsOptions(own, pluginCertificateDer, onMismatch));
+}
+
+/** The same pin for grpc-js: one secure context and one identity check serve both clients of a plugin. */
+export function channelCredentials({ secureContext, checkServerIdentity }: PinnedTlsOptions): grpc.ChannelCredentials {
   return grpc.credentials.createFromSecureContext(secureContext, { checkServerIdentity });
 }
 
