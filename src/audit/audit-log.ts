@@ -22,7 +22,7 @@
  * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, fsyncSync, writeSync } from 'node:fs';
+import { constants, fsyncSync, writeSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GatehouseError } from '../errors.js';
@@ -140,23 +140,19 @@ interface Queued {
 export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
   const sealing = options.sealing === undefined ? undefined : sealingSettings(options.sealing);
   const { handle, created } = await openFile(path);
+  let seal: SegmentSeal | undefined;
+  let log: FileAuditLog | undefined;
   try {
     const stats = await handle.stat();
     // A FIFO or device would block or swallow the writes; only a regular file holds a trail.
     if (!stats.isFile()) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is not a regular file`);
-    // A log pre-created by another user stays theirs: they could rewrite the chain we append to.
-    const uid = process.geteuid?.();
-    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) {
-      throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is owned by uid ${stats.uid}, not by this process (uid ${uid}) or root; move it away and start a new log`);
-    }
-    // Anyone who can write the file can rewrite the whole chain consistently.
-    if ((stats.mode & 0o022) !== 0) {
-      throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
-    }
+    // A log pre-created by another user stays theirs, and anyone who can write it can rewrite the whole
+    // chain consistently: either could forge the trail we append to.
+    const problem = sharedFileProblem(stats);
+    if (problem !== undefined) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is ${problem}; move it away and start a new log`);
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
     // An existing log's id is needed only to bind a new segment's key to it.
     const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
-    let seal: SegmentSeal | undefined;
     if (sealing !== undefined) {
       const sealer = new Sealer();
       const segment = tail === undefined ? 1 : tail.seq + 1;
@@ -167,11 +163,14 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       sealing.onSealingKey?.(keyLine);
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
-    const log = new FileAuditLog(path, handle, logId, tail, options, seal);
     if (created) await syncDirectory(path);
+    log = new FileAuditLog(path, handle, logId, tail, options, seal);
     await log.flush();
     return log;
   } catch (error) {
+    // A log that failed to open must not go on in the background: no timer, no key, no late onError.
+    log?.abandon();
+    seal?.sealer.destroy();
     await handle.close();
     throw error;
   }
@@ -196,6 +195,14 @@ function sealingSettings(sealing: AuditSealingOptions): Required<Omit<AuditSeali
   return { keyFile: sealing.keyFile, everyRecords, everySeconds, onSealingKey: sealing.onSealingKey };
 }
 
+/** Why a file of the trail is not ours alone (owned by another user than us or root, or writable by others), if it is not. */
+function sharedFileProblem(stats: Stats): string | undefined {
+  const uid = process.geteuid?.();
+  if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) return `owned by uid ${stats.uid}, not by this process (uid ${uid}) or root`;
+  if ((stats.mode & 0o022) !== 0) return `writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`;
+  return undefined;
+}
+
 /** Appends one key line to the sealing-key file (created 0644: it holds public keys only) and fsyncs it. */
 async function appendKeyLine(keyFile: string, keyLine: string): Promise<void> {
   let handle: FileHandle | undefined;
@@ -203,11 +210,11 @@ async function appendKeyLine(keyFile: string, keyLine: string): Promise<void> {
     // O_NOFOLLOW: a symlink planted at the key file's path must not send our key line elsewhere.
     handle = await open(keyFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     const stats = await handle.stat();
+    // A FIFO or device in its place would swallow the key line that verification needs.
     if (!stats.isFile()) throw new Error('not a regular file');
-    // Whoever can write the local copy could slip in a key of their own before it is copied away.
-    if ((stats.mode & 0o022) !== 0) throw new Error(`writable by group or others (mode ${(stats.mode & 0o777).toString(8)})`);
-    const uid = process.getuid?.();
-    if (uid !== undefined && stats.uid !== uid && stats.uid !== 0) throw new Error(`owned by uid ${stats.uid}, not by this process (uid ${uid}) or root`);
+    // Whoever owns or can write the local copy could slip in a key of their own before it is copied away.
+    const problem = sharedFileProblem(stats);
+    if (problem !== undefined) throw new Error(problem);
     await handle.writeFile(`${keyLine}\n`);
     await handle.sync();
   } catch (error) {
@@ -359,6 +366,14 @@ class FileAuditLog implements AuditLog {
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(event)) if (!RESERVED_FIELDS.has(key)) fields[key] = value;
     this.#append(event.type, fields);
+  }
+
+  /** For openAuditLog when opening failed: stops the timer and any further write or report. */
+  abandon(): void {
+    clearInterval(this.#timer);
+    this.#failure ??= new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${this.#path}: not opened`);
+    this.#queue = [];
+    this.#queuedBytes = 0;
   }
 
   recordAtExit(event: AuditEvent): boolean {

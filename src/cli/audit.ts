@@ -11,6 +11,7 @@ import { checkAuditLog, type AuditFailure, type AuditReport } from '../audit/ver
 import { writeFileAtomic } from '../verify/atomic-file.js';
 import { readLimited } from '../verify/untrusted-file.js';
 import { parseCommandLine, usageError } from './command-line.js';
+import { escapeControls } from './terminal.js';
 
 export interface Writer {
   write(text: string): unknown;
@@ -64,12 +65,6 @@ const OPTIONS = {
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-/** Replaces control characters, so a hostile file name cannot drive the user's terminal. */
-function escapeControls(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 async function readAnchorFile(file: string): Promise<AuditAnchor> {
   const text = (await readLimited(file, MAX_ANCHOR_BYTES, 'AUDIT_INVALID')).toString('utf8');

@@ -24,7 +24,11 @@ function installExitHook(): void {
   onExit(() => {
     for (const plugin of live) {
       // Before the kill: an auditor must see why the plugin ended, even when the host did not stop it itself.
-      plugin.recordHostExit?.();
+      try {
+        plugin.recordHostExit?.();
+      } catch {
+        // A custom audit log that throws must not keep this plugin (or the next) from being killed.
+      }
       try {
         process.kill(-plugin.pid, 'SIGKILL');
       } catch {
