@@ -32,7 +32,6 @@ export async function prepareTarget(target: CallTarget, context: FailureContext,
       return { name: defaultPluginName(command, target.args), command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
     }
     const name = basename(command);
-    if (target.sha256 === undefined) return { name, command, args: target.args, protocolVersions: undefined, dispose: async () => {} };
     return launchTarget(await sealPlugin({ name, path: name, sha256: target.sha256, args: target.args }, dirname(command), seal), undefined);
   }
   context.stage = 'manifest';

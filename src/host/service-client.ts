@@ -74,7 +74,7 @@ class MethodCalls {
         const response = await this.lean.call(path, requestSerialize(request), {
           ...this.grpcOptions(options),
           ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.metadata ? { metadata: Object.entries(options.metadata.getMap()) } : {}),
+          ...(options.metadata ? { metadata: metadataPairs(options.metadata) } : {}),
         });
         return responseDeserialize(response.message);
       }
@@ -158,6 +158,11 @@ class MethodCalls {
       cause: cause ?? signal.reason,
     });
   }
+}
+
+/** Every value of every key, as grpc-js sends them (getMap() would keep only the first of each). */
+function metadataPairs(metadata: grpc.Metadata): [string, grpc.MetadataValue][] {
+  return Object.entries(metadata.toJSON()).flatMap(([key, values]) => values.map((value): [string, grpc.MetadataValue] => [key, value]));
 }
 
 /** Cancels the call when the signal fires; returns what stops watching it. */

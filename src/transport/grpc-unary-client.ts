@@ -108,7 +108,7 @@ export class UnaryClient {
       const timeoutMs = callOptions.deadline === undefined ? undefined : callOptions.deadline - Date.now();
       if (timeoutMs !== undefined) {
         if (timeoutMs <= 0) return reject(deadlineExceeded());
-        headers['grpc-timeout'] = `${Math.ceil(timeoutMs)}m`;
+        headers['grpc-timeout'] = timeoutHeader(timeoutMs);
       }
       try {
         if (callOptions.metadata) addMetadata(headers, callOptions.metadata);
@@ -155,7 +155,8 @@ export class UnaryClient {
         finish();
       };
       const onAbort = () => fail(cancelled());
-      const timer = timeoutMs === undefined ? undefined : setTimeout(() => fail(deadlineExceeded()), timeoutMs);
+      // Past what a timer can hold (about 24.8 days) the wait is unbounded here; the peer still has grpc-timeout.
+      const timer = timeoutMs === undefined || timeoutMs > MAX_TIMER_MS ? undefined : setTimeout(() => fail(deadlineExceeded()), timeoutMs);
       callOptions.signal?.addEventListener('abort', onAbort, { once: true });
 
       stream.on('response', (responseHeaders) => {
@@ -221,6 +222,7 @@ export class UnaryClient {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
     const session = http2.connect(`https://${this.options.authority}`, {
       createConnection: () => this.options.connect(),
+      // No server push: a plugin must not open streams toward the host that it never asked for.
       settings: { initialWindowSize: this.options.windowBytes, enablePush: false },
       // Response headers are the peer's input: bound them (grpc-js allows 16 KiB by default too).
       maxHeaderListPairs: 128,
@@ -245,6 +247,7 @@ export class UnaryClient {
   }
 }
 
+/** The caller's metadata as headers; protocol headers (grpc-timeout, :path, content-type) cannot be overridden through it. */
 function addMetadata(headers: http2.OutgoingHttpHeaders, metadata: OutgoingMetadata): void {
   for (const [rawKey, value] of metadata) {
     const key = rawKey.toLowerCase();
@@ -273,6 +276,17 @@ function collectMetadata(into: IncomingMetadata, headers: http2.IncomingHttpHead
     for (const item of values) for (const part of key.endsWith('-bin') ? item.split(',') : [item]) list.push(key.endsWith('-bin') ? Buffer.from(part, 'base64') : part);
     into.set(key, list);
   }
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `grpc-timeout`: at most 8 digits (the spec's limit), in the finest unit that fits: ms, then s, min, h. */
+export function timeoutHeader(ms: number): string {
+  for (const [unit, factor] of [['m', 1], ['S', 1000], ['M', 60_000], ['H', 3_600_000]] as const) {
+    const amount = Math.ceil(ms / factor);
+    if (amount < 1e8) return `${amount}${unit}`;
+  }
+  return '99999999H';
 }
 
 function readStatus(headers: http2.IncomingHttpHeaders): { code: number; details: string } {

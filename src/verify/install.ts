@@ -1,6 +1,5 @@
 import { lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
@@ -9,7 +8,7 @@ import { verifyPlugins } from './installed-plugins.js';
 import { verifyManifestFile } from './manifest-files.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 import { listPackageTree } from './package-tree.js';
-import { lockedPlugins, readLockFile, writeLockFile, type LockedRelease, type LockFile } from './lock-file.js';
+import { LOCK_SCHEMA, lockedPlugins, readLockFile, writeLockFile, type LockedRelease, type LockFile } from './lock-file.js';
 import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
 import { readLimited } from './untrusted-file.js';
 
@@ -62,7 +61,7 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     const dir = `v${verified.manifest.version}-${verified.sha256.slice(0, 12)}`;
     await rename(staging, join(root, dir)).catch((error: unknown) => Promise.reject(fsError(error, join(root, dir))));
     const current: LockedRelease = { dir, manifestVersion: verified.manifest.version, manifestSha256: verified.sha256, plugins: lockedPlugins(verified.manifest) };
-    const next: LockFile = { schema: 'gatehouse.lock/v1', current, ...(lock ? { previous: lock.current } : {}) };
+    const next: LockFile = { schema: LOCK_SCHEMA, current, ...(lock ? { previous: lock.current } : {}) };
     await switchTo(options.into, join(root, dir));
     await writeLockFile(lockPath, next);
     await state?.accept(verified.manifest.version);
@@ -87,7 +86,7 @@ export async function rollbackRelease(options: Omit<InstallOptions, 'source'>): 
   const verified = await verifyManifestFile(join(dir, RELEASE_MANIFEST), options.policy);
   if (verified.sha256 !== lock.previous.manifestSha256) throw new GatehouseError('LOCK_MISMATCH', `${dir}: its manifest is not the one the lock file recorded`);
   await checkRelease(verified.manifest, dir);
-  const next: LockFile = { schema: 'gatehouse.lock/v1', current: lock.previous, previous: lock.current };
+  const next: LockFile = { schema: LOCK_SCHEMA, current: lock.previous, previous: lock.current };
   await switchTo(options.into, dir);
   await writeLockFile(lockPath, next);
   return { release: dir, lock: next };
@@ -95,11 +94,12 @@ export async function rollbackRelease(options: Omit<InstallOptions, 'source'>): 
 
 async function readExistingLock(path: string): Promise<LockFile | undefined> {
   try {
-    await lstat(path);
-  } catch {
-    return undefined;
+    return await readLockFile(path);
+  } catch (error) {
+    // Only a lock that is not there means "nothing installed": an unreadable one must not skip the checks.
+    if (error instanceof GatehouseError && error.code === 'FILE_NOT_FOUND') return undefined;
+    throw error;
   }
-  return readLockFile(path);
 }
 
 async function sourceFiles(source: string): Promise<ArchiveFile[]> {

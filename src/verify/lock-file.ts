@@ -69,7 +69,7 @@ function release(value: unknown, path: string): LockedRelease {
     typeof r.manifestSha256 === 'string' &&
     /^[0-9a-f]{64}$/.test(r.manifestSha256) &&
     Array.isArray(r.plugins) &&
-    r.plugins.every((p: Partial<LockedPlugin>) => typeof p.name === 'string' && typeof p.tree === 'string' && /^[0-9a-f]{64}$/.test(p.tree) && (p.version === undefined || typeof p.version === 'string'));
+    r.plugins.every((p: Partial<LockedPlugin> | null) => typeof p === 'object' && p !== null && typeof p.name === 'string' && typeof p.tree === 'string' && /^[0-9a-f]{64}$/.test(p.tree) && (p.version === undefined || typeof p.version === 'string'));
   // The directory name is joined to a path later: only a plain name may come from the file.
   if (!ok) throw bad(path, 'a release record is malformed');
   return r as LockedRelease;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { frameMessage } from '../../src/transport/grpc-frames.js';
-import { GrpcStatus, GrpcStatusError, percentDecode, UnaryClient, type UnaryClientOptions } from '../../src/transport/grpc-unary-client.js';
+import { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, UnaryClient, type UnaryClientOptions } from '../../src/transport/grpc-unary-client.js';
 import { tempDir } from '../discover/temp-dir.js';
 
 // Conformance of the lean unary client against grpc-js's server (and a raw HTTP/2 server for what no
@@ -217,4 +217,16 @@ test('percent decoding: escapes become UTF-8, anything malformed is kept as writ
   t.is(percentDecode('%4'), '%4');
   t.is(percentDecode('100%'), '100%');
   t.is(percentDecode('plain'), 'plain');
+});
+
+test('unary client: a deadline weeks away is sent in a unit that fits 8 digits, and the call is not cut at once', async (t) => {
+  t.is(timeoutHeader(1500), '1500m');
+  t.is(timeoutHeader(99_999_999), '99999999m');
+  t.is(timeoutHeader(100_000_000), '100000S');
+  t.is(timeoutHeader(3e12), '50000000M');
+  t.is(timeoutHeader(1e13), '2777778H');
+  const { socket } = await grpcServer(t);
+  // 40 days: past both grpc-timeout's 8 ms digits and what a Node timer holds.
+  const response = await client(t, socket).call('/test.T/Echo', Buffer.from('late'), { deadline: Date.now() + 40 * 86_400_000 });
+  t.deepEqual(response.message, Buffer.from('late'));
 });
