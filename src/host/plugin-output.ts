@@ -111,13 +111,18 @@ export class PluginStderr {
     return errorLine(this.tail);
   }
 
+  /** `; the plugin said: "the error line"`, or nothing when no line names an error. */
+  said(): string {
+    const said = this.errorLine();
+    return said === undefined ? '' : `; the plugin said: ${JSON.stringify(said)}`;
+  }
+
   /**
-   * For an error message: `: "the error line"` on the first line, then the last lines on the next ones;
-   * empty when the plugin wrote nothing.
+   * For an error message: what the plugin said (see said()) on the first line, then its last lines on
+   * the next ones; empty when the plugin wrote nothing.
    */
   describe(): string {
-    const said = this.errorLine();
-    if (said === undefined) return '';
-    return `; the plugin said: ${JSON.stringify(said)}\nlast stderr lines:\n  ${this.readableLines().join('\n  ')}`;
+    if (this.tail.length === 0) return '';
+    return `${this.said()}\nlast stderr lines:\n  ${this.readableLines().join('\n  ')}`;
   }
 }

@@ -78,7 +78,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     const exit = (status: ExitStatus | undefined) =>
       status === undefined
         ? undefined
-        : { status, reason: describeExit(status) + saidBy(child.stderr), stderrTail: child.stderr?.lastLines() ?? [] };
+        : { status, reason: describeExit(status) + (child.stderr?.said() ?? ''), stderrTail: child.stderr?.lastLines() ?? [] };
     this.liveness = {
       exit: () => exit(child.hasExited),
       settleExit: async () => {
@@ -95,7 +95,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         const stderrTail = child.stderr?.readableLines() ?? [];
         this.logger.warn(
           { plugin: this.name, ...status, ...(stderrTail.length > 0 ? { stderrTail } : {}) },
-          `plugin exited unexpectedly (${describeExit(status)}${saidBy(child.stderr)})`,
+          `plugin exited unexpectedly (${describeExit(status)}${child.stderr?.said() ?? ''})`,
         );
       }
       return this.release();
@@ -225,8 +225,4 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   }
 }
 
-/** `; the plugin said: "…"` with the line of its stderr that names the error, or nothing. */
-function saidBy(stderr: PluginStderr | undefined): string {
-  const said = stderr?.errorLine();
-  return said === undefined ? '' : `; the plugin said: ${JSON.stringify(said)}`;
-}
+

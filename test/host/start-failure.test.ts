@@ -1,8 +1,8 @@
 // The library's own diagnoses, for every caller of launch() (the CLI only prints them): a rejected
 // cookie, a plugin that needs TLS, the line that names a crash, and the stderr tail on every PLUGIN_EXITED.
 import test from 'ava';
-import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
-import { errorLine } from '../../src/host/plugin-output.js';
+import { isGatehouseError, launch, silentLogger, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { errorLine, PluginStderr } from '../../src/host/plugin-output.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
@@ -80,4 +80,14 @@ test("a Node plugin's pino lines keep their levels on the host, under the entry 
     [['trace', 'pino trace'], ['debug', 'pino debug'], ['info', 'pino info'], ['warn', 'pino warn'], ['error', 'pino error'], ['error', 'pino fatal']],
   );
   t.like(pino[2]?.fields, { plugin: 'fake-plugin.js', module: 'kv', pluginTime: '2026-12-02T03:04:05.678Z', fields: { key: 'k' } });
+});
+
+test('describe: routine records are not quoted as last words, but a failed start still shows them', (t) => {
+  const stderr = new PluginStderr('p', silentLogger);
+  t.is(stderr.describe(), '', 'nothing written, nothing said');
+  stderr.line('{"@level":"info","@message":"listening"}', false);
+  t.is(stderr.said(), '');
+  t.is(stderr.describe(), '\nlast stderr lines:\n  info: listening');
+  stderr.line('fatal: out of cheese', false);
+  t.regex(stderr.describe(), /^; the plugin said: "fatal: out of cheese"\nlast stderr lines:\n {2}info: listening\n {2}fatal: out of cheese$/);
 });
