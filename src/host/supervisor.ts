@@ -165,7 +165,12 @@ export class PluginSupervisor {
       buffered.push(event);
       wake?.();
     });
-    const onStop = () => wake?.();
+    // Ends once stop() is done, not when its state changes: the stopped events of its retirements come after that.
+    let done = this.stateValue === 'stopped';
+    const onStop = () => {
+      done = true;
+      wake?.();
+    };
     this.emitter.on('stop', onStop);
     try {
       for (;;) {
@@ -174,7 +179,7 @@ export class PluginSupervisor {
           yield next;
           continue;
         }
-        if (this.stateValue === 'stopped') return;
+        if (done) return;
         await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
       }
@@ -336,7 +341,7 @@ export class PluginSupervisor {
     this.stateValue = 'starting';
     try {
       const instance = await this.launch(this.starter, 'first-use');
-      this.adopt(instance);
+      if (!this.adopt(instance)) return this.current as Instance;
       this.emit({ type: 'started', plugin: this.name, pid: instance.plugin.pid });
       return instance;
     } catch (error) {
@@ -353,14 +358,22 @@ export class PluginSupervisor {
     return instance;
   }
 
-  private adopt(instance: Instance): void {
+  /** Makes a newly started instance the running one; false when a reload finished meanwhile and won. */
+  private adopt(instance: Instance): boolean {
     if (this.stateValue === 'stopped') {
       void this.retire(instance, 'stop');
       throw this.stoppedError();
     }
+    const current = this.current;
+    if (current !== undefined && current !== instance && !current.crashed && !current.retiring) {
+      // A reload that finished while this start ran is newer: keep it, and stop this one rather than orphan it.
+      void this.retire(instance, 'reload');
+      return false;
+    }
     this.current = instance;
     this.stateValue = 'running';
     this.startHealthChecks();
+    return true;
   }
 
   private async crashError(instance: Instance, cause: unknown): Promise<GatehouseError> {
@@ -406,7 +419,7 @@ export class PluginSupervisor {
       if (this.isStopped()) throw this.stoppedError();
       try {
         const instance = await this.launch(this.starter, 'restart');
-        this.adopt(instance);
+        if (!this.adopt(instance)) return this.current as Instance;
         this.restarts++;
         this.emit({ type: 'restarted', plugin: this.name, pid: instance.plugin.pid, attempt: this.failures });
         return instance;

@@ -201,3 +201,42 @@ test('supervisor: events reach the audit log and an async iterator', async (t) =
   const error = await t.throwsAsync(get('late'));
   t.true(isGatehouseError(error, 'SUPERVISOR_STOPPED'));
 });
+
+test('supervisor: a reload that finishes while a crash restart runs keeps the reloaded plugin and stops the other', async (t) => {
+  // Gates hold the restart and the reload at the points where they overlap.
+  let releaseRestart = (): void => {};
+  let releaseReload = (): void => {};
+  const restartGate = new Promise<void>((resolve) => (releaseRestart = resolve));
+  const reloadGate = new Promise<void>((resolve) => (releaseReload = resolve));
+  const pids: number[] = [];
+  let starts = 0;
+  const { supervisor, events, get } = supervised({
+    start: async (context) => {
+      if (starts++ > 0) await restartGate;
+      const plugin = await hostileKV(context);
+      pids.push(plugin.pid);
+      return plugin;
+    },
+  });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const reloading = supervisor.reload(async (context) => {
+    await reloadGate;
+    const plugin = await hostileKV(context);
+    pids.push(plugin.pid);
+    return plugin;
+  });
+  await t.throwsAsync(get('crash'));
+  t.true(await waitUntil(() => starts === 2, 10_000), 'the restart is under way');
+  releaseReload();
+  await reloading;
+  releaseRestart();
+  t.true(await waitUntil(() => pids.length === 3, 10_000), 'the restart launched its plugin');
+  const [, reloaded, restarted] = pids as [number, number, number];
+  t.is((await get('still')).value.toString(), 'still');
+  t.true(await waitUntil(() => !alive(restarted), 10_000), 'the late restart is stopped, not left running unsupervised');
+  t.true(alive(reloaded), 'the reloaded plugin keeps serving');
+  t.false(events.some((event) => event.type === 'restarted'), 'no restart is reported for a plugin that never served');
+  await supervisor.stop();
+  t.false(alive(reloaded));
+});
