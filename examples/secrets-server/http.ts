@@ -111,6 +111,9 @@ async function system(options: ApiOptions, method: string, url: URL, rest: strin
   throw new ServerError(404, 'not_found', `${url.pathname}: no such system path`);
 }
 
+/** gRPC's DEADLINE_EXCEEDED, which CALL_FAILED carries in details.grpcCode. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
 const OPERATIONS: Record<string, string> = { GET: 'read', PUT: 'write', POST: 'write', DELETE: 'delete' };
 
 async function engineRequest(options: ApiOptions, method: string, mount: string, path: string, body: Buffer): Promise<Reply> {
@@ -181,7 +184,7 @@ function classify(error: unknown): [number, string, string] {
         return [503, 'plugin_stopped', error.message];
       case 'CALL_FAILED':
         // gRPC DEADLINE_EXCEEDED (4): the engine did not answer in time.
-        if (error.details.grpcCode === 4) return [504, 'plugin_timeout', `the engine did not answer in time: ${error.message}`];
+        if (error.details.grpcCode === GRPC_DEADLINE_EXCEEDED) return [504, 'plugin_timeout', `the engine did not answer in time: ${error.message}`];
         return [502, 'plugin_failed', error.message];
       default:
         return [502, 'plugin_failed', `${error.code}: ${error.message}`];

@@ -5,7 +5,7 @@
  *
  * An anchor file is one line: `gatehouse-audit-anchor v1 LOGID RECORDS LASTHASH`.
  */
-export const ANCHOR_TAG = 'gatehouse-audit-anchor';
+const ANCHOR_TAG = 'gatehouse-audit-anchor';
 const ANCHOR_VERSION = 'v1';
 /** An anchor file is one short line; anything longer is not one (bounds what a reader takes in). */
 export const MAX_ANCHOR_BYTES = 4096;

@@ -13,7 +13,7 @@ import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } fr
 
 export const CHECKPOINT_TYPE = 'audit-checkpoint';
 /** First word of each line of a sealing-key file. */
-export const SEALING_KEY_TAG = 'gatehouse-audit-sealing-key';
+const SEALING_KEY_TAG = 'gatehouse-audit-sealing-key';
 const SEALING_KEY_VERSION = 'v1';
 const CHECKPOINT_CONTEXT = 'gatehouse audit checkpoint v1';
 

@@ -59,24 +59,12 @@ export async function checkFileSafety(file: string, root: string, options: Safet
   return { path: file, realPath, size: stats.size, mode: stats.mode, uid: stats.uid };
 }
 
-/**
- * ssh's StrictModes rule for every directory from `dir` up to `/`: owned by `uid` or root and writable
- * by nobody else. Directories above `realRoot` may be world-writable if sticky (like /tmp).
- */
-export async function checkDirectoryChain(dir: string, realRoot: string, uid: number): Promise<void> {
-  for (let current = dir; ; current = dirname(current)) {
-    checkDirectory(current, await lstatOf(current), uid, !isInside(realRoot, current));
-    if (dirname(current) === current) return;
-  }
-}
-
-/** The most links one resolution follows, as Linux's ELOOP limit. */
 const MAX_LINKS = 40;
 
 /**
  * Resolves `path` component by component as the kernel would, and checks on the way every directory it
- * passes through (as `checkDirectoryChain` does; `stickyAllowed` says where a sticky world-writable one
- * is acceptable) and every symbolic link it follows (owned by `uid` or root, inside a checked directory).
+ * passes through (ssh's StrictModes: owned by `uid` or root, writable by nobody else; `stickyAllowed`
+ * says where a sticky world-writable one is acceptable) and every symbolic link it follows (owned by `uid` or root, inside a checked directory).
  * Returns the path with every link resolved. The last component is not checked: that is the caller's.
  */
 export async function resolveChecked(path: string, uid: number, stickyAllowed: (dir: string) => boolean): Promise<string> {

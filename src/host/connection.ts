@@ -6,7 +6,7 @@ import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
 import { channelCredentials, classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
 import { UnaryClient } from '../transport/grpc-unary-client.js';
-import type { HandshakeLine } from '../transport/handshake.js';
+import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 import { SocketTrackingCredentials } from './socket-tracking.js';
 
@@ -136,12 +136,6 @@ export function openUnaryClient(
   });
   client.connect();
   return client;
-}
-
-/** host and port of a validated loopback address, `127.0.0.1:1234` or `[::1]:1234`. */
-function tcpEndpoint(address: string): { host: string; port: number } {
-  const colon = address.lastIndexOf(':');
-  return { host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(colon + 1)) };
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { GatehouseError } from '../errors.js';
-import type { HandshakeLine } from '../transport/handshake.js';
+import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { openLocalBridge } from '../transport/local-bridge.js';
 import { YamuxSession } from '../transport/yamux.js';
 
@@ -73,14 +73,7 @@ export async function connectMultiplexed(
 
 function connectSocket(handshake: Pick<HandshakeLine, 'network' | 'address'>, deadline: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const colon = handshake.address.lastIndexOf(':');
-    const socket =
-      handshake.network === 'unix'
-        ? connect({ path: handshake.address })
-        : connect({
-            host: handshake.address.slice(0, colon).replace(/^\[|\]$/g, ''),
-            port: Number(handshake.address.slice(colon + 1)),
-          });
+    const socket = connect(handshake.network === 'unix' ? { path: handshake.address } : tcpEndpoint(handshake.address));
     const timer = setTimeout(() => socket.destroy(new Error('timed out')), Math.max(0, deadline - Date.now()));
     socket.once('connect', () => {
       clearTimeout(timer);

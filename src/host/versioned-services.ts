@@ -1,12 +1,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
+import { serviceName } from '../transport/service.js';
 
 /** The services each application protocol version offers, as a host declares them (go-plugin's VersionedPlugins). */
 export type VersionedServices = Readonly<Record<number, readonly grpc.ServiceDefinition[]>>;
 
 /** `/pkg.Service/Method` -> `pkg.Service`, for every method of a definition. */
 function serviceNames(definition: grpc.ServiceDefinition): string[] {
-  return [...new Set(Object.values(definition).map((method) => method.path.replace(/^\/([^/]*)\/.*$/, '$1')))];
+  return [...new Set(Object.values(definition).map((method) => serviceName(method.path)))];
 }
 
 /**

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import type { PluginService } from '../transport/service.js';
+import { serviceName, type PluginService } from '../transport/service.js';
 
 /**
  * What is wrong between a service's definition and its implementation, in words: grpc-js itself says
@@ -10,20 +10,20 @@ export function implementationProblems(service: PluginService): string[] {
   const definition = service.definition as grpc.ServiceDefinition;
   const implementation = service.implementation as Record<string, unknown>;
   const methods = Object.entries(definition);
-  const serviceName = methods[0]?.[1].path.replace(/^\/([^/]*)\/.*$/, '$1') ?? 'a service with no methods';
+  const name = methods[0] === undefined ? 'a service with no methods' : serviceName(methods[0][1].path);
   // grpc-js finds a handler under the method's key or its originalName (proto-loader's camelCase one).
   const accepted = new Set(methods.flatMap(([key, method]) => [key, ...(method.originalName ? [method.originalName] : [])]));
   const problems: string[] = [];
   for (const [key, method] of methods) {
     const handler = implementation[key] ?? (method.originalName ? implementation[method.originalName] : undefined);
     if (typeof handler !== 'function') {
-      problems.push(`${serviceName}: the implementation lacks ${key}; calls to it will answer UNIMPLEMENTED`);
+      problems.push(`${name}: the implementation lacks ${key}; calls to it will answer UNIMPLEMENTED`);
     }
   }
   const declared = methods.map(([key]) => key).join(', ');
   for (const key of Object.keys(implementation)) {
     if (!accepted.has(key)) {
-      problems.push(`${serviceName}: the implementation has ${key}, which the service does not declare (it has ${declared}); misspelt?`);
+      problems.push(`${name}: the implementation has ${key}, which the service does not declare (it has ${declared}); misspelt?`);
     }
   }
   return problems;

@@ -10,7 +10,7 @@ import {
   type ReflectionRequest,
   type ReflectionResponse,
 } from '../transport/reflection-protocol.js';
-import type { PluginService } from '../transport/service.js';
+import { serviceName, type PluginService } from '../transport/service.js';
 
 /** Where a definition carries its .proto descriptors: proto-loader's (and the protobuf-es adapter's) requestType. */
 interface DescribedMethod {
@@ -25,7 +25,7 @@ export function reflectionServices(served: readonly PluginService[]): PluginServ
   const names = new Set<string>();
   for (const service of served) {
     for (const method of Object.values(service.definition) as DescribedMethod[]) {
-      names.add(method.path.replace(/^\/([^/]*)\/.*$/, '$1'));
+      names.add(serviceName(method.path));
       for (const file of [...(method.requestType?.fileDescriptorProtos ?? []), ...(method.responseType?.fileDescriptorProtos ?? [])]) {
         index.add(Buffer.from(file));
       }

@@ -23,7 +23,7 @@ import { reflectionServices } from './reflection.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
-export { pluginService, type PluginService, type ServiceImplementation } from '../transport/service.js';
+export type { PluginService } from '../transport/service.js';
 
 export interface ServeOptions {
   /** Must equal the host's handshake cookie; a mismatch means this binary was run by hand. */

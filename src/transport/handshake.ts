@@ -231,7 +231,7 @@ export function checkAnnouncedPort(
   maxPort: number = DEFAULT_MAX_PORT,
 ): void {
   if (handshake.network !== 'tcp' || handshake.serverCertificate === undefined) return;
-  const port = Number(handshake.address.slice(handshake.address.lastIndexOf(':') + 1));
+  const { port } = tcpEndpoint(handshake.address);
   if (port < minPort || port > maxPort) {
     throw new GatehouseError(
       'PORT_OUT_OF_RANGE',
@@ -239,6 +239,12 @@ export function checkAnnouncedPort(
         'the plugin must listen within it, or launch with minPort/maxPort that include the port',
     );
   }
+}
+
+/** Host and port of a TCP address this module validated: `127.0.0.1:1234` or `[::1]:1234`. */
+export function tcpEndpoint(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return { host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(address.slice(colon + 1)) };
 }
 
 function certificateError(message: string, cause?: unknown): GatehouseError {

@@ -5,6 +5,11 @@ import { GatehouseError } from '../errors.js';
  * The four kinds of gRPC method, read from a definition's types: ts-proto and protobuf-es definitions
  * carry literal `requestStream`/`responseStream`; proto-loader's say only `boolean` ('unknown').
  */
+/** `/pkg.Service/Method` -> `pkg.Service`. */
+export function serviceName(methodPath: string): string {
+  return methodPath.replace(/^\/([^/]*)\/.*$/, '$1');
+}
+
 export type MethodKind<M> = M extends { requestStream: true; responseStream: true }
   ? 'bidi'
   : M extends { requestStream: true; responseStream: false }

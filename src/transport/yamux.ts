@@ -46,7 +46,7 @@ export const WRITE_BUFFER_CAP_BYTES = 256 * 1024;
  */
 export const READ_PAUSE_BYTES = 2 * WRITE_BUFFER_CAP_BYTES;
 /** Pings and SYNs a peer may send while our replies sit unread; one more is a protocol error. */
-export const MAX_UNANSWERED_REPLIES = 64;
+const MAX_UNANSWERED_REPLIES = 64;
 
 function header(type: FrameType, flags: number, streamId: number, length: number): Buffer {
   const frame = Buffer.allocUnsafe(HEADER_BYTES);

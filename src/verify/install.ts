@@ -129,6 +129,7 @@ async function extract(files: readonly ArchiveFile[], dir: string): Promise<void
     const target = join(dir, file.path);
     await mkdir(dirname(target), { recursive: true, mode: 0o755 });
     // 'wx': a name the archive already created (as a directory, say) is an error, never written through.
+    // Only these two modes, whatever the archive said: no setuid/setgid bit, no file writable by others.
     await writeFile(target, file.data, { flag: 'wx', mode: file.executable ? 0o755 : 0o644 }).catch((error: unknown) => Promise.reject(fsError(error, target)));
   }
 }
@@ -167,6 +168,7 @@ async function switchTo(into: string, target: string): Promise<void> {
   const existing = await lstat(path).catch(() => undefined);
   // A real directory here was not made by install; replacing it would drop someone's files.
   if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
+  // A random name: nobody can create the temporary link's name first and have our rename carry theirs.
   const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
   await symlink(target, temporary);
   try {

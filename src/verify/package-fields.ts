@@ -3,6 +3,7 @@ import semver from 'semver';
 import { GatehouseError } from '../errors.js';
 import type { ManifestPlugin } from './manifest.js';
 
+// Checked before semver parses the text: a long crafted version makes its regular expressions slow (CVE-2022-25883).
 const MAX_VERSION_CHARS = 256;
 
 /** A semantic version in canonical form (`1.2.3`, `2.0.0-rc.1`): what is signed is exactly what ranges match. */
@@ -28,7 +29,7 @@ export function checkPackageFields(plugin: ManifestPlugin, dir: string, where: s
 }
 
 /** Whether the relative `path` is inside the relative package directory `dir`. */
-export function isInPackage(dir: string, path: string): boolean {
+function isInPackage(dir: string, path: string): boolean {
   return path.startsWith(`${dir}/`);
 }
 

@@ -12,6 +12,7 @@ export interface PluginSelection {
   reason: VersionReason;
 }
 
+// Checked before semver parses the text: a long crafted range makes its regular expressions slow (CVE-2022-25883).
 const MAX_RANGE_CHARS = 256;
 
 /**
