@@ -48,9 +48,12 @@ export const defaultLockPath = (into: string): string => `${resolve(into)}.lock.
 export async function installRelease(options: InstallOptions): Promise<InstallResult> {
   const lockPath = options.lockPath ?? defaultLockPath(options.into);
   const lock = await readExistingLock(lockPath);
+  // Refused before anything is unpacked: a release placed and then not switched in would block the next try.
+  await checkSwitchable(options.into);
   const root = releasesDir(options.into);
   await mkdir(root, { recursive: true, mode: 0o755 });
   const staging = await mkdtemp(join(root, '.staging-'));
+  let placed: string | undefined;
   try {
     await extract(await sourceFiles(options.source), staging);
     const { state, ...policy } = options.policy;
@@ -60,15 +63,20 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     await checkRelease(verified.manifest, staging);
     const dir = `v${verified.manifest.version}-${verified.sha256.slice(0, 12)}`;
     await rename(staging, join(root, dir)).catch((error: unknown) => Promise.reject(fsError(error, join(root, dir))));
+    placed = join(root, dir);
     const current: LockedRelease = { dir, manifestVersion: verified.manifest.version, manifestSha256: verified.sha256, plugins: lockedPlugins(verified.manifest) };
     const next: LockFile = { schema: LOCK_SCHEMA, current, ...(lock ? { previous: lock.current } : {}) };
     await switchTo(options.into, join(root, dir));
+    placed = undefined;
     await writeLockFile(lockPath, next);
     await state?.accept(verified.manifest.version);
-    await pruneReleases(root, next);
+    // The install is done: releases it could not prune now go at the next one.
+    await pruneReleases(root, next).catch(() => undefined);
     return { release: join(root, dir), lock: next };
   } catch (error) {
     await rm(staging, { recursive: true, force: true });
+    // Placed but never switched in: nothing points at it, and left there it would block the same release.
+    if (placed !== undefined) await rm(placed, { recursive: true, force: true });
     throw error;
   }
 }
@@ -162,12 +170,17 @@ async function checkRelease(manifest: Manifest, dir: string): Promise<void> {
   }
 }
 
+/** `into` must be absent or a link: a real directory there was not made by install, and replacing it would drop someone's files. */
+async function checkSwitchable(into: string): Promise<void> {
+  const path = resolve(into);
+  const existing = await lstat(path).catch(() => undefined);
+  if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
+}
+
 /** Points `into` at `target` in one rename of a fresh link over it: hosts see the old release or the new, never neither. */
 async function switchTo(into: string, target: string): Promise<void> {
   const path = resolve(into);
-  const existing = await lstat(path).catch(() => undefined);
-  // A real directory here was not made by install; replacing it would drop someone's files.
-  if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
+  await checkSwitchable(path);
   // A random name: nobody can create the temporary link's name first and have our rename carry theirs.
   const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
   await symlink(target, temporary);

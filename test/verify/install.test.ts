@@ -1,7 +1,7 @@
 // Installing signed releases: verified before anything changes, switched in one rename, locked, rolled back by policy.
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { appendFile, lstat, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -126,4 +126,15 @@ test('release archives are reproducible and install from a release directory too
   await promisify(execFile)('/usr/bin/tar', ['-xzf', a, '-C', unpacked], { cwd: repoRoot });
   await installRelease({ source: unpacked, into, policy });
   t.is(await readFile(join(into, 'plugin'), 'utf8'), '#!/bin/sh\necho 1\n');
+});
+
+test('install: a plugins path that is a real directory is refused before anything is unpacked, and fixing it lets the same release install', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  await writeFileWithMode(into, 'keep-me', 'not ours', 0o644);
+  const source = await release(t, keys.secretKey, 1);
+  await t.throwsAsync(installRelease({ source, into, policy }), { code: 'INVALID_OPTIONS', message: /not a link made by gatehouse install/ });
+  t.deepEqual(await readdir(releasesDir(into)).catch(() => []), [], 'no release directory left behind to block the next try');
+  t.is(await readFile(join(into, 'keep-me'), 'utf8'), 'not ours');
+  await rm(into, { recursive: true });
+  t.like((await installRelease({ source, into, policy })).lock, { current: { manifestVersion: 1 } });
 });
