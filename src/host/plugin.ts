@@ -48,6 +48,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   private readonly rpc: grpc.Client;
   private readonly liveness: PluginLiveness;
   private readonly session: PluginSession;
+  private readonly clients = new WeakMap<object, unknown>();
   private stopping: Promise<ExitStatus> | undefined;
   private released: Promise<void> | undefined;
 
@@ -119,9 +120,14 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
+    // One client per service: hosts that ask for it per request (a server, say) pay the checks once.
+    const known = this.clients.get(service);
+    if (known !== undefined) return known as ServiceClient<D>;
     const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
-    return createServiceClient(this.rpc, definition, this.liveness, this.unary);
+    const client = createServiceClient(this.rpc, definition, this.liveness, this.unary);
+    this.clients.set(service, client);
+    return client;
   }
 
   /** The last lines the plugin wrote on stderr (at most 20, oldest first), to explain a crash. */
