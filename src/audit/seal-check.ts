@@ -105,11 +105,12 @@ export class SegmentChecker {
       if (forLog.length === 0) return { reason: `the sealing-key file has no key for log ${logId} (the file was replaced by another log)`, code: 'AUDIT_SEAL_INVALID' };
       // Turning sealing off on restart would leave everything after it unprotected.
       if (own === undefined) return { reason: `the segment opened at seq ${line.seq} is not sealed`, code: 'AUDIT_SEAL_INVALID' };
-      const expected = forLog.find((key) => key.segment === line.seq);
-      if (expected === undefined) {
+      const expected = forLog.filter((key) => key.segment === line.seq);
+      if (expected.length === 0) {
         return { reason: `the sealing-key file has no key for the segment opened at seq ${line.seq} (a restart the file does not know of: use a newer copy of it, or someone else started this segment)`, code: 'AUDIT_SEAL_INVALID' };
       }
-      if (expected.publicKey !== own || expected.everyRecords !== every) {
+      // More than one key for a segment: starts that crashed before their first record left theirs unused.
+      if (!expected.some((key) => key.publicKey === own && key.everyRecords === every)) {
         return { reason: `the segment opened at seq ${line.seq} starts from another key or interval than the sealing-key file's (the log was replaced or rewritten)`, code: 'AUDIT_SEAL_INVALID' };
       }
       keyTrusted = true;

@@ -161,7 +161,7 @@ function parseCount(text: string | undefined): number | undefined {
 export const MAX_SEALING_KEYS = 100_000;
 
 /**
- * Parses a sealing-key file: one `gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY` line per segment; blank
+ * Parses a sealing-key file: `gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY` lines, one per segment (or more after a crash); blank
  * lines and lines starting with `#` are ignored. Returns the keys, or the reason the text is not such a file.
  */
 export function parseSealingKeys(text: string): SealingKey[] | string {
@@ -187,8 +187,10 @@ export function parseSealingKeys(text: string): SealingKey[] | string {
     } catch {
       return `${where}: the key is not an Ed25519 public key`;
     }
-    const id = `${logId} ${segment}`;
-    if (seen.has(id)) return `${where}: a second key for segment ${segment} of log ${logId}`;
+    // Several keys for one segment are kept: a host that crashed between writing a segment's key and its
+    // first record writes another at its next start. The same line twice is refused.
+    const id = `${logId} ${segment} ${publicKey}`;
+    if (seen.has(id)) return `${where}: a second key for segment ${segment} of log ${logId} (the same line twice)`;
     seen.add(id);
     keys.push({ logId, segment, everyRecords, publicKey });
     if (keys.length > MAX_SEALING_KEYS) return `more than ${MAX_SEALING_KEYS} keys`;

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -347,4 +347,16 @@ test('recordAtExit writes the record and a checkpoint at once, in chain order, a
   t.like(JSON.parse(lines.at(-2) ?? '{}'), { type: 'kill', reason: 'host exiting' });
   t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, sealing: { unsealed: 0 } });
   await log.close();
+});
+
+test('a start that crashed between writing its segment key and its first record does not make the key file unusable', async (t) => {
+  const sealed = await sealedLog(t);
+  // What that start left: a key line for the next segment (seq 12), and no record in the log.
+  const orphan = generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string;
+  const logId = (JSON.parse(sealed.lines[0] ?? '{}') as { logId: string }).logId;
+  appendFileSync(sealed.keyFile, `gatehouse-audit-sealing-key v1 ${logId} ${sealed.lines.length + 1} 3 ${orphan}\n`);
+  const log = await openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } });
+  exits(log, 1, 2);
+  await log.close();
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), { ok: true, sealing: { unsealed: 0 } });
 });
