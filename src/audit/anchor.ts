@@ -35,7 +35,7 @@ export function isLineHash(value: string): boolean {
   return HEX64.test(value);
 }
 
-/** Parses a record count as written in an anchor or on the command line. */
+/** Parses a record count (a positive safe integer, decimal, no leading zeros) as written in an anchor, a key line or on the command line. */
 export function parseRecordCount(text: string): number | undefined {
   if (!/^[1-9][0-9]{0,15}$/.test(text)) return undefined;
   const count = Number(text);

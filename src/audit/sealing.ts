@@ -10,6 +10,7 @@
  * See docs/audit.md for what this does and does not cover.
  */
 import { createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { isLineHash, isLogId, parseRecordCount } from './anchor.js';
 
 export const CHECKPOINT_TYPE = 'audit-checkpoint';
 /** First word of each line of a sealing-key file. */
@@ -20,8 +21,6 @@ const CHECKPOINT_CONTEXT = 'gatehouse audit checkpoint v1';
 /** Unpadded base64url of a raw Ed25519 public key (32 bytes) or signature (64 bytes). */
 const KEY_B64 = /^[A-Za-z0-9_-]{43}$/;
 const SIGNATURE_B64 = /^[A-Za-z0-9_-]{86}$/;
-const LOG_ID = /^[0-9a-f]{32}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
 const CHECKPOINT_FIELDS = ['seq', 'time', 'type', 'segment', 'epoch', 'nextKey', 'signature', 'prev', 'hash'];
 
 /** The fields a checkpoint line carries besides seq, time, type, prev and hash. */
@@ -84,7 +83,7 @@ export function parseCheckpoint(record: Record<string, unknown>): Checkpoint | s
   if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) return 'checkpoint without a valid "epoch"';
   if (typeof nextKey !== 'string' || !KEY_B64.test(nextKey)) return 'checkpoint without a valid "nextKey" (32 bytes, base64url)';
   if (typeof signature !== 'string' || !SIGNATURE_B64.test(signature)) return 'checkpoint without a valid "signature" (64 bytes, base64url)';
-  if (typeof prev !== 'string' || !HEX64.test(prev)) return 'checkpoint without a valid "prev"';
+  if (typeof prev !== 'string' || !isLineHash(prev)) return 'checkpoint without a valid "prev"';
   return { seq, time, segment, epoch, nextKey, signature, prev };
 }
 
@@ -150,13 +149,6 @@ export function formatSealingKey(key: SealingKey): string {
   return `${SEALING_KEY_TAG} ${SEALING_KEY_VERSION} ${key.logId} ${key.segment} ${key.everyRecords} ${key.publicKey}`;
 }
 
-/** A positive safe integer written in decimal without leading zeros, or undefined. */
-function parseCount(text: string | undefined): number | undefined {
-  if (text === undefined || !/^[1-9][0-9]{0,15}$/.test(text)) return undefined;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : undefined;
-}
-
 /** The most key lines a sealing-key file may hold (one per restart of the host); bounds a reader's memory. */
 export const MAX_SEALING_KEYS = 100_000;
 
@@ -176,10 +168,10 @@ export function parseSealingKeys(text: string): SealingKey[] | string {
     const [tag, version, logId, segmentText, everyText, publicKey] = parts;
     if (parts.length !== 6 || tag !== SEALING_KEY_TAG) return `${where}: expected "${SEALING_KEY_TAG} v1 LOGID SEQ EVERY KEY"`;
     if (version !== SEALING_KEY_VERSION) return `${where}: unknown version ${JSON.stringify(version)}`;
-    if (logId === undefined || !LOG_ID.test(logId)) return `${where}: the log id is not 32 hex digits`;
-    const segment = parseCount(segmentText);
+    if (logId === undefined || !isLogId(logId)) return `${where}: the log id is not 32 hex digits`;
+    const segment = segmentText === undefined ? undefined : parseRecordCount(segmentText);
     if (segment === undefined) return `${where}: the segment is not a record number`;
-    const everyRecords = parseCount(everyText);
+    const everyRecords = everyText === undefined ? undefined : parseRecordCount(everyText);
     if (everyRecords === undefined) return `${where}: the checkpoint interval is not a positive integer`;
     if (!isSealingPublicKey(publicKey)) return `${where}: the key is not 32 bytes of base64url`;
     try {

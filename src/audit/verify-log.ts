@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
-import type { AuditAnchor } from './anchor.js';
+import { isLineHash, isLogId, type AuditAnchor } from './anchor.js';
 import { SegmentChecker, type SealingReport } from './seal-check.js';
 import type { SealingKey } from './sealing.js';
 
@@ -24,8 +24,6 @@ export const REOPENED_TYPE = 'audit-log-reopened';
 export const FORMAT_VERSION = 1;
 
 const NEWLINE = 0x0a;
-const HEX64 = /^[0-9a-f]{64}$/;
-const LOG_ID = /^[0-9a-f]{32}$/;
 /** `,"hash":"` + 64 hex digits + `"}`: the fixed-length tail every line ends with. */
 const HASH_FIELD_PREFIX = ',"hash":"';
 const HASH_TAIL_BYTES = HASH_FIELD_PREFIX.length + 64 + 2;
@@ -101,7 +99,7 @@ export function parseRecordLine(line: Buffer): ChainRecord | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
   const record = value as Record<string, unknown>;
   const { seq, time, type, prev, hash } = record;
-  if (typeof hash !== 'string' || !HEX64.test(hash)) return 'no valid "hash" field';
+  if (typeof hash !== 'string' || !isLineHash(hash)) return 'no valid "hash" field';
   const tailStart = line.length - HASH_TAIL_BYTES;
   // The self-hash covers the exact bytes, so a change the JSON parser would not notice (whitespace,
   // escapes, key order) is caught too; it is what protects the newest record, which no `prev` covers yet.
@@ -113,14 +111,14 @@ export function parseRecordLine(line: Buffer): ChainRecord | string {
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return 'no valid "seq" field';
   if (typeof time !== 'string' || Number.isNaN(Date.parse(time))) return 'no valid "time" field';
   if (typeof type !== 'string' || type === '') return 'no valid "type" field';
-  if (typeof prev !== 'string' || !HEX64.test(prev)) return 'no valid "prev" field';
+  if (typeof prev !== 'string' || !isLineHash(prev)) return 'no valid "prev" field';
   return { seq, type, prev, logId: record.logId, fields: record };
 }
 
 /** Checks that `record` follows `previous` (or opens the log). Returns the reason it does not, if any. */
 export function checkLink(record: ChainRecord, previous: ChainLink | undefined): string | undefined {
   if (previous === undefined) {
-    if (record.type !== GENESIS_TYPE || typeof record.logId !== 'string' || !LOG_ID.test(record.logId)) {
+    if (record.type !== GENESIS_TYPE || typeof record.logId !== 'string' || !isLogId(record.logId)) {
       return `missing genesis record: the first record must be a "${GENESIS_TYPE}" record with a log id`;
     }
     if (record.seq !== 1) return `seq ${record.seq} where 1 was expected (records before it are missing)`;
