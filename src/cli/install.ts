@@ -4,7 +4,7 @@ import { readSecretKeyFile } from '../verify/key-files.js';
 import { createRelease } from '../verify/release.js';
 import { parseCommandLine, usageError } from './command-line.js';
 import { describeError, reportFailure } from './failures.js';
-import { manifestPolicy } from './manifest-policy.js';
+import { manifestPolicy, policySource } from './manifest-policy.js';
 import { writeStdoutLine } from './terminal.js';
 
 const INSTALL_HELP = `Usage: gatehouse install SOURCE --trust DIR --into PLUGINS_DIR [--threshold K] [--state FILE] [--lock FILE]
@@ -55,9 +55,7 @@ export async function installCommand(argv: readonly string[]): Promise<number> {
     }
     if (values.trust === undefined) throw usageError('install', '--trust DIR is required');
     if (values.into === undefined) throw usageError('install', '--into PLUGINS_DIR is required');
-    const threshold = values.threshold ?? '1';
-    if (!/^[1-9][0-9]{0,3}$/.test(threshold)) throw usageError('install', '--threshold must be a positive whole number');
-    const policy = await manifestPolicy({ manifest: '', trust: values.trust, threshold: Number(threshold), state: values.state });
+    const policy = await manifestPolicy(policySource('install', { ...values, trust: values.trust }));
     const common = { into: values.into, policy, ...(values.lock === undefined ? {} : { lockPath: values.lock }) };
     const [source, ...extra] = positionals;
     if (extra.length > 0) throw usageError('install', `unexpected argument ${JSON.stringify(extra[0])}`);

@@ -43,13 +43,18 @@ export function manifestSource(command: string, values: ManifestValues): Manifes
   }
   // No default key directory: which keys are trusted is the one decision verification cannot guess.
   if (values.trust === undefined) throw usageError(command, '--trust DIR is required with --manifest');
+  return { manifest: values.manifest, ...policySource(command, { ...values, trust: values.trust }) };
+}
+
+/** --trust (required by the caller), --threshold (default 1) and --state, checked. */
+export function policySource(command: string, values: Omit<ManifestValues, 'manifest'> & { trust: string }): Omit<ManifestSource, 'manifest'> {
   const threshold = values.threshold ?? '1';
   if (!/^[1-9][0-9]{0,3}$/.test(threshold)) throw usageError(command, '--threshold must be a positive whole number');
-  return { manifest: values.manifest, trust: values.trust, threshold: Number(threshold), state: values.state };
+  return { trust: values.trust, threshold: Number(threshold), state: values.state };
 }
 
 /** The keys, threshold and rollback state the options name. */
-export async function manifestPolicy(source: ManifestSource): Promise<ManifestPolicy> {
+export async function manifestPolicy(source: Omit<ManifestSource, 'manifest'>): Promise<ManifestPolicy> {
   return {
     trustedKeys: await loadTrustedKeys(source.trust),
     threshold: source.threshold,
