@@ -70,7 +70,7 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
   const dir = await mkdtemp(join(root, 'gatehouse-seal-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
-    const access = { dir, group: options.group };
+    const access: Access = { dir, group: options.group, made: new Set() };
     await shareDirectory(dir, access.group);
     const pluginRoot = join(dir, 'plugin');
     const interpreter = entry.interpreter;
@@ -106,6 +106,8 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
 interface Access {
   dir: string;
   group: number | undefined;
+  /** Directories already made under `dir`: a package of thousands of files asks for the same ones again and again. */
+  made: Set<string>;
 }
 
 async function sealFile(
@@ -156,6 +158,8 @@ async function makeDirectories(access: Access, target: string): Promise<void> {
   let current = access.dir;
   for (const name of relative(access.dir, target).split('/').filter((part) => part !== '')) {
     current = join(current, name);
+    if (access.made.has(current)) continue;
+    access.made.add(current);
     try {
       await mkdir(current, { mode: 0o700 });
     } catch (error) {
