@@ -79,8 +79,10 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   if (privateKeyPem === undefined) {
     throw reattachFailed("reattach needs the host's private key: pass privateKeyPem, or a record made with privateKeyFile");
   }
+  // The key must match the record's host certificate (a key of another identity is named as such); then
+  // the MAC, before any other field is used (the pid, the address, the pinned certificate, the directory).
+  // Only the key file the record names is read before, under the key file's own checks.
   const identity = identityFrom(record, privateKeyPem);
-  // Before anything in the record is used: the pid, the address, the pinned certificate, the directory.
   checkRecordMac(record, privateKeyPem);
   const pluginCertificateDer = new X509Certificate(record.pluginCertificate).raw;
 
