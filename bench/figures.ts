@@ -102,6 +102,8 @@ function combine(rounds: WorkloadResult[] | undefined): WorkloadResult | undefin
         callsPerSec: medianOf(results.map((u) => u.callsPerSec)),
         p50Us: medianOf(results.map((u) => u.p50Us)),
         p99Us: medianOf(results.map((u) => u.p99Us)),
+        cpuUsPerCall: medianOf(results.map((u) => u.cpuUsPerCall)),
+        warmupCallsPerSec: medianOf(results.map((u) => u.warmupCallsPerSec)),
       };
     }),
     big: {
@@ -184,6 +186,16 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
         needs,
       }),
       figure({
+        id: `unary.${plugin}.c${concurrency}.warmup`,
+        scenario: 'unary',
+        label: `  calls/s in the warm-up before it (c1: just after launch), ${name}`,
+        unit: 'calls/s',
+        better: 'higher',
+        gatehouse: ours?.warmupCallsPerSec,
+        counterpart: bare(floor?.warmupCallsPerSec),
+        needs: floorNeeds,
+      }),
+      figure({
         id: `unary.${plugin}.c${concurrency}.p50`,
         scenario: 'unary',
         label: `  latency p50, ${name}`,
@@ -202,6 +214,16 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
         gatehouse: ours?.p99Us,
         counterpart: bare(floor?.p99Us),
         ...floorTarget('ratio-at-most', 1.2),
+        needs: floorNeeds,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.cpu`,
+        scenario: 'unary',
+        label: `  host CPU per call, ${name}`,
+        unit: 'µs',
+        better: 'lower',
+        gatehouse: ours?.cpuUsPerCall,
+        counterpart: bare(floor?.cpuUsPerCall),
         needs: floorNeeds,
       }),
       figure({

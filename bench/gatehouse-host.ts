@@ -65,7 +65,7 @@ async function main(): Promise<unknown> {
     case 'http2-floor':
       return http2FloorWorkload({
         command: positionals,
-        launches: 0,
+        launches: positiveNumber(values.launches, 0, "launches"),
         seconds: positiveNumber(values.seconds, 2, 'seconds'),
         bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
         warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),

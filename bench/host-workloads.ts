@@ -16,6 +16,10 @@ export interface UnaryResult {
   callsPerSec: number;
   p50Us: number;
   p99Us: number;
+  /** The host process's CPU (user + system) per call: steadier than calls/s on a loaded machine. */
+  cpuUsPerCall: number;
+  /** Calls/s during the warm-up just before, while V8 is still optimising the call path. */
+  warmupCallsPerSec: number;
 }
 
 export interface BigResult {
@@ -80,38 +84,42 @@ async function launchLoop(command: readonly string[], n: number): Promise<[numbe
 
 /**
  * Calls op from `concurrency` loops until the time is up, after a warm-up of the same shape (JIT and
- * HTTP/2 windows settle), and returns each call's latency in µs.
+ * HTTP/2 windows settle), and returns each call's latency in µs. The warm-up's own rate is returned
+ * too: a Node.js host takes one to two seconds after a launch to optimise its call path.
  */
 async function runFor(
   concurrency: number,
   seconds: number,
   warmupSeconds: number,
   op: () => Promise<unknown>,
-): Promise<{ latenciesUs: number[]; elapsedSeconds: number }> {
-  const phase = async (duration: number, record: number[] | undefined): Promise<number> => {
+): Promise<{ latenciesUs: number[]; elapsedSeconds: number; cpuUs: number; warmupCallsPerSec: number }> {
+  const phase = async (duration: number, record: number[]): Promise<number> => {
     const started = performance.now();
     const deadline = started + duration * 1000;
     const loop = async (): Promise<void> => {
       while (performance.now() < deadline) {
         const callStarted = performance.now();
         await op();
-        record?.push((performance.now() - callStarted) * 1000);
+        record.push((performance.now() - callStarted) * 1000);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));
     return (performance.now() - started) / 1000;
   };
-  await phase(warmupSeconds, undefined);
+  const warmupCalls: number[] = [];
+  const warmupElapsed = await phase(warmupSeconds, warmupCalls);
   const latenciesUs: number[] = [];
+  const cpuBefore = process.cpuUsage();
   const elapsedSeconds = await phase(seconds, latenciesUs);
-  return { latenciesUs, elapsedSeconds };
+  const cpu = process.cpuUsage(cpuBefore);
+  return { latenciesUs, elapsedSeconds, cpuUs: cpu.user + cpu.system, warmupCallsPerSec: warmupCalls.length / warmupElapsed };
 }
 
 /** The KV calls a workload makes: a gatehouse client, or the floor's bare one. */
 export type KVCalls = Pick<ServiceClient<KVService>, 'Get' | 'Put'>;
 
 export async function unary(kv: KVCalls, concurrency: number, options: WorkloadOptions): Promise<UnaryResult> {
-  const { latenciesUs, elapsedSeconds } = await runFor(concurrency, options.seconds, options.warmupSeconds, () =>
+  const { latenciesUs, elapsedSeconds, cpuUs, warmupCallsPerSec } = await runFor(concurrency, options.seconds, options.warmupSeconds, () =>
     kv.Get({ key: 'small' }),
   );
   latenciesUs.sort((a, b) => a - b);
@@ -122,6 +130,8 @@ export async function unary(kv: KVCalls, concurrency: number, options: WorkloadO
     callsPerSec: latenciesUs.length / elapsedSeconds,
     p50Us: percentile(latenciesUs, 50),
     p99Us: percentile(latenciesUs, 99),
+    cpuUsPerCall: cpuUs / latenciesUs.length,
+    warmupCallsPerSec,
   };
 }
 

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import type { UnaryClient } from '../transport/grpc-unary-client.js';
+import type { UnaryCallOptions, UnaryClient } from '../transport/grpc-unary-client.js';
 import type { ExitStatus } from './plugin-process.js';
 import type { CallOptions, ServiceClient } from './service-client-types.js';
 
@@ -71,11 +71,7 @@ class MethodCalls {
     const { path, requestSerialize, responseDeserialize } = this.method;
     try {
       if (this.lean) {
-        const response = await this.lean.call(path, requestSerialize(request), {
-          ...this.grpcOptions(options),
-          ...(options.signal ? { signal: options.signal } : {}),
-          ...(options.metadata ? { metadata: metadataPairs(options.metadata) } : {}),
-        });
+        const response = await this.lean.call(path, requestSerialize(request), leanCallOptions(options));
         return responseDeserialize(response.message);
       }
       let stopWatching = (): void => {};
@@ -158,6 +154,18 @@ class MethodCalls {
       cause: cause ?? signal.reason,
     });
   }
+}
+
+const NO_OPTIONS: UnaryCallOptions = {};
+
+/** The caller's options in the lean client's terms; most calls have none, and allocate nothing for them. */
+function leanCallOptions(options: CallOptions): UnaryCallOptions {
+  if (options.timeoutMs === undefined && options.signal === undefined && options.metadata === undefined) return NO_OPTIONS;
+  return {
+    ...(options.timeoutMs === undefined ? {} : { deadline: Date.now() + options.timeoutMs }),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.metadata ? { metadata: metadataPairs(options.metadata) } : {}),
+  };
 }
 
 /** Every value of every key, as grpc-js sends them (getMap() would keep only the first of each). */

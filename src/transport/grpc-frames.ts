@@ -18,6 +18,14 @@ export class FrameError extends Error {
   }
 }
 
+/** The prefix alone, for a message written after it without a copy. */
+export function messagePrefix(length: number): Buffer {
+  const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
+  prefix[0] = 0;
+  prefix.writeUInt32BE(length, 1);
+  return prefix;
+}
+
 /** The message with its prefix, ready to write to a stream. */
 export function frameMessage(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
