@@ -29,7 +29,7 @@ export {
   type ReattachRecord,
   type ReattachRecordOptions,
 } from './host/reattach-record.js';
-export type { ExitStatus } from './host/plugin-process.js';
+export type { ExitStatus } from './transport/exit-status.js';
 export { killAllPlugins } from './host/live-plugins.js';
 export {
   PluginSupervisor,
@@ -47,7 +47,7 @@ export type {
   ClientMethod,
   StreamingUnavailable,
   GeneratedServiceConstructor,
-} from './host/service-client-types.js';
+} from './transport/service-client-types.js';
 export {
   pluginService,
   type ServiceImplementation,

@@ -8,16 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from './errors.js';
-import { clientOn, connectChecked, pinnedPluginCredentials } from './host/connection.js';
-import { createServiceClient, type PluginLiveness } from './host/service-client.js';
-import type { ServiceClient } from './host/service-client-types.js';
+import { connectChecked, pinnedPluginCredentials } from './host/connection.js';
 import { silentLogger, type Logger } from './logger.js';
 import { startServing, type ServeOptions, type StartedPlugin } from './plugin/serve.js';
 import { generateEphemeralIdentity } from './tls/certificate.js';
+import { clientOn } from './transport/channel.js';
 import { buildPluginEnv } from './transport/env.js';
 import { parseHandshakeLine } from './transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
 import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource } from './transport/service.js';
+import { createServiceClient, type PluginLiveness } from './transport/service-client.js';
+import type { ServiceClient } from './transport/service-client-types.js';
 import { StdioChannel } from './transport/stdio.js';
 
 /** Time from start to a healthy connection: the same order as launch()'s default. */

@@ -3,16 +3,12 @@ import { constants } from 'node:fs';
 import { access, chown } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { ExitStatus } from '../transport/exit-status.js';
 import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { LineSplitter } from '../transport/lines.js';
 import { isolatedCommand, resolveRunAs, type IsolationOptions } from './isolation.js';
 import { parentDeathPrefix } from './parent-death.js';
 import { MAX_STDERR_LINE_BYTES, PluginStderr } from './plugin-output.js';
-
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 export interface SpawnSpec {
   name: string;

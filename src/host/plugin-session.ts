@@ -4,11 +4,11 @@ import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
+import type { PluginLiveness } from '../transport/service-client.js';
 import { checkSocketOwnership } from './connection.js';
 import type { MultiplexedConnection } from './multiplexed-connection.js';
 import { readPluginStdio, type StdioRouting } from './plugin-stdio.js';
 import type { Logger } from '../logger.js';
-import type { PluginLiveness } from './service-client.js';
 import type { OfferedServices } from './versioned-services.js';
 
 /** What launch() learned and chose for one plugin, beyond its process and its channel. */

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { ExitStatus } from './plugin-process.js';
+import type { ExitStatus } from '../transport/exit-status.js';
 
 /** How often a reattached plugin, which is not our child, is checked for having exited. */
 const EXIT_POLL_MS = 200;

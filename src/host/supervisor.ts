@@ -12,7 +12,7 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Plugin } from './plugin.js';
-import type { CallOptions } from './service-client.js';
+import type { CallOptions } from '../transport/service-client.js';
 
 export type SupervisorState = 'idle' | 'starting' | 'running' | 'restarting' | 'down' | 'stopped';
 

@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { clientOn, grpcTarget, openChannel } from '../host/connection.js';
-import { createServiceClient, type PluginLiveness, type ServiceClient } from '../host/service-client.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { pinnedChannelCredentials, pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
 import type { ConnInfo } from './broker-protocol.js';
+import { clientOn, grpcTarget, openChannel } from './channel.js';
 import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
 import type { PluginService } from './service.js';
+import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 import { protectSocket } from './socket-group.js';
 
 /** go-plugin waits 5 s for a ConnInfo; a loaded machine gets twice that by default. */

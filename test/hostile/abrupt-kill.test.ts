@@ -1,6 +1,6 @@
 // A plugin killed without grace dies while the host is still writing on its connection (the end of
 // the broker stream, the Shutdown call). Node.js 20 can then keep that socket open for good (see
-// src/host/socket-tracking.ts): without the fix one kill in ten to four leaked a descriptor.
+// src/transport/socket-tracking.ts): without the fix one kill in ten to four leaked a descriptor.
 // Alone in its file so that no other test opens or closes descriptors in this process meanwhile.
 import { readdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
-import { checkHealth, clientOn } from '../../src/host/connection.js';
+import { checkHealth } from '../../src/host/connection.js';
+import { clientOn } from '../../src/transport/channel.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
 import { classifyTlsFailure, pinnedClientInterceptor } from '../../src/tls/pinning.js';
 

@@ -1,8 +1,8 @@
 // The public shape of a typed client, apart from the transport that carries its calls (grpc-js today).
 import type * as grpc from '@grpc/grpc-js';
-import type { KnownMethodKind, MethodInput, MethodKey, MethodOutput } from '../transport/service.js';
+import type { KnownMethodKind, MethodInput, MethodKey, MethodOutput } from './service.js';
 
-export type { GeneratedServiceConstructor } from '../transport/service.js';
+export type { GeneratedServiceConstructor } from './service.js';
 
 export interface CallOptions {
   /** Fails the call with CALL_FAILED (DEADLINE_EXCEEDED) after this many milliseconds. */

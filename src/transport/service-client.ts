@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import type { UnaryCallOptions, UnaryClient } from '../transport/grpc-unary-client.js';
-import type { ExitStatus } from './plugin-process.js';
+import type { ExitStatus } from './exit-status.js';
+import type { UnaryCallOptions, UnaryClient } from './grpc-unary-client.js';
 import type { CallOptions, ServiceClient } from './service-client-types.js';
 
 export type { CallOptions, ServiceClient } from './service-client-types.js';
