@@ -1,7 +1,8 @@
 // The floor of the unary figures: the least a Node.js host can do per call over the same mutual TLS to
 // the same plugin. A plugin spawned by hand (environment, handshake line), one pinned TLS connection,
 // one HTTP/2 session, and per call one stream with a length-prefixed message and nothing else: no
-// deadline, metadata, status decoding beyond OK, size limit or reconnection. The codec is the same
+// deadline, metadata, status decoding beyond OK, size limit or reconnection. The plugin's stderr is
+// drained unread (a host must read it; gatehouse also parses and routes each line). The codec is the same
 // as the gatehouse host's, so the gap between the two is the client's own work.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -62,8 +63,10 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
   if (file === undefined) throw new Error('no plugin command');
   const identity = generateEphemeralIdentity();
   const socketDir = mkdtempSync(join(tmpdir(), 'gatehouse-floor-'));
+  // stderr is a pipe that the floor drains, as every host of this plugin must: the plugin writes a log
+  // line per call, and a plugin writing to /dev/null would not be the same plugin doing the same work.
   const child = spawn(file, args, {
-    stdio: ['ignore', 'pipe', 'ignore'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       [KV_COOKIE.key]: KV_COOKIE.value,
       PLUGIN_PROTOCOL_VERSIONS: '1',
@@ -75,6 +78,7 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
       PATH: process.env.PATH ?? '/usr/bin:/bin',
     },
   });
+  child.stderr.resume();
   try {
     const handshake = parseHandshakeLine(await firstLine(child.stdout), [1]);
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');

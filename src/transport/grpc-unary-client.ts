@@ -130,6 +130,7 @@ export class UnaryClient {
       stream.on('data', onData);
       stream.on('trailers', onTrailers);
       stream.on('error', onError);
+      stream.on('end', onEnd);
       stream.on('close', onClose);
       writeMessage(stream, request);
     });
@@ -224,6 +225,10 @@ class UnaryCall {
     }
   }
 
+  get hasStatus(): boolean {
+    return this.status !== undefined;
+  }
+
   response(headers: http2.IncomingHttpHeaders): void {
     const httpStatus = Number(headers[HTTP2_HEADER_STATUS]);
     if (httpStatus !== 200) return this.fail(new GrpcStatusError(httpStatusCode(httpStatus), `HTTP status ${httpStatus}`));
@@ -307,6 +312,11 @@ function onTrailers(this: CallStream, trailers: http2.IncomingHttpHeaders): void
 }
 function onError(this: CallStream, error: Error): void {
   this[CALL]!.error(error);
+}
+/** The body has been read: with a status in hand the call is settled now, not a few ticks later at close. */
+function onEnd(this: CallStream): void {
+  const call = this[CALL]!;
+  if (call.hasStatus) call.finish();
 }
 function onClose(this: CallStream): void {
   this[CALL]!.finish();
