@@ -10,8 +10,8 @@
 //
 // Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
 // and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
-import { accessSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -30,6 +30,8 @@ const repoRoot = here('../../');
 const goBinDir = here('../interop-go/bin/');
 const hostRunner = here('./gatehouse-host.js');
 const tsPlugin = here('../examples/kv/plugin.js');
+// The form docs/plugins.md recommends: precompiled codecs, bundled.
+const tsPrecompiledPlugin = here('../examples/kv-precompiled/plugin.js');
 const secretsBench = here('./secrets-server.js');
 
 const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing', 'audit', 'secrets'] as const;
@@ -178,7 +180,7 @@ async function run(options: RunOptions): Promise<void> {
     workload: { gatehouseHost: {}, goPluginHost: {}, floor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
-    start: { ts: [], tsBundled: [], go: null, nodeFloor: [] },
+    start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], go: null, nodeFloor: [] },
     hashing: null,
     audit: null,
   };
@@ -217,18 +219,40 @@ async function run(options: RunOptions): Promise<void> {
 
   if (options.only.has('start')) {
     progress('plugin start: spawn to handshake line');
-    const n = String(settings.starts);
-    raw.start.ts = (await gatehouse<{ ms: number[] }>('start', ['start', '--n', n, '--', ...tsPluginCommand('start-plugin')])).ms;
     // Next to the original, so that the .proto it reads relative to import.meta.url is found as in place.
-    const bundled = path.join(path.dirname(tsPlugin), 'plugin.bundle.mjs');
-    await bundlePlugin({ entry: tsPlugin, out: bundled });
+    const protoLoaderBundle = path.join(path.dirname(tsPlugin), 'plugin.bundle.mjs');
+    // Alone in an empty directory: the recommended bundle needs no node_modules and no data file.
+    const bundleDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-bundle-'));
+    const precompiledBundle = path.join(bundleDir, 'plugin.mjs');
     try {
-      raw.start.tsBundled = (await gatehouse<{ ms: number[] }>('start-bundled', ['start', '--n', n, '--', process.execPath, ...nodeFlags('start-bundled-plugin'), bundled])).ms;
+      await bundlePlugin({ entry: tsPlugin, out: protoLoaderBundle });
+      await bundlePlugin({ entry: tsPrecompiledPlugin, out: precompiledBundle });
+      // What each helper is given after its mode: `floor --n N`, or `start --n N -- COMMAND...`.
+      const kinds: Array<{ kind: keyof RawResults['start']; profile: string; mode: 'start' | 'floor'; command: string[] }> = [
+        { kind: 'nodeFloor', profile: 'floor', mode: 'floor', command: [] },
+        { kind: 'ts', profile: 'start', mode: 'start', command: tsPluginCommand('start-plugin') },
+        { kind: 'tsBundled', profile: 'start-bundled', mode: 'start', command: [process.execPath, ...nodeFlags('start-bundled-plugin'), precompiledBundle] },
+        {
+          kind: 'tsBundledProtoLoader',
+          profile: 'start-bundled-proto-loader',
+          mode: 'start',
+          command: [process.execPath, ...nodeFlags('start-bundled-proto-loader-plugin'), protoLoaderBundle],
+        },
+      ];
+      if (go !== undefined) kinds.push({ kind: 'go', profile: 'start-go', mode: 'start', command: [go.kvplugin] });
+      // In rounds, every kind once per round: a busy moment on the machine falls on all of them alike.
+      const rounds = Math.max(1, Math.round(settings.starts / 5));
+      const perRound = String(Math.ceil(settings.starts / rounds));
+      for (let round = 0; round < rounds; round++) {
+        for (const { kind, profile, mode, command } of kinds) {
+          const args = [mode, '--n', perRound, ...(command.length > 0 ? ['--', ...command] : [])];
+          (raw.start[kind] ??= []).push(...(await gatehouse<{ ms: number[] }>(profile, args)).ms);
+        }
+      }
     } finally {
-      rmSync(bundled, { force: true });
+      rmSync(protoLoaderBundle, { force: true });
+      rmSync(bundleDir, { recursive: true, force: true });
     }
-    if (go !== undefined) raw.start.go = (await gatehouse<{ ms: number[] }>('start-go', ['start', '--n', n, '--', go.kvplugin])).ms;
-    raw.start.nodeFloor = (await gatehouse<{ ms: number[] }>('floor', ['floor', '--n', n])).ms;
   }
 
   if (options.only.has('live') && go !== undefined) {

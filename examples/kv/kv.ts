@@ -2,7 +2,6 @@
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import type { MagicCookie } from '../../src/index.js';
 
 export interface GetRequest {
   key: string;
@@ -21,8 +20,7 @@ export interface KVService extends grpc.ServiceDefinition {
   Put: grpc.MethodDefinition<PutRequest, Empty>;
 }
 
-/** Host and plugin must agree on this; the Go fixtures under test/interop use the same. */
-export const KV_COOKIE: MagicCookie = { key: 'GATEHOUSE_KV_PLUGIN', value: 'd41f0b3c-kv' };
+export { KV_COOKIE } from './kv-cookie.js';
 
 // Compiled to dist/examples/kv/, the .proto stays in examples/kv/.
 export const KV_PROTO_PATH = fileURLToPath(new URL('../../../examples/kv/kv.proto', import.meta.url));

@@ -19,28 +19,36 @@ interface DescribedMethod {
   responseType?: { fileDescriptorProtos?: readonly Buffer[] };
 }
 
-/** The reflection services (v1alpha and v1) for what the plugin serves. */
+/**
+ * The reflection services (v1alpha and v1) for what the plugin serves. The names are read at once (a
+ * walk over the definitions), the descriptors only on the first query that needs them: a plugin whose
+ * host never asks pays nothing for them before its handshake line.
+ */
 export function reflectionServices(served: readonly PluginService[]): PluginService[] {
-  const index = new DescriptorIndex();
   const names = new Set<string>();
   for (const service of served) {
-    for (const method of Object.values(service.definition) as DescribedMethod[]) {
-      names.add(serviceName(method.path));
-      for (const file of [...(method.requestType?.fileDescriptorProtos ?? []), ...(method.responseType?.fileDescriptorProtos ?? [])]) {
-        index.add(Buffer.from(file));
-      }
-    }
+    for (const method of Object.values(service.definition) as DescribedMethod[]) names.add(serviceName(method.path));
   }
+  let index: DescriptorIndex | undefined;
+  const descriptors = (): DescriptorIndex => (index ??= describe(served));
   const listed = [...names, REFLECTION_V1ALPHA, REFLECTION_V1].sort();
   const answer = (request: ReflectionRequest): ReflectionAnswer => {
     const query = request.query;
     if (query?.kind === 'list_services') return { kind: 'services', names: listed };
     if (query?.kind === 'file_by_filename' || query?.kind === 'file_containing_symbol') {
-      const file = query.kind === 'file_by_filename' ? query.value : index.fileOfSymbol(query.value);
-      const files = file === undefined ? undefined : index.withDependencies(file);
+      let known: DescriptorIndex;
+      try {
+        known = descriptors();
+      } catch (error) {
+        // The plugin's own definitions carry a descriptor that does not parse: say so to the caller
+        // (and on the next query again) rather than end the plugin long after it started.
+        return { kind: 'error', code: grpc.status.INTERNAL, message: `the plugin's descriptors could not be read: ${(error as Error).message}` };
+      }
+      const file = query.kind === 'file_by_filename' ? query.value : known.fileOfSymbol(query.value);
+      const files = file === undefined ? undefined : known.withDependencies(file);
       if (files !== undefined) return { kind: 'files', fileDescriptorProtos: files };
-      const known = names.has(query.value) ? ' (the service is served from a definition without descriptors, such as ts-proto\'s)' : '';
-      return { kind: 'error', code: grpc.status.NOT_FOUND, message: `${query.value} not found${known}` };
+      const hint = names.has(query.value) ? ' (the service is served from a definition without descriptors, such as ts-proto\'s)' : '';
+      return { kind: 'error', code: grpc.status.NOT_FOUND, message: `${query.value} not found${hint}` };
     }
     return { kind: 'error', code: grpc.status.UNIMPLEMENTED, message: 'extension queries are not supported' };
   };
@@ -56,4 +64,17 @@ export function reflectionServices(served: readonly PluginService[]): PluginServ
     { definition: reflectionService(REFLECTION_V1ALPHA), implementation },
     { definition: reflectionService(REFLECTION_V1), implementation },
   ];
+}
+
+/** Every descriptor the definitions carry, indexed by file and symbol. */
+function describe(served: readonly PluginService[]): DescriptorIndex {
+  const index = new DescriptorIndex();
+  for (const service of served) {
+    for (const method of Object.values(service.definition) as DescribedMethod[]) {
+      for (const file of [...(method.requestType?.fileDescriptorProtos ?? []), ...(method.responseType?.fileDescriptorProtos ?? [])]) {
+        index.add(Buffer.from(file));
+      }
+    }
+  }
+  return index;
 }

@@ -36,6 +36,8 @@ const EXPECTED = [
   ...['go', 'ts'].flatMap((plugin) => ['median', 'p95', 'first'].map((stat) => `launch.${plugin}.${stat}`)),
   'start.ts.median',
   'start.ts.bundled',
+  'start.ts.bundledProtoLoader',
+  'start.go',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>
     ['c1', 'c16'].flatMap((c) => ['rate', 'rate.goPlugin', 'p50', 'p99', 'p99.goPlugin'].map((stat) => `unary.${plugin}.${c}.${stat}`)),

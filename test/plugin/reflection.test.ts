@@ -1,7 +1,10 @@
-// serve()'s reflection under both names, answering from proto-loader's descriptors.
+// serve()'s reflection under both names, answering from proto-loader's descriptors, read on first need.
+import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { launch } from '../../src/index.js';
+import { reflectionServices } from '../../src/plugin/reflection.js';
+import type { PluginService } from '../../src/transport/service.js';
 import { fileSymbols } from '../../src/transport/file-descriptors.js';
 import {
   REFLECTION_V1,
@@ -10,7 +13,7 @@ import {
   type ReflectionQuery,
   type ReflectionResponse,
 } from '../../src/transport/reflection-protocol.js';
-import { KV_COOKIE } from '../../examples/kv/kv.js';
+import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { kvPluginScript } from '../helpers/paths.js';
 
 for (const name of [REFLECTION_V1ALPHA, REFLECTION_V1] as const) {
@@ -37,3 +40,60 @@ for (const name of [REFLECTION_V1ALPHA, REFLECTION_V1] as const) {
     t.like(responses[2]?.answer, { kind: 'error', code: grpc.status.NOT_FOUND });
   });
 }
+
+/** Runs a reflection implementation on a stream of queries without a server: what it writes back. */
+function ask(service: PluginService | undefined, queries: ReflectionQuery[]): ReflectionResponse[] {
+  const responses: ReflectionResponse[] = [];
+  const call = Object.assign(new EventEmitter(), { write: (response: ReflectionResponse) => responses.push(response), end: () => {} });
+  (service?.implementation as { ServerReflectionInfo(call: unknown): void }).ServerReflectionInfo(call);
+  for (const query of queries) call.emit('data', { host: '', query });
+  call.emit('end');
+  return responses;
+}
+
+/** The KV definition, with a count of the reads of its descriptors. */
+function countedKVDefinition(descriptors: () => Buffer[]): { service: PluginService; reads: () => number } {
+  let reads = 0;
+  const described = {
+    get fileDescriptorProtos(): Buffer[] {
+      reads++;
+      return descriptors();
+    },
+  };
+  const definition = Object.fromEntries(
+    Object.entries(loadKVService()).map(([name, method]) => [name, { ...method, requestType: described, responseType: described }]),
+  );
+  return { service: { definition: definition as grpc.ServiceDefinition, implementation: {} }, reads: () => reads };
+}
+
+test('reflection reads the descriptors on the first query that needs them, once, and not before', (t) => {
+  const kvFiles = (Object.values(loadKVService())[0] as unknown as { requestType: { fileDescriptorProtos: Buffer[] } }).requestType.fileDescriptorProtos;
+  const { service, reads } = countedKVDefinition(() => kvFiles);
+  const [reflection] = reflectionServices([service]);
+  t.is(reads(), 0, 'building the reflection services (at start) reads no descriptor');
+  const listed = ask(reflection, [{ kind: 'list_services' }]);
+  t.deepEqual(listed[0]?.answer, { kind: 'services', names: [REFLECTION_V1, REFLECTION_V1ALPHA, 'kv.KV'].sort() });
+  t.is(reads(), 0, 'listing the services needs only their names');
+  const answers = ask(reflection, [
+    { kind: 'file_containing_symbol', value: 'kv.KV.Put' },
+    { kind: 'file_by_filename', value: 'kv.proto' },
+  ]);
+  for (const response of answers) {
+    const files = response.answer?.kind === 'files' ? response.answer.fileDescriptorProtos : [];
+    t.is(files[0] && fileSymbols(files[0]).name, 'kv.proto');
+  }
+  const readsAfterFirst = reads();
+  t.true(readsAfterFirst > 0);
+  ask(reflection, [{ kind: 'file_containing_symbol', value: 'kv.GetRequest' }]);
+  t.is(reads(), readsAfterFirst, 'the index is built once');
+});
+
+test('a descriptor that does not parse is an INTERNAL answer to the query, not the end of the plugin', (t) => {
+  // A message field 4 (a DescriptorProto) that claims more bytes than there are.
+  const { service } = countedKVDefinition(() => [Buffer.from([0x0a, 0x01, 0x61, 0x22, 0x7f, 0x00])]);
+  const [reflection] = reflectionServices([service]);
+  const answers = ask(reflection, [{ kind: 'file_containing_symbol', value: 'kv.KV' }, { kind: 'list_services' }]);
+  t.like(answers[0]?.answer, { kind: 'error', code: grpc.status.INTERNAL });
+  t.regex(answers[0]?.answer?.kind === 'error' ? answers[0].answer.message : '', /descriptors could not be read/);
+  t.like(answers[1]?.answer, { kind: 'services' });
+});
