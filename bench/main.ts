@@ -20,6 +20,7 @@ import { auditBench } from './audit.js';
 import { runJson } from './child.js';
 import { figures as toFigures, type Figure, type RawResults } from './figures.js';
 import { hashing } from './hashing.js';
+import type { LaunchFloorResult } from './launch-floor.js';
 import type { LiveResult, WorkloadResult } from './host-workloads.js';
 import { machine, versions } from './machine.js';
 import { markdownTable, textTable } from './table.js';
@@ -173,7 +174,7 @@ async function run(options: RunOptions): Promise<void> {
     runJson<T>(process.execPath, ['--expose-gc', ...nodeFlags(profileName), hostRunner, ...args]);
 
   const raw: RawResults = {
-    workload: { gatehouseHost: {}, goPluginHost: {}, floor: {} },
+    workload: { gatehouseHost: {}, goPluginHost: {}, floor: {}, launchFloor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
     start: { ts: [], tsBundled: [], go: null, nodeFloor: [] },
@@ -201,6 +202,9 @@ async function run(options: RunOptions): Promise<void> {
         progress(`workload round ${round}/${settings.rounds}: gatehouse host -> ${name}`);
         const ours = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, ['workload', ...nodeArgs, '--', ...ourCommand]);
         (raw.workload.gatehouseHost[kind] ??= []).push(ours);
+        progress(`workload round ${round}/${settings.rounds}: launch floor -> ${name}`);
+        const launchFloor = await gatehouse<LaunchFloorResult>(`launch-floor-${kind}`, ['launch-floor', '--launches', String(settings.launches), '--', ...ourCommand]);
+        ((raw.workload.launchFloor ??= {})[kind] ??= []).push(launchFloor);
         progress(`workload round ${round}/${settings.rounds}: node:http2 floor -> ${name}`);
         const floor = await gatehouse<WorkloadResult>(`floor-host-${kind}`, ['http2-floor', ...floorArgs, '--', ...ourCommand]);
         (raw.workload.floor[kind] ??= []).push(floor);
