@@ -27,6 +27,17 @@ export interface RawResults {
   start: { ts: number[]; tsBundled: number[]; go: number[] | null; nodeFloor: number[] };
   hashing: HashingResult | null;
   audit?: AuditBenchResult | null;
+  /** The gatehouse-side runs again under a second Node.js binary (`--node`); absent or null without it. */
+  altNode?: AltNodeRaw | null;
+}
+
+/** What `--node` measures under the second binary; the go-plugin host and the Go plugin are shared. */
+export interface AltNodeRaw {
+  path: string;
+  /** `node --version` of that binary, e.g. v22.23.5. */
+  version: string;
+  workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor'>;
+  start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'nodeFloor'>;
 }
 
 export type Need = 'go' | 'openssl';
@@ -463,6 +474,27 @@ function auditFigures(raw: RawResults): Figure[] {
   ];
 }
 
+/**
+ * The launch, start, unary and 1 MiB rows again with the second binary's gatehouse-side results, each
+ * against its counterpart (its own floors; go-plugin's host as measured in the run). No targets: issue
+ * 14 asks for these figures, not that they meet anything.
+ */
+function altNodeFigures(raw: RawResults): Figure[] {
+  const alt = raw.altNode;
+  if (alt === undefined || alt === null) return [];
+  const swapped: RawResults = { ...raw, workload: { ...raw.workload, ...alt.workload }, start: { ...raw.start, ...alt.start }, altNode: null };
+  const rows = [
+    ...launchFigures(swapped, 'go'),
+    ...launchFigures(swapped, 'ts'),
+    ...startFigures(swapped),
+    ...unaryFigures(swapped, 'go'),
+    ...unaryFigures(swapped, 'ts'),
+    ...bigFigures(swapped, 'go'),
+    ...bigFigures(swapped, 'ts'),
+  ];
+  return rows.map((row) => ({ ...row, id: `${row.id}@altNode`, label: `${row.label} [Node ${alt.version}]`, target: null, met: null }));
+}
+
 export function figures(raw: RawResults): Figure[] {
   return [
     ...launchFigures(raw, 'go'),
@@ -476,5 +508,6 @@ export function figures(raw: RawResults): Figure[] {
     ...certFigures(raw),
     ...liveFigures(raw),
     ...auditFigures(raw),
+    ...altNodeFigures(raw),
   ];
 }
