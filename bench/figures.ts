@@ -344,6 +344,16 @@ function hashingFigures(raw: RawResults): Figure[] {
       needs: { counterpart: ['openssl'] },
     }),
     figure({
+      id: 'hash.large.cpu',
+      scenario: 'hashing',
+      label: `  the same, per second of CPU (all threads), against openssl's user CPU`,
+      unit: 'MB/s',
+      better: 'higher',
+      gatehouse: h?.largeCpuMBps,
+      counterpart: { name: 'openssl speed, 1 core', value: h?.opensslMBps },
+      needs: { counterpart: ['openssl'] },
+    }),
+    figure({
       id: 'hash.large.secureConfig',
       scenario: 'hashing',
       label: largeLabel,

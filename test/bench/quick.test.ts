@@ -48,6 +48,7 @@ const EXPECTED = [
   'big.ts',
   'big.ts.floor',
   'hash.large.openssl',
+  'hash.large.cpu',
   'hash.large.secureConfig',
   'hash.small.secureConfig',
   'hash.twoCores',
