@@ -8,12 +8,14 @@
 //   node dist/bench/gatehouse-host.js start --n N -- COMMAND [ARGS...]
 //   node dist/bench/gatehouse-host.js floor --n N
 //   node dist/bench/gatehouse-host.js http2-floor --seconds S --big-seconds S --warmup-seconds S -- COMMAND [ARGS...]
+//   node dist/bench/gatehouse-host.js launch-floor --launches N -- COMMAND [ARGS...]
 //
 // Prints exactly one JSON object on stdout.
 import { parseArgs } from 'node:util';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
 import { live, workload } from './host-workloads.js';
 import { http2FloorWorkload } from './http2-floor.js';
+import { launchFloor } from './launch-floor.js';
 import { nodeFloor, pluginStarts } from './plugin-start.js';
 
 function positiveNumber(value: string | undefined, fallback: number, name: string): number {
@@ -70,6 +72,8 @@ async function main(): Promise<unknown> {
         bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
         warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
       });
+    case 'launch-floor':
+      return launchFloor(positionals, positiveNumber(values.launches, 20, 'launches'));
     case 'live':
       return live(positionals, n);
     case 'certs':
@@ -81,7 +85,7 @@ async function main(): Promise<unknown> {
     case 'floor':
       return { ms: await nodeFloor(n) };
     default:
-      throw new Error(`unknown mode ${String(mode)}: workload, http2-floor, live, certs, start or floor`);
+      throw new Error(`unknown mode ${String(mode)}: workload, http2-floor, launch-floor, live, certs, start or floor`);
   }
 }
 

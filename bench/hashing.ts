@@ -1,5 +1,8 @@
 // Verification: how fast plugin files are hashed, against the floor (`openssl speed -evp sha256` on
-// one core) and against go-plugin's SecureConfig.Check on the same files.
+// one core) and against go-plugin's SecureConfig.Check on the same files. `openssl speed` divides by its
+// user CPU time (not wall time: `-elapsed` would), so a busy machine lowers our wall-clock figure but
+// not its; it runs before each repeat of ours, and our CPU time is kept too, for a figure that load
+// does not move.
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -29,6 +32,8 @@ export interface HashingResult {
   implementation: string;
   largeBytes: number;
   largeMBps: number;
+  /** The same bytes per second of this process's CPU (every thread: hashing and reading). */
+  largeCpuMBps: number;
   smallFiles: number;
   smallBytesEach: number;
   smallMBps: number;
@@ -36,7 +41,9 @@ export interface HashingResult {
   /** Two large files on two threads, against one file on one. */
   twoFilesMBps: number;
   twoFilesSpeedup: number;
+  /** Median of the runs interleaved with ours. */
   opensslMBps: number | null;
+  opensslRuns: number[];
   opensslNote?: string;
   secureConfigLargeMBps: number | null;
   secureConfigSmallMBps: number | null;
@@ -55,6 +62,14 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
   await work();
   return (performance.now() - started) / 1000;
+}
+
+/** Wall and CPU seconds (this process, all threads) of one run of work. */
+async function timedWithCpu(work: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const before = process.cpuUsage();
+  const wall = await timed(work);
+  const { user, system } = process.cpuUsage(before);
+  return { wall, cpu: (user + system) / 1e6 };
 }
 
 /** Single-core SHA-256 throughput of OpenSSL's best implementation for this CPU (SHA-NI here). */
@@ -97,11 +112,21 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
     const [first] = large as [string];
     const largeDigest = await impl.sha256File(first);
     const one: number[] = [];
+    const oneCpu: number[] = [];
+    const opensslRuns: number[] = [];
+    let opensslNote: string | undefined;
+    // openssl's whole time split over the repeats, each run just before ours, so that both see the same moment.
+    const opensslSeconds = Math.max(1, Math.round(options.opensslSeconds / options.repeats));
     const two: number[] = [];
     const smallTimes: number[] = [];
     let smallSums: string[] = [];
     for (let r = 0; r < options.repeats; r++) {
-      one.push(await timed(() => impl.sha256File(first)));
+      const openssl = await opensslSpeed(opensslSeconds);
+      if (openssl.mbps !== null) opensslRuns.push(openssl.mbps);
+      opensslNote ??= openssl.note;
+      const measured = await timedWithCpu(() => impl.sha256File(first));
+      one.push(measured.wall);
+      oneCpu.push(measured.cpu);
       two.push(await timed(() => impl.sha256Files(large, 2)));
       smallTimes.push(
         await timed(async () => {
@@ -114,7 +139,6 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
     const smallSeconds = summarize(smallTimes).median;
     const smallTotal = options.smallFiles * options.smallBytes;
 
-    const openssl = await opensslSpeed(options.opensslSeconds);
     let secureConfigLargeMBps: number | null = null;
     let secureConfigSmallMBps: number | null = null;
     if (options.securehash !== undefined) {
@@ -125,14 +149,16 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
       implementation: impl.name,
       largeBytes: options.largeBytes,
       largeMBps: options.largeBytes / MB / oneSeconds,
+      largeCpuMBps: options.largeBytes / MB / summarize(oneCpu).median,
       smallFiles: options.smallFiles,
       smallBytesEach: options.smallBytes,
       smallMBps: smallTotal / MB / smallSeconds,
       smallFilesPerSec: options.smallFiles / smallSeconds,
       twoFilesMBps: (2 * options.largeBytes) / MB / twoSeconds,
       twoFilesSpeedup: (2 * oneSeconds) / twoSeconds,
-      opensslMBps: openssl.mbps,
-      ...(openssl.note !== undefined ? { opensslNote: openssl.note } : {}),
+      opensslMBps: opensslRuns.length > 0 ? summarize(opensslRuns).median : null,
+      opensslRuns,
+      ...(opensslNote !== undefined ? { opensslNote } : {}),
       secureConfigLargeMBps,
       secureConfigSmallMBps,
     };

@@ -17,9 +17,23 @@ import { pinnedTlsOptions } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
 
-const WINDOW_BYTES = 1 << 20;
+export const WINDOW_BYTES = 1 << 20;
 
-function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
+/** The environment a gatehouse host gives the KV plugin: cookie, versions, port range, its certificate, a private directory. */
+export function hostEnv(clientCertificatePem: string, socketDir: string): Record<string, string> {
+  return {
+    [KV_COOKIE.key]: KV_COOKIE.value,
+    PLUGIN_PROTOCOL_VERSIONS: '1',
+    PLUGIN_MIN_PORT: '10000',
+    PLUGIN_MAX_PORT: '25000',
+    PLUGIN_CLIENT_CERT: clientCertificatePem,
+    PLUGIN_UNIX_SOCKET_DIR: socketDir,
+    TMPDIR: socketDir,
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+  };
+}
+
+export function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';
     const onData = (chunk: Buffer) => {
@@ -53,7 +67,7 @@ function call(session: http2.ClientHttp2Session, path: string, request: Buffer):
   });
 }
 
-function method<Req, Res>(session: http2.ClientHttp2Session, definition: grpc.MethodDefinition<Req, Res>) {
+export function method<Req, Res>(session: http2.ClientHttp2Session, definition: grpc.MethodDefinition<Req, Res>) {
   return async (request: Req): Promise<Res> => definition.responseDeserialize(await call(session, definition.path, definition.requestSerialize(request)));
 }
 
@@ -67,16 +81,7 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
   // line per call, and a plugin writing to /dev/null would not be the same plugin doing the same work.
   const child = spawn(file, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      [KV_COOKIE.key]: KV_COOKIE.value,
-      PLUGIN_PROTOCOL_VERSIONS: '1',
-      PLUGIN_MIN_PORT: '10000',
-      PLUGIN_MAX_PORT: '25000',
-      PLUGIN_CLIENT_CERT: identity.certificatePem,
-      PLUGIN_UNIX_SOCKET_DIR: socketDir,
-      TMPDIR: socketDir,
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-    },
+    env: hostEnv(identity.certificatePem, socketDir),
   });
   child.stderr.resume();
   try {

@@ -7,9 +7,13 @@
 // --out        results file (default bench/results/latest.json)
 // --profile    run every gatehouse host and gatehouse plugin under `node --cpu-prof` into DIR
 // --only       comma-separated: workload, start, live, certs, hashing, audit, secrets (default: all)
+// --node PATH  also run the gatehouse host processes (workload, both floors, plugin start with the TypeScript
+//              plugin and `node -e 0`) under this Node.js binary, in the same rounds; its figures are
+//              extra rows marked with its version (never required: without it nothing changes)
 //
 // Prints a table on stdout, progress on stderr, and writes every figure, the raw samples, the machine
 // and the versions to the results file. Ratios are gatehouse / counterpart, within this one run.
+import { execFileSync } from 'node:child_process';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,9 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundlePlugin } from '../src/bundle/bundle.js';
 import { auditBench } from './audit.js';
-import { runJson } from './child.js';
-import { figures as toFigures, type Figure, type RawResults } from './figures.js';
+import { cleanEnv, runJson } from './child.js';
+import { figures as toFigures, type AltNodeRaw, type Figure, type RawResults } from './figures.js';
 import { hashing } from './hashing.js';
+import type { LaunchFloorResult } from './launch-floor.js';
 import type { LiveResult, WorkloadResult } from './host-workloads.js';
 import { machine, versions } from './machine.js';
 import { markdownTable, textTable } from './table.js';
@@ -132,6 +137,7 @@ function main(): Promise<void> {
       only: { type: 'string' },
       markdown: { type: 'boolean', default: false },
       from: { type: 'string' },
+      node: { type: 'string' },
     },
   });
   if (values.from !== undefined) {
@@ -143,7 +149,11 @@ function main(): Promise<void> {
   for (const name of only) {
     if (!SCENARIOS.includes(name as Scenario)) throw new Error(`--only: unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
   }
+  if (values.node !== undefined && !(path.isAbsolute(values.node) && executable(values.node))) {
+    throw new Error(`--node: ${values.node} is not an absolute path to an executable`);
+  }
   return run({
+    altNode: values.node,
     quick: values.quick,
     out: path.resolve(values.out ?? path.join(repoRoot, 'bench', 'results', 'latest.json')),
     profileDir: values.profile === undefined ? undefined : path.resolve(values.profile),
@@ -153,6 +163,8 @@ function main(): Promise<void> {
 }
 
 interface RunOptions {
+  /** A second Node.js binary for the gatehouse host processes (--node), or undefined. */
+  altNode: string | undefined;
   quick: boolean;
   out: string;
   profileDir: string | undefined;
@@ -172,17 +184,29 @@ async function run(options: RunOptions): Promise<void> {
   // Every gatehouse process (host runner, TypeScript plugin) can be profiled, each into its own file.
   const nodeFlags = (name: string): string[] =>
     options.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(options.profileDir, name)];
-  const tsPluginCommand = (profileName: string): string[] => [process.execPath, ...nodeFlags(profileName), tsPlugin];
-  const gatehouse = <T>(profileName: string, args: string[]): Promise<T> =>
-    runJson<T>(process.execPath, ['--expose-gc', ...nodeFlags(profileName), hostRunner, ...args]);
+  const tsPluginCommand = (profileName: string, node = process.execPath): string[] => [node, ...nodeFlags(profileName), tsPlugin];
+  const gatehouseOn = <T>(node: string, profileName: string, args: string[]): Promise<T> =>
+    runJson<T>(node, ['--expose-gc', ...nodeFlags(profileName), hostRunner, ...args]);
+  const gatehouse = <T>(profileName: string, args: string[]): Promise<T> => gatehouseOn(process.execPath, profileName, args);
+  // The second binary's rows sit next to the default's; its results have the same shape.
+  const alt: AltNodeRaw | null =
+    options.altNode === undefined
+      ? null
+      : {
+          path: options.altNode,
+          version: execFileSync(options.altNode, ['--version'], { encoding: 'utf8', env: cleanEnv() }).trim(),
+          workload: { gatehouseHost: {}, floor: {}, launchFloor: {} },
+          start: { ts: [], tsBundled: [], nodeFloor: [] },
+        };
 
   const raw: RawResults = {
-    workload: { gatehouseHost: {}, goPluginHost: {}, floor: {} },
+    workload: { gatehouseHost: {}, goPluginHost: {}, floor: {}, launchFloor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
     start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], go: null, nodeFloor: [] },
     hashing: null,
     audit: null,
+    altNode: alt,
   };
 
   if (options.only.has('workload')) {
@@ -205,9 +229,20 @@ async function run(options: RunOptions): Promise<void> {
         progress(`workload round ${round}/${settings.rounds}: gatehouse host -> ${name}`);
         const ours = await gatehouse<WorkloadResult>(`gatehouse-host-${kind}`, ['workload', ...nodeArgs, '--', ...ourCommand]);
         (raw.workload.gatehouseHost[kind] ??= []).push(ours);
+        progress(`workload round ${round}/${settings.rounds}: launch floor -> ${name}`);
+        const launchFloor = await gatehouse<LaunchFloorResult>(`launch-floor-${kind}`, ['launch-floor', '--launches', String(settings.launches), '--', ...ourCommand]);
+        ((raw.workload.launchFloor ??= {})[kind] ??= []).push(launchFloor);
         progress(`workload round ${round}/${settings.rounds}: node:http2 floor -> ${name}`);
         const floor = await gatehouse<WorkloadResult>(`floor-host-${kind}`, ['http2-floor', ...floorArgs, '--', ...ourCommand]);
         (raw.workload.floor[kind] ??= []).push(floor);
+        if (alt !== null) {
+          // The same three gatehouse-side runs under the second binary, in the same round; the plugin is unchanged.
+          progress(`workload round ${round}/${settings.rounds}: gatehouse host, launch floor, node:http2 floor under Node ${alt.version} -> ${name}`);
+          const on = <T>(profile: string, args: string[]) => gatehouseOn<T>(alt.path, `alt-${profile}-${kind}`, [...args, '--', ...ourCommand]);
+          (alt.workload.gatehouseHost[kind] ??= []).push(await on<WorkloadResult>('gatehouse-host', ['workload', ...nodeArgs]));
+          ((alt.workload.launchFloor ??= {})[kind] ??= []).push(await on<LaunchFloorResult>('launch-floor', ['launch-floor', '--launches', String(settings.launches)]));
+          (alt.workload.floor[kind] ??= []).push(await on<WorkloadResult>('floor-host', ['http2-floor', ...floorArgs]));
+        }
         if (go !== undefined) {
           progress(`workload round ${round}/${settings.rounds}: go-plugin host -> ${name}`);
           const theirs = await runJson<WorkloadResult>(go.kvbench, ['workload', ...goArgs, '--', ...theirCommand]);
@@ -248,6 +283,15 @@ async function run(options: RunOptions): Promise<void> {
           const args = [mode, '--n', perRound, ...(command.length > 0 ? ['--', ...command] : [])];
           (raw.start[kind] ??= []).push(...(await gatehouse<{ ms: number[] }>(profile, args)).ms);
         }
+      }
+      if (alt !== null) {
+        progress(`plugin start under Node ${alt.version}`);
+        const n = String(settings.starts);
+        const starts = async (profile: string, command: string[]) => (await gatehouseOn<{ ms: number[] }>(alt.path, `alt-${profile}`, ['start', '--n', n, '--', ...command])).ms;
+        alt.start.ts = await starts('start', tsPluginCommand('alt-start-plugin', alt.path));
+        alt.start.tsBundled = await starts('start-bundled', [alt.path, ...nodeFlags('alt-start-bundled-plugin'), precompiledBundle]);
+        // The host's own binary is the one `node -e 0` runs with.
+        alt.start.nodeFloor = (await gatehouseOn<{ ms: number[] }>(alt.path, 'alt-floor', ['floor', '--n', n])).ms;
       }
     } finally {
       rmSync(protoLoaderBundle, { force: true });
@@ -304,6 +348,7 @@ async function run(options: RunOptions): Promise<void> {
     versions: versionInfo,
     available: { go: go !== undefined, openssl: versionInfo.openssl !== null },
     hashImplementation: raw.hashing?.implementation ?? null,
+    altNode: alt === null ? null : { path: alt.path, version: alt.version },
     settings,
     figures,
     secretsServer,
@@ -316,7 +361,9 @@ async function run(options: RunOptions): Promise<void> {
   process.stdout.write(
     `gatehouse bench (${results.mode}), ${results.date}\n` +
       `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB; Node ${versionInfo.node}, ` +
-      `grpc-js ${versionInfo.grpcJs}, ${versionInfo.go ?? 'no Go'}, go-plugin ${versionInfo.goPlugin ?? '—'}\n\n` +
+      `grpc-js ${versionInfo.grpcJs}, ${versionInfo.go ?? 'no Go'}, go-plugin ${versionInfo.goPlugin ?? '—'}` +
+      (alt === null ? '' : `; rows marked [Node ${alt.version}]: gatehouse side under ${alt.path}`) +
+      '\n\n' +
       (options.markdown ? markdownTable(figures) : textTable(figures)) +
       (secretsServer
         ? `\n\nsecrets server, kv reads/s at concurrency 16: ${secretsServer.kvReadsPerSecondThroughServer} through the server, ` +
