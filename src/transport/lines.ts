@@ -60,9 +60,6 @@ function characterBoundary(bytes: Buffer, limit: number): number {
 export class LineSplitter {
   readonly #maxLineBytes: number;
   readonly #onLine: (line: string, truncated: boolean) => void;
-  // Not fatal: a plugin's bad bytes become U+FFFD instead of an exception. BOMs are kept as data because
-  // each line is decoded on its own, not as the start of a stream.
-  readonly #decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   /** Holds at most maxLineBytes + 1 bytes: one more than a line, for the "\r" of a "\r\n". */
   #pending: Buffer = Buffer.alloc(0);
   #pendingLength = 0;
@@ -153,7 +150,9 @@ export class LineSplitter {
       this.#deliverTruncated();
       return;
     }
-    const line = this.#decoder.decode(this.#pending.subarray(0, length));
+    // Never fatal: a plugin's bad bytes become U+FFFD (as TextDecoder does; the property test compares
+    // the two), and a BOM stays data since each line is decoded on its own. No view is made per line.
+    const line = this.#pending.toString('utf8', 0, length);
     // State is reset before the callback so a throwing callback leaves the splitter usable.
     this.#pendingLength = 0;
     this.#onLine(line, false);
@@ -161,7 +160,7 @@ export class LineSplitter {
 
   #deliverTruncated(): void {
     const cut = characterBoundary(this.#pending, this.#maxLineBytes);
-    const line = this.#decoder.decode(this.#pending.subarray(0, cut));
+    const line = this.#pending.toString('utf8', 0, cut);
     this.#pendingLength = 0;
     this.#onLine(line, true);
   }
