@@ -63,7 +63,7 @@ interface Settings {
 }
 
 const FULL: Settings = {
-  rounds: 3,
+  rounds: 5,
   launches: 15,
   seconds: 1.5,
   bigSeconds: 1,
