@@ -11,27 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
-import { KV_COOKIE, loadKVService } from '../examples/kv/kv.js';
+import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
 import { pinnedTlsOptions } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
+import { hostEnv } from './plugin-start.js';
 import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
 
 export const WINDOW_BYTES = 1 << 20;
 
-/** The environment a gatehouse host gives the KV plugin: cookie, versions, port range, its certificate, a private directory. */
-export function hostEnv(clientCertificatePem: string, socketDir: string): Record<string, string> {
-  return {
-    [KV_COOKIE.key]: KV_COOKIE.value,
-    PLUGIN_PROTOCOL_VERSIONS: '1',
-    PLUGIN_MIN_PORT: '10000',
-    PLUGIN_MAX_PORT: '25000',
-    PLUGIN_CLIENT_CERT: clientCertificatePem,
-    PLUGIN_UNIX_SOCKET_DIR: socketDir,
-    TMPDIR: socketDir,
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-  };
-}
 
 export function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -14,7 +14,8 @@ import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity, type EphemeralIdentity } from '../src/tls/certificate.js';
 import { pinnedTlsOptions } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
-import { firstLine, hostEnv, method, WINDOW_BYTES } from './http2-floor.js';
+import { firstLine, method, WINDOW_BYTES } from './http2-floor.js';
+import { hostEnv } from './plugin-start.js';
 
 /** One launch, in ms, each part from the end of the one before. */
 export interface LaunchFloorSample {

@@ -44,10 +44,12 @@ function oneStart(command: readonly string[], env: Record<string, string>): Prom
   });
 }
 
-/** Spawn-to-handshake times of n starts of `command`, one after another. */
-export async function pluginStarts(command: readonly string[], n: number, clientCertificatePem: string): Promise<number[]> {
-  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
-  const env: Record<string, string> = {
+/**
+ * The environment a gatehouse host gives the KV plugin, and nothing else (no PATH, as launch() gives
+ * none): cookie, versions, port range, the host's certificate, a private directory.
+ */
+export function hostEnv(clientCertificatePem: string, socketDir: string): Record<string, string> {
+  return {
     [KV_COOKIE.key]: KV_COOKIE.value,
     PLUGIN_PROTOCOL_VERSIONS: '1',
     PLUGIN_MIN_PORT: '10000',
@@ -56,6 +58,12 @@ export async function pluginStarts(command: readonly string[], n: number, client
     PLUGIN_UNIX_SOCKET_DIR: socketDir,
     TMPDIR: socketDir,
   };
+}
+
+/** Spawn-to-handshake times of n starts of `command`, one after another. */
+export async function pluginStarts(command: readonly string[], n: number, clientCertificatePem: string): Promise<number[]> {
+  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
+  const env = hostEnv(clientCertificatePem, socketDir);
   try {
     const times: number[] = [];
     for (let i = 0; i < n; i++) times.push(await oneStart(command, env));
