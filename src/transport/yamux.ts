@@ -164,9 +164,15 @@ export class YamuxStream extends Duplex {
     }
   }
 
-  /** Gives the peer back the window our reader has consumed, in steps of at least half a window, as yamux does. */
+  /**
+   * Gives the peer back the window it has used, in steps of at least half a window, as yamux does.
+   * Node calls _read only when what stays buffered after the current read is under the high-water mark,
+   * but before that read takes its bytes: counting them as still buffered withheld all credit from a
+   * reader that took a whole window at once, and the stream stalled for good. So the buffered bytes are
+   * not subtracted: a peer can still make us hold no more than one window plus the high-water mark.
+   */
   private creditPeer(): void {
-    const delta = STREAM_WINDOW_BYTES - this.readableLength - this.recvWindow;
+    const delta = STREAM_WINDOW_BYTES - this.recvWindow;
     if (delta < STREAM_WINDOW_BYTES / 2 || this.remoteClosed) return;
     this.recvWindow += delta;
     this.session.sendFrame(header(FrameType.WindowUpdate, 0, this.id, delta));

@@ -103,6 +103,27 @@ test('yamux: streams opened by either side carry 1 MiB each way, four times the 
   server.close();
 });
 
+test('yamux: a reader that takes a whole window in one read still gives the peer its credit back', async (t) => {
+  // A slow reader (a loaded machine) finds the peer's whole window buffered and takes it in one read():
+  // Node calls _read before it removes what that read returns, so credit reckoned then saw a full buffer,
+  // sent nothing, and the stream waited forever for a push the peer had no window left to send.
+  const [client, server] = await sessionPair();
+  const payload = randomBytes(3 * STREAM_WINDOW_BYTES);
+  server.on('stream', (stream: Duplex) => stream.end(payload));
+  const stream = client.open();
+  stream.end();
+  const deadline = Date.now() + 10_000;
+  while (stream.readableLength < STREAM_WINDOW_BYTES && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.is(stream.readableLength, STREAM_WINDOW_BYTES, 'the whole window is buffered, unread');
+  const first = stream.read() as Buffer;
+  t.is(first.length, STREAM_WINDOW_BYTES);
+  const rest = await Promise.race([readAll(stream), new Promise<'stuck'>((resolve) => setTimeout(() => resolve('stuck'), 10_000))]);
+  t.not(rest, 'stuck', 'the rest of the stream arrives');
+  if (rest !== 'stuck') t.true(Buffer.concat([first, rest]).equals(payload));
+  client.close();
+  server.close();
+});
+
 test('yamux: a stream destroyed on one side is reset on the other', async (t) => {
   const [client, server] = await sessionPair();
   const accepted = new Promise<Duplex>((resolve) => server.once('stream', resolve));
