@@ -46,7 +46,7 @@ const kvProto = path.join(repoRoot, 'examples', 'kv', 'kv.proto');
 const callbackProto = path.join(repoRoot, 'test', 'interop', 'callback.proto');
 const engineProto = path.join(repoRoot, 'examples', 'secrets-server', 'engine.proto');
 const thisSource = path.join(repoRoot, 'test', 'interop', 'build-go.ts');
-const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'yamuxpeer', 'kvbench', 'securehash', 'secretsengine'] as const;
+const binaries = ['kvhost', 'kvplugin', 'brokerhost', 'brokerplugin', 'yamuxpeer', 'kvbench', 'securehash', 'secretsengine', 'grpcpeer'] as const;
 
 /** Where the packaged Go sources (go-plugin and its dependencies) live. */
 const gocode = process.env.GATEHOUSE_GOCODE ?? '/usr/share/gocode';

@@ -27,6 +27,8 @@ export interface GoBinaries {
   readonly yamuxpeer: string;
   /** go-plugin 1.0.1 secrets engine for the secrets server (examples/secrets-server/engine.proto). */
   readonly secretsengine: string;
+  /** A plain grpc-go KV server for the lean client's conformance tests: `grpcpeer -socket PATH`. */
+  readonly grpcpeer: string;
 }
 
 /** The repository root, resolved from this module compiled into dist/test/interop/. */
@@ -61,6 +63,7 @@ function findGoBinaries(): GoBinaries | undefined {
     brokerplugin: path.join(goBinDir, 'brokerplugin'),
     yamuxpeer: path.join(goBinDir, 'yamuxpeer'),
     secretsengine: path.join(goBinDir, 'secretsengine'),
+    grpcpeer: path.join(goBinDir, 'grpcpeer'),
   };
   return Object.values(binaries).every(executable) ? binaries : undefined;
 }

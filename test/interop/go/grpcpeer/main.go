@@ -1,0 +1,108 @@
+// grpcpeer is a plain grpc-go server (no go-plugin) for the lean unary
+// client's conformance tests against grpc-go: it serves kv.KV on a unix
+// socket, without TLS, and answers Get by its key:
+//
+//	"fail"   FailedPrecondition with a message that needs percent-encoding,
+//	         before any message (a trailers-only response)
+//	"hang"   waits for the call's context to end, then reports on stdout
+//	         {"cancelled":true,"deadline":<whether grpc-timeout arrived>}
+//	"meta"   echoes x-text into a header and x-bin into a trailer
+//	"big:N"  a value of N bytes
+//	other    the key itself, as the value
+//
+// Usage: grpcpeer -socket PATH. It prints "listening" once it accepts calls,
+// and stops on SIGTERM with GracefulStop (a GOAWAY to every connection).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"gatehouse/kv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+type server struct {
+	kv.UnimplementedKVServer
+}
+
+func report(v map[string]interface{}) {
+	line, _ := json.Marshal(v)
+	os.Stdout.Write(append(line, '\n'))
+}
+
+func (server) Get(ctx context.Context, req *kv.GetRequest) (*kv.GetResponse, error) {
+	key := req.GetKey()
+	switch {
+	case key == "fail":
+		return nil, status.Error(codes.FailedPrecondition, "naïve 100% wrong\nsecond line")
+	case key == "hang":
+		_, hasDeadline := ctx.Deadline()
+		<-ctx.Done()
+		report(map[string]interface{}{"cancelled": true, "deadline": hasDeadline})
+		return nil, ctx.Err()
+	case key == "meta":
+		in, _ := metadata.FromIncomingContext(ctx)
+		text := ""
+		if values := in.Get("x-text"); len(values) > 0 {
+			text = values[0]
+		}
+		bin := ""
+		if values := in.Get("x-bin"); len(values) > 0 {
+			bin = values[0]
+		}
+		if err := grpc.SetHeader(ctx, metadata.Pairs("echo-text", text)); err != nil {
+			return nil, err
+		}
+		grpc.SetTrailer(ctx, metadata.Pairs("echo-bin", bin))
+		return &kv.GetResponse{Value: []byte("ok")}, nil
+	case strings.HasPrefix(key, "big:"):
+		n, err := strconv.Atoi(strings.TrimPrefix(key, "big:"))
+		if err != nil || n < 0 {
+			return nil, status.Error(codes.InvalidArgument, "big:N needs a size")
+		}
+		return &kv.GetResponse{Value: make([]byte, n)}, nil
+	default:
+		return &kv.GetResponse{Value: []byte(key)}, nil
+	}
+}
+
+func (server) Put(context.Context, *kv.PutRequest) (*kv.Empty, error) {
+	return &kv.Empty{}, nil
+}
+
+func main() {
+	socket := flag.String("socket", "", "unix socket path")
+	flag.Parse()
+	listener, err := net.Listen("unix", *socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Large enough for the receive-limit test's values in both directions.
+	s := grpc.NewServer(grpc.MaxSendMsgSize(64<<20), grpc.MaxRecvMsgSize(64<<20))
+	kv.RegisterKVServer(s, server{})
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM)
+	go func() {
+		<-stop
+		s.GracefulStop()
+	}()
+	fmt.Println("listening")
+	if err := s.Serve(listener); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

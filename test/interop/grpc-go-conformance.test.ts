@@ -1,0 +1,143 @@
+// Conformance of the lean unary client (src/transport/grpc-unary-client.ts) against grpc-go itself: a
+// plain grpc-go server (test/interop/go/grpcpeer), one test per behaviour that
+// test/transport/grpc-unary-client.test.ts checks against grpc-js's server. Plain HTTP/2 over a unix
+// socket: what is under test is the gRPC protocol, not the pinned TLS (every Go interop test has that).
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { loadKVService } from '../../examples/kv/kv.js';
+import { GrpcStatus, GrpcStatusError, UnaryClient, type UnaryCallOptions } from '../../src/transport/grpc-unary-client.js';
+import { goTest, type GoBinaries } from './go-binaries.js';
+
+const kv = loadKVService();
+
+interface Peer {
+  child: ChildProcessWithoutNullStreams;
+  /** The JSON lines it has printed so far. */
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+async function startPeer(t: ExecutionContext, go: GoBinaries, socket: string): Promise<Peer> {
+  const child = spawn(go.grpcpeer, ['-socket', socket], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const lines: Array<Record<string, unknown>> = [];
+  let pending = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const complete = pending.split('\n');
+      pending = complete.pop() ?? '';
+      for (const line of complete) {
+        if (line === 'listening') resolve();
+        else if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    void exited.then((code) => reject(new Error(`grpcpeer exited (${code}) before listening: ${stderr}`)));
+  });
+  return { child, lines, exited };
+}
+
+async function setUp(t: ExecutionContext, go: GoBinaries, limits: { receive?: number; send?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-grpc-go-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const socket = join(dir, 'peer.sock');
+  const peer = await startPeer(t, go, socket);
+  const client = new UnaryClient({
+    connect: () => net.connect(socket),
+    authority: 'localhost',
+    maxReceiveMessageBytes: limits.receive ?? 4 << 20,
+    maxSendMessageBytes: limits.send ?? 4 << 20,
+    windowBytes: 1 << 20,
+  });
+  t.teardown(() => client.destroy());
+  const get = async (key: string, options?: UnaryCallOptions) => {
+    const response = await client.call(kv.Get.path, kv.Get.requestSerialize({ key }), options);
+    return { value: kv.Get.responseDeserialize(response.message).value, metadata: response.metadata };
+  };
+  return { socket, peer, client, get };
+}
+
+async function failure(t: ExecutionContext, call: Promise<unknown>): Promise<GrpcStatusError> {
+  const error = await t.throwsAsync(call);
+  t.true(error instanceof GrpcStatusError, String(error));
+  return error as GrpcStatusError;
+}
+
+async function waitFor(lines: Array<Record<string, unknown>>, key: string): Promise<Record<string, unknown> | undefined> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const found = lines.find((line) => line[key] !== undefined);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return undefined;
+}
+
+goTest('grpc-go conformance: a call and its response, many at once on one session', async (t, go) => {
+  const { get } = await setUp(t, go);
+  t.is(Buffer.from((await get('hi')).value).toString(), 'hi');
+  const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`k${i}`)));
+  answers.forEach((answer, i) => t.is(Buffer.from(answer.value).toString(), `k${i}`));
+});
+
+goTest('grpc-go conformance: a status sent before any message (trailers-only) arrives with its code and percent-decoded message', async (t, go) => {
+  const { get } = await setUp(t, go);
+  const error = await failure(t, get('fail'));
+  t.is(error.code, 9); // FAILED_PRECONDITION
+  t.is(error.details, 'naïve 100% wrong\nsecond line');
+});
+
+goTest('grpc-go conformance: metadata goes out (text and -bin) and comes back from headers and trailers', async (t, go) => {
+  const { get } = await setUp(t, go);
+  const bytes = Buffer.from([0, 1, 2, 0xfe, 0xff]);
+  const { value, metadata } = await get('meta', { metadata: [['x-text', 'hello there'], ['x-bin', bytes]] });
+  t.is(Buffer.from(value).toString(), 'ok');
+  t.deepEqual(metadata.get('echo-text'), ['hello there']);
+  t.deepEqual(metadata.get('echo-bin'), [bytes]);
+});
+
+goTest('grpc-go conformance: a deadline reaches grpc-go as grpc-timeout, cancels the call there, and the session stays usable', async (t, go) => {
+  const { peer, get } = await setUp(t, go);
+  const error = await failure(t, get('hang', { deadline: Date.now() + 300 }));
+  t.is(error.code, GrpcStatus.DEADLINE_EXCEEDED);
+  t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: true });
+  t.is(Buffer.from((await get('after')).value).toString(), 'after');
+});
+
+goTest('grpc-go conformance: an AbortSignal cancels the call on the server too', async (t, go) => {
+  const { peer, get } = await setUp(t, go);
+  const controller = new AbortController();
+  const call = get('hang', { signal: controller.signal });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  controller.abort();
+  t.is((await failure(t, call)).code, GrpcStatus.CANCELLED);
+  t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: false });
+});
+
+goTest('grpc-go conformance: messages over the receive or send limit are RESOURCE_EXHAUSTED, and the next call works', async (t, go) => {
+  const { client, get } = await setUp(t, go, { receive: 1 << 20, send: 64 * 1024 });
+  const tooBig = await failure(t, get(`big:${2 << 20}`));
+  t.is(tooBig.code, GrpcStatus.RESOURCE_EXHAUSTED);
+  t.regex(tooBig.details, /larger than max/);
+  t.is((await get(`big:${1000}`)).value.length, 1000);
+  const put = kv.Put.requestSerialize({ key: 'k', value: Buffer.alloc(100 * 1024) });
+  t.is((await failure(t, client.call(kv.Put.path, put))).code, GrpcStatus.RESOURCE_EXHAUSTED);
+  t.is(Buffer.from((await get('still')).value).toString(), 'still');
+});
+
+goTest('grpc-go conformance: after grpc-go sends GOAWAY and stops, the next call opens a new session to its successor', async (t, go) => {
+  const { socket, peer, get } = await setUp(t, go);
+  t.is(Buffer.from((await get('before')).value).toString(), 'before');
+  // GracefulStop: a GOAWAY on every connection, then the listener and the process go.
+  peer.child.kill('SIGTERM');
+  t.is(await peer.exited, 0);
+  await startPeer(t, go, socket);
+  t.is(Buffer.from((await get('after')).value).toString(), 'after');
+});
