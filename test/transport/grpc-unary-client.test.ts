@@ -157,13 +157,15 @@ function answer(stream: http2.ServerHttp2Stream, body: Buffer, trailers: http2.O
   stream.end(body);
 }
 
-test('unary client: a compressed response, two messages, a cut message or no status are errors, not data', async (t) => {
+test('unary client: a compressed response, two messages, a cut message, no status or data after the status are errors, not data', async (t) => {
   const cases: [string, (stream: http2.ServerHttp2Stream) => void, number][] = [
     ['compressed', (s) => answer(s, Buffer.from([1, 0, 0, 0, 1, 42])), GrpcStatus.INTERNAL],
     ['two messages', (s) => answer(s, Buffer.concat([frameMessage(Buffer.from('a')), frameMessage(Buffer.from('b'))])), GrpcStatus.INTERNAL],
     ['cut message', (s) => answer(s, frameMessage(Buffer.from('abcdef')).subarray(0, 7)), GrpcStatus.INTERNAL],
     ['no message', (s) => answer(s, Buffer.alloc(0)), GrpcStatus.INTERNAL],
     ['no status', (s) => answer(s, frameMessage(Buffer.from('a')), { 'x-other': '1' }), GrpcStatus.UNKNOWN],
+    // A status in the response headers ends the call (trailers-only): a message after it is not the answer.
+    ['data after a trailers-only status', (s) => { s.respond({ ...grpcHeaders, 'grpc-status': '0' }); s.end(frameMessage(Buffer.from('a'))); }, GrpcStatus.INTERNAL],
     ['not gRPC', (s) => { s.respond({ ':status': 200, 'content-type': 'text/html' }); s.end('<html>'); }, GrpcStatus.UNKNOWN],
     ['HTTP 503', (s) => { s.respond({ ':status': 503 }); s.end(); }, GrpcStatus.UNAVAILABLE],
     ['stream reset', (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), GrpcStatus.INTERNAL],
