@@ -543,7 +543,9 @@ function altNodeFigures(raw: RawResults): Figure[] {
   const rows = [
     ...launchFigures(swapped, 'go'),
     ...launchFigures(swapped, 'ts'),
-    ...startFigures(swapped),
+    // Only the starts the second binary ran: the Go plugin's and the proto-loader bundle's rows would
+    // repeat the default run's figures under the second binary's name.
+    ...startFigures(swapped).filter((row) => row.id !== 'start.go' && row.id !== 'start.ts.bundledProtoLoader'),
     ...unaryFigures(swapped, 'go'),
     ...unaryFigures(swapped, 'ts'),
     ...bigFigures(swapped, 'go'),

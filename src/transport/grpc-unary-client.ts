@@ -85,7 +85,7 @@ export class UnaryClient {
 
   constructor(private readonly options: UnaryClientOptions) {}
 
-  /** `request` is written without a copy when large: it must not change until the call settles. */
+  /** `request` is written without a copy when large: it must not change until the call's stream has closed. */
   call(path: string, request: Uint8Array, callOptions: UnaryCallOptions = {}): Promise<UnaryResponse> {
     return new Promise<UnaryResponse>((resolve, reject) => {
       if (this.closed) return reject(new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the client is closed'));
@@ -210,6 +210,7 @@ class UnaryCall {
   private trailers: http2.IncomingHttpHeaders | undefined;
   private settled = false;
   private readonly onAbort: (() => void) | undefined;
+  private readonly session: http2.Http2Session | undefined;
 
   constructor(
     private readonly stream: CallStream,
@@ -219,6 +220,9 @@ class UnaryCall {
     private readonly signal: AbortSignal | undefined,
   ) {
     this.decoder = new MessageDecoder(maxReceiveMessageBytes);
+    // Kept now: a closed stream no longer names its session, and finish() must tell a lost connection
+    // (UNAVAILABLE) from a stream that ended without a status on a live one.
+    this.session = stream.session;
     if (signal !== undefined) {
       this.onAbort = () => this.fail(cancelled());
       signal.addEventListener('abort', this.onAbort, { once: true });
@@ -285,7 +289,7 @@ class UnaryCall {
     if (status === undefined) {
       // The connection went first (a plugin that crashed mid-call): UNAVAILABLE, as grpc-js says, so that
       // the caller goes on to ask whether the plugin exited.
-      const session = this.stream.session;
+      const session = this.session;
       if (session === undefined || session.destroyed || session.closed) {
         return this.reject(new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the connection to the plugin ended during the call', this.metadata()));
       }

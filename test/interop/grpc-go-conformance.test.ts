@@ -80,11 +80,14 @@ async function waitFor(lines: Array<Record<string, unknown>>, key: string): Prom
   return undefined;
 }
 
-goTest('grpc-go conformance: a call and its response, many at once on one session', async (t, go) => {
+goTest('grpc-go conformance: a call and its response, a large request, many at once on one session', async (t, go) => {
   const { get } = await setUp(t, go);
   t.is(Buffer.from((await get('hi')).value).toString(), 'hi');
   const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => get(`k${i}`)));
   answers.forEach((answer, i) => t.is(Buffer.from(answer.value).toString(), `k${i}`));
+  // A request over 16 KiB goes out as its prefix and itself (no copy); the echo shows it arrived whole.
+  const long = 'x'.repeat(300 * 1024) + 'end';
+  t.is(Buffer.from((await get(long)).value).toString(), long);
 });
 
 goTest('grpc-go conformance: a status sent before any message (trailers-only) arrives with its code and percent-decoded message', async (t, go) => {
@@ -105,7 +108,10 @@ goTest('grpc-go conformance: metadata goes out (text and -bin) and comes back fr
 
 goTest('grpc-go conformance: a deadline reaches grpc-go as grpc-timeout, cancels the call there, and the session stays usable', async (t, go) => {
   const { peer, get } = await setUp(t, go);
-  const error = await failure(t, get('hang', { deadline: Date.now() + 300 }));
+  // Long enough for grpc-go to start the handler on a loaded machine; it says when it has.
+  const call = get('hang', { deadline: Date.now() + 2000 });
+  t.truthy(await waitFor(peer.lines, 'started'), 'grpc-go started the call');
+  const error = await failure(t, call);
   t.is(error.code, GrpcStatus.DEADLINE_EXCEEDED);
   t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: true });
   t.is(Buffer.from((await get('after')).value).toString(), 'after');
@@ -115,7 +121,7 @@ goTest('grpc-go conformance: an AbortSignal cancels the call on the server too',
   const { peer, get } = await setUp(t, go);
   const controller = new AbortController();
   const call = get('hang', { signal: controller.signal });
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.truthy(await waitFor(peer.lines, 'started'), 'grpc-go started the call');
   controller.abort();
   t.is((await failure(t, call)).code, GrpcStatus.CANCELLED);
   t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: false });

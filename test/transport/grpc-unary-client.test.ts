@@ -168,6 +168,9 @@ test('unary client: a compressed response, two messages, a cut message, no statu
     ['data after a trailers-only status', (s) => { s.respond({ ...grpcHeaders, 'grpc-status': '0' }); s.end(frameMessage(Buffer.from('a'))); }, GrpcStatus.INTERNAL],
     ['not gRPC', (s) => { s.respond({ ':status': 200, 'content-type': 'text/html' }); s.end('<html>'); }, GrpcStatus.UNKNOWN],
     ['HTTP 503', (s) => { s.respond({ ':status': 503 }); s.end(); }, GrpcStatus.UNAVAILABLE],
+    // The connection is fine: a stream that ends without a status is the peer's fault, not a lost plugin.
+    ['no trailers at all', (s) => { s.respond(grpcHeaders); s.end(frameMessage(Buffer.from('a'))); }, GrpcStatus.INTERNAL],
+    ['stream cancelled by the peer', (s) => s.close(http2.constants.NGHTTP2_CANCEL), GrpcStatus.CANCELLED],
     ['stream reset', (s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR), GrpcStatus.INTERNAL],
   ];
   for (const [name, respond, code] of cases) {

@@ -4,8 +4,9 @@
 //
 //	"fail"   FailedPrecondition with a message that needs percent-encoding,
 //	         before any message (a trailers-only response)
-//	"hang"   waits for the call's context to end, then reports on stdout
-//	         {"cancelled":true,"deadline":<whether grpc-timeout arrived>}
+//	"hang"   reports {"started":true} on stdout, waits for the call's context
+//	         to end, then reports {"cancelled":true,"deadline":<whether
+//	         grpc-timeout arrived>}
 //	"meta"   echoes x-text into a header and x-bin into a trailer
 //	"big:N"  a value of N bytes
 //	other    the key itself, as the value
@@ -50,6 +51,7 @@ func (server) Get(ctx context.Context, req *kv.GetRequest) (*kv.GetResponse, err
 		return nil, status.Error(codes.FailedPrecondition, "naïve 100% wrong\nsecond line")
 	case key == "hang":
 		_, hasDeadline := ctx.Deadline()
+		report(map[string]interface{}{"started": true})
 		<-ctx.Done()
 		report(map[string]interface{}{"cancelled": true, "deadline": hasDeadline})
 		return nil, ctx.Err()
