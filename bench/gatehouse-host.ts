@@ -13,7 +13,7 @@
 // Prints exactly one JSON object on stdout.
 import { parseArgs } from 'node:util';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
-import { live, workload } from './host-workloads.js';
+import { live, workload, type WorkloadOptions } from './host-workloads.js';
 import { http2FloorWorkload } from './http2-floor.js';
 import { launchFloor } from './launch-floor.js';
 import { nodeFloor, pluginStarts } from './plugin-start.js';
@@ -55,23 +55,19 @@ async function main(): Promise<unknown> {
     },
   });
   const n = positiveNumber(values.n, 10, 'n');
+  const workloadOptions = (launches: number): WorkloadOptions => ({
+    command: positionals,
+    launches: positiveNumber(values.launches, launches, 'launches'),
+    seconds: positiveNumber(values.seconds, 2, 'seconds'),
+    bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
+    warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
+  });
   switch (mode) {
     case 'workload':
-      return workload({
-        command: positionals,
-        launches: positiveNumber(values.launches, 20, 'launches'),
-        seconds: positiveNumber(values.seconds, 2, 'seconds'),
-        bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
-        warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
-      });
+      return workload(workloadOptions(20));
     case 'http2-floor':
-      return http2FloorWorkload({
-        command: positionals,
-        launches: positiveNumber(values.launches, 0, "launches"),
-        seconds: positiveNumber(values.seconds, 2, 'seconds'),
-        bigSeconds: positiveNumber(values['big-seconds'], 2, 'big-seconds'),
-        warmupSeconds: positiveNumber(values['warmup-seconds'], 0.2, 'warmup-seconds'),
-      });
+      // The floor launches nothing to time.
+      return http2FloorWorkload(workloadOptions(0));
     case 'launch-floor':
       return launchFloor(positionals, positiveNumber(values.launches, 20, 'launches'));
     case 'live':

@@ -69,9 +69,13 @@ export function reflectionServices(served: readonly PluginService[]): PluginServ
 /** Every descriptor the definitions carry, indexed by file and symbol. */
 function describe(served: readonly PluginService[]): DescriptorIndex {
   const index = new DescriptorIndex();
+  // proto-loader hands every type of a package the same descriptor buffers: each is parsed once.
+  const seen = new Set<Uint8Array>();
   for (const service of served) {
     for (const method of Object.values(service.definition) as DescribedMethod[]) {
       for (const file of [...(method.requestType?.fileDescriptorProtos ?? []), ...(method.responseType?.fileDescriptorProtos ?? [])]) {
+        if (seen.has(file)) continue;
+        seen.add(file);
         index.add(Buffer.from(file));
       }
     }
