@@ -18,19 +18,23 @@ export class FrameError extends Error {
   }
 }
 
+/** Writes an uncompressed message's prefix (flag byte, big-endian length) at the start of `target`. */
+function writePrefix(target: Buffer, length: number): void {
+  target[0] = 0;
+  target.writeUInt32BE(length, 1);
+}
+
 /** The prefix alone, for a message written after it without a copy. */
 export function messagePrefix(length: number): Buffer {
   const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
-  prefix[0] = 0;
-  prefix.writeUInt32BE(length, 1);
+  writePrefix(prefix, length);
   return prefix;
 }
 
 /** The message with its prefix, ready to write to a stream. */
 export function frameMessage(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(PREFIX_BYTES + message.length);
-  framed[0] = 0;
-  framed.writeUInt32BE(message.length, 1);
+  writePrefix(framed, message.length);
   framed.set(message, PREFIX_BYTES);
   return framed;
 }

@@ -1,4 +1,5 @@
-// The public shape of a typed client, apart from the transport that carries its calls (grpc-js today).
+// The public shape of a typed client, apart from the transport that carries its calls (the lean
+// node:http2 client for unary calls, grpc-js for streams).
 import type * as grpc from '@grpc/grpc-js';
 import type { KnownMethodKind, MethodInput, MethodKey, MethodOutput } from './service.js';
 
