@@ -8,11 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from './errors.js';
-import { connectChecked, pinnedPluginCredentials } from './host/connection.js';
+import { connectPlugin, pinnedPluginCredentials, type PluginConnection } from './host/connection.js';
 import { silentLogger, type Logger } from './logger.js';
 import { startServing, type ServeOptions, type StartedPlugin } from './plugin/serve.js';
 import { generateEphemeralIdentity } from './tls/certificate.js';
-import { clientOn } from './transport/channel.js';
 import { buildPluginEnv } from './transport/env.js';
 import { parseHandshakeLine } from './transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
@@ -58,7 +57,7 @@ export async function testPlugin(options: TestPluginOptions): Promise<TestPlugin
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-test-'));
   let line: string | undefined;
   let started: StartedPlugin | undefined;
-  let channel: grpc.Channel | undefined;
+  let connection: PluginConnection | undefined;
   try {
     const env = buildPluginEnv({
       cookie,
@@ -92,41 +91,39 @@ export async function testPlugin(options: TestPluginOptions): Promise<TestPlugin
       throw new GatehouseError('CERTIFICATE_INVALID', 'serve() announced no certificate in test mode');
     }
     const credentials = pinnedPluginCredentials(identity, handshake.serverCertificate);
-    channel = await connectChecked(handshake, credentials, new Date(Date.now() + TEST_START_TIMEOUT_MS), maxMessageBytes, {});
+    connection = await connectPlugin(handshake, credentials, Date.now() + TEST_START_TIMEOUT_MS, maxMessageBytes, {});
   } catch (error) {
-    channel?.close();
+    connection?.destroy();
     await started?.shutdown();
     await rm(socketDir, { recursive: true, force: true });
     throw error;
   }
-  return new InProcessPlugin(started, channel, socketDir);
+  return new InProcessPlugin(started, connection, socketDir);
 }
 
 class InProcessPlugin implements TestPlugin {
   readonly protocolVersion: number;
   readonly served: Omit<StartedPlugin, 'shutdown'>;
-  private readonly rpc: grpc.Client;
   private closing: Promise<void> | undefined;
   // The plugin lives as long as this object: it "exits" only when closed.
   private readonly liveness: PluginLiveness = { exit: () => undefined, settleExit: async () => undefined };
 
   constructor(
     private readonly started: StartedPlugin,
-    private readonly channel: grpc.Channel,
+    private readonly connection: PluginConnection,
     private readonly socketDir: string,
   ) {
     this.protocolVersion = started.protocolVersion;
     this.served = { protocolVersion: started.protocolVersion, address: started.address, logger: started.logger, broker: started.broker };
-    this.rpc = clientOn(channel);
   }
 
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
-    return createServiceClient(this.rpc, serviceDefinition(service, 'testPlugin().client()'), this.liveness);
+    return createServiceClient(this.connection.calls, serviceDefinition(service, 'testPlugin().client()'), this.liveness);
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.channel.close();
+      this.connection.destroy();
       await this.started.shutdown();
       await rm(this.socketDir, { recursive: true, force: true });
     })();

@@ -5,35 +5,17 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
 import { channelCredentials, classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
-import { clientOn, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, grpcTarget, openChannel } from '../transport/channel.js';
-import { UnaryClient } from '../transport/grpc-unary-client.js';
+import { grpcJsCalls, leanCalls, type CallPath } from '../transport/call-path.js';
+import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, grpcTarget, openChannel } from '../transport/channel.js';
+import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
 import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 
-export function unaryCall<Req, Res>(
-  client: grpc.Client,
-  method: grpc.MethodDefinition<Req, Res>,
-  request: Req,
-  options: grpc.CallOptions,
-): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    client.makeUnaryRequest(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      request,
-      new grpc.Metadata(),
-      options,
-      (error, response) => (error ? reject(error) : resolve(response as Res)),
-    );
-  });
-}
-
 /** The first call on a new connection: proves TLS and the pin, and that the plugin says it is up. */
-export async function checkHealth(client: grpc.Client, deadline: Date): Promise<void> {
+export async function checkHealth(calls: CallPath, timeoutMs: number): Promise<void> {
   let response: HealthCheckResponse;
   try {
-    response = await unaryCall(client, healthService.Check, { service: PLUGIN_HEALTH_SERVICE }, { deadline });
+    response = await calls.unary(healthService.Check, { service: PLUGIN_HEALTH_SERVICE }, { timeoutMs });
   } catch (cause) {
     throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${(cause as Error).message}`, { cause });
   }
@@ -62,18 +44,54 @@ export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCerti
   return pinned;
 }
 
+type PluginTarget = Pick<HandshakeLine, 'network' | 'address'>;
+
 /**
- * The lean unary client (node:http2) on its own connection to the plugin, with the same pin as the
- * channel. It connects at once, so that its TLS handshake overlaps the channel's health check instead
- * of delaying the first call.
+ * The host's connection to one plugin. Without grpc-js channel options it is one socket: the lean
+ * node:http2 client carries every call (the caller's, the health check, Shutdown, the broker and
+ * stdio streams), and a grpc-js channel is opened only if the caller asks for a grpc-js client.
+ * With channel options, grpc-js carries every call, so that each option applies to all of them.
  */
-export function openUnaryClient(
-  target: Pick<HandshakeLine, 'network' | 'address'>,
-  pinned: PinnedTlsOptions | undefined,
-  maxMessageBytes: number,
-): UnaryClient {
+export class PluginConnection {
+  readonly calls: CallPath;
+  private channel: grpc.Channel | undefined;
+  private readonly lean: GrpcHttp2Client | undefined;
+
+  constructor(
+    private readonly target: PluginTarget,
+    private readonly credentials: PluginCredentials,
+    private readonly maxMessageBytes: number,
+    private readonly channelOptions: grpc.ChannelOptions,
+  ) {
+    if (Object.keys(channelOptions).length === 0) {
+      this.lean = openLeanClient(target, credentials.tls, maxMessageBytes);
+      this.calls = leanCalls(this.lean);
+    } else {
+      this.calls = grpcJsCalls(clientOn(this.grpcChannel()));
+    }
+  }
+
+  /** The grpc-js channel to the plugin (grpcClient()), opened on first use, with the same pin. */
+  grpcChannel(): grpc.Channel {
+    return (this.channel ??= openChannel(grpcTarget(this.target), this.credentials.credentials, this.maxMessageBytes, this.channelOptions));
+  }
+
+  /** For a plugin that has exited: what it sent last is read for up to `maxWaitMs`, then every socket is destroyed (H8). */
+  async closeAfterPeerGone(maxWaitMs: number): Promise<void> {
+    await Promise.all([this.lean?.closeAfterPeerGone(maxWaitMs), this.channel && closeAfterPeerGone(this.channel, maxWaitMs)]);
+  }
+
+  /** Ends every call and closes the sockets now. */
+  destroy(): void {
+    this.lean?.destroy();
+    this.channel?.close();
+  }
+}
+
+/** The lean client, connecting at once, pinned as the channel is. */
+function openLeanClient(target: PluginTarget, pinned: PinnedTlsOptions | undefined, maxMessageBytes: number): GrpcHttp2Client {
   const where = target.network === 'unix' ? { path: target.address } : tcpEndpoint(target.address);
-  const client = new UnaryClient({
+  const client = new GrpcHttp2Client({
     // A plaintext plugin was asked for by name (insecurePlaintext); every other connection is pinned TLS.
     connect: () => (pinned ? tls.connect({ ...where, ...pinned, ALPNProtocols: ['h2'] }) : net.connect(where)),
     authority: TLS_SERVER_NAME,
@@ -86,25 +104,25 @@ export function openUnaryClient(
 }
 
 /**
- * Opens the plugin's channel and proves it with a health check before anyone uses it; a TLS failure
- * is reported as what it means (another certificate, or our certificate refused). `abandon` rejecting
- * (the connection under the channel is gone) ends the wait at once with its error.
+ * Connects to the plugin and proves the connection with a health check before anyone uses it; a TLS
+ * failure is reported as what it means (another certificate, or our certificate refused). `abandon`
+ * rejecting (the connection under it is gone) ends the wait at once with its error.
  */
-export async function connectChecked(
-  handshake: Pick<HandshakeLine, 'network' | 'address'>,
+export async function connectPlugin(
+  target: PluginTarget,
   credentials: PluginCredentials,
-  deadline: Date,
+  deadline: number,
   maxMessageBytes: number,
   channelOptions: grpc.ChannelOptions,
   abandon?: Promise<never>,
-): Promise<grpc.Channel> {
-  const channel = openChannel(grpcTarget(handshake), credentials.credentials, maxMessageBytes, channelOptions);
+): Promise<PluginConnection> {
+  const connection = new PluginConnection(target, credentials, maxMessageBytes, channelOptions);
   try {
-    const health = checkHealth(clientOn(channel), deadline);
+    const health = checkHealth(connection.calls, deadline - Date.now());
     await (abandon ? Promise.race([health, abandon]) : health);
-    return channel;
+    return connection;
   } catch (error) {
-    channel.close();
+    connection.destroy();
     throw credentials.mismatch ?? classifyTlsFailure(String((error as Error).message)) ?? error;
   }
 }

@@ -6,13 +6,11 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
-import { closeAfterPeerGone } from '../transport/channel.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
-import type { UnaryClient } from '../transport/grpc-unary-client.js';
-import { checkSocketOwnership, connectChecked, openUnaryClient, pinnedPluginCredentials, type PluginCredentials } from './connection.js';
+import { checkSocketOwnership, connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -119,8 +117,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-'));
   let child: PluginProcess | undefined;
   let startingPlugin: LivePlugin | undefined;
-  let channel: grpc.Channel | undefined;
-  let unary: UnaryClient | undefined;
+  let connection: PluginConnection | undefined;
   let multiplexed: MultiplexedConnection | undefined;
   try {
     const identity = config.insecurePlaintext ? undefined : generateEphemeralIdentity();
@@ -171,13 +168,9 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const credentials = channelCredentials(handshake, identity);
     await checkSocketOwnership(handshake, child.uid);
     throwIfAborted(options.signal);
-    const deadline = new Date(Math.max(started + config.startTimeoutMs, Date.now() + 1000));
-    if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline.getTime());
-    // Opened before the health check so that its TLS handshake overlaps the channel's.
-    if (Object.keys(config.channelOptions).length === 0) {
-      unary = openUnaryClient(multiplexed?.target ?? handshake, credentials.tls, config.maxMessageBytes);
-    }
-    channel = await connectChecked(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
+    const deadline = Math.max(started + config.startTimeoutMs, Date.now() + 1000);
+    if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline);
+    connection = await connectPlugin(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
     throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);
@@ -190,8 +183,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         certificateSha256: handshake.serverCertificate ? certificateFingerprint(handshake.serverCertificate) : undefined,
       },
       child,
-      channel,
-      unary,
+      connection,
       socketDir,
       config.killGraceMs,
       config.logger,
@@ -231,8 +223,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       child.signal('SIGKILL');
       await child.exited;
     }
-    if (channel) await closeAfterPeerGone(channel, 0);
-    unary?.destroy();
+    connection?.destroy();
     await rm(socketDir, { recursive: true, force: true });
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;

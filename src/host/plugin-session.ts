@@ -4,6 +4,7 @@ import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
+import type { CallPath } from '../transport/call-path.js';
 import type { PluginLiveness } from '../transport/service-client.js';
 import { checkSocketOwnership } from './connection.js';
 import type { MultiplexedConnection } from './multiplexed-connection.js';
@@ -43,7 +44,7 @@ export class PluginSession {
 
   constructor(
     private readonly spec: SessionSpec,
-    rpc: grpc.Client,
+    calls: CallPath,
     socketDir: string,
     liveness: PluginLiveness,
   ) {
@@ -69,8 +70,8 @@ export class PluginSession {
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplexer ? { multiplexer } : {}),
     });
-    openBrokerStream(rpc, this.broker);
-    this.stdio = readPluginStdio(rpc, spec.stdio, spec.logger, spec.pluginName);
+    openBrokerStream(calls, this.broker);
+    this.stdio = readPluginStdio(calls, spec.stdio, spec.logger, spec.pluginName);
   }
 
   /** The certificates (and key) a reattach record is made of. */
@@ -112,9 +113,8 @@ export class PluginSession {
  * service before the host asks for it. A plugin without a broker (one written to go-plugin's non-Go
  * guide, say) answers UNIMPLEMENTED: only the broker's own operations then fail, with that reason.
  */
-function openBrokerStream(rpc: grpc.Client, broker: GrpcBroker): void {
-  const { path, requestSerialize, responseDeserialize } = brokerService.StartStream;
-  const call = rpc.makeBidiStreamRequest<ConnInfo, ConnInfo>(path, requestSerialize, responseDeserialize);
+function openBrokerStream(calls: CallPath, broker: GrpcBroker): void {
+  const call = calls.bidiStream(brokerService.StartStream, {});
   const link: BrokerLink = { send: (info) => call.write(info), close: () => call.cancel() };
   broker.attach(link);
   call.on('data', (info: ConnInfo) => broker.receive(info));

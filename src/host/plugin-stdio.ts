@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Writable } from 'node:stream';
 import type { Logger } from '../logger.js';
+import type { CallPath } from '../transport/call-path.js';
 import { MAX_HANDSHAKE_LINE_BYTES } from '../transport/handshake.js';
 import { LineSplitter } from '../transport/lines.js';
 import { StdioChannel, stdioService, type StdioData } from '../transport/stdio.js';
@@ -24,9 +25,8 @@ export interface StdioRouting {
  * (go-plugin < 1.4, such as Debian's 1.0.1) answers UNIMPLEMENTED: its output then only comes through
  * the pipes, and that is all.
  */
-export function readPluginStdio(rpc: grpc.Client, routing: StdioRouting, logger: Logger, pluginName: string): { close(): void } {
-  const { path, requestSerialize, responseDeserialize } = stdioService.StreamStdio;
-  const call = rpc.makeServerStreamRequest<Record<string, never>, StdioData>(path, requestSerialize, responseDeserialize, {});
+export function readPluginStdio(calls: CallPath, routing: StdioRouting, logger: Logger, pluginName: string): { close(): void } {
+  const call = calls.serverStream(stdioService.StreamStdio, {}, {});
   const stdoutLines = new LineSplitter({ maxLineBytes: MAX_HANDSHAKE_LINE_BYTES, onLine: (line) => routing.onStdoutLine(line) });
   const stderrLines = new LineSplitter({
     maxLineBytes: MAX_STDERR_LINE_BYTES,

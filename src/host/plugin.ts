@@ -3,13 +3,11 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Broker } from '../transport/broker.js';
-import { clientOn, closeAfterPeerGone } from '../transport/channel.js';
 import { controllerService } from '../transport/controller.js';
 import type { ExitStatus } from '../transport/exit-status.js';
-import type { UnaryClient } from '../transport/grpc-unary-client.js';
 import { createServiceClient, type PluginLiveness } from '../transport/service-client.js';
 import type { ServiceClient } from '../transport/service-client-types.js';
-import { checkHealth, unaryCall } from './connection.js';
+import { checkHealth, type PluginConnection } from './connection.js'; 
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import type { PluginStderr } from './plugin-output.js';
 import { describeExit, type PluginProcess } from './plugin-process.js';
@@ -47,7 +45,6 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   readonly socketDir: string;
   /** Settles when the plugin process has exited, whoever stopped it. */
   readonly exited: Promise<ExitStatus>;
-  private readonly rpc: grpc.Client;
   private readonly liveness: PluginLiveness;
   private readonly session: PluginSession;
   private readonly clients = new WeakMap<object, unknown>();
@@ -58,10 +55,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     info: PluginInfo,
     // A reattached plugin's stderr went to the host that launched it: then there is none to quote.
     private readonly child: Pick<PluginProcess, 'pid' | 'exited' | 'hasExited' | 'signal'> & { readonly stderr?: PluginStderr },
-    private readonly channel: grpc.Channel,
-    // The caller's unary calls: node:http2 directly, half grpc-js's CPU per call (docs/benchmarks.md);
-    // undefined when the caller set grpc-js channel options, which then apply to these calls too.
-    private readonly unary: UnaryClient | undefined,
+    // Every call to the plugin, on one socket unless the caller set grpc-js channel options.
+    private readonly connection: PluginConnection,
     socketDir: string,
     private readonly killGraceMs: number,
     private readonly logger: Logger,
@@ -75,7 +70,6 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     this.address = info.address;
     this.certificateSha256 = info.certificateSha256;
     this.socketDir = socketDir;
-    this.rpc = clientOn(channel);
     this.exited = child.exited;
     // Every PLUGIN_EXITED carries what the plugin wrote last, and says the line that names its error.
     const exit = (status: ExitStatus | undefined) =>
@@ -89,7 +83,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         return exit(await Promise.race([child.exited, timer]));
       },
     };
-    this.session = new PluginSession({ ...session, logger, pluginName: info.name }, this.rpc, socketDir, this.liveness);
+    this.session = new PluginSession({ ...session, logger, pluginName: info.name }, connection.calls, socketDir, this.liveness);
     trackPlugin(this);
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
@@ -127,7 +121,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     if (known !== undefined) return known as ServiceClient<D>;
     const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
-    const client = createServiceClient(this.rpc, definition, this.liveness, this.unary);
+    const client = createServiceClient(this.connection.calls, definition, this.liveness);
     this.clients.set(service, client);
     return client;
   }
@@ -139,7 +133,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   /** go-plugin's health check (service `plugin`): HEALTH_CHECK_FAILED unless it answers SERVING within `timeoutMs`. */
   checkHealth(timeoutMs: number): Promise<void> {
-    return checkHealth(this.rpc, new Date(Date.now() + timeoutMs));
+    return checkHealth(this.connection.calls, timeoutMs);
   }
 
   /** go-plugin's broker: serve services for the plugin to dial (callbacks), and dial the ones it serves. */
@@ -154,8 +148,9 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   }
 
   /**
-   * A plain grpc-js client on the same connection, for client and bidi streaming and full control;
-   * typed as the generated client when given proto-loader-gen-types' `proto.pkg.Service`.
+   * A plain grpc-js client, for client and bidi streaming and full control, pinned as every other
+   * call; typed as the generated client when given proto-loader-gen-types' `proto.pkg.Service`. Its
+   * channel (a second connection, unless channelOptions were set) is opened on the first request.
    */
   grpcClient<G extends grpc.Client>(service: GeneratedServiceConstructor<grpc.ServiceDefinition, G>, serviceName?: string): G;
   grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName?: string): InstanceType<grpc.ServiceClientConstructor>;
@@ -163,7 +158,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     const definition = serviceDefinition(service, 'plugin.grpcClient()');
     this.session.checkOffered(definition);
     const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
-    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
+    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.connection.grpcChannel() });
   }
 
   /**
@@ -185,7 +180,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     if (this.child.hasExited === undefined) {
       const deadline = Date.now() + this.killGraceMs;
       this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'shutdown' });
-      await unaryCall(this.rpc, controllerService.Shutdown, {}, { deadline }).catch(() => {});
+      await this.connection.calls.unary(controllerService.Shutdown, {}, { timeoutMs: this.killGraceMs }).catch(() => {});
       if (!(await this.exitsWithin(deadline - Date.now()))) {
         this.logger.debug({ plugin: this.name }, 'plugin ignored Shutdown; sending SIGTERM');
         this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGTERM' });
@@ -222,9 +217,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
       } catch {
         // the group is empty
       }
-      await closeAfterPeerGone(this.channel, PEER_GONE_WAIT_MS);
-      // The peer is gone: nothing is left to read, and a graceful close could wait on a stuck write (H8).
-      this.unary?.destroy();
+      await this.connection.closeAfterPeerGone(PEER_GONE_WAIT_MS);
       const leftInPlace = await removeSocketDir(this.socketDir, this.session.reattachFacts().pluginUid);
       if (leftInPlace !== undefined) this.logger.warn({ plugin: this.name }, `socket directory not removed: ${leftInPlace}`);
       untrackPlugin(this);

@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, type EphemeralIdentity } from '../tls/certificate.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { checkSocketOwnership, connectChecked, openUnaryClient, pinnedPluginCredentials } from './connection.js';
+import { checkSocketOwnership, connectPlugin, pinnedPluginCredentials } from './connection.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
@@ -95,10 +95,10 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const credentials = pinnedPluginCredentials(identity, pluginCertificateDer);
-  const channel = await connectChecked(
+  const connection = await connectPlugin(
     { network, address: record.address },
     credentials,
-    new Date(Date.now() + CONNECT_TIMEOUT_MS),
+    Date.now() + CONNECT_TIMEOUT_MS,
     maxMessageBytes,
     channelOptions,
   ).catch((cause: unknown) => {
@@ -114,8 +114,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
       certificateSha256: certificateFingerprint(pluginCertificateDer),
     },
     running,
-    channel,
-    Object.keys(channelOptions).length === 0 ? openUnaryClient({ network, address: record.address }, credentials.tls, maxMessageBytes) : undefined,
+    connection,
     record.socketDir,
     options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
     logger,

@@ -17,6 +17,7 @@ import { GatehouseError } from '../errors.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { pinnedChannelCredentials, pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
 import type { ConnInfo } from './broker-protocol.js';
+import { grpcJsCalls } from './call-path.js';
 import { clientOn, grpcTarget, openChannel } from './channel.js';
 import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
 import type { PluginService } from './service.js';
@@ -107,7 +108,7 @@ export class BrokerConnection {
 
   /** A promise-based client for one of the brokered services. */
   client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
-    return createServiceClient(clientOn(this.channel), definition, this.liveness);
+    return createServiceClient(grpcJsCalls(clientOn(this.channel)), definition, this.liveness);
   }
 
   /** A plain grpc-js client on this connection, for streaming methods. */

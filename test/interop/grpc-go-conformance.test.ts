@@ -1,6 +1,6 @@
-// Conformance of the lean unary client (src/transport/grpc-unary-client.ts) against grpc-go itself: a
+// Conformance of the lean unary client (src/transport/grpc-http2-client.ts) against grpc-go itself: a
 // plain grpc-go server (test/interop/go/grpcpeer), one test per behaviour that
-// test/transport/grpc-unary-client.test.ts checks against grpc-js's server. Plain HTTP/2 over a unix
+// test/transport/grpc-http2-client.test.ts checks against grpc-js's server. Plain HTTP/2 over a unix
 // socket: what is under test is the gRPC protocol, not the pinned TLS (every Go interop test has that).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { loadKVService } from '../../examples/kv/kv.js';
-import { GrpcStatus, GrpcStatusError, UnaryClient, type UnaryCallOptions } from '../../src/transport/grpc-unary-client.js';
+import { GrpcStatus, GrpcStatusError, GrpcHttp2Client, type UnaryCallOptions } from '../../src/transport/grpc-http2-client.js';
 import { goTest, type GoBinaries } from './go-binaries.js';
 
 const kv = loadKVService();
@@ -49,7 +49,7 @@ async function setUp(t: ExecutionContext, go: GoBinaries, limits: { receive?: nu
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const socket = join(dir, 'peer.sock');
   const peer = await startPeer(t, go, socket);
-  const client = new UnaryClient({
+  const client = new GrpcHttp2Client({
     connect: () => net.connect(socket),
     authority: 'localhost',
     maxReceiveMessageBytes: limits.receive ?? 4 << 20,

@@ -9,7 +9,8 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { KV_COOKIE } from '../../examples/kv/kv.js';
 import { negotiateVersion } from '../../src/plugin/serve.js';
-import { checkHealth, unaryCall } from '../../src/host/connection.js';
+import { checkHealth } from '../../src/host/connection.js';
+import { grpcJsCalls } from '../../src/transport/call-path.js';
 import { clientOn, grpcTarget, openChannel } from '../../src/transport/channel.js';
 import { derToPem, generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
 import { pinnedChannelCredentials } from '../../src/tls/pinning.js';
@@ -86,16 +87,15 @@ test('serve: the host with the pinned certificate is served; a client with anoth
   const intruder = generateEphemeralIdentity();
   const plugin = await startPlugin(hostEnv(host));
   t.teardown(() => process.kill(plugin.pid, 'SIGKILL'));
-  const deadline = () => new Date(Date.now() + 5000);
 
   // Attack: another local process connecting to the plugin's socket with a certificate of its own.
   const intruderChannel = channelAs(intruder, plugin.handshake);
-  const refused = await t.throwsAsync(checkHealth(clientOn(intruderChannel), deadline()));
+  const refused = await t.throwsAsync(checkHealth(grpcJsCalls(clientOn(intruderChannel)), 5000));
   t.regex(refused?.message ?? '', /UNAVAILABLE|UNAUTHENTICATED/);
   intruderChannel.close();
 
   const hostChannel = channelAs(host, plugin.handshake);
-  await t.notThrowsAsync(checkHealth(clientOn(hostChannel), deadline()));
+  await t.notThrowsAsync(checkHealth(grpcJsCalls(clientOn(hostChannel)), 5000));
   hostChannel.close();
 });
 
@@ -103,7 +103,7 @@ test('serve: Shutdown over the controller stops the plugin with exit code 0 and 
   const host = generateEphemeralIdentity();
   const plugin = await startPlugin(hostEnv(host));
   const channel = channelAs(host, plugin.handshake);
-  await unaryCall(clientOn(channel), controllerService.Shutdown, {}, { deadline: Date.now() + 5000 });
+  await grpcJsCalls(clientOn(channel)).unary(controllerService.Shutdown, {}, { timeoutMs: 5000 });
   t.is(await plugin.exit, 0);
   t.false(existsSync(dirname(plugin.handshake.address)));
   channel.close();

@@ -8,6 +8,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { checkHealth } from '../../src/host/connection.js';
+import { grpcJsCalls } from '../../src/transport/call-path.js';
 import { clientOn } from '../../src/transport/channel.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
 import { classifyTlsFailure, pinnedClientInterceptor } from '../../src/tls/pinning.js';
@@ -100,9 +101,9 @@ test('grpc-js exposes the HTTP/2 session to interceptors, so the per-connection 
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())),
   );
-  const client = clientOn(new grpc.Channel(address, grpc.credentials.createInsecure(), {}));
-  for (let i = 0; i < 2; i++) await checkHealth(client, new Date(Date.now() + 10_000));
-  client.close();
+  const channel = new grpc.Channel(address, grpc.credentials.createInsecure(), {});
+  for (let i = 0; i < 2; i++) await checkHealth(grpcJsCalls(clientOn(channel)), 10_000);
+  channel.close();
   server.forceShutdown();
   t.is(sessions.length, 2);
   t.truthy(sessions[0], 'no session: every call would read the peer certificate again');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { frameMessage } from '../../src/transport/grpc-frames.js';
-import { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, UnaryClient, type UnaryClientOptions } from '../../src/transport/grpc-unary-client.js';
+import { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, GrpcHttp2Client, type GrpcHttp2ClientOptions } from '../../src/transport/grpc-http2-client.js';
 import { tempDir } from '../discover/temp-dir.js';
 
 // Conformance of the lean unary client against grpc-js's server (and a raw HTTP/2 server for what no
@@ -51,8 +51,8 @@ async function grpcServer(t: ExecutionContext): Promise<{ socket: string; hung: 
   return { socket, hung: () => hung };
 }
 
-function client(t: ExecutionContext, socket: string, extra: Partial<UnaryClientOptions> = {}): UnaryClient {
-  const c = new UnaryClient({
+function client(t: ExecutionContext, socket: string, extra: Partial<GrpcHttp2ClientOptions> = {}): GrpcHttp2Client {
+  const c = new GrpcHttp2Client({
     connect: () => net.connect(socket),
     authority: 'localhost',
     maxReceiveMessageBytes: 1 << 20,

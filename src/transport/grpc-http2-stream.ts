@@ -1,0 +1,163 @@
+import * as http2 from 'node:http2';
+import { Duplex } from 'node:stream';
+import {
+  cancelled,
+  deadlineExceeded,
+  frameFailure,
+  GrpcStatus,
+  GrpcStatusError,
+  incomingMetadata,
+  MAX_TIMER_MS,
+  missingStatusError,
+  readStatus,
+  responseHeadersError,
+  streamError,
+  type RequestOptions,
+} from './grpc-call-protocol.js';
+import { frameMessage, MessageDecoder } from './grpc-frames.js';
+
+export interface StreamingCallOptions<Req, Res> extends RequestOptions {
+  serialize: (request: Req) => Uint8Array;
+  /** A response that does not decode fails the call (INTERNAL), as grpc-js does. */
+  deserialize: (message: Buffer) => Res;
+}
+
+const { NGHTTP2_CANCEL } = http2.constants;
+
+/**
+ * One streaming call of the lean client, as an object-mode Duplex: requests written, responses read.
+ * Shaped like grpc-js's client streams where the host uses them ('data', 'end', 'error' with a `code`
+ * and `details`, `cancel()`), so the broker, stdio and server streams read either.
+ *
+ * A reader that stops reading pauses the HTTP/2 stream: node:http2 then stops reading from nghttp2
+ * and sends no more WINDOW_UPDATE, so a peer that keeps writing is held to one flow-control window
+ * (a plugin cannot grow the host's memory by streaming faster than the host reads).
+ */
+export class StreamingCall<Req, Res> extends Duplex {
+  private readonly stream: http2.ClientHttp2Stream | undefined;
+  private readonly session: http2.Http2Session | undefined;
+  private readonly decoder: MessageDecoder;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private headers: http2.IncomingHttpHeaders | undefined;
+  private trailers: http2.IncomingHttpHeaders | undefined;
+  private status: { code: number; details: string } | undefined;
+  private failure: GrpcStatusError | undefined;
+  private finished = false;
+
+  constructor(
+    opened: { stream: http2.ClientHttp2Stream; timeoutMs: number | undefined } | GrpcStatusError,
+    private readonly options: StreamingCallOptions<Req, Res>,
+    maxReceiveMessageBytes: number,
+    private readonly checkSendSize: (length: number) => void,
+  ) {
+    super({ objectMode: true });
+    this.decoder = new MessageDecoder(maxReceiveMessageBytes);
+    if (opened instanceof GrpcStatusError) {
+      // Reported as the call's 'error' on the next tick, when the caller listens.
+      this.finished = true;
+      this.destroy(opened);
+      return;
+    }
+    const { stream, timeoutMs } = opened;
+    this.stream = stream;
+    this.session = stream.session;
+    if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.fail(deadlineExceeded()), timeoutMs);
+    stream.on('response', (headers: http2.IncomingHttpHeaders) => this.response(headers));
+    stream.on('data', (chunk: Buffer) => this.data(chunk));
+    stream.on('trailers', (trailers: http2.IncomingHttpHeaders) => this.trailersReceived(trailers));
+    stream.on('error', (error: Error) => (this.failure ??= streamError(error, stream.rstCode)));
+    stream.on('close', () => this.finish());
+  }
+
+  /** Ends the call now: the peer's stream is reset, and the caller sees CANCELLED. */
+  cancel(): void {
+    this.fail(cancelled());
+  }
+
+  override _read(): void {
+    if (this.stream?.isPaused()) this.stream.resume();
+  }
+
+  override _write(request: Req, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    const stream = this.stream;
+    if (stream === undefined || this.finished) return done();
+    let message: Uint8Array;
+    try {
+      message = this.options.serialize(request);
+      this.checkSendSize(message.length);
+    } catch (error) {
+      this.fail(error instanceof GrpcStatusError ? error : new GrpcStatusError(GrpcStatus.INTERNAL, `cannot encode the request: ${String(error)}`));
+      return done();
+    }
+    // A failed write ends the stream, which settles the call with its reason: the write itself reports nothing.
+    stream.write(frameMessage(message), () => done());
+  }
+
+  override _final(done: (error?: Error | null) => void): void {
+    if (this.stream !== undefined && !this.stream.closed) this.stream.end();
+    done();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    // A reader that gives up (a `break` out of `for await`) must stop the peer too.
+    if (this.stream !== undefined && !this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    if (this.timer) clearTimeout(this.timer);
+    this.finished = true;
+    done(error);
+  }
+
+  private response(headers: http2.IncomingHttpHeaders): void {
+    const refused = responseHeadersError(headers);
+    if (refused) return this.fail(refused);
+    this.headers = headers;
+    // Trailers-only: the status is in the headers and no body follows.
+    if (headers['grpc-status'] !== undefined) this.status = readStatus(headers);
+  }
+
+  private data(chunk: Buffer): void {
+    if (this.finished) return;
+    if (this.status !== undefined) return this.fail(new GrpcStatusError(GrpcStatus.INTERNAL, 'data after the status'));
+    let messages: Buffer[];
+    try {
+      messages = this.decoder.push(chunk);
+    } catch (error) {
+      return this.fail(frameFailure(error));
+    }
+    let more = true;
+    for (const message of messages) {
+      let response: Res;
+      try {
+        response = this.options.deserialize(message);
+      } catch (error) {
+        return this.fail(new GrpcStatusError(GrpcStatus.INTERNAL, `cannot decode a response message: ${String(error)}`));
+      }
+      more = this.push(response);
+    }
+    if (!more) this.stream!.pause();
+  }
+
+  private trailersReceived(trailers: http2.IncomingHttpHeaders): void {
+    this.trailers = trailers;
+    this.status = readStatus(trailers);
+    if (!this.decoder.idle) this.failure ??= new GrpcStatusError(GrpcStatus.INTERNAL, 'the response ended inside a message');
+  }
+
+  private fail(error: GrpcStatusError): void {
+    this.failure ??= error;
+    if (this.stream !== undefined && !this.stream.closed) this.stream.close(NGHTTP2_CANCEL);
+    this.finish();
+  }
+
+  /** At the stream's close (every message read by then) or the first failure: the call's outcome. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer) clearTimeout(this.timer);
+    const metadata = () => incomingMetadata(this.headers, this.trailers);
+    if (this.failure) return void this.destroy(this.failure);
+    const status = this.status;
+    if (status === undefined) return void this.destroy(missingStatusError(this.session, this.stream?.rstCode, metadata()));
+    if (status.code !== GrpcStatus.OK) return void this.destroy(new GrpcStatusError(status.code, status.details, metadata()));
+    this.push(null);
+  }
+}

@@ -1,0 +1,180 @@
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { GrpcHttp2Client, GrpcStatus, GrpcStatusError } from '../../src/transport/grpc-http2-client.js';
+import type { StreamingCall } from '../../src/transport/grpc-http2-stream.js';
+import { waitUntil } from '../helpers/process.js';
+import { tempDir } from '../discover/temp-dir.js';
+
+// The lean client's streaming calls (the broker's bidi stream, the stdio and server streams) against
+// grpc-js's server: messages both ways, statuses, cancellation, deadlines and flow control.
+
+const raw = (value: Buffer) => value;
+const method = (path: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
+  path, requestStream, responseStream,
+  requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw,
+});
+const service = {
+  Count: method('/test.S/Count', false, true),
+  Flood: method('/test.S/Flood', false, true),
+  Echo: method('/test.S/Echo', true, true),
+  Fail: method('/test.S/Fail', false, true),
+};
+
+interface Server {
+  socket: string;
+  /** Messages the Flood handler managed to hand to grpc-js before it pushed back. */
+  flooded: () => number;
+  cancelled: () => number;
+}
+
+async function grpcServer(t: ExecutionContext): Promise<Server> {
+  const socket = join(await tempDir(t), 's');
+  const server = new grpc.Server();
+  let flooded = 0;
+  let cancelled = 0;
+  server.addService(service, {
+    Count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const n = call.request.readUInt32BE(0);
+      for (let i = 0; i < n; i++) call.write(Buffer.from(String(i)));
+      call.end();
+    },
+    // Writes 64 KiB messages for as long as grpc-js accepts them without pushing back.
+    Flood: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      call.on('cancelled', () => cancelled++);
+      const more = (): void => {
+        while (!call.cancelled) {
+          flooded++;
+          if (!call.write(Buffer.alloc(64 * 1024, 1))) return void call.once('drain', more);
+        }
+      };
+      more();
+    },
+    Echo: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.on('cancelled', () => cancelled++);
+      call.on('data', (message: Buffer) => call.write(message));
+      call.on('end', () => call.end());
+    },
+    Fail: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      call.write(Buffer.from('first'));
+      call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'not now' });
+    },
+  });
+  await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socket}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+  t.teardown(() => server.forceShutdown());
+  return { socket, flooded: () => flooded, cancelled: () => cancelled };
+}
+
+function client(t: ExecutionContext, socket: string): GrpcHttp2Client {
+  const c = new GrpcHttp2Client({
+    connect: () => net.connect(socket),
+    authority: 'localhost',
+    maxReceiveMessageBytes: 1 << 20,
+    maxSendMessageBytes: 1 << 20,
+    windowBytes: 256 * 1024,
+  });
+  t.teardown(() => c.destroy());
+  return c;
+}
+
+const codec = { serialize: raw, deserialize: raw };
+
+async function collect(call: StreamingCall<Buffer, Buffer>): Promise<string[]> {
+  const received: string[] = [];
+  for await (const message of call as AsyncIterable<Buffer>) received.push(message.toString());
+  return received;
+}
+
+async function failure(t: ExecutionContext, call: StreamingCall<Buffer, Buffer>): Promise<GrpcStatusError> {
+  const error = await t.throwsAsync(collect(call));
+  t.true(error instanceof GrpcStatusError, String(error));
+  return error as GrpcStatusError;
+}
+
+test('stream: a server stream delivers every message in order, then ends', async (t) => {
+  const { socket } = await grpcServer(t);
+  const c = client(t, socket);
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(500);
+  const call = c.stream('/test.S/Count', codec);
+  call.end(count);
+  t.deepEqual(await collect(call), Array.from({ length: 500 }, (_, i) => String(i)));
+});
+
+test('stream: a bidi stream echoes what is written, and ends when the requests end', async (t) => {
+  const { socket } = await grpcServer(t);
+  const call = client(t, socket).stream('/test.S/Echo', codec);
+  const received = collect(call);
+  for (const word of ['a', 'b', 'c']) call.write(Buffer.from(word));
+  call.end();
+  t.deepEqual(await received, ['a', 'b', 'c']);
+});
+
+test('stream: a status other than OK after some messages fails the stream with its code and message', async (t) => {
+  const { socket } = await grpcServer(t);
+  const call = client(t, socket).stream('/test.S/Fail', codec);
+  call.end(Buffer.alloc(0));
+  const error = await failure(t, call);
+  t.is(error.code, grpc.status.FAILED_PRECONDITION);
+  t.is(error.details, 'not now');
+});
+
+test('stream: an unknown method is UNIMPLEMENTED (a plugin without go-plugin\'s broker or stdio service)', async (t) => {
+  const { socket } = await grpcServer(t);
+  const call = client(t, socket).stream('/plugin.GRPCBroker/StartStream', codec);
+  t.is((await failure(t, call)).code, GrpcStatus.UNIMPLEMENTED);
+});
+
+test('stream: cancel() fails the stream with CANCELLED and the server sees the cancellation', async (t) => {
+  const server = await grpcServer(t);
+  const call = client(t, server.socket).stream('/test.S/Echo', codec);
+  call.write(Buffer.from('x'));
+  await once(call, 'data');
+  call.cancel();
+  const [error] = (await once(call, 'error')) as [GrpcStatusError];
+  t.is(error.code, GrpcStatus.CANCELLED);
+  await waitUntil(() => server.cancelled() === 1, 5000);
+  t.is(server.cancelled(), 1);
+});
+
+test('stream: a deadline ends the stream with DEADLINE_EXCEEDED', async (t) => {
+  const server = await grpcServer(t);
+  const call = client(t, server.socket).stream('/test.S/Echo', { ...codec, deadline: Date.now() + 200 });
+  t.is((await failure(t, call)).code, GrpcStatus.DEADLINE_EXCEEDED);
+});
+
+test('stream: breaking out of the iteration cancels the call on the server', async (t) => {
+  const server = await grpcServer(t);
+  const call = client(t, server.socket).stream('/test.S/Echo', codec);
+  call.write(Buffer.from('x'));
+  for await (const message of call as AsyncIterable<Buffer>) {
+    t.is(message.toString(), 'x');
+    break;
+  }
+  await waitUntil(() => server.cancelled() === 1, 5000);
+  t.is(server.cancelled(), 1);
+});
+
+test('stream: a reader that stops reading holds a flooding server to the flow-control windows', async (t) => {
+  const server = await grpcServer(t);
+  const call = client(t, server.socket).stream('/test.S/Flood', codec);
+  call.end(Buffer.alloc(0));
+  call.pause();
+  await once(call, 'readable');
+  // The server writes until its own buffers and our windows are full; then it must stop for good.
+  let settled = -1;
+  for (let i = 0; i < 40 && server.flooded() !== settled; i++) {
+    settled = server.flooded();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  // 64 KiB messages: our 256 KiB windows plus grpc-js's and the socket's buffers hold a few dozen at
+  // most; an unbounded reader would have taken them all (the server writes for ever).
+  t.true(server.flooded() < 200, `the server wrote ${server.flooded()} messages to a reader that does not read`);
+  call.resume();
+  await waitUntil(() => server.flooded() > settled + 10, 10_000);
+  t.true(server.flooded() > settled + 10, 'reading again lets the server go on');
+  call.cancel();
+  t.is(((await once(call, 'error')) as [GrpcStatusError])[0].code, GrpcStatus.CANCELLED);
+});
