@@ -56,6 +56,7 @@ export class PluginConnection {
   readonly calls: CallPath;
   private channel: grpc.Channel | undefined;
   private readonly lean: GrpcHttp2Client | undefined;
+  private closed = false;
 
   constructor(
     private readonly target: PluginTarget,
@@ -73,16 +74,24 @@ export class PluginConnection {
 
   /** The grpc-js channel to the plugin (grpcClient()), opened on first use, with the same pin. */
   grpcChannel(): grpc.Channel {
-    return (this.channel ??= openChannel(grpcTarget(this.target), this.credentials.credentials, this.maxMessageBytes, this.channelOptions));
+    if (this.channel === undefined) {
+      this.channel = openChannel(grpcTarget(this.target), this.credentials.credentials, this.maxMessageBytes, this.channelOptions);
+      // Asked for after the plugin has gone: its calls fail at once, as on the channel of a live plugin
+      // that then exited, instead of a channel that nobody closes retrying a dead socket.
+      if (this.closed) this.channel.close();
+    }
+    return this.channel;
   }
 
   /** For a plugin that has exited: what it sent last is read for up to `maxWaitMs`, then every socket is destroyed (H8). */
   async closeAfterPeerGone(maxWaitMs: number): Promise<void> {
+    this.closed = true;
     await Promise.all([this.lean?.closeAfterPeerGone(maxWaitMs), this.channel && closeAfterPeerGone(this.channel, maxWaitMs)]);
   }
 
   /** Ends every call and closes the sockets now. */
   destroy(): void {
+    this.closed = true;
     this.lean?.destroy();
     this.channel?.close();
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
 import { isGatehouseError, launch, verifyAuditLog, type GatehouseError, type LaunchOptions } from '../../src/index.js';
 import { tempDir } from '../discover/temp-dir.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
@@ -218,4 +219,28 @@ test('kill: a host that exits or is signalled records the kill of each live plug
     t.like(records.at(-1), { type: 'kill', pid, method: 'SIGKILL', reason: 'host exiting' }, `after ${ending}`);
     t.like(await verifyAuditLog(auditPath), { ok: true }, `after ${ending}`);
   }
+});
+
+/** Connections the plugin accepted on its socket: /proc/net/unix names the path on its end of each (state 03, connected). */
+async function connectionsTo(address: string): Promise<number> {
+  const table = await readFile('/proc/net/unix', 'utf8');
+  return table.split('\n').filter((line) => line.endsWith(` ${address}`) && line.trim().split(/\s+/)[5] === '03').length;
+}
+
+test('connection: the health check, calls, broker and stdio streams share one connection; grpcClient() opens its channel on first use, and never after the exit', async (t) => {
+  const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+  t.teardown(() => plugin.kill());
+  const kv = plugin.client(kvService);
+  await kv.Put({ key: 'k', value: Buffer.from('v') });
+  await plugin.checkHealth(5000);
+  t.is(await connectionsTo(plugin.address), 1, 'one socket carries every call and stream of the plugin');
+
+  const generic = plugin.grpcClient(kvService) as unknown as { Get(request: object, callback: (error: Error | null, response?: { value: Buffer }) => void): void; getChannel(): { getConnectivityState(connect: boolean): number } };
+  const got = await new Promise<{ value: Buffer } | undefined>((resolve, reject) => generic.Get({ key: 'k' }, (error, response) => (error ? reject(error) : resolve(response))));
+  t.is(got?.value.toString(), 'v');
+  t.is(await connectionsTo(plugin.address), 2, "grpcClient()'s channel is a connection of its own");
+
+  await plugin.kill();
+  const late = plugin.grpcClient(kvService) as unknown as typeof generic;
+  t.is(late.getChannel().getConnectivityState(false), grpc.connectivityState.SHUTDOWN, 'no channel is left retrying the socket of an exited plugin');
 });
