@@ -42,16 +42,18 @@ export function reflectionServices(served: readonly PluginService[], fileDescrip
       try {
         known = descriptors();
       } catch (error) {
-        // The plugin's own definitions carry a descriptor that does not parse: say so to the caller
+        // The plugin's own definitions or set carry a descriptor that does not parse: say so to the caller
         // (and on the next query again) rather than end the plugin long after it started.
         return { kind: 'error', code: grpc.status.INTERNAL, message: `the plugin's descriptors could not be read: ${(error as Error).message}` };
       }
       const file = query.kind === 'file_by_filename' ? query.value : known.fileOfSymbol(query.value);
       const files = file === undefined ? undefined : known.withDependencies(file);
       if (files !== undefined) return { kind: 'files', fileDescriptorProtos: files };
-      const hint = names.has(query.value)
-        ? " (the service is served from a definition without descriptors, such as ts-proto's: pass serve() its fileDescriptorSet)"
-        : '';
+      const hint = !names.has(query.value)
+        ? ''
+        : fileDescriptorSet === undefined
+          ? " (the service is served from a definition without descriptors, such as ts-proto's: pass serve() its fileDescriptorSet)"
+          : " (the service's definition carries no descriptors and serve()'s fileDescriptorSet does not declare it: generate the set from its .proto)";
       return { kind: 'error', code: grpc.status.NOT_FOUND, message: `${query.value} not found${hint}` };
     }
     return { kind: 'error', code: grpc.status.UNIMPLEMENTED, message: 'extension queries are not supported' };

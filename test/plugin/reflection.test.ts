@@ -117,6 +117,12 @@ test('a FileDescriptorSet describes definitions that carry none (ts-proto)', (t)
     const files = answer?.kind === 'files' ? answer.fileDescriptorProtos : [];
     t.deepEqual(files.map((file) => fileSymbols(file).name), ['kv.proto'], query.value);
   }
+
+  // A set that does not declare the service says so, rather than asking for the set it was given.
+  const [other] = reflectionServices([service], Uint8Array.of());
+  const answer = ask(other, [{ kind: 'file_containing_symbol', value: 'kv.KV' }])[0]?.answer;
+  t.like(answer, { kind: 'error', code: grpc.status.NOT_FOUND });
+  t.regex(answer?.kind === 'error' ? answer.message : '', /fileDescriptorSet does not declare it/);
 });
 
 test('a set that does not parse fails the queries that need it (INTERNAL), not the start or the listing', (t) => {
