@@ -2,6 +2,7 @@
 // read on first need.
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import test from 'ava';
 import { launch } from '../../src/index.js';
 import { checkDescriptorSet, reflectionServices } from '../../src/plugin/reflection.js';
@@ -139,4 +140,19 @@ test("serve()'s fileDescriptorSet must be bytes no larger than a message the plu
   t.notThrows(() => checkDescriptorSet(fileDescriptorSet, fileDescriptorSet.byteLength));
   t.throws(() => checkDescriptorSet('CghrdgoucHJvdG8=', 1024), { code: 'INVALID_OPTIONS', message: /must be the bytes of a FileDescriptorSet/ });
   t.throws(() => checkDescriptorSet(fileDescriptorSet, fileDescriptorSet.byteLength - 1), { code: 'INVALID_OPTIONS', message: /over maxMessageBytes/ });
+});
+
+test('any bytes as the set: every query gets an answer (files or an error), never a throw', (t) => {
+  const service: PluginService = { definition: KVService as unknown as grpc.ServiceDefinition, implementation: {} };
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (set) => {
+      const [reflection] = reflectionServices([service], set);
+      const answers = ask(reflection, [
+        { kind: 'file_containing_symbol', value: 'kv.KV' },
+        { kind: 'file_by_filename', value: 'kv.proto' },
+      ]);
+      return answers.length === 2 && answers.every((response) => response.answer?.kind === 'files' || response.answer?.kind === 'error');
+    }),
+  );
+  t.pass();
 });
