@@ -19,7 +19,7 @@ import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdi
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { implementationProblems } from './implementation-check.js';
-import { reflectionServices } from './reflection.js';
+import { checkDescriptorSet, reflectionServices } from './reflection.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
 
@@ -49,9 +49,16 @@ export interface ServeOptions {
   /**
    * Serve gRPC reflection (grpc.reflection.v1alpha and v1) for these services, as go-plugin >= 1.2
    * does (default true): `gatehouse call` and grpcurl then need no .proto. Descriptors come from
-   * proto-loader definitions and protobufEsService(); ts-proto's are listed by name only.
+   * proto-loader definitions and protobufEsService(); ts-proto's are listed by name only unless
+   * `fileDescriptorSet` describes them.
    */
   reflection?: boolean;
+  /**
+   * A google.protobuf.FileDescriptorSet (`protoc --descriptor_set_out=FILE --include_imports`) that
+   * reflection answers from, for definitions that carry no descriptors (ts-proto's). Read on the first
+   * reflection query, not at start; at most maxMessageBytes.
+   */
+  fileDescriptorSet?: Uint8Array;
   /** Called after the server stopped, before the process exits. */
   onShutdown?: () => void | Promise<void>;
   /** Where the contract variables are read from (default: process.env). */
@@ -163,6 +170,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
   if (network !== 'unix' && network !== 'tcp') {
     throw new GatehouseError('INVALID_OPTIONS', 'serve() network must be "unix" or "tcp"');
   }
+  checkDescriptorSet(options.fileDescriptorSet, maxMessageBytes);
   // Attack: yamux has no authentication of its own and a loopback port is open to every local user, so
   // whoever connected first would own the plugin's one multiplexed connection and lock the host out.
   if (network === 'tcp' && env.multiplexGrpc) {
@@ -220,7 +228,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
   }
   if (options.reflection !== false) {
-    for (const service of reflectionServices(services)) {
+    for (const service of reflectionServices(services, options.fileDescriptorSet)) {
       server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     }
   }

@@ -1,5 +1,6 @@
 // Just enough of google.protobuf.FileDescriptorProto to answer reflection: a file's name, its imports
-// and the full names of what it declares. The descriptors come from the plugin's own definitions.
+// and the full names of what it declares. The descriptors come from the plugin's own definitions or
+// the FileDescriptorSet it passes to serve() (as `protoc --descriptor_set_out` writes it).
 import { GatehouseError } from '../errors.js';
 import { Reader, readBuffer } from './protobuf.js';
 
@@ -67,6 +68,26 @@ export function fileSymbols(fileDescriptorProto: Buffer): FileSymbols {
     }
   }
   return { name, dependencies, symbols };
+}
+
+/** More files than any plugin's .proto files and their imports: a bound on what one set may make us index. */
+export const MAX_DESCRIPTOR_FILES = 1024;
+
+/**
+ * The FileDescriptorProtos of a google.protobuf.FileDescriptorSet (each a length-delimited field 1), as
+ * views over its memory. Throws on bytes that are not such a set or hold over MAX_DESCRIPTOR_FILES files.
+ */
+export function descriptorSetFiles(set: Uint8Array): Buffer[] {
+  const files: Buffer[] = [];
+  eachBytesField(Buffer.from(set.buffer, set.byteOffset, set.byteLength), (field, value) => {
+    if (field !== 1) return;
+    // A set of a million one-byte files would make an index of a million entries.
+    if (files.length === MAX_DESCRIPTOR_FILES) {
+      throw new GatehouseError('REFLECTION_FAILED', `a FileDescriptorSet holds over ${MAX_DESCRIPTOR_FILES} files`);
+    }
+    files.push(value);
+  });
+  return files;
 }
 
 /** Files by name and by the symbols they declare; a file with its imports, each once. */

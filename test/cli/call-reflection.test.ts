@@ -1,9 +1,12 @@
 // `gatehouse call` without --proto: methods found through gRPC server reflection, served by grpc-go's
 // reflection package in the Go fixture and by gatehouse's SDK, and a clear failure when it is absent.
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { bundlePlugin } from '../../src/bundle/bundle.js';
 import { goTest } from '../interop/go-binaries.js';
 
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -34,6 +37,16 @@ test('without --proto, call reads the methods from a gatehouse plugin (protobuf-
   const result = await call(['--cookie', NOTES_COOKIE, '--script', '-', '--', ...script('examples/typed/protobuf-es-plugin.js')], notes);
   t.is(result.code, 0, result.stderr);
   t.deepEqual(result.stdout.trim().split('\n'), ['{"id":"n1"}', '{"id":"n1","text":"hi","stars":2}']);
+});
+
+test('without --proto, call reads the methods from the recommended form (ts-proto codecs, bundled, with its descriptor set)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-call-precompiled-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const bundle = join(dir, 'plugin.mjs');
+  await bundlePlugin({ entry: join(repoRoot, 'dist/examples/kv-precompiled/plugin.js'), out: bundle });
+  const result = await call(['--cookie', KV_COOKIE, '--script', '-', '--', process.execPath, bundle], kvScript);
+  t.is(result.code, 0, result.stderr);
+  t.deepEqual(result.stdout.trim().split('\n'), ['{}', '{"value":"aGk="}']);
 });
 
 test('a plugin whose definitions carry no descriptors (ts-proto) is reported as such, with --proto as the way out', async (t) => {

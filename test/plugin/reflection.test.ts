@@ -1,9 +1,11 @@
-// serve()'s reflection under both names, answering from proto-loader's descriptors, read on first need.
+// serve()'s reflection under both names, answering from proto-loader's descriptors or a FileDescriptorSet,
+// read on first need.
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
 import test from 'ava';
 import { launch } from '../../src/index.js';
-import { reflectionServices } from '../../src/plugin/reflection.js';
+import { checkDescriptorSet, reflectionServices } from '../../src/plugin/reflection.js';
 import type { PluginService } from '../../src/transport/service.js';
 import { fileSymbols } from '../../src/transport/file-descriptors.js';
 import {
@@ -14,6 +16,8 @@ import {
   type ReflectionResponse,
 } from '../../src/transport/reflection-protocol.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
+import { fileDescriptorSet } from '../../examples/generated/ts-proto/kv.descriptor-set.js';
+import { KVService } from '../../examples/generated/ts-proto/kv.js';
 import { kvPluginScript } from '../helpers/paths.js';
 
 for (const name of [REFLECTION_V1ALPHA, REFLECTION_V1] as const) {
@@ -96,4 +100,59 @@ test('a descriptor that does not parse is an INTERNAL answer to the query, not t
   t.like(answers[0]?.answer, { kind: 'error', code: grpc.status.INTERNAL });
   t.regex(answers[0]?.answer?.kind === 'error' ? answers[0].answer.message : '', /descriptors could not be read/);
   t.like(answers[1]?.answer, { kind: 'services' });
+});
+
+test('a FileDescriptorSet describes definitions that carry none (ts-proto)', (t) => {
+  // ts-proto's KV definition: no requestType or responseType descriptors.
+  const service: PluginService = { definition: KVService as unknown as grpc.ServiceDefinition, implementation: {} };
+  const [bare] = reflectionServices([service]);
+  t.like(ask(bare, [{ kind: 'file_containing_symbol', value: 'kv.KV' }])[0]?.answer, { kind: 'error', code: grpc.status.NOT_FOUND });
+
+  const [described] = reflectionServices([service], fileDescriptorSet);
+  for (const query of [
+    { kind: 'file_containing_symbol', value: 'kv.KV' },
+    { kind: 'file_containing_symbol', value: 'kv.PutRequest' },
+    { kind: 'file_by_filename', value: 'kv.proto' },
+  ] as const) {
+    const answer = ask(described, [query])[0]?.answer;
+    const files = answer?.kind === 'files' ? answer.fileDescriptorProtos : [];
+    t.deepEqual(files.map((file) => fileSymbols(file).name), ['kv.proto'], query.value);
+  }
+
+  // A set that does not declare the service says so, rather than asking for the set it was given.
+  const [other] = reflectionServices([service], Uint8Array.of());
+  const answer = ask(other, [{ kind: 'file_containing_symbol', value: 'kv.KV' }])[0]?.answer;
+  t.like(answer, { kind: 'error', code: grpc.status.NOT_FOUND });
+  t.regex(answer?.kind === 'error' ? answer.message : '', /fileDescriptorSet does not declare it/);
+});
+
+test('a set that does not parse fails the queries that need it (INTERNAL), not the start or the listing', (t) => {
+  const service: PluginService = { definition: KVService as unknown as grpc.ServiceDefinition, implementation: {} };
+  // Field 1 (a file) that claims more bytes than there are.
+  const [reflection] = reflectionServices([service], Uint8Array.of(0x0a, 0x7f, 0x00));
+  const answers = ask(reflection, [{ kind: 'list_services' }, { kind: 'file_containing_symbol', value: 'kv.KV' }]);
+  t.like(answers[0]?.answer, { kind: 'services' });
+  t.like(answers[1]?.answer, { kind: 'error', code: grpc.status.INTERNAL });
+});
+
+test("serve()'s fileDescriptorSet must be bytes no larger than a message the plugin may send", (t) => {
+  t.notThrows(() => checkDescriptorSet(undefined, 10));
+  t.notThrows(() => checkDescriptorSet(fileDescriptorSet, fileDescriptorSet.byteLength));
+  t.throws(() => checkDescriptorSet('CghrdgoucHJvdG8=', 1024), { code: 'INVALID_OPTIONS', message: /must be the bytes of a FileDescriptorSet/ });
+  t.throws(() => checkDescriptorSet(fileDescriptorSet, fileDescriptorSet.byteLength - 1), { code: 'INVALID_OPTIONS', message: /over maxMessageBytes/ });
+});
+
+test('any bytes as the set: every query gets an answer (files or an error), never a throw', (t) => {
+  const service: PluginService = { definition: KVService as unknown as grpc.ServiceDefinition, implementation: {} };
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (set) => {
+      const [reflection] = reflectionServices([service], set);
+      const answers = ask(reflection, [
+        { kind: 'file_containing_symbol', value: 'kv.KV' },
+        { kind: 'file_by_filename', value: 'kv.proto' },
+      ]);
+      return answers.length === 2 && answers.every((response) => response.answer?.kind === 'files' || response.answer?.kind === 'error');
+    }),
+  );
+  t.pass();
 });

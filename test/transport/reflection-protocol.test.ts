@@ -2,7 +2,7 @@
 // value or an Error, never a crash of another kind or a hang; what we write must read back the same.
 import fc from 'fast-check';
 import test from 'ava';
-import { fileSymbols, DescriptorIndex } from '../../src/transport/file-descriptors.js';
+import { descriptorSetFiles, fileSymbols, DescriptorIndex, MAX_DESCRIPTOR_FILES } from '../../src/transport/file-descriptors.js';
 import { reflectionRequestCodec, reflectionResponseCodec, type ReflectionRequest } from '../../src/transport/reflection-protocol.js';
 import { Writer } from '../../src/transport/protobuf.js';
 
@@ -18,7 +18,21 @@ test('reflection requests, responses and file descriptors: arbitrary bytes parse
   fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), parsesOrThrowsError((b) => reflectionRequestCodec.decode(b))));
   fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), parsesOrThrowsError((b) => reflectionResponseCodec.decode(b))));
   fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), parsesOrThrowsError((b) => fileSymbols(b))));
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), parsesOrThrowsError((b) => descriptorSetFiles(b).forEach((file) => fileSymbols(file)))));
   t.pass();
+});
+
+test('a FileDescriptorSet gives its files in order, other fields skipped, and at most MAX_DESCRIPTOR_FILES of them', (t) => {
+  const set = (count: number): Uint8Array => {
+    const writer = Writer.create();
+    // An unknown varint field first: skipped, as a parser of a newer descriptor.proto would.
+    writer.uint32((2 << 3) | 0).uint32(7);
+    for (let i = 0; i < count; i++) writer.uint32((1 << 3) | 2).bytes(Writer.create().uint32((1 << 3) | 2).string(`f${i}.proto`).finish());
+    return writer.finish();
+  };
+  t.deepEqual(descriptorSetFiles(set(3)).map((file) => fileSymbols(file).name), ['f0.proto', 'f1.proto', 'f2.proto']);
+  t.is(descriptorSetFiles(set(MAX_DESCRIPTOR_FILES)).length, MAX_DESCRIPTOR_FILES);
+  t.throws(() => descriptorSetFiles(set(MAX_DESCRIPTOR_FILES + 1)), { code: 'REFLECTION_FAILED', message: /over 1024 files/ });
 });
 
 test('reflection requests read back as written', (t) => {
