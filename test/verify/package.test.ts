@@ -20,6 +20,7 @@ const DAY_MS = 86_400_000;
 
 const MAIN = `import { readFile } from 'node:fs/promises';
 import Module, { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { helper } from './lib/helper.js';
 import dep from 'dep';
 const data = await readFile(new URL('./data/service.proto', import.meta.url), 'utf8');
@@ -30,7 +31,16 @@ const leakResolve = await outcome(() => createRequire(import.meta.url).resolve('
 // module.register's loader thread is the one worker in Node's report; module.registerHooks starts none.
 const loaderThreads = process.report.getReport().workers.length;
 const hooks = typeof Module.registerHooks === 'function' ? 'registerHooks' : 'register';
-console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, loaderThreads, hooks }));
+// A worker thread loads modules too: it inherits the preloaded hook through execArgv.
+const worker = new Worker(new URL('./lib/worker.cjs', import.meta.url));
+const leakInWorker = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, loaderThreads, hooks }));
+`;
+
+const WORKER = `const { parentPort } = require('node:worker_threads');
+let required;
+try { require('leak'); required = 'found'; } catch (error) { required = error.code; }
+import('leak').then(() => 'found', (error) => error.code).then((imported) => parentPort.postMessage({ required, imported }));
 `;
 
 const DEP = `let leak;
@@ -44,6 +54,7 @@ async function packageDir(t: ExecutionContext): Promise<string> {
   await writeFileWithMode(dir, 'pkg/package.json', JSON.stringify({ name: 'demo', version: '1.4.2', type: 'module', main: './main.js' }), 0o644);
   await writeFileWithMode(dir, 'pkg/main.js', MAIN, 0o644);
   await writeFileWithMode(dir, 'pkg/lib/helper.js', 'export const helper = () => "local";\n', 0o644);
+  await writeFileWithMode(dir, 'pkg/lib/worker.cjs', WORKER, 0o644);
   await writeFileWithMode(dir, 'pkg/data/service.proto', 'syntax = "proto3";\n', 0o644);
   await writeFileWithMode(dir, 'pkg/node_modules/dep/package.json', JSON.stringify({ name: 'dep', main: 'index.cjs' }), 0o644);
   // A CommonJS dependency, imported from ESM, that itself requires what only the seal root's parents hold.
@@ -70,8 +81,14 @@ async function sealRootWithLeak(t: ExecutionContext): Promise<string> {
 }
 
 /** What the test package reports when nothing above the sealed tree was found: each way of reaching it refused. */
-const CONFINED = { leakImport: 'ERR_MODULE_NOT_FOUND', leakRequire: 'MODULE_NOT_FOUND', leakResolve: 'MODULE_NOT_FOUND', leakFromDependency: 'MODULE_NOT_FOUND' };
-const UNCONFINED = { leakImport: 'found', leakRequire: 'found', leakResolve: 'found', leakFromDependency: 'found' };
+const CONFINED = {
+  leakImport: 'ERR_MODULE_NOT_FOUND',
+  leakRequire: 'MODULE_NOT_FOUND',
+  leakResolve: 'MODULE_NOT_FOUND',
+  leakFromDependency: 'MODULE_NOT_FOUND',
+  leakInWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
+};
+const UNCONFINED = { leakImport: 'found', leakRequire: 'found', leakResolve: 'found', leakFromDependency: 'found', leakInWorker: { required: 'found', imported: 'found' } };
 
 /** An absolute path to a Node.js >= 22.15 for the in-thread branch, when the one running the tests is older. */
 const NODE_WITH_HOOKS = 'GATEHOUSE_TEST_NODE22';
@@ -96,7 +113,7 @@ test('manifest create --package: entry from package.json main, version from pack
   t.deepEqual(entry.interpreter, { path: process.execPath });
   t.deepEqual(
     entry.files?.map((file) => file.path),
-    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
+    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/lib/worker.cjs', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
   );
   t.true(entry.files?.every((file) => /^[0-9a-f]{64}$/.test(file.sha256) && file.size > 0));
   const pinned = await createPackageEntry(dir, { name: 'demo', dir: 'pkg', entry: 'lib/helper.js', pinInterpreter: true, version: '2.0.0' });
@@ -119,7 +136,7 @@ test('a sealed package runs from its copy: local modules, node_modules and impor
 
   // The control: without the containment hook, Node climbs out of the sealed tree and finds the module above it.
   const hookless = sealed.args.slice(2);
-  const control = JSON.parse((await run(sealed.command, hookless, { env: {} })).stdout) as Record<string, string>;
+  const control = JSON.parse((await run(sealed.command, hookless, { env: {} })).stdout) as Record<string, unknown>;
   t.like(control, UNCONFINED);
 });
 
@@ -138,7 +155,7 @@ test('under a Node with module.registerHooks, a sealed package is confined in it
   // The same seal as for any Node: the branch is chosen by the plugin's Node when the hook is preloaded.
   const { stdout } = await run(node, sealed.args, { env: {} });
   t.deepEqual(JSON.parse(stdout), { helper: 'local', dep: 'dep', data: 'syntax = "proto3";', ...CONFINED, loaderThreads: 0, hooks: 'registerHooks' });
-  const control = JSON.parse((await run(node, sealed.args.slice(2), { env: {} })).stdout) as Record<string, string>;
+  const control = JSON.parse((await run(node, sealed.args.slice(2), { env: {} })).stdout) as Record<string, unknown>;
   t.like(control, UNCONFINED);
 });
 
