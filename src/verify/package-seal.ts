@@ -52,7 +52,7 @@ async function writeContainmentHook(sealDir: string, root: string, group: number
  * `require` by Node's CommonJS resolver, and `install`, which register.mjs calls in the plugin's Node
  * before its first module. Which ESM hook is used is decided there, by that Node, not by the host's:
  * `module.registerHooks` (Node >= 22.15 and 23.5) runs in the plugin's own thread; `module.register`
- * (older Nodes) starts a loader thread, 35-45 ms of CPU per start (docs/benchmarks.md), and loads this
+ * (older Nodes) starts a loader thread, 35-50 ms of CPU per start (docs/benchmarks.md), and loads this
  * module again there for `resolve`. registerHooks' hook also sees every `require` (after the resolver has
  * refused what is outside), but not `require.resolve` (Node 22.23 here; nodejs/node#62028 changes that),
  * so the resolver keeps confining CommonJS, alike on every version.
@@ -94,7 +94,7 @@ export function install(Module, hooksURL) {
     confine(request, Module.isBuiltin(file) ? 'node:' + file.replace(/^node:/, '') : pathToFileURL(file).href, 'MODULE_NOT_FOUND');
     return file;
   };
-  // A loader thread costs every start 35-45 ms of CPU; the in-thread hooks cost next to nothing.
+  // A loader thread costs every start 35-50 ms of CPU; the in-thread hooks, 0-4 ms (docs/benchmarks.md).
   if (typeof Module.registerHooks === 'function') Module.registerHooks({ resolve: resolveSync });
   else Module.register(hooksURL);
 }
