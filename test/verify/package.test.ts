@@ -161,7 +161,6 @@ test('under a Node with module.registerHooks, a sealed package is confined in it
 
 /** The generated hook module's exports, as register.mjs and Node's loaders call them. */
 interface ContainmentHooks {
-  confine(specifier: string, url: string, code: string): void;
   resolve(specifier: string, context: object, next: (specifier: string, context: object) => Promise<{ url: string }>): Promise<{ url: string }>;
   resolveSync(specifier: string, context: object, next: (specifier: string, context: object) => { url: string }): { url: string };
   install(module: object, hooksURL: URL): void;
