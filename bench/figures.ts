@@ -27,8 +27,9 @@ export interface RawResults {
    * ts: the KV example as built (examples/kv/plugin.ts, proto-loader). tsBundled: the recommended form,
    * examples/kv-precompiled bundled by `gatehouse bundle` (bundlePlugin). tsBundledProtoLoader: the
    * unbundled example's code in one bundle, still parsing kv.proto at start (the figure before issue 14).
+   * tsSealed: the recommended bundle sealed as a package, started with the containment hook (PK1).
    */
-  start: { ts: number[]; tsBundled: number[]; tsBundledProtoLoader?: number[]; go: number[] | null; nodeFloor: number[] };
+  start: { ts: number[]; tsBundled: number[]; tsBundledProtoLoader?: number[]; tsSealed?: number[]; go: number[] | null; nodeFloor: number[] };
   hashing: HashingResult | null;
   audit?: AuditBenchResult | null;
   /** The gatehouse-side runs again under a second Node.js binary (`--node`); absent or null without it. */
@@ -41,7 +42,7 @@ export interface AltNodeRaw {
   /** `node --version` of that binary, e.g. v22.23.5. */
   version: string;
   workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor'>;
-  start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'nodeFloor'>;
+  start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'tsSealed' | 'nodeFloor'>;
 }
 
 export type Need = 'go' | 'openssl';
@@ -353,6 +354,16 @@ function startFigures(raw: RawResults): Figure[] {
       better: 'lower',
       gatehouse: median(raw.start.tsBundledProtoLoader),
       counterpart: nodeFloor,
+    }),
+    figure({
+      id: 'start.ts.bundled.sealed',
+      scenario: 'start',
+      label: '  the same bundle sealed as a package, containment hook preloaded (PK1), median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: median(raw.start.tsSealed),
+      // Against the unsealed bundle of the same run: the ratio is what the hook adds to a start.
+      counterpart: { name: 'unsealed bundle', value: median(raw.start.tsBundled) },
     }),
     figure({
       id: 'start.go',

@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundlePlugin } from '../src/bundle/bundle.js';
+import type { SealedPlugin } from '../src/verify/seal.js';
 import { auditBench } from './audit.js';
 import { cleanEnv, runJson } from './child.js';
 import { figures as toFigures, type AltNodeRaw, type Figure, type RawResults } from './figures.js';
@@ -27,6 +28,7 @@ import { hashing } from './hashing.js';
 import type { LaunchFloorResult } from './launch-floor.js';
 import type { LiveResult, WorkloadResult } from './host-workloads.js';
 import { machine, versions } from './machine.js';
+import { sealBundle } from './sealed-bundle.js';
 import { markdownTable, textTable } from './table.js';
 
 const here = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
@@ -196,14 +198,14 @@ async function run(options: RunOptions): Promise<void> {
           path: options.altNode,
           version: execFileSync(options.altNode, ['--version'], { encoding: 'utf8', env: cleanEnv() }).trim(),
           workload: { gatehouseHost: {}, floor: {}, launchFloor: {} },
-          start: { ts: [], tsBundled: [], nodeFloor: [] },
+          start: { ts: [], tsBundled: [], tsSealed: [], nodeFloor: [] },
         };
 
   const raw: RawResults = {
     workload: { gatehouseHost: {}, goPluginHost: {}, floor: {}, launchFloor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
-    start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], go: null, nodeFloor: [] },
+    start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], tsSealed: [], go: null, nodeFloor: [] },
     hashing: null,
     audit: null,
     altNode: alt,
@@ -259,9 +261,12 @@ async function run(options: RunOptions): Promise<void> {
     // Alone in an empty directory: the recommended bundle needs no node_modules and no data file.
     const bundleDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-bundle-'));
     const precompiledBundle = path.join(bundleDir, 'plugin.mjs');
+    let sealed: SealedPlugin | undefined;
     try {
       await bundlePlugin({ entry: tsPlugin, out: protoLoaderBundle });
       await bundlePlugin({ entry: tsPrecompiledPlugin, out: precompiledBundle });
+      // The same bundle sealed as a package: what the containment hook adds to a verified launch's start.
+      sealed = await sealBundle(precompiledBundle);
       // What each helper is given after its mode: `floor --n N`, or `start --n N -- COMMAND...`.
       const kinds: Array<{ kind: keyof RawResults['start']; profile: string; mode: 'start' | 'floor'; command: string[] }> = [
         { kind: 'nodeFloor', profile: 'floor', mode: 'floor', command: [] },
@@ -273,6 +278,7 @@ async function run(options: RunOptions): Promise<void> {
           mode: 'start',
           command: [process.execPath, ...nodeFlags('start-bundled-proto-loader-plugin'), protoLoaderBundle],
         },
+        { kind: 'tsSealed', profile: 'start-sealed', mode: 'start', command: [process.execPath, ...nodeFlags('start-sealed-plugin'), ...sealed.args] },
       ];
       if (go !== undefined) kinds.push({ kind: 'go', profile: 'start-go', mode: 'start', command: [go.kvplugin] });
       // In rounds, every kind once per round: a busy moment on the machine falls on all of them alike.
@@ -290,10 +296,12 @@ async function run(options: RunOptions): Promise<void> {
         const starts = async (profile: string, command: string[]) => (await gatehouseOn<{ ms: number[] }>(alt.path, `alt-${profile}`, ['start', '--n', n, '--', ...command])).ms;
         alt.start.ts = await starts('start', tsPluginCommand('alt-start-plugin', alt.path));
         alt.start.tsBundled = await starts('start-bundled', [alt.path, ...nodeFlags('alt-start-bundled-plugin'), precompiledBundle]);
+        alt.start.tsSealed = await starts('start-sealed', [alt.path, ...nodeFlags('alt-start-sealed-plugin'), ...sealed.args]);
         // The host's own binary is the one `node -e 0` runs with.
         alt.start.nodeFloor = (await gatehouseOn<{ ms: number[] }>(alt.path, 'alt-floor', ['floor', '--n', n])).ms;
       }
     } finally {
+      await sealed?.dispose();
       rmSync(protoLoaderBundle, { force: true });
       rmSync(bundleDir, { recursive: true, force: true });
     }

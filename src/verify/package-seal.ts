@@ -7,8 +7,9 @@ import { sealPlugin, shareDirectory, type SealablePlugin, type SealedPlugin, typ
 /**
  * Seals a plugin; for a package entry (one with `package`), the whole listed tree is copied with its layout
  * (so `import.meta.url`-relative data files are found as in place) and Node is started with a preloaded
- * hook that refuses to resolve any module outside the sealed package: ESM through `module.register`, and
- * CommonJS `require` through the resolver it calls. Other entries are sealed exactly as {@link sealPlugin}.
+ * hook that refuses to resolve any module outside the sealed package: ESM through `module.registerHooks` (in
+ * the plugin's thread) or, on a Node without it, `module.register`, and CommonJS `require` through the resolver
+ * it calls. Other entries are sealed exactly as {@link sealPlugin}.
  */
 export async function sealPluginPackage(entry: SealablePlugin, pluginDir: string, options: SealOptions = {}): Promise<SealedPlugin> {
   const sealed = await sealPlugin(entry, pluginDir, options);
@@ -35,7 +36,7 @@ async function writeContainmentHook(sealDir: string, root: string, group: number
   await shareDirectory(dir, group);
   const prefix = JSON.stringify(`${root}/`);
   const register = join(dir, 'register.mjs');
-  for (const [file, text] of [[join(dir, 'hooks.mjs'), hooksModule(prefix)], [register, registerModule(prefix)]] as const) {
+  for (const [file, text] of [[join(dir, 'hooks.mjs'), hooksModule(prefix)], [register, registerModule()]] as const) {
     // 'wx': a file already at that name (which nobody else can create in our directory) is never reused.
     await writeFile(file, text, { flag: 'wx', mode: 0o400 });
     if (group !== undefined) {
@@ -46,35 +47,64 @@ async function writeContainmentHook(sealDir: string, root: string, group: number
   return register;
 }
 
+/**
+ * The containment, whole: one rule (`confine`), applied to ESM `import` by a resolve hook and to CommonJS
+ * `require` by Node's CommonJS resolver, and `install`, which register.mjs calls in the plugin's Node
+ * before its first module. Which ESM hook is used is decided there, by that Node, not by the host's:
+ * `module.registerHooks` (Node >= 22.15 and 23.5) runs in the plugin's own thread; `module.register`
+ * (older Nodes) starts a loader thread, 35-50 ms of CPU per start (docs/benchmarks.md), and loads this
+ * module again there for `resolve`. registerHooks' hook also sees every `require` (after the resolver has
+ * refused what is outside), but not `require.resolve` (Node 22.23 here; nodejs/node#62028 changes that),
+ * so the resolver keeps confining CommonJS, alike on every version.
+ */
 function hooksModule(prefix: string): string {
-  return `// gatehouse: ESM resolution confined to the sealed plugin package.
-import { fileURLToPath } from 'node:url';
+  return `// gatehouse: module resolution confined to the sealed plugin package.
+import { fileURLToPath, pathToFileURL } from 'node:url';
 const ROOT = ${prefix};
+
+/** Throws (with \`code\`) unless \`url\` is a builtin or a file inside the sealed package. */
+export function confine(specifier, url, code) {
+  // A module found above the sealed tree (a node_modules of the seal root's parents) was never signed.
+  if (url.startsWith('node:') || (url.startsWith('file:') && fileURLToPath(url).startsWith(ROOT))) return;
+  const error = new Error('gatehouse: ' + specifier + ' resolves to ' + url + ', outside the sealed plugin package ' + ROOT);
+  error.code = code;
+  throw error;
+}
+
+/** The ESM hook for module.register (in its loader thread). */
 export async function resolve(specifier, context, nextResolve) {
   const resolved = await nextResolve(specifier, context);
-  if (resolved.url.startsWith('node:')) return resolved;
-  // A module found above the sealed tree (a node_modules of the seal root's parents) was never signed.
-  if (resolved.url.startsWith('file:') && fileURLToPath(resolved.url).startsWith(ROOT)) return resolved;
-  const error = new Error('gatehouse: ' + specifier + ' resolves to ' + resolved.url + ', outside the sealed plugin package ' + ROOT);
-  error.code = 'ERR_MODULE_NOT_FOUND';
-  throw error;
+  confine(specifier, resolved.url, 'ERR_MODULE_NOT_FOUND');
+  return resolved;
+}
+
+/** The same hook for module.registerHooks: synchronous, in the plugin's thread. */
+export function resolveSync(specifier, context, nextResolve) {
+  const resolved = nextResolve(specifier, context);
+  confine(specifier, resolved.url, 'ERR_MODULE_NOT_FOUND');
+  return resolved;
+}
+
+/** Confines this thread's CommonJS resolution and its ESM resolution, the latter in-thread where Node can. */
+export function install(Module, hooksURL) {
+  const resolveFilename = Module._resolveFilename;
+  Module._resolveFilename = function (request, ...rest) {
+    const file = resolveFilename.call(this, request, ...rest);
+    // require() climbs to every node_modules above the sealed tree; those files were never signed.
+    confine(request, Module.isBuiltin(file) ? 'node:' + file.replace(/^node:/, '') : pathToFileURL(file).href, 'MODULE_NOT_FOUND');
+    return file;
+  };
+  // A loader thread costs every start 35-50 ms of CPU; the in-thread hooks, 0-4 ms (docs/benchmarks.md).
+  if (typeof Module.registerHooks === 'function') Module.registerHooks({ resolve: resolveSync });
+  else Module.register(hooksURL);
 }
 `;
 }
 
-function registerModule(prefix: string): string {
+function registerModule(): string {
   return `// gatehouse: preloaded with --import; confines ESM and CommonJS resolution to the sealed plugin package.
-import Module, { register } from 'node:module';
-const ROOT = ${prefix};
-register(new URL('./hooks.mjs', import.meta.url));
-const resolveFilename = Module._resolveFilename;
-Module._resolveFilename = function (request, ...rest) {
-  const file = resolveFilename.call(this, request, ...rest);
-  // require() climbs to every node_modules above the sealed tree; those files were never signed.
-  if (Module.isBuiltin(file) || file.startsWith(ROOT)) return file;
-  const error = new Error('gatehouse: ' + request + ' resolves to ' + file + ', outside the sealed plugin package ' + ROOT);
-  error.code = 'MODULE_NOT_FOUND';
-  throw error;
-};
+import Module from 'node:module';
+import { install } from './hooks.mjs';
+install(Module, new URL('./hooks.mjs', import.meta.url));
 `;
 }

@@ -40,6 +40,7 @@ const EXPECTED = [
   'start.ts.median',
   'start.ts.bundled',
   'start.ts.bundledProtoLoader',
+  'start.ts.bundled.sealed',
   'start.go',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>

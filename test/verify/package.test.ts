@@ -1,8 +1,10 @@
 // Plugin packages: an entry plus every file it loads, sealed as a tree whose module resolution cannot leave it.
 import test, { type ExecutionContext } from 'ava';
+import fc from 'fast-check';
 import { execFile } from 'node:child_process';
-import { appendFile, chmod, readFile, stat, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { appendFile, chmod, readFile, realpath, stat, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { verifyPlugins } from '../../src/verify/installed-plugins.js';
 import { formatManifest, MANIFEST_SCHEMA, type Manifest } from '../../src/verify/manifest.js';
@@ -17,14 +19,33 @@ const run = promisify(execFile);
 const DAY_MS = 86_400_000;
 
 const MAIN = `import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import Module, { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import { helper } from './lib/helper.js';
 import dep from 'dep';
 const data = await readFile(new URL('./data/service.proto', import.meta.url), 'utf8');
 const outcome = async (load) => { try { await load(); return 'found'; } catch (error) { return error.code; } };
 const leakImport = await outcome(() => import('leak'));
 const leakRequire = await outcome(() => createRequire(import.meta.url)('leak'));
-console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire }));
+const leakResolve = await outcome(() => createRequire(import.meta.url).resolve('leak'));
+// module.register's loader thread is the one worker in Node's report; module.registerHooks starts none.
+const loaderThreads = process.report.getReport().workers.length;
+const hooks = typeof Module.registerHooks === 'function' ? 'registerHooks' : 'register';
+// A worker thread loads modules too: it inherits the preloaded hook through execArgv.
+const worker = new Worker(new URL('./lib/worker.cjs', import.meta.url));
+const leakInWorker = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
+console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, loaderThreads, hooks }));
+`;
+
+const WORKER = `const { parentPort } = require('node:worker_threads');
+let required;
+try { require('leak'); required = 'found'; } catch (error) { required = error.code; }
+import('leak').then(() => 'found', (error) => error.code).then((imported) => parentPort.postMessage({ required, imported }));
+`;
+
+const DEP = `let leak;
+try { require('leak'); leak = 'found'; } catch (error) { leak = error.code; }
+module.exports = { name: 'dep', leak };
 `;
 
 /** A plugin directory with package `pkg/` (entry, a local module, a node_modules dependency, a data file). */
@@ -33,9 +54,11 @@ async function packageDir(t: ExecutionContext): Promise<string> {
   await writeFileWithMode(dir, 'pkg/package.json', JSON.stringify({ name: 'demo', version: '1.4.2', type: 'module', main: './main.js' }), 0o644);
   await writeFileWithMode(dir, 'pkg/main.js', MAIN, 0o644);
   await writeFileWithMode(dir, 'pkg/lib/helper.js', 'export const helper = () => "local";\n', 0o644);
+  await writeFileWithMode(dir, 'pkg/lib/worker.cjs', WORKER, 0o644);
   await writeFileWithMode(dir, 'pkg/data/service.proto', 'syntax = "proto3";\n', 0o644);
   await writeFileWithMode(dir, 'pkg/node_modules/dep/package.json', JSON.stringify({ name: 'dep', main: 'index.cjs' }), 0o644);
-  await writeFileWithMode(dir, 'pkg/node_modules/dep/index.cjs', 'module.exports = { name: "dep" };\n', 0o644);
+  // A CommonJS dependency, imported from ESM, that itself requires what only the seal root's parents hold.
+  await writeFileWithMode(dir, 'pkg/node_modules/dep/index.cjs', DEP, 0o644);
   return dir;
 }
 
@@ -57,6 +80,30 @@ async function sealRootWithLeak(t: ExecutionContext): Promise<string> {
   return parentDir;
 }
 
+/** What the test package reports when nothing above the sealed tree was found: each way of reaching it refused. */
+const CONFINED = {
+  leakImport: 'ERR_MODULE_NOT_FOUND',
+  leakRequire: 'MODULE_NOT_FOUND',
+  leakResolve: 'MODULE_NOT_FOUND',
+  leakFromDependency: 'MODULE_NOT_FOUND',
+  leakInWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
+};
+const UNCONFINED = { leakImport: 'found', leakRequire: 'found', leakResolve: 'found', leakFromDependency: 'found', leakInWorker: { required: 'found', imported: 'found' } };
+
+/** An absolute path to a Node.js >= 22.15 for the in-thread branch, when the one running the tests is older. */
+const NODE_WITH_HOOKS = 'GATEHOUSE_TEST_NODE22';
+
+const hasRegisterHooks = (module: object): boolean => typeof (module as { registerHooks?: unknown }).registerHooks === 'function';
+
+/** The Node running the tests if it has module.registerHooks, else the one $GATEHOUSE_TEST_NODE22 names if it has. */
+async function nodeWithRegisterHooks(): Promise<string | undefined> {
+  if (hasRegisterHooks(await import('node:module'))) return process.execPath;
+  const other = process.env[NODE_WITH_HOOKS];
+  if (other === undefined || other === '') return undefined;
+  const { stdout } = await run(other, ['-p', "typeof require('node:module').registerHooks"], { env: {} });
+  return stdout.trim() === 'function' ? other : undefined;
+}
+
 test('manifest create --package: entry from package.json main, version from package.json, every file listed with size and digest', async (t) => {
   const dir = await packageDir(t);
   const entry = await createPackageEntry(dir, { name: 'demo', dir: 'pkg/' });
@@ -66,7 +113,7 @@ test('manifest create --package: entry from package.json main, version from pack
   t.deepEqual(entry.interpreter, { path: process.execPath });
   t.deepEqual(
     entry.files?.map((file) => file.path),
-    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
+    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/lib/worker.cjs', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
   );
   t.true(entry.files?.every((file) => /^[0-9a-f]{64}$/.test(file.sha256) && file.size > 0));
   const pinned = await createPackageEntry(dir, { name: 'demo', dir: 'pkg', entry: 'lib/helper.js', pinInterpreter: true, version: '2.0.0' });
@@ -84,12 +131,106 @@ test('a sealed package runs from its copy: local modules, node_modules and impor
   t.is(selection.reason, 'only');
   t.true(sealed.path.startsWith(sealed.dir));
   const { stdout } = await run(sealed.command, sealed.args, { env: {} });
-  t.deepEqual(JSON.parse(stdout), { helper: 'local', dep: 'dep', data: 'syntax = "proto3";', leakImport: 'ERR_MODULE_NOT_FOUND', leakRequire: 'MODULE_NOT_FOUND' });
+  const hooks = hasRegisterHooks(await import('node:module')) ? 'registerHooks' : 'register';
+  t.deepEqual(JSON.parse(stdout), { helper: 'local', dep: 'dep', data: 'syntax = "proto3";', ...CONFINED, loaderThreads: hooks === 'register' ? 1 : 0, hooks });
 
   // The control: without the containment hook, Node climbs out of the sealed tree and finds the module above it.
   const hookless = sealed.args.slice(2);
-  const control = JSON.parse((await run(sealed.command, hookless, { env: {} })).stdout) as Record<string, string>;
-  t.like(control, { leakImport: 'found', leakRequire: 'found' });
+  const control = JSON.parse((await run(sealed.command, hookless, { env: {} })).stdout) as Record<string, unknown>;
+  t.like(control, UNCONFINED);
+});
+
+test('under a Node with module.registerHooks, a sealed package is confined in its own thread: import and require refused, no loader thread', async (t) => {
+  const node = await nodeWithRegisterHooks();
+  if (node === undefined) {
+    t.log(`skipped: ${process.execPath} (${process.version}) has no module.registerHooks and ${NODE_WITH_HOOKS} names no Node that has`);
+    t.pass();
+    return;
+  }
+  const dir = await packageDir(t);
+  const parentDir = await sealRootWithLeak(t);
+  const { manifestPath, policy } = await signed(t, dir);
+  const { sealed } = await sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir } });
+  t.teardown(() => sealed.dispose());
+  // The same seal as for any Node: the branch is chosen by the plugin's Node when the hook is preloaded.
+  const { stdout } = await run(node, sealed.args, { env: {} });
+  t.deepEqual(JSON.parse(stdout), { helper: 'local', dep: 'dep', data: 'syntax = "proto3";', ...CONFINED, loaderThreads: 0, hooks: 'registerHooks' });
+  const control = JSON.parse((await run(node, sealed.args.slice(2), { env: {} })).stdout) as Record<string, unknown>;
+  t.like(control, UNCONFINED);
+});
+
+/** The generated hook module's exports, as register.mjs and Node's loaders call them. */
+interface ContainmentHooks {
+  resolve(specifier: string, context: object, next: (specifier: string, context: object) => Promise<{ url: string }>): Promise<{ url: string }>;
+  resolveSync(specifier: string, context: object, next: (specifier: string, context: object) => { url: string }): { url: string };
+  install(module: object, hooksURL: URL): void;
+}
+
+/** A sealed copy of the test package, its containment hook module loaded into this process, and its package root. */
+async function sealedHooks(t: ExecutionContext): Promise<{ hooks: ContainmentHooks; hooksURL: URL; root: string }> {
+  const dir = await packageDir(t);
+  const { manifestPath, policy } = await signed(t, dir);
+  const { sealed } = await sealVerifiedPlugin({ manifestPath, plugin: 'demo', policy, pluginDir: dir, seal: { parentDir: await sealRootDir(t) } });
+  t.teardown(() => sealed.dispose());
+  const hooksURL = pathToFileURL(join(sealed.dir, 'gatehouse-containment', 'hooks.mjs'));
+  return { hooks: (await import(hooksURL.href)) as ContainmentHooks, hooksURL, root: `${await realpath(dirname(sealed.path))}/` };
+}
+
+test('the containment installs module.registerHooks where the plugin\'s Node has it, else module.register; CommonJS is confined either way', async (t) => {
+  const { hooks, hooksURL, root } = await sealedHooks(t);
+  const outside = '/srv/node_modules/leak/index.js';
+  for (const inThread of [true, false]) {
+    const calls: unknown[][] = [];
+    const module: Record<string, unknown> = {
+      _resolveFilename: (request: string) => (request === 'leak' ? outside : request === 'fs' ? 'fs' : `${root}lib/${request}.js`),
+      isBuiltin: (file: string) => file === 'fs',
+      register: (...args: unknown[]) => calls.push(['register', ...args]),
+      ...(inThread ? { registerHooks: (...args: unknown[]) => calls.push(['registerHooks', ...args]) } : {}),
+    };
+    hooks.install(module, hooksURL);
+    // The in-thread branch gets the synchronous hook; the other registers the module for the loader thread.
+    t.deepEqual(calls, inThread ? [['registerHooks', { resolve: hooks.resolveSync }]] : [['register', hooksURL]]);
+    const resolveFilename = module._resolveFilename as (request: string) => string;
+    t.is(resolveFilename('helper'), `${root}lib/helper.js`);
+    t.is(resolveFilename('fs'), 'fs');
+    t.throws(() => resolveFilename('leak'), { code: 'MODULE_NOT_FOUND', message: `gatehouse: leak resolves to file://${outside}, outside the sealed plugin package ${root}` });
+  }
+});
+
+test('both ESM hooks apply the one containment rule: builtins and files inside the package pass, everything else is refused alike', async (t) => {
+  const { hooks, root } = await sealedHooks(t);
+  // Outcome of each hook for a resolved URL: the URL back, or the refusal's code.
+  const viaSync = (url: string): string => {
+    try {
+      return hooks.resolveSync('x', {}, () => ({ url })).url;
+    } catch (error) {
+      return (error as { code: string }).code;
+    }
+  };
+  const viaAsync = (url: string): Promise<string> => hooks.resolve('x', {}, async () => ({ url })).then(({ url }) => url, (error: { code: string }) => error.code);
+  const inside = pathToFileURL(`${root}lib/helper.js`).href;
+  const cases: Array<[string, boolean]> = [
+    [inside, true],
+    ['node:fs', true],
+    // Prefix confusion: a sibling whose name starts with the package's.
+    [pathToFileURL(`${root.slice(0, -1)}-evil/index.js`).href, false],
+    [pathToFileURL(`${dirname(root)}/node_modules/leak/index.js`).href, false],
+    ['data:text/javascript,export default 1', false],
+    ['https://example.invalid/x.js', false],
+  ];
+  for (const [url, allowed] of cases) {
+    t.is(viaSync(url), allowed ? url : 'ERR_MODULE_NOT_FOUND', url);
+    t.is(await viaAsync(url), allowed ? url : 'ERR_MODULE_NOT_FOUND', url);
+  }
+  // Any path under the package passes; the same path under a sibling with the package's name as prefix does not.
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.string({ minLength: 1 }).filter((segment) => !/^\.{1,2}$/.test(segment) && !segment.includes('/')), { minLength: 1, maxLength: 4 }), async (segments) => {
+      const tail = segments.join('/');
+      const within = pathToFileURL(`${root}${tail}`).href;
+      const sibling = pathToFileURL(`${root.slice(0, -1)}x/${tail}`).href;
+      return viaSync(within) === within && (await viaAsync(within)) === within && viaSync(sibling) === 'ERR_MODULE_NOT_FOUND' && (await viaAsync(sibling)) === 'ERR_MODULE_NOT_FOUND';
+    }),
+  );
 });
 
 test('a file changed after signing deep in node_modules fails verification and sealing, naming the file', async (t) => {
