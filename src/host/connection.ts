@@ -6,7 +6,7 @@ import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
 import { channelCredentials, classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
 import { grpcJsCalls, leanCalls, type CallPath } from '../transport/call-path.js';
-import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, grpcTarget, openChannel } from '../transport/channel.js';
+import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destroyChannel, grpcTarget, openChannel } from '../transport/channel.js';
 import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
 import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
@@ -89,11 +89,11 @@ export class PluginConnection {
     await Promise.all([this.lean?.closeAfterPeerGone(maxWaitMs), this.channel && closeAfterPeerGone(this.channel, maxWaitMs)]);
   }
 
-  /** Ends every call and closes the sockets now. */
+  /** Ends every call and destroys the sockets now. */
   destroy(): void {
     this.closed = true;
     this.lean?.destroy();
-    this.channel?.close();
+    if (this.channel) destroyChannel(this.channel);
   }
 }
 

@@ -83,9 +83,10 @@ export interface LaunchOptions extends IsolationOptions {
    */
   unixSocketGroup?: number | string;
   /**
-   * Extra grpc-js channel options, passed through (to brokered connections too). With any set, the
-   * plugin's unary calls go through grpc-js as well, so that every option applies to them; without,
-   * they take the lean node:http2 path (about half the host CPU per call).
+   * Extra grpc-js channel options, passed through (to brokered connections too). With any set, every
+   * call to the plugin goes through a grpc-js channel, so that each option applies to all of them;
+   * without, they share one lean node:http2 connection (about half the host CPU per call), and
+   * grpc-js connects only for `plugin.grpcClient()`.
    */
   channelOptions?: grpc.ChannelOptions;
   /** Extra grpc-js server options for the services the host serves through the broker, passed through. */

@@ -50,9 +50,13 @@ export function readPluginStdio(calls: CallPath, routing: StdioRouting, logger: 
       logger.debug({ plugin: pluginName, code: grpc.status[error.code] }, 'plugin stdio stream unavailable');
     }
   });
-  call.on('end', () => {
+  // At the end, or when the stream is cut (the plugin crashed, or the host stopped reading it): a last
+  // line without its newline is still a line, and the one a crash report most often needs.
+  const flush = (): void => {
     stdoutLines.end();
     stderrLines.end();
-  });
+  };
+  call.on('end', flush);
+  call.on('close', flush);
   return { close: () => call.cancel() };
 }

@@ -7,7 +7,7 @@ import { controllerService } from '../transport/controller.js';
 import type { ExitStatus } from '../transport/exit-status.js';
 import { createServiceClient, type PluginLiveness } from '../transport/service-client.js';
 import type { ServiceClient } from '../transport/service-client-types.js';
-import { checkHealth, type PluginConnection } from './connection.js'; 
+import { checkHealth, type PluginConnection } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import type { PluginStderr } from './plugin-output.js';
 import { describeExit, type PluginProcess } from './plugin-process.js';

@@ -4,7 +4,7 @@
 // and the stdio stream are written once against this.
 import * as grpc from '@grpc/grpc-js';
 import type { Readable } from 'node:stream';
-import type { GrpcHttp2Client, UnaryCallOptions } from './grpc-http2-client.js';
+import { GrpcStatus, GrpcStatusError, type GrpcHttp2Client, type UnaryCallOptions } from './grpc-http2-client.js';
 import type { CallOptions } from './service-client-types.js';
 
 export type Method<Req = unknown, Res = unknown> = grpc.MethodDefinition<Req, Res>;
@@ -14,7 +14,10 @@ export type ResponseStream = Readable & { cancel(): void };
 /** A bidi call: requests written, responses read. */
 export type BidiCall<Req> = ResponseStream & { write(request: Req): unknown };
 
-/** Failures are errors with the gRPC `code` and `details` (grpc-js's ServiceError, or GrpcStatusError). */
+/**
+ * Failures are errors with the gRPC `code` and `details` (grpc-js's ServiceError, or GrpcStatusError).
+ * A unary call honours `options.signal`; a stream is cancelled by its caller (`cancelOnAbort`).
+ */
 export interface CallPath {
   unary<Req, Res>(method: Method<Req, Res>, request: Req, options: CallOptions): Promise<Res>;
   serverStream<Req, Res>(method: Method<Req, Res>, request: Req, options: CallOptions): ResponseStream;
@@ -59,7 +62,14 @@ export function grpcJsCalls(client: grpc.Client): CallPath {
 export function leanCalls(client: GrpcHttp2Client): CallPath {
   return {
     unary(method, request, options) {
-      return client.call(method.path, method.requestSerialize(request), leanCallOptions(options)).then((response) => method.responseDeserialize(response.message));
+      return client.call(method.path, method.requestSerialize(request), leanCallOptions(options)).then((response) => {
+        try {
+          return method.responseDeserialize(response.message);
+        } catch (error) {
+          // As grpc-js reports a response it cannot decode: INTERNAL, with a code the caller can read.
+          throw new GrpcStatusError(GrpcStatus.INTERNAL, `cannot decode the response: ${String(error)}`);
+        }
+      });
     },
     serverStream(method, request, options) {
       const call = client.stream(method.path, { ...leanCallOptions(options), serialize: method.requestSerialize, deserialize: method.responseDeserialize });

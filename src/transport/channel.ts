@@ -5,7 +5,7 @@ import { TLS_SERVER_NAME } from '../tls/pinning.js';
 import type { HandshakeLine } from './handshake.js';
 import { SocketTrackingCredentials } from './socket-tracking.js';
 
-/** The HTTP/2 flow-control window of the connections to a peer: grpc-js channels and the lean unary client alike. */
+/** The HTTP/2 flow-control window of the connections to a peer: grpc-js channels and the lean client alike. */
 export const DEFAULT_FLOW_CONTROL_WINDOW_BYTES = 1024 * 1024;
 
 /** grpc-js target for the address in a handshake line (already validated as loopback or a path). */
@@ -50,6 +50,11 @@ export async function closeAfterPeerGone(channel: grpc.Channel, maxWaitMs: numbe
       channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + maxWaitMs, () => resolve());
     });
   }
+  destroyChannel(channel);
+}
+
+/** Closes the channel and destroys its sockets now, without waiting for writes a dead peer will never take (H8). */
+export function destroyChannel(channel: grpc.Channel): void {
   channelSockets.get(channel)?.destroySockets();
   channel.close();
 }

@@ -170,7 +170,7 @@ function httpStatusCode(status: number): number {
   }
 }
 
-export function streamEndCode(rstCode: number | undefined): number {
+function streamEndCode(rstCode: number | undefined): number {
   if (rstCode === NGHTTP2_REFUSED_STREAM) return GrpcStatus.UNAVAILABLE;
   if (rstCode === NGHTTP2_CANCEL) return GrpcStatus.CANCELLED;
   return GrpcStatus.INTERNAL;

@@ -110,8 +110,9 @@ export class GrpcHttp2Client {
 
   /**
    * Resolves once the current session (if any) has closed, or after `maxWaitMs`: a peer that has exited
-   * gets that long for what it sent last (its final output) to be read. Then the socket is destroyed:
-   * a graceful close could wait for good on a write to a dead peer that never completes (SECURITY.md H8).
+   * gets that long for what it sent last (the rest of its responses, the end of the connection) to be
+   * read. Then the sockets are destroyed: a graceful close could wait for good on a write to a dead peer
+   * that never completes (SECURITY.md H8).
    */
   async closeAfterPeerGone(maxWaitMs: number): Promise<void> {
     const session = this.session;
@@ -125,13 +126,6 @@ export class GrpcHttp2Client {
       });
     }
     this.destroy();
-  }
-
-  /** Stops new calls and closes the session once the calls in flight are done. */
-  close(): void {
-    this.closed = true;
-    this.session?.close();
-    this.session = undefined;
   }
 
   /**

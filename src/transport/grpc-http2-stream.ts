@@ -69,9 +69,11 @@ export class StreamingCall<Req, Res> extends Duplex {
     stream.on('close', () => this.finish());
   }
 
-  /** Ends the call now: the peer's stream is reset, and the caller sees CANCELLED. */
+  /** Ends the call now: the peer's stream is reset, messages not yet read are dropped, and the caller sees CANCELLED. */
   cancel(): void {
-    this.fail(cancelled());
+    if (this.finished) return;
+    this.finished = true;
+    this.destroy(cancelled());
   }
 
   override _read(): void {
@@ -136,10 +138,12 @@ export class StreamingCall<Req, Res> extends Duplex {
     if (!more) this.stream!.pause();
   }
 
+  /**
+   * Kept, and judged at the stream's close: node:http2 reports trailers as soon as they arrive, while
+   * data a slow reader has not taken yet may still be on its way to us.
+   */
   private trailersReceived(trailers: http2.IncomingHttpHeaders): void {
     this.trailers = trailers;
-    this.status = readStatus(trailers);
-    if (!this.decoder.idle) this.failure ??= new GrpcStatusError(GrpcStatus.INTERNAL, 'the response ended inside a message');
   }
 
   private fail(error: GrpcStatusError): void {
@@ -148,16 +152,29 @@ export class StreamingCall<Req, Res> extends Duplex {
     this.finish();
   }
 
-  /** At the stream's close (every message read by then) or the first failure: the call's outcome. */
+  /** At the stream's close (all its data delivered by then) or the first failure: the call's outcome. */
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     const metadata = () => incomingMetadata(this.headers, this.trailers);
-    if (this.failure) return void this.destroy(this.failure);
+    if (this.trailers !== undefined && this.failure === undefined) {
+      this.status = readStatus(this.trailers);
+      if (!this.decoder.idle) this.failure = new GrpcStatusError(GrpcStatus.INTERNAL, 'the response ended inside a message');
+    }
     const status = this.status;
-    if (status === undefined) return void this.destroy(missingStatusError(this.session, this.stream?.rstCode, metadata()));
-    if (status.code !== GrpcStatus.OK) return void this.destroy(new GrpcStatusError(status.code, status.details, metadata()));
+    const failure =
+      this.failure ??
+      (status === undefined
+        ? missingStatusError(this.session, this.stream?.rstCode, metadata())
+        : status.code !== GrpcStatus.OK
+          ? new GrpcStatusError(status.code, status.details, metadata())
+          : undefined);
+    if (failure === undefined) return void this.push(null);
+    if (this.readableLength === 0) return void this.destroy(failure);
+    // As grpc-js does: the messages the plugin sent before the failure are still read (a stdio stream's
+    // last lines, a server stream's items), then the readable side ends; the error is reported at once.
     this.push(null);
+    this.emit('error', failure);
   }
 }

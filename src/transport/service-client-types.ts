@@ -1,5 +1,5 @@
-// The public shape of a typed client, apart from the transport that carries its calls (the lean
-// node:http2 client for unary calls, grpc-js for streams).
+// The public shape of a typed client, apart from the client that carries its calls (call-path.ts: the
+// lean node:http2 client on a plugin's own connection, grpc-js on brokered ones).
 import type * as grpc from '@grpc/grpc-js';
 import type { KnownMethodKind, MethodInput, MethodKey, MethodOutput } from './service.js';
 

@@ -105,7 +105,7 @@ test('kill: a plugin whose grace cut an open call says so (the kill tests above 
   const logger = recordingLogger();
   const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'hostile-kv' } });
   const hanging = plugin.client(loadKVService()).Get({ key: 'hang' }).catch(() => undefined);
-  // Unary calls and Shutdown travel on two connections: kill only once the plugin holds the call open.
+  // The call must be open on the plugin when the kill starts: wait for the plugin to say it holds it.
   t.true(await waitUntil(() => logger.records.some((record) => /holding a call open/.test(record.message)), 20_000), 'the plugin got the call');
   t.deepEqual(await plugin.kill(), { code: 0, signal: null });
   await hanging;

@@ -212,7 +212,7 @@ test('unary client: a peer that dies fails the calls in flight as UNAVAILABLE, a
     stream.write(frameMessage(Buffer.from('partial')), () => stream.session?.destroy());
   });
   t.is((await failure(t, client(t, dropped).call('/test.T/Echo', Buffer.alloc(0)))).code, GrpcStatus.UNAVAILABLE, 'headers and a message, then the connection drops');
-  c.close();
+  c.destroy();
   t.is((await failure(t, c.call('/test.T/Echo', Buffer.alloc(0)))).code, GrpcStatus.UNAVAILABLE);
 });
 

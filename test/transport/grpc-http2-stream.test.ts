@@ -21,6 +21,7 @@ const service = {
   Flood: method('/test.S/Flood', false, true),
   Echo: method('/test.S/Echo', true, true),
   Fail: method('/test.S/Fail', false, true),
+  Chunks: method('/test.S/Chunks', false, true),
 };
 
 interface Server {
@@ -57,8 +58,19 @@ async function grpcServer(t: ExecutionContext): Promise<Server> {
       call.on('data', (message: Buffer) => call.write(message));
       call.on('end', () => call.end());
     },
+    // `count` messages of 8 KiB, each numbered in its first bytes: many DATA frames, then the status.
+    Chunks: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      const count = call.request.readUInt32BE(0);
+      for (let i = 0; i < count; i++) {
+        const message = Buffer.alloc(8 * 1024, 7);
+        message.writeUInt32BE(i, 0);
+        call.write(message);
+      }
+      call.end();
+    },
+    // 50 messages of 8 KiB, then a status other than OK.
     Fail: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      call.write(Buffer.from('first'));
+      for (let i = 0; i < 50; i++) call.write(Buffer.alloc(8 * 1024, 48 + (i % 10)));
       call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'not now' });
     },
   });
@@ -87,19 +99,29 @@ async function collect(call: StreamingCall<Buffer, Buffer>): Promise<string[]> {
   return received;
 }
 
-async function failure(t: ExecutionContext, call: StreamingCall<Buffer, Buffer>): Promise<GrpcStatusError> {
-  const error = await t.throwsAsync(collect(call));
+/** Reads the stream to its error; a slow reader (`eachMs`) leaves messages unread when the status arrives. */
+async function failure(t: ExecutionContext, call: StreamingCall<Buffer, Buffer>, received: string[] = [], eachMs = 0): Promise<GrpcStatusError> {
+  const error = await t.throwsAsync(async () => {
+    for await (const message of call as AsyncIterable<Buffer>) {
+      received.push(message.toString());
+      if (eachMs > 0) await new Promise((resolve) => setTimeout(resolve, eachMs));
+    }
+  });
   t.true(error instanceof GrpcStatusError, String(error));
   return error as GrpcStatusError;
 }
 
+const count = (n: number): Buffer => {
+  const request = Buffer.alloc(4);
+  request.writeUInt32BE(n);
+  return request;
+};
+
 test('stream: a server stream delivers every message in order, then ends', async (t) => {
   const { socket } = await grpcServer(t);
   const c = client(t, socket);
-  const count = Buffer.alloc(4);
-  count.writeUInt32BE(500);
   const call = c.stream('/test.S/Count', codec);
-  call.end(count);
+  call.end(count(500));
   t.deepEqual(await collect(call), Array.from({ length: 500 }, (_, i) => String(i)));
 });
 
@@ -112,13 +134,30 @@ test('stream: a bidi stream echoes what is written, and ends when the requests e
   t.deepEqual(await received, ['a', 'b', 'c']);
 });
 
-test('stream: a status other than OK after some messages fails the stream with its code and message', async (t) => {
+test('stream: a status other than OK after some messages fails the stream with its code and message, after those messages', async (t) => {
   const { socket } = await grpcServer(t);
   const call = client(t, socket).stream('/test.S/Fail', codec);
   call.end(Buffer.alloc(0));
-  const error = await failure(t, call);
+  // A slow reader: the failure is in long before it has read the messages sent before it, which it still gets.
+  const received: string[] = [];
+  const error = await failure(t, call, received, 5);
+  t.is(received.length, 50);
+  t.deepEqual(received.map((message) => message[0]), Array.from({ length: 50 }, (_, i) => String(i % 10)));
   t.is(error.code, grpc.status.FAILED_PRECONDITION);
   t.is(error.details, 'not now');
+});
+
+test('stream: a reader that falls behind still gets every message and a clean end (the status waits for the data before it)', async (t) => {
+  const { socket } = await grpcServer(t);
+  const call = client(t, socket).stream('/test.S/Chunks', codec);
+  call.end(count(200));
+  // A slow reader: the server is done, and its trailers in, while most of the data is unread.
+  let next = 0;
+  for await (const message of call as AsyncIterable<Buffer>) {
+    t.is(message.readUInt32BE(0), next++);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  t.is(next, 200);
 });
 
 test('stream: an unknown method is UNIMPLEMENTED (a plugin without go-plugin\'s broker or stdio service)', async (t) => {
