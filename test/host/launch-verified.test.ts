@@ -26,6 +26,8 @@ async function signedPluginDir(t: ExecutionContext, place: (dir: string) => Prom
   await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), keys.secretKey));
   const auditPath = join(await tempDir(t), 'audit.jsonl');
   const audit = await openAuditLog(auditPath);
+  // Closed by every test's end too, not only by those that read it: an open log's descriptor would leak.
+  t.teardown(() => audit.close());
   const records = async () => {
     await audit.close();
     return (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
