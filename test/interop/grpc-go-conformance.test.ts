@@ -1,6 +1,6 @@
-// Conformance of the lean unary client (src/transport/grpc-http2-client.ts) against grpc-go itself: a
-// plain grpc-go server (test/interop/go/grpcpeer), one test per behaviour that
-// test/transport/grpc-http2-client.test.ts checks against grpc-js's server. Plain HTTP/2 over a unix
+// Conformance of the lean client (src/transport/grpc-http2-client.ts, its unary calls and its streams)
+// against grpc-go itself: a plain grpc-go server (test/interop/go/grpcpeer), one test per behaviour that
+// test/transport/grpc-http2-client.test.ts and grpc-http2-stream.test.ts check against grpc-js's server. Plain HTTP/2 over a unix
 // socket: what is under test is the gRPC protocol, not the pinned TLS (every Go interop test has that).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -146,4 +146,74 @@ goTest('grpc-go conformance: after grpc-go sends GOAWAY and stops, the next call
   t.is(await peer.exited, 0);
   await startPeer(t, go, socket);
   t.is(Buffer.from((await get('after')).value).toString(), 'after');
+});
+
+// The lean client's streams (go-plugin's broker and stdio, typed clients' server streams) against
+// grpc-go's stream.S (grpcpeer): a server stream and a bidi stream, written out by hand in the fixture.
+const streamCodec = { serialize: kv.Get.requestSerialize, deserialize: kv.Get.responseDeserialize };
+
+/** Reads a stream to its end or its error, `eachMs` per message (a slow reader), keeping each value's index. */
+async function readAll(call: AsyncIterable<{ value: Uint8Array }>, eachMs = 0): Promise<{ indexes: number[]; error?: GrpcStatusError }> {
+  const indexes: number[] = [];
+  try {
+    for await (const { value } of call) {
+      indexes.push(Buffer.from(value).readUInt32BE(0));
+      if (eachMs > 0) await new Promise((resolve) => setTimeout(resolve, eachMs));
+    }
+    return { indexes };
+  } catch (error) {
+    if (!(error instanceof GrpcStatusError)) throw error;
+    return { indexes, error };
+  }
+}
+
+goTest('grpc-go conformance, streams: a slow reader of a server stream gets every message in order, then a clean end', async (t, go) => {
+  const { client } = await setUp(t, go);
+  const call = client.stream('/stream.S/Count', streamCodec);
+  call.end({ key: '200' });
+  // grpc-go is done, and its trailers in, long before this reader has taken the 1.6 MB it sent.
+  const { indexes, error } = await readAll(call, 2);
+  t.is(error, undefined);
+  t.deepEqual(indexes, Array.from({ length: 200 }, (_, i) => i));
+});
+
+goTest('grpc-go conformance, streams: messages then a status other than OK give every message, then the error', async (t, go) => {
+  const { client } = await setUp(t, go);
+  const call = client.stream('/stream.S/Count', streamCodec);
+  call.end({ key: '50:fail' });
+  const { indexes, error } = await readAll(call, 5);
+  t.deepEqual(indexes, Array.from({ length: 50 }, (_, i) => i));
+  t.is(error?.code, 9); // FAILED_PRECONDITION
+  t.is(error?.details, 'failed after 50');
+});
+
+goTest('grpc-go conformance, streams: a bidi stream echoes each request, and ends when the requests end', async (t, go) => {
+  const { client } = await setUp(t, go);
+  const call = client.stream('/stream.S/Echo', streamCodec);
+  const received: string[] = [];
+  const done = (async () => {
+    for await (const { value } of call as AsyncIterable<{ value: Uint8Array }>) received.push(Buffer.from(value).toString());
+  })();
+  for (const key of ['a', 'b', 'c']) call.write({ key });
+  call.end();
+  await done;
+  t.deepEqual(received, ['a', 'b', 'c']);
+});
+
+goTest('grpc-go conformance, streams: cancel() and a deadline end the stream on grpc-go too', async (t, go) => {
+  const { peer, client } = await setUp(t, go);
+  const cancelled = client.stream('/stream.S/Count', streamCodec);
+  cancelled.end({ key: 'hang' });
+  const outcome = readAll(cancelled as AsyncIterable<{ value: Uint8Array }>);
+  t.truthy(await waitFor(peer.lines, 'started'), 'grpc-go started the call');
+  cancelled.cancel();
+  t.is((await outcome).error?.code, GrpcStatus.CANCELLED);
+  t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: false });
+
+  peer.lines.length = 0;
+  const timed = client.stream('/stream.S/Count', { ...streamCodec, deadline: Date.now() + 2000 });
+  timed.end({ key: 'hang' });
+  t.truthy(await waitFor(peer.lines, 'started'), 'grpc-go started the second call');
+  t.is((await readAll(timed as AsyncIterable<{ value: Uint8Array }>)).error?.code, GrpcStatus.DEADLINE_EXCEEDED);
+  t.deepEqual(await waitFor(peer.lines, 'cancelled'), { cancelled: true, deadline: true });
 });

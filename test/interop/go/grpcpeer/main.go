@@ -1,5 +1,5 @@
-// grpcpeer is a plain grpc-go server (no go-plugin) for the lean unary
-// client's conformance tests against grpc-go: it serves kv.KV on a unix
+// grpcpeer is a plain grpc-go server (no go-plugin) for the lean client's
+// conformance tests against grpc-go: it serves kv.KV on a unix
 // socket, without TLS, and answers Get by its key:
 //
 //	"fail"   FailedPrecondition with a message that needs percent-encoding,
@@ -11,15 +11,27 @@
 //	"big:N"  a value of N bytes
 //	other    the key itself, as the value
 //
+// It also serves stream.S, described by hand below (no generated code), whose
+// messages are kv's GetRequest and GetResponse:
+//
+//	Count  (server stream) key "N": N values of 8 KiB, each starting with its
+//	       index (4 bytes, big-endian), then OK; "N:fail": the same, then
+//	       FailedPrecondition "failed after N"; "hang": reports {"started":true},
+//	       waits for the call's context to end, then reports
+//	       {"cancelled":true,"deadline":<whether grpc-timeout arrived>}
+//	Echo   (bidi) each request's key back as a value, until the requests end
+//
 // Usage: grpcpeer -socket PATH. It prints "listening" once it accepts calls,
 // and stops on SIGTERM with GracefulStop (a GOAWAY to every connection).
 package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -85,6 +97,61 @@ func (server) Put(context.Context, *kv.PutRequest) (*kv.Empty, error) {
 	return &kv.Empty{}, nil
 }
 
+// streamService is stream.S, written out by hand: grpc-go needs only the names and the handlers.
+var streamService = grpc.ServiceDesc{
+	ServiceName: "stream.S",
+	HandlerType: (*interface{})(nil),
+	Streams: []grpc.StreamDesc{
+		{StreamName: "Count", Handler: count, ServerStreams: true},
+		{StreamName: "Echo", Handler: echo, ServerStreams: true, ClientStreams: true},
+	},
+}
+
+func count(_ interface{}, stream grpc.ServerStream) error {
+	req := new(kv.GetRequest)
+	if err := stream.RecvMsg(req); err != nil {
+		return err
+	}
+	key := req.GetKey()
+	if key == "hang" {
+		ctx := stream.Context()
+		_, hasDeadline := ctx.Deadline()
+		report(map[string]interface{}{"started": true})
+		<-ctx.Done()
+		report(map[string]interface{}{"cancelled": true, "deadline": hasDeadline})
+		return ctx.Err()
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(key, ":fail"))
+	if err != nil || n < 0 {
+		return status.Error(codes.InvalidArgument, "Count needs N, N:fail or hang")
+	}
+	for i := 0; i < n; i++ {
+		value := make([]byte, 8<<10)
+		binary.BigEndian.PutUint32(value, uint32(i))
+		if err := stream.SendMsg(&kv.GetResponse{Value: value}); err != nil {
+			return err
+		}
+	}
+	if strings.HasSuffix(key, ":fail") {
+		return status.Errorf(codes.FailedPrecondition, "failed after %d", n)
+	}
+	return nil
+}
+
+func echo(_ interface{}, stream grpc.ServerStream) error {
+	for {
+		req := new(kv.GetRequest)
+		if err := stream.RecvMsg(req); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := stream.SendMsg(&kv.GetResponse{Value: []byte(req.GetKey())}); err != nil {
+			return err
+		}
+	}
+}
+
 func main() {
 	socket := flag.String("socket", "", "unix socket path")
 	flag.Parse()
@@ -96,6 +163,7 @@ func main() {
 	// Large enough for the receive-limit test's values in both directions.
 	s := grpc.NewServer(grpc.MaxSendMsgSize(64<<20), grpc.MaxRecvMsgSize(64<<20))
 	kv.RegisterKVServer(s, server{})
+	s.RegisterService(&streamService, struct{}{})
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM)
 	go func() {
