@@ -8,8 +8,9 @@ import { sealPlugin, shareDirectory, type SealablePlugin, type SealedPlugin, typ
  * Seals a plugin; for a package entry (one with `package`), the whole listed tree is copied with its layout
  * (so `import.meta.url`-relative data files are found as in place) and Node is started with a preloaded
  * hook that refuses to resolve any module outside the sealed package: ESM through `module.registerHooks` (in
- * the plugin's thread) or, on a Node without it, `module.register`, and CommonJS `require` through the resolver
- * it calls. Other entries are sealed exactly as {@link sealPlugin}.
+ * the plugin's thread) or, on a Node without it, `module.register`, CommonJS `require` through the resolver
+ * it calls, and worker threads through a `Worker` that keeps the hook. Other entries are sealed exactly as
+ * {@link sealPlugin}.
  */
 export async function sealPluginPackage(entry: SealablePlugin, pluginDir: string, options: SealOptions = {}): Promise<SealedPlugin> {
   const sealed = await sealPlugin(entry, pluginDir, options);
@@ -85,8 +86,11 @@ export function resolveSync(specifier, context, nextResolve) {
   return resolved;
 }
 
-/** Confines this thread's CommonJS resolution and its ESM resolution, the latter in-thread where Node can. */
-export function install(Module, hooksURL) {
+/**
+ * Confines this thread's CommonJS resolution and its ESM resolution, the latter in-thread where Node can,
+ * and, given node:worker_threads' exports, the worker threads it starts.
+ */
+export function install(Module, hooksURL, workerThreads) {
   const resolveFilename = Module._resolveFilename;
   Module._resolveFilename = function (request, ...rest) {
     const file = resolveFilename.call(this, request, ...rest);
@@ -97,14 +101,39 @@ export function install(Module, hooksURL) {
   // A loader thread costs every start 35-50 ms of CPU; the in-thread hooks, 0-4 ms (docs/benchmarks.md).
   if (typeof Module.registerHooks === 'function') Module.registerHooks({ resolve: resolveSync });
   else Module.register(hooksURL);
+  if (workerThreads !== undefined) {
+    workerThreads.Worker = confinedWorker(workerThreads.Worker, new URL('./register.mjs', hooksURL).href);
+    // So that \`import { Worker } from 'node:worker_threads'\` in the plugin gets it too.
+    Module.syncBuiltinESMExports();
+  }
+}
+
+/**
+ * Worker, starting each thread with the containment preloaded: a worker loads modules too, and one given
+ * its own execArgv (\`[]\`, say) would start without the preload and resolve them unconfined. An eval
+ * worker never runs a preload (Node 20 and 22), so it is refused rather than left unconfined.
+ */
+export function confinedWorker(Worker, registerHref) {
+  const preloaded = (execArgv) => execArgv.some((arg, i) => (arg === registerHref && execArgv[i - 1] === '--import') || arg === '--import=' + registerHref);
+  return class ConfinedWorker extends Worker {
+    constructor(filename, options = {}) {
+      if (options.eval) {
+        const error = new Error('gatehouse: a sealed plugin package cannot start an eval worker: nothing it loads would be confined to the package; start the worker from a file of the package');
+        error.code = 'ERR_GATEHOUSE_CONFINED';
+        throw error;
+      }
+      const execArgv = options.execArgv;
+      super(filename, execArgv === undefined || preloaded(execArgv) ? options : { ...options, execArgv: ['--import', registerHref, ...execArgv] });
+    }
+  };
 }
 `;
 }
 
 function registerModule(): string {
-  return `// gatehouse: preloaded with --import; confines ESM and CommonJS resolution to the sealed plugin package.
-import Module from 'node:module';
+  return `// gatehouse: preloaded with --import; confines ESM and CommonJS resolution, and worker threads, to the sealed plugin package.
+import Module, { createRequire } from 'node:module';
 import { install } from './hooks.mjs';
-install(Module, new URL('./hooks.mjs', import.meta.url));
+install(Module, new URL('./hooks.mjs', import.meta.url), createRequire(import.meta.url)('node:worker_threads'));
 `;
 }

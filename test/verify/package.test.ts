@@ -18,6 +18,10 @@ import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js
 const run = promisify(execFile);
 const DAY_MS = 86_400_000;
 
+/** An eval worker's code: requires 'leak' as the package's entry would (workerData is its URL). */
+const EVAL_WORKER = `const { parentPort, workerData } = require('node:worker_threads');
+try { require('node:module').createRequire(workerData)('leak'); parentPort.postMessage('found'); } catch (error) { parentPort.postMessage(error.code); }`;
+
 const MAIN = `import { readFile } from 'node:fs/promises';
 import Module, { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -34,7 +38,15 @@ const hooks = typeof Module.registerHooks === 'function' ? 'registerHooks' : 're
 // A worker thread loads modules too: it inherits the preloaded hook through execArgv.
 const worker = new Worker(new URL('./lib/worker.cjs', import.meta.url));
 const leakInWorker = await new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); });
-console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, loaderThreads, hooks }));
+// A worker given its own execArgv would start without the preload; an eval worker never runs one.
+const bare = new Worker(new URL('./lib/worker.cjs', import.meta.url), { execArgv: [] });
+const leakInBareWorker = await new Promise((resolve, reject) => { bare.once('message', resolve); bare.once('error', reject); });
+const evalWorker = await outcome(() => new Promise((resolve, reject) => {
+  const evaluated = new Worker(${JSON.stringify(EVAL_WORKER)}, { eval: true, workerData: import.meta.url });
+  evaluated.once('message', (said) => (said === 'found' ? resolve() : reject(Object.assign(new Error(said), { code: said }))));
+  evaluated.once('error', reject);
+}));
+console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, leakInBareWorker, evalWorker, loaderThreads, hooks }));
 `;
 
 const WORKER = `const { parentPort } = require('node:worker_threads');
@@ -87,8 +99,18 @@ const CONFINED = {
   leakResolve: 'MODULE_NOT_FOUND',
   leakFromDependency: 'MODULE_NOT_FOUND',
   leakInWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
+  leakInBareWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
+  evalWorker: 'ERR_GATEHOUSE_CONFINED',
 };
-const UNCONFINED = { leakImport: 'found', leakRequire: 'found', leakResolve: 'found', leakFromDependency: 'found', leakInWorker: { required: 'found', imported: 'found' } };
+const UNCONFINED = {
+  leakImport: 'found',
+  leakRequire: 'found',
+  leakResolve: 'found',
+  leakFromDependency: 'found',
+  leakInWorker: { required: 'found', imported: 'found' },
+  leakInBareWorker: { required: 'found', imported: 'found' },
+  evalWorker: 'found',
+};
 
 /** An absolute path to a Node.js >= 22.15 for the in-thread branch, when the one running the tests is older. */
 const NODE_WITH_HOOKS = 'GATEHOUSE_TEST_NODE22';
