@@ -6,7 +6,7 @@
 //	         before any message (a trailers-only response)
 //	"hang"   reports {"started":true} on stdout, waits for the call's context
 //	         to end, then reports {"cancelled":true,"deadline":<whether
-//	         grpc-timeout arrived>}
+//	         grpc-timeout arrived>} and answers a second later (lateAnswer)
 //	"meta"   echoes x-text into a header and x-bin into a trailer
 //	"big:N"  a value of N bytes
 //	other    the key itself, as the value
@@ -18,7 +18,8 @@
 //	       index (4 bytes, big-endian), then OK; "N:fail": the same, then
 //	       FailedPrecondition "failed after N"; "hang": reports {"started":true},
 //	       waits for the call's context to end, then reports
-//	       {"cancelled":true,"deadline":<whether grpc-timeout arrived>}
+//	       {"cancelled":true,"deadline":<whether grpc-timeout arrived>} and
+//	       answers a second later
 //	Echo   (bidi) each request's key back as a value, until the requests end
 //
 // Usage: grpcpeer -socket PATH. It prints "listening" once it accepts calls,
@@ -38,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"gatehouse/kv"
 
@@ -49,6 +51,14 @@ import (
 
 type server struct {
 	kv.UnimplementedKVServer
+}
+
+// lateAnswer holds a call whose context has ended before it answers: grpc-go
+// 1.33 would otherwise send the handler's ctx.Err() as UNKNOWN, racing the
+// client's own deadline, while what is under test is that the client ends
+// the call by itself.
+func lateAnswer() {
+	time.Sleep(time.Second)
 }
 
 func report(v map[string]interface{}) {
@@ -66,6 +76,7 @@ func (server) Get(ctx context.Context, req *kv.GetRequest) (*kv.GetResponse, err
 		report(map[string]interface{}{"started": true})
 		<-ctx.Done()
 		report(map[string]interface{}{"cancelled": true, "deadline": hasDeadline})
+		lateAnswer()
 		return nil, ctx.Err()
 	case key == "meta":
 		in, _ := metadata.FromIncomingContext(ctx)
@@ -119,6 +130,7 @@ func count(_ interface{}, stream grpc.ServerStream) error {
 		report(map[string]interface{}{"started": true})
 		<-ctx.Done()
 		report(map[string]interface{}{"cancelled": true, "deadline": hasDeadline})
+		lateAnswer()
 		return ctx.Err()
 	}
 	n, err := strconv.Atoi(strings.TrimSuffix(key, ":fail"))
