@@ -9,8 +9,8 @@ import { sealPlugin, shareDirectory, type SealablePlugin, type SealedPlugin, typ
  * (so `import.meta.url`-relative data files are found as in place) and Node is started with a preloaded
  * hook that refuses to resolve any module outside the sealed package: ESM through `module.registerHooks` (in
  * the plugin's thread) or, on a Node without it, `module.register`, CommonJS `require` through the resolver
- * it calls, and worker threads through a `Worker` that keeps the hook. Other entries are sealed exactly as
- * {@link sealPlugin}.
+ * it calls, and worker threads and forked Node.js processes through a `Worker` and a `fork` that keep the
+ * hook. Other entries are sealed exactly as {@link sealPlugin}.
  */
 export async function sealPluginPackage(entry: SealablePlugin, pluginDir: string, options: SealOptions = {}): Promise<SealedPlugin> {
   const sealed = await sealPlugin(entry, pluginDir, options);
@@ -88,9 +88,9 @@ export function resolveSync(specifier, context, nextResolve) {
 
 /**
  * Confines this thread's CommonJS resolution and its ESM resolution, the latter in-thread where Node can,
- * and, given node:worker_threads' exports, the worker threads it starts.
+ * and, given node:worker_threads' and node:child_process' exports, the threads and Node.js processes it starts.
  */
-export function install(Module, hooksURL, workerThreads) {
+export function install(Module, hooksURL, starters) {
   const resolveFilename = Module._resolveFilename;
   Module._resolveFilename = function (request, ...rest) {
     const file = resolveFilename.call(this, request, ...rest);
@@ -101,11 +101,22 @@ export function install(Module, hooksURL, workerThreads) {
   // A loader thread costs every start 35-50 ms of CPU; the in-thread hooks, 0-4 ms (docs/benchmarks.md).
   if (typeof Module.registerHooks === 'function') Module.registerHooks({ resolve: resolveSync });
   else Module.register(hooksURL);
-  if (workerThreads !== undefined) {
-    workerThreads.Worker = confinedWorker(workerThreads.Worker, new URL('./register.mjs', hooksURL).href);
-    // So that \`import { Worker } from 'node:worker_threads'\` in the plugin gets it too.
+  if (starters !== undefined) {
+    const preload = preloading(new URL('./register.mjs', hooksURL).href);
+    starters.workerThreads.Worker = confinedWorker(starters.workerThreads.Worker, preload);
+    starters.childProcess.fork = confinedFork(starters.childProcess.fork, preload);
+    // So that \`import { Worker } from 'node:worker_threads'\` (and fork) in the plugin get them too.
     Module.syncBuiltinESMExports();
   }
+}
+
+/**
+ * An execArgv that preloads the containment: the one given, if it does, else the one given with it put
+ * first. Undefined (inherit this process's, which preloads it) stays undefined.
+ */
+export function preloading(registerHref) {
+  const preloads = (execArgv) => execArgv.some((arg, i) => (arg === registerHref && execArgv[i - 1] === '--import') || arg === '--import=' + registerHref);
+  return (execArgv) => (execArgv === undefined || preloads(execArgv) ? execArgv : ['--import', registerHref, ...execArgv]);
 }
 
 /**
@@ -113,8 +124,7 @@ export function install(Module, hooksURL, workerThreads) {
  * its own execArgv (\`[]\`, say) would start without the preload and resolve them unconfined. An eval
  * worker never runs a preload (Node 20 and 22), so it is refused rather than left unconfined.
  */
-export function confinedWorker(Worker, registerHref) {
-  const preloaded = (execArgv) => execArgv.some((arg, i) => (arg === registerHref && execArgv[i - 1] === '--import') || arg === '--import=' + registerHref);
+export function confinedWorker(Worker, preload) {
   return class ConfinedWorker extends Worker {
     constructor(filename, options = {}) {
       if (options.eval) {
@@ -122,18 +132,33 @@ export function confinedWorker(Worker, registerHref) {
         error.code = 'ERR_GATEHOUSE_CONFINED';
         throw error;
       }
-      const execArgv = options.execArgv;
-      super(filename, execArgv === undefined || preloaded(execArgv) ? options : { ...options, execArgv: ['--import', registerHref, ...execArgv] });
+      const execArgv = preload(options.execArgv);
+      super(filename, execArgv === options.execArgv ? options : { ...options, execArgv });
     }
+  };
+}
+
+/** child_process.fork, the same for a child Node.js process: one given its own execArgv keeps the preload. */
+export function confinedFork(fork, preload) {
+  return function confinedFork(modulePath, args, options) {
+    // fork(modulePath[, args][, options]), as Node reads it: an object in place of args is the options.
+    if (args != null && !Array.isArray(args)) {
+      options = args;
+      args = undefined;
+    }
+    const execArgv = preload(options?.execArgv);
+    return fork.call(this, modulePath, args ?? [], execArgv === options?.execArgv ? options : { ...options, execArgv });
   };
 }
 `;
 }
 
 function registerModule(): string {
-  return `// gatehouse: preloaded with --import; confines ESM and CommonJS resolution, and worker threads, to the sealed plugin package.
+  return `// gatehouse: preloaded with --import; confines ESM and CommonJS resolution, and the threads and Node.js processes
+// the plugin starts, to the sealed plugin package.
 import Module, { createRequire } from 'node:module';
 import { install } from './hooks.mjs';
-install(Module, new URL('./hooks.mjs', import.meta.url), createRequire(import.meta.url)('node:worker_threads'));
+const builtin = createRequire(import.meta.url);
+install(Module, new URL('./hooks.mjs', import.meta.url), { workerThreads: builtin('node:worker_threads'), childProcess: builtin('node:child_process') });
 `;
 }

@@ -22,7 +22,8 @@ const DAY_MS = 86_400_000;
 const EVAL_WORKER = `const { parentPort, workerData } = require('node:worker_threads');
 try { require('node:module').createRequire(workerData)('leak'); parentPort.postMessage('found'); } catch (error) { parentPort.postMessage(error.code); }`;
 
-const MAIN = `import { readFile } from 'node:fs/promises';
+const MAIN = `import { fork } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import Module, { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { helper } from './lib/helper.js';
@@ -46,13 +47,21 @@ const evalWorker = await outcome(() => new Promise((resolve, reject) => {
   evaluated.once('message', (said) => (said === 'found' ? resolve() : reject(Object.assign(new Error(said), { code: said }))));
   evaluated.once('error', reject);
 }));
-console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, leakInBareWorker, evalWorker, loaderThreads, hooks }));
+// A child Node.js process given its own execArgv, likewise.
+const child = fork(new URL('./lib/child.cjs', import.meta.url), { execArgv: [] });
+const leakInForkedChild = await new Promise((resolve, reject) => { child.once('message', resolve); child.once('error', reject); });
+console.log(JSON.stringify({ helper: helper(), dep: dep.name, data: data.trim(), leakImport, leakRequire, leakResolve, leakFromDependency: dep.leak, leakInWorker, leakInBareWorker, evalWorker, leakInForkedChild, loaderThreads, hooks }));
 `;
 
 const WORKER = `const { parentPort } = require('node:worker_threads');
 let required;
 try { require('leak'); required = 'found'; } catch (error) { required = error.code; }
 import('leak').then(() => 'found', (error) => error.code).then((imported) => parentPort.postMessage({ required, imported }));
+`;
+
+const CHILD = `let required;
+try { require('leak'); required = 'found'; } catch (error) { required = error.code; }
+process.send(required, () => process.disconnect());
 `;
 
 const DEP = `let leak;
@@ -67,6 +76,7 @@ async function packageDir(t: ExecutionContext): Promise<string> {
   await writeFileWithMode(dir, 'pkg/main.js', MAIN, 0o644);
   await writeFileWithMode(dir, 'pkg/lib/helper.js', 'export const helper = () => "local";\n', 0o644);
   await writeFileWithMode(dir, 'pkg/lib/worker.cjs', WORKER, 0o644);
+  await writeFileWithMode(dir, 'pkg/lib/child.cjs', CHILD, 0o644);
   await writeFileWithMode(dir, 'pkg/data/service.proto', 'syntax = "proto3";\n', 0o644);
   await writeFileWithMode(dir, 'pkg/node_modules/dep/package.json', JSON.stringify({ name: 'dep', main: 'index.cjs' }), 0o644);
   // A CommonJS dependency, imported from ESM, that itself requires what only the seal root's parents hold.
@@ -101,6 +111,7 @@ const CONFINED = {
   leakInWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
   leakInBareWorker: { required: 'MODULE_NOT_FOUND', imported: 'ERR_MODULE_NOT_FOUND' },
   evalWorker: 'ERR_GATEHOUSE_CONFINED',
+  leakInForkedChild: 'MODULE_NOT_FOUND',
 };
 const UNCONFINED = {
   leakImport: 'found',
@@ -110,6 +121,7 @@ const UNCONFINED = {
   leakInWorker: { required: 'found', imported: 'found' },
   leakInBareWorker: { required: 'found', imported: 'found' },
   evalWorker: 'found',
+  leakInForkedChild: 'found',
 };
 
 /** An absolute path to a Node.js >= 22.15 for the in-thread branch, when the one running the tests is older. */
@@ -135,7 +147,7 @@ test('manifest create --package: entry from package.json main, version from pack
   t.deepEqual(entry.interpreter, { path: process.execPath });
   t.deepEqual(
     entry.files?.map((file) => file.path),
-    ['pkg/data/service.proto', 'pkg/lib/helper.js', 'pkg/lib/worker.cjs', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
+    ['pkg/data/service.proto', 'pkg/lib/child.cjs', 'pkg/lib/helper.js', 'pkg/lib/worker.cjs', 'pkg/node_modules/dep/index.cjs', 'pkg/node_modules/dep/package.json', 'pkg/package.json'],
   );
   t.true(entry.files?.every((file) => /^[0-9a-f]{64}$/.test(file.sha256) && file.size > 0));
   const pinned = await createPackageEntry(dir, { name: 'demo', dir: 'pkg', entry: 'lib/helper.js', pinInterpreter: true, version: '2.0.0' });
@@ -186,6 +198,8 @@ interface ContainmentHooks {
   resolve(specifier: string, context: object, next: (specifier: string, context: object) => Promise<{ url: string }>): Promise<{ url: string }>;
   resolveSync(specifier: string, context: object, next: (specifier: string, context: object) => { url: string }): { url: string };
   install(module: object, hooksURL: URL): void;
+  preloading(registerHref: string): (execArgv: string[] | undefined) => string[] | undefined;
+  confinedFork(fork: (...args: unknown[]) => unknown, preload: (execArgv: string[] | undefined) => string[] | undefined): (...args: unknown[]) => unknown;
 }
 
 /** A sealed copy of the test package, its containment hook module loaded into this process, and its package root. */
@@ -217,6 +231,27 @@ test('the containment installs module.registerHooks where the plugin\'s Node has
     t.is(resolveFilename('fs'), 'fs');
     t.throws(() => resolveFilename('leak'), { code: 'MODULE_NOT_FOUND', message: `gatehouse: leak resolves to file://${outside}, outside the sealed plugin package ${root}` });
   }
+});
+
+test('a forked Node.js process keeps the containment preloaded, in every form of fork() and whatever execArgv it is given', async (t) => {
+  const { hooks, hooksURL } = await sealedHooks(t);
+  const register = new URL('./register.mjs', hooksURL).href;
+  const preload = hooks.preloading(register);
+  t.is(preload(undefined), undefined, 'the inherited execArgv preloads it already');
+  t.deepEqual(preload(['--import', register, '--x']), ['--import', register, '--x']);
+  t.deepEqual(preload([`--import=${register}`]), [`--import=${register}`]);
+  const calls: unknown[][] = [];
+  const fork = hooks.confinedFork((...args: unknown[]) => calls.push(args), preload);
+  fork('a.js');
+  fork('a.js', ['x']);
+  fork('a.js', { execArgv: [] });
+  fork('a.js', ['x'], { execArgv: ['--y'], cwd: '/' });
+  t.deepEqual(calls, [
+    ['a.js', [], undefined],
+    ['a.js', ['x'], undefined],
+    ['a.js', [], { execArgv: ['--import', register] }],
+    ['a.js', ['x'], { execArgv: ['--import', register, '--y'], cwd: '/' }],
+  ]);
 });
 
 test('both ESM hooks apply the one containment rule: builtins and files inside the package pass, everything else is refused alike', async (t) => {
