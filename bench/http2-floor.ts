@@ -20,7 +20,6 @@ import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult
 
 export const WINDOW_BYTES = 1 << 20;
 
-
 export function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = '';

@@ -5,6 +5,7 @@
 // then, for a like-for-like comparison with gatehouse's launch row, the same first Put and Get over a bare
 // node:http2 session on that connection (bench/http2-floor.ts's client).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -37,16 +38,9 @@ export interface LaunchFloorResult {
 
 const kvService = loadKVService();
 
-function once<T>(emitter: NodeJS.EventEmitter, event: string, value: () => T): Promise<T> {
-  return new Promise((resolve, reject) => {
-    emitter.once(event, () => resolve(value()));
-    emitter.once('error', reject);
-  });
-}
-
 async function killed(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  const closed = once(child, 'close', () => undefined);
+  const closed = once(child, 'close');
   try {
     process.kill(-(child.pid as number), 'SIGKILL');
   } catch {
@@ -66,14 +60,14 @@ async function oneLaunch(command: readonly string[], identity: EphemeralIdentity
   let socket: tls.TLSSocket | undefined;
   let session: http2.ClientHttp2Session | undefined;
   try {
-    const t1 = await once(child, 'spawn', () => performance.now());
+    const t1 = await once(child, 'spawn').then(() => performance.now());
     const handshake = parseHandshakeLine(await line, [1]);
     const t2 = performance.now();
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
     const pinned = pinnedTlsOptions(identity, handshake.serverCertificate);
     const connecting = tls.connect({ path: handshake.address, ...pinned, ALPNProtocols: ['h2'] });
     socket = connecting;
-    const t3 = await once(connecting, 'secureConnect', () => performance.now());
+    const t3 = await once(connecting, 'secureConnect').then(() => performance.now());
     session = http2.connect('https://localhost', { createConnection: () => connecting, settings: { initialWindowSize: WINDOW_BYTES } });
     session.on('error', () => {}); // a failed call below says what went wrong
     const kv = { Get: method(session, kvService.Get), Put: method(session, kvService.Put) };

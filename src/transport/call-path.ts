@@ -60,6 +60,8 @@ export function grpcJsCalls(client: grpc.Client): CallPath {
 
 /** Calls through the lean node:http2 client: the whole of a plugin's connection on one socket. */
 export function leanCalls(client: GrpcHttp2Client): CallPath {
+  const open = <Req, Res>(method: Method<Req, Res>, options: CallOptions) =>
+    client.stream(method.path, { ...leanCallOptions(options), serialize: method.requestSerialize, deserialize: method.responseDeserialize });
   return {
     unary(method, request, options) {
       return client.call(method.path, method.requestSerialize(request), leanCallOptions(options)).then((response) => {
@@ -72,13 +74,9 @@ export function leanCalls(client: GrpcHttp2Client): CallPath {
       });
     },
     serverStream(method, request, options) {
-      const call = client.stream(method.path, { ...leanCallOptions(options), serialize: method.requestSerialize, deserialize: method.responseDeserialize });
-      call.end(request);
-      return call;
+      return open(method, options).end(request);
     },
-    bidiStream(method, options) {
-      return client.stream(method.path, { ...leanCallOptions(options), serialize: method.requestSerialize, deserialize: method.responseDeserialize });
-    },
+    bidiStream: open,
   };
 }
 

@@ -88,6 +88,7 @@ export function responseHeadersError(headers: http2.IncomingHttpHeaders): GrpcSt
 /** Past what a timer can hold (about 24.8 days) a wait is unbounded here; the peer still has grpc-timeout. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Response metadata from the headers and the trailers, protocol headers left out. */
 export function incomingMetadata(headers: http2.IncomingHttpHeaders | undefined, trailers: http2.IncomingHttpHeaders | undefined): IncomingMetadata {
   const metadata: IncomingMetadata = new Map();
   if (headers) collectMetadata(metadata, headers);
@@ -185,12 +186,22 @@ export function deadlineExceeded(): GrpcStatusError {
 }
 
 /**
- * A stream that ended without a status: UNAVAILABLE when its connection went first (a plugin that
- * crashed mid-call), as grpc-js says, so that the caller goes on to ask whether the plugin exited;
- * otherwise what the stream's reset code means. `session` is the stream's, kept at its start: a
- * closed stream no longer names it.
+ * How a call ended, judged once its response is over: undefined for OK, else the error with the
+ * response's metadata. A stream that ended without a status is UNAVAILABLE when its connection went
+ * first (a plugin that crashed mid-call), as grpc-js says, so that the caller goes on to ask whether the
+ * plugin exited; otherwise what the stream's reset code means. `session` is the stream's, kept at its
+ * start: a closed stream no longer names it.
  */
-export function missingStatusError(session: http2.Http2Session | undefined, rstCode: number | undefined, metadata: IncomingMetadata): GrpcStatusError {
+export function statusError(
+  status: { code: number; details: string } | undefined,
+  session: http2.Http2Session | undefined,
+  rstCode: number | undefined,
+  headers: http2.IncomingHttpHeaders | undefined,
+  trailers: http2.IncomingHttpHeaders | undefined,
+): GrpcStatusError | undefined {
+  if (status?.code === GrpcStatus.OK) return undefined;
+  const metadata = incomingMetadata(headers, trailers);
+  if (status !== undefined) return new GrpcStatusError(status.code, status.details, metadata);
   if (session === undefined || session.destroyed || session.closed) {
     return new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the connection to the plugin ended during the call', metadata);
   }

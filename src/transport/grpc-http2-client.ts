@@ -7,17 +7,17 @@ import {
   GrpcStatusError,
   incomingMetadata,
   MAX_TIMER_MS,
-  missingStatusError,
   readStatus,
   requestHeaders,
   responseHeadersError,
+  statusError,
   streamError,
   deadlineExceeded,
   type IncomingMetadata,
   type RequestOptions,
 } from './grpc-call-protocol.js';
 import { frameMessage, MessageDecoder, messagePrefix } from './grpc-frames.js';
-import { StreamingCall, type StreamingCallOptions } from './grpc-http2-stream.js';
+import { StreamingCall, type OpenedStream, type StreamingCallOptions } from './grpc-http2-stream.js';
 
 export { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, type IncomingMetadata, type OutgoingMetadata } from './grpc-call-protocol.js';
 
@@ -94,7 +94,7 @@ export class GrpcHttp2Client {
    * it as an 'error' carrying a GrpcStatusError; a call that ends with status OK ends its readable side.
    */
   stream<Req, Res>(path: string, options: StreamingCallOptions<Req, Res>): StreamingCall<Req, Res> {
-    let opened: { stream: http2.ClientHttp2Stream; timeoutMs: number | undefined } | GrpcStatusError;
+    let opened: OpenedStream | GrpcStatusError;
     try {
       opened = this.request(path, options);
     } catch (error) {
@@ -149,7 +149,7 @@ export class GrpcHttp2Client {
   }
 
   /** A new stream on the session, with the request headers sent. Throws GrpcStatusError. */
-  private request(path: string, options: RequestOptions): { stream: http2.ClientHttp2Stream; timeoutMs: number | undefined } {
+  private request(path: string, options: RequestOptions): OpenedStream {
     if (this.closed) throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the client is closed');
     const { headers, timeoutMs } = requestHeaders(path, this.options.authority, options);
     try {
@@ -231,7 +231,7 @@ class UnaryCall {
     private readonly signal: AbortSignal | undefined,
   ) {
     this.decoder = new MessageDecoder(maxReceiveMessageBytes);
-    // Kept now: a closed stream no longer names its session (see missingStatusError).
+    // Kept now: a closed stream no longer names its session (see statusError).
     this.session = stream.session;
     if (signal !== undefined) {
       this.onAbort = () => this.fail(cancelled());
@@ -288,16 +288,12 @@ class UnaryCall {
     this.settled = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.onAbort) this.signal?.removeEventListener('abort', this.onAbort);
-    if (this.failure) return this.reject(this.failure);
-    const status = this.status;
-    if (status === undefined) return this.reject(missingStatusError(this.session, this.stream.rstCode, this.metadata()));
-    if (status.code !== GrpcStatus.OK) return this.reject(new GrpcStatusError(status.code, status.details, this.metadata()));
-    if (this.message === undefined) return this.reject(new GrpcStatusError(GrpcStatus.INTERNAL, 'the response had no message', this.metadata()));
+    const failure = this.failure ?? statusError(this.status, this.session, this.stream.rstCode, this.headers, this.trailers);
+    if (failure) return this.reject(failure);
+    if (this.message === undefined) {
+      return this.reject(new GrpcStatusError(GrpcStatus.INTERNAL, 'the response had no message', incomingMetadata(this.headers, this.trailers)));
+    }
     this.resolve(new ReceivedResponse(this.message, this.headers, this.trailers));
-  }
-
-  private metadata(): IncomingMetadata {
-    return incomingMetadata(this.headers, this.trailers);
   }
 }
 

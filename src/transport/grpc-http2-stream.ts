@@ -6,11 +6,10 @@ import {
   frameFailure,
   GrpcStatus,
   GrpcStatusError,
-  incomingMetadata,
   MAX_TIMER_MS,
-  missingStatusError,
   readStatus,
   responseHeadersError,
+  statusError,
   streamError,
   type RequestOptions,
 } from './grpc-call-protocol.js';
@@ -22,6 +21,12 @@ export interface StreamingCallOptions<Req, Res> extends RequestOptions {
   deserialize: (message: Buffer) => Res;
 }
 
+/** A stream the client has opened, with its request headers sent, and the time left before its deadline. */
+export interface OpenedStream {
+  stream: http2.ClientHttp2Stream;
+  timeoutMs: number | undefined;
+}
+
 const { NGHTTP2_CANCEL } = http2.constants;
 
 /**
@@ -29,9 +34,9 @@ const { NGHTTP2_CANCEL } = http2.constants;
  * Shaped like grpc-js's client streams where the host uses them ('data', 'end', 'error' with a `code`
  * and `details`, `cancel()`), so the broker, stdio and server streams read either.
  *
- * A reader that stops reading pauses the HTTP/2 stream: node:http2 then stops reading from nghttp2
- * and sends no more WINDOW_UPDATE, so a peer that keeps writing is held to one flow-control window
- * (a plugin cannot grow the host's memory by streaming faster than the host reads).
+ * A reader that stops reading pauses the HTTP/2 stream: node:http2 then grants the peer no more window
+ * for it, so a plugin that keeps writing is held to what the readable buffer holds (16 messages) and one
+ * flow-control window: it cannot grow the host's memory by streaming faster than the host reads.
  */
 export class StreamingCall<Req, Res> extends Duplex {
   private readonly stream: http2.ClientHttp2Stream | undefined;
@@ -45,7 +50,7 @@ export class StreamingCall<Req, Res> extends Duplex {
   private finished = false;
 
   constructor(
-    opened: { stream: http2.ClientHttp2Stream; timeoutMs: number | undefined } | GrpcStatusError,
+    opened: OpenedStream | GrpcStatusError,
     private readonly options: StreamingCallOptions<Req, Res>,
     maxReceiveMessageBytes: number,
     private readonly checkSendSize: (length: number) => void,
@@ -157,19 +162,11 @@ export class StreamingCall<Req, Res> extends Duplex {
     if (this.finished) return;
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
-    const metadata = () => incomingMetadata(this.headers, this.trailers);
     if (this.trailers !== undefined && this.failure === undefined) {
       this.status = readStatus(this.trailers);
       if (!this.decoder.idle) this.failure = new GrpcStatusError(GrpcStatus.INTERNAL, 'the response ended inside a message');
     }
-    const status = this.status;
-    const failure =
-      this.failure ??
-      (status === undefined
-        ? missingStatusError(this.session, this.stream?.rstCode, metadata())
-        : status.code !== GrpcStatus.OK
-          ? new GrpcStatusError(status.code, status.details, metadata())
-          : undefined);
+    const failure = this.failure ?? statusError(this.status, this.session, this.stream?.rstCode, this.headers, this.trailers);
     if (failure === undefined) return void this.push(null);
     if (this.readableLength === 0) return void this.destroy(failure);
     // As grpc-js does: the messages the plugin sent before the failure are still read (a stdio stream's

@@ -27,7 +27,7 @@ export interface GoBinaries {
   readonly yamuxpeer: string;
   /** go-plugin 1.0.1 secrets engine for the secrets server (examples/secrets-server/engine.proto). */
   readonly secretsengine: string;
-  /** A plain grpc-go KV server for the lean client's conformance tests: `grpcpeer -socket PATH`. */
+  /** A plain grpc-go server (kv.KV and the streams of stream.S) for the lean client's conformance tests: `grpcpeer -socket PATH`. */
   readonly grpcpeer: string;
 }
 
