@@ -77,6 +77,7 @@ export type GatehouseErrorCode =
   | 'SEAL_FAILED'
   | 'SEAL_ROOT_UNSAFE'
   | 'BUNDLE_FAILED'
+  | 'BUNDLE_OMITTED'
   | 'ARCHIVE_INVALID'
   | 'ARCHIVE_TOO_LARGE'
   | 'LOCK_MISMATCH'

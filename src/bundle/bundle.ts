@@ -1,5 +1,6 @@
-import { build, type BuildFailure, type Message } from 'esbuild';
+import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { GatehouseError } from '../errors.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
 
@@ -40,6 +41,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       logLevel: 'silent',
       metafile: true,
       loader: { '.proto': 'text' },
+      plugins: [withoutGrpcJsProtoLoader],
       // CommonJS modules inside an ESM bundle (grpc-js) call require() for Node's built-ins.
       banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module';\nconst require = __gatehouseCreateRequire(import.meta.url);" },
     });
@@ -52,6 +54,24 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
   await writeFileAtomic(options.out, output.contents, 0o644);
   return { out: options.out, bytes: output.contents.byteLength, inputs: Object.keys(result.metafile.inputs).sort() };
 }
+
+/**
+ * grpc-js's channelz and ORCA modules require @grpc/proto-loader, only inside the functions that serve those
+ * services, to read .proto files from grpc-js's own directory, which no bundle carries: in a bundle they
+ * cannot work. Yet the require put proto-loader and the whole of protobufjs's parser in every bundle, a
+ * quarter of the recommended one, compiled at every start (docs/benchmarks.md). They get a stand-in that
+ * says so instead; a plugin that imports proto-loader itself still gets the real one.
+ */
+const GRPC_JS_PROTO_LOADER_USERS = /[\\/]@grpc[\\/]grpc-js[\\/]build[\\/]src[\\/](?:channelz|orca)\.js$/;
+const omittedProtoLoader = fileURLToPath(new URL('./omitted-proto-loader.js', import.meta.url));
+const withoutGrpcJsProtoLoader: Plugin = {
+  name: 'gatehouse-without-grpc-js-proto-loader',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^@grpc\/proto-loader$/ }, (args) =>
+      GRPC_JS_PROTO_LOADER_USERS.test(args.importer) ? { path: omittedProtoLoader } : undefined,
+    );
+  },
+};
 
 function describe(message: Message): string {
   const where = message.location ? `${message.location.file}:${message.location.line}:${message.location.column}: ` : '';
