@@ -28,8 +28,17 @@ export interface RawResults {
    * examples/kv-precompiled bundled by `gatehouse bundle` (bundlePlugin). tsBundledProtoLoader: the
    * unbundled example's code in one bundle, still parsing kv.proto at start (the figure before issue 14).
    * tsSealed: the recommended bundle sealed as a package, started with the containment hook (PK1).
+   * http2ServerFloor: bench/http2-server-floor.ts bundled, a pinned node:http2 server and its line, no gRPC.
    */
-  start: { ts: number[]; tsBundled: number[]; tsBundledProtoLoader?: number[]; tsSealed?: number[]; go: number[] | null; nodeFloor: number[] };
+  start: {
+    ts: number[];
+    tsBundled: number[];
+    tsBundledProtoLoader?: number[];
+    tsSealed?: number[];
+    http2ServerFloor?: number[];
+    go: number[] | null;
+    nodeFloor: number[];
+  };
   hashing: HashingResult | null;
   audit?: AuditBenchResult | null;
   /** The gatehouse-side runs again under a second Node.js binary (`--node`); absent or null without it. */
@@ -42,7 +51,7 @@ export interface AltNodeRaw {
   /** `node --version` of that binary, e.g. v22.23.5. */
   version: string;
   workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor'>;
-  start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'tsSealed' | 'nodeFloor'>;
+  start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'tsSealed' | 'http2ServerFloor' | 'nodeFloor'>;
 }
 
 export type Need = 'go' | 'openssl';
@@ -345,6 +354,24 @@ function startFigures(raw: RawResults): Figure[] {
       counterpart: nodeFloor,
       // Issue 14: a plugin built the way docs/plugins.md recommends starts within 2x Node's own start.
       target: { kind: 'ratio-at-most', value: 2 },
+    }),
+    figure({
+      id: 'start.http2ServerFloor',
+      scenario: 'start',
+      label: '  floor: a mutual-TLS HTTP/2 server alone (node:http2, no gRPC, bundled), spawn to its line, median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: median(raw.start.http2ServerFloor),
+      counterpart: nodeFloor,
+    }),
+    figure({
+      id: 'start.ts.bundled.serverFloor',
+      scenario: 'start',
+      label: '  the recommended bundle against that server floor: what gRPC and gatehouse add, median',
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: median(raw.start.tsBundled),
+      counterpart: { name: 'mutual-TLS HTTP/2 server', value: median(raw.start.http2ServerFloor) },
     }),
     figure({
       id: 'start.ts.bundledProtoLoader',

@@ -39,6 +39,8 @@ const hostRunner = here('./gatehouse-host.js');
 const tsPlugin = here('../examples/kv/plugin.js');
 // The form docs/plugins.md recommends: precompiled codecs, bundled.
 const tsPrecompiledPlugin = here('../examples/kv-precompiled/plugin.js');
+// The least a Node.js plugin serving over AutoMTLS does before its line, no gRPC: the floor under the above.
+const http2ServerFloor = here('./http2-server-floor.js');
 const secretsBench = here('./secrets-server.js');
 
 const SCENARIOS = ['workload', 'start', 'live', 'certs', 'hashing', 'audit', 'secrets'] as const;
@@ -198,14 +200,14 @@ async function run(options: RunOptions): Promise<void> {
           path: options.altNode,
           version: execFileSync(options.altNode, ['--version'], { encoding: 'utf8', env: cleanEnv() }).trim(),
           workload: { gatehouseHost: {}, floor: {}, launchFloor: {} },
-          start: { ts: [], tsBundled: [], tsSealed: [], nodeFloor: [] },
+          start: { ts: [], tsBundled: [], tsSealed: [], http2ServerFloor: [], nodeFloor: [] },
         };
 
   const raw: RawResults = {
     workload: { gatehouseHost: {}, goPluginHost: {}, floor: {}, launchFloor: {} },
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
-    start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], tsSealed: [], go: null, nodeFloor: [] },
+    start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], tsSealed: [], http2ServerFloor: [], go: null, nodeFloor: [] },
     hashing: null,
     audit: null,
     altNode: alt,
@@ -261,10 +263,12 @@ async function run(options: RunOptions): Promise<void> {
     // Alone in an empty directory: the recommended bundle needs no node_modules and no data file.
     const bundleDir = mkdtempSync(path.join(tmpdir(), 'gatehouse-bench-bundle-'));
     const precompiledBundle = path.join(bundleDir, 'plugin.mjs');
+    const serverFloorBundle = path.join(bundleDir, 'http2-server.mjs');
     let sealed: SealedPlugin | undefined;
     try {
       await bundlePlugin({ entry: tsPlugin, out: protoLoaderBundle });
       await bundlePlugin({ entry: tsPrecompiledPlugin, out: precompiledBundle });
+      await bundlePlugin({ entry: http2ServerFloor, out: serverFloorBundle });
       // The same bundle sealed as a package: what the containment hook adds to a verified launch's start.
       sealed = await sealBundle(precompiledBundle);
       // What each helper is given after its mode: `floor --n N`, or `start --n N -- COMMAND...`.
@@ -272,6 +276,7 @@ async function run(options: RunOptions): Promise<void> {
         { kind: 'nodeFloor', profile: 'floor', mode: 'floor', command: [] },
         { kind: 'ts', profile: 'start', mode: 'start', command: tsPluginCommand('start-plugin') },
         { kind: 'tsBundled', profile: 'start-bundled', mode: 'start', command: [process.execPath, ...nodeFlags('start-bundled-plugin'), precompiledBundle] },
+        { kind: 'http2ServerFloor', profile: 'start-server-floor', mode: 'start', command: [process.execPath, ...nodeFlags('start-server-floor-plugin'), serverFloorBundle] },
         {
           kind: 'tsBundledProtoLoader',
           profile: 'start-bundled-proto-loader',
@@ -296,6 +301,7 @@ async function run(options: RunOptions): Promise<void> {
         const starts = async (profile: string, command: string[]) => (await gatehouseOn<{ ms: number[] }>(alt.path, `alt-${profile}`, ['start', '--n', n, '--', ...command])).ms;
         alt.start.ts = await starts('start', tsPluginCommand('alt-start-plugin', alt.path));
         alt.start.tsBundled = await starts('start-bundled', [alt.path, ...nodeFlags('alt-start-bundled-plugin'), precompiledBundle]);
+        alt.start.http2ServerFloor = await starts('start-server-floor', [alt.path, ...nodeFlags('alt-start-server-floor-plugin'), serverFloorBundle]);
         alt.start.tsSealed = await starts('start-sealed', [alt.path, ...nodeFlags('alt-start-sealed-plugin'), ...sealed.args]);
         // The host's own binary is the one `node -e 0` runs with.
         alt.start.nodeFloor = (await gatehouseOn<{ ms: number[] }>(alt.path, 'alt-floor', ['floor', '--n', n])).ms;

@@ -39,6 +39,8 @@ const EXPECTED = [
   ),
   'start.ts.median',
   'start.ts.bundled',
+  'start.http2ServerFloor',
+  'start.ts.bundled.serverFloor',
   'start.ts.bundledProtoLoader',
   'start.ts.bundled.sealed',
   'start.go',
