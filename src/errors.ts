@@ -58,6 +58,7 @@ export type GatehouseErrorCode =
   | 'DIRECTORY_WRITABLE_BY_OTHERS'
   | 'FILE_NOT_FOUND'
   | 'FILE_UNREADABLE'
+  | 'FILE_UNWRITABLE'
   | 'SHEBANG_INVALID'
   // manifests, digests and signatures
   | 'MANIFEST_INVALID'

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsError } from '../discover/fs-error.js';
+import { GatehouseError } from '../errors.js';
 
 /**
  * Replaces `file` with `data` so that a reader, or a crash, sees the old content or the new, never a mix:
@@ -21,8 +21,9 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     }
     await rename(temporary, file);
   } catch (error) {
-    await rm(temporary, { force: true });
-    throw fsError(error, file);
+    // Under a missing directory or a file, removing the temporary fails too: report why the write failed.
+    await rm(temporary, { force: true }).catch(() => undefined);
+    throw writeError(error, file);
   }
   const directory = await open(dir, 'r');
   try {
@@ -30,4 +31,18 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
   } finally {
     await directory.close();
   }
+}
+
+/** Why `file` could not be written, naming the directory when that is what is missing. */
+function writeError(error: unknown, file: string): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const dir = dirname(file);
+  if (code === 'ENOENT') {
+    return new GatehouseError('FILE_NOT_FOUND', `${file}: cannot be written: there is no directory ${dir}; create it first`, { cause: error });
+  }
+  if (code === 'ENOTDIR') {
+    return new GatehouseError('FILE_NOT_FOUND', `${file}: cannot be written: ${dir} is not a directory`, { cause: error });
+  }
+  return new GatehouseError('FILE_UNWRITABLE', `${file}: cannot be written (${code ?? String(error)})`, { cause: error });
 }
