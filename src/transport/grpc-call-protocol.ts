@@ -1,5 +1,5 @@
 import * as http2 from 'node:http2';
-import { FrameError } from './grpc-frames.js';
+import { FrameError, type MessageDecoder } from './grpc-frames.js';
 
 /**
  * What a gRPC call over HTTP/2 says besides its messages, as grpc-go and grpc-js speak it: the request
@@ -215,7 +215,15 @@ export function streamError(error: Error & { code?: string }, rstCode: number | 
     : new GrpcStatusError(GrpcStatus.UNAVAILABLE, `connection to the plugin failed: ${error.message}`);
 }
 
-/** A frame decoder's failure as the call's status. */
-export function frameFailure(error: unknown): GrpcStatusError {
-  return error instanceof FrameError ? new GrpcStatusError(error.grpcCode, error.message) : new GrpcStatusError(GrpcStatus.INTERNAL, String(error));
+/**
+ * The messages a chunk of a response body completes, or the status that ends the call: data after the
+ * status (trailers-only, or trailers already in), or a frame the decoder refuses.
+ */
+export function bodyMessages(decoder: MessageDecoder, statusIn: boolean, chunk: Buffer): Buffer[] | GrpcStatusError {
+  if (statusIn) return new GrpcStatusError(GrpcStatus.INTERNAL, 'data after the status');
+  try {
+    return decoder.push(chunk);
+  } catch (error) {
+    return error instanceof FrameError ? new GrpcStatusError(error.grpcCode, error.message) : new GrpcStatusError(GrpcStatus.INTERNAL, String(error));
+  }
 }

@@ -1,8 +1,8 @@
 import * as http2 from 'node:http2';
 import type { Duplex } from 'node:stream';
 import {
+  bodyMessages,
   cancelled,
-  frameFailure,
   GrpcStatus,
   GrpcStatusError,
   incomingMetadata,
@@ -252,13 +252,8 @@ class UnaryCall {
   }
 
   data(chunk: Buffer): void {
-    if (this.status !== undefined) return this.fail(new GrpcStatusError(GrpcStatus.INTERNAL, 'data after the status'));
-    let messages: Buffer[];
-    try {
-      messages = this.decoder.push(chunk);
-    } catch (error) {
-      return this.fail(frameFailure(error));
-    }
+    const messages = bodyMessages(this.decoder, this.status !== undefined, chunk);
+    if (messages instanceof GrpcStatusError) return this.fail(messages);
     for (const received of messages) {
       if (this.message !== undefined) return this.fail(new GrpcStatusError(GrpcStatus.INTERNAL, 'a unary call received more than one response message'));
       this.message = received;

@@ -1,9 +1,9 @@
 import * as http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import {
+  bodyMessages,
   cancelled,
   deadlineExceeded,
-  frameFailure,
   GrpcStatus,
   GrpcStatusError,
   MAX_TIMER_MS,
@@ -123,13 +123,8 @@ export class StreamingCall<Req, Res> extends Duplex {
 
   private data(chunk: Buffer): void {
     if (this.finished) return;
-    if (this.status !== undefined) return this.fail(new GrpcStatusError(GrpcStatus.INTERNAL, 'data after the status'));
-    let messages: Buffer[];
-    try {
-      messages = this.decoder.push(chunk);
-    } catch (error) {
-      return this.fail(frameFailure(error));
-    }
+    const messages = bodyMessages(this.decoder, this.status !== undefined, chunk);
+    if (messages instanceof GrpcStatusError) return this.fail(messages);
     let more = true;
     for (const message of messages) {
       let response: Res;
