@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
+import { listenAt } from '../transport/acceptor.js';
 import { protectSocket } from '../transport/socket-group.js';
 import { YamuxSession } from '../transport/yamux.js';
 
@@ -34,22 +34,26 @@ function portsToTry(minPort: number, maxPort: number): number[] {
   return Array.from({ length: count }, (_, i) => minPort + ((start + i) % count));
 }
 
-/** Serves the host with grpc-js's own listener: one connection per client, as go-plugin <= 1.5. */
-export async function listenDirect(server: grpc.Server, credentials: grpc.ServerCredentials, spec: ListenSpec): Promise<Listening> {
-  const bind = (address: string): Promise<number> =>
-    new Promise((resolve, reject) =>
-      server.bindAsync(address, credentials, (error, port) => (error ? reject(cannotListen(address, error)) : resolve(port))),
-    );
+/**
+ * Serves the host on the acceptor's own socket (transport/acceptor.ts): one connection per client, as
+ * go-plugin <= 1.5.
+ */
+export async function listenDirect(acceptor: Server, spec: ListenSpec): Promise<Listening> {
   if (spec.network === 'unix') {
     const path = join(spec.socketDir, 'plugin.sock');
-    await bind(`unix:${path}`);
+    await listenAt(acceptor, { path }).catch((cause: unknown) => {
+      throw cannotListen(path, cause);
+    });
     await protectSocket(path, spec.group);
-    return { network: 'unix', address: path, close: () => {} };
+    return { network: 'unix', address: path, close: () => acceptor.close() };
   }
   for (const port of portsToTry(spec.minPort, spec.maxPort)) {
     // Loopback only: the plugin is never reachable from another machine.
-    const bound = await bind(`127.0.0.1:${port}`).catch(() => undefined);
-    if (bound !== undefined) return { network: 'tcp', address: `127.0.0.1:${bound}`, close: () => {} };
+    const bound = await listenAt(acceptor, { host: '127.0.0.1', port }).then(
+      () => true,
+      () => false,
+    );
+    if (bound) return { network: 'tcp', address: `127.0.0.1:${port}`, close: () => acceptor.close() };
   }
   throw cannotListen(`any TCP port from ${spec.minPort} to ${spec.maxPort} on 127.0.0.1`);
 }
@@ -74,15 +78,9 @@ export async function listenMultiplexed(
     onSession(session);
   });
   const path = join(spec.socketDir, 'plugin.sock');
-  const listening = await new Promise<boolean>((resolve) => {
-    const failed = (): void => resolve(false);
-    server.once('error', failed);
-    server.listen({ path }, () => {
-      server.off('error', failed);
-      resolve(true);
-    });
+  await listenAt(server, { path }).catch((cause: unknown) => {
+    throw cannotListen(path, cause);
   });
-  if (!listening) throw cannotListen(path);
   await protectSocket(path, spec.group);
   return {
     network: 'unix',

@@ -5,8 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { generateEphemeralIdentity, parseCertificate } from '../tls/certificate.js';
-import { pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
-import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type Broker, type BrokerTls } from '../transport/broker.js';
+import { serverAcceptor, type PeerTls } from '../transport/acceptor.js';
+import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type Broker } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService } from '../transport/broker-protocol.js';
 import { controllerImplementation, controllerService } from '../transport/controller.js';
@@ -181,7 +181,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     );
   }
 
-  const { credentials, tls, interceptors } = await serverSecurity(env.clientCertificatePem, options, network, logger);
+  const tls = await serverSecurity(env.clientCertificatePem, options, network, logger);
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
@@ -193,7 +193,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     ? new BrokerMultiplex((info) => broker.send(info), {
         bridgeDir: socketDir,
         knockTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
-        unannounced: (stream) => mainConnections?.injectConnection(stream),
+        unannounced: (stream) => mainConnections.emit('connection', stream),
       })
     : undefined;
   const broker = new GrpcBroker({
@@ -213,8 +213,6 @@ export async function startServing(options: ServeOptions, context: ServeContext)
 
   const server = new grpc.Server({
     ...options.serverOptions,
-    // The pin is checked before the caller's interceptors see the call.
-    interceptors: [...interceptors, ...(options.serverOptions?.interceptors ?? [])],
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
   });
@@ -233,6 +231,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     }
   }
 
+  const mainConnections = serverAcceptor(server, tls);
   const spec: ListenSpec = {
     network,
     socketDir,
@@ -240,10 +239,9 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     maxPort: env.maxPort,
     ...(socketGroup !== undefined ? { group: socketGroup } : {}),
   };
-  const mainConnections = multiplex ? server.createConnectionInjector(credentials) : undefined;
   const listening: Listening = multiplex
     ? await listenMultiplexed(spec, (session) => multiplex.attach(session))
-    : await listenDirect(server, credentials, spec);
+    : await listenDirect(mainConnections, spec);
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> =>
@@ -286,15 +284,9 @@ async function serverSecurity(
   options: ServeOptions,
   network: 'unix' | 'tcp',
   logger: Logger,
-): Promise<{ credentials: grpc.ServerCredentials; tls: BrokerTls | undefined; interceptors: grpc.ServerInterceptor[] }> {
+): Promise<PeerTls | undefined> {
   if (hostCertificatePem !== undefined) {
-    const identity = generateEphemeralIdentity();
-    const hostCertificate = parseCertificate(Buffer.from(hostCertificatePem));
-    return {
-      credentials: pinnedServerCredentials(identity, hostCertificatePem),
-      tls: { own: identity, peerCertificateDer: hostCertificate.raw },
-      interceptors: [pinnedClientInterceptor(hostCertificate.raw)],
-    };
+    return { own: generateEphemeralIdentity(), peerCertificateDer: parseCertificate(Buffer.from(hostCertificatePem)).raw };
   }
   if (options.allowPlaintext !== true) {
     throw new GatehouseError(
@@ -307,7 +299,7 @@ async function serverSecurity(
     throw new GatehouseError('PLAINTEXT_REFUSED', 'serve() refuses plaintext over TCP: every local user could call the plugin');
   }
   logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
-  return { credentials: grpc.ServerCredentials.createInsecure(), tls: undefined, interceptors: [] };
+  return undefined;
 }
 
 /**

@@ -10,12 +10,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
-import { pinnedChannelCredentials, pinnedClientInterceptor, pinnedServerCredentials } from '../tls/pinning.js';
+import { pinnedChannelCredentials } from '../tls/pinning.js';
+import { listenAt, serverAcceptor, type PeerTls } from './acceptor.js';
 import type { ConnInfo } from './broker-protocol.js';
 import { grpcJsCalls } from './call-path.js';
 import { clientOn, grpcTarget, openChannel } from './channel.js';
@@ -29,12 +30,6 @@ export const DEFAULT_BROKER_DIAL_TIMEOUT_MS = 10_000;
 /** Announcements nobody dialed yet, kept per broker: a peer flooding ConnInfo cannot grow our memory. */
 const MAX_UNDIALED_ANNOUNCEMENTS = 64;
 const MAX_SERVICE_ID = 0xffff_ffff;
-
-/** Both sides' certificates, as the main connection uses them; undefined only for plaintext by name. */
-export interface BrokerTls {
-  own: EphemeralIdentity;
-  peerCertificateDer: Buffer;
-}
 
 /** The broker stream seen from one end: the host's call, or the plugin's handler for it. */
 export interface BrokerLink {
@@ -55,7 +50,8 @@ export interface BrokerMultiplexer {
 }
 
 export interface BrokerSettings {
-  tls: BrokerTls | undefined;
+  /** Both sides' certificates, as the main connection uses them; undefined only for plaintext by name. */
+  tls: PeerTls | undefined;
   /** Private (0700) directory for the sockets of the services this side serves. */
   socketDir: string;
   /** PLUGIN_UNIX_SOCKET_GROUP's gid: served sockets are then 0660 for that group instead of 0600. */
@@ -78,6 +74,7 @@ export interface DialOptions {
 
 interface Served {
   server: grpc.Server;
+  acceptor: Server;
   socketPath?: string;
 }
 
@@ -172,26 +169,18 @@ export class GrpcBroker implements Broker {
     const { tls } = this.settings;
     const server = new grpc.Server({
       ...this.settings.serverOptions,
-      // Only the peer's own certificate may call what we serve, as on the main connection; the pin is
-      // checked before the caller's interceptors run.
-      interceptors: [
-        ...(tls ? [pinnedClientInterceptor(tls.peerCertificateDer)] : []),
-        ...(this.settings.serverOptions.interceptors ?? []),
-      ],
       'grpc.max_receive_message_length': this.settings.maxMessageBytes,
       'grpc.max_send_message_length': this.settings.maxMessageBytes,
     });
     for (const service of services) server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
-    const credentials = tls
-      ? pinnedServerCredentials(tls.own, derToPem(tls.peerCertificateDer, 'CERTIFICATE'))
-      : grpc.ServerCredentials.createInsecure();
-    const entry: Served = { server };
+    // Only the peer's own certificate may call what we serve, as on the main connection.
+    const acceptor = serverAcceptor(server, tls);
+    const entry: Served = { server, acceptor };
     this.served.set(id, entry);
 
     const { multiplexer } = this.settings;
     if (multiplexer) {
-      const injector = server.createConnectionInjector(credentials);
-      multiplexer.accept(id, (connection) => injector.injectConnection(connection));
+      multiplexer.accept(id, (connection) => acceptor.emit('connection', connection));
       return id;
     }
     // A private directory and a 0600 socket (0660 for the socket group): no other user can connect to,
@@ -203,9 +192,7 @@ export class GrpcBroker implements Broker {
     }
     entry.socketPath = socketPath;
     try {
-      await new Promise<void>((resolve, reject) =>
-        server.bindAsync(`unix:${socketPath}`, credentials, (error) => (error ? reject(error) : resolve())),
-      );
+      await listenAt(acceptor, { path: socketPath });
       await protectSocket(socketPath, this.settings.socketGroup);
     } catch (cause) {
       await this.stopServing(id);
@@ -221,6 +208,7 @@ export class GrpcBroker implements Broker {
     if (entry === undefined) return;
     this.served.delete(id);
     this.settings.multiplexer?.stopAccepting(id);
+    entry.acceptor.close();
     entry.server.forceShutdown();
     if (entry.socketPath !== undefined) await rm(entry.socketPath, { force: true });
   }

@@ -2,16 +2,19 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as http2 from 'node:http2';
+import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
+import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
 import { checkHealth } from '../../src/host/connection.js';
-import { grpcJsCalls } from '../../src/transport/call-path.js';
-import { clientOn } from '../../src/transport/channel.js';
+import { leanCalls } from '../../src/transport/call-path.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
-import { classifyTlsFailure, pinnedClientInterceptor } from '../../src/tls/pinning.js';
+import { classifyTlsFailure, pinnedTlsOptions } from '../../src/tls/pinning.js';
+import { listenAt, serverAcceptor } from '../../src/transport/acceptor.js';
+import { GrpcHttp2Client } from '../../src/transport/grpc-http2-client.js';
 
 const execFileAsync = promisify(execFile);
 const pinningModule = fileURLToPath(new URL('../../src/tls/pinning.js', import.meta.url));
@@ -38,74 +41,93 @@ test('a failure that is not about TLS is left alone', (t) => {
   t.is(classifyTlsFailure('connect ECONNREFUSED /tmp/x.sock'), undefined);
 });
 
-/** The part of grpc-js's server call the interceptor touches, recording what happened. */
-function fakeCall(peerDer: Buffer | undefined, session: object | undefined) {
-  const seen = { authContextReads: 0, started: 0, status: undefined as grpc.StatusObject | undefined };
-  const call = {
-    stream: session === undefined ? undefined : { session },
-    getAuthContext: () => {
-      seen.authContextReads += 1;
-      return peerDer ? { transportSecurityType: 'ssl', sslPeerCertificate: { raw: peerDer } } : {};
-    },
-    start: () => void (seen.started += 1),
-    sendStatus: (status: grpc.StatusObject) => void (seen.status = status),
-  };
-  return { call: call as unknown as grpc.ServerInterceptingCallInterface, seen };
+const HTTP2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+interface Intruder {
+  /** Its own certificate and key; none when it offers no certificate at all. */
+  identity?: EphemeralIdentity;
+  alpn: string[];
 }
 
-const method = { path: '/kv.KV/Get' } as grpc.ServerMethodDefinition<unknown, unknown>;
-const noListener = {} as Parameters<grpc.ServerInterceptingCall['start']>[0];
+/**
+ * Connects as `intruder` with a client that trusts anything, sends an HTTP/2 request at once (before
+ * the server could have judged it, whatever ALPN said), and reports whether any HTTP/2 came back.
+ */
+async function tryAs(path: string, intruder: Intruder): Promise<{ http2FromServer: boolean }> {
+  const socket = tls.connect({
+    path,
+    ca: [],
+    rejectUnauthorized: false,
+    ALPNProtocols: intruder.alpn,
+    ...(intruder.identity ? { cert: intruder.identity.certificatePem, key: intruder.identity.privateKeyPem } : {}),
+  });
+  socket.on('error', () => {});
+  let http2FromServer = false;
+  const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const answered = (): void => {
+    http2FromServer = true;
+    socket.destroy();
+  };
+  if (!intruder.alpn.includes('h2')) {
+    // Node's own HTTP/2 client will not speak without h2 agreed, so the preface and an empty SETTINGS by hand.
+    socket.once('secureConnect', () => socket.write(Buffer.concat([Buffer.from(HTTP2_PREFACE), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])])));
+    socket.on('data', answered);
+    await ended;
+    return { http2FromServer };
+  }
+  const session = http2.connect('https://localhost', { createConnection: () => socket });
+  session.on('error', () => {});
+  session.on('remoteSettings', answered);
+  const request = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc' });
+  request.on('error', () => {});
+  request.on('response', answered);
+  request.end(Buffer.alloc(5));
+  await ended;
+  return { http2FromServer };
+}
 
-test('the plugin refuses a call whose client certificate is not exactly the host certificate', (t) => {
-  const host = generateEphemeralIdentity();
-  const other = generateEphemeralIdentity();
-  const interceptor = pinnedClientInterceptor(host.certificateDer);
-
-  const intruder = fakeCall(other.certificateDer, {});
-  interceptor(method, intruder.call).start(noListener);
-  t.is(intruder.seen.started, 0, 'the handler never ran');
-  t.is(intruder.seen.status?.code, grpc.status.UNAUTHENTICATED);
-
-  const anonymous = fakeCall(undefined, undefined);
-  interceptor(method, anonymous.call).start(noListener);
-  t.is(anonymous.seen.status?.code, grpc.status.UNAUTHENTICATED);
-});
-
-test('the pin is checked once per connection, and on every call where the connection is unknown', (t) => {
-  const host = generateEphemeralIdentity();
-  const interceptor = pinnedClientInterceptor(host.certificateDer);
-  const session = {};
-  const calls = [fakeCall(host.certificateDer, session), fakeCall(host.certificateDer, session)];
-  for (const { call } of calls) interceptor(method, call).start(noListener);
-  t.deepEqual(calls.map(({ seen }) => [seen.authContextReads, seen.started]), [[1, 1], [0, 1]]);
-
-  const unknown = [fakeCall(host.certificateDer, undefined), fakeCall(host.certificateDer, undefined)];
-  for (const { call } of unknown) interceptor(method, call).start(noListener);
-  t.deepEqual(unknown.map(({ seen }) => seen.authContextReads), [1, 1]);
-});
-
-test('grpc-js exposes the HTTP/2 session to interceptors, so the per-connection cache is in use', async (t) => {
+test('a pinned server cuts another certificate, no certificate, or a client that did not agree to h2 after the handshake: no HTTP/2 either way, no handler runs; the pinned peer is served', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const sessions: Array<object | undefined> = [];
-  const server = new grpc.Server({
-    interceptors: [
-      (_method, call) => {
-        sessions.push((call as { stream?: { session?: object } }).stream?.session);
-        return new grpc.ServerInterceptingCall(call);
-      },
-    ],
+  const host = generateEphemeralIdentity();
+  const plugin = generateEphemeralIdentity();
+  let handled = 0;
+  const server = new grpc.Server();
+  const check = healthImplementation().Check as grpc.handleUnaryCall<unknown, unknown>;
+  server.addService(healthService, {
+    Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      handled += 1;
+      check(call, callback);
+    },
   });
-  server.addService(healthService, healthImplementation());
-  const address = `unix:${join(dir, 's.sock')}`;
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error) => (error ? reject(error) : resolve())),
-  );
-  const channel = new grpc.Channel(address, grpc.credentials.createInsecure(), {});
-  for (let i = 0; i < 2; i++) await checkHealth(grpcJsCalls(clientOn(channel)), 10_000);
-  channel.close();
-  server.forceShutdown();
-  t.is(sessions.length, 2);
-  t.truthy(sessions[0], 'no session: every call would read the peer certificate again');
-  t.is(sessions[0], sessions[1], 'two calls on one connection share one session');
+  const path = join(dir, 'plugin.sock');
+  const acceptor = serverAcceptor(server, { own: plugin, peerCertificateDer: host.certificateDer });
+  await listenAt(acceptor, { path });
+  t.teardown(() => {
+    acceptor.close();
+    server.forceShutdown();
+  });
+
+  // Attack: another local process on the plugin's socket, with a valid certificate of its own, with none,
+  // or with the host's certificate but without agreeing to h2 (grpc-js's own server refused those).
+  for (const intruder of [
+    { identity: generateEphemeralIdentity(), alpn: ['h2'] },
+    { alpn: ['h2'] },
+    { identity: host, alpn: [] },
+  ]) {
+    t.deepEqual(await tryAs(path, intruder), { http2FromServer: false });
+  }
+  t.is(handled, 0, 'no handler ran for a client that was not pinned');
+
+  const pinned = pinnedTlsOptions(host, plugin.certificateDer);
+  const client = new GrpcHttp2Client({
+    connect: () => tls.connect({ path, ...pinned, ALPNProtocols: ['h2'] }),
+    authority: 'localhost',
+    maxReceiveMessageBytes: 1024 * 1024,
+    maxSendMessageBytes: 1024 * 1024,
+    windowBytes: 65_535,
+  });
+  t.teardown(() => client.destroy());
+  await checkHealth(leanCalls(client), 10_000);
+  t.is(handled, 1);
 });
