@@ -1,7 +1,7 @@
 /** `gatehouse bundle ENTRY --out FILE`: a TypeScript or JavaScript plugin as one file (esbuild). */
 import { parseCommandLine, usageError } from './command-line.js';
 import { describeError, reportFailure } from './failures.js';
-import { writeStdoutLine } from './terminal.js';
+import { escapeControls, writeStdoutLine } from './terminal.js';
 
 const COMMAND = 'bundle';
 
@@ -12,7 +12,8 @@ everything it imports into one ESM file for Node 20, with esbuild. .proto files 
 embedded as text. List the bundle in a manifest as a script run by node: see docs/plugins.md.
 
 Options:
-  --out FILE    the single file to write (replaced atomically, mode 0644; required)
+  --out FILE    the single file to write (replaced atomically, mode 0644; required): .mjs, or .js
+                where package.json says "type": "module" (else Node.js compiles it twice per start)
   --minify      minify the bundle (smaller; measured no faster to start, see docs/plugins.md)
   -h, --help    show this help
 
@@ -40,6 +41,7 @@ export async function bundleCommand(argv: readonly string[]): Promise<number> {
     const { bundlePlugin } = await import('../bundle/bundle.js');
     const result = await bundlePlugin({ entry, out: values.out, minify: values.minify === true });
     await writeStdoutLine(`bundled ${result.inputs.length} modules into ${result.out} (${result.bytes} bytes)`);
+    if (result.moduleTypeWarning !== undefined) process.stderr.write(`${escapeControls(`gatehouse ${COMMAND}: warning: ${result.moduleTypeWarning}`)}\n`);
     return 0;
   } catch (error) {
     return reportFailure(COMMAND, describeError(error));

@@ -3,13 +3,15 @@
 // files from grpc-js's directory; a bundle failed there with "__dirname is not defined"). A plugin that
 // uses proto-loader itself keeps it.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { bundlePlugin } from '../../src/bundle/bundle.js';
+import { isGatehouseError } from '../../src/errors.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 const isProtoLoaderOrParser = (input: string): boolean => /@grpc[\\/]proto-loader[\\/]|protobufjs[\\/]src[\\/]parse\.js$/.test(input);
@@ -41,4 +43,38 @@ test('a plugin that imports proto-loader itself keeps it, and grpc-js still gets
   const { inputs, stdout } = await bundleAndRun(t, fixture('channelz-user-with-proto-loader.js'));
   t.true(inputs.some(isProtoLoaderOrParser));
   t.regex(stdout, /^BUNDLE_OMITTED: /);
+});
+
+test('a bundle Node.js would compile twice is named at build time; one it would run as CommonJS is refused before anything is written', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-bundle-test-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const entry = join(dir, 'entry.mjs');
+  await writeFile(entry, "await Promise.resolve();\nconsole.log('ran');\n");
+  const place = async (name: string, packageJson?: object): Promise<string> => {
+    const sub = await mkdtemp(join(dir, `${name}-`));
+    if (packageJson) await writeFile(join(sub, 'package.json'), JSON.stringify(packageJson));
+    return sub;
+  };
+  const run = (file: string) => promisify(execFile)(process.execPath, [file], { env: {} });
+
+  const untyped = join(await place('untyped', { name: 'kv', version: '1.0.0' }), 'plugin.js');
+  const warned = await bundlePlugin({ entry, out: untyped });
+  t.regex(warned.moduleTypeWarning ?? '', /package\.json does not say "type": "module", so Node\.js compiles .*plugin\.js twice/);
+  // What the warning is about: Node.js reparses the file at every start and says so on stderr.
+  const slow = await run(untyped);
+  t.is(slow.stdout, 'ran\n');
+  t.regex(slow.stderr, /MODULE_TYPELESS_PACKAGE_JSON/);
+
+  for (const out of [join(await place('typed', { type: 'module' }), 'plugin.js'), join(await place('mjs'), 'plugin.mjs')]) {
+    const quiet = await bundlePlugin({ entry, out });
+    t.is(quiet.moduleTypeWarning, undefined, out);
+    t.deepEqual(await run(out), { stdout: 'ran\n', stderr: '' });
+  }
+
+  for (const out of [join(await place('commonjs', { type: 'commonjs' }), 'plugin.js'), join(await place('cjs'), 'plugin.cjs')]) {
+    const error = await t.throwsAsync(bundlePlugin({ entry, out }));
+    t.true(isGatehouseError(error, 'BUNDLE_FAILED'), String(error));
+    t.regex(error?.message ?? '', /runs .* as CommonJS .*name it \.mjs/);
+    t.false(existsSync(out), 'nothing written');
+  }
 });
