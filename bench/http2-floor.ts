@@ -9,11 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
-import { pinnedTlsOptions } from '../src/tls/pinning.js';
+import { pinnedConnector } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { hostEnv } from './plugin-start.js';
 import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
@@ -74,9 +73,11 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
   try {
     const handshake = parseHandshakeLine(await firstLine(child.stdout), [1]);
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
-    const pinned = pinnedTlsOptions(identity, handshake.serverCertificate);
+    const pinned = pinnedConnector(identity, handshake.serverCertificate);
+    const socket = pinned.connect({ path: handshake.address });
+    await pinned.ready(socket);
     const session = http2.connect('https://localhost', {
-      createConnection: () => tls.connect({ path: handshake.address, ...pinned, ALPNProtocols: ['h2'] }),
+      createConnection: () => socket,
       settings: { initialWindowSize: WINDOW_BYTES },
     });
     session.once('connect', () => session.setLocalWindowSize(WINDOW_BYTES));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity, type EphemeralIdentity } from '../src/tls/certificate.js';
-import { pinnedTlsOptions } from '../src/tls/pinning.js';
+import { pinnedConnector } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { firstLine, method, WINDOW_BYTES } from './http2-floor.js';
 import { hostEnv } from './plugin-start.js';
@@ -64,10 +64,10 @@ async function oneLaunch(command: readonly string[], identity: EphemeralIdentity
     const handshake = parseHandshakeLine(await line, [1]);
     const t2 = performance.now();
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
-    const pinned = pinnedTlsOptions(identity, handshake.serverCertificate);
-    const connecting = tls.connect({ path: handshake.address, ...pinned, ALPNProtocols: ['h2'] });
+    const pinned = pinnedConnector(identity, handshake.serverCertificate);
+    const connecting = pinned.connect({ path: handshake.address });
     socket = connecting;
-    const t3 = await once(connecting, 'secureConnect').then(() => performance.now());
+    const t3 = await pinned.ready(connecting).then(() => performance.now());
     session = http2.connect('https://localhost', { createConnection: () => connecting, settings: { initialWindowSize: WINDOW_BYTES } });
     session.on('error', () => {}); // a failed call below says what went wrong
     const kv = { Get: method(session, kvService.Get), Put: method(session, kvService.Put) };

@@ -1,10 +1,10 @@
 import { lstat } from 'node:fs/promises';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
-import { channelCredentials, classifyTlsFailure, pinnedTlsOptions, TLS_SERVER_NAME, type PinnedTlsOptions } from '../tls/pinning.js';
+import { classifyTlsFailure, pinnedChannelCredentials, pinnedConnector, TLS_SERVER_NAME, type PinnedConnector } from '../tls/pinning.js';
 import { grpcJsCalls, leanCalls, type CallPath } from '../transport/call-path.js';
 import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destroyChannel, grpcTarget, openChannel } from '../transport/channel.js';
 import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
@@ -27,19 +27,21 @@ export async function checkHealth(calls: CallPath, timeoutMs: number): Promise<v
   }
 }
 
-/** Channel credentials, the same pin for node:tls (undefined in plaintext), and the pin mismatch their TLS check saw, if any. */
+/** The pin for the lean client (undefined in plaintext), the same for a grpc-js channel, and the mismatch either saw, if any. */
 export interface PluginCredentials {
-  credentials: grpc.ChannelCredentials;
-  tls: PinnedTlsOptions | undefined;
+  connector: PinnedConnector | undefined;
+  /** Made on first use: its CA-based context would cost a host's first launch Node 20's root store. */
+  channelCredentials: () => grpc.ChannelCredentials;
   mismatch?: GatehouseError;
 }
 
 /** Our identity, pinned to the plugin's exact certificate; a mismatch is kept to be reported as such. */
 export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCertificateDer: Buffer): PluginCredentials {
-  const options = pinnedTlsOptions(identity, pluginCertificateDer, (error) => (pinned.mismatch = error));
+  const noteMismatch = (error: GatehouseError): void => void (pinned.mismatch = error);
+  let channel: grpc.ChannelCredentials | undefined;
   const pinned: PluginCredentials = {
-    credentials: channelCredentials(options),
-    tls: options,
+    connector: pinnedConnector(identity, pluginCertificateDer, noteMismatch),
+    channelCredentials: () => (channel ??= pinnedChannelCredentials(identity, pluginCertificateDer, noteMismatch)),
   };
   return pinned;
 }
@@ -65,7 +67,7 @@ export class PluginConnection {
     private readonly channelOptions: grpc.ChannelOptions,
   ) {
     if (Object.keys(channelOptions).length === 0) {
-      this.lean = openLeanClient(target, credentials.tls, maxMessageBytes);
+      this.lean = openLeanClient(target, credentials.connector, maxMessageBytes);
       this.calls = leanCalls(this.lean);
     } else {
       this.calls = grpcJsCalls(clientOn(this.grpcChannel()));
@@ -75,7 +77,7 @@ export class PluginConnection {
   /** The grpc-js channel to the plugin (grpcClient()), opened on first use, with the same pin. */
   grpcChannel(): grpc.Channel {
     if (this.channel === undefined) {
-      this.channel = openChannel(grpcTarget(this.target), this.credentials.credentials, this.maxMessageBytes, this.channelOptions);
+      this.channel = openChannel(grpcTarget(this.target), this.credentials.channelCredentials(), this.maxMessageBytes, this.channelOptions);
       // Asked for after the plugin has gone: its calls fail at once, as on the channel of a live plugin
       // that then exited, instead of a channel that nobody closes retrying a dead socket.
       if (this.closed) this.channel.close();
@@ -98,11 +100,12 @@ export class PluginConnection {
 }
 
 /** The lean client, connecting at once, pinned as the channel is. */
-function openLeanClient(target: PluginTarget, pinned: PinnedTlsOptions | undefined, maxMessageBytes: number): GrpcHttp2Client {
+function openLeanClient(target: PluginTarget, pinned: PinnedConnector | undefined, maxMessageBytes: number): GrpcHttp2Client {
   const where = target.network === 'unix' ? { path: target.address } : tcpEndpoint(target.address);
   const client = new GrpcHttp2Client({
     // A plaintext plugin was asked for by name (insecurePlaintext); every other connection is pinned TLS.
-    connect: () => (pinned ? tls.connect({ ...where, ...pinned, ALPNProtocols: ['h2'] }) : net.connect(where)),
+    connect: () => (pinned ? pinned.connect(where) : net.connect(where)),
+    ...(pinned ? { ready: (connection: Duplex) => pinned.ready(connection) } : {}),
     authority: TLS_SERVER_NAME,
     maxReceiveMessageBytes: maxMessageBytes,
     maxSendMessageBytes: maxMessageBytes,

@@ -240,7 +240,7 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
     if (handshake.serverCertificate !== undefined) {
       throw new GatehouseError('TLS_FAILED', 'the plugin requires TLS but the host was asked for plaintext');
     }
-    return { credentials: grpc.credentials.createInsecure(), tls: undefined };
+    return { connector: undefined, channelCredentials: () => grpc.credentials.createInsecure() };
   }
   if (handshake.serverCertificate === undefined) {
     // A plugin (or an impostor on its stdout) that offers no certificate would get our calls in clear.

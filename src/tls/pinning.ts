@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { PeerCertificate } from 'node:tls';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -25,24 +26,25 @@ export function assertTlsMinimum(): void {
   }
 }
 
-/** What node:tls needs to connect to a plugin pinned to its certificate. */
-export interface PinnedTlsOptions {
-  secureContext: tls.SecureContext;
-  servername: string;
-  checkServerIdentity: (hostname: string, presented: PeerCertificate) => Error | undefined;
+function mismatchError(pluginCertificateDer: Buffer, presented: Buffer | undefined): GatehouseError {
+  return new GatehouseError(
+    'CERTIFICATE_MISMATCH',
+    `the plugin presented certificate ${presented ? certificateFingerprint(presented) : '(none)'}, ` +
+      `not the one it announced (${certificateFingerprint(pluginCertificateDer)})`,
+  );
 }
 
 /**
- * Host side: trust exactly the certificate the plugin announced in its handshake line. The pinned
- * certificate is the only root, and the presented leaf must be byte-for-byte that certificate, so a
- * process that took over the socket with any other certificate (even one a public CA issued) is refused.
- * These are the options for node:tls; {@link pinnedChannelCredentials} gives the same to grpc-js.
+ * The host's pin in grpc-js's form, for a grpc-js channel (`grpcClient()`, `channelOptions`, brokered
+ * dials), which runs no check of ours before its HTTP/2 starts: the announced certificate is the only
+ * root, and the presented leaf must be byte for byte that certificate, so a process that took over the
+ * socket with any other certificate (even one a public CA issued) is refused during the handshake.
  */
-export function pinnedTlsOptions(
+export function pinnedChannelCredentials(
   own: EphemeralIdentity,
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
-): PinnedTlsOptions {
+): grpc.ChannelCredentials {
   assertTlsMinimum();
   const secureContext = tls.createSecureContext({
     ca: derToPem(pluginCertificateDer, 'CERTIFICATE'),
@@ -50,34 +52,91 @@ export function pinnedTlsOptions(
     key: own.privateKeyPem,
     minVersion: 'TLSv1.2',
   });
-  return {
-    secureContext,
-    servername: TLS_SERVER_NAME,
+  return grpc.credentials.createFromSecureContext(secureContext, {
     checkServerIdentity: (_hostname: string, presented: PeerCertificate) => {
       if (sameCertificate(pluginCertificateDer, presented.raw)) return undefined;
-      const error = new GatehouseError(
-        'CERTIFICATE_MISMATCH',
-        `the plugin presented certificate ${presented.raw ? certificateFingerprint(presented.raw) : '(none)'}, ` +
-          `not the one it announced (${certificateFingerprint(pluginCertificateDer)})`,
-      );
+      const error = mismatchError(pluginCertificateDer, presented.raw);
       onMismatch(error);
       return error;
     },
-  };
+  });
 }
 
-/** {@link pinnedTlsOptions} as grpc-js channel credentials. */
-export function pinnedChannelCredentials(
+/** Where a plugin listens, as node:net takes it. */
+export type PluginEndpoint = { path: string } | { host: string; port: number };
+
+/** The host's pinned connections to one plugin, for a client that waits for `ready` before its first HTTP/2 byte. */
+export interface PinnedConnector {
+  connect(where: PluginEndpoint): tls.TLSSocket;
+  /** Resolves once the socket's peer proved the announced certificate; otherwise rejects, the socket destroyed. */
+  ready(socket: Duplex): Promise<void>;
+}
+
+/**
+ * Host side, for our own HTTP/2 client: trust exactly the certificate the plugin announced in its
+ * handshake line, checked byte for byte on the finished handshake (which proved the plugin holds its
+ * key) before a byte of HTTP/2 is written or read, so a process that took over the socket with any
+ * other certificate (even one a public CA issued) gets nothing. The trust store is empty, as in
+ * {@link pinnedTlsServer} and for the same reason: a host's first launch does not build Node 20's root
+ * store (~23 ms measured) for roots it never trusts.
+ */
+export function pinnedConnector(
   own: EphemeralIdentity,
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
-): grpc.ChannelCredentials {
-  return channelCredentials(pinnedTlsOptions(own, pluginCertificateDer, onMismatch));
+): PinnedConnector {
+  assertTlsMinimum();
+  const secureContext = tls.createSecureContext({ ca: [], cert: own.certificatePem, key: own.privateKeyPem, minVersion: 'TLSv1.2' });
+  const verdicts = new WeakMap<Duplex, Promise<void>>();
+  return {
+    connect: (where) => {
+      const socket = tls.connect({
+        ...where,
+        secureContext,
+        servername: TLS_SERVER_NAME,
+        // The chain check has no roots to succeed against; the exact-certificate check replaces it.
+        rejectUnauthorized: false,
+        ALPNProtocols: ['h2'],
+      });
+      verdicts.set(socket, pinnedHandshake(socket, pluginCertificateDer, onMismatch));
+      return socket;
+    },
+    ready: (socket) => verdicts.get(socket) ?? Promise.reject(new GatehouseError('TLS_FAILED', 'not a connection this connector opened')),
+  };
 }
 
-/** The same pin for grpc-js: one secure context and one identity check serve both clients of a plugin. */
-export function channelCredentials({ secureContext, checkServerIdentity }: PinnedTlsOptions): grpc.ChannelCredentials {
-  return grpc.credentials.createFromSecureContext(secureContext, { checkServerIdentity });
+/** The verdict on one connection of {@link pinnedConnector}, given once its handshake is done. */
+function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, onMismatch: (error: GatehouseError) => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const failed = (error: Error): void => {
+      socket.off('secureConnect', secured);
+      socket.off('error', failed);
+      socket.off('close', closed);
+      reject(error);
+    };
+    const closed = (): void => failed(new GatehouseError('CONNECT_FAILED', 'the plugin closed the connection during the TLS handshake'));
+    const secured = (): void => {
+      socket.off('error', failed);
+      socket.off('close', closed);
+      const presented = socket.getPeerX509Certificate()?.raw;
+      // Attack: an impostor on the plugin's socket, with a certificate of its own or none.
+      if (!sameCertificate(pluginCertificateDer, presented)) {
+        const error = mismatchError(pluginCertificateDer, presented);
+        onMismatch(error);
+        socket.destroy();
+        return reject(error);
+      }
+      // Our HTTP/2 must not meet a peer that agreed to something else (grpc-js's client refuses it too).
+      if (socket.alpnProtocol !== 'h2') {
+        socket.destroy();
+        return reject(new GatehouseError('TLS_FAILED', 'the plugin did not agree to HTTP/2 (ALPN h2) on its TLS connection'));
+      }
+      resolve();
+    };
+    socket.once('secureConnect', secured);
+    socket.once('error', failed);
+    socket.once('close', closed);
+  });
 }
 
 /**

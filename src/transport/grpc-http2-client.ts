@@ -35,6 +35,11 @@ export { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, type Incomin
 export interface GrpcHttp2ClientOptions {
   /** Opens the transport (a pinned TLS socket, or a plain one for plaintext plugins asked for by name). */
   connect: () => Duplex;
+  /**
+   * Settles once a new connection may carry HTTP/2 (the pinned TLS check, tls/pinning.ts), rejecting with
+   * why not: the client writes and reads no byte of HTTP/2 on it before. Without it HTTP/2 starts at once.
+   */
+  ready?: (connection: Duplex) => Promise<void>;
   /** `:authority`; both sides' certificates name `localhost`. */
   authority: string;
   maxReceiveMessageBytes: number;
@@ -56,6 +61,8 @@ const { NGHTTP2_CANCEL } = http2.constants;
 
 export class GrpcHttp2Client {
   private session: http2.ClientHttp2Session | undefined;
+  /** The next session while its connection is being made and proved; calls made meanwhile wait for it. */
+  private opening: Promise<http2.ClientHttp2Session> | undefined;
   private closed = false;
   /** Every socket this client opened and that is still open: see destroy(). */
   private readonly sockets = new Set<Duplex>();
@@ -64,13 +71,25 @@ export class GrpcHttp2Client {
 
   /** `request` is written without a copy when large: it must not change until the call's stream has closed. */
   call(path: string, request: Uint8Array, callOptions: UnaryCallOptions = {}): Promise<UnaryResponse> {
+    if (callOptions.signal?.aborted) return Promise.reject(cancelled());
+    let session: http2.ClientHttp2Session | Promise<http2.ClientHttp2Session>;
+    try {
+      this.checkSendSize(request.length);
+      session = this.openSession();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return session instanceof Promise
+      ? this.waitFor(session, callOptions).then((ready) => this.callOn(ready, path, request, callOptions))
+      : this.callOn(session, path, request, callOptions);
+  }
+
+  private callOn(session: http2.ClientHttp2Session, path: string, request: Uint8Array, callOptions: UnaryCallOptions): Promise<UnaryResponse> {
     return new Promise<UnaryResponse>((resolve, reject) => {
-      if (callOptions.signal?.aborted) return reject(cancelled());
       let stream: CallStream;
       let timeoutMs: number | undefined;
       try {
-        this.checkSendSize(request.length);
-        ({ stream, timeoutMs } = this.request(path, callOptions));
+        ({ stream, timeoutMs } = this.request(session, path, callOptions));
       } catch (error) {
         return reject(error);
       }
@@ -94,9 +113,10 @@ export class GrpcHttp2Client {
    * it as an 'error' carrying a GrpcStatusError; a call that ends with status OK ends its readable side.
    */
   stream<Req, Res>(path: string, options: StreamingCallOptions<Req, Res>): StreamingCall<Req, Res> {
-    let opened: OpenedStream | GrpcStatusError;
+    let opened: OpenedStream | GrpcStatusError | Promise<OpenedStream>;
     try {
-      opened = this.request(path, options);
+      const session = this.openSession();
+      opened = session instanceof Promise ? this.waitFor(session, options).then((ready) => this.request(ready, path, options)) : this.request(session, path, options);
     } catch (error) {
       opened = error as GrpcStatusError;
     }
@@ -105,7 +125,10 @@ export class GrpcHttp2Client {
 
   /** Opens the session now rather than at the first call. */
   connect(): void {
-    if (!this.closed) this.openSession();
+    if (this.closed) return;
+    const session = this.openSession();
+    // A failure here is the next call's to report.
+    if (session instanceof Promise) session.catch(() => {});
   }
 
   /**
@@ -149,21 +172,74 @@ export class GrpcHttp2Client {
   }
 
   /** A new stream on the session, with the request headers sent. Throws GrpcStatusError. */
-  private request(path: string, options: RequestOptions): OpenedStream {
+  private request(session: http2.ClientHttp2Session, path: string, options: RequestOptions): OpenedStream {
     if (this.closed) throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the client is closed');
     const { headers, timeoutMs } = requestHeaders(path, this.options.authority, options);
     try {
-      return { stream: this.openSession().request(headers), timeoutMs };
+      return { stream: session.request(headers), timeoutMs };
     } catch (error) {
-      this.dropSession();
+      if (this.session === session) this.dropSession();
       throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot start the call: ${(error as Error).message}`);
     }
   }
 
-  private openSession(): http2.ClientHttp2Session {
-    if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+  /** The open session, or the one on its way: a call made meanwhile waits for it, bounded by its own deadline and signal. */
+  private openSession(): http2.ClientHttp2Session | Promise<http2.ClientHttp2Session> {
+    if (this.closed) throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the client is closed');
+    const current = this.session;
+    if (current && !current.closed && !current.destroyed) return current;
+    if (this.opening === undefined) {
+      const opening = this.newSession();
+      this.opening = opening;
+      const done = (): void => {
+        if (this.opening === opening) this.opening = undefined;
+      };
+      opening.then(done, done);
+    }
+    return this.opening;
+  }
+
+  /** A call's wait for the session ends at its deadline or its cancellation, whichever comes first. */
+  private waitFor(session: Promise<http2.ClientHttp2Session>, options: UnaryCallOptions): Promise<http2.ClientHttp2Session> {
+    const { deadline, signal } = options;
+    if (deadline === undefined && signal === undefined) return session;
+    return new Promise((resolve, reject) => {
+      const end = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        end();
+        reject(cancelled());
+      };
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      const timer = left === undefined || left > MAX_TIMER_MS ? undefined : setTimeout(() => (end(), reject(deadlineExceeded())), Math.max(0, left));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      session.then(
+        (ready) => (end(), resolve(ready)),
+        (error: unknown) => (end(), reject(error)),
+      );
+    });
+  }
+
+  /**
+   * Connects, waits for `ready` (the pin), and only then starts HTTP/2 on the connection: a peer that is
+   * not the plugin never sees a byte of it. Rejects with GrpcStatusError UNAVAILABLE and the reason.
+   */
+  private async newSession(): Promise<http2.ClientHttp2Session> {
+    const connection = this.track(this.options.connect());
+    try {
+      await this.options.ready?.(connection);
+    } catch (error) {
+      connection.destroy();
+      throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot connect: ${(error as Error).message}`);
+    }
+    if (this.closed) {
+      connection.destroy();
+      throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the client is closed');
+    }
     const session = http2.connect(`https://${this.options.authority}`, {
-      createConnection: () => this.track(this.options.connect()),
+      createConnection: () => connection,
       // No server push: a plugin must not open streams toward the host that it never asked for.
       settings: { initialWindowSize: this.options.windowBytes, enablePush: false },
       // Response headers are the peer's input: bound them (grpc-js allows 16 KiB by default too).

@@ -39,10 +39,12 @@ const { NGHTTP2_CANCEL } = http2.constants;
  * flow-control window: it cannot grow the host's memory by streaming faster than the host reads.
  */
 export class StreamingCall<Req, Res> extends Duplex {
-  private readonly stream: http2.ClientHttp2Stream | undefined;
-  private readonly session: http2.Http2Session | undefined;
+  private stream: http2.ClientHttp2Stream | undefined;
+  private session: http2.Http2Session | undefined;
   private readonly decoder: MessageDecoder;
-  private readonly timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** While the client is still connecting (and proving the plugin's certificate): requests wait for it. */
+  private opening: Promise<void> | undefined;
   private headers: http2.IncomingHttpHeaders | undefined;
   private trailers: http2.IncomingHttpHeaders | undefined;
   private status: { code: number; details: string } | undefined;
@@ -50,20 +52,35 @@ export class StreamingCall<Req, Res> extends Duplex {
   private finished = false;
 
   constructor(
-    opened: OpenedStream | GrpcStatusError,
+    opened: OpenedStream | GrpcStatusError | Promise<OpenedStream>,
     private readonly options: StreamingCallOptions<Req, Res>,
     maxReceiveMessageBytes: number,
     private readonly checkSendSize: (length: number) => void,
   ) {
     super({ objectMode: true });
     this.decoder = new MessageDecoder(maxReceiveMessageBytes);
+    if (opened instanceof Promise) {
+      this.opening = opened.then(
+        (stream) => this.attach(stream),
+        (error: unknown) => this.attach(error instanceof GrpcStatusError ? error : new GrpcStatusError(GrpcStatus.UNAVAILABLE, String(error))),
+      );
+      return;
+    }
+    this.attach(opened);
+  }
+
+  private attach(opened: OpenedStream | GrpcStatusError): void {
+    this.opening = undefined;
     if (opened instanceof GrpcStatusError) {
+      if (this.finished) return;
       // Reported as the call's 'error' on the next tick, when the caller listens.
       this.finished = true;
       this.destroy(opened);
       return;
     }
     const { stream, timeoutMs } = opened;
+    // Cancelled while the client was connecting: the stream just opened goes too.
+    if (this.finished) return void stream.close(NGHTTP2_CANCEL);
     this.stream = stream;
     this.session = stream.session;
     if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) this.timer = setTimeout(() => this.fail(deadlineExceeded()), timeoutMs);
@@ -85,7 +102,8 @@ export class StreamingCall<Req, Res> extends Duplex {
     if (this.stream?.isPaused()) this.stream.resume();
   }
 
-  override _write(request: Req, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+  override _write(request: Req, encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.opening) return void this.opening.then(() => this._write(request, encoding, done));
     const stream = this.stream;
     if (stream === undefined || this.finished) return done();
     let message: Uint8Array;
@@ -101,6 +119,7 @@ export class StreamingCall<Req, Res> extends Duplex {
   }
 
   override _final(done: (error?: Error | null) => void): void {
+    if (this.opening) return void this.opening.then(() => this._final(done));
     if (this.stream !== undefined && !this.stream.closed) this.stream.end();
     done();
   }

@@ -12,7 +12,7 @@ import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls
 import { checkHealth } from '../../src/host/connection.js';
 import { leanCalls } from '../../src/transport/call-path.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
-import { classifyTlsFailure, pinnedTlsOptions } from '../../src/tls/pinning.js';
+import { classifyTlsFailure, pinnedConnector } from '../../src/tls/pinning.js';
 import { listenAt, serverAcceptor } from '../../src/transport/acceptor.js';
 import { GrpcHttp2Client } from '../../src/transport/grpc-http2-client.js';
 
@@ -119,9 +119,10 @@ test('a pinned server cuts another certificate, no certificate, or a client that
   }
   t.is(handled, 0, 'no handler ran for a client that was not pinned');
 
-  const pinned = pinnedTlsOptions(host, plugin.certificateDer);
+  const pinned = pinnedConnector(host, plugin.certificateDer);
   const client = new GrpcHttp2Client({
-    connect: () => tls.connect({ path, ...pinned, ALPNProtocols: ['h2'] }),
+    connect: () => pinned.connect({ path }),
+    ready: (connection) => pinned.ready(connection),
     authority: 'localhost',
     maxReceiveMessageBytes: 1024 * 1024,
     maxSendMessageBytes: 1024 * 1024,
@@ -130,4 +131,43 @@ test('a pinned server cuts another certificate, no certificate, or a client that
   t.teardown(() => client.destroy());
   await checkHealth(leanCalls(client), 10_000);
   t.is(handled, 1);
+});
+
+test('the host writes no byte of HTTP/2 to a server that is not the announced one, or that did not agree to h2, and says which', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const host = generateEphemeralIdentity();
+  const announced = generateEphemeralIdentity();
+  const impostor = generateEphemeralIdentity();
+
+  // Attack: a process that took over the plugin's socket, with a valid certificate of its own; and the
+  // plugin's own certificate on a server that speaks no HTTP/2.
+  for (const [i, [server, expected]] of ([
+    [{ identity: impostor, alpn: ['h2'] }, /presented certificate .* not the one it announced/],
+    [{ identity: announced, alpn: undefined }, /did not agree to HTTP\/2/],
+  ] as const).entries()) {
+    const path = join(dir, `${i}.sock`);
+    let received = 0;
+    const listener = tls.createServer(
+      { cert: server.identity.certificatePem, key: server.identity.privateKeyPem, ...(server.alpn ? { ALPNProtocols: [...server.alpn] } : {}) },
+      (socket) => socket.on('data', (chunk: Buffer) => (received += chunk.length)).on('error', () => {}),
+    );
+    await listenAt(listener, { path });
+    let mismatch: Error | undefined;
+    const pinned = pinnedConnector(host, announced.certificateDer, (error) => (mismatch = error));
+    const client = new GrpcHttp2Client({
+      connect: () => pinned.connect({ path }),
+      ready: (connection) => pinned.ready(connection),
+      authority: 'localhost',
+      maxReceiveMessageBytes: 1024 * 1024,
+      maxSendMessageBytes: 1024 * 1024,
+      windowBytes: 65_535,
+    });
+    const error = await t.throwsAsync(checkHealth(leanCalls(client), 5000));
+    t.regex(error?.message ?? '', expected);
+    t.is(received, 0, 'not a byte after the handshake');
+    t.is(mismatch !== undefined, server.identity === impostor);
+    client.destroy();
+    listener.close();
+  }
 });

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -234,4 +235,40 @@ test('unary client: a deadline weeks away is sent in a unit that fits 8 digits, 
   // 40 days: past both grpc-timeout's 8 ms digits and what a Node timer holds.
   const response = await client(t, socket).call('/test.T/Echo', Buffer.from('late'), { deadline: Date.now() + 40 * 86_400_000 });
   t.deepEqual(response.message, Buffer.from('late'));
+});
+
+test('a call waiting for its connection to be proved ends at its deadline or its cancellation; a stream too', async (t) => {
+  // A peer that accepts and never finishes the TLS handshake: the pin's verdict never comes.
+  const socket = join(await tempDir(t), 'silent');
+  const accepted = new Set<net.Socket>();
+  const server = net.createServer((connection) => void accepted.add(connection));
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => {
+    for (const connection of accepted) connection.destroy();
+    server.close();
+  });
+  const c = client(t, socket, { ready: () => new Promise<void>(() => {}) });
+
+  t.is((await failure(t, c.call('/test.T/Echo', Buffer.alloc(0), { deadline: Date.now() + 200 }))).code, GrpcStatus.DEADLINE_EXCEEDED);
+  const abort = new AbortController();
+  const cancelled = c.call('/test.T/Echo', Buffer.alloc(0), { signal: abort.signal });
+  abort.abort();
+  t.is((await failure(t, cancelled)).code, GrpcStatus.CANCELLED);
+  const stream = c.stream('/test.T/Count', { deadline: Date.now() + 200, serialize: (m: Buffer) => m, deserialize: (m: Buffer) => m });
+  const [error] = (await once(stream, 'error')) as [GrpcStatusError];
+  t.is(error.code, GrpcStatus.DEADLINE_EXCEEDED);
+  t.is(accepted.size, 1, 'the calls shared the one connection being proved');
+});
+
+test('a connection that fails its proof fails the calls waiting for it, with the reason, and nothing of HTTP/2 is written on it', async (t) => {
+  const socket = join(await tempDir(t), 'refused');
+  let received = 0;
+  const server = net.createServer((connection) => connection.on('data', (chunk: Buffer) => (received += chunk.length)));
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => server.close());
+  const c = client(t, socket, { ready: () => Promise.reject(new Error('not the announced certificate')) });
+  const error = await failure(t, c.call('/test.T/Echo', Buffer.alloc(0), { deadline: Date.now() + 5000 }));
+  t.is(error.code, GrpcStatus.UNAVAILABLE);
+  t.regex(error.details, /cannot connect: not the announced certificate/);
+  t.is(received, 0);
 });
