@@ -250,6 +250,8 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
       await broker.close();
       stdio.end();
+      // No new connection while the calls in flight finish (the multiplexed one is closed after them).
+      mainConnections.close();
       await stopServer(server, logger);
       listening.close();
       try {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { GrpcHttp2Client, GrpcStatus, GrpcStatusError } from '../../src/transport/grpc-http2-client.js';
+import { GrpcHttp2Client, GrpcStatus, GrpcStatusError, type GrpcHttp2ClientOptions } from '../../src/transport/grpc-http2-client.js';
 import type { StreamingCall } from '../../src/transport/grpc-http2-stream.js';
 import { waitUntil } from '../helpers/process.js';
 import { tempDir } from '../discover/temp-dir.js';
@@ -79,9 +79,10 @@ async function grpcServer(t: ExecutionContext): Promise<Server> {
   return { socket, flooded: () => flooded, cancelled: () => cancelled };
 }
 
-function client(t: ExecutionContext, socket: string): GrpcHttp2Client {
+function client(t: ExecutionContext, socket: string, ready?: GrpcHttp2ClientOptions['ready']): GrpcHttp2Client {
   const c = new GrpcHttp2Client({
     connect: () => net.connect(socket),
+    ...(ready ? { ready } : {}),
     authority: 'localhost',
     maxReceiveMessageBytes: 1 << 20,
     maxSendMessageBytes: 1 << 20,
@@ -131,6 +132,23 @@ test('stream: a bidi stream echoes what is written, and ends when the requests e
   const received = collect(call);
   for (const word of ['a', 'b', 'c']) call.write(Buffer.from(word));
   call.end();
+  t.deepEqual(await received, ['a', 'b', 'c']);
+});
+
+test('stream: opened while its connection is still being proved, it waits: what was written goes out in order, and a cancel meanwhile ends only that call', async (t) => {
+  const { socket } = await grpcServer(t);
+  let prove: () => void = () => {};
+  const proved = new Promise<void>((resolve) => (prove = resolve));
+  const c = client(t, socket, () => proved);
+  const call = c.stream('/test.S/Echo', codec);
+  const received = collect(call);
+  for (const word of ['a', 'b', 'c']) call.write(Buffer.from(word));
+  call.end();
+  const cancelled = c.stream('/test.S/Echo', codec);
+  const cancelledError = once(cancelled, 'error');
+  cancelled.cancel();
+  t.is(((await cancelledError) as [GrpcStatusError])[0].code, GrpcStatus.CANCELLED);
+  prove();
   t.deepEqual(await received, ['a', 'b', 'c']);
 });
 
