@@ -98,7 +98,10 @@ export function pinnedConnector(
         rejectUnauthorized: false,
         ALPNProtocols: ['h2'],
       });
-      verdicts.set(socket, pinnedHandshake(socket, pluginCertificateDer, onMismatch));
+      const verdict = pinnedHandshake(socket, pluginCertificateDer, onMismatch);
+      // Reported to whoever asks ready(); a connection nobody asks about must not crash the host.
+      verdict.catch(() => {});
+      verdicts.set(socket, verdict);
       return socket;
     },
     ready: (socket) => verdicts.get(socket) ?? Promise.reject(new GatehouseError('TLS_FAILED', 'not a connection this connector opened')),

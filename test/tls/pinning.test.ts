@@ -12,7 +12,7 @@ import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls
 import { checkHealth } from '../../src/host/connection.js';
 import { leanCalls } from '../../src/transport/call-path.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
-import { classifyTlsFailure, pinnedConnector } from '../../src/tls/pinning.js';
+import { classifyTlsFailure, pinnedConnector, type PinnedConnector } from '../../src/tls/pinning.js';
 import { listenAt, serverAcceptor } from '../../src/transport/acceptor.js';
 import { GrpcHttp2Client } from '../../src/transport/grpc-http2-client.js';
 
@@ -40,6 +40,18 @@ test('a TLS alert means the plugin refused our certificate', (t) => {
 test('a failure that is not about TLS is left alone', (t) => {
   t.is(classifyTlsFailure('connect ECONNREFUSED /tmp/x.sock'), undefined);
 });
+
+/** The host's own client on `path`, pinned as a launch pins it. */
+function hostClient(path: string, pinned: PinnedConnector): GrpcHttp2Client {
+  return new GrpcHttp2Client({
+    connect: () => pinned.connect({ path }),
+    ready: (connection) => pinned.ready(connection),
+    authority: 'localhost',
+    maxReceiveMessageBytes: 1024 * 1024,
+    maxSendMessageBytes: 1024 * 1024,
+    windowBytes: 65_535,
+  });
+}
 
 const HTTP2_PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
 
@@ -119,15 +131,7 @@ test('a pinned server cuts another certificate, no certificate, or a client that
   }
   t.is(handled, 0, 'no handler ran for a client that was not pinned');
 
-  const pinned = pinnedConnector(host, plugin.certificateDer);
-  const client = new GrpcHttp2Client({
-    connect: () => pinned.connect({ path }),
-    ready: (connection) => pinned.ready(connection),
-    authority: 'localhost',
-    maxReceiveMessageBytes: 1024 * 1024,
-    maxSendMessageBytes: 1024 * 1024,
-    windowBytes: 65_535,
-  });
+  const client = hostClient(path, pinnedConnector(host, plugin.certificateDer));
   t.teardown(() => client.destroy());
   await checkHealth(leanCalls(client), 10_000);
   t.is(handled, 1);
@@ -154,15 +158,7 @@ test('the host writes no byte of HTTP/2 to a server that is not the announced on
     );
     await listenAt(listener, { path });
     let mismatch: Error | undefined;
-    const pinned = pinnedConnector(host, announced.certificateDer, (error) => (mismatch = error));
-    const client = new GrpcHttp2Client({
-      connect: () => pinned.connect({ path }),
-      ready: (connection) => pinned.ready(connection),
-      authority: 'localhost',
-      maxReceiveMessageBytes: 1024 * 1024,
-      maxSendMessageBytes: 1024 * 1024,
-      windowBytes: 65_535,
-    });
+    const client = hostClient(path, pinnedConnector(host, announced.certificateDer, (error) => (mismatch = error)));
     const error = await t.throwsAsync(checkHealth(leanCalls(client), 5000));
     t.regex(error?.message ?? '', expected);
     t.is(received, 0, 'not a byte after the handshake');
