@@ -174,6 +174,8 @@ export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buff
         socket.destroy();
         return;
       }
+      // Authorized by the pin: what grpc-js's getAuthContext() reads, so handlers still see the host's certificate.
+      socket.authorized = true;
       onPinned(socket);
     },
   );

@@ -98,17 +98,19 @@ async function tryAs(path: string, intruder: Intruder): Promise<{ http2FromServe
   return { http2FromServer };
 }
 
-test('a pinned server cuts another certificate, no certificate, or a client that did not agree to h2 after the handshake: no HTTP/2 either way, no handler runs; the pinned peer is served', async (t) => {
+test('a pinned server cuts another certificate, no certificate, or a client that did not agree to h2 after the handshake: no HTTP/2 either way, no handler runs; the pinned peer is served and seen', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const host = generateEphemeralIdentity();
   const plugin = generateEphemeralIdentity();
   let handled = 0;
+  let seenPeer: Buffer | undefined;
   const server = new grpc.Server();
   const check = healthImplementation().Check as grpc.handleUnaryCall<unknown, unknown>;
   server.addService(healthService, {
     Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       handled += 1;
+      seenPeer = call.getAuthContext().sslPeerCertificate?.raw;
       check(call, callback);
     },
   });
@@ -135,6 +137,7 @@ test('a pinned server cuts another certificate, no certificate, or a client that
   t.teardown(() => client.destroy());
   await checkHealth(leanCalls(client), 10_000);
   t.is(handled, 1);
+  t.deepEqual(seenPeer, host.certificateDer, "a handler sees the host's certificate, as under grpc-js's own TLS");
 });
 
 test('the host writes no byte of HTTP/2 to a server that is not the announced one, or that did not agree to h2, and says which', async (t) => {
