@@ -37,6 +37,9 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       `bundle ${options.entry}: the bundle is an ES module, and Node.js runs ${options.out} as CommonJS (${scope.why}); name it .mjs, or write it where package.json says "type": "module"`,
     );
   }
+  if (scope.type === 'unreadable') {
+    throw new GatehouseError('BUNDLE_FAILED', `bundle ${options.entry}: Node.js would refuse to run ${options.out}: ${scope.why}; fix it first`);
+  }
   let result;
   try {
     result = await build({
@@ -80,7 +83,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
  * about a tenth of the recommended bundle's start (measured, docs/plugins.md). Said at build time, where
  * it is cheap to fix.
  */
-async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' | 'untyped'; why: string }> {
+async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' | 'untyped' | 'unreadable'; why: string }> {
   const extension = extname(out);
   if (extension === '.mjs') return { type: 'module', why: 'a .mjs file' };
   if (extension === '.cjs') return { type: 'commonjs', why: 'a .cjs file' };
@@ -92,7 +95,7 @@ async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' |
       try {
         type = (JSON.parse(text) as { type?: unknown }).type;
       } catch {
-        return { type: 'untyped', why: `${file} is not JSON` };
+        return { type: 'unreadable', why: `${file} is not valid JSON` };
       }
       if (type === 'module') return { type: 'module', why: `${file} says "type": "module"` };
       if (type === 'commonjs') return { type: 'commonjs', why: `${file} says "type": "commonjs"` };

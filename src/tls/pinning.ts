@@ -62,12 +62,12 @@ export function pinnedChannelCredentials(
   });
 }
 
-/** Where a plugin listens, as node:net takes it. */
-export type PluginEndpoint = { path: string } | { host: string; port: number };
+/** A unix socket path or a host and port, as node:net takes them. */
+export type Endpoint = { path: string } | { host: string; port: number };
 
 /** The host's pinned connections to one plugin, for a client that waits for `ready` before its first HTTP/2 byte. */
 export interface PinnedConnector {
-  connect(where: PluginEndpoint): tls.TLSSocket;
+  connect(where: Endpoint): tls.TLSSocket;
   /** Resolves once the socket's peer proved the announced certificate; otherwise rejects, the socket destroyed. */
   ready(socket: Duplex): Promise<void>;
 }

@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
-import { pinnedTlsServer } from '../tls/pinning.js';
+import { pinnedTlsServer, type Endpoint } from '../tls/pinning.js';
 
 /** Both sides' certificates, as a pinned connection uses them; undefined only for plaintext asked for by name. */
 export interface PeerTls {
@@ -23,7 +23,7 @@ export function serverAcceptor(server: grpc.Server, peer: PeerTls | undefined): 
 }
 
 /** Listens on a unix socket path or a loopback port; rejects with Node's error when it cannot. */
-export function listenAt(server: net.Server, where: { path: string } | { host: string; port: number }): Promise<void> {
+export function listenAt(server: net.Server, where: Endpoint): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(where, () => {

@@ -45,7 +45,7 @@ test('a plugin that imports proto-loader itself keeps it, and grpc-js still gets
   t.regex(stdout, /^BUNDLE_OMITTED: /);
 });
 
-test('a bundle Node.js would compile twice is named at build time; one it would run as CommonJS is refused before anything is written', async (t) => {
+test('a bundle Node.js would compile twice is named at build time; one it would run as CommonJS, or not at all, is refused before anything is written', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-bundle-test-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const entry = join(dir, 'entry.mjs');
@@ -77,4 +77,10 @@ test('a bundle Node.js would compile twice is named at build time; one it would 
     t.regex(error?.message ?? '', /runs .* as CommonJS .*name it \.mjs/);
     t.false(existsSync(out), 'nothing written');
   }
+  const broken = await place('broken');
+  await writeFile(join(broken, 'package.json'), '{ "type": ');
+  const refused = await t.throwsAsync(bundlePlugin({ entry, out: join(broken, 'plugin.js') }));
+  t.true(isGatehouseError(refused, 'BUNDLE_FAILED'), String(refused));
+  t.regex(refused?.message ?? '', /would refuse to run .*package\.json is not valid JSON/);
+  t.false(existsSync(join(broken, 'plugin.js')), 'nothing written');
 });
