@@ -26,6 +26,16 @@ export function assertTlsMinimum(): void {
   }
 }
 
+/**
+ * What the pin admits, judged on a finished handshake (which proved the peer holds the key of the
+ * certificate it presented): exactly `peerCertificateDer`, byte for byte, and agreement to HTTP/2, so that
+ * our HTTP/2 never meets a peer speaking something else. Undefined when admitted, else why not.
+ */
+function pinRefusal(socket: tls.TLSSocket, peerCertificateDer: Buffer): 'certificate' | 'alpn' | undefined {
+  if (!sameCertificate(peerCertificateDer, socket.getPeerX509Certificate()?.raw)) return 'certificate';
+  return socket.alpnProtocol === 'h2' ? undefined : 'alpn';
+}
+
 function mismatchError(pluginCertificateDer: Buffer, presented: Buffer | undefined): GatehouseError {
   return new GatehouseError(
     'CERTIFICATE_MISMATCH',
@@ -121,20 +131,17 @@ function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, on
     const secured = (): void => {
       socket.off('error', failed);
       socket.off('close', closed);
-      const presented = socket.getPeerX509Certificate()?.raw;
       // Attack: an impostor on the plugin's socket, with a certificate of its own or none.
-      if (!sameCertificate(pluginCertificateDer, presented)) {
-        const error = mismatchError(pluginCertificateDer, presented);
-        onMismatch(error);
-        socket.destroy();
-        return reject(error);
-      }
-      // Our HTTP/2 must not meet a peer that agreed to something else (grpc-js's client refuses it too).
-      if (socket.alpnProtocol !== 'h2') {
+      const refusal = pinRefusal(socket, pluginCertificateDer);
+      if (refusal === undefined) return resolve();
+      if (refusal === 'alpn') {
         socket.destroy();
         return reject(new GatehouseError('TLS_FAILED', 'the plugin did not agree to HTTP/2 (ALPN h2) on its TLS connection'));
       }
-      resolve();
+      const error = mismatchError(pluginCertificateDer, socket.getPeerX509Certificate()?.raw);
+      onMismatch(error);
+      socket.destroy();
+      reject(error);
     };
     socket.once('secureConnect', secured);
     socket.once('error', failed);
@@ -168,9 +175,9 @@ export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buff
       ALPNProtocols: ['h2'],
     },
     (socket) => {
-      // Attack: an impostor on the socket; also a client that did not agree to HTTP/2 (grpc-js's own
-      // secure server refused those too, and our HTTP/2 must not meet a peer speaking something else).
-      if (socket.alpnProtocol !== 'h2' || !sameCertificate(peerCertificateDer, socket.getPeerX509Certificate()?.raw)) {
+      // Attack: an impostor on the socket, with a certificate of its own or none; a client that did not
+      // agree to h2 is cut too, as grpc-js's own secure server cut it.
+      if (pinRefusal(socket, peerCertificateDer) !== undefined) {
         socket.destroy();
         return;
       }
