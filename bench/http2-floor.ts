@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
-import { pinnedConnector } from '../src/tls/pinning.js';
+import { hostTls, pinnedConnector } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { hostEnv } from './plugin-start.js';
 import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
@@ -73,7 +73,7 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
   try {
     const handshake = parseHandshakeLine(await firstLine(child.stdout), [1]);
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
-    const pinned = pinnedConnector(identity, handshake.serverCertificate);
+    const pinned = pinnedConnector(hostTls(identity), handshake.serverCertificate);
     const socket = pinned.connect({ path: handshake.address });
     await pinned.ready(socket);
     const session = http2.connect('https://localhost', {

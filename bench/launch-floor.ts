@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { loadKVService } from '../examples/kv/kv.js';
 import { generateEphemeralIdentity, type EphemeralIdentity } from '../src/tls/certificate.js';
-import { pinnedConnector } from '../src/tls/pinning.js';
+import { hostTls, pinnedConnector } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { firstLine, method, WINDOW_BYTES } from './http2-floor.js';
 import { hostEnv } from './plugin-start.js';
@@ -64,7 +64,7 @@ async function oneLaunch(command: readonly string[], identity: EphemeralIdentity
     const handshake = parseHandshakeLine(await line, [1]);
     const t2 = performance.now();
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
-    const pinned = pinnedConnector(identity, handshake.serverCertificate);
+    const pinned = pinnedConnector(hostTls(identity), handshake.serverCertificate);
     const connecting = pinned.connect({ path: handshake.address });
     socket = connecting;
     const t3 = await pinned.ready(connecting).then(() => performance.now());

@@ -12,6 +12,7 @@ import { connectPlugin, pinnedPluginCredentials, type PluginConnection } from '.
 import { silentLogger, type Logger } from './logger.js';
 import { startServing, type ServeOptions, type StartedPlugin } from './plugin/serve.js';
 import { generateEphemeralIdentity } from './tls/certificate.js';
+import { hostTls } from './tls/pinning.js';
 import { buildPluginEnv } from './transport/env.js';
 import { parseHandshakeLine } from './transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
@@ -90,7 +91,7 @@ export async function testPlugin(options: TestPluginOptions): Promise<TestPlugin
     if (handshake.serverCertificate === undefined) {
       throw new GatehouseError('CERTIFICATE_INVALID', 'serve() announced no certificate in test mode');
     }
-    const credentials = pinnedPluginCredentials(identity, handshake.serverCertificate);
+    const credentials = pinnedPluginCredentials(hostTls(identity), handshake.serverCertificate);
     connection = await connectPlugin(handshake, credentials, Date.now() + TEST_START_TIMEOUT_MS, maxMessageBytes, {});
   } catch (error) {
     connection?.destroy();

@@ -3,8 +3,7 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import type { EphemeralIdentity } from '../tls/certificate.js';
-import { classifyTlsFailure, pinnedChannelCredentials, pinnedConnector, TLS_SERVER_NAME, type PinnedConnector } from '../tls/pinning.js';
+import { classifyTlsFailure, pinnedChannelCredentials, pinnedConnector, TLS_SERVER_NAME, type HostTls, type PinnedConnector } from '../tls/pinning.js';
 import { grpcJsCalls, leanCalls, type CallPath } from '../transport/call-path.js';
 import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destroyChannel, grpcTarget, openChannel } from '../transport/channel.js';
 import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
@@ -36,12 +35,12 @@ export interface PluginCredentials {
 }
 
 /** Our identity, pinned to the plugin's exact certificate; a mismatch is kept to be reported as such. */
-export function pinnedPluginCredentials(identity: EphemeralIdentity, pluginCertificateDer: Buffer): PluginCredentials {
+export function pinnedPluginCredentials(host: HostTls, pluginCertificateDer: Buffer): PluginCredentials {
   const noteMismatch = (error: GatehouseError): void => void (pinned.mismatch = error);
   let channel: grpc.ChannelCredentials | undefined;
   const pinned: PluginCredentials = {
-    connector: pinnedConnector(identity, pluginCertificateDer, noteMismatch),
-    channelCredentials: () => (channel ??= pinnedChannelCredentials(identity, pluginCertificateDer, noteMismatch)),
+    connector: pinnedConnector(host, pluginCertificateDer, noteMismatch),
+    channelCredentials: () => (channel ??= pinnedChannelCredentials(host.own, pluginCertificateDer, noteMismatch)),
   };
   return pinned;
 }

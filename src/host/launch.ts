@@ -5,7 +5,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { certificateFingerprint, generateEphemeralIdentity, type EphemeralIdentity } from '../tls/certificate.js';
+import { certificateFingerprint, generateEphemeralIdentity } from '../tls/certificate.js';
+import { hostTls, type HostTls } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
@@ -154,6 +155,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
     audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args] });
+    // Made now, while the plugin starts on another core, rather than after its handshake line.
+    const ownTls = identity === undefined ? undefined : hostTls(identity);
     const line = await child
       .readHandshakeLine(config.startTimeoutMs, options.signal)
       .catch((error: unknown) => Promise.reject(explainStartFailure(error, starting.stderr, config)));
@@ -166,7 +169,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       network: handshake.network,
       address: handshake.address,
     });
-    const credentials = channelCredentials(handshake, identity);
+    const credentials = channelCredentials(handshake, ownTls);
     await checkSocketOwnership(handshake, child.uid);
     throwIfAborted(options.signal);
     const deadline = Math.max(started + config.startTimeoutMs, Date.now() + 1000);
@@ -235,8 +238,8 @@ function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new GatehouseError('START_ABORTED', 'the launch was aborted');
 }
 
-function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentity | undefined): PluginCredentials {
-  if (identity === undefined) {
+function channelCredentials(handshake: HandshakeLine, ownTls: HostTls | undefined): PluginCredentials {
+  if (ownTls === undefined) {
     if (handshake.serverCertificate !== undefined) {
       throw new GatehouseError('TLS_FAILED', 'the plugin requires TLS but the host was asked for plaintext');
     }
@@ -252,7 +255,7 @@ function channelCredentials(handshake: HandshakeLine, identity: EphemeralIdentit
         `plaintext by name with insecurePlaintext: true (gatehouse call --insecure)`,
     );
   }
-  return pinnedPluginCredentials(identity, handshake.serverCertificate);
+  return pinnedPluginCredentials(ownTls, handshake.serverCertificate);
 }
 
 interface ResolvedOptions {

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, type EphemeralIdentity } from '../tls/certificate.js';
+import { hostTls } from '../tls/pinning.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { checkSocketOwnership, connectPlugin, pinnedPluginCredentials } from './connection.js';
@@ -94,7 +95,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   await checkSocketOwnership({ network, address: record.address }, record.uid);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
-  const credentials = pinnedPluginCredentials(identity, pluginCertificateDer);
+  const credentials = pinnedPluginCredentials(hostTls(identity), pluginCertificateDer);
   const connection = await connectPlugin(
     { network, address: record.address },
     credentials,

@@ -12,7 +12,7 @@ import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls
 import { checkHealth } from '../../src/host/connection.js';
 import { leanCalls } from '../../src/transport/call-path.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
-import { classifyTlsFailure, pinnedConnector, type PinnedConnector } from '../../src/tls/pinning.js';
+import { classifyTlsFailure, hostTls, pinnedConnector, type PinnedConnector } from '../../src/tls/pinning.js';
 import { listenAt, serverAcceptor } from '../../src/transport/acceptor.js';
 import { GrpcHttp2Client } from '../../src/transport/grpc-http2-client.js';
 
@@ -133,7 +133,7 @@ test('a pinned server cuts another certificate, no certificate, or a client that
   }
   t.is(handled, 0, 'no handler ran for a client that was not pinned');
 
-  const client = hostClient(path, pinnedConnector(host, plugin.certificateDer));
+  const client = hostClient(path, pinnedConnector(hostTls(host), plugin.certificateDer));
   t.teardown(() => client.destroy());
   await checkHealth(leanCalls(client), 10_000);
   t.is(handled, 1);
@@ -161,7 +161,7 @@ test('the host writes no byte of HTTP/2 to a server that is not the announced on
     );
     await listenAt(listener, { path });
     let mismatch: Error | undefined;
-    const client = hostClient(path, pinnedConnector(host, announced.certificateDer, (error) => (mismatch = error)));
+    const client = hostClient(path, pinnedConnector(hostTls(host), announced.certificateDer, (error) => (mismatch = error)));
     const error = await t.throwsAsync(checkHealth(leanCalls(client), 5000));
     t.regex(error?.message ?? '', expected);
     t.is(received, 0, 'not a byte after the handshake');
