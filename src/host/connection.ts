@@ -1,6 +1,5 @@
 import { lstat } from 'node:fs/promises';
 import * as net from 'node:net';
-import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { classifyTlsFailure, pinnedChannelCredentials, pinnedConnector, TLS_SERVER_NAME, type HostTls, type PinnedConnector } from '../tls/pinning.js';
@@ -104,7 +103,7 @@ function openLeanClient(target: PluginTarget, pinned: PinnedConnector | undefine
   const client = new GrpcHttp2Client({
     // A plaintext plugin was asked for by name (insecurePlaintext); every other connection is pinned TLS.
     connect: () => (pinned ? pinned.connect(where) : net.connect(where)),
-    ...(pinned ? { ready: (connection: Duplex) => pinned.ready(connection) } : {}),
+    ...(pinned ? { ready: pinned.ready } : {}),
     authority: TLS_SERVER_NAME,
     maxReceiveMessageBytes: maxMessageBytes,
     maxSendMessageBytes: maxMessageBytes,

@@ -34,18 +34,23 @@ function portsToTry(minPort: number, maxPort: number): number[] {
   return Array.from({ length: count }, (_, i) => minPort + ((start + i) % count));
 }
 
+/** Listens on the plugin's socket in its private directory, 0600 (0660 for the socket group); returns its path. */
+async function listenOnPluginSocket(server: Server, spec: Pick<ListenSpec, 'socketDir' | 'group'>): Promise<string> {
+  const path = join(spec.socketDir, 'plugin.sock');
+  await listenAt(server, { path }).catch((cause: unknown) => {
+    throw cannotListen(path, cause);
+  });
+  await protectSocket(path, spec.group);
+  return path;
+}
+
 /**
  * Serves the host on the acceptor's own socket (transport/acceptor.ts): one connection per client, as
  * go-plugin <= 1.5.
  */
 export async function listenDirect(acceptor: Server, spec: ListenSpec): Promise<Listening> {
   if (spec.network === 'unix') {
-    const path = join(spec.socketDir, 'plugin.sock');
-    await listenAt(acceptor, { path }).catch((cause: unknown) => {
-      throw cannotListen(path, cause);
-    });
-    await protectSocket(path, spec.group);
-    return { network: 'unix', address: path, close: () => acceptor.close() };
+    return { network: 'unix', address: await listenOnPluginSocket(acceptor, spec), close: () => acceptor.close() };
   }
   for (const port of portsToTry(spec.minPort, spec.maxPort)) {
     // Loopback only: the plugin is never reachable from another machine.
@@ -77,14 +82,9 @@ export async function listenMultiplexed(
     session = new YamuxSession(socket, 'server');
     onSession(session);
   });
-  const path = join(spec.socketDir, 'plugin.sock');
-  await listenAt(server, { path }).catch((cause: unknown) => {
-    throw cannotListen(path, cause);
-  });
-  await protectSocket(path, spec.group);
   return {
     network: 'unix',
-    address: path,
+    address: await listenOnPluginSocket(server, spec),
     close: () => {
       session?.close();
       server.close();

@@ -27,6 +27,16 @@ export function assertTlsMinimum(): void {
 }
 
 /**
+ * Our side of a pinned TLS connection, as node:tls takes it. TLS 1.2 at least: older versions have known
+ * downgrade and cipher weaknesses (assertTlsMinimum). `trust` is the trust store: empty where our own
+ * exact-certificate check is the whole pin (a CA would make Node 20 build its root store first), the
+ * peer's certificate for a grpc-js channel, which runs no check of ours.
+ */
+function ownTlsOptions(own: EphemeralIdentity, trust: string | string[]): tls.SecureContextOptions {
+  return { ca: trust, cert: own.certificatePem, key: own.privateKeyPem, minVersion: 'TLSv1.2' };
+}
+
+/**
  * What the pin admits, judged on a finished handshake (which proved the peer holds the key of the
  * certificate it presented): exactly `peerCertificateDer`, byte for byte, and agreement to HTTP/2, so that
  * our HTTP/2 never meets a peer speaking something else. Undefined when admitted, else why not.
@@ -56,12 +66,7 @@ export function pinnedChannelCredentials(
   onMismatch: (error: GatehouseError) => void = () => {},
 ): grpc.ChannelCredentials {
   assertTlsMinimum();
-  const secureContext = tls.createSecureContext({
-    ca: derToPem(pluginCertificateDer, 'CERTIFICATE'),
-    cert: own.certificatePem,
-    key: own.privateKeyPem,
-    minVersion: 'TLSv1.2',
-  });
+  const secureContext = tls.createSecureContext(ownTlsOptions(own, derToPem(pluginCertificateDer, 'CERTIFICATE')));
   return grpc.credentials.createFromSecureContext(secureContext, {
     checkServerIdentity: (_hostname: string, presented: PeerCertificate) => {
       if (sameCertificate(pluginCertificateDer, presented.raw)) return undefined;
@@ -95,7 +100,7 @@ export interface HostTls {
  */
 export function hostTls(own: EphemeralIdentity): HostTls {
   assertTlsMinimum();
-  return { own, context: tls.createSecureContext({ ca: [], cert: own.certificatePem, key: own.privateKeyPem, minVersion: 'TLSv1.2' }) };
+  return { own, context: tls.createSecureContext(ownTlsOptions(own, [])) };
 }
 
 /**
@@ -111,13 +116,12 @@ export function pinnedConnector(
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
 ): PinnedConnector {
-  const secureContext = host.context;
   const verdicts = new WeakMap<Duplex, Promise<void>>();
   return {
     connect: (where) => {
       const socket = tls.connect({
         ...where,
-        secureContext,
+        secureContext: host.context,
         servername: TLS_SERVER_NAME,
         // The chain check has no roots to succeed against; the exact-certificate check replaces it.
         rejectUnauthorized: false,
@@ -180,10 +184,7 @@ export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buff
   assertTlsMinimum();
   return tls.createServer(
     {
-      ca: [],
-      cert: own.certificatePem,
-      key: own.privateKeyPem,
-      minVersion: 'TLSv1.2',
+      ...ownTlsOptions(own, []),
       requestCert: true,
       // The chain check has no roots to succeed against; the exact-certificate check below replaces it.
       rejectUnauthorized: false,
