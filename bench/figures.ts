@@ -39,6 +39,12 @@ export interface RawResults {
     go: number[] | null;
     nodeFloor: number[];
   };
+  /**
+   * The minor page faults each plugin had taken at its handshake line, per start: how much memory a start
+   * touches for the first time, which load does not move. Linux only; none for `node -e 0`, which has
+   * exited by then; absent in older results.
+   */
+  startPageFaults?: Partial<Record<keyof RawResults['start'], number[]>>;
   hashing: HashingResult | null;
   audit?: AuditBenchResult | null;
   /** The gatehouse-side runs again under a second Node.js binary (`--node`); absent or null without it. */
@@ -374,6 +380,15 @@ function startFigures(raw: RawResults): Figure[] {
       counterpart: { name: 'mutual-TLS HTTP/2 server', value: median(raw.start.http2ServerFloor) },
     }),
     figure({
+      id: 'start.ts.bundled.pageFaults',
+      scenario: 'start',
+      label: '  page faults the recommended bundle has taken at its line (first touches of memory), median',
+      unit: 'faults',
+      better: 'lower',
+      gatehouse: median(raw.startPageFaults?.tsBundled),
+      counterpart: { name: 'mutual-TLS HTTP/2 server', value: median(raw.startPageFaults?.http2ServerFloor) },
+    }),
+    figure({
       id: 'start.ts.bundledProtoLoader',
       scenario: 'start',
       label: '  bundled, kv.proto parsed at start (proto-loader), median',
@@ -581,9 +596,10 @@ function altNodeFigures(raw: RawResults): Figure[] {
   const rows = [
     ...launchFigures(swapped, 'go'),
     ...launchFigures(swapped, 'ts'),
-    // Only the starts the second binary ran: the Go plugin's and the proto-loader bundle's rows would
-    // repeat the default run's figures under the second binary's name.
-    ...startFigures(swapped).filter((row) => row.id !== 'start.go' && row.id !== 'start.ts.bundledProtoLoader'),
+    // Only the starts the second binary ran: the Go plugin's and the proto-loader bundle's rows, and the
+    // page faults (counted under the default binary only), would repeat the default run's figures under
+    // the second binary's name.
+    ...startFigures(swapped).filter((row) => !['start.go', 'start.ts.bundledProtoLoader', 'start.ts.bundled.pageFaults'].includes(row.id)),
     ...unaryFigures(swapped, 'go'),
     ...unaryFigures(swapped, 'ts'),
     ...bigFigures(swapped, 'go'),

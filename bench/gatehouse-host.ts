@@ -76,7 +76,7 @@ async function main(): Promise<unknown> {
       return certs(n);
     case 'start': {
       const host = generateEphemeralIdentity();
-      return { ms: await pluginStarts(positionals, n, host.certificatePem) };
+      return pluginStarts(positionals, n, host.certificatePem);
     }
     case 'floor':
       return { ms: await nodeFloor(n) };

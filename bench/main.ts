@@ -208,6 +208,7 @@ async function run(options: RunOptions): Promise<void> {
     live: { gatehouseHost: null, goPluginHost: null },
     certs: { gatehouse: { coldMs: Number.NaN, ms: [] }, goPlugin: null },
     start: { ts: [], tsBundled: [], tsBundledProtoLoader: [], tsSealed: [], http2ServerFloor: [], go: null, nodeFloor: [] },
+    startPageFaults: {},
     hashing: null,
     audit: null,
     altNode: alt,
@@ -292,7 +293,9 @@ async function run(options: RunOptions): Promise<void> {
       for (let round = 0; round < rounds; round++) {
         for (const { kind, profile, mode, command } of kinds) {
           const args = [mode, '--n', perRound, ...(command.length > 0 ? ['--', ...command] : [])];
-          (raw.start[kind] ??= []).push(...(await gatehouse<{ ms: number[] }>(profile, args)).ms);
+          const result = await gatehouse<{ ms: number[]; pageFaults?: number[] }>(profile, args);
+          (raw.start[kind] ??= []).push(...result.ms);
+          if (result.pageFaults !== undefined) ((raw.startPageFaults ??= {})[kind] ??= []).push(...result.pageFaults);
         }
       }
       if (alt !== null) {
@@ -374,7 +377,9 @@ async function run(options: RunOptions): Promise<void> {
   const m = results.machine;
   process.stdout.write(
     `gatehouse bench (${results.mode}), ${results.date}\n` +
-      `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB; Node ${versionInfo.node}, ` +
+      `${m.cpu}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB` +
+      (m.pageFaultMicros === null ? '' : `, ${m.pageFaultMicros.toFixed(2)} µs per first touch of a page`) +
+      `; Node ${versionInfo.node}, ` +
       `grpc-js ${versionInfo.grpcJs}, ${versionInfo.go ?? 'no Go'}, go-plugin ${versionInfo.goPlugin ?? '—'}` +
       (alt === null ? '' : `; rows marked [Node ${alt.version}]: gatehouse side under ${alt.path}`) +
       '\n\n' +

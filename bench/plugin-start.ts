@@ -2,12 +2,34 @@
 // (not launch()) so that nothing of the host's own work is in it, the same way for the TypeScript and
 // the Go plugin. The environment is what a gatehouse host gives: cookie, versions, client certificate.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KV_COOKIE } from '../examples/kv/kv.js';
 
-function oneStart(command: readonly string[], env: Record<string, string>): Promise<number> {
+/** One start: spawn to the line, and the page faults the plugin had taken by then. */
+interface Start {
+  ms: number;
+  pageFaults: number | undefined;
+}
+
+/**
+ * The minor page faults a process has taken so far (Linux: /proc/PID/stat), each a first touch of a
+ * page of memory; undefined where that cannot be read. Unlike milliseconds, load does not move it.
+ */
+function minorPageFaults(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command's closing parenthesis start at the third, the state; minflt is the tenth.
+    const count = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+    return Number.isInteger(count) ? count : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function oneStart(command: readonly string[], env: Record<string, string>): Promise<Start> {
   const [file, ...args] = command;
   if (file === undefined) return Promise.reject(new Error('no plugin command'));
   return new Promise((resolve, reject) => {
@@ -17,7 +39,7 @@ function oneStart(command: readonly string[], env: Record<string, string>): Prom
     let output = '';
     let stderr = '';
     let done = false;
-    const finish = (error: Error | undefined, ms?: number): void => {
+    const finish = (error: Error | undefined, start?: Start): void => {
       if (done) return;
       done = true;
       try {
@@ -26,12 +48,12 @@ function oneStart(command: readonly string[], env: Record<string, string>): Prom
         // already gone
       }
       // Resolved once the process is gone, so that starts never overlap.
-      child.once('close', () => (error ? reject(error) : resolve(ms as number)));
+      child.once('close', () => (error ? reject(error) : resolve(start as Start)));
     };
     child.stdout.on('data', (chunk: Buffer) => {
       const seen = performance.now();
       output += chunk.toString('utf8');
-      if (output.includes('\n')) finish(undefined, seen - started);
+      if (output.includes('\n')) finish(undefined, { ms: seen - started, pageFaults: minorPageFaults(child.pid as number) });
     });
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-4000)));
     child.once('error', (error) => {
@@ -60,14 +82,14 @@ export function hostEnv(clientCertificatePem: string, socketDir: string): Record
   };
 }
 
-/** Spawn-to-handshake times of n starts of `command`, one after another. */
-export async function pluginStarts(command: readonly string[], n: number, clientCertificatePem: string): Promise<number[]> {
+/** Spawn-to-handshake times of n starts of `command`, one after another, and the page faults of those that could be read. */
+export async function pluginStarts(command: readonly string[], n: number, clientCertificatePem: string): Promise<{ ms: number[]; pageFaults: number[] }> {
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-bench-'));
   const env = hostEnv(clientCertificatePem, socketDir);
   try {
-    const times: number[] = [];
-    for (let i = 0; i < n; i++) times.push(await oneStart(command, env));
-    return times;
+    const starts: Start[] = [];
+    for (let i = 0; i < n; i++) starts.push(await oneStart(command, env));
+    return { ms: starts.map((start) => start.ms), pageFaults: starts.flatMap((start) => (start.pageFaults === undefined ? [] : [start.pageFaults])) };
   } finally {
     await rm(socketDir, { recursive: true, force: true });
   }

@@ -43,6 +43,7 @@ const EXPECTED = [
   'start.ts.bundled.serverFloor',
   'start.ts.bundledProtoLoader',
   'start.ts.bundled.sealed',
+  'start.ts.bundled.pageFaults',
   'start.go',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>
