@@ -3,6 +3,7 @@
 import type { AuditBenchResult } from './audit.js';
 import type { HashingResult } from './hashing.js';
 import type { LiveResult, UnaryResult, WorkloadResult } from './host-workloads.js';
+import type { InterleavedUnaryResult } from './interleaved-unary.js';
 import type { LaunchFloorResult, LaunchFloorSample } from './launch-floor.js';
 import { summarize } from './stats.js';
 
@@ -20,6 +21,11 @@ export interface RawResults {
     floor: Partial<Record<PluginKind, WorkloadResult[]>>;
     /** Launches by hand, each part timed (bench/launch-floor.ts), in the same rounds; absent in older results. */
     launchFloor?: Partial<Record<PluginKind, LaunchFloorResult[]>>;
+    /**
+     * gatehouse's client and the floor's in one host process, alternating slices (bench/interleaved-unary.ts),
+     * one result per round; absent in older results.
+     */
+    interleaved?: Partial<Record<PluginKind, InterleavedUnaryResult[][]>>;
   };
   live: { gatehouseHost: LiveResult | null; goPluginHost: LiveResult | null };
   certs: { gatehouse: { coldMs: number; ms: number[] }; goPlugin: { curve: string; ms: number[] } | null };
@@ -56,7 +62,7 @@ export interface AltNodeRaw {
   path: string;
   /** `node --version` of that binary, e.g. v22.23.5. */
   version: string;
-  workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor'>;
+  workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor' | 'interleaved'>;
   start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'tsSealed' | 'http2ServerFloor' | 'nodeFloor'>;
 }
 
@@ -221,6 +227,29 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
   ];
 }
 
+/**
+ * The interleaved rounds of one caller count as one: calls and seconds (and CPU) summed per side, so that
+ * every round weighs on both sides alike and the ratio keeps each round's pairing; p99 as the median of
+ * the rounds', as the other unary figures.
+ */
+function pooled(
+  rounds: InterleavedUnaryResult[][] | undefined,
+  concurrency: number,
+): { gatehouse: Pick<UnaryResult, 'callsPerSec' | 'p99Us' | 'cpuUsPerCall'>; floor: Pick<UnaryResult, 'callsPerSec' | 'p99Us' | 'cpuUsPerCall'> } | undefined {
+  const results = (rounds ?? []).flatMap((round) => round.filter((result) => result.concurrency === concurrency));
+  if (results.length === 0) return undefined;
+  const side = (pick: (result: InterleavedUnaryResult) => UnaryResult) => {
+    const runs = results.map(pick);
+    const calls = runs.reduce((sum, run) => sum + run.calls, 0);
+    return {
+      callsPerSec: calls / runs.reduce((sum, run) => sum + run.seconds, 0),
+      p99Us: medianOf(runs.map((run) => run.p99Us)),
+      cpuUsPerCall: runs.reduce((sum, run) => sum + run.cpuUsPerCall * run.calls, 0) / calls,
+    };
+  };
+  return { gatehouse: side((result) => result.gatehouse), floor: side((result) => result.floor) };
+}
+
 function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
   const find = (results: UnaryResult[] | undefined, concurrency: number): UnaryResult | undefined =>
     results?.find((result) => result.concurrency === concurrency);
@@ -229,6 +258,7 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
     const ours = find(combine(raw.workload.gatehouseHost[plugin])?.unary, concurrency);
     const theirs = find(combine(raw.workload.goPluginHost[plugin])?.unary, concurrency);
     const floor = find(combine(raw.workload.floor[plugin])?.unary, concurrency);
+    const interleaved = pooled(raw.workload.interleaved?.[plugin], concurrency);
     const name = `${PLUGIN_NAMES[plugin]}, concurrency ${concurrency}`;
     const needs = byPlugin(plugin);
     const floorNeeds = { gatehouse: needs.gatehouse, counterpart: needs.gatehouse };
@@ -246,6 +276,17 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
         better: 'higher',
         gatehouse: ours?.callsPerSec,
         counterpart: bare(floor?.callsPerSec),
+        needs: floorNeeds,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.interleaved`,
+        scenario: 'unary',
+        label: `  the same and the floor in one host process, alternating slices, ${name}`,
+        unit: 'calls/s',
+        better: 'higher',
+        gatehouse: interleaved?.gatehouse.callsPerSec,
+        counterpart: bare(interleaved?.floor.callsPerSec),
+        // Measured side by side, so that the machine's drift falls on both (see interleaved-unary.ts).
         ...floorTarget('ratio-at-least', 0.9),
         needs: floorNeeds,
       }),
@@ -287,6 +328,16 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
         better: 'lower',
         gatehouse: ours?.p99Us,
         counterpart: bare(floor?.p99Us),
+        needs: floorNeeds,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.interleaved.p99`,
+        scenario: 'unary',
+        label: `  latency p99, alternating slices in one host process, ${name}`,
+        unit: 'µs',
+        better: 'lower',
+        gatehouse: interleaved?.gatehouse.p99Us,
+        counterpart: bare(interleaved?.floor.p99Us),
         ...floorTarget('ratio-at-most', 1.2),
         needs: floorNeeds,
       }),
@@ -298,6 +349,16 @@ function unaryFigures(raw: RawResults, plugin: PluginKind): Figure[] {
         better: 'lower',
         gatehouse: ours?.cpuUsPerCall,
         counterpart: bare(floor?.cpuUsPerCall),
+        needs: floorNeeds,
+      }),
+      figure({
+        id: `unary.${plugin}.c${concurrency}.interleaved.cpu`,
+        scenario: 'unary',
+        label: `  host CPU per call, alternating slices in one host process, ${name}`,
+        unit: 'µs',
+        better: 'lower',
+        gatehouse: interleaved?.gatehouse.cpuUsPerCall,
+        counterpart: bare(interleaved?.floor.cpuUsPerCall),
         needs: floorNeeds,
       }),
       figure({

@@ -53,7 +53,8 @@ interface Launched {
   kv: ServiceClient<KVService>;
 }
 
-async function start(command: readonly string[]): Promise<Launched> {
+/** The plugin launched by gatehouse, with its KV client. */
+export async function launchKV(command: readonly string[]): Promise<Launched> {
   const [file, ...args] = command;
   if (file === undefined) throw new Error('no plugin command');
   const plugin = await launch({ command: file, args, cookie: KV_COOKIE });
@@ -69,7 +70,7 @@ async function launchLoop(command: readonly string[], n: number): Promise<[numbe
   const times: number[] = [];
   for (let i = 0; i <= n; i++) {
     const started = performance.now();
-    const { plugin, kv } = await start(command);
+    const { plugin, kv } = await launchKV(command);
     try {
       await kv.Put({ key: 'k', value });
       await kv.Get({ key: 'k' });
@@ -83,6 +84,32 @@ async function launchLoop(command: readonly string[], n: number): Promise<[numbe
 }
 
 /**
+ * Calls op from `concurrency` loops for `seconds`, appending each call's latency in µs to `record`;
+ * returns the seconds it took and the host process's CPU (user + system, µs) meanwhile.
+ */
+export async function callLoops(
+  concurrency: number,
+  seconds: number,
+  op: () => Promise<unknown>,
+  record: number[],
+): Promise<{ elapsedSeconds: number; cpuUs: number }> {
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const callStarted = performance.now();
+      await op();
+      record.push((performance.now() - callStarted) * 1000);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, loop));
+  const elapsedSeconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  return { elapsedSeconds, cpuUs: cpu.user + cpu.system };
+}
+
+/**
  * Calls op from `concurrency` loops until the time is up, after a warm-up of the same shape (JIT and
  * HTTP/2 windows settle), and returns each call's latency in µs. The warm-up's own rate is returned
  * too: a Node.js host takes one to two seconds after a launch to optimise its call path.
@@ -93,35 +120,36 @@ async function runFor(
   warmupSeconds: number,
   op: () => Promise<unknown>,
 ): Promise<{ latenciesUs: number[]; elapsedSeconds: number; cpuUs: number; warmupCallsPerSec: number }> {
-  const phase = async (duration: number, record: number[]): Promise<number> => {
-    const started = performance.now();
-    const deadline = started + duration * 1000;
-    const loop = async (): Promise<void> => {
-      while (performance.now() < deadline) {
-        const callStarted = performance.now();
-        await op();
-        record.push((performance.now() - callStarted) * 1000);
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, loop));
-    return (performance.now() - started) / 1000;
-  };
   const warmupCalls: number[] = [];
-  const warmupElapsed = await phase(warmupSeconds, warmupCalls);
+  const warmup = await callLoops(concurrency, warmupSeconds, op, warmupCalls);
   const latenciesUs: number[] = [];
-  const cpuBefore = process.cpuUsage();
-  const elapsedSeconds = await phase(seconds, latenciesUs);
-  const cpu = process.cpuUsage(cpuBefore);
-  return { latenciesUs, elapsedSeconds, cpuUs: cpu.user + cpu.system, warmupCallsPerSec: warmupCalls.length / warmupElapsed };
+  const { elapsedSeconds, cpuUs } = await callLoops(concurrency, seconds, op, latenciesUs);
+  return { latenciesUs, elapsedSeconds, cpuUs, warmupCallsPerSec: warmupCalls.length / warmup.elapsedSeconds };
 }
 
 /** The KV calls a workload makes: a gatehouse client, or the floor's bare one. */
 export type KVCalls = Pick<ServiceClient<KVService>, 'Get' | 'Put'>;
 
+/** The caller counts of the unary figures, as kvbench runs them. */
+export const CONCURRENCIES = [1, 16] as const;
+
+/** Stores the small value that the unary figures read. */
+export async function putSmall(kv: KVCalls): Promise<void> {
+  await kv.Put({ key: 'small', value: Buffer.alloc(SMALL_VALUE_BYTES, 's') });
+}
+
+/** The Get of the small value that the unary figures time. */
+export function smallGet(kv: KVCalls): () => Promise<unknown> {
+  return () => kv.Get({ key: 'small' });
+}
+
 export async function unary(kv: KVCalls, concurrency: number, options: WorkloadOptions): Promise<UnaryResult> {
-  const { latenciesUs, elapsedSeconds, cpuUs, warmupCallsPerSec } = await runFor(concurrency, options.seconds, options.warmupSeconds, () =>
-    kv.Get({ key: 'small' }),
-  );
+  const { latenciesUs, elapsedSeconds, cpuUs, warmupCallsPerSec } = await runFor(concurrency, options.seconds, options.warmupSeconds, smallGet(kv));
+  return unaryResult(concurrency, latenciesUs, elapsedSeconds, cpuUs, warmupCallsPerSec);
+}
+
+/** The figures of a unary run from its latencies (sorted here), time and CPU. */
+export function unaryResult(concurrency: number, latenciesUs: number[], elapsedSeconds: number, cpuUs: number, warmupCallsPerSec: number): UnaryResult {
   latenciesUs.sort((a, b) => a - b);
   return {
     concurrency,
@@ -154,11 +182,11 @@ export async function big(kv: KVCalls, options: WorkloadOptions): Promise<BigRes
 
 export async function workload(options: WorkloadOptions): Promise<WorkloadResult> {
   const [firstLaunchMs, launchMs] = await launchLoop(options.command, options.launches);
-  const { plugin, kv } = await start(options.command);
+  const { plugin, kv } = await launchKV(options.command);
   try {
-    await kv.Put({ key: 'small', value: Buffer.alloc(SMALL_VALUE_BYTES, 's') });
+    await putSmall(kv);
     const results: UnaryResult[] = [];
-    for (const concurrency of [1, 16]) results.push(await unary(kv, concurrency, options));
+    for (const concurrency of CONCURRENCIES) results.push(await unary(kv, concurrency, options));
     return { firstLaunchMs, launchMs, unary: results, big: await big(kv, options) };
   } finally {
     await plugin.kill();
@@ -192,7 +220,7 @@ async function settled(): Promise<{ rss: number; fds: number }> {
 /** The host's RSS and descriptors before and after n plugins are running (each answered one call). */
 export async function live(command: readonly string[], n: number): Promise<LiveResult> {
   // One launch first, so that lazily loaded code (certificates, TLS, gRPC) is in the baseline, as in kvbench.
-  const warm = await start(command);
+  const warm = await launchKV(command);
   await warm.kv.Put({ key: 'k', value: Buffer.from('v') });
   await warm.plugin.kill();
 
@@ -200,7 +228,7 @@ export async function live(command: readonly string[], n: number): Promise<LiveR
   const running: Launched[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      const launched = await start(command);
+      const launched = await launchKV(command);
       running.push(launched);
       await launched.kv.Put({ key: 'k', value: Buffer.from('v') });
     }

@@ -15,7 +15,7 @@ import { generateEphemeralIdentity } from '../src/tls/certificate.js';
 import { hostTls, pinnedConnector } from '../src/tls/pinning.js';
 import { parseHandshakeLine } from '../src/transport/handshake.js';
 import { hostEnv } from './plugin-start.js';
-import { big, unary, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
+import { big, CONCURRENCIES, putSmall, unary, type KVCalls, type UnaryResult, type WorkloadOptions, type WorkloadResult } from './host-workloads.js';
 
 export const WINDOW_BYTES = 1 << 20;
 
@@ -57,9 +57,15 @@ export function method<Req, Res>(session: http2.ClientHttp2Session, definition: 
   return async (request: Req): Promise<Res> => definition.responseDeserialize(await call(session, definition.path, definition.requestSerialize(request)));
 }
 
-/** The unary and 1 MiB workloads of {@link workload} through the floor client; it launches nothing to time. */
-export async function http2FloorWorkload(options: WorkloadOptions): Promise<WorkloadResult> {
-  const [file, ...args] = options.command;
+/** The floor's client on its own plugin process, and what closes both. */
+export interface FloorClient {
+  kv: KVCalls;
+  close(): void;
+}
+
+/** Spawns the plugin by hand and opens the floor's one pinned connection and HTTP/2 session to it. */
+export async function openFloorClient(command: readonly string[]): Promise<FloorClient> {
+  const [file, ...args] = command;
   if (file === undefined) throw new Error('no plugin command');
   const identity = generateEphemeralIdentity();
   const socketDir = mkdtempSync(join(tmpdir(), 'gatehouse-floor-'));
@@ -70,6 +76,10 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
     env: hostEnv(identity.certificatePem, socketDir),
   });
   child.stderr.resume();
+  const stop = (): void => {
+    child.kill('SIGKILL');
+    rmSync(socketDir, { recursive: true, force: true });
+  };
   try {
     const handshake = parseHandshakeLine(await firstLine(child.stdout), [1]);
     if (handshake.network !== 'unix' || handshake.serverCertificate === undefined) throw new Error('the floor needs a unix socket and AutoMTLS');
@@ -81,18 +91,29 @@ export async function http2FloorWorkload(options: WorkloadOptions): Promise<Work
       settings: { initialWindowSize: WINDOW_BYTES },
     });
     session.once('connect', () => session.setLocalWindowSize(WINDOW_BYTES));
-    try {
-      const kvService = loadKVService();
-      const kv = { Get: method(session, kvService.Get), Put: method(session, kvService.Put) };
-      await kv.Put({ key: 'small', value: Buffer.alloc(64, 's') });
-      const results: UnaryResult[] = [];
-      for (const concurrency of [1, 16]) results.push(await unary(kv, concurrency, options));
-      return { firstLaunchMs: Number.NaN, launchMs: [], unary: results, big: await big(kv, options) };
-    } finally {
-      session.destroy();
-    }
+    const kvService = loadKVService();
+    return {
+      kv: { Get: method(session, kvService.Get), Put: method(session, kvService.Put) },
+      close: () => {
+        session.destroy();
+        stop();
+      },
+    };
+  } catch (error) {
+    stop();
+    throw error;
+  }
+}
+
+/** The unary and 1 MiB workloads of {@link workload} through the floor client; it launches nothing to time. */
+export async function http2FloorWorkload(options: WorkloadOptions): Promise<WorkloadResult> {
+  const floor = await openFloorClient(options.command);
+  try {
+    await putSmall(floor.kv);
+    const results: UnaryResult[] = [];
+    for (const concurrency of CONCURRENCIES) results.push(await unary(floor.kv, concurrency, options));
+    return { firstLaunchMs: Number.NaN, launchMs: [], unary: results, big: await big(floor.kv, options) };
   } finally {
-    child.kill('SIGKILL');
-    rmSync(socketDir, { recursive: true, force: true });
+    floor.close();
   }
 }

@@ -27,6 +27,7 @@ import { figures as toFigures, type AltNodeRaw, type Figure, type RawResults } f
 import { hashing } from './hashing.js';
 import type { LaunchFloorResult } from './launch-floor.js';
 import type { LiveResult, WorkloadResult } from './host-workloads.js';
+import type { InterleavedUnaryResult } from './interleaved-unary.js';
 import { machine, versions } from './machine.js';
 import { sealBundle } from './sealed-bundle.js';
 import { markdownTable, textTable } from './table.js';
@@ -240,13 +241,16 @@ async function run(options: RunOptions): Promise<void> {
         progress(`workload round ${round}/${settings.rounds}: node:http2 floor -> ${name}`);
         const floor = await gatehouse<WorkloadResult>(`floor-host-${kind}`, ['http2-floor', ...floorArgs, '--', ...ourCommand]);
         (raw.workload.floor[kind] ??= []).push(floor);
+        progress(`workload round ${round}/${settings.rounds}: gatehouse host and node:http2 floor in alternating slices -> ${name}`);
+        ((raw.workload.interleaved ??= {})[kind] ??= []).push(await gatehouse<InterleavedUnaryResult[]>(`interleaved-${kind}`, ['unary-interleaved', ...floorArgs, '--', ...ourCommand]));
         if (alt !== null) {
-          // The same three gatehouse-side runs under the second binary, in the same round; the plugin is unchanged.
-          progress(`workload round ${round}/${settings.rounds}: gatehouse host, launch floor, node:http2 floor under Node ${alt.version} -> ${name}`);
+          // The same gatehouse-side runs under the second binary, in the same round; the plugin is unchanged.
+          progress(`workload round ${round}/${settings.rounds}: gatehouse host, launch floor, node:http2 floor, alternating slices under Node ${alt.version} -> ${name}`);
           const on = <T>(profile: string, args: string[]) => gatehouseOn<T>(alt.path, `alt-${profile}-${kind}`, [...args, '--', ...ourCommand]);
           (alt.workload.gatehouseHost[kind] ??= []).push(await on<WorkloadResult>('gatehouse-host', ['workload', ...nodeArgs]));
           ((alt.workload.launchFloor ??= {})[kind] ??= []).push(await on<LaunchFloorResult>('launch-floor', ['launch-floor', '--launches', String(settings.launches)]));
           (alt.workload.floor[kind] ??= []).push(await on<WorkloadResult>('floor-host', ['http2-floor', ...floorArgs]));
+          ((alt.workload.interleaved ??= {})[kind] ??= []).push(await on<InterleavedUnaryResult[]>('interleaved', ['unary-interleaved', ...floorArgs]));
         }
         if (go !== undefined) {
           progress(`workload round ${round}/${settings.rounds}: go-plugin host -> ${name}`);

@@ -47,7 +47,7 @@ const EXPECTED = [
   'start.go',
   'start.nodeFloor',
   ...['go', 'ts'].flatMap((plugin) =>
-    ['c1', 'c16'].flatMap((c) => ['rate', 'rate.goPlugin', 'warmup', 'cpu', 'p50', 'p99', 'p99.goPlugin'].map((stat) => `unary.${plugin}.${c}.${stat}`)),
+    ['c1', 'c16'].flatMap((c) => ['rate', 'rate.goPlugin', 'interleaved', 'interleaved.p99', 'interleaved.cpu', 'warmup', 'cpu', 'p50', 'p99', 'p99.goPlugin'].map((stat) => `unary.${plugin}.${c}.${stat}`)),
   ),
   'big.go',
   'big.go.floor',
