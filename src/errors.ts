@@ -77,6 +77,7 @@ export type GatehouseErrorCode =
   | 'THRESHOLD_NOT_MET'
   | 'SEAL_FAILED'
   | 'SEAL_ROOT_UNSAFE'
+  | 'UNVERIFIED_CODE_ENV'
   | 'BUNDLE_FAILED'
   | 'BUNDLE_OMITTED'
   | 'ARCHIVE_INVALID'

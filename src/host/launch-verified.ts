@@ -2,11 +2,20 @@ import type { AuditedFile } from '../audit/audit-log.js';
 import { dirname, resolve } from 'node:path';
 import { isGatehouseError } from '../errors.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
+import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
 import { launch, type LaunchOptions } from './launch.js';
 import type { Plugin } from './plugin.js';
 
-export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'name'> & VerifiedPluginRequest;
+export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'name'> &
+  VerifiedPluginRequest & {
+    /**
+     * Variables of `env` that load code (LD_PRELOAD, NODE_OPTIONS, PYTHONPATH, BASH_ENV...: the list is in
+     * docs/manifest.md) that the caller passes on purpose, knowing the plugin then runs code that its
+     * manifest does not list. Without it, such a variable is refused with UNVERIFIED_CODE_ENV.
+     */
+    allowUnverifiedCodeEnv?: readonly string[];
+  };
 
 /**
  * Launches a manifest entry only after K trusted keys signed the manifest, and runs the sealed copy
@@ -14,9 +23,11 @@ export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'na
  * check). The copy is removed once the plugin has exited. Each outcome is audited.
  */
 export async function launchVerified(options: VerifiedLaunchOptions): Promise<Plugin> {
-  const { manifestPath, plugin: name, pluginDir, policy, seal, version, ...launchOptions } = options;
+  const { manifestPath, plugin: name, pluginDir, policy, seal, version, allowUnverifiedCodeEnv, ...launchOptions } = options;
   let verified;
   try {
+    // Before anything is sealed or spawned: the environment must not load code the manifest does not list.
+    checkCodeLoadingEnv(launchOptions.env, allowUnverifiedCodeEnv);
     // A plugin run as another user must read and execute its copy (through its group), never write it.
     const otherUser = launchOptions.user !== undefined && launchOptions.user !== process.geteuid?.();
     const sealOptions = otherUser && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;

@@ -11,6 +11,7 @@ import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { waitUntil } from '../helpers/process.js';
 import { goTest } from '../interop/go-binaries.js';
+import { CODE_LOADING_ENV_NAMES } from '../../src/verify/code-loading-env.js';
 
 const DAY_MS = 86_400_000;
 const NOBODY = 65534;
@@ -174,4 +175,44 @@ test('launchVerified: an unknown plugin lists the entries; a relative manifestPa
   const relative = await t.throwsAsync(launchVerified({ manifestPath: 'manifest.json', plugin: 'alpha', policy: { trustedKeys }, cookie: KV_COOKIE }));
   t.true(isGatehouseError(relative, 'INVALID_OPTIONS'), String(relative));
   t.regex(relative?.message ?? '', /manifestPath must be an absolute path/);
+});
+
+// The bytes that run are the bytes that were verified: not when the environment tells the loader, the
+// runtime or the shell to load more. Attack: a verified bash plugin given BASH_ENV runs that file first.
+test('launchVerified: an environment that would load unverified code into the plugin is refused, nothing runs, and the refusal is audited', async (t) => {
+  const marker = join(await tempDir(t), 'ran');
+  const injected = join(await tempDir(t), 'injected.sh');
+  await writeFile(injected, `touch ${marker}\n`);
+  const { manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (dir) => {
+    await writeFileWithMode(dir, 'plugin', '#!/bin/bash\nexit 0\n', 0o755);
+  });
+  const error = await t.throwsAsync(
+    launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, audit, env: { BASH_ENV: injected }, startTimeoutMs: 5000 }),
+  );
+  t.true(isGatehouseError(error, 'UNVERIFIED_CODE_ENV'), String(error));
+  t.regex((error as GatehouseError).message, /BASH_ENV.*allowUnverifiedCodeEnv/s, 'it names the variable and the way to pass it on purpose');
+  t.false(existsSync(marker), 'the injected file never ran');
+  t.is((await records()).find((r) => r.type === 'refusal')?.code, 'UNVERIFIED_CODE_ENV');
+});
+
+test('launchVerified: every variable that loads code is refused by name, unless the caller allows that name', async (t) => {
+  const { manifestPath, trustedKeys } = await signedPluginDir(t, async (dir) => {
+    await writeFileWithMode(dir, 'plugin', '#!/bin/bash\nexit 0\n', 0o755);
+  });
+  const launchWith = (env: Record<string, string>, allowUnverifiedCodeEnv?: string[]) =>
+    launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, env, startTimeoutMs: 5000, ...(allowUnverifiedCodeEnv ? { allowUnverifiedCodeEnv } : {}) });
+  for (const name of CODE_LOADING_ENV_NAMES) {
+    const error = await t.throwsAsync(launchWith({ [name]: '/somewhere' }));
+    t.true(isGatehouseError(error, 'UNVERIFIED_CODE_ENV'), `${name}: ${String(error)}`);
+  }
+  // Asked for by name, the variable passes (the script then exits: the launch fails later, for that).
+  const marker = join(await tempDir(t), 'ran');
+  const injected = join(await tempDir(t), 'injected.sh');
+  await writeFile(injected, `touch ${marker}\n`);
+  const allowed = await t.throwsAsync(launchWith({ BASH_ENV: injected }, ['BASH_ENV']));
+  t.true(isGatehouseError(allowed, 'PLUGIN_EXITED'), String(allowed));
+  t.true(existsSync(marker), 'the caller asked for it by name');
+  // A name that loads nothing is no allowance at all: refused as a mistake, not ignored.
+  const unknown = await t.throwsAsync(launchWith({}, ['HOME']));
+  t.true(isGatehouseError(unknown, 'INVALID_OPTIONS'), String(unknown));
 });
