@@ -3,6 +3,7 @@
 import type { AuditBenchResult } from './audit.js';
 import type { HashingResult } from './hashing.js';
 import type { LiveResult, UnaryResult, WorkloadResult } from './host-workloads.js';
+import type { InterleavedLaunchResult } from './interleaved-launch.js';
 import type { InterleavedUnaryResult } from './interleaved-unary.js';
 import type { LaunchFloorResult, LaunchFloorSample } from './launch-floor.js';
 import { summarize } from './stats.js';
@@ -26,6 +27,8 @@ export interface RawResults {
      * one result per round; absent in older results.
      */
     interleaved?: Partial<Record<PluginKind, InterleavedUnaryResult[][]>>;
+    /** gatehouse's launch and the launch floor's in one host process, in turn (bench/interleaved-launch.ts); absent in older results. */
+    launchInterleaved?: Partial<Record<PluginKind, InterleavedLaunchResult[]>>;
   };
   live: { gatehouseHost: LiveResult | null; goPluginHost: LiveResult | null };
   certs: { gatehouse: { coldMs: number; ms: number[] }; goPlugin: { curve: string; ms: number[] } | null };
@@ -62,7 +65,7 @@ export interface AltNodeRaw {
   path: string;
   /** `node --version` of that binary, e.g. v22.23.5. */
   version: string;
-  workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor' | 'interleaved'>;
+  workload: Pick<RawResults['workload'], 'gatehouseHost' | 'floor' | 'launchFloor' | 'interleaved' | 'launchInterleaved'>;
   start: Pick<RawResults['start'], 'ts' | 'tsBundled' | 'tsSealed' | 'http2ServerFloor' | 'nodeFloor'>;
 }
 
@@ -194,6 +197,9 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
   const samples = raw.workload.launchFloor?.[plugin]?.flatMap((round) => round.samples);
   const median = (part: (sample: LaunchFloorSample) => number): number | undefined => samples && samples.length > 0 ? medianOf(samples.map(part)) : undefined;
   const withoutCalls = (s: LaunchFloorSample): number => s.spawnMs + s.startMs + s.tlsMs;
+  // Every round's launches pooled, as the launch rows pool theirs.
+  const rounds = raw.workload.launchInterleaved?.[plugin];
+  const interleaved = rounds && { gatehouseMs: rounds.flatMap((round) => round.gatehouseMs), floorMs: rounds.flatMap((round) => round.floorMs) };
   const needs = { gatehouse: byPlugin(plugin).gatehouse, counterpart: byPlugin(plugin).gatehouse };
   const oursMedian = ours && summarize(ours).median;
   const part = (id: string, label: string, value: number | undefined): Figure =>
@@ -207,6 +213,17 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
       better: 'lower',
       gatehouse: oursMedian,
       counterpart: { name: 'floor + Put+Get on node:http2', value: median((s) => withoutCalls(s) + s.callsMs) },
+      needs,
+    }),
+    figure({
+      id: `launch.${plugin}.interleaved`,
+      scenario: 'launch',
+      label: `  the same and the floor in one host process, a launch of each in turn, ${PLUGIN_NAMES[plugin]}`,
+      unit: 'ms',
+      better: 'lower',
+      gatehouse: interleaved && interleaved.gatehouseMs.length > 0 ? medianOf(interleaved.gatehouseMs) : undefined,
+      counterpart: { name: 'floor + Put+Get on node:http2', value: interleaved && interleaved.floorMs.length > 0 ? medianOf(interleaved.floorMs) : undefined },
+      // Measured side by side, so that the machine's drift falls on both (see interleaved-launch.ts).
       ...(plugin === 'go' ? { target: { kind: 'ratio-at-most', value: 1.1 } as const } : {}),
       needs,
     }),

@@ -10,12 +10,14 @@
 //   node dist/bench/gatehouse-host.js http2-floor --seconds S --big-seconds S --warmup-seconds S -- COMMAND [ARGS...]
 //   node dist/bench/gatehouse-host.js launch-floor --launches N -- COMMAND [ARGS...]
 //   node --expose-gc dist/bench/gatehouse-host.js unary-interleaved --seconds S --warmup-seconds S -- COMMAND [ARGS...]
+//   node dist/bench/gatehouse-host.js launch-interleaved --launches N -- COMMAND [ARGS...]
 //
 // Prints exactly one JSON object on stdout.
 import { parseArgs } from 'node:util';
 import { generateEphemeralIdentity } from '../src/tls/certificate.js';
 import { live, workload, type WorkloadOptions } from './host-workloads.js';
 import { http2FloorWorkload } from './http2-floor.js';
+import { interleavedLaunch } from './interleaved-launch.js';
 import { interleavedUnary } from './interleaved-unary.js';
 import { launchFloor } from './launch-floor.js';
 import { nodeFloor, pluginStarts } from './plugin-start.js';
@@ -72,6 +74,8 @@ async function main(): Promise<unknown> {
       return http2FloorWorkload(workloadOptions(0));
     case 'unary-interleaved':
       return interleavedUnary(workloadOptions(0));
+    case 'launch-interleaved':
+      return interleavedLaunch(positionals, positiveNumber(values.launches, 20, 'launches'));
     case 'launch-floor':
       return launchFloor(positionals, positiveNumber(values.launches, 20, 'launches'));
     case 'live':
@@ -85,7 +89,7 @@ async function main(): Promise<unknown> {
     case 'floor':
       return { ms: await nodeFloor(n) };
     default:
-      throw new Error(`unknown mode ${String(mode)}: workload, http2-floor, unary-interleaved, launch-floor, live, certs, start or floor`);
+      throw new Error(`unknown mode ${String(mode)}: workload, http2-floor, unary-interleaved, launch-floor, launch-interleaved, live, certs, start or floor`);
   }
 }
 

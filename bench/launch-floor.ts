@@ -49,7 +49,8 @@ async function killed(child: ChildProcess): Promise<void> {
   await closed;
 }
 
-async function oneLaunch(command: readonly string[], identity: EphemeralIdentity, socketDir: string): Promise<LaunchFloorSample> {
+/** One launch by hand, each part timed; `identity` and `socketDir` are the caller's, made once. */
+export async function floorLaunch(command: readonly string[], identity: EphemeralIdentity, socketDir: string): Promise<LaunchFloorSample> {
   const [file, ...args] = command;
   if (file === undefined) throw new Error('no plugin command');
   const env = hostEnv(identity.certificatePem, socketDir);
@@ -88,9 +89,9 @@ export async function launchFloor(command: readonly string[], n: number): Promis
   const identity = generateEphemeralIdentity();
   const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-launch-floor-'));
   try {
-    const first = await oneLaunch(command, identity, socketDir);
+    const first = await floorLaunch(command, identity, socketDir);
     const samples: LaunchFloorSample[] = [];
-    for (let i = 0; i < n; i++) samples.push(await oneLaunch(command, identity, socketDir));
+    for (let i = 0; i < n; i++) samples.push(await floorLaunch(command, identity, socketDir));
     return { first, samples };
   } finally {
     await rm(socketDir, { recursive: true, force: true });

@@ -27,6 +27,7 @@ import { figures as toFigures, type AltNodeRaw, type Figure, type RawResults } f
 import { hashing } from './hashing.js';
 import type { LaunchFloorResult } from './launch-floor.js';
 import type { LiveResult, WorkloadResult } from './host-workloads.js';
+import type { InterleavedLaunchResult } from './interleaved-launch.js';
 import type { InterleavedUnaryResult } from './interleaved-unary.js';
 import { machine, versions } from './machine.js';
 import { sealBundle } from './sealed-bundle.js';
@@ -243,14 +244,19 @@ async function run(options: RunOptions): Promise<void> {
         (raw.workload.floor[kind] ??= []).push(floor);
         progress(`workload round ${round}/${settings.rounds}: gatehouse host and node:http2 floor in alternating slices -> ${name}`);
         ((raw.workload.interleaved ??= {})[kind] ??= []).push(await gatehouse<InterleavedUnaryResult[]>(`interleaved-${kind}`, ['unary-interleaved', ...floorArgs, '--', ...ourCommand]));
+        progress(`workload round ${round}/${settings.rounds}: gatehouse launch and launch floor in turn -> ${name}`);
+        ((raw.workload.launchInterleaved ??= {})[kind] ??= []).push(
+          await gatehouse<InterleavedLaunchResult>(`launch-interleaved-${kind}`, ['launch-interleaved', '--launches', String(settings.launches), '--', ...ourCommand]),
+        );
         if (alt !== null) {
           // The same gatehouse-side runs under the second binary, in the same round; the plugin is unchanged.
-          progress(`workload round ${round}/${settings.rounds}: gatehouse host, launch floor, node:http2 floor, alternating slices under Node ${alt.version} -> ${name}`);
+          progress(`workload round ${round}/${settings.rounds}: gatehouse host, launch floor, node:http2 floor, interleaved under Node ${alt.version} -> ${name}`);
           const on = <T>(profile: string, args: string[]) => gatehouseOn<T>(alt.path, `alt-${profile}-${kind}`, [...args, '--', ...ourCommand]);
           (alt.workload.gatehouseHost[kind] ??= []).push(await on<WorkloadResult>('gatehouse-host', ['workload', ...nodeArgs]));
           ((alt.workload.launchFloor ??= {})[kind] ??= []).push(await on<LaunchFloorResult>('launch-floor', ['launch-floor', '--launches', String(settings.launches)]));
           (alt.workload.floor[kind] ??= []).push(await on<WorkloadResult>('floor-host', ['http2-floor', ...floorArgs]));
           ((alt.workload.interleaved ??= {})[kind] ??= []).push(await on<InterleavedUnaryResult[]>('interleaved', ['unary-interleaved', ...floorArgs]));
+          ((alt.workload.launchInterleaved ??= {})[kind] ??= []).push(await on<InterleavedLaunchResult>('launch-interleaved', ['launch-interleaved', '--launches', String(settings.launches)]));
         }
         if (go !== undefined) {
           progress(`workload round ${round}/${settings.rounds}: go-plugin host -> ${name}`);

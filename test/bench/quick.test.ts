@@ -35,7 +35,7 @@ interface Results {
 const EXPECTED = [
   ...['go', 'ts'].flatMap((plugin) => ['median', 'p95', 'first'].map((stat) => `launch.${plugin}.${stat}`)),
   ...['go', 'ts'].flatMap((plugin) =>
-    ['floor', 'floor.noCalls', 'floor.spawn', 'floor.start', 'floor.tls', 'floor.calls'].map((stat) => `launch.${plugin}.${stat}`),
+    ['floor', 'interleaved', 'floor.noCalls', 'floor.spawn', 'floor.start', 'floor.tls', 'floor.calls'].map((stat) => `launch.${plugin}.${stat}`),
   ),
   'start.ts.median',
   'start.ts.bundled',
