@@ -125,6 +125,7 @@ function byPlugin(plugin: PluginKind): Figure['needs'] {
 }
 
 const medianOf = (values: number[]): number => summarize(values).median;
+const medianIfAny = (values: number[] | undefined): number | undefined => (values !== undefined && values.length > 0 ? medianOf(values) : undefined);
 
 /**
  * One result from the rounds: every launch pooled; per round figures (rates, percentiles, MB/s) as
@@ -195,11 +196,11 @@ function launchFigures(raw: RawResults, plugin: PluginKind): Figure[] {
  */
 function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | undefined): Figure[] {
   const samples = raw.workload.launchFloor?.[plugin]?.flatMap((round) => round.samples);
-  const median = (part: (sample: LaunchFloorSample) => number): number | undefined => samples && samples.length > 0 ? medianOf(samples.map(part)) : undefined;
+  const median = (part: (sample: LaunchFloorSample) => number): number | undefined => medianIfAny(samples?.map(part));
   const withoutCalls = (s: LaunchFloorSample): number => s.spawnMs + s.startMs + s.tlsMs;
+  const whole = (s: LaunchFloorSample): number => withoutCalls(s) + s.callsMs;
   // Every round's launches pooled, as the launch rows pool theirs.
-  const rounds = raw.workload.launchInterleaved?.[plugin];
-  const interleaved = rounds && { gatehouseMs: rounds.flatMap((round) => round.gatehouseMs), floorMs: rounds.flatMap((round) => round.floorMs) };
+  const interleaved = raw.workload.launchInterleaved?.[plugin];
   const needs = { gatehouse: byPlugin(plugin).gatehouse, counterpart: byPlugin(plugin).gatehouse };
   const oursMedian = ours && summarize(ours).median;
   const part = (id: string, label: string, value: number | undefined): Figure =>
@@ -212,7 +213,7 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
       unit: 'ms',
       better: 'lower',
       gatehouse: oursMedian,
-      counterpart: { name: 'floor + Put+Get on node:http2', value: median((s) => withoutCalls(s) + s.callsMs) },
+      counterpart: { name: 'floor + Put+Get on node:http2', value: median(whole) },
       needs,
     }),
     figure({
@@ -221,8 +222,8 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
       label: `  the same and the floor in one host process, a launch of each in turn, ${PLUGIN_NAMES[plugin]}`,
       unit: 'ms',
       better: 'lower',
-      gatehouse: interleaved && interleaved.gatehouseMs.length > 0 ? medianOf(interleaved.gatehouseMs) : undefined,
-      counterpart: { name: 'floor + Put+Get on node:http2', value: interleaved && interleaved.floorMs.length > 0 ? medianOf(interleaved.floorMs) : undefined },
+      gatehouse: medianIfAny(interleaved?.flatMap((round) => round.gatehouseMs)),
+      counterpart: { name: 'floor + Put+Get on node:http2', value: medianIfAny(interleaved?.flatMap((round) => round.floor).map(whole)) },
       // Measured side by side, so that the machine's drift falls on both (see interleaved-launch.ts).
       ...(plugin === 'go' ? { target: { kind: 'ratio-at-most', value: 1.1 } as const } : {}),
       needs,

@@ -11,11 +11,9 @@ import { floorLaunch, type LaunchFloorSample } from './launch-floor.js';
 export interface InterleavedLaunchResult {
   /** gatehouse's launches to a first Put and Get answered, in ms, after its first in this process. */
   gatehouseMs: number[];
-  /** The floor's, the same way: spawn, start, pinned TLS, an HTTP/2 session and the same Put and Get. */
-  floorMs: number[];
+  /** The floor's, the same way, each part timed: spawn, start, pinned TLS, an HTTP/2 session and the same Put and Get. */
+  floor: LaunchFloorSample[];
 }
-
-const whole = (sample: LaunchFloorSample): number => sample.spawnMs + sample.startMs + sample.tlsMs + sample.callsMs;
 
 /** n launches of each side, in the order ABBA..., after one of each that loads what the side needs once. */
 export async function interleavedLaunch(command: readonly string[], n: number): Promise<InterleavedLaunchResult> {
@@ -25,9 +23,9 @@ export async function interleavedLaunch(command: readonly string[], n: number): 
   try {
     await timedLaunch(command);
     await floorLaunch(command, identity, socketDir);
-    const result: InterleavedLaunchResult = { gatehouseMs: [], floorMs: [] };
+    const result: InterleavedLaunchResult = { gatehouseMs: [], floor: [] };
     const ours = async (): Promise<void> => void result.gatehouseMs.push(await timedLaunch(command));
-    const floor = async (): Promise<void> => void result.floorMs.push(whole(await floorLaunch(command, identity, socketDir)));
+    const floor = async (): Promise<void> => void result.floor.push(await floorLaunch(command, identity, socketDir));
     for (let i = 0; i < n; i++) for (const launchOne of i % 2 === 0 ? [ours, floor] : [floor, ours]) await launchOne();
     return result;
   } finally {

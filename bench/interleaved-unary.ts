@@ -45,7 +45,7 @@ export async function interleavedUnary(options: WorkloadOptions): Promise<Interl
         }
         for (let slice = 0; slice < SLICES; slice++) {
           for (const side of slice % 2 === 0 ? sides : [sides[1], sides[0]]) {
-            (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
+            globalThis.gc?.({ type: 'minor' });
             const measured = await callLoops(concurrency, options.seconds / SLICES, smallGet(side.kv), side.latenciesUs);
             side.elapsedSeconds += measured.elapsedSeconds;
             side.cpuUs += measured.cpuUs;

@@ -27,12 +27,14 @@ export function assertTlsMinimum(): void {
 }
 
 /**
- * Our side of a pinned TLS connection, as node:tls takes it. TLS 1.2 at least: older versions have known
- * downgrade and cipher weaknesses (assertTlsMinimum). `trust` is the trust store: empty where our own
- * exact-certificate check is the whole pin (a CA would make Node 20 build its root store first), the
- * peer's certificate for a grpc-js channel, which runs no check of ours.
+ * Our side of a pinned TLS connection, as node:tls takes it. TLS 1.2 at least, and a process that allows
+ * less is refused here, where every pinned context is made: older versions have known downgrade and
+ * cipher weaknesses (assertTlsMinimum). `trust` is the trust store: empty where our own exact-certificate
+ * check is the whole pin (a CA would make Node 20 build its root store first), the peer's certificate for
+ * a grpc-js channel, which runs no check of ours.
  */
 function ownTlsOptions(own: EphemeralIdentity, trust: string | string[]): tls.SecureContextOptions {
+  assertTlsMinimum();
   return { ca: trust, cert: own.certificatePem, key: own.privateKeyPem, minVersion: 'TLSv1.2' };
 }
 
@@ -65,7 +67,6 @@ export function pinnedChannelCredentials(
   pluginCertificateDer: Buffer,
   onMismatch: (error: GatehouseError) => void = () => {},
 ): grpc.ChannelCredentials {
-  assertTlsMinimum();
   const secureContext = tls.createSecureContext(ownTlsOptions(own, derToPem(pluginCertificateDer, 'CERTIFICATE')));
   return grpc.credentials.createFromSecureContext(secureContext, {
     checkServerIdentity: (_hostname: string, presented: PeerCertificate) => {
@@ -99,7 +100,6 @@ export interface HostTls {
  * every launch's critical path (docs/benchmarks.md).
  */
 export function hostTls(own: EphemeralIdentity): HostTls {
-  assertTlsMinimum();
   return { own, context: tls.createSecureContext(ownTlsOptions(own, [])) };
 }
 
@@ -181,7 +181,6 @@ function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, on
  * client's CertificateVerify signature, so the certificate cannot be replayed without its key.
  */
 export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buffer, onPinned: (socket: tls.TLSSocket) => void): tls.Server {
-  assertTlsMinimum();
   return tls.createServer(
     {
       ...ownTlsOptions(own, []),
