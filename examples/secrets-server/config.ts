@@ -2,7 +2,7 @@
 // the store and the audit log. Everything is 0700/0600. Engines are sealed elsewhere: under the library's
 // seal root, whose every parent directory is the host's (a home under /tmp would not do for that).
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { defaultSealRoot } from 'gatehouse-plugins';
 import { newRootToken } from './auth.js';
@@ -49,7 +49,8 @@ export async function initHome(options: InitOptions): Promise<{ rootToken: strin
   }
   const paths = homePaths(options.home);
   await mkdir(options.home, { recursive: true, mode: 0o700 });
-  await mkdir(join(options.home, 'data'), { mode: 0o700 });
+  // recursive: the empty data directory of an init that failed part way must not block the next one.
+  await mkdir(join(options.home, 'data'), { recursive: true, mode: 0o700 });
   const { token, sha256 } = newRootToken();
   const config: ServerConfig = {
     port: options.port ?? 8200,
@@ -62,10 +63,32 @@ export async function initHome(options: InitOptions): Promise<{ rootToken: strin
     ...(options.pluginUser ?? defaultPluginUser() ? { pluginUser: options.pluginUser ?? defaultPluginUser() } : {}),
     limits: { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64 },
   };
-  // 'wx': init never overwrites a home that exists (its token and keys would be lost).
-  await writeFile(paths.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-  await writeFile(paths.auditKey, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  await createWhole(paths.config, `${JSON.stringify(config, null, 2)}\n`);
+  try {
+    await createWhole(paths.auditKey, randomBytes(32));
+  } catch (error) {
+    // A config without its audit key would make every later init refuse the home.
+    await rm(paths.config, { force: true });
+    throw error;
+  }
   return { rootToken: token };
+}
+
+/** Creates `file` (0600) holding `data`, fsynced, or leaves nothing: a torn file would pass for a home. */
+async function createWhole(file: string, data: string | Uint8Array): Promise<void> {
+  // 'wx': init never overwrites a home that exists (its token and keys would be lost).
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    await rm(file, { force: true });
+    throw new ServerError(500, 'init_failed', `${file}: cannot be written (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error });
+  }
 }
 
 /** nobody (65534), for a server running as root; none for a server that is already an unprivileged user. */

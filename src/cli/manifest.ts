@@ -1,8 +1,7 @@
 /** `gatehouse manifest create` and `gatehouse manifest sign`: making a manifest and signing it. */
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { fsError } from '../discover/fs-error.js';
-import { GatehouseError } from '../errors.js';
-import { writeFileAtomic } from '../verify/atomic-file.js';
+import { writeFileAtomic, writeNewFile } from '../verify/atomic-file.js';
 import { readSecretKeyFile } from '../verify/key-files.js';
 import { formatManifest, type Manifest } from '../verify/manifest.js';
 import { createManifest } from '../verify/manifest-create.js';
@@ -126,15 +125,8 @@ async function sign(manifestPath: string, values: Values): Promise<void> {
   const main = `${manifestPath}.minisig`;
   // The names findSignatureFiles reads: the first signer's, then one per further key.
   const file = (await exists(main)) ? `${manifestPath}.${secretKey.keyId}.minisig` : main;
-  try {
-    // 'wx': an existing signature, perhaps another signer's, is never replaced.
-    await writeFile(file, signature, { flag: 'wx', mode: 0o644 });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new GatehouseError('INVALID_OPTIONS', `${file} already exists; refusing to overwrite a signature (remove it to sign again)`, { cause: error });
-    }
-    throw fsError(error, file);
-  }
+  // A new file only: an existing signature, perhaps another signer's, is never replaced.
+  await writeNewFile(file, signature, 0o644, 'a signature (remove it to sign again)');
   await writeStdoutLine(`signed by key ${secretKey.keyId}: ${file}`);
 }
 

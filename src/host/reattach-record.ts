@@ -8,10 +8,10 @@
  */
 import { createHmac, createPrivateKey, timingSafeEqual } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
+import { writeNewFile } from '../verify/atomic-file.js';
 import { readLimited } from '../verify/untrusted-file.js';
 import { processStartTime } from './reattached-process.js';
 
@@ -81,8 +81,8 @@ export async function createReattachRecord(source: ReattachSource, options: Reat
   if (options.privateKeyFile !== undefined) {
     privateKeyFile = options.privateKeyFile;
     if (!isAbsolute(privateKeyFile)) throw new GatehouseError('INVALID_OPTIONS', 'privateKeyFile must be an absolute path');
-    // A new file only ('wx'): an existing file, or a symlink planted at the path, is never written through.
-    await writeFile(privateKeyFile, source.identity.privateKeyPem, { mode: 0o600, flag: 'wx' }).catch((cause: unknown) => {
+    // A new file only: an existing file, or a symlink planted at the path, is never written through.
+    await writeNewFile(privateKeyFile, source.identity.privateKeyPem, 0o600).catch((cause: unknown) => {
       throw reattachFailed(`cannot create the key file ${privateKeyFile}: ${(cause as Error).message}`, cause);
     });
   }
@@ -145,9 +145,9 @@ export async function readPrivateFile(path: string, maxBytes: number, what: stri
   });
 }
 
-/** Writes a record to a new file, 0600. */
+/** Writes a record to a new file, 0600, whole or not at all. */
 export async function writeReattachRecord(path: string, record: ReattachRecord): Promise<void> {
-  await writeFile(path, JSON.stringify(record, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+  await writeNewFile(path, JSON.stringify(record, null, 2) + '\n', 0o600, 'a reattach record');
 }
 
 export async function readReattachRecord(path: string): Promise<ReattachRecord> {

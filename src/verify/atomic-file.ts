@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
@@ -25,6 +25,42 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     await rm(temporary, { force: true }).catch(() => undefined);
     throw writeError(error, file);
   }
+  await syncDirectory(dir);
+}
+
+/**
+ * Creates `file` holding `data` with `mode`, fsynced, or leaves nothing: a write cut short (a full disk, a
+ * file size limit) removes the torn file, which would otherwise pass for a key or a signature and make
+ * every later writeNewFile refuse to replace it. `what` names the file in the refusal to overwrite one.
+ */
+export async function writeNewFile(file: string, data: string | Uint8Array, mode: number, what = 'it'): Promise<void> {
+  let handle: FileHandle;
+  try {
+    // 'wx' (O_EXCL): an existing file is never overwritten, and a link planted at the name is never followed.
+    handle = await open(file, 'wx', mode);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new GatehouseError('INVALID_OPTIONS', `${file} already exists; refusing to overwrite ${what}`, { cause: error });
+    }
+    throw writeError(error, file);
+  }
+  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    // O_EXCL made this name ours a moment ago: what is removed is the torn file, nobody else's.
+    await rm(file, { force: true }).catch(() => undefined);
+    throw writeError(error, file);
+  }
+  await syncDirectory(dirname(file));
+}
+
+/** Makes a new or renamed entry in `dir` survive a crash. */
+async function syncDirectory(dir: string): Promise<void> {
   const directory = await open(dir, 'r');
   try {
     await directory.sync();

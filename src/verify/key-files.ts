@@ -1,6 +1,6 @@
-import { open, rm, type FileHandle } from 'node:fs/promises';
-import { fsError } from '../discover/fs-error.js';
+import { rm } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
+import { writeNewFile } from './atomic-file.js';
 import { formatPublicKey, formatSecretKey, parsePublicKey, parseSecretKey, type MinisignPublicKey, type MinisignSecretKey } from './minisign-key.js';
 import { MAX_MINISIGN_FILE_CHARS } from './minisign-text.js';
 import { readLimited } from './untrusted-file.js';
@@ -16,9 +16,9 @@ export async function writeKeyPair(
   const publicKeyPath = `${prefix}.pub`;
   const secretKeyPath = `${prefix}.key`;
   // Created 0600, so there is no moment at which another user could open the secret key.
-  await writeNewFile(secretKeyPath, formatSecretKey(pair.secretKey), 0o600);
+  await writeNewFile(secretKeyPath, formatSecretKey(pair.secretKey), 0o600, 'a key');
   try {
-    await writeNewFile(publicKeyPath, formatPublicKey(pair.publicKey), 0o644);
+    await writeNewFile(publicKeyPath, formatPublicKey(pair.publicKey), 0o644, 'a key');
   } catch (error) {
     await rm(secretKeyPath, { force: true });
     throw error;
@@ -42,24 +42,5 @@ export async function readSecretKeyFile(file: string): Promise<MinisignSecretKey
     return parseSecretKey(bytes.toString('utf8'));
   } finally {
     bytes.fill(0);
-  }
-}
-
-async function writeNewFile(file: string, text: string, mode: number): Promise<void> {
-  let handle: FileHandle;
-  try {
-    // 'wx' (O_EXCL): an existing key, whose loss nothing could undo, is never overwritten, and no link is followed.
-    handle = await open(file, 'wx', mode);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new GatehouseError('INVALID_OPTIONS', `${file} already exists; refusing to overwrite a key`, { cause: error });
-    }
-    throw fsError(error, file);
-  }
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -13,6 +13,7 @@ import { openAuditLog } from '../../src/audit/index.js';
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
 const cli = join(repoRoot, 'dist/src/cli/main.js');
 const MINISIGN = '/usr/bin/minisign';
+const PRLIMIT = '/usr/bin/prlimit';
 
 interface Result {
   code: number | null;
@@ -20,10 +21,14 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the gatehouse binary as a user would: node dist/src/cli/main.js ARGS, no shell. */
-function gatehouse(args: readonly string[]): Promise<Result> {
+/**
+ * Runs the gatehouse binary as a user would: node dist/src/cli/main.js ARGS, no shell. With
+ * `fileSizeLimit`, under util-linux's prlimit: a write past that many bytes fails (EFBIG), as on a full disk.
+ */
+function gatehouse(args: readonly string[], fileSizeLimit?: number): Promise<Result> {
+  const [file, ...command] = fileSizeLimit === undefined ? [process.execPath, cli, ...args] : [PRLIMIT, `--fsize=${fileSizeLimit}`, process.execPath, cli, ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, ...args], { cwd: repoRoot, timeout: 30_000 }, (error, stdout, stderr) => {
+    execFile(file as string, command, { cwd: repoRoot, timeout: 30_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
     });
   });
@@ -87,6 +92,27 @@ test('keygen writes a 0600 .key and a .pub, prints the key id but not the secret
   t.regex(again.stderr, /^gatehouse keygen: INVALID_OPTIONS: .*already exists/);
   t.deepEqual(await readFile(`${prefix}.key`), before);
   t.is((await gatehouse(['keygen'])).code, 2);
+});
+
+test('keygen and manifest sign that fail part way (a full disk) leave no torn key or signature behind', async (t) => {
+  const dir = await tempDir(t);
+  const prefix = join(dir, 'k');
+  // 100 bytes: the secret key file (~160 bytes) is cut short mid-write.
+  const torn = await gatehouse(['keygen', '--out', prefix], 100);
+  t.is(torn.code, 1, torn.stderr);
+  t.regex(torn.stderr, /^gatehouse keygen: FILE_UNWRITABLE: .*k\.key: cannot be written \(EFBIG\)/);
+  t.deepEqual(await readdir(dir), [], 'no half-written key file that a second keygen would refuse to replace');
+  t.is((await gatehouse(['keygen', '--out', prefix])).code, 0);
+
+  const r = await release(t);
+  const created = await gatehouse(['manifest', 'create', r.plugins, '--out', r.manifest]);
+  t.is(created.code, 0, created.stderr);
+  const unsigned = await gatehouse(['manifest', 'sign', r.manifest, '--key', r.secretKey], 100);
+  t.is(unsigned.code, 1, unsigned.stderr);
+  t.regex(unsigned.stderr, /^gatehouse manifest: FILE_UNWRITABLE: .*manifest\.json\.minisig: cannot be written \(EFBIG\)/);
+  t.false(existsSync(`${r.manifest}.minisig`), 'no torn signature that verify would read and sign would refuse to replace');
+  const signed = await gatehouse(['manifest', 'sign', r.manifest, '--key', r.secretKey]);
+  t.is(signed.code, 0, signed.stderr);
 });
 
 test('minisign -V accepts a manifest signature made with a keygen key', async (t) => {

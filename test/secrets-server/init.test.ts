@@ -1,0 +1,36 @@
+// `gatehouse-secrets init` makes a whole server home or none: a home left half-made would refuse every later init.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test from 'ava';
+
+const MAIN = fileURLToPath(new URL('../../examples/secrets-server/main.js', import.meta.url));
+
+/** Runs `init`, with `fileSizeLimit` under util-linux's prlimit: a write past it fails (EFBIG), as on a full disk. */
+function init(home: string, fileSizeLimit?: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = [MAIN, 'init', '--home', home, '--manifest', join(home, '..', 'manifest.json'), '--keys', join(home, '..', 'keys'), '--port', '0'];
+  const [file, ...rest] = fileSizeLimit === undefined ? [process.execPath, ...args] : ['/usr/bin/prlimit', `--fsize=${fileSizeLimit}`, process.execPath, ...args];
+  return new Promise((resolve) => {
+    execFile(file as string, rest, { timeout: 30_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('init: a write cut short (a full disk) leaves no torn config behind, and init then succeeds', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-secrets-init-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const home = join(dir, 'home');
+  const torn = await init(home, 100);
+  t.is(torn.code, 1, torn.stderr);
+  t.regex(torn.stderr, /^gatehouse-secrets init: .*config\.json: cannot be written \(EFBIG\)/);
+  t.deepEqual(await readdir(home), ['data'], 'no torn config: only the empty data directory, which the next init reuses');
+  const done = await init(home);
+  t.is(done.code, 0, done.stderr);
+  t.regex(done.stdout, /root token \(shown once, stored only hashed\): /);
+  t.deepEqual((await readdir(home)).sort(), ['audit-hmac.key', 'config.json', 'data']);
+  const again = await init(home);
+  t.is(again.code, 1, 'an existing home is never overwritten');
+});
