@@ -8,6 +8,7 @@ import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destro
 import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
 import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
+import { peerText } from '../transport/peer-text.js';
 
 /** The first call on a new connection: proves TLS and the pin, and that the plugin says it is up. */
 export async function checkHealth(calls: CallPath, timeoutMs: number): Promise<void> {
@@ -15,7 +16,7 @@ export async function checkHealth(calls: CallPath, timeoutMs: number): Promise<v
   try {
     response = await calls.unary(healthService.Check, { service: PLUGIN_HEALTH_SERVICE }, { timeoutMs });
   } catch (cause) {
-    throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${(cause as Error).message}`, { cause });
+    throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${peerText((cause as Error).message)}`, { cause });
   }
   if (response.status !== ServingStatus.SERVING) {
     throw new GatehouseError(

@@ -1,4 +1,5 @@
 import { silentLogger, type Logger } from '../logger.js';
+import { oneLine } from '../transport/peer-text.js';
 import { parsePluginLogLine } from '../transport/plugin-log-line.js';
 
 /** A plugin's stderr line longer than this is cut: a flood cannot grow the host's memory. */
@@ -33,25 +34,6 @@ export function errorLine(lines: readonly string[]): string | undefined {
     // A record the plugin logged below warn is routine ("plugin address"), not what it said as it died.
     texts.findLast((line) => !line.routine && !NOISE_LINE.test(line.text));
   return found === undefined ? undefined : oneLine(found.text.trim());
-}
-
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const UNSAFE_CHARACTERS = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]/g;
-
-function escapeCharacter(character: string): string {
-  if (character === '\n') return '\\n';
-  if (character === '\r') return '\\r';
-  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
-}
-
-/**
- * Plugin text made one visible line: line breaks (\n, \r, U+2028, U+2029) and the other control
- * characters but tab become escapes such as "\\n" and "\\u001b". Stops a plugin from ending the host's
- * log line and forging the next one in a line-oriented log, and from sending terminal escapes to
- * whoever reads the log or an error message.
- */
-export function oneLine(text: string): string {
-  return text.replace(UNSAFE_CHARACTERS, escapeCharacter);
 }
 
 /** Where a plugin's stdout lines go when the caller gave no handler: info records, made one line. */

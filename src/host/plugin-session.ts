@@ -4,6 +4,7 @@ import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
+import { peerText } from '../transport/peer-text.js';
 import type { CallPath } from '../transport/call-path.js';
 import type { PluginLiveness } from '../transport/service-client.js';
 import { checkSocketOwnership } from './connection.js';
@@ -122,7 +123,7 @@ function openBrokerStream(calls: CallPath, broker: GrpcBroker): void {
     const reason =
       error.code === grpc.status.UNIMPLEMENTED
         ? "the plugin does not serve go-plugin's broker (plugin.GRPCBroker)"
-        : `the broker stream failed: ${grpc.status[error.code] ?? error.code}: ${error.details}`;
+        : `the broker stream failed: ${grpc.status[error.code] ?? error.code}: ${peerText(error.details)}`;
     broker.detach(link, new GatehouseError('BROKER_FAILED', reason, { cause: error }));
   });
   call.on('end', () => broker.detach(link, new GatehouseError('BROKER_FAILED', 'the plugin ended the broker stream')));

@@ -12,6 +12,7 @@ import { GatehouseError } from '../errors.js';
 import type { BrokerMultiplexer } from './broker.js';
 import type { ConnInfo } from './broker-protocol.js';
 import { openLocalBridge, type LocalBridge } from './local-bridge.js';
+import { peerText } from './peer-text.js';
 import type { YamuxSession, YamuxStream } from './yamux.js';
 
 /**
@@ -103,7 +104,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
     if (knock.ack) {
       const waiter = this.acks.get(info.serviceId)?.shift();
       if (knock.error === '') waiter?.resolve();
-      else waiter?.reject(brokerError(`broker id ${info.serviceId}: the peer refused the knock: ${knock.error}`));
+      else waiter?.reject(brokerError(`broker id ${info.serviceId}: the peer refused the knock: ${peerText(knock.error)}`));
       return;
     }
     // Attack: a peer knocking for ever more ids, each costing us an entry (and a timer) until it expires.

@@ -5,6 +5,7 @@
  * multiplexed connection to one (go-plugin >= 1.6).
  */
 import type * as grpc from '@grpc/grpc-js';
+import { MAX_HANDSHAKE_LINE_BYTES } from './handshake.js';
 import { messageCodec, readBuffer, streamingMethod, type MessageCodec } from './protobuf.js';
 
 export interface Knock {
@@ -57,8 +58,25 @@ export const connInfoCodec: MessageCodec<ConnInfo> = messageCodec<ConnInfo>(
   },
 );
 
+/** A ConnInfo carries what a handshake line does (an id, a network, an address) or a knock's short error. */
+export const MAX_CONN_INFO_BYTES = MAX_HANDSHAKE_LINE_BYTES;
+
+/**
+ * ConnInfo as read from the peer: one over MAX_CONN_INFO_BYTES fails the broker stream. Attack: a peer
+ * announcing 16 MiB addresses, kept until dialed (64 of them), would pin ~1 GiB of our memory.
+ */
+const peerConnInfoCodec: MessageCodec<ConnInfo> = {
+  encode: connInfoCodec.encode,
+  decode(bytes) {
+    if (bytes.length > MAX_CONN_INFO_BYTES) {
+      throw new Error(`a broker message of ${bytes.length} bytes, over the ${MAX_CONN_INFO_BYTES} any ConnInfo needs`);
+    }
+    return connInfoCodec.decode(bytes);
+  },
+};
+
 export const brokerService = {
-  StartStream: streamingMethod('/plugin.GRPCBroker/StartStream', connInfoCodec, connInfoCodec, {
+  StartStream: streamingMethod('/plugin.GRPCBroker/StartStream', peerConnInfoCodec, peerConnInfoCodec, {
     requestStream: true,
     responseStream: true,
   }),

@@ -39,6 +39,11 @@ export function frameMessage(message: Uint8Array): Buffer {
   return framed;
 }
 
+/** The first buffer a message split over chunks gets; it doubles as the rest arrives, up to the declared length. */
+const FIRST_BODY_BYTES = 64 * 1024;
+/** How far ahead of what has arrived of a message its buffer may reach. */
+const RESERVE_AHEAD = 16;
+
 /**
  * Splits a stream of DATA bytes into messages, whatever the chunking. A declared length over
  * `maxMessageBytes` fails before it is buffered (a peer cannot make us allocate 4 GiB by saying so);
@@ -48,14 +53,17 @@ export function frameMessage(message: Uint8Array): Buffer {
 export class MessageDecoder {
   private readonly prefix = Buffer.alloc(PREFIX_BYTES);
   private prefixFilled = 0;
-  private body: Buffer | undefined;
+  /** The declared length of the message being read, or -1 between messages. */
+  private bodyLength = -1;
+  /** What has arrived of it, at the start of a buffer that grows with what arrives. */
+  private body: Buffer = EMPTY;
   private bodyFilled = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
   /** True between messages: a stream that ends here ended cleanly. */
   get idle(): boolean {
-    return this.prefixFilled === 0 && this.body === undefined;
+    return this.prefixFilled === 0 && this.bodyLength < 0;
   }
 
   /** The complete messages `chunk` finishes, in order. Throws FrameError on a malformed stream. */
@@ -63,7 +71,7 @@ export class MessageDecoder {
     const messages: Buffer[] = [];
     let offset = 0;
     while (offset < chunk.length) {
-      if (this.body === undefined) {
+      if (this.bodyLength < 0) {
         // The common case, a whole message in one chunk, is taken without copying the prefix.
         if (this.prefixFilled === 0 && chunk.length - offset >= PREFIX_BYTES) {
           this.startMessage(chunk[offset]!, chunk.readUInt32BE(offset + 1));
@@ -78,26 +86,31 @@ export class MessageDecoder {
           this.startMessage(this.prefix[0]!, this.prefix.readUInt32BE(1));
         }
       }
-      const body = this.body!;
-      if (body.length === 0) {
+      const length = this.bodyLength;
+      if (length === 0) {
         // An empty message is complete at its prefix, even when the chunk ends there.
-        messages.push(body);
-        this.body = undefined;
+        messages.push(EMPTY);
+        this.bodyLength = -1;
         continue;
       }
-      const take = Math.min(body.length - this.bodyFilled, chunk.length - offset);
-      if (this.bodyFilled === 0 && take === body.length) {
+      const take = Math.min(length - this.bodyFilled, chunk.length - offset);
+      if (this.bodyFilled === 0 && take === length) {
         // A message wholly inside this chunk is a view of it, not a copy.
         messages.push(chunk.subarray(offset, offset + take));
       } else {
-        chunk.copy(body, this.bodyFilled, offset, offset + take);
+        this.reserve(this.bodyFilled + take);
+        chunk.copy(this.body, this.bodyFilled, offset, offset + take);
         this.bodyFilled += take;
-        if (this.bodyFilled < body.length) break;
-        messages.push(body);
+        offset += take;
+        if (this.bodyFilled < length) break;
+        messages.push(this.body);
+        this.body = EMPTY;
+        this.bodyFilled = 0;
+        this.bodyLength = -1;
+        continue;
       }
       offset += take;
-      this.body = undefined;
-      this.bodyFilled = 0;
+      this.bodyLength = -1;
     }
     return messages;
   }
@@ -111,7 +124,21 @@ export class MessageDecoder {
       // grpc-js's wording ("larger than max"), which callers already recognise and explain.
       throw new FrameError(8, `received message larger than max (${length} vs. ${this.maxMessageBytes})`);
     }
-    this.body = length === 0 ? EMPTY : Buffer.allocUnsafe(length);
+    this.bodyLength = length;
+  }
+
+  /**
+   * Room for `needed` bytes of the current message. Attack: a peer that declares a 16 MiB message in a
+   * 5-byte prefix and stalls would make us reserve 16 MiB per call for nothing. Memory follows what has
+   * arrived instead, at most RESERVE_AHEAD times it: the buffer doubles, and takes the declared length
+   * at once when that is within the bound (so a large message is copied at most twice on its way).
+   */
+  private reserve(needed: number): void {
+    if (needed <= this.body.length) return;
+    const size = needed * RESERVE_AHEAD >= this.bodyLength ? this.bodyLength : Math.min(this.bodyLength, Math.max(needed, this.body.length * 2, FIRST_BODY_BYTES));
+    const grown = Buffer.allocUnsafe(size);
+    this.body.copy(grown, 0, 0, this.bodyFilled);
+    this.body = grown;
   }
 }
 

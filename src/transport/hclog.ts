@@ -13,6 +13,10 @@ export const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn'
 
 /** Fields kept from one record; the rest are dropped so one line cannot fill the host's log with keys. */
 export const MAX_HCLOG_FIELDS = 64;
+/** Levels of nesting kept in a field's value (the field itself is level 1); go-hclog's own fields are flat. */
+export const MAX_FIELD_DEPTH = 16;
+/** What stands for a value nested deeper. */
+export const NESTED_TOO_DEEP = '[nested too deep]';
 
 export interface PluginLogRecord {
   level: LogLevel;
@@ -91,16 +95,28 @@ export function hclogRecord(record: Record<string, unknown>): PluginLogRecord | 
   return result;
 }
 
-/** The record's keys but those `skip` names, at most MAX_HCLOG_FIELDS of them. */
+/** The record's keys but those `skip` names, at most MAX_HCLOG_FIELDS of them, each nested at most MAX_FIELD_DEPTH deep. */
 export function boundedFields(record: Record<string, unknown>, skip: (key: string) => boolean): Record<string, unknown> {
   const fields: [string, unknown][] = [];
   for (const key of Object.keys(record)) {
     if (fields.length >= MAX_HCLOG_FIELDS) break;
     if (skip(key)) continue;
-    fields.push([key, record[key]]);
+    fields.push([key, boundedDepth(record[key], 1)]);
   }
   // fromEntries defines own properties: a "__proto__" key stays data and cannot change the prototype.
   return Object.fromEntries(fields);
+}
+
+/**
+ * A field value with what is nested below MAX_FIELD_DEPTH replaced by a marker. Attack: a 64 KiB line
+ * nests ~30,000 deep, and a host logger that serializes it recursively (JSON.stringify) overflows the
+ * stack inside the stderr reader, an uncaught exception that kills the host.
+ */
+function boundedDepth(value: unknown, depth: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth >= MAX_FIELD_DEPTH) return NESTED_TOO_DEEP;
+  if (Array.isArray(value)) return value.map((item) => boundedDepth(item, depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, boundedDepth(item, depth + 1)]));
 }
 
 /** Go's "2006-01-02T15:04:05.000000Z07:00" in UTC; a Date has milliseconds, so the last three digits are 0. */

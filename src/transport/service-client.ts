@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { ExitStatus } from './exit-status.js';
 import { cancelOnAbort, type CallPath, type Method } from './call-path.js';
+import { peerText } from './peer-text.js';
 import type { CallOptions, ServiceClient } from './service-client-types.js';
 
 export type { CallOptions, ServiceClient } from './service-client-types.js';
@@ -121,7 +122,7 @@ function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {
     cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)
       ? ': over a message size limit; raise maxMessageBytes on the side that refused it (launch() for the host, serve() for a gatehouse plugin)'
       : '';
-  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${cause.details}${hint}`, {
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${peerText(cause.details)}${hint}`, {
     cause,
     details: { grpcCode: cause.code },
   });

@@ -91,3 +91,18 @@ test('describe: routine records are not quoted as last words, but a failed start
   stderr.line('fatal: out of cheese', false);
   t.regex(stderr.describe(), /^; the plugin said: "fatal: out of cheese"\nlast stderr lines:\n {2}info: listening\n {2}fatal: out of cheese$/);
 });
+
+test('a log record nested 30,000 deep reaches a logger that serializes it cut at 16 levels, not as a stack overflow that kills the host', (t) => {
+  const serialized: string[] = [];
+  // A JSON-lines logger, as hosts commonly write one: JSON.stringify is recursive.
+  const jsonLines = (fields: Record<string, unknown>, message: string) => void serialized.push(JSON.stringify({ ...fields, message }));
+  const logger = { trace: jsonLines, debug: jsonLines, info: jsonLines, warn: jsonLines, error: jsonLines };
+  const stderr = new PluginStderr('p', logger);
+  const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+  t.notThrows(() => stderr.line(`{"@level":"info","@message":"hclog","deep":${deep}}`, false));
+  t.notThrows(() => stderr.line(`{"level":30,"msg":"pino","deep":${deep},"flat":{"a":1}}`, false));
+  t.is(serialized.length, 2);
+  const kept = `${'['.repeat(15)}"[nested too deep]"${']'.repeat(15)}`;
+  t.true(serialized.every((line) => line.includes(`"deep":${kept}`)), serialized.map((line) => line.slice(0, 120)).join('\n'));
+  t.true(serialized[1]!.includes('"flat":{"a":1}'), 'shallow fields pass unchanged');
+});

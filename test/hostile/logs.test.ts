@@ -2,8 +2,13 @@
 // `fields`, and no message can break a line-oriented log into a forged second line.
 import test from 'ava';
 import fc from 'fast-check';
-import { launch } from '../../src/index.js';
-import { oneLine } from '../../src/host/plugin-output.js';
+import { isGatehouseError, launch } from '../../src/index.js';
+import { checkHealth } from '../../src/host/connection.js';
+import type { CallPath } from '../../src/transport/call-path.js';
+import { GrpcStatus, GrpcStatusError } from '../../src/transport/grpc-http2-client.js';
+import { MAX_PEER_TEXT_CHARS, oneLine } from '../../src/transport/peer-text.js';
+import { createServiceClient } from '../../src/transport/service-client.js';
+import { loadKVService } from '../../examples/kv/kv.js';
 import { LOG_LEVELS } from '../../src/transport/hclog.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 import { waitUntil } from '../helpers/process.js';
@@ -50,4 +55,20 @@ test('property: oneLine never leaves a line break or control character, and keep
   fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => !breaksLine(oneLine(text))), { numRuns: 5000 });
   fc.assert(fc.property(fc.string({ unit: 'grapheme' }), (text) => breaksLine(text) || oneLine(text) === text), { numRuns: 2000 });
   t.pass();
+});
+
+test('logs: a plugin\'s gRPC status message reaches CALL_FAILED and HEALTH_CHECK_FAILED as one visible line, cut short', async (t) => {
+  // What a hostile plugin puts in grpc-message: a terminal title, a screen clear, a forged JSON log line.
+  const hostile = '\u001b]0;owned\u0007\u001b[2J\n{"level":"error","msg":"forged"}\rcarriage' + 'x'.repeat(5000);
+  const fail = () => Promise.reject(new GrpcStatusError(GrpcStatus.INTERNAL, hostile));
+  const calls = { unary: fail, serverStream: fail, bidiStream: fail } as unknown as CallPath;
+  const client = createServiceClient(calls, loadKVService(), { exit: () => undefined, settleExit: async () => undefined });
+  const failed = await t.throwsAsync(client.Get({ key: 'a' }));
+  const unhealthy = await t.throwsAsync(checkHealth(calls, 1000));
+  t.true(isGatehouseError(failed, 'CALL_FAILED') && isGatehouseError(unhealthy, 'HEALTH_CHECK_FAILED'));
+  for (const message of [failed?.message ?? '', unhealthy?.message ?? '']) {
+    t.false(breaksLine(message), message.slice(0, 120));
+    t.true(message.includes('\\u001b]0;owned\\u0007\\u001b[2J\\n{"level":"error","msg":"forged"}\\rcarriage'), message.slice(0, 120));
+    t.true(message.length < MAX_PEER_TEXT_CHARS + 200, `${message.length} characters`);
+  }
 });

@@ -2,6 +2,7 @@
 import test from 'ava';
 import { isGatehouseError } from '../../src/index.js';
 import { GrpcBroker } from '../../src/transport/broker.js';
+import { brokerService, connInfoCodec } from '../../src/transport/broker-protocol.js';
 
 test('broker: announcements nobody dials are kept up to 64, the newest; older ones are forgotten', async (t) => {
   // Attack: a peer flooding the broker stream with ConnInfo for ids nobody will dial, to grow our memory.
@@ -28,4 +29,13 @@ test('broker: announcements nobody dials are kept up to 64, the newest; older on
   t.false(await kept(936), 'the 65th newest is forgotten: its dial waits and times out');
   t.false(await kept(1));
   await broker.close();
+});
+
+test('broker: a ConnInfo larger than any announcement needs fails to decode, on the host and on the plugin, so announcements cannot pin memory', (t) => {
+  const { StartStream } = brokerService;
+  const huge = connInfoCodec.encode({ serviceId: 1, network: 'unix', address: `/tmp/${'a'.repeat(1 << 20)}` });
+  t.throws(() => StartStream.responseDeserialize(huge), { message: /a broker message of \d+ bytes, over the 8192 any ConnInfo needs/ });
+  t.throws(() => StartStream.requestDeserialize(huge), { message: /over the 8192/ });
+  const usual = { serviceId: 7, network: 'unix', address: '/tmp/plugin-1234/broker-7.sock' };
+  t.deepEqual(StartStream.responseDeserialize(connInfoCodec.encode(usual)), usual);
 });

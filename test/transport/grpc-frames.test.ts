@@ -64,3 +64,27 @@ test('grpc frames: arbitrary bytes give messages or a FrameError, never anything
     }),
   );
 });
+
+test('grpc frames: messages larger than the first buffer, split anywhere, come back whole (the buffer grows as they arrive)', (t) => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 300_000 }), { minLength: 1, maxLength: 3 }), fc.array(fc.nat(1_000_000), { maxLength: 40 }), (lengths, cuts) => {
+      const messages = lengths.map((length, i) => Buffer.alloc(length, i + 1).fill(0xa5, 0, Math.min(length, 7)));
+      const decoded = decode(Buffer.concat(messages.map((m) => frameMessage(m))), cuts);
+      t.false(decoded instanceof FrameError);
+      t.true((decoded as Buffer[]).every((m, i) => m.equals(messages[i]!)) && (decoded as Buffer[]).length === messages.length);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('grpc frames: a declared length reserves no memory before the message arrives (a 5-byte prefix cannot cost 16 MiB)', (t) => {
+  const declared = Buffer.alloc(6);
+  declared.writeUInt32BE(16 * 1024 * 1024 - 1, 1);
+  const before = process.memoryUsage().arrayBuffers;
+  // Kept alive to the end: each holds what it reserved for the message it was promised.
+  const decoders = Array.from({ length: 16 }, () => new MessageDecoder(16 * 1024 * 1024));
+  for (const decoder of decoders) t.deepEqual(decoder.push(declared), []);
+  const grown = process.memoryUsage().arrayBuffers - before;
+  t.true(grown < 8 * 1024 * 1024, `16 stalled messages of 16 MiB declared hold ${grown} bytes`);
+  t.true(decoders.every((decoder) => !decoder.idle));
+});
