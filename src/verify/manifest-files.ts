@@ -4,7 +4,7 @@ import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import { MAX_MINISIGN_FILE_CHARS } from './minisign-text.js';
-import { verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';
+import { MAX_SIGNATURES, verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';
 import { readLimited } from './untrusted-file.js';
 
 /**
@@ -39,6 +39,10 @@ export async function verifyManifestFile(manifestPath: string, policy: ManifestP
       `${manifestPath}: not signed: no ${base}.minisig (or ${base}.*.minisig) beside it; sign it with ` +
         `\`gatehouse manifest sign ${manifestPath} --key FILE\``,
     );
+  }
+  // Attack: a directory of 20,000 signature files, all opened and read at once before the count is checked.
+  if (paths.length > MAX_SIGNATURES) {
+    throw new GatehouseError('SIGNATURE_INVALID', `${manifestPath}: ${paths.length} signature files, more than ${MAX_SIGNATURES}; remove the ones no trusted key made`);
   }
   const signatures = await Promise.all(paths.map(async (path) => (await readLimited(path, MAX_MINISIGN_FILE_CHARS, 'SIGNATURE_INVALID')).toString('utf8')));
   return verifyManifest(bytes, signatures, policy);

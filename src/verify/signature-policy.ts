@@ -25,7 +25,7 @@ export interface VerifiedManifest {
 }
 
 /** More signature files than any real threshold needs are refused before any is checked. */
-const MAX_SIGNATURES = 64;
+export const MAX_SIGNATURES = 64;
 
 /**
  * Accepts manifest bytes only if at least `threshold` distinct trusted keys signed them, they are not

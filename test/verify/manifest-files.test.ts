@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,4 +33,16 @@ test('a manifest file over 1 MiB is MANIFEST_TOO_LARGE without being read whole'
   const dir = await tempDir(t);
   await writeFile(join(dir, 'big.json'), Buffer.alloc(2 * 1024 * 1024, 0x20));
   await t.throwsAsync(verifyManifestFile(join(dir, 'big.json'), { trustedKeys: [alice.publicKey] }), { code: 'MANIFEST_TOO_LARGE' });
+});
+
+test('more signature files than any threshold needs are refused before any is opened (20,000 of them would be read at once)', async (t) => {
+  const dir = await tempDir(t);
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, text);
+  // FIFOs: opening one is refused as FILE_NOT_REGULAR, so that code would show any file was opened.
+  for (let i = 0; i < 65; i++) await promisify(execFile)('/usr/bin/mkfifo', [join(dir, `manifest.json.${String(i).padStart(2, '0')}.minisig`)]);
+  await t.throwsAsync(verifyManifestFile(manifestPath, { trustedKeys: [alice.publicKey] }), {
+    code: 'SIGNATURE_INVALID',
+    message: /manifest\.json: 65 signature files, more than 64/,
+  });
 });
