@@ -29,6 +29,12 @@ export async function openLocalBridge(directory: string, connect: () => Promise<
     connect().then(
       (remote) => {
         remote.on('error', () => {});
+        // Attack: a peer slow to acknowledge knocks while grpc-js gives up on its connections; each late
+        // stream would stay open, held against the session's stream limit, until the session ends.
+        if (local.destroyed) {
+          remote.destroy();
+          return;
+        }
         local.pipe(remote);
         remote.pipe(local);
         local.on('close', () => remote.destroy());
