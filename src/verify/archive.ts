@@ -38,8 +38,9 @@ export function writeArchive(files: readonly ArchiveFile[]): Buffer {
 /**
  * Reads a `.tar.gz` from an untrusted source, strictly: POSIX ustar only, regular files and directories
  * only (links, devices, FIFOs, pax and GNU extensions are ARCHIVE_INVALID), every path normalised and
- * relative (no `..`, no absolute path), no path twice, checksums right, sizes and counts within limits
- * (ARCHIVE_TOO_LARGE). Nothing is written: the caller gets the files or an error.
+ * relative (no `..`, no absolute path), no path twice, no file that is also another's directory,
+ * checksums right, sizes and counts within limits (ARCHIVE_TOO_LARGE). Nothing is written: the caller
+ * gets the files or an error.
  */
 export function readArchive(gz: Uint8Array, limits: ArchiveLimits = {}): ArchiveFile[] {
   const maxBytes = limits.maxBytes ?? DEFAULTS.maxBytes;
@@ -65,6 +66,7 @@ export function readArchive(gz: Uint8Array, limits: ArchiveLimits = {}): Archive
       // Bytes after the end marker would be a second archive some readers see and others do not.
       if (!tar.subarray(offset).every((byte) => byte === 0)) throw invalid(offset, 'has data after its end');
       if (tar.length - offset < 2 * BLOCK) throw invalid(offset, 'ends with one zero block instead of two');
+      refuseFileParents(files);
       return files;
     }
     entries += 1;
@@ -81,6 +83,17 @@ export function readArchive(gz: Uint8Array, limits: ArchiveLimits = {}): Archive
     seen.add(entry.path);
     files.push({ path: entry.path, data: tar.subarray(offset, offset + entry.size), executable: (entry.mode & 0o100) !== 0 });
     offset += Math.ceil(entry.size / BLOCK) * BLOCK;
+  }
+}
+
+/** A file `a` with a file `a/b`: extracting both fails half-way, or writes `b` wherever `a` leads. */
+function refuseFileParents(files: readonly ArchiveFile[]): void {
+  const paths = new Set(files.map((file) => file.path));
+  for (const file of files) {
+    for (let cut = file.path.indexOf('/'); cut !== -1; cut = file.path.indexOf('/', cut + 1)) {
+      const parent = file.path.slice(0, cut);
+      if (paths.has(parent)) throw new GatehouseError('ARCHIVE_INVALID', `archive: ${parent} is both a file and a directory (of ${file.path}); the release must be packed again`);
+    }
   }
 }
 
