@@ -12,3 +12,8 @@ export function fsError(error: unknown, file: string): GatehouseError {
   }
   return new GatehouseError('FILE_UNREADABLE', `${file}: cannot be read (${code ?? String(error)})`, { cause: error });
 }
+
+/** `operation` on `file`, its node:fs failure turned into a GatehouseError by {@link fsError}. */
+export function onFile<T>(file: string, operation: Promise<T>): Promise<T> {
+  return operation.catch((error: unknown) => Promise.reject(fsError(error, file)));
+}

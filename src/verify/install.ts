@@ -1,7 +1,7 @@
 import { lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fsError } from '../discover/fs-error.js';
+import { fsError, onFile } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { readArchive, type ArchiveFile } from './archive.js';
 import { verifyPlugins } from './installed-plugins.js';
@@ -51,8 +51,8 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
   // Refused before anything is unpacked: a release placed and then not switched in would block the next try.
   await checkSwitchable(options.into);
   const root = releasesDir(options.into);
-  await mkdir(root, { recursive: true, mode: 0o755 });
-  const staging = await mkdtemp(join(root, '.staging-'));
+  await onFile(root, mkdir(root, { recursive: true, mode: 0o755 }));
+  const staging = await onFile(root, mkdtemp(join(root, '.staging-')));
   let placed: string | undefined;
   try {
     await extract(await sourceFiles(options.source), staging);
@@ -62,7 +62,7 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     await refuseRollback(verified, lock?.current, await state?.highestVersion());
     await checkRelease(verified.manifest, staging);
     const dir = `v${verified.manifest.version}-${verified.sha256.slice(0, 12)}`;
-    await rename(staging, join(root, dir)).catch((error: unknown) => Promise.reject(fsError(error, join(root, dir))));
+    await onFile(join(root, dir), rename(staging, join(root, dir)));
     placed = join(root, dir);
     const current: LockedRelease = { dir, manifestVersion: verified.manifest.version, manifestSha256: verified.sha256, plugins: lockedPlugins(verified.manifest) };
     const next: LockFile = { schema: LOCK_SCHEMA, current, ...(lock ? { previous: lock.current } : {}) };
@@ -74,9 +74,10 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     await pruneReleases(root, next).catch(() => undefined);
     return { release: join(root, dir), lock: next };
   } catch (error) {
-    await rm(staging, { recursive: true, force: true });
+    // Why the install failed matters more than a directory that could not be removed.
+    await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     // Placed but never switched in: nothing points at it, and left there it would block the same release.
-    if (placed !== undefined) await rm(placed, { recursive: true, force: true });
+    if (placed !== undefined) await rm(placed, { recursive: true, force: true }).catch(() => undefined);
     throw error;
   }
 }
@@ -127,7 +128,7 @@ async function sourceFiles(source: string): Promise<ArchiveFile[]> {
     const data = await readLimited(file, MAX_SOURCE_BYTES - total, 'ARCHIVE_TOO_LARGE');
     // The same cap as for an archive: a directory of huge files must not fill memory either.
     total += data.length;
-    files.push({ path: path.slice(base.length + 1), data, executable: ((await stat(file)).mode & 0o100) !== 0 });
+    files.push({ path: path.slice(base.length + 1), data, executable: ((await onFile(file, stat(file))).mode & 0o100) !== 0 });
   }
   return files;
 }
@@ -135,10 +136,10 @@ async function sourceFiles(source: string): Promise<ArchiveFile[]> {
 async function extract(files: readonly ArchiveFile[], dir: string): Promise<void> {
   for (const file of files) {
     const target = join(dir, file.path);
-    await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+    await onFile(dirname(target), mkdir(dirname(target), { recursive: true, mode: 0o755 }));
     // 'wx': a name the archive already created (as a directory, say) is an error, never written through.
     // Only these two modes, whatever the archive said: no setuid/setgid bit, no file writable by others.
-    await writeFile(target, file.data, { flag: 'wx', mode: file.executable ? 0o755 : 0o644 }).catch((error: unknown) => Promise.reject(fsError(error, target)));
+    await onFile(target, writeFile(target, file.data, { flag: 'wx', mode: file.executable ? 0o755 : 0o644 }));
   }
 }
 
@@ -173,7 +174,7 @@ async function checkRelease(manifest: Manifest, dir: string): Promise<void> {
 /** `into` must be absent or a link: a real directory there was not made by install, and replacing it would drop someone's files. */
 async function checkSwitchable(into: string): Promise<void> {
   const path = resolve(into);
-  const existing = await lstat(path).catch(() => undefined);
+  const existing = await lstat(path).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fsError(error, path))));
   if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
 }
 
@@ -183,11 +184,11 @@ async function switchTo(into: string, target: string): Promise<void> {
   await checkSwitchable(path);
   // A random name: nobody can create the temporary link's name first and have our rename carry theirs.
   const temporary = `${path}.${randomBytes(8).toString('hex')}.tmp`;
-  await symlink(target, temporary);
+  await onFile(temporary, symlink(target, temporary));
   try {
     await rename(temporary, path);
   } catch (error) {
-    await rm(temporary, { force: true });
+    await rm(temporary, { force: true }).catch(() => undefined);
     throw fsError(error, path);
   }
 }
@@ -195,7 +196,7 @@ async function switchTo(into: string, target: string): Promise<void> {
 /** Keeps the current and previous releases; older ones and leftovers of interrupted installs go. */
 async function pruneReleases(root: string, lock: LockFile): Promise<void> {
   const keep = new Set([lock.current.dir, lock.previous?.dir]);
-  for (const name of await readdir(root)) if (!keep.has(name) && !name.startsWith('.staging-')) await rm(join(root, name), { recursive: true, force: true });
+  for (const name of await onFile(root, readdir(root))) if (!keep.has(name) && !name.startsWith('.staging-')) await onFile(join(root, name), rm(join(root, name), { recursive: true, force: true }));
 }
 
 /**
@@ -207,7 +208,7 @@ async function pruneReleases(root: string, lock: LockFile): Promise<void> {
 export async function verifyInstalled(into: string, lockPath = defaultLockPath(into)): Promise<LockFile> {
   const lock = await readLockFile(lockPath);
   const expected = join(releasesDir(into), lock.current.dir);
-  const actual = await realpath(into).catch((error: unknown) => Promise.reject(fsError(error, into)));
+  const actual = await onFile(into, realpath(into));
   if (actual !== (await realpath(expected).catch(() => expected))) throw new GatehouseError('LOCK_MISMATCH', `${into} points at ${actual}, the lock file says ${expected}`);
   const bytes = await readLimited(join(expected, RELEASE_MANIFEST), MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE');
   const sha256 = createHash('sha256').update(bytes).digest('hex');

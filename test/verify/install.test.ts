@@ -5,6 +5,7 @@ import { appendFile, lstat, readdir, readFile, readlink, rm, writeFile } from 'n
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { GatehouseError } from '../../src/errors.js';
 import { readArchive, writeArchive } from '../../src/verify/archive.js';
 import { installRelease, releasesDir, rollbackRelease, verifyInstalled } from '../../src/verify/install.js';
 import { formatManifest } from '../../src/verify/manifest.js';
@@ -94,6 +95,8 @@ test('install: a hostile or tampered release changes nothing: same link, same lo
       return gzipSync(tar);
     })(),
     unsigned: writeArchive(files.filter((f) => !f.path.endsWith('.minisig'))),
+    // Attack: a file that is also a directory (plugin, plugin/x): extraction must not stop half-way.
+    fileAndDirectory: writeArchive([...files, { path: 'plugin/x', data: Buffer.from('x'), executable: false }]),
   };
   for (const [name, bytes] of Object.entries(attempts)) {
     const source = join(dir, `${name}.tar.gz`);
@@ -137,4 +140,13 @@ test('install: a plugins path that is a real directory is refused before anythin
   t.is(await readFile(join(into, 'keep-me'), 'utf8'), 'not ours');
   await rm(into, { recursive: true });
   t.like((await installRelease({ source, into, policy })).lock, { current: { manifestVersion: 1 } });
+});
+
+test('install: a plugins path or releases directory that cannot be made fails with a GatehouseError naming it, not a raw Node error', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const source = await release(t, keys.secretKey, 1);
+  await writeFile(releasesDir(into), 'a file where the releases directory goes');
+  await t.throwsAsync(installRelease({ source, into, policy }), { instanceOf: GatehouseError, message: new RegExp(releasesDir(into)) });
+  const underFile = join(releasesDir(into), 'plugins');
+  await t.throwsAsync(installRelease({ source, into: underFile, policy }), { instanceOf: GatehouseError, code: 'FILE_NOT_FOUND' });
 });
