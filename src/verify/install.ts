@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsError, onFile } from '../discover/fs-error.js';
@@ -61,6 +61,8 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     const verified = await verifyManifestFile(join(staging, RELEASE_MANIFEST), policy);
     await refuseRollback(verified, lock?.current, await state?.highestVersion());
     await checkRelease(verified.manifest, staging);
+    // mkdtemp made it 0700: a host running as another user than the installer could not read its plugins.
+    await onFile(staging, chmod(staging, 0o755));
     const dir = `v${verified.manifest.version}-${verified.sha256.slice(0, 12)}`;
     await onFile(join(root, dir), rename(staging, join(root, dir)));
     placed = join(root, dir);

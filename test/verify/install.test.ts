@@ -1,7 +1,7 @@
 // Installing signed releases: verified before anything changes, switched in one rename, locked, rolled back by policy.
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { appendFile, lstat, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -149,4 +149,11 @@ test('install: a plugins path or releases directory that cannot be made fails wi
   await t.throwsAsync(installRelease({ source, into, policy }), { instanceOf: GatehouseError, message: new RegExp(releasesDir(into)) });
   const underFile = join(releasesDir(into), 'plugins');
   await t.throwsAsync(installRelease({ source, into: underFile, policy }), { instanceOf: GatehouseError, code: 'FILE_NOT_FOUND' });
+});
+
+test('install: the release directory is readable by a host running as another user (0755), as its files are', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const installed = await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  t.is((await stat(installed.release)).mode & 0o777, 0o755);
+  t.is((await stat(join(installed.release, 'plugin'))).mode & 0o777, 0o755);
 });
