@@ -17,3 +17,8 @@ export function fsError(error: unknown, file: string): GatehouseError {
 export function onFile<T>(file: string, operation: Promise<T>): Promise<T> {
   return operation.catch((error: unknown) => Promise.reject(fsError(error, file)));
 }
+
+/** Like {@link onFile}, but `file` not being there gives undefined. */
+export function onFileIfAny<T>(file: string, operation: Promise<T>): Promise<T | undefined> {
+  return operation.catch((error: unknown) => ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' ? undefined : Promise.reject(fsError(error, file))));
+}

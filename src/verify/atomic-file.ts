@@ -3,13 +3,31 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
+/** A replacement for a file, written and fsynced beside it but not yet in its place. */
+export interface PreparedFile {
+  /** Renames it over the file and fsyncs the directory. */
+  commit(): Promise<void>;
+  /** Removes it if it was not committed (a no-op once it was). */
+  discard(): Promise<void>;
+}
+
 /**
  * Replaces `file` with `data` so that a reader, or a crash, sees the old content or the new, never a mix:
  * write a temporary file beside it, fsync, rename over, fsync the directory. The file gets `mode`.
  */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  await (await prepareFileAtomic(file, data, mode)).commit();
+}
+
+/**
+ * The first half of {@link writeFileAtomic}: everything that can fail for want of space or permission
+ * happens here, so that a caller can do it before a change it could not take back, and commit after.
+ */
+export async function prepareFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<PreparedFile> {
   const dir = dirname(file);
   const temporary = join(dir, `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  // Under a missing directory or a file, removing the temporary fails too: report why the write failed.
+  const discard = () => rm(temporary, { force: true }).then(() => undefined, () => undefined);
   try {
     // 'wx' (O_EXCL): a file or link planted under the temporary name is never written through.
     const handle = await open(temporary, 'wx', mode);
@@ -19,13 +37,20 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, m
     } finally {
       await handle.close();
     }
-    await rename(temporary, file);
   } catch (error) {
-    // Under a missing directory or a file, removing the temporary fails too: report why the write failed.
-    await rm(temporary, { force: true }).catch(() => undefined);
+    await discard();
     throw writeError(error, file);
   }
-  await syncDirectory(dir);
+  const commit = async () => {
+    try {
+      await rename(temporary, file);
+    } catch (error) {
+      await discard();
+      throw writeError(error, file);
+    }
+    await syncDirectory(dir);
+  };
+  return { commit, discard };
 }
 
 /**

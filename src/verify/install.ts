@@ -1,14 +1,15 @@
-import { chmod, lstat, mkdir, mkdtemp, readdir, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fsError, onFile } from '../discover/fs-error.js';
+import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { readArchive, type ArchiveFile } from './archive.js';
+import type { PreparedFile } from './atomic-file.js';
 import { verifyPlugins } from './installed-plugins.js';
 import { verifyManifestFile } from './manifest-files.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
 import { listPackageTree } from './package-tree.js';
-import { LOCK_SCHEMA, lockedPlugins, readLockFile, writeLockFile, type LockedRelease, type LockFile } from './lock-file.js';
+import { LOCK_SCHEMA, lockedPlugins, prepareLockFile, readLockFile, type LockedRelease, type LockFile } from './lock-file.js';
 import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
 import { readLimited } from './untrusted-file.js';
 
@@ -68,18 +69,16 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
     placed = join(root, dir);
     const current: LockedRelease = { dir, manifestVersion: verified.manifest.version, manifestSha256: verified.sha256, plugins: lockedPlugins(verified.manifest) };
     const next: LockFile = { schema: LOCK_SCHEMA, current, ...(lock ? { previous: lock.current } : {}) };
-    await switchTo(options.into, join(root, dir));
+    await switchRecorded(options.into, placed, lockPath, lock, next, () => state?.accept(verified.manifest.version));
     placed = undefined;
-    await writeLockFile(lockPath, next);
-    await state?.accept(verified.manifest.version);
     // The install is done: releases it could not prune now go at the next one.
     await pruneReleases(root, next).catch(() => undefined);
     return { release: join(root, dir), lock: next };
   } catch (error) {
     // Why the install failed matters more than a directory that could not be removed.
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    // Placed but never switched in: nothing points at it, and left there it would block the same release.
-    if (placed !== undefined) await rm(placed, { recursive: true, force: true }).catch(() => undefined);
+    // Placed but not switched in (or switched back): nothing points at it, and left there it would block the same release.
+    if (placed !== undefined && (await readlink(options.into).catch(() => undefined)) !== placed) await rm(placed, { recursive: true, force: true }).catch(() => undefined);
     throw error;
   }
 }
@@ -98,8 +97,7 @@ export async function rollbackRelease(options: Omit<InstallOptions, 'source'>): 
   if (verified.sha256 !== lock.previous.manifestSha256) throw new GatehouseError('LOCK_MISMATCH', `${dir}: its manifest is not the one the lock file recorded`);
   await checkRelease(verified.manifest, dir);
   const next: LockFile = { schema: LOCK_SCHEMA, current: lock.previous, previous: lock.current };
-  await switchTo(options.into, dir);
-  await writeLockFile(lockPath, next);
+  await switchRecorded(options.into, dir, lockPath, lock, next);
   return { release: dir, lock: next };
 }
 
@@ -176,7 +174,7 @@ async function checkRelease(manifest: Manifest, dir: string): Promise<void> {
 /** `into` must be absent or a link: a real directory there was not made by install, and replacing it would drop someone's files. */
 async function checkSwitchable(into: string): Promise<void> {
   const path = resolve(into);
-  const existing = await lstat(path).catch((error: unknown) => ((error as NodeJS.ErrnoException).code === 'ENOENT' ? undefined : Promise.reject(fsError(error, path))));
+  const existing = await onFileIfAny(path, lstat(path));
   if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
 }
 
@@ -194,6 +192,42 @@ async function switchTo(into: string, target: string): Promise<void> {
     throw fsError(error, path);
   }
 }
+
+/**
+ * Switches `into` to `target`, records `next` in the lock file and runs `after` (raising the state); if
+ * any of it fails, `into` and the lock file are put back as they were (`before`, or none). What can fail
+ * for want of space or permission, the lock file's new content and its old one for putting back, is
+ * written before the switch: the undo is two renames.
+ */
+async function switchRecorded(into: string, target: string, lockPath: string, before: LockFile | undefined, next: LockFile, after?: () => Promise<void> | void): Promise<void> {
+  const record = await prepareLockFile(lockPath, next);
+  let restore: PreparedFile | undefined;
+  try {
+    restore = before && (await prepareLockFile(lockPath, before));
+    const previous = await onFileIfAny(into, readlink(into));
+    await switchTo(into, target);
+    try {
+      await record.commit();
+      await after?.();
+    } catch (error) {
+      await putBack(into, previous, lockPath, restore).catch((undo: unknown) => {
+        throw new GatehouseError('FILE_UNWRITABLE', `${into}: the install failed after the switch to ${target} (${message(error)}) and could not be undone (${message(undo)}); check it with gatehouse verify --lock, then install again`, { cause: error });
+      });
+      throw error;
+    }
+  } finally {
+    await record.discard();
+    await restore?.discard();
+  }
+}
+
+/** Undoes a switch: `into` back to `previous` (or gone, as it was), then the lock file back to `restore` (or gone). */
+async function putBack(into: string, previous: string | undefined, lockPath: string, restore: PreparedFile | undefined): Promise<void> {
+  await (previous === undefined ? onFile(into, rm(into, { force: true })) : switchTo(into, previous));
+  await (restore === undefined ? onFile(lockPath, rm(lockPath, { force: true })) : restore.commit());
+}
+
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 /** Keeps the current and previous releases; older ones and leftovers of interrupted installs go. */
 async function pruneReleases(root: string, lock: LockFile): Promise<void> {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { prepareFileAtomic, type PreparedFile } from './atomic-file.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
 import { parseStrictJson } from './strict-json.js';
 import { readLimited } from './untrusted-file.js';
@@ -45,8 +45,9 @@ export function treeDigest(plugin: ManifestPlugin): string {
   return createHash('sha256').update(lines.join('')).digest('hex');
 }
 
-export async function writeLockFile(path: string, lock: LockFile): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(lock, null, 2)}\n`, 0o644);
+/** `lock`, written beside `path` and ready to replace it (see {@link prepareFileAtomic}). */
+export function prepareLockFile(path: string, lock: LockFile): Promise<PreparedFile> {
+  return prepareFileAtomic(path, `${JSON.stringify(lock, null, 2)}\n`, 0o644);
 }
 
 /** Reads a lock file strictly (size-limited, no duplicate keys, every field checked): LOCK_MISMATCH names what is wrong. */

@@ -157,3 +157,34 @@ test('install: the release directory is readable by a host running as another us
   t.is((await stat(installed.release)).mode & 0o777, 0o755);
   t.is((await stat(join(installed.release, 'plugin'))).mode & 0o777, 0o755);
 });
+
+/** What a failed install must leave as it was: where the link points, the lock file, the releases kept. */
+async function installedState(into: string, lockPath = `${into}.lock.json`) {
+  return {
+    link: await readlink(into).catch((error: NodeJS.ErrnoException) => error.code),
+    lock: await readFile(lockPath, 'utf8').catch((error: NodeJS.ErrnoException) => error.code),
+    releases: (await readdir(releasesDir(into)).catch(() => [])).sort(),
+  };
+}
+
+test('install: a failure after the link switch (the state cannot be raised) switches it back: link, lock file, state and releases as they were; the same install then succeeds', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const memory = new MemoryRollbackState();
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy: { ...policy, state: memory } });
+  const before = await installedState(into);
+  const source = await release(t, keys.secretKey, 2);
+  const failing = { highestVersion: () => memory.highestVersion(), accept: () => Promise.reject(new GatehouseError('FILE_UNWRITABLE', 'state: disk full')) };
+  await t.throwsAsync(installRelease({ source, into, policy: { ...policy, state: failing } }), { code: 'FILE_UNWRITABLE', message: 'state: disk full' });
+  t.deepEqual(await installedState(into), before);
+  t.is(await memory.highestVersion(), 1);
+  await verifyInstalled(into);
+  t.like((await installRelease({ source, into, policy: { ...policy, state: memory } })).lock, { current: { manifestVersion: 2 }, previous: { manifestVersion: 1 } });
+  t.is(await memory.highestVersion(), 2);
+});
+
+test('install: a lock file that cannot be written fails before the link is made or switched', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const lockPath = join(await tempDir(t), 'missing', 'plugins.lock.json');
+  await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 1), into, policy, lockPath }), { code: 'FILE_NOT_FOUND', message: /create it first/ });
+  t.deepEqual(await installedState(into, lockPath), { link: 'ENOENT', lock: 'ENOENT', releases: [] });
+});
