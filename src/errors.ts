@@ -83,6 +83,7 @@ export type GatehouseErrorCode =
   | 'ARCHIVE_INVALID'
   | 'ARCHIVE_TOO_LARGE'
   | 'LOCK_MISMATCH'
+  | 'INSTALL_LOCKED'
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'

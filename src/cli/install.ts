@@ -17,7 +17,8 @@ The signatures, threshold and expiry are verified, a manifest older than the ins
 link) is switched to the new release in one rename, keeping the previous one. On failure nothing changes.
 --rollback returns to the previous release only if the policy still accepts it (with --state it does
 not: that is a rollback). The lock file (default PLUGINS_DIR.lock.json) records what is installed;
-check it with gatehouse verify --lock.
+check it with gatehouse verify --lock. One install or rollback of PLUGINS_DIR runs at a time: another
+one running (PLUGINS_DIR.lck names its pid) is INSTALL_LOCKED; one left by a killed install is taken over.
 
 Exit status: 0 installed, 1 failure (nothing changed), 2 usage error.
 `;

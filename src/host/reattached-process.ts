@@ -26,6 +26,15 @@ export async function processStartTime(pid: number): Promise<string | undefined>
   return statFieldsAfterName(stat)[19];
 }
 
+/**
+ * Whether `pid` still names the process that had `startTime` (where there is no /proc, and so no start
+ * time, whether it exists at all).
+ */
+export async function isSameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
+  if (!exists(pid)) return false;
+  return (await processStartTime(pid)) === startTime;
+}
+
 function exists(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -66,9 +75,8 @@ export class ReattachedProcess {
   }
 
   /** Whether the pid still names the recorded process. */
-  async isSameProcess(): Promise<boolean> {
-    if (!exists(this.pid)) return false;
-    return (await processStartTime(this.pid)) === this.startTime;
+  isSameProcess(): Promise<boolean> {
+    return isSameProcess(this.pid, this.startTime);
   }
 
   /** Signals the plugin's process group (it leads it, as launch() started it). */

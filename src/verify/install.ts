@@ -5,6 +5,7 @@ import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { readArchive, type ArchiveFile } from './archive.js';
 import type { PreparedFile } from './atomic-file.js';
+import { withInstallLock } from './install-lock.js';
 import { verifyPlugins } from './installed-plugins.js';
 import { verifyManifestFile } from './manifest-files.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
@@ -46,7 +47,12 @@ export const defaultLockPath = (into: string): string => `${resolve(into)}.lock.
  * switches `into` to it with one rename. The previous release is kept for {@link rollbackRelease}. On any
  * failure nothing changes: the new directory is removed and `into`, the lock file and the state are as before.
  */
-export async function installRelease(options: InstallOptions): Promise<InstallResult> {
+export function installRelease(options: InstallOptions): Promise<InstallResult> {
+  // Two installs at once would each check rollback against the lock file as it was, and each prune the other's release.
+  return withInstallLock(options.into, () => installLocked(options));
+}
+
+async function installLocked(options: InstallOptions): Promise<InstallResult> {
   const lockPath = options.lockPath ?? defaultLockPath(options.into);
   const lock = await readExistingLock(lockPath);
   // Refused before anything is unpacked: a release placed and then not switched in would block the next try.
@@ -88,7 +94,12 @@ export async function installRelease(options: InstallOptions): Promise<InstallRe
  * threshold, expiry, and `state`: a host that remembers a higher version refuses, as for any rollback) and
  * its files are intact. The releases swap places, so a second rollback returns to the newer one.
  */
-export async function rollbackRelease(options: Omit<InstallOptions, 'source'>): Promise<InstallResult> {
+export function rollbackRelease(options: Omit<InstallOptions, 'source'>): Promise<InstallResult> {
+  // An install running meanwhile would have the lock file and the link changed under it, or undo this.
+  return withInstallLock(options.into, () => rollbackLocked(options));
+}
+
+async function rollbackLocked(options: Omit<InstallOptions, 'source'>): Promise<InstallResult> {
   const lockPath = options.lockPath ?? defaultLockPath(options.into);
   const lock = await readLockFile(lockPath);
   if (lock.previous === undefined) throw new GatehouseError('INVALID_OPTIONS', `${options.into}: no previous release to roll back to`);

@@ -1,9 +1,10 @@
 // gatehouse release → install → verify --lock → install --rollback, as a publisher and a host run them.
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, rm, writeFile, chmod, copyFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, writeFile, chmod, copyFile, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processStartTime } from '../../src/host/reattached-process.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');
@@ -54,4 +55,24 @@ test('release, install, verify --lock, a second release, install --rollback; a t
   t.is(tampered.code, 1);
   t.regex(tampered.stderr, /SIZE_MISMATCH|DIGEST_MISMATCH/);
   t.is((await gatehouse(['install', '--trust', join(dir, 'keys')])).code, 2);
+});
+
+test('install while another install holds PLUGINS_DIR.lck: exit 1 with INSTALL_LOCKED, saying what to do, and nothing installed', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-install-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  t.is((await gatehouse(['keygen', '--out', join(dir, 'signer')])).code, 0);
+  await mkdir(join(dir, 'keys'), { mode: 0o755 });
+  await copyFile(join(dir, 'signer.pub'), join(dir, 'keys/signer.pub'));
+  const src = join(dir, 'src');
+  await mkdir(src, { mode: 0o755 });
+  await writeFile(join(src, 'plugin'), '#!/bin/sh\necho 1\n', { mode: 0o755 });
+  t.is((await gatehouse(['manifest', 'create', src, '--glob', 'plugin', '--version', '1', '--out', join(src, 'manifest.json')])).code, 0);
+  t.is((await gatehouse(['release', src, '--key', join(dir, 'signer.key'), '--out', join(dir, 'r.tar.gz')])).code, 0);
+  const into = join(dir, 'installed');
+  // This test's own process, running, holds it.
+  await writeFile(`${into}.lck`, `${process.pid} ${await processStartTime(process.pid)}\n`);
+  const refused = await gatehouse(['install', join(dir, 'r.tar.gz'), '--trust', join(dir, 'keys'), '--into', into]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /INSTALL_LOCKED: .*another install or rollback is running \(pid \d+\); wait for it to finish and try again, or if none is running, remove .*installed\.lck/);
+  await t.throwsAsync(lstat(into), { code: 'ENOENT' });
 });

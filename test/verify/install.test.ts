@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { GatehouseError } from '../../src/errors.js';
 import { readArchive, writeArchive } from '../../src/verify/archive.js';
+import { processStartTime } from '../../src/host/reattached-process.js';
 import { installRelease, releasesDir, rollbackRelease, verifyInstalled } from '../../src/verify/install.js';
 import { formatManifest } from '../../src/verify/manifest.js';
 import { createManifest } from '../../src/verify/manifest-create.js';
@@ -148,7 +149,7 @@ test('install: a plugins path or releases directory that cannot be made fails wi
   await writeFile(releasesDir(into), 'a file where the releases directory goes');
   await t.throwsAsync(installRelease({ source, into, policy }), { instanceOf: GatehouseError, message: new RegExp(releasesDir(into)) });
   const underFile = join(releasesDir(into), 'plugins');
-  await t.throwsAsync(installRelease({ source, into: underFile, policy }), { instanceOf: GatehouseError, code: 'FILE_NOT_FOUND' });
+  await t.throwsAsync(installRelease({ source, into: underFile, policy }), { instanceOf: GatehouseError, message: new RegExp(releasesDir(into)) });
 });
 
 test('install: the release directory is readable by a host running as another user (0755), as its files are', async (t) => {
@@ -187,4 +188,35 @@ test('install: a lock file that cannot be written fails before the link is made 
   const lockPath = join(await tempDir(t), 'missing', 'plugins.lock.json');
   await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 1), into, policy, lockPath }), { code: 'FILE_NOT_FOUND', message: /create it first/ });
   t.deepEqual(await installedState(into, lockPath), { link: 'ENOENT', lock: 'ENOENT', releases: [] });
+});
+
+test('install: two installs into the same plugins directory at once never both go ahead: the link points at the release the lock file records, and a version reported installed is never replaced by an older one', async (t) => {
+  const { keys, policy } = await setup(t);
+  const [one, two, three] = [await release(t, keys.secretKey, 1), await release(t, keys.secretKey, 2), await release(t, keys.secretKey, 3)];
+  for (let round = 0; round < 5; round += 1) {
+    const into = join(await tempDir(t), 'plugins');
+    await installRelease({ source: one, into, policy });
+    const [v2, v3] = await Promise.allSettled([installRelease({ source: two, into, policy }), installRelease({ source: three, into, policy })]);
+    for (const outcome of [v2, v3]) if (outcome.status === 'rejected') t.regex((outcome.reason as GatehouseError).code, /^(INSTALL_LOCKED|MANIFEST_ROLLBACK)$/);
+    const lock = await verifyInstalled(into);
+    if (v3.status === 'fulfilled') t.is(lock.current.manifestVersion, 3, 'v3 was reported installed');
+    t.is(await readFile(join(into, 'plugin'), 'utf8'), `#!/bin/sh\necho ${lock.current.manifestVersion}\n`);
+  }
+});
+
+test('install: the lock PLUGINS_DIR.lck held by a running install is refused with INSTALL_LOCKED and left alone; one left by an install that died is taken over', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const source = await release(t, keys.secretKey, 1);
+  const held = `${process.pid} ${await processStartTime(process.pid)}\n`;
+  await writeFile(`${into}.lck`, held);
+  await t.throwsAsync(installRelease({ source, into, policy }), { code: 'INSTALL_LOCKED', message: /is running.*remove/ });
+  await t.throwsAsync(rollbackRelease({ into, policy }), { code: 'INSTALL_LOCKED' });
+  t.is(await readFile(`${into}.lck`, 'utf8'), held, 'the holder keeps its lock');
+  t.deepEqual(await installedState(into), { link: 'ENOENT', lock: 'ENOENT', releases: [] });
+  // Above the largest pid Linux hands out: a holder that is gone. Then our own pid with another start time: reused.
+  for (const [i, stale] of ['4194305 1\n', `${process.pid} 1\n`].entries()) {
+    await writeFile(`${into}.lck`, stale);
+    await installRelease({ source: await release(t, keys.secretKey, i + 1), into, policy });
+    await t.throwsAsync(readFile(`${into}.lck`), { code: 'ENOENT' }, 'released once done');
+  }
 });
