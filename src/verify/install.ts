@@ -58,6 +58,10 @@ async function installLocked(options: InstallOptions): Promise<InstallResult> {
   // Refused before anything is unpacked: a release placed and then not switched in would block the next try.
   await checkSwitchable(options.into);
   const root = releasesDir(options.into);
+  // Leftovers of killed installs: unverified files, and a release placed but not switched in, which would block
+  // the same release. What the link points at stays, even if a kill kept the lock file from recording it.
+  const linked = await onFileIfAny(options.into, readlink(options.into));
+  await pruneReleases(root, new Set([lock?.current.dir, lock?.previous?.dir, linked && basename(linked)]));
   await onFile(root, mkdir(root, { recursive: true, mode: 0o755 }));
   const staging = await onFile(root, mkdtemp(join(root, '.staging-')));
   let placed: string | undefined;
@@ -78,7 +82,7 @@ async function installLocked(options: InstallOptions): Promise<InstallResult> {
     await switchRecorded(options.into, placed, lockPath, lock, next, () => state?.accept(verified.manifest.version));
     placed = undefined;
     // The install is done: releases it could not prune now go at the next one.
-    await pruneReleases(root, next).catch(() => undefined);
+    await pruneReleases(root, new Set([next.current.dir, next.previous?.dir])).catch(() => undefined);
     return { release: join(root, dir), lock: next };
   } catch (error) {
     // Why the install failed matters more than a directory that could not be removed.
@@ -240,10 +244,19 @@ async function putBack(into: string, previous: string | undefined, lockPath: str
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-/** Keeps the current and previous releases; older ones and leftovers of interrupted installs go. */
-async function pruneReleases(root: string, lock: LockFile): Promise<void> {
-  const keep = new Set([lock.current.dir, lock.previous?.dir]);
-  for (const name of await onFile(root, readdir(root))) if (!keep.has(name) && !name.startsWith('.staging-')) await onFile(join(root, name), rm(join(root, name), { recursive: true, force: true }));
+/** The names install makes in the releases directory: its releases, and mkdtemp's staging directories. */
+const RELEASE_NAME = /^v[1-9][0-9]*-[0-9a-f]{12}$/;
+const STAGING_NAME = /^\.staging-[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the releases not in `keep`, and staging directories (unverified files) left by interrupted
+ * installs. Only run under the install lock: no staging directory is then another install's work.
+ */
+async function pruneReleases(root: string, keep: ReadonlySet<string | undefined>): Promise<void> {
+  for (const name of (await onFileIfAny(root, readdir(root))) ?? []) {
+    // Only names install makes: anything else kept here is someone else's.
+    if (STAGING_NAME.test(name) || (RELEASE_NAME.test(name) && !keep.has(name))) await onFile(join(root, name), rm(join(root, name), { recursive: true, force: true }));
+  }
 }
 
 /**

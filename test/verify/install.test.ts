@@ -1,8 +1,9 @@
 // Installing signed releases: verified before anything changes, switched in one rename, locked, rolled back by policy.
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { appendFile, lstat, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { GatehouseError } from '../../src/errors.js';
@@ -219,4 +220,19 @@ test('install: the lock PLUGINS_DIR.lck held by a running install is refused wit
     await installRelease({ source: await release(t, keys.secretKey, i + 1), into, policy });
     await t.throwsAsync(readFile(`${into}.lck`), { code: 'ENOENT' }, 'released once done');
   }
+});
+
+test('install: leftovers of interrupted installs (unverified staging files, a release placed but never switched in) go at the next install; names install does not make stay', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const first = await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  const source = await release(t, keys.secretKey, 2);
+  const manifest = readArchive(await readFile(source)).find((file) => file.path === 'manifest.json');
+  const placed = `v2-${createHash('sha256').update(manifest?.data ?? '').digest('hex').slice(0, 12)}`;
+  await writeFileWithMode(releasesDir(into), '.staging-Ab12Cd/plugin', '#!/bin/sh\necho unverified\n', 0o755);
+  await writeFileWithMode(releasesDir(into), `${placed}/half-written`, 'killed before the switch', 0o644);
+  await writeFileWithMode(releasesDir(into), 'NOTES', 'not made by install', 0o644);
+  const second = await installRelease({ source, into, policy });
+  t.deepEqual((await readdir(releasesDir(into))).sort(), ['NOTES', basename(first.release), placed].sort());
+  t.is(second.release, join(releasesDir(into), placed));
+  await verifyInstalled(into);
 });
