@@ -11,11 +11,12 @@ import { repoRoot } from './helpers/paths.js';
 
 /**
  * Bottom to top. Next to the layers the rule names: logger.ts (the Logger interface, imported by audit)
- * sits with errors.ts; bundle/ (builds a plugin's bundle for the CLI, on verify's atomic files) with
+ * and process-identity.ts (which process a pid names, for reattach and the install lock) sit with
+ * errors.ts; bundle/ (builds a plugin's bundle for the CLI, on verify's atomic files) with
  * host/plugin; the package's entry points on top, since they re-export every layer.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors.ts', 'logger.ts'],
+  ['errors.ts', 'logger.ts', 'process-identity.ts'],
   ['tls', 'audit', 'discover'],
   ['transport', 'verify'],
   ['host', 'plugin', 'bundle'],

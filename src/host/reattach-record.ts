@@ -13,7 +13,7 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { writeNewFile } from '../verify/atomic-file.js';
 import { readLimited } from '../verify/untrusted-file.js';
-import { processStartTime } from './reattached-process.js';
+import { processStartTime } from '../process-identity.js';
 
 /** 2: the start time and the MAC are required. */
 const RECORD_VERSION = 2;

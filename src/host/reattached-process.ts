@@ -1,48 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { isSameProcess } from '../process-identity.js';
 import type { ExitStatus } from '../transport/exit-status.js';
 
 /** How often a reattached plugin, which is not our child, is checked for having exited. */
 const EXIT_POLL_MS = 200;
 
-/**
- * The fields of a /proc/PID/stat line from the third (the state) on. The second, the command name in
- * parentheses, may itself hold spaces or parentheses, so the split starts after its last ')'.
- */
-export function statFieldsAfterName(stat: string): string[] {
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-}
-
-/**
- * When the process started, in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
- * where there is no /proc. A pid with another start time is another process that reused the number.
- */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  return statFieldsAfterName(stat)[19];
-}
-
-/**
- * Whether `pid` still names the process that had `startTime` (where there is no /proc, and so no start
- * time, whether it exists at all).
- */
-export async function isSameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
-  if (!exists(pid)) return false;
-  return (await processStartTime(pid)) === startTime;
-}
-
-function exists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * A plugin process this host did not start: its exit is seen by polling (no exit code is known), and

@@ -3,7 +3,7 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
-import { isSameProcess, processStartTime } from '../host/reattached-process.js';
+import { isSameProcess, processStartTime } from '../process-identity.js';
 import { readLimited } from './untrusted-file.js';
 
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */

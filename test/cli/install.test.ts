@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, rm, writeFile, chmod, copyFile, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { processStartTime } from '../../src/host/reattached-process.js';
+import { processStartTime } from '../../src/process-identity.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const cli = join(repoRoot, 'dist/src/cli/main.js');

@@ -1,7 +1,7 @@
 // What /proc says about processes the host no longer tracks: grandchildren in their own session, or
 // in a sandbox's PID namespace, whose pids the host never learns.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { statFieldsAfterName } from '../../src/host/reattached-process.js';
+import { statFieldsAfterName } from '../../src/process-identity.js';
 
 function allPids(): number[] {
   return readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name)).map(Number);

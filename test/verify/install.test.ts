@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { GatehouseError } from '../../src/errors.js';
 import { readArchive, writeArchive } from '../../src/verify/archive.js';
-import { processStartTime } from '../../src/host/reattached-process.js';
+import { processStartTime } from '../../src/process-identity.js';
 import { installRelease, releasesDir, rollbackRelease, verifyInstalled } from '../../src/verify/install.js';
 import { formatManifest } from '../../src/verify/manifest.js';
 import { createManifest } from '../../src/verify/manifest-create.js';
