@@ -29,25 +29,36 @@ const json = (status: number, value: unknown): Reply => ({ status, body: Buffer.
 /** The request handler: authenticates, routes, answers in JSON, and audits every request. */
 export function apiHandler(options: ApiOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
-    void handle(options, request).then((reply) => {
+    const answer = async () => {
+      let reply: Reply;
+      try {
+        reply = await handle(options, request);
+      } catch (error) {
+        reply = failure(options, error);
+      }
       response.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       response.end(reply.body);
+    };
+    // Nothing a request does may escape as an unhandled rejection: that would end the server for every client.
+    void answer().catch((error: unknown) => {
+      options.onInternalError(error);
+      response.destroy();
     });
   };
 }
 
 async function handle(options: ApiOptions, request: IncomingMessage): Promise<Reply> {
   const method = request.method ?? 'GET';
-  const url = new URL(request.url ?? '/', 'http://localhost');
   const token = request.headers['x-vault-token'];
+  let url: URL | undefined;
   let body: Buffer | undefined;
   let reply: Reply;
   try {
+    url = parseTarget(request.url);
     body = await readBody(request, options.maxBodyBytes);
     reply = await route(options, method, url, typeof token === 'string' ? token : undefined, body);
   } catch (error) {
-    reply = errorReply(error);
-    if (reply.code === 'internal') options.onInternalError(error);
+    reply = failure(options, error);
     // A body that was never read in full (too large) leaves the connection unusable.
     if (reply.status === 413) request.resume();
   }
@@ -57,7 +68,7 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     action: 'request',
     fields: {
       method,
-      path: url.pathname,
+      path: url?.pathname ?? null,
       status: reply.status,
       code: reply.code ?? null,
       token: typeof token === 'string' ? options.hasher.hash(token) : null,
@@ -66,6 +77,16 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     },
   });
   return reply;
+}
+
+/** The request target as a URL; a target no URL parser accepts is the client's error, not the server's. */
+function parseTarget(target: string | undefined): URL {
+  try {
+    return new URL(target ?? '/', 'http://localhost');
+  } catch (cause) {
+    // A target such as "//[" must not throw out of the handler (it once ended the server).
+    throw new ServerError(400, 'invalid_request', 'the request target is not a valid path', { cause });
+  }
 }
 
 async function route(options: ApiOptions, method: string, url: URL, token: string | undefined, body: Buffer): Promise<Reply> {
@@ -163,6 +184,13 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 const tooLarge = (limit: number) => new ServerError(413, 'body_too_large', `the body is larger than ${limit} bytes`);
+
+/** A failure as its reply; one that is not the client's is also told to the operator, since the reply does not explain it. */
+function failure(options: ApiOptions, error: unknown): Reply {
+  const reply = errorReply(error);
+  if (reply.code === 'internal') options.onInternalError(error);
+  return reply;
+}
 
 /** Every failure as {"errors": [...], "code": ...}: the code is stable, the message says what to do. */
 function errorReply(error: unknown): Reply {

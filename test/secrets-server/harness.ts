@@ -1,5 +1,6 @@
 // A real secrets server on a throwaway home, with a release signed by a fresh key, for end-to-end tests.
 import { cp, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,4 +90,30 @@ export async function startTestServer(
     return { status: response.status, json: text ? JSON.parse(text) : {} };
   };
   return { server, root, home, files, lines, token: rootToken, api, restart };
+}
+
+/**
+ * Sends `request` byte for byte over a fresh connection (what fetch refuses to send: malformed targets,
+ * bodies cut short) and returns everything the server wrote until it closed the connection.
+ */
+export function rawRequest(url: string, request: string | Buffer): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = connect(Number(port), hostname, () => socket.end(request));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.once('error', reject);
+  });
+}
+
+/** The host/request records of a server's audit log (read after the server closed it). */
+export async function auditedRequests(home: string): Promise<Array<Record<string, unknown>>> {
+  const log = await readFile(join(home, 'audit.jsonl'), 'utf8');
+  return log
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; action?: string; fields?: Record<string, unknown> })
+    .filter((record) => record.type === 'host' && record.action === 'request')
+    .map((record) => record.fields ?? {});
 }

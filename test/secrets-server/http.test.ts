@@ -1,0 +1,56 @@
+// The HTTP layer under hostile clients: requests fetch() would never send, bodies cut short, floods of
+// connections. Each is answered (or refused) and the server stays up for everyone else.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import test from 'ava';
+import type { AuditLog } from 'gatehouse-plugins';
+import { AuditHasher } from '../../examples/secrets-server/audit-hmac.js';
+import { apiHandler } from '../../examples/secrets-server/http.js';
+import type { Mounts } from '../../examples/secrets-server/mounts.js';
+import { auditedRequests, rawRequest, startTestServer } from './harness.js';
+
+const statusLine = (reply: string) => reply.split('\r\n', 1)[0];
+/** The JSON object in a raw reply (its body may be chunked: the object is the one brace-delimited part). */
+const replyJson = (reply: string) => JSON.parse(reply.slice(reply.indexOf('{'), reply.lastIndexOf('}') + 1)) as Record<string, unknown>;
+
+test('http: a request target that is not a URL gets a 400, is audited, and the server stays up', async (t) => {
+  const s = await startTestServer(t);
+  const targets = ['//[', '//%', '//a:99999/'];
+  for (const target of targets) {
+    const reply = await rawRequest(s.server.url, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    t.is(statusLine(reply), 'HTTP/1.1 400 Bad Request', target);
+    t.like(replyJson(reply), { code: 'invalid_request' }, target);
+  }
+  t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+  await s.server.close();
+  const refused = (await auditedRequests(s.home)).filter((fields) => fields.status === 400);
+  t.is(refused.length, targets.length);
+  t.true(refused.every((fields) => fields.code === 'invalid_request' && fields.method === 'GET'));
+});
+
+test('http: a failure outside a request\'s own handling still answers 500 and never escapes as a rejection', async (t) => {
+  const internal: unknown[] = [];
+  const audit: AuditLog = {
+    record: () => {
+      throw new Error('audit refused the record');
+    },
+    flush: () => Promise.resolve(),
+    close: () => Promise.resolve(),
+  };
+  const server = createServer(
+    apiHandler({
+      mounts: {} as Mounts,
+      audit,
+      hasher: new AuditHasher(Buffer.alloc(32)),
+      rootTokenSha256: '0'.repeat(64),
+      maxBodyBytes: 1024,
+      onInternalError: (error) => internal.push(error),
+    }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/sys/health`);
+  t.is(response.status, 500);
+  t.like(await response.json(), { code: 'internal' });
+  t.regex(String(internal[0]), /audit refused the record/);
+});
