@@ -77,6 +77,29 @@ export async function serveEngine(handle: (call: EngineCall) => Promise<EngineRe
   return served;
 }
 
+/**
+ * Runs the work given for one key one at a time, in the order it arrives; different keys run side by
+ * side. An engine serves requests concurrently and storage has only get and put, so a read-modify-write
+ * of a key (a new version, a key made on first use) must hold this or a concurrent one overwrites it.
+ */
+export class KeyLock {
+  /** The last work queued per key; dropped once it settles with nothing queued behind it. */
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = result.then(
+      () => {},
+      () => {},
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
 /** The body as an object of the given shape, or a 400 naming what is wrong. */
 export function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new EngineError(400, 'invalid_request', 'the body must be a JSON object');

@@ -6,7 +6,7 @@
 // restarted or reloaded engine can still decrypt; that storage is the server's own disk (Vault seals
 // it with a barrier key; this reference server does not, see its README).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { EngineError, engineVersion, objectBody, serveEngine, type EngineCall, type EngineReply } from '../engine.js';
+import { EngineError, engineVersion, KeyLock, objectBody, serveEngine, type EngineCall, type EngineReply } from '../engine.js';
 
 const PATH = /^(encrypt|decrypt)\/([A-Za-z0-9_-]{1,128})$/;
 const PREFIX = 'vault:v1:';
@@ -14,20 +14,27 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 /** Kept in memory once loaded: the hot path does not go back to the host's storage. */
 const keys = new Map<string, Buffer>();
+/** Loading or making one key, one request at a time. */
+const loading = new KeyLock();
 
 async function keyFor(call: EngineCall, name: string, create: boolean): Promise<Buffer> {
-  const cached = keys.get(name);
-  if (cached) return cached;
-  const stored = await call.storage.get(`keys/${name}`);
-  if (stored) {
-    keys.set(name, stored);
-    return stored;
-  }
-  if (!create) throw new EngineError(400, 'unknown_key', `transit: no key named ${name}`);
-  const key = randomBytes(32);
-  await call.storage.put(`keys/${name}`, key);
-  keys.set(name, key);
-  return key;
+  // Two first uses at once once each made and stored a key of its own: the last write won, and the
+  // ciphertexts made under the other keys could never be decrypted.
+  return (
+    keys.get(name) ??
+    loading.run(name, async () => {
+      const known = keys.get(name) ?? (await call.storage.get(`keys/${name}`));
+      if (known) {
+        keys.set(name, known);
+        return known;
+      }
+      if (!create) throw new EngineError(400, 'unknown_key', `transit: no key named ${name}`);
+      const key = randomBytes(32);
+      await call.storage.put(`keys/${name}`, key);
+      keys.set(name, key);
+      return key;
+    })
+  );
 }
 
 function base64Field(body: Record<string, unknown>, field: string): Buffer {
