@@ -21,8 +21,20 @@ export interface ServerConfig {
   sealDir: string;
   /** Run engines as this user and group (a host running as root should set it). */
   pluginUser?: { uid: number; gid: number };
-  limits: { maxBodyBytes: number; callTimeoutMs: number; maxConcurrentCalls: number; idleTimeoutMs?: number };
+  limits: Limits;
 }
+
+export interface Limits {
+  maxBodyBytes: number;
+  callTimeoutMs: number;
+  maxConcurrentCalls: number;
+  idleTimeoutMs?: number;
+  /** Open client connections at once; more are closed unanswered. */
+  maxConnections: number;
+}
+
+/** What init writes, and what a config written before a limit existed gets for it. */
+export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64, maxConnections: 256 };
 
 export const homePaths = (home: string) => ({
   config: join(home, 'config.json'),
@@ -61,7 +73,7 @@ export async function initHome(options: InitOptions): Promise<{ rootToken: strin
     // A server run as root runs its engines as nobody unless told otherwise: an engine that escapes its
     // sandbox must not hold root's files and keys.
     ...(options.pluginUser ?? defaultPluginUser() ? { pluginUser: options.pluginUser ?? defaultPluginUser() } : {}),
-    limits: { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64 },
+    limits: DEFAULT_LIMITS,
   };
   await createWhole(paths.config, `${JSON.stringify(config, null, 2)}\n`);
   try {
@@ -104,5 +116,5 @@ export async function loadConfig(home: string): Promise<ServerConfig> {
   if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits || typeof config.sealDir !== 'string' || !isAbsolute(config.sealDir)) {
     throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release, limits or an absolute sealDir`);
   }
-  return config;
+  return { ...config, limits: { ...DEFAULT_LIMITS, ...config.limits } };
 }

@@ -24,6 +24,9 @@ interface Reply {
   code?: string;
 }
 
+/** What a routed request does with its body, once read. */
+type Action = (body: Buffer) => Promise<Reply>;
+
 const json = (status: number, value: unknown): Reply => ({ status, body: Buffer.from(JSON.stringify(value)) });
 
 /** The request handler: authenticates, routes, answers in JSON, and audits every request. */
@@ -36,7 +39,10 @@ export function apiHandler(options: ApiOptions): (request: IncomingMessage, resp
       } catch (error) {
         reply = failure(options, error);
       }
-      response.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      // A body not read whole (refused first, or too large) is not read now either: the connection closes
+      // after the answer, so an unauthenticated client cannot make the server take in what it still sends.
+      const close = request.complete ? {} : { connection: 'close' };
+      response.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...close });
       response.end(reply.body);
     };
     // Nothing a request does may escape as an unhandled rejection: that would end the server for every client.
@@ -55,12 +61,12 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
   let reply: Reply;
   try {
     url = parseTarget(request.url);
+    // Token and route first: a client with no valid token (or no valid route) never has its body read.
+    const action = route(options, method, url, typeof token === 'string' ? token : undefined);
     body = await readBody(request, options.maxBodyBytes);
-    reply = await route(options, method, url, typeof token === 'string' ? token : undefined, body);
+    reply = await action(body);
   } catch (error) {
     reply = failure(options, error);
-    // A body that was never read in full (too large) leaves the connection unusable.
-    if (reply.status === 413) request.resume();
   }
   // Values never in clear: token, request and response bodies are HMAC'd; the path (names, not values) is kept.
   options.audit.record({
@@ -89,45 +95,52 @@ function parseTarget(target: string | undefined): URL {
   }
 }
 
-async function route(options: ApiOptions, method: string, url: URL, token: string | undefined, body: Buffer): Promise<Reply> {
+/** The request's action, or the refusal (403, 404, 405) that is answered without reading its body. */
+function route(options: ApiOptions, method: string, url: URL, token: string | undefined): Action {
   const parts = url.pathname.split('/').slice(1);
   if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);
   const [area = '', ...rest] = parts.slice(1);
   if (area === 'sys' && rest[0] === 'health' && rest.length === 1) {
     if (method !== 'GET') throw methodNotAllowed(method, url);
-    return json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
+    return async () => json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
   }
   // Missing and wrong tokens get the same answer and take the same time: nothing to probe.
   if (token === undefined || !tokenMatches(token, options.rootTokenSha256)) {
     throw new ServerError(403, 'permission_denied', 'permission denied: send a valid token in the X-Vault-Token header');
   }
-  if (area === 'sys') return system(options, method, url, rest, body);
+  if (area === 'sys') return system(options, method, url, rest);
   if (area === '' || rest.length === 0) throw new ServerError(404, 'not_found', `${url.pathname}: use /v1/<mount>/<path>`);
-  return engineRequest(options, method, area, rest.join('/') + url.search, body);
+  return engineRequest(options, method, area, rest.join('/') + url.search);
 }
 
-async function system(options: ApiOptions, method: string, url: URL, rest: string[], body: Buffer): Promise<Reply> {
+function system(options: ApiOptions, method: string, url: URL, rest: string[]): Action {
   const [what, ...more] = rest;
   if (what === 'mounts' && more.length === 1) {
     const path = more[0] as string;
     if (method === 'POST' || method === 'PUT') {
-      const request = objectBody(body);
-      return json(200, { data: await options.mounts.mount(path, request.plugin, request.version) });
+      return async (body) => {
+        const request = objectBody(body);
+        return json(200, { data: await options.mounts.mount(path, request.plugin, request.version) });
+      };
     }
     if (method === 'DELETE') {
-      await options.mounts.unmount(path);
-      return { status: 204, body: undefined };
+      return async () => {
+        await options.mounts.unmount(path);
+        return { status: 204, body: undefined };
+      };
     }
     throw methodNotAllowed(method, url);
   }
   if (what === 'plugins' && more.length === 0) {
     if (method !== 'GET') throw methodNotAllowed(method, url);
-    return json(200, { data: { mounts: options.mounts.list() } });
+    return async () => json(200, { data: { mounts: options.mounts.list() } });
   }
   if (what === 'plugins' && more[0] === 'reload' && more.length === 2) {
     if (method !== 'POST' && method !== 'PUT') throw methodNotAllowed(method, url);
-    const request = body.length === 0 ? {} : objectBody(body);
-    return json(200, { data: await options.mounts.reload(more[1] as string, request.version) });
+    return async (body) => {
+      const request = body.length === 0 ? {} : objectBody(body);
+      return json(200, { data: await options.mounts.reload(more[1] as string, request.version) });
+    };
   }
   throw new ServerError(404, 'not_found', `${url.pathname}: no such system path`);
 }
@@ -137,14 +150,17 @@ const GRPC_DEADLINE_EXCEEDED = 4;
 
 const OPERATIONS: Record<string, string> = { GET: 'read', PUT: 'write', POST: 'write', DELETE: 'delete' };
 
-async function engineRequest(options: ApiOptions, method: string, mount: string, path: string, body: Buffer): Promise<Reply> {
+function engineRequest(options: ApiOptions, method: string, mount: string, path: string): Action {
   const operation = OPERATIONS[method];
   if (operation === undefined) throw new ServerError(405, 'method_not_allowed', `${method} is not supported; use GET, PUT, POST or DELETE`);
-  if (body.length > 0) objectBody(body); // malformed JSON is refused here, before any engine sees it
-  const reply = await options.mounts.handle(mount, operation, path, body);
-  // The engine is another program: its status is taken only from the HTTP range.
-  const status = Number.isInteger(reply.status) && reply.status >= 200 && reply.status <= 599 ? reply.status : 502;
-  return { status, body: status === 204 ? undefined : reply.body };
+  options.mounts.check(mount);
+  return async (body) => {
+    if (body.length > 0) objectBody(body); // malformed JSON is refused here, before any engine sees it
+    const reply = await options.mounts.handle(mount, operation, path, body);
+    // The engine is another program: its status is taken only from the HTTP range.
+    const status = Number.isInteger(reply.status) && reply.status >= 200 && reply.status <= 599 ? reply.status : 502;
+    return { status, body: status === 204 ? undefined : reply.body };
+  };
 }
 
 function objectBody(body: Buffer): Record<string, unknown> {

@@ -156,6 +156,11 @@ export class Mounts {
     return this.mounts.has(path);
   }
 
+  /** Refuses (404 no_such_mount) a path nothing is mounted at: the server says so before reading a body for it. */
+  check(path: string): void {
+    this.get(path);
+  }
+
   async stopAll(): Promise<void> {
     await Promise.all([...this.mounts.values()].map((mount) => mount.supervisor.stop()));
   }

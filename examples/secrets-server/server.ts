@@ -80,6 +80,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       onInternalError: (error) => say(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
     }),
   );
+  // Connection flood: past the cap new connections are closed unanswered, so no number of clients pins unbounded sockets.
+  server.maxConnections = config.limits.maxConnections;
   // Loopback only: the API carries the root token in clear (no TLS), so it must not leave the machine.
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

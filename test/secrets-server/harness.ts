@@ -94,13 +94,14 @@ export async function startTestServer(
 
 /**
  * Sends `request` byte for byte over a fresh connection (what fetch refuses to send: malformed targets,
- * bodies cut short) and returns everything the server wrote until it closed the connection.
+ * bodies cut short) and returns everything the server wrote until it closed the connection. With
+ * `keepOpen` the client's side stays open, as a client still owing the rest of a body would.
  */
-export function rawRequest(url: string, request: string | Buffer): Promise<string> {
+export function rawRequest(url: string, request: string | Buffer, options: { keepOpen?: boolean } = {}): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = connect(Number(port), hostname, () => socket.end(request));
+    const socket = connect(Number(port), hostname, () => (options.keepOpen ? socket.write(request) : socket.end(request)));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
     socket.once('error', reject);

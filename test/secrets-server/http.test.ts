@@ -1,7 +1,7 @@
 // The HTTP layer under hostile clients: requests fetch() would never send, bodies cut short, floods of
 // connections. Each is answered (or refused) and the server stays up for everyone else.
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import test from 'ava';
 import type { AuditLog } from 'gatehouse-plugins';
 import { AuditHasher } from '../../examples/secrets-server/audit-hmac.js';
@@ -53,4 +53,45 @@ test('http: a failure outside a request\'s own handling still answers 500 and ne
   t.is(response.status, 500);
   t.like(await response.json(), { code: 'internal' });
   t.regex(String(internal[0]), /audit refused the record/);
+});
+
+test('http: a request refused for its token or route is answered before its body is read, and its connection closed', async (t) => {
+  const s = await startTestServer(t);
+  // Each declares a 1 MiB body and sends 1 KiB of it: the server must answer without the rest.
+  const partial = (head: string) => rawRequest(s.server.url, `${head}\r\nHost: x\r\nContent-Length: ${1024 * 1024}\r\n\r\n${'a'.repeat(1024)}`, { keepOpen: true });
+  const noToken = await partial('PUT /v1/secret/data/x HTTP/1.1');
+  t.is(statusLine(noToken), 'HTTP/1.1 403 Forbidden');
+  t.like(replyJson(noToken), { code: 'permission_denied' });
+  const noMount = await partial(`PUT /v1/nowhere/data/x HTTP/1.1\r\nX-Vault-Token: ${s.token}`);
+  t.like(replyJson(noMount), { code: 'no_such_mount' });
+  const noMethod = await partial(`PATCH /v1/sys/mounts/x HTTP/1.1\r\nX-Vault-Token: ${s.token}`);
+  t.like(replyJson(noMethod), { code: 'method_not_allowed' });
+  // A refused request whose body is already all there leaves a connection that can be used again.
+  t.like(await s.api('PUT', '/v1/secret/data/x', { data: { v: 1 } }, { token: 'gh.wrong' }), { status: 403 });
+  t.like(await s.api('PUT', '/v1/nowhere/data/x', { data: { v: 1 } }), { status: 404, json: { code: 'no_such_mount' } });
+});
+
+test('http: connections past limits.maxConnections are refused; a freed slot serves again', async (t) => {
+  const s = await startTestServer(t, { limits: { maxConnections: 2 } });
+  const { hostname, port } = new URL(s.server.url);
+  // Two clients hold a connection each, with a request they have not finished sending.
+  const held = await Promise.all(
+    [1, 2].map(
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect(Number(port), hostname, () => socket.write('GET /v1/sys/health HTTP/1.1\r\n', () => resolve(socket)));
+        }),
+    ),
+  );
+  // A connection past the cap is closed unanswered (reset, as Node drops it).
+  const health = () =>
+    rawRequest(s.server.url, 'GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n').catch((error: NodeJS.ErrnoException) =>
+      error.code === 'ECONNRESET' ? '' : Promise.reject(error),
+    );
+  t.is(await health(), '', 'the third connection is closed unanswered');
+  for (const socket of held) socket.destroy();
+  // The server sees the two close in its own time; a slot then serves again.
+  let reply = '';
+  while (reply === '') reply = await health();
+  t.is(statusLine(reply), 'HTTP/1.1 200 OK');
 });
