@@ -195,7 +195,8 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
       chunks.push(chunk);
     });
     request.once('end', () => resolve(Buffer.concat(chunks)));
-    request.once('error', reject);
+    // The request fails only when its client hangs up mid-body: the client's doing, not an internal error.
+    request.once('error', (cause) => reject(new ServerError(400, 'request_aborted', 'the client closed the connection before the body was complete', { cause })));
   });
 }
 

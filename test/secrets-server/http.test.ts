@@ -95,3 +95,16 @@ test('http: connections past limits.maxConnections are refused; a freed slot ser
   while (reply === '') reply = await health();
   t.is(statusLine(reply), 'HTTP/1.1 200 OK');
 });
+
+test('http: a client that disconnects mid-body is audited as the client\'s doing, not logged as an internal error', async (t) => {
+  const s = await startTestServer(t);
+  for (let i = 0; i < 3; i++) {
+    // The client hangs up 5 bytes into a 100-byte body; the server closing its side shows it has seen that.
+    await rawRequest(s.server.url, `PUT /v1/sys/mounts/m${i} HTTP/1.1\r\nHost: x\r\nX-Vault-Token: ${s.token}\r\nContent-Length: 100\r\n\r\n{"plu`);
+  }
+  await s.server.close();
+  const aborted = (await auditedRequests(s.home)).filter((fields) => typeof fields.path === 'string' && fields.path.startsWith('/v1/sys/mounts/m'));
+  t.is(aborted.length, 3);
+  t.true(aborted.every((fields) => fields.code === 'request_aborted'), JSON.stringify(aborted));
+  t.deepEqual(s.lines.filter((line) => line.startsWith('internal error')), []);
+});
