@@ -18,6 +18,10 @@ import { ServerError } from './errors.js';
 
 export const MAX_KEY_BYTES = 1024;
 export const MAX_VALUE_BYTES = 1024 * 1024;
+/** The longest line encode() writes: checksum and JSON punctuation, a key escaped at worst to twice its size, the value in base64. */
+const MAX_LINE_BYTES = 64 + 2 * MAX_KEY_BYTES + Math.ceil(MAX_VALUE_BYTES / 3) * 4;
+/** Replay reads the log this much at a time. */
+const READ_BYTES = 64 * 1024;
 /** Compaction runs once the log is this large and more than twice the live data. */
 const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
 
@@ -69,6 +73,18 @@ export class LogStore {
   /** Keys starting with `prefix`, sorted. */
   list(prefix: string): string[] {
     return [...this.data.keys()].filter((key) => key.startsWith(prefix)).sort();
+  }
+
+  /** How many keys start with `prefix`, and their bytes (keys and values). */
+  usage(prefix: string): { keys: number; bytes: number } {
+    let keys = 0;
+    let bytes = 0;
+    for (const [key, value] of this.data) {
+      if (!key.startsWith(prefix)) continue;
+      keys++;
+      bytes += Buffer.byteLength(key) + value.length;
+    }
+    return { keys, bytes };
   }
 
   /** Resolves once the write is on disk (fsynced). */
@@ -150,26 +166,52 @@ export class LogStore {
     this.logBytes = bytes;
   }
 
+  /**
+   * Reads the log a block at a time and applies it line by line. The whole log read as one string once
+   * made a store past ~512 MiB (V8's longest string) impossible to open, so the server could not restart.
+   */
   private async replay(): Promise<void> {
-    const text = (await this.handle.readFile()).toString('utf8');
-    const lines = text.split('\n');
-    const last = lines.pop(); // '' after a final newline; otherwise a line the crash cut
-    let offset = 0;
-    for (const [i, line] of lines.entries()) {
-      const space = line.indexOf(' ');
-      const json = line.slice(space + 1);
-      if (space !== 16 || checksum(json) !== line.slice(0, 16)) {
-        throw new ServerError(500, 'storage_damaged', `store ${this.path}: line ${i + 1} is damaged; restore it from a backup`);
+    const block = Buffer.alloc(READ_BYTES);
+    let line: Buffer[] = []; // the line being read, in parts (copies: the block is reused)
+    let lineBytes = 0;
+    let lineNumber = 1;
+    let offset = 0; // the end of the last whole line
+    const damaged = () => new ServerError(500, 'storage_damaged', `store ${this.path}: line ${lineNumber} is damaged; restore it from a backup`);
+    const take = (part: Buffer) => {
+      lineBytes += part.length;
+      // A line longer than any record is damage: refused before it is held whole, so a corrupt or planted log cannot exhaust memory.
+      if (lineBytes > MAX_LINE_BYTES) throw damaged();
+      line.push(Buffer.from(part));
+    };
+    for (let read = await this.handle.read(block, 0, READ_BYTES, 0); read.bytesRead > 0; read = await this.handle.read(block, 0, READ_BYTES, offset + lineBytes)) {
+      const data = block.subarray(0, read.bytesRead);
+      let start = 0;
+      for (let newline = data.indexOf(0x0a); newline !== -1; newline = data.indexOf(0x0a, start)) {
+        take(data.subarray(start, newline));
+        if (!this.apply(Buffer.concat(line).toString('utf8'))) throw damaged();
+        offset += lineBytes + 1;
+        line = [];
+        lineBytes = 0;
+        lineNumber++;
+        start = newline + 1;
       }
-      const record = JSON.parse(json) as { k: string; v: string | null };
-      this.set(record.k, record.v === null ? null : Buffer.from(record.v, 'base64'));
-      offset += Buffer.byteLength(line) + 1;
+      take(data.subarray(start));
     }
-    if (last) {
+    if (lineBytes > 0) {
       // A crash during an append: that write was never acknowledged, so dropping it loses nothing promised.
       await this.handle.truncate(offset);
     }
     this.logBytes = offset;
+  }
+
+  /** Applies one line of the log; false if its checksum does not hold. */
+  private apply(line: string): boolean {
+    const space = line.indexOf(' ');
+    const json = line.slice(space + 1);
+    if (space !== 16 || checksum(json) !== line.slice(0, 16)) return false;
+    const record = JSON.parse(json) as { k: string; v: string | null };
+    this.set(record.k, record.v === null ? null : Buffer.from(record.v, 'base64'));
+    return true;
   }
 }
 

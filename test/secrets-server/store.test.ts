@@ -1,5 +1,6 @@
 // The server's append-only store: what was acknowledged survives a reopen, a torn last line is dropped,
 // damage elsewhere is refused, and compaction keeps exactly the live data.
+import { createHash } from 'node:crypto';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -89,4 +90,27 @@ test('store: keys and values past their limits are refused with clear codes', as
   await t.throwsAsync(store.put('', Buffer.from('x')), { instanceOf: ServerError, message: /key/ });
   await t.throwsAsync(store.put('a\nb', Buffer.from('x')), { instanceOf: ServerError });
   await t.throwsAsync(store.put('k', Buffer.alloc(1024 * 1024 + 1)), { instanceOf: ServerError, message: /more than/ });
+});
+
+test('store: a line longer than any record the store writes is refused as damage, not read whole', async (t) => {
+  const path = join(await tempDir(t), 'store.log');
+  const store = await LogStore.open(path);
+  await store.put('a', Buffer.from('1'));
+  await store.close();
+  // Checksummed like a real record, so only its length gives it away: 2 MiB where 1 MiB is the most a value may be.
+  const json = JSON.stringify({ k: 'b', v: Buffer.alloc(2 * 1024 * 1024).toString('base64') });
+  await appendFile(path, `${createHash('sha256').update(json).digest('hex').slice(0, 16)} ${json}\n`);
+  const error = await t.throwsAsync(LogStore.open(path));
+  t.true(error instanceof ServerError && error.code === 'storage_damaged', String(error));
+});
+
+test('store: a log of many records larger than one read reads back whole', async (t) => {
+  const path = join(await tempDir(t), 'store.log');
+  const store = await LogStore.open(path);
+  const values = Array.from({ length: 12 }, (_, i) => Buffer.alloc(100_000 + i, i));
+  for (const [i, value] of values.entries()) await store.put(`k${i}`, value);
+  await store.close();
+  const reopened = await LogStore.open(path);
+  t.teardown(() => reopened.close());
+  for (const [i, value] of values.entries()) t.deepEqual(reopened.get(`k${i}`), value);
 });
