@@ -67,7 +67,14 @@ export interface MountsOptions {
   callTimeoutMs: number;
   maxConcurrentCalls: number;
   idleTimeoutMs: number | undefined;
+  /** What each mount may keep in the store: bytes (keys and values) and keys. */
+  quota: Quota;
   onEvent: (mount: string, event: SupervisorEvent) => void;
+}
+
+export interface Quota {
+  bytes: number;
+  keys: number;
 }
 
 interface Mount {
@@ -75,6 +82,8 @@ interface Mount {
   entry: string;
   supervisor: PluginSupervisor;
   verified: { sha256: string; keyIds: readonly string[] } | undefined;
+  /** Every storage view of this mount (an old and a new engine during a reload) writes through this one. */
+  storage: MountStorage;
 }
 
 export class Mounts {
@@ -197,7 +206,7 @@ export class Mounts {
   }
 
   private create(spec: MountSpec, entry: string): Mount {
-    const mount: Mount = { spec, entry, verified: undefined } as Mount;
+    const mount: Mount = { spec, entry, verified: undefined, storage: new MountStorage(this.options.store, spec.path, this.options.quota) } as Mount;
     mount.supervisor = supervise({
       name: `${spec.path}/ (${entry})`,
       start: this.starter(mount, entry),
@@ -240,7 +249,7 @@ export class Mounts {
         ...(pluginUser ? { user: pluginUser.uid, group: pluginUser.gid, unixSocketGroup: pluginUser.gid } : {}),
       });
       try {
-        await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, mountPrefix(mount.spec.path))]);
+        await plugin.broker.serve(STORAGE_BROKER_ID, [storageView(this.options.store, mount.storage)]);
       } catch (error) {
         await plugin.kill();
         throw error;
@@ -270,15 +279,56 @@ function refusal(error: unknown, what: string): ServerError {
   return new ServerError(400, 'plugin_refused', `${what} refused: ${code}: ${message}`, { cause: error });
 }
 
+/** One mount's writes to the store, held to its quota: puts still in flight count, so concurrent ones cannot overshoot it. */
+class MountStorage {
+  readonly prefix: string;
+  private pending: Quota = { bytes: 0, keys: 0 };
+
+  constructor(
+    private readonly store: LogStore,
+    private readonly path: string,
+    private readonly quota: Quota,
+  ) {
+    this.prefix = mountPrefix(path);
+  }
+
+  async put(key: string, value: Buffer): Promise<void> {
+    // Storage flood: an engine, hostile or buggy, could otherwise fill the server's disk and memory.
+    const old = this.store.get(key);
+    const adds: Quota = { bytes: Buffer.byteLength(key) + value.length, keys: old === undefined ? 1 : 0 };
+    const stored = this.store.usage(this.prefix);
+    const used: Quota = { bytes: stored.bytes + this.pending.bytes, keys: stored.keys + this.pending.keys };
+    const freed = old === undefined ? 0 : Buffer.byteLength(key) + old.length;
+    if (used.keys + adds.keys > this.quota.keys || used.bytes - freed + adds.bytes > this.quota.bytes) {
+      throw new ServerError(507, 'quota_exceeded', `mount ${this.path}/ is at its storage quota of ${this.quota.keys} keys and ${this.quota.bytes} bytes (it holds ${used.keys} keys and ${used.bytes} bytes, writes in flight included)`);
+    }
+    this.pending = { bytes: this.pending.bytes + adds.bytes, keys: this.pending.keys + adds.keys };
+    try {
+      await this.store.put(key, value);
+    } finally {
+      this.pending = { bytes: this.pending.bytes - adds.bytes, keys: this.pending.keys - adds.keys };
+    }
+  }
+}
+
+/** gRPC status codes the storage service answers with. */
+const GRPC_INVALID_ARGUMENT = 3;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
 /** The host's store as one mount sees it: every key is put under the mount's prefix, which it cannot leave. */
-function storageView(store: LogStore, prefix: string): { definition: StorageService; implementation: grpc.UntypedServiceImplementation } {
+function storageView(store: LogStore, mount: MountStorage): { definition: StorageService; implementation: grpc.UntypedServiceImplementation } {
   type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
+  const { prefix } = mount;
   const run = <Res>(callback: grpc.sendUnaryData<Res>, work: () => Promise<Res> | Res) => {
     Promise.resolve()
       .then(work)
       .then(
         (value) => callback(null, value),
-        (error: unknown) => callback({ code: 3 /* INVALID_ARGUMENT */, details: error instanceof Error ? error.message : String(error) } as grpc.ServiceError),
+        (error: unknown) => {
+          // A full quota is RESOURCE_EXHAUSTED, which engines can tell from a bad request.
+          const code = error instanceof ServerError && error.code === 'quota_exceeded' ? GRPC_RESOURCE_EXHAUSTED : GRPC_INVALID_ARGUMENT;
+          callback({ code, details: error instanceof Error ? error.message : String(error) } as grpc.ServiceError);
+        },
       );
   };
   // Keys are joined, never resolved as paths: "../other/x" is just a strange key inside this prefix.
@@ -289,7 +339,7 @@ function storageView(store: LogStore, prefix: string): { definition: StorageServ
       return { found: value !== undefined, value: value ?? Buffer.alloc(0) };
     });
   const Put: Unary<{ key: string; value: Buffer }, Record<string, never>> = (call, callback) =>
-    run(callback, async () => (await store.put(key(call.request.key), call.request.value), {}));
+    run(callback, async () => (await mount.put(key(call.request.key), call.request.value), {}));
   const Delete: Unary<{ key: string }, Record<string, never>> = (call, callback) =>
     run(callback, async () => (await store.delete(key(call.request.key)), {}));
   const List: Unary<{ key: string }, { keys: string[] }> = (call, callback) =>

@@ -64,6 +64,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     callTimeoutMs: config.limits.callTimeoutMs,
     maxConcurrentCalls: config.limits.maxConcurrentCalls,
     idleTimeoutMs: config.limits.idleTimeoutMs,
+    quota: { bytes: config.limits.maxStorageBytesPerMount, keys: config.limits.maxStorageKeysPerMount },
     onEvent: (mount: string, event: SupervisorEvent) => say(describeEvent(mount, event)),
   });
   await mounts.restore();

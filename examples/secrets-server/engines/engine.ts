@@ -1,7 +1,7 @@
 // What every TypeScript engine shares: serving the Engine service, a JSON request/response shape, and
 // a client for the storage the server offers over the broker (dialed once per storage id).
-import type * as grpc from '@grpc/grpc-js';
-import { serve, type BrokerConnection, type ServedPlugin } from 'gatehouse-plugins/plugin';
+import * as grpc from '@grpc/grpc-js';
+import { isGatehouseError, serve, type BrokerConnection, type ServedPlugin } from 'gatehouse-plugins/plugin';
 import { ENGINE_COOKIE, loadEngineProtocol, type EngineRequest, type EngineResponse } from '../protocol.js';
 
 const { engine, storage } = loadEngineProtocol();
@@ -54,7 +54,15 @@ export async function serveEngine(handle: (call: EngineCall) => Promise<EngineRe
         const value = await (await client()).Get({ key });
         return value.found ? value.value : undefined;
       },
-      put: async (key, value) => void (await (await client()).Put({ key, value })),
+      put: async (key, value) => {
+        try {
+          await (await client()).Put({ key, value });
+        } catch (error) {
+          // The server refuses a put past the mount's quota; the client is told so, not "engine error".
+          if (isGatehouseError(error) && error.details.grpcCode === grpc.status.RESOURCE_EXHAUSTED) throw new EngineError(507, 'quota_exceeded', error.message);
+          throw error;
+        }
+      },
       delete: async (key) => void (await (await client()).Delete({ key })),
       list: async (prefix) => (await (await client()).List({ key: prefix })).keys,
     };
