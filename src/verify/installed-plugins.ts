@@ -82,7 +82,8 @@ function filesOf(plugin: ManifestPlugin, index: number, dir: string): FileCheck[
     // A system interpreter that others can write to would run their code for every plugin, pinned or not.
     const root = isAbsolute(interpreter.path) ? '/' : dir;
     const pinned = interpreter.sha256 !== undefined && interpreter.size !== undefined ? { sha256: interpreter.sha256, size: interpreter.size } : undefined;
-    checks.push({ plugin: index, file: resolve(dir, interpreter.path), root, executable: true, expected: pinned });
+    // The kernel runs the interpreter directly: its own `#!` chain runs too.
+    checks.push({ plugin: index, file: resolve(dir, interpreter.path), root, executable: true, directly: true, expected: pinned });
   }
   return checks;
 }

@@ -1,24 +1,39 @@
 /**
- * The `#!` line of a plugin run directly: the kernel then runs the interpreter it names, so that file
- * (and every directory above it) must be as safe as the plugin itself.
+ * The `#!` line of a file the kernel runs (a plugin run directly, or a plugin's interpreter): the kernel
+ * then runs the interpreter it names, and that one's own, so each of those files (and every directory
+ * above it) must be as safe as the plugin itself.
  */
+import { realpath } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { checkFileSafety, type SafeFile } from '../discover/file-safety.js';
+import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { openRegularFile } from './untrusted-file.js';
 
 /** Linux reads this much of a file to find its `#!` line (BINPRM_BUF_SIZE). */
 const SHEBANG_BYTES = 256;
 
+/** Interpreters followed from one file; Linux itself stops after a few levels (BINPRM_MAX_RECURSION). */
+const MAX_INTERPRETER_DEPTH = 4;
+
 /**
- * Reads `file`'s `#!` line, if it has one, and applies the file-safety checks to the interpreter it
- * names (as written: links followed and checked). Undefined for a file without `#!` (a binary).
+ * Reads the `#!` line of `file` (which the kernel is about to run), if it has one, and applies the
+ * file-safety checks to the interpreter it names (as written: links followed and checked), then to that
+ * interpreter's own `#!` interpreter, and so on down the chain the kernel follows. Deeper than
+ * MAX_INTERPRETER_DEPTH is SHEBANG_INVALID.
  */
-export async function checkScriptInterpreter(file: string, options: { uid?: number | undefined } = {}): Promise<SafeFile | undefined> {
-  const interpreter = parseShebang(file, await readHead(file));
-  if (interpreter === undefined) return undefined;
-  // A signed script whose `#!` names a file another user can write runs that user's code.
-  return checkFileSafety(interpreter, '/', { executable: true, ...(options.uid === undefined ? {} : { uid: options.uid }) });
+export async function checkScriptInterpreter(file: string, options: { uid?: number | undefined } = {}): Promise<void> {
+  // A system interpreter is often a link (/bin/sh to dash): its head is read where the link leads.
+  let current = await realpath(file).catch((error: unknown) => Promise.reject(fsError(error, file)));
+  for (let depth = 0; ; depth += 1) {
+    const interpreter = parseShebang(current, await readHead(current));
+    if (interpreter === undefined) return;
+    if (depth === MAX_INTERPRETER_DEPTH) throw invalid(file, `its #! interpreters lead on more than ${MAX_INTERPRETER_DEPTH} levels deep`);
+    // A signed script whose `#!` names a file another user can write runs that user's code; so does one
+    // whose interpreter is a script naming such a file (the kernel follows the chain, not just its first link).
+    const checked: SafeFile = await checkFileSafety(interpreter, '/', { executable: true, ...(options.uid === undefined ? {} : { uid: options.uid }) });
+    current = checked.realPath;
+  }
 }
 
 /** The interpreter path of a `#!` line, as the kernel splits it; undefined without `#!`. */

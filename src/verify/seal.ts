@@ -77,8 +77,6 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
     const main = await sealFile(resolve(pluginDir, entry.path), copyPath(pluginRoot, entry.path), entry, !interpreter, access);
     const files = [main];
     for (const file of entry.files ?? []) files.push(await sealFile(resolve(pluginDir, file.path), copyPath(pluginRoot, file.path), file, false, access));
-    // Run directly, a script's `#!` interpreter runs too: it must pass the same checks as any plugin file.
-    if (!interpreter) await checkScriptInterpreter(main.path);
     let command = main.path;
     let args = [...(entry.args ?? [])];
     if (interpreter) {
@@ -95,6 +93,9 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
         throw new GatehouseError('SEAL_FAILED', `${entry.name}: interpreter ${interpreter.path} is neither absolute nor pinned by digest`);
       }
     }
+    // What the kernel runs, a script or an interpreter that is one, runs its `#!` chain too: each link
+    // must pass the same checks as any plugin file.
+    await checkScriptInterpreter(command);
     return { name: entry.name, dir, path: main.path, sha256: main.sha256, command, args, files, dispose, [Symbol.asyncDispose]: dispose };
   } catch (error) {
     await dispose();

@@ -49,6 +49,51 @@ test("a signed script whose #! names another user's interpreter is refused by se
   t.like(verified, { ok: false, error: { code: 'FILE_BAD_OWNER' } });
 });
 
+test("a #! chain is followed: an interpreter that is itself a script naming another user's file is refused, run directly, pinned or from the system, and never runs", async (t) => {
+  if (!runningAsRoot) {
+    t.log('skipped: giving a file to another user needs root');
+    t.pass();
+    return;
+  }
+  const theirs = await sealRootDir(t);
+  const evil = join(theirs, 'evil');
+  await copyFile('/bin/sh', evil);
+  await chmod(evil, 0o755);
+  // Attack: the last link of the chain is another user's, and the kernel follows #! through several levels.
+  await run('/bin/chown', [`${NOBODY}:${NOBODY}`, evil]);
+  const pluginDir = await tempDir(t);
+  const marker = join(pluginDir, 'ran');
+  // Root's own, safe in itself: only its #! line leads on to the other user's file.
+  const wrapperText = `#!${evil}\ntouch ${marker}\n`;
+  const wrapper = await writeFileWithMode(theirs, 'wrapper', wrapperText, 0o755);
+  const direct = `#!${wrapper}\n`;
+  await writeFileWithMode(pluginDir, 'direct', direct, 0o755);
+  await writeFileWithMode(pluginDir, 'script', 'echo hi\n', 0o644);
+  const script = { path: 'script', sha256: sha256('echo hi\n'), size: 8 };
+  const entries = [
+    { name: 'direct', path: 'direct', sha256: sha256(direct), size: direct.length },
+    { name: 'pinned', ...script, interpreter: { path: wrapper, sha256: sha256(wrapperText), size: wrapperText.length } },
+    { name: 'system', ...script, interpreter: { path: wrapper } },
+  ];
+  for (const entry of entries) {
+    const outcome = await sealPlugin(entry, pluginDir).then(
+      async (sealed) => {
+        await run(sealed.command, sealed.args).catch(() => undefined);
+        await sealed.dispose();
+        return 'sealed and ran';
+      },
+      (error: unknown) => error,
+    );
+    t.true(isGatehouseError(outcome, 'FILE_BAD_OWNER'), `${entry.name}: ${String(outcome)}`);
+    t.false(existsSync(marker), `${entry.name}: the other user's interpreter never ran`);
+  }
+  const verified = await verifyPlugins({ schema: 'gatehouse.manifest/v1', version: 1, expires: '2099-01-01T00:00:00Z', plugins: entries }, pluginDir);
+  t.deepEqual(
+    verified.map((result) => [result.name, result.ok ? 'ok' : result.error.code]),
+    entries.map((entry) => [entry.name, 'FILE_BAD_OWNER']),
+  );
+});
+
 test('a #! line with a relative interpreter, none, or no end within 256 bytes is SHEBANG_INVALID', (t) => {
   for (const head of ['#!sh\n', '#!   \n', `#!/${'x'.repeat(300)}`]) {
     t.throws(() => parseShebang('p', Buffer.from(head)), { code: 'SHEBANG_INVALID' }, head.slice(0, 20));
