@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { listenAt } from '../transport/acceptor.js';
 import { protectSocket } from '../transport/socket-group.js';
 import { YamuxSession } from '../transport/yamux.js';
@@ -27,18 +27,22 @@ function cannotListen(where: string, cause?: unknown): GatehouseError {
   return new GatehouseError('CONNECT_FAILED', `cannot listen on ${where}`, cause === undefined ? undefined : { cause });
 }
 
-/** Ports to try, from a random one in the range on, so plugins started together rarely collide. */
+/**
+ * Ports to try, from a random one in the range on, so plugins started together rarely collide. Never 0:
+ * listening there takes any free port, outside the host's range.
+ */
 function portsToTry(minPort: number, maxPort: number): number[] {
-  const count = maxPort - minPort + 1;
+  const first = Math.max(minPort, 1);
+  const count = Math.max(0, maxPort - first + 1);
   const start = Math.floor(Math.random() * count);
-  return Array.from({ length: count }, (_, i) => minPort + ((start + i) % count));
+  return Array.from({ length: count }, (_, i) => first + ((start + i) % count));
 }
 
 /** Listens on the plugin's socket in its private directory, 0600 (0660 for the socket group); returns its path. */
 async function listenOnPluginSocket(server: Server, spec: Pick<ListenSpec, 'socketDir' | 'group'>): Promise<string> {
   const path = join(spec.socketDir, 'plugin.sock');
   await listenAt(server, { path }).catch((cause: unknown) => {
-    throw cannotListen(path, cause);
+    throw isGatehouseError(cause) ? cause : cannotListen(path, cause);
   });
   await protectSocket(path, spec.group);
   return path;

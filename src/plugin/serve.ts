@@ -181,103 +181,119 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     );
   }
 
+  // Attack: the same, within the socket group: the directory is then 0710 and the socket 0660, so any member
+  // of the group can connect first. Each connection of a non-multiplexed plugin proves itself with TLS instead.
+  if (env.multiplexGrpc && env.unixSocketGroup !== undefined) {
+    throw new GatehouseError(
+      'MULTIPLEX_UNSUPPORTED',
+      'serve() refuses multiplexing (PLUGIN_MULTIPLEX_GRPC) with a socket group (PLUGIN_UNIX_SOCKET_GROUP): any member ' +
+        "of the group could connect first and take the host's one connection; launch without one of the two",
+    );
+  }
+
   const tls = await serverSecurity(env.clientCertificatePem, options, network, logger);
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
-  // PLUGIN_UNIX_SOCKET_GROUP: a host in that group (another user, say) may enter and connect, no more.
-  const socketGroup = env.unixSocketGroup === undefined ? undefined : await resolveGroup(env.unixSocketGroup, 'ENV_INVALID');
-  if (socketGroup !== undefined) await shareWithGroup(socketDir, socketGroup, 0o710);
-  // go-plugin >= 1.6's multiplexed mode: the host's one connection carries every other as yamux streams.
-  const multiplex = env.multiplexGrpc
-    ? new BrokerMultiplex((info) => broker.send(info), {
-        bridgeDir: socketDir,
-        knockTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
-        unannounced: (stream) => mainConnections.emit('connection', stream),
-      })
-    : undefined;
-  const broker = new GrpcBroker({
-    tls,
-    socketDir,
-    ...(socketGroup !== undefined ? { socketGroup } : {}),
-    maxMessageBytes,
-    channelOptions: options.channelOptions ?? {},
-    serverOptions: options.serverOptions ?? {},
-    // The host's sockets may belong to another user when the plugin is sandboxed; what proves a
-    // brokered server is the host's pinned certificate, checked on every connection.
-    checkAddress: async () => {},
-    liveness: { exit: () => undefined, settleExit: async () => undefined },
-    dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
-    ...(multiplex ? { multiplexer: multiplex } : {}),
-  });
+  try {
+    // PLUGIN_UNIX_SOCKET_GROUP: a host in that group (another user, say) may enter and connect, no more.
+    const socketGroup = env.unixSocketGroup === undefined ? undefined : await resolveGroup(env.unixSocketGroup, 'ENV_INVALID');
+    if (socketGroup !== undefined) await shareWithGroup(socketDir, socketGroup, 0o710);
+    // go-plugin >= 1.6's multiplexed mode: the host's one connection carries every other as yamux streams.
+    const multiplex = env.multiplexGrpc
+      ? new BrokerMultiplex((info) => broker.send(info), {
+          bridgeDir: socketDir,
+          knockTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+          unannounced: (stream) => mainConnections.emit('connection', stream),
+        })
+      : undefined;
+    const broker = new GrpcBroker({
+      tls,
+      socketDir,
+      ...(socketGroup !== undefined ? { socketGroup } : {}),
+      maxMessageBytes,
+      channelOptions: options.channelOptions ?? {},
+      serverOptions: options.serverOptions ?? {},
+      // The host's sockets may belong to another user when the plugin is sandboxed; what proves a
+      // brokered server is the host's pinned certificate, checked on every connection.
+      checkAddress: async () => {},
+      liveness: { exit: () => undefined, settleExit: async () => undefined },
+      dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+      ...(multiplex ? { multiplexer: multiplex } : {}),
+    });
 
-  const server = new grpc.Server({
-    ...options.serverOptions,
-    'grpc.max_receive_message_length': maxMessageBytes,
-    'grpc.max_send_message_length': maxMessageBytes,
-  });
-  server.addService(healthService, healthImplementation());
-  server.addService(controllerService, controllerImplementation(() => void shutdown()));
-  server.addService(brokerService, brokerImplementation(broker));
-  const stdio = new StdioForwarder(pipes);
-  server.addService(stdioService, stdio.implementation());
-  for (const service of services) {
-    for (const problem of implementationProblems(service)) logger.warn({}, problem);
-    server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
-  }
-  if (options.reflection !== false) {
-    for (const service of reflectionServices(services, options.fileDescriptorSet)) {
+    const server = new grpc.Server({
+      ...options.serverOptions,
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+    });
+    server.addService(healthService, healthImplementation());
+    server.addService(controllerService, controllerImplementation(() => void shutdown()));
+    server.addService(brokerService, brokerImplementation(broker));
+    const stdio = new StdioForwarder(pipes);
+    server.addService(stdioService, stdio.implementation());
+    for (const service of services) {
+      for (const problem of implementationProblems(service)) logger.warn({}, problem);
       server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     }
-  }
-
-  const mainConnections = serverAcceptor(server, tls);
-  const spec: ListenSpec = {
-    network,
-    socketDir,
-    minPort: env.minPort,
-    maxPort: env.maxPort,
-    ...(socketGroup !== undefined ? { group: socketGroup } : {}),
-  };
-  const listening: Listening = multiplex
-    ? await listenMultiplexed(spec, (session) => multiplex.attach(session))
-    : await listenDirect(mainConnections, spec);
-
-  let stopping: Promise<void> | undefined;
-  const shutdown = (): Promise<void> =>
-    (stopping ??= (async () => {
-      stopWatching();
-      // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
-      await broker.close();
-      stdio.end();
-      // No new connection while the calls in flight finish (the multiplexed one is closed after them).
-      mainConnections.close();
-      await stopServer(server, logger);
-      listening.close();
-      try {
-        await options.onShutdown?.();
-      } finally {
-        await rm(socketDir, { recursive: true, force: true });
+    if (options.reflection !== false) {
+      for (const service of reflectionServices(services, options.fileDescriptorSet)) {
+        server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
       }
-      context.exit();
-    })());
-  const stopWatching = context.watch(() => void shutdown());
+    }
 
-  const line = formatHandshakeLine({
-    appVersion: protocolVersion,
-    network: listening.network,
-    address: listening.address,
-    ...(tls ? { serverCertificate: tls.own.certificateDer } : {}),
-    // The 7th field goes only to a host that asked for multiplexing: older hosts refuse 7 fields.
-    ...(multiplex ? { multiplex: true } : {}),
-  });
-  if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
-    throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${listening.address}`);
+    const mainConnections = serverAcceptor(server, tls);
+    const spec: ListenSpec = {
+      network,
+      socketDir,
+      minPort: env.minPort,
+      maxPort: env.maxPort,
+      ...(socketGroup !== undefined ? { group: socketGroup } : {}),
+    };
+    const listening: Listening = multiplex
+      ? await listenMultiplexed(spec, (session) => multiplex.attach(session))
+      : await listenDirect(mainConnections, spec);
+
+    let stopping: Promise<void> | undefined;
+    const shutdown = (): Promise<void> =>
+      (stopping ??= (async () => {
+        stopWatching();
+        // Ends the broker stream first: a host that keeps it open would hold up the graceful stop.
+        await broker.close();
+        stdio.end();
+        // No new connection while the calls in flight finish (the multiplexed one is closed after them).
+        mainConnections.close();
+        await stopServer(server, logger);
+        listening.close();
+        try {
+          await options.onShutdown?.();
+        } finally {
+          await rm(socketDir, { recursive: true, force: true });
+        }
+        context.exit();
+      })());
+    const stopWatching = context.watch(() => void shutdown());
+
+    const line = formatHandshakeLine({
+      appVersion: protocolVersion,
+      network: listening.network,
+      address: listening.address,
+      ...(tls ? { serverCertificate: tls.own.certificateDer } : {}),
+      // The 7th field goes only to a host that asked for multiplexing: older hosts refuse 7 fields.
+      ...(multiplex ? { multiplex: true } : {}),
+    });
+    if (Buffer.byteLength(line) >= MAX_HANDSHAKE_LINE_BYTES) {
+      throw new GatehouseError('HANDSHAKE_TOO_LONG', `socket path too long for the handshake line: ${listening.address}`);
+    }
+    context.announce(line);
+    context.forwardOutput(stdio);
+    logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
+    return { protocolVersion, address: listening.address, logger, broker, shutdown };
+  } catch (error) {
+    // Nothing else would remove the directory (or a socket in it) of a start that failed.
+    await rm(socketDir, { recursive: true, force: true });
+    throw error;
   }
-  context.announce(line);
-  context.forwardOutput(stdio);
-  logger.debug({ network: listening.network, address: listening.address, version: protocolVersion }, 'plugin address');
-  return { protocolVersion, address: listening.address, logger, broker, shutdown };
 }
 
 /** The server's TLS, pinned to the host's certificate; plaintext only when allowed by name, and never over TCP. */

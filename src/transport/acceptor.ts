@@ -2,7 +2,9 @@ import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import type { EphemeralIdentity } from '../tls/certificate.js';
+import { GatehouseError } from '../errors.js';
 import { pinnedTlsServer, type Endpoint } from '../tls/pinning.js';
+import { MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
 
 /** Both sides' certificates, as a pinned connection uses them; undefined only for plaintext asked for by name. */
 export interface PeerTls {
@@ -22,8 +24,18 @@ export function serverAcceptor(server: grpc.Server, peer: PeerTls | undefined): 
   return peer ? pinnedTlsServer(peer.own, peer.peerCertificateDer, inject) : net.createServer(inject);
 }
 
-/** Listens on a unix socket path or a loopback port; rejects with Node's error when it cannot. */
+/**
+ * Listens on a unix socket path or a loopback port; rejects with Node's error when it cannot, and with
+ * CONNECT_FAILED for a socket path longer than a socket address holds.
+ */
 export function listenAt(server: net.Server, where: Endpoint): Promise<void> {
+  // Node cuts a longer path to fit sun_path and binds that: a socket outside the private directory,
+  // in whichever directory the cut path names, with the process's umask.
+  if ('path' in where && Buffer.byteLength(where.path) > MAX_UNIX_SOCKET_PATH_BYTES) {
+    return Promise.reject(
+      new GatehouseError('CONNECT_FAILED', `cannot listen on ${where.path}: a unix socket path is at most ${MAX_UNIX_SOCKET_PATH_BYTES} bytes; use a shorter directory (PLUGIN_UNIX_SOCKET_DIR, TMPDIR)`),
+    );
+  }
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(where, () => {

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { listenAt } from './acceptor.js';
 
 /**
  * A unix socket in a private directory whose every connection is piped into a connection `connect`
@@ -46,13 +47,7 @@ export async function openLocalBridge(directory: string, connect: () => Promise<
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenAt(server, { path });
   // Only this process may use the bridge: the directory is private and the socket 0600.
   await chmod(path, 0o600);
   return {

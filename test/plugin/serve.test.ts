@@ -1,7 +1,7 @@
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
@@ -172,4 +172,36 @@ test('serve: host and plugin negotiate TLS 1.3 when both can, never below 1.2', 
   t.is(await negotiated('TLSv1.2'), 'TLSv1.2');
   // The alert comes from the plugin: our client offered TLS 1.1 and the plugin answered protocol_version.
   t.is(await negotiated('TLSv1.1'), 'refused: ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION');
+});
+
+/** Runs the KV plugin with `env` until it exits; its exit code and stderr. */
+async function failedStart(env: Record<string, string>): Promise<{ code: number | undefined; stderr: string }> {
+  const error = await execFileAsync(process.execPath, [kvPluginScript], { env, timeout: 20_000 }).then(
+    () => undefined,
+    (failure: unknown) => failure as { code?: number; stderr?: string },
+  );
+  return { code: error?.code, stderr: String(error?.stderr ?? '') };
+}
+
+test('serve: multiplexing with a socket group is refused: a member of the group could connect first and own the one connection', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-serve-mux-group-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { ...hostEnv(generateEphemeralIdentity()), PLUGIN_UNIX_SOCKET_DIR: dir, PLUGIN_MULTIPLEX_GRPC: 'true', PLUGIN_UNIX_SOCKET_GROUP: String(process.getgid?.() ?? 0) };
+  const { code, stderr } = await failedStart(env);
+  t.is(code, 1, stderr);
+  t.regex(stderr, /refuses multiplexing \(PLUGIN_MULTIPLEX_GRPC\) with a socket group.*"code":"MULTIPLEX_UNSUPPORTED"/);
+  t.deepEqual(readdirSync(dir), [], 'nothing left behind');
+});
+
+test('serve: a socket directory too long for a socket path fails the start saying so, and leaves nothing behind, there or above it', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'gatehouse-serve-long-'));
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  // Under 108 bytes itself, too long once the plugin's own directory and socket name are added.
+  const dir = join(parent, 'd'.repeat(Math.max(1, 100 - parent.length - 1)));
+  mkdirSync(dir);
+  const { code, stderr } = await failedStart({ ...hostEnv(generateEphemeralIdentity()), PLUGIN_UNIX_SOCKET_DIR: dir });
+  t.is(code, 1, stderr);
+  t.regex(stderr, /a unix socket path is at most 107 bytes.*"code":"CONNECT_FAILED"/);
+  t.deepEqual(readdirSync(dir), [], 'no private directory left');
+  t.deepEqual(readdirSync(parent), [basename(dir)], 'no socket bound under a cut path');
 });
