@@ -337,7 +337,12 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},
-    multiplexBroker: options.multiplexBroker === true,
+    // The plugin would refuse it (serve() does, as go-plugin hosts should): any member of the group could
+    // connect first and take the one multiplexed connection.
+    multiplexBroker:
+      options.multiplexBroker === true && options.unixSocketGroup !== undefined
+        ? invalid('multiplexBroker and unixSocketGroup cannot go together: a member of the group could take the one multiplexed connection; drop one of the two')
+        : options.multiplexBroker === true,
     stdio: options.stdio ?? {},
     minPort: options.minPort,
     maxPort: options.maxPort,

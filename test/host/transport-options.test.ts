@@ -31,6 +31,12 @@ test('tcp: a plugin refuses multiplexing over TCP, where a local user connecting
   t.regex(error?.message ?? '', /refuses multiplexing \(PLUGIN_MULTIPLEX_GRPC\) over TCP/);
 });
 
+test('socket group: a host asking for multiplexing with a socket group is refused before anything starts', async (t) => {
+  const error = await t.throwsAsync(launch(workerPlugin({}, { multiplexBroker: true, unixSocketGroup: process.getgid?.() ?? 0 })));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+  t.regex(error?.message ?? '', /multiplexBroker and unixSocketGroup cannot go together/);
+});
+
 test('tcp: with no free port in the range the plugin fails to start, saying so', async (t) => {
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
