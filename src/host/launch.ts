@@ -94,7 +94,8 @@ export interface LaunchOptions extends IsolationOptions {
   serverOptions?: grpc.ServerOptions;
   /**
    * go-plugin >= 1.6's multiplexed broker (GRPCBrokerMultiplex): brokered connections ride the plugin's
-   * one socket as yamux streams instead of a socket each. The plugin must support it.
+   * one socket as yamux streams instead of a socket each. The plugin must support it. Not with
+   * `unixSocketGroup` (INVALID_OPTIONS): a member of the group could take the one connection.
    */
   multiplexBroker?: boolean;
   /** Aborting it before the plugin is connected kills the plugin and rejects with START_ABORTED. */
