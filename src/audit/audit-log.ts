@@ -27,7 +27,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { CHECKPOINT_TYPE, formatSealingKey, Sealer } from './sealing.js';
+import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
   FORMAT_VERSION,
@@ -153,18 +153,18 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
     // An existing log's id is needed only to bind a new segment's key to it.
     const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
+    let orphans: SealingKey[] = [];
     if (sealing !== undefined) {
       const sealer = new Sealer();
-      const segment = tail === undefined ? 1 : tail.seq + 1;
-      const keyLine = formatSealingKey({ logId: logId as string, segment, everyRecords: sealing.everyRecords, publicKey: sealer.firstKey });
       // The key is on disk before any record it seals: a segment whose key was lost could never be checked.
-      await appendKeyLine(sealing.keyFile, keyLine);
-      (options.logger ?? silentLogger).info({ path, keyFile: sealing.keyFile, sealingKey: keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
-      sealing.onSealingKey?.(keyLine);
+      const segmentKey = await appendSegmentKey(sealing.keyFile, logId as string, tail?.seq ?? 0, sealing.everyRecords, sealer.firstKey);
+      orphans = segmentKey.orphans;
+      (options.logger ?? silentLogger).info({ path, keyFile: sealing.keyFile, sealingKey: segmentKey.keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
+      sealing.onSealingKey?.(segmentKey.keyLine);
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
     if (created) await syncDirectory(path);
-    log = new FileAuditLog(path, handle, logId, tail, options, seal);
+    log = new FileAuditLog(path, handle, logId, tail, orphans, options, seal);
     await log.flush();
     return log;
   } catch (error) {
@@ -203,26 +203,53 @@ function sharedFileProblem(stats: Stats): string | undefined {
   return undefined;
 }
 
-/** Appends one key line to the sealing-key file (created 0644: it holds public keys only) and fsyncs it. */
-async function appendKeyLine(keyFile: string, keyLine: string): Promise<void> {
+/**
+ * Appends the key line of the segment that opens after seq `lastSeq` to the sealing-key file (created 0644: it
+ * holds public keys only) and fsyncs it. Returns that line, and `orphans`: keys that starts which died between
+ * writing their key and their first record left at the next seqs. The new segment opens after them (the log
+ * records them first), so no segment number is ever keyed twice: verification takes that for a rewrite.
+ */
+async function appendSegmentKey(
+  keyFile: string,
+  logId: string,
+  lastSeq: number,
+  everyRecords: number,
+  publicKey: string,
+): Promise<{ keyLine: string; orphans: SealingKey[] }> {
   let handle: FileHandle | undefined;
   try {
     // O_NOFOLLOW: a symlink planted at the key file's path must not send our key line elsewhere.
-    handle = await open(keyFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    handle = await open(keyFile, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
     const stats = await handle.stat();
     // A FIFO or device in its place would swallow the key line that verification needs.
     if (!stats.isFile()) throw new Error('not a regular file');
     // Whoever owns or can write the local copy could slip in a key of their own before it is copied away.
     const problem = sharedFileProblem(stats);
     if (problem !== undefined) throw new Error(problem);
+    if (stats.size > MAX_SEALING_KEY_FILE_BYTES) throw new Error(`larger than ${MAX_SEALING_KEY_FILE_BYTES} bytes, more than a verifier reads`);
+    const keys = parseKeyLines((await handle.readFile()).toString('utf8'));
+    if (typeof keys === 'string') {
+      throw new GatehouseError('AUDIT_INVALID', `audit sealing-key file ${keyFile} is damaged (${keys}), so no log can be verified with it; repair it (its keys seal the earlier segments)`);
+    }
+    const orphans = keys.filter((key) => key.logId === logId && key.segment > lastSeq);
+    const stray = orphans.find((key, index) => key.segment !== lastSeq + 1 + index);
+    if (stray !== undefined) {
+      throw new GatehouseError(
+        'AUDIT_INVALID',
+        `audit sealing-key file ${keyFile} has a key for segment ${stray.segment} of this log, which ends at seq ${lastSeq}: the log lost records after that key was written (cut, or restored from an older copy), and its next segment would be keyed twice; keep both files, move the log aside and start a new one`,
+      );
+    }
+    const keyLine = formatSealingKey({ logId, segment: lastSeq + orphans.length + 1, everyRecords, publicKey });
     await handle.writeFile(`${keyLine}\n`);
     await handle.sync();
+    await syncDirectory(keyFile);
+    return { keyLine, orphans };
   } catch (error) {
+    if (error instanceof GatehouseError) throw error;
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit sealing-key file ${keyFile} cannot be written: ${(error as Error).message}`, { cause: error });
   } finally {
     await handle?.close();
   }
-  await syncDirectory(keyFile);
 }
 
 /** The log id from the first line of an existing log (the segment keys are bound to it). */
@@ -327,6 +354,8 @@ class FileAuditLog implements AuditLog {
     /** Always given for a new log, and for a sealed one; an unsealed reopened log does not need it. */
     logId: string | undefined,
     tail: { seq: number; lineHash: string } | undefined,
+    /** Keys that starts which died before their first record left at the seqs after `tail` (appendSegmentKey). */
+    orphans: readonly SealingKey[],
     options: AuditLogOptions,
     seal: SegmentSeal | undefined,
   ) {
@@ -337,7 +366,7 @@ class FileAuditLog implements AuditLog {
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.#logId = logId ?? '';
     this.#seal = seal;
-    this.#segment = (tail?.seq ?? 0) + 1;
+    this.#segment = (tail?.seq ?? 0) + orphans.length + 1;
     const sealingKey = seal === undefined ? {} : { sealingKey: seal.sealer.firstKey, sealEvery: seal.everyRecords };
     if (tail === undefined) {
       this.#lastSeq = 0;
@@ -348,6 +377,11 @@ class FileAuditLog implements AuditLog {
       this.#lastSeq = tail.seq;
       this.#lastLineHash = tail.lineHash;
       this.#syncedSeq = tail.seq;
+      // Each orphaned key opens the segment its line names, so that the key file and the log agree on every segment
+      // number. Queued as is: they belong to no segment of ours, so they count for none of our checkpoints.
+      for (const orphan of orphans) {
+        this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, REOPENED_TYPE, { sealingKey: orphan.publicKey, sealEvery: orphan.everyRecords, unusedKey: true }));
+      }
       // Marks the restart, so a reader sees where a crash may have lost records.
       this.#append(REOPENED_TYPE, sealingKey);
     }

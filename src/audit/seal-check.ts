@@ -46,8 +46,40 @@ interface Line {
   fields: Record<string, unknown>;
 }
 
+/** The sealing-key file's keys for one log. */
+interface LogKeys {
+  bySegment: Map<number, SealingKey>;
+  /** Why the file keys a segment twice or out of order, and the lowest such segment: the log may be rewritten from there. */
+  rekeyed: { segment: number; reason: string } | undefined;
+}
+
+/**
+ * Indexes the keys of `logId` in file order. Each start of a log keys a segment above every earlier one, so
+ * a second key for a segment, or one not above the key before it, is someone who reopened the log over its past.
+ */
+function keysOf(trusted: readonly SealingKey[], logId: string): LogKeys {
+  const bySegment = new Map<number, SealingKey>();
+  let highest = 0;
+  let rekeyed: LogKeys['rekeyed'];
+  for (const key of trusted) {
+    if (key.logId !== logId) continue;
+    if (key.segment <= highest && (rekeyed === undefined || key.segment < rekeyed.segment)) {
+      const what = bySegment.has(key.segment) ? 'a second key for the segment' : 'a key for the segment';
+      const after = bySegment.has(key.segment) ? '' : ` after one for seq ${highest}`;
+      rekeyed = {
+        segment: key.segment,
+        reason: `the sealing-key file has ${what} opened at seq ${key.segment} of log ${logId}${after} (each segment has one key, in increasing order: the log was reopened over its past, so this segment and those after it may be rewritten)`,
+      };
+    }
+    highest = Math.max(highest, key.segment);
+    if (!bySegment.has(key.segment)) bySegment.set(key.segment, key);
+  }
+  return { bySegment, rekeyed };
+}
+
 export class SegmentChecker {
   readonly #trusted: readonly SealingKey[] | undefined;
+  #keys: LogKeys | undefined;
   readonly #segments: Segment[] = [];
 
   constructor(trusted: readonly SealingKey[] | undefined) {
@@ -100,17 +132,18 @@ export class SegmentChecker {
     }
     let keyTrusted = false;
     if (this.#trusted !== undefined) {
-      const forLog = this.#trusted.filter((key) => key.logId === logId);
+      const keys = (this.#keys ??= keysOf(this.#trusted, logId));
       // A whole file swapped for another sealed log: its own keys chain fine, but not from ours.
-      if (forLog.length === 0) return { reason: `the sealing-key file has no key for log ${logId} (the file was replaced by another log)`, code: 'AUDIT_SEAL_INVALID' };
+      if (keys.bySegment.size === 0) return { reason: `the sealing-key file has no key for log ${logId} (the file was replaced by another log)`, code: 'AUDIT_SEAL_INVALID' };
+      // A log cut back and restarted over its past gets new keys for old segment numbers, which would seal a rewrite.
+      if (keys.rekeyed !== undefined && line.seq >= keys.rekeyed.segment) return { reason: keys.rekeyed.reason, code: 'AUDIT_SEAL_INVALID' };
       // Turning sealing off on restart would leave everything after it unprotected.
       if (own === undefined) return { reason: `the segment opened at seq ${line.seq} is not sealed`, code: 'AUDIT_SEAL_INVALID' };
-      const expected = forLog.filter((key) => key.segment === line.seq);
-      if (expected.length === 0) {
+      const expected = keys.bySegment.get(line.seq);
+      if (expected === undefined) {
         return { reason: `the sealing-key file has no key for the segment opened at seq ${line.seq} (a restart the file does not know of: use a newer copy of it, or someone else started this segment)`, code: 'AUDIT_SEAL_INVALID' };
       }
-      // More than one key for a segment: starts that crashed before their first record left theirs unused.
-      if (!expected.some((key) => key.publicKey === own && key.everyRecords === every)) {
+      if (expected.publicKey !== own || expected.everyRecords !== every) {
         return { reason: `the segment opened at seq ${line.seq} starts from another key or interval than the sealing-key file's (the log was replaced or rewritten)`, code: 'AUDIT_SEAL_INVALID' };
       }
       keyTrusted = true;
@@ -130,10 +163,12 @@ export class SegmentChecker {
   }
 
   /** After the last line (seq `lastSeq`): every trusted segment must still be there. */
-  finish(logId: string, lastSeq: number): SealingReport | SealProblem {
-    if (this.#trusted !== undefined) {
+  finish(lastSeq: number): SealingReport | SealProblem {
+    const keys = this.#keys;
+    if (keys !== undefined) {
+      if (keys.rekeyed !== undefined) return { reason: keys.rekeyed.reason, code: 'AUDIT_SEAL_INVALID' };
       const present = new Set(this.#segments.map((segment) => segment.opened));
-      const missing = this.#trusted.find((key) => key.logId === logId && !present.has(key.segment));
+      const missing = [...keys.bySegment.values()].find((key) => !present.has(key.segment));
       // The key file outlives a cut: a segment it knows of that the log no longer holds was cut off.
       if (missing !== undefined) {
         return { reason: `the sealing-key file has a key for a segment opened at seq ${missing.segment}, which the log no longer holds (records were cut off the end)`, code: 'AUDIT_SEAL_INVALID' };

@@ -151,12 +151,21 @@ export function formatSealingKey(key: SealingKey): string {
 
 /** The most key lines a sealing-key file may hold (one per restart of the host); bounds a reader's memory. */
 export const MAX_SEALING_KEYS = 100_000;
+/** A sealing-key file holds one short line per restart of the host. */
+export const MAX_SEALING_KEY_FILE_BYTES = MAX_SEALING_KEYS * 160;
 
 /**
- * Parses a sealing-key file: `gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY` lines, one per segment (or more after a crash); blank
+ * Parses a sealing-key file: `gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY` lines, one per segment in increasing order; blank
  * lines and lines starting with `#` are ignored. Returns the keys, or the reason the text is not such a file.
  */
 export function parseSealingKeys(text: string): SealingKey[] | string {
+  const keys = parseKeyLines(text);
+  if (typeof keys !== 'string' && keys.length === 0) return 'no sealing key in it';
+  return keys;
+}
+
+/** {@link parseSealingKeys} without its demand for a key: what a writer appending to a new key file reads. */
+export function parseKeyLines(text: string): SealingKey[] | string {
   const keys: SealingKey[] = [];
   const seen = new Set<string>();
   const lines = text.split('\n');
@@ -179,15 +188,14 @@ export function parseSealingKeys(text: string): SealingKey[] | string {
     } catch {
       return `${where}: the key is not an Ed25519 public key`;
     }
-    // Several keys for one segment are kept: a host that crashed between writing a segment's key and its
-    // first record writes another at its next start. The same line twice is refused.
+    // The same line twice is refused here; a second key for a segment, or keys out of order, fail
+    // verification of that log (seal-check.ts).
     const id = `${logId} ${segment} ${publicKey}`;
     if (seen.has(id)) return `${where}: a second key for segment ${segment} of log ${logId} (the same line twice)`;
     seen.add(id);
     keys.push({ logId, segment, everyRecords, publicKey });
     if (keys.length > MAX_SEALING_KEYS) return `more than ${MAX_SEALING_KEYS} keys`;
   }
-  if (keys.length === 0) return 'no sealing key in it';
   return keys;
 }
 

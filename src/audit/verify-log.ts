@@ -215,7 +215,7 @@ export async function checkAuditLog(path: string, options: AuditCheckOptions = {
   if (anchor.lastHash !== undefined && anchor.records === undefined && anchor.lastHash !== previous.lineHash) {
     return broken(lineNumber, `the last line has hash ${previous.lineHash} where the anchor expects ${anchor.lastHash} (the log was rewritten or cut)`, 'AUDIT_ANCHOR_MISMATCH');
   }
-  const sealing = seals.finish(logId, previous.seq);
+  const sealing = seals.finish(previous.seq);
   if ('reason' in sealing) return broken(lineNumber + 1, sealing.reason, sealing.code);
   return { ok: true, logId, records: lineNumber, lastHash: previous.lineHash, sealing };
 }

@@ -6,7 +6,7 @@
  */
 import { isGatehouseError, GatehouseError } from '../errors.js';
 import { formatAnchor, isLineHash, isLogId, MAX_ANCHOR_BYTES, parseAnchor, parseRecordCount, type AuditAnchor } from '../audit/anchor.js';
-import { MAX_SEALING_KEYS, parseSealingKeys, type SealingKey } from '../audit/sealing.js';
+import { MAX_SEALING_KEY_FILE_BYTES, parseSealingKeys, type SealingKey } from '../audit/sealing.js';
 import { checkAuditLog, type AuditFailure, type AuditReport } from '../audit/verify-log.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
 import { readLimited } from '../verify/untrusted-file.js';
@@ -52,8 +52,6 @@ See docs/audit.md for what each check does and does not prove.
 const OK_EXIT = 0;
 const BROKEN_EXIT = 1;
 const USAGE_EXIT = 2;
-/** A sealing-key file holds one short line per restart of the host. */
-const MAX_SEALING_KEY_FILE_BYTES = MAX_SEALING_KEYS * 160;
 
 const OPTIONS = {
   anchor: { type: 'string' },

@@ -358,5 +358,72 @@ test('a start that crashed between writing its segment key and its first record 
   const log = await openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } });
   exits(log, 1, 2);
   await log.close();
-  t.like(await checkAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), { ok: true, sealing: { unsealed: 0 } });
+  const keys = await readKeys(sealed.keyFile);
+  // The next start records the orphaned key at its seq and opens its own segment after it: no segment number is keyed twice.
+  t.deepEqual(keys.map((key) => key.segment), [1, 12, 13]);
+  t.like(JSON.parse((await readLines(sealed.path))[11] ?? '{}'), { seq: 12, type: 'audit-log-reopened', sealingKey: orphan, unusedKey: true });
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: keys }), { ok: true, sealing: { unsealed: 0 } });
+});
+
+test('attack: a log cut back and reopened over its past segments (a new key for an old segment number) fails with the sealing key', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const offHost: string[] = [];
+  const sealing = { keyFile, everyRecords: 3, onSealingKey: (line: string) => offHost.push(line) };
+  for (const from of [1, 100, 200]) {
+    const log = await openAuditLog(path, { sealing });
+    exits(log, from, 5);
+    await log.close();
+  }
+  const honest = await readLines(path);
+  const opened = honest.filter((line) => line.includes('"type":"audit-log-')).map((line) => (JSON.parse(line) as { seq: number }).seq);
+  t.deepEqual(opened, [1, 9, 17]);
+  // Whoever takes the host later holds no old key: cuts the log (and its local key file) back to segment 1 and restarts it twice.
+  rewrite(path, honest.slice(0, 8));
+  writeFileSync(keyFile, `${offHost[0] as string}\n`);
+  for (const from of [666, 777]) {
+    const log = await openAuditLog(path, { sealing });
+    exits(log, from, 5);
+    await log.close();
+  }
+  t.is((await readLines(path)).length, honest.length, 'the forged segments open at the same seqs');
+  const keys = parseSealingKeys(offHost.join('\n'));
+  t.like(await checkAuditLog(path, { sealingKeys: keys as SealingKey[] }), {
+    ok: false,
+    line: 9,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: `the sealing-key file has a second key for the segment opened at seq 9 of log ${(keys as SealingKey[])[0]?.logId} (each segment has one key, in increasing order: the log was reopened over its past, so this segment and those after it may be rewritten)`,
+  });
+});
+
+test('a key line for a segment lower than the one before it is refused, even for a segment the log no longer holds', async (t) => {
+  const { path, keys } = await sealedLog(t);
+  const key = keys[0] as SealingKey;
+  const later = { ...key, segment: 30 };
+  const lower = { ...key, segment: 20, publicKey: generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string };
+  t.like(await checkAuditLog(path, { sealingKeys: [key, later, lower] }), {
+    ok: false,
+    line: 12,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: `the sealing-key file has a key for the segment opened at seq 20 of log ${key.logId} after one for seq 30 (each segment has one key, in increasing order: the log was reopened over its past, so this segment and those after it may be rewritten)`,
+  });
+});
+
+test('reopening a log the sealing-key file knows to have been longer is refused: its next key would reuse a segment number', async (t) => {
+  const sealed = await sealedLog(t);
+  for (const count of [2, 0]) {
+    const log = await openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } });
+    exits(log, 100, count);
+    await log.close();
+  }
+  t.deepEqual((await readKeys(sealed.keyFile)).map((key) => key.segment), [1, 12, 16]);
+  // Back to before both restarts: the key of segment 12 could be a start that died before its first record, not that of 16.
+  rewrite(sealed.path, sealed.lines);
+  const keysBefore = await readFile(sealed.keyFile, 'utf8');
+  const error = await t.throwsAsync(openAuditLog(sealed.path, { sealing: { keyFile: sealed.keyFile, everyRecords: 3 } }));
+  t.true(isGatehouseError(error, 'AUDIT_INVALID'), String(error));
+  t.regex(error?.message ?? '', /has a key for segment 16 of this log, which ends at seq 11/);
+  t.is(await readFile(sealed.keyFile, 'utf8'), keysBefore, 'no key line is added');
+  t.deepEqual(await readLines(sealed.path), sealed.lines, 'nothing is appended');
 });
