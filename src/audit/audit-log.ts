@@ -219,7 +219,8 @@ async function appendSegmentKey(
   let handle: FileHandle | undefined;
   try {
     // O_NOFOLLOW: a symlink planted at the key file's path must not send our key line elsewhere.
-    handle = await open(keyFile, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    // O_NONBLOCK: a FIFO planted there cannot stall the open (and so the host's start) before it is refused below.
+    handle = await open(keyFile, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
     const stats = await handle.stat();
     // A FIFO or device in its place would swallow the key line that verification needs.
     if (!stats.isFile()) throw new Error('not a regular file');
@@ -268,7 +269,8 @@ async function readLogId(handle: FileHandle, path: string): Promise<string> {
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
   // O_NOFOLLOW: a symlink planted at the log's path must not redirect our appends into another file.
   // O_APPEND: every write lands at the end, even if something else moved the file offset.
-  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW;
+  // O_NONBLOCK: a FIFO planted at the path cannot stall the open before openAuditLog refuses it.
+  const flags = constants.O_RDWR | constants.O_APPEND | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   try {
     try {
       return { handle: await open(path, flags | constants.O_CREAT | constants.O_EXCL, 0o600), created: true };
@@ -283,7 +285,8 @@ async function openFile(path: string): Promise<{ handle: FileHandle; created: bo
 
 /** fsyncs the directory, so that a crash right after creation cannot lose the file's name. */
 async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(dirname(path), 'r');
+  // O_DIRECTORY and O_NONBLOCK: a FIFO swapped in for the directory is refused, not waited on.
+  const directory = await open(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NONBLOCK);
   try {
     await directory.sync();
   } finally {

@@ -10,8 +10,8 @@
  * See docs/audit.md for what this does and does not prove.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
+import { openRegularFile } from '../verify/untrusted-file.js';
 import { isLineHash, isLogId, type AuditAnchor } from './anchor.js';
 import { SegmentChecker, type SealingReport } from './seal-check.js';
 import type { SealingKey } from './sealing.js';
@@ -137,7 +137,7 @@ export function checkLink(record: ChainRecord, previous: ChainLink | undefined):
 
 /**
  * Reads the log at `path` as a stream, never holding more than one line (at most MAX_LINE_BYTES) and one
- * read chunk, and reports the first line that is broken. Throws FILE_NOT_FOUND or FILE_UNREADABLE.
+ * read chunk, and reports the first line that is broken. Throws as `checkAuditLog` does.
  * Kept for callers that need only intact-or-not; `checkAuditLog` also gives the log id, last hash and seal.
  */
 export async function verifyAuditLog(path: string, options: AuditCheckOptions = {}): Promise<AuditVerification> {
@@ -147,15 +147,17 @@ export async function verifyAuditLog(path: string, options: AuditCheckOptions = 
 
 /**
  * Walks the log at `path` as `verifyAuditLog` does, and checks it against `options.anchor` (log id, record
- * count, the hash at that count) and against the segments' sealing keys. Throws FILE_NOT_FOUND or FILE_UNREADABLE.
+ * count, the hash at that count) and against the segments' sealing keys. Throws FILE_NOT_FOUND, FILE_NOT_REGULAR
+ * (a link, FIFO or device) or FILE_UNREADABLE.
  */
 export async function checkAuditLog(path: string, options: AuditCheckOptions = {}): Promise<AuditReport | AuditFailure> {
   let handle;
   try {
-    handle = await open(path, 'r');
+    // A FIFO at the path would hang a plain open; a link or a device is no log either.
+    ({ handle } = await openRegularFile(path));
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'FILE_UNREADABLE';
-    throw new GatehouseError(code, `audit log ${path} cannot be opened: ${(error as Error).message}`, { cause: error });
+    const cause = error as GatehouseError;
+    throw new GatehouseError(cause.code, `audit log ${path} cannot be opened: ${cause.message}`, { cause });
   }
   const anchor = options.anchor ?? {};
   const broken = (line: number, reason: string, code: AuditFailureCode = 'AUDIT_INVALID'): AuditFailure => ({ ok: false, line, reason, code });

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -217,4 +218,17 @@ test('record() after close() is reported, not thrown', async (t) => {
   await Promise.resolve();
   t.true(isGatehouseError(reported, 'AUDIT_WRITE_FAILED'));
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 1 });
+});
+
+test('a FIFO at the log path or the sealing-key file path is refused at once, not waited on', async (t) => {
+  const path = await tempLogPath(t);
+  execFileSync('mkfifo', [path]);
+  const log = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(log, 'AUDIT_INVALID'), String(log));
+  t.regex(log?.message ?? '', /not a regular file/);
+  const keyFile = `${path}.keys`;
+  execFileSync('mkfifo', [keyFile]);
+  const keys = await t.throwsAsync(openAuditLog(`${path}.other`, { sealing: { keyFile } }));
+  t.true(isGatehouseError(keys, 'AUDIT_WRITE_FAILED'), String(keys));
+  t.regex(keys?.message ?? '', /not a regular file/);
 });

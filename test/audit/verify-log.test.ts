@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,15 @@ test('an over-long line is refused without reading it whole', async (t) => {
 test('a missing file is FILE_NOT_FOUND', async (t) => {
   const error = await t.throwsAsync(verifyAuditLog(join(await tempDir(t), 'absent.log')));
   t.true(isGatehouseError(error, 'FILE_NOT_FOUND'));
+});
+
+test('a FIFO or a symlink at the log path is refused at once (FILE_NOT_REGULAR), not waited on or followed', async (t) => {
+  const dir = await tempDir(t);
+  execFileSync('mkfifo', [join(dir, 'fifo.log')]);
+  t.true(isGatehouseError(await t.throwsAsync(checkAuditLog(join(dir, 'fifo.log'))), 'FILE_NOT_REGULAR'));
+  const { path } = await validLog(t);
+  symlinkSync(path, join(dir, 'link.log'));
+  t.true(isGatehouseError(await t.throwsAsync(checkAuditLog(join(dir, 'link.log'))), 'FILE_NOT_REGULAR'));
 });
 
 test('any single-byte change anywhere in a valid log is detected', async (t) => {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -61,6 +62,18 @@ test('audit verify of a missing file exits 1 with the reason on stderr', async (
   t.is(result.code, 1);
   t.is(result.stdout, '');
   t.regex(result.stderr, /^gatehouse audit: audit log .* cannot be opened/);
+});
+
+test('audit verify and audit anchor of a FIFO exit 1 at once with FILE_NOT_REGULAR', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'plugins.audit');
+  execFileSync('mkfifo', [fifo]);
+  for (const action of ['verify', 'anchor']) {
+    const result = await run([action, fifo]);
+    t.is(result.code, 1, action);
+    t.regex(result.stderr, /^gatehouse audit: audit log .* cannot be opened: .*not a regular file \[FILE_NOT_REGULAR\]\n$/, action);
+  }
 });
 
 test('usage errors exit 2', async (t) => {
