@@ -153,13 +153,14 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
     // An existing log's id is needed only to bind a new segment's key to it.
     const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
+    const logger = options.logger ?? silentLogger;
     let orphans: SealingKey[] = [];
     if (sealing !== undefined) {
       const sealer = new Sealer();
       // The key is on disk before any record it seals: a segment whose key was lost could never be checked.
-      const segmentKey = await appendSegmentKey(sealing.keyFile, logId as string, tail?.seq ?? 0, sealing.everyRecords, sealer.firstKey);
+      const segmentKey = await appendSegmentKey(sealing.keyFile, logId as string, tail?.seq ?? 0, sealing.everyRecords, sealer.firstKey, logger);
       orphans = segmentKey.orphans;
-      (options.logger ?? silentLogger).info({ path, keyFile: sealing.keyFile, sealingKey: segmentKey.keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
+      logger.info({ path, keyFile: sealing.keyFile, sealingKey: segmentKey.keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
       sealing.onSealingKey?.(segmentKey.keyLine);
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
@@ -215,6 +216,7 @@ async function appendSegmentKey(
   lastSeq: number,
   everyRecords: number,
   publicKey: string,
+  logger: Logger,
 ): Promise<{ keyLine: string; orphans: SealingKey[] }> {
   let handle: FileHandle | undefined;
   try {
@@ -228,7 +230,9 @@ async function appendSegmentKey(
     const problem = sharedFileProblem(stats);
     if (problem !== undefined) throw new Error(problem);
     if (stats.size > MAX_SEALING_KEY_FILE_BYTES) throw new Error(`larger than ${MAX_SEALING_KEY_FILE_BYTES} bytes, more than a verifier reads`);
-    const keys = parseKeyLines((await handle.readFile()).toString('utf8'));
+    const text = (await handle.readFile()).toString('utf8');
+    // A key line torn by a crash or a full disk holds no key a record used: reported, and left out.
+    const keys = parseKeyLines(text, (line) => logger.warn({ keyFile, line }, 'audit sealing-key file: a key line was cut short (a crash or a full disk); it holds no key'));
     if (typeof keys === 'string') {
       throw new GatehouseError('AUDIT_INVALID', `audit sealing-key file ${keyFile} is damaged (${keys}), so no log can be verified with it; repair it (its keys seal the earlier segments)`);
     }
@@ -241,7 +245,8 @@ async function appendSegmentKey(
       );
     }
     const keyLine = formatSealingKey({ logId, segment: lastSeq + orphans.length + 1, everyRecords, publicKey });
-    await handle.writeFile(`${keyLine}\n`);
+    // Ends a torn last line first: our key line welded onto it would be lost to every verifier.
+    await handle.writeFile(`${text === '' || text.endsWith('\n') ? '' : '\n'}${keyLine}\n`);
     await handle.sync();
     await syncDirectory(keyFile);
     return { keyLine, orphans };

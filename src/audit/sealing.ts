@@ -154,18 +154,31 @@ export const MAX_SEALING_KEYS = 100_000;
 /** A sealing-key file holds one short line per restart of the host. */
 export const MAX_SEALING_KEY_FILE_BYTES = MAX_SEALING_KEYS * 160;
 
+/** The rest of a key line after its tag, cut short anywhere before its end (a torn write leaves such a start). */
+const CUT_SHORT_REST = /^(?:v?|v1|v1 [0-9a-f]{0,32}|v1 [0-9a-f]{32} [0-9]*|v1 [0-9a-f]{32} [0-9]+ [0-9]*|v1 [0-9a-f]{32} [0-9]+ [0-9]+ [A-Za-z0-9_-]{0,42})$/;
+
+/** Whether `line` is the start of a key line and nothing else: what a crash or a full disk leaves of one. */
+function isCutShort(line: string): boolean {
+  const space = line.indexOf(' ');
+  if (space === -1) return SEALING_KEY_TAG.startsWith(line);
+  return line.slice(0, space) === SEALING_KEY_TAG && CUT_SHORT_REST.test(line.slice(space + 1));
+}
+
 /**
  * Parses a sealing-key file: `gatehouse-audit-sealing-key v1 LOGID SEQ EVERY KEY` lines, one per segment in increasing order; blank
  * lines and lines starting with `#` are ignored. Returns the keys, or the reason the text is not such a file.
+ *
+ * A line cut short by a crash or a full disk (a newline-less last line, or one a later start ended) holds no
+ * usable key: with `onTorn`, it is skipped and its line number reported there; without, it is the reason.
  */
-export function parseSealingKeys(text: string): SealingKey[] | string {
-  const keys = parseKeyLines(text);
+export function parseSealingKeys(text: string, onTorn?: (line: number) => void): SealingKey[] | string {
+  const keys = parseKeyLines(text, onTorn);
   if (typeof keys !== 'string' && keys.length === 0) return 'no sealing key in it';
   return keys;
 }
 
 /** {@link parseSealingKeys} without its demand for a key: what a writer appending to a new key file reads. */
-export function parseKeyLines(text: string): SealingKey[] | string {
+export function parseKeyLines(text: string, onTorn?: (line: number) => void): SealingKey[] | string {
   const keys: SealingKey[] = [];
   const seen = new Set<string>();
   const lines = text.split('\n');
@@ -173,29 +186,45 @@ export function parseKeyLines(text: string): SealingKey[] | string {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (line.trim() === '' || line.startsWith('#')) continue;
     const where = `line ${index + 1}`;
-    const parts = line.split(' ');
-    const [tag, version, logId, segmentText, everyText, publicKey] = parts;
-    if (parts.length !== 6 || tag !== SEALING_KEY_TAG) return `${where}: expected "${SEALING_KEY_TAG} v1 LOGID SEQ EVERY KEY"`;
-    if (version !== SEALING_KEY_VERSION) return `${where}: unknown version ${JSON.stringify(version)}`;
-    if (logId === undefined || !isLogId(logId)) return `${where}: the log id is not 32 hex digits`;
-    const segment = segmentText === undefined ? undefined : parseRecordCount(segmentText);
-    if (segment === undefined) return `${where}: the segment is not a record number`;
-    const everyRecords = everyText === undefined ? undefined : parseRecordCount(everyText);
-    if (everyRecords === undefined) return `${where}: the checkpoint interval is not a positive integer`;
-    if (!isSealingPublicKey(publicKey)) return `${where}: the key is not 32 bytes of base64url`;
-    try {
-      publicKeyObject(publicKey);
-    } catch {
-      return `${where}: the key is not an Ed25519 public key`;
+    const key = parseKeyLine(line);
+    if (typeof key === 'string') {
+      // Only the start of a key line is taken for a torn one: any other malformed line may be a key someone damaged.
+      if (!isCutShort(line)) return `${where}: ${key}`;
+      if (onTorn === undefined) {
+        return `${where} is torn: a key line cut short (by a crash or a full disk while it was written), so no record can have used its key; delete it from this copy, or read the file with onTorn`;
+      }
+      onTorn(index + 1);
+      continue;
     }
+    const { logId, segment, publicKey } = key;
     // The same line twice is refused here; a second key for a segment, or keys out of order, fail
     // verification of that log (seal-check.ts).
     const id = `${logId} ${segment} ${publicKey}`;
     if (seen.has(id)) return `${where}: a second key for segment ${segment} of log ${logId} (the same line twice)`;
     seen.add(id);
-    keys.push({ logId, segment, everyRecords, publicKey });
+    keys.push(key);
     if (keys.length > MAX_SEALING_KEYS) return `more than ${MAX_SEALING_KEYS} keys`;
   }
   return keys;
+}
+
+/** One key line, or the reason it is not one. */
+function parseKeyLine(line: string): SealingKey | string {
+  const parts = line.split(' ');
+  const [tag, version, logId, segmentText, everyText, publicKey] = parts;
+  if (parts.length !== 6 || tag !== SEALING_KEY_TAG) return `expected "${SEALING_KEY_TAG} v1 LOGID SEQ EVERY KEY"`;
+  if (version !== SEALING_KEY_VERSION) return `unknown version ${JSON.stringify(version)}`;
+  if (logId === undefined || !isLogId(logId)) return 'the log id is not 32 hex digits';
+  const segment = segmentText === undefined ? undefined : parseRecordCount(segmentText);
+  if (segment === undefined) return 'the segment is not a record number';
+  const everyRecords = everyText === undefined ? undefined : parseRecordCount(everyText);
+  if (everyRecords === undefined) return 'the checkpoint interval is not a positive integer';
+  if (!isSealingPublicKey(publicKey)) return 'the key is not 32 bytes of base64url';
+  try {
+    publicKeyObject(publicKey);
+  } catch {
+    return 'the key is not an Ed25519 public key';
+  }
+  return { logId, segment, everyRecords, publicKey };
 }
 

@@ -71,9 +71,11 @@ async function readAnchorFile(file: string): Promise<AuditAnchor> {
   return anchor;
 }
 
-async function readSealingKeyFile(file: string): Promise<SealingKey[]> {
+async function readSealingKeyFile(file: string, io: AuditCommandIo): Promise<SealingKey[]> {
   const text = (await readLimited(file, MAX_SEALING_KEY_FILE_BYTES, 'AUDIT_INVALID')).toString('utf8');
-  const keys = parseSealingKeys(text);
+  const keys = parseSealingKeys(text, (line) =>
+    io.stderr.write(`${escapeControls(`gatehouse audit: note: ${file} line ${line} is torn (a key line cut short by a crash or a full disk): no record can have used it; skipped`)}\n`),
+  );
   if (typeof keys === 'string') throw new GatehouseError('AUDIT_INVALID', `${file} is not an audit sealing-key file: ${keys}`);
   return keys;
 }
@@ -134,7 +136,7 @@ export async function auditCommand(
     }
     if (action === 'verify' && values.out !== undefined) throw usageError('audit', '--out is for anchor');
     const anchor = await anchorFrom(values);
-    const sealingKeys = values['sealing-key'] === undefined ? undefined : await readSealingKeyFile(values['sealing-key']);
+    const sealingKeys = values['sealing-key'] === undefined ? undefined : await readSealingKeyFile(values['sealing-key'], io);
     const result = await checkAuditLog(file, { anchor, sealingKeys });
     if (!result.ok) {
       io.stdout.write(failureLine(result));

@@ -1,11 +1,12 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { appendFileSync, chmodSync, chownSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import fc from 'fast-check';
 import { isGatehouseError } from '../../src/errors.js';
+import { silentLogger } from '../../src/logger.js';
 import { checkAuditLog, openAuditLog, parseSealingKeys, verifyAuditLog, type AuditLog, type SealingKey } from '../../src/audit/index.js';
 import { checkpointMessage, checkpointSignatureValid, parseCheckpoint, Sealer } from '../../src/audit/sealing.js';
 import { sealLine, sha256Hex } from '../../src/audit/verify-log.js';
@@ -426,4 +427,47 @@ test('reopening a log the sealing-key file knows to have been longer is refused:
   t.regex(error?.message ?? '', /has a key for segment 16 of this log, which ends at seq 11/);
   t.is(await readFile(sealed.keyFile, 'utf8'), keysBefore, 'no key line is added');
   t.deepEqual(await readLines(sealed.path), sealed.lines, 'nothing is appended');
+});
+
+test('a key line torn by a crash is ended before the next key line is appended, and reported, never taken for a key', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  let log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 } });
+  exits(log, 1, 4);
+  await log.close();
+  // Another log's start appends its key line, which reaches the disk only in part (a crash, a full disk).
+  const whole = (await readFile(keyFile)).length;
+  log = await openAuditLog(join(dir, 'other.log'), { sealing: { keyFile, everyRecords: 3 } });
+  await log.close();
+  truncateSync(keyFile, whole + 40);
+  const warnings: unknown[] = [];
+  const logger = { ...silentLogger, warn: (fields: unknown) => warnings.push(fields) };
+  log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 }, logger });
+  exits(log, 10, 4);
+  await log.close();
+  t.like(warnings, [{ keyFile, line: 2 }]);
+  const text = await readFile(keyFile, 'utf8');
+  t.is(text.split('\n').length, 4, 'the torn line is ended, not welded to the next');
+  t.regex(parseSealingKeys(text) as string, /^line 2 is torn: /);
+  const torn: number[] = [];
+  const keys = parseSealingKeys(text, (line) => torn.push(line));
+  t.deepEqual(torn, [2]);
+  t.like(await checkAuditLog(path, { sealingKeys: keys as SealingKey[] }), { ok: true, sealing: { unsealed: 0 } });
+});
+
+test('parseSealingKeys names a torn last line precisely, and skips it only for a caller that takes the report', (t) => {
+  const line = 'gatehouse-audit-sealing-key v1 eba3afd71e63953df55ff5985ef4c7ee 12 3 LhZlIYe_G1ujdMAgWi1RlQh0FDjWbXKumZ9KSB-saPk';
+  const next = line.replace(' 12 3 ', ' 20 3 ');
+  for (let cut = 1; cut < next.length; cut += 1) {
+    const text = `${line}\n${next.slice(0, cut)}`;
+    t.regex(parseSealingKeys(text) as string, /^line 2 is torn: a key line cut short/, `cut at ${cut}`);
+    const torn: number[] = [];
+    t.is((parseSealingKeys(text, (at) => torn.push(at)) as SealingKey[]).length, 1);
+    t.deepEqual(torn, [2]);
+  }
+  // A malformed line that no cut could leave is still refused, report or not.
+  for (const bad of [`${line} extra`, line.replace('v1', 'v2'), `${line.slice(0, 60)}Z`, `${line}gatehouse-audit-sealing-key v1`]) {
+    t.is(typeof parseSealingKeys(`${bad}\n`, () => t.fail('reported as torn')), 'string', bad);
+  }
 });

@@ -163,6 +163,20 @@ test('audit verify --sealing-key checks a sealed log and reports what is sealed'
   t.regex(replaced.stdout, /the sealing-key file has no key for log .* \[AUDIT_SEAL_INVALID\]/);
 });
 
+test('audit verify --sealing-key notes a torn last key line and verifies with the whole ones', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 2 } });
+  await log.close();
+  const keys = await readFile(keyFile, 'utf8');
+  writeFileSync(keyFile, `${keys}${keys.slice(0, 50)}`);
+  const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
+  t.is(result.code, 0, result.stdout);
+  t.is(result.stderr, `gatehouse audit: note: ${keyFile} line 2 is torn (a key line cut short by a crash or a full disk): no record can have used it; skipped\n`);
+});
+
 test('a malformed anchor or sealing-key file is refused with AUDIT_INVALID', async (t) => {
   const path = await logWithRecords(t);
   const bad = join(dirname(path), 'bad');
