@@ -303,8 +303,9 @@ async function syncDirectory(path: string): Promise<void> {
 async function readTail(handle: FileHandle, path: string, size: number): Promise<{ seq: number; lineHash: string }> {
   const invalid = (reason: string): GatehouseError =>
     new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its last record is broken: ${reason}`);
-  // Two maximal lines and their newlines: enough to hold the last line and the one before it whole.
-  const windowSize = Math.min(size, 2 * (MAX_LINE_BYTES + 1));
+  // Two maximal lines and their newlines, and the newline before them: without that byte, a line before the
+  // last of exactly MAX_LINE_BYTES could not be told from a longer one, and the log could not be reopened.
+  const windowSize = Math.min(size, 2 * (MAX_LINE_BYTES + 1) + 1);
   const start = size - windowSize;
   const window = Buffer.alloc(windowSize);
   const { bytesRead } = await handle.read(window, 0, windowSize, start);

@@ -232,3 +232,17 @@ test('a FIFO at the log path or the sealing-key file path is refused at once, no
   t.true(isGatehouseError(keys, 'AUDIT_WRITE_FAILED'), String(keys));
   t.regex(keys?.message ?? '', /not a regular file/);
 });
+
+test('a log whose last two records are each as long as a line may be can be reopened', async (t) => {
+  const path = await tempLogPath(t);
+  const probe = await openAuditLog(`${path}.probe`);
+  probe.record({ type: 'host', action: 'x', fields: { pad: '' } });
+  await probe.close();
+  const overhead = Buffer.byteLength(readFileSync(`${path}.probe`, 'utf8').split('\n')[1] as string);
+  const log = await openAuditLog(path);
+  for (let i = 0; i < 2; i += 1) log.record({ type: 'host', action: 'x', fields: { pad: 'a'.repeat(MAX_LINE_BYTES - overhead) } });
+  await log.close();
+  t.deepEqual(readFileSync(path, 'utf8').split('\n').slice(1, -1).map((line) => Buffer.byteLength(line)), [MAX_LINE_BYTES, MAX_LINE_BYTES]);
+  await (await openAuditLog(path)).close();
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 4 });
+});
