@@ -124,6 +124,20 @@ const DEFAULT_SEAL_EVERY_RECORDS = 100;
 const DEFAULT_SEAL_EVERY_SECONDS = 10;
 /** Fields the log itself sets; an event carrying them (from untyped code) must not override them. */
 const RESERVED_FIELDS = new Set(['seq', 'time', 'type', 'prev', 'hash']);
+const DROPPED_TYPE = 'records-dropped';
+const TOO_LARGE_TYPE = 'record-too-large';
+const UNSERIALIZABLE_TYPE = 'record-unserializable';
+/** What an event whose type is not one an event may have is recorded as, its type kept (bounded) in `originalType`. */
+const INVALID_TYPE = 'record-invalid-type';
+/** The types of the records the log writes itself: an event of one of them would be taken for one (or break the log). */
+const LOG_TYPES = new Set([GENESIS_TYPE, REOPENED_TYPE, CHECKPOINT_TYPE, DROPPED_TYPE, TOO_LARGE_TYPE, UNSERIALIZABLE_TYPE, INVALID_TYPE]);
+/** The longest event type; a longer one is cut to this in `originalType`. */
+const MAX_TYPE_LENGTH = 64;
+
+/** An event's type as it may be recorded or shown: cut to MAX_TYPE_LENGTH, or what it is when not a string. */
+function boundedType(type: unknown): string {
+  return typeof type === 'string' ? type.slice(0, MAX_TYPE_LENGTH) : `(${typeof type})`;
+}
 const NEWLINE = 0x0a;
 const NEWLINE_BYTES = Buffer.from('\n');
 
@@ -403,12 +417,19 @@ class FileAuditLog implements AuditLog {
   record(event: AuditEvent): void {
     if (this.#failure !== undefined) return;
     if (this.#closing !== undefined) {
-      this.#report(new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${this.#path}: ${event.type} event recorded after close(); not written`));
+      this.#report(new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${this.#path}: ${boundedType(event.type)} event recorded after close(); not written`));
       return;
     }
     const fields: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(event)) if (!RESERVED_FIELDS.has(key)) fields[key] = value;
-    this.#append(event.type, fields);
+    const type: unknown = event.type;
+    // Untyped code could pass one of the log's own types (a forged opening record or checkpoint, which breaks
+    // the log for the verifier), none, or a huge one: the event is still recorded, under a type of its own.
+    if (typeof type === 'string' && type !== '' && type.length <= MAX_TYPE_LENGTH && !LOG_TYPES.has(type)) {
+      this.#append(type, fields);
+    } else {
+      this.#append(INVALID_TYPE, { ...fields, originalType: boundedType(type) });
+    }
   }
 
   /** For openAuditLog when opening failed: stops the timer and any further write or report. */
@@ -446,7 +467,7 @@ class FileAuditLog implements AuditLog {
   #append(type: string, fields: Record<string, unknown>): void {
     const seq = this.#lastSeq + 1;
     // Records lost to a full backlog are counted in the chain, just before the next record that fits.
-    const notice = this.#dropped > 0 ? this.#build(seq, this.#lastLineHash, 'records-dropped', { count: this.#dropped }) : undefined;
+    const notice = this.#dropped > 0 ? this.#build(seq, this.#lastLineHash, DROPPED_TYPE, { count: this.#dropped }) : undefined;
     const line = notice === undefined ? this.#build(seq, this.#lastLineHash, type, fields) : this.#build(seq + 1, sha256Hex(notice), type, fields);
     const needed = line.length + 1 + (notice === undefined ? 0 : notice.length + 1);
     // Bounded memory: a stalled disk must not let events grow the queue until the host runs out of memory.
@@ -472,7 +493,7 @@ class FileAuditLog implements AuditLog {
     const seal = this.#seal;
     if (seal === undefined || this.#sinceCheckpoint === 0 || this.#failure !== undefined) return;
     if (this.#dropped > 0) {
-      this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, 'records-dropped', { count: this.#dropped }));
+      this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, DROPPED_TYPE, { count: this.#dropped }));
       this.#dropped = 0;
     }
     const head = { seq: this.#lastSeq + 1, time: new Date().toISOString() };
@@ -490,10 +511,10 @@ class FileAuditLog implements AuditLog {
       line = Buffer.from(sealLine(JSON.stringify({ ...head, type, ...fields, prev })));
     } catch (error) {
       // A value JSON cannot hold (a BigInt, a cycle) must still leave a trace rather than vanish.
-      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: 'record-unserializable', originalType: type, error: (error as Error).message, prev })));
+      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: UNSERIALIZABLE_TYPE, originalType: type, error: (error as Error).message, prev })));
     }
     if (line.length > MAX_LINE_BYTES) {
-      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: 'record-too-large', originalType: type, bytes: line.length, prev })));
+      line = Buffer.from(sealLine(JSON.stringify({ ...head, type: TOO_LARGE_TYPE, originalType: type, bytes: line.length, prev })));
     }
     return line;
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { isGatehouseError, type GatehouseError } from '../../src/errors.js';
-import { openAuditLog, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent } from '../../src/audit/index.js';
+import { openAuditLog, parseSealingKeys, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent, type SealingKey } from '../../src/audit/index.js';
 
 async function tempLogPath(t: { teardown(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-'));
@@ -245,4 +245,23 @@ test('a log whose last two records are each as long as a line may be can be reop
   t.deepEqual(readFileSync(path, 'utf8').split('\n').slice(1, -1).map((line) => Buffer.byteLength(line)), [MAX_LINE_BYTES, MAX_LINE_BYTES]);
   await (await openAuditLog(path)).close();
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 4 });
+});
+
+test('an event of a type the log keeps for itself, of no type, or of an over-long one is recorded renamed; the log still verifies', async (t) => {
+  const types: unknown[] = ['audit-log-opened', 'audit-log-reopened', 'audit-checkpoint', 'records-dropped', 'record-too-large', 'record-unserializable', 'record-invalid-type', '', undefined, 7, 'x'.repeat(2 * 1024 * 1024)];
+  for (const type of types) {
+    for (const sealed of [false, true]) {
+      const path = await tempLogPath(t);
+      const keyFile = `${path}.keys`;
+      const log = await openAuditLog(path, sealed ? { sealing: { keyFile, everyRecords: 100 } } : {});
+      log.record({ type, plugin: 'kv' } as unknown as AuditEvent);
+      await log.close();
+      const what = `${String(type).slice(0, 30)} ${sealed ? 'sealed' : 'unsealed'}`;
+      const sealingKeys = sealed ? parseSealingKeys(readFileSync(keyFile, 'utf8')) : undefined;
+      t.like(await verifyAuditLog(path, { sealingKeys: sealingKeys as SealingKey[] | undefined }), { ok: true }, what);
+      const recorded = records(path)[1] as Record<string, unknown>;
+      t.like(recorded, { type: 'record-invalid-type', plugin: 'kv' }, what);
+      t.is(recorded.originalType, typeof type === 'string' ? type.slice(0, 64) : `(${typeof type})`, what);
+    }
+  }
 });
