@@ -51,6 +51,8 @@ interface LogKeys {
   bySegment: Map<number, SealingKey>;
   /** Why the file keys a segment twice or out of order, and the lowest such segment: the log may be rewritten from there. */
   rekeyed: { segment: number; reason: string } | undefined;
+  /** The other logs the file holds keys of, in file order. */
+  others: string[];
 }
 
 /**
@@ -59,10 +61,14 @@ interface LogKeys {
  */
 function keysOf(trusted: readonly SealingKey[], logId: string): LogKeys {
   const bySegment = new Map<number, SealingKey>();
+  const others = new Set<string>();
   let highest = 0;
   let rekeyed: LogKeys['rekeyed'];
   for (const key of trusted) {
-    if (key.logId !== logId) continue;
+    if (key.logId !== logId) {
+      others.add(key.logId);
+      continue;
+    }
     if (key.segment <= highest && (rekeyed === undefined || key.segment < rekeyed.segment)) {
       const what = bySegment.has(key.segment) ? 'a second key for the segment' : 'a key for the segment';
       const after = bySegment.has(key.segment) ? '' : ` after one for seq ${highest}`;
@@ -74,16 +80,25 @@ function keysOf(trusted: readonly SealingKey[], logId: string): LogKeys {
     highest = Math.max(highest, key.segment);
     if (!bySegment.has(key.segment)) bySegment.set(key.segment, key);
   }
-  return { bySegment, rekeyed };
+  return { bySegment, rekeyed, others: [...others] };
+}
+
+/** Names the first few of `ids`, and how many more there are. */
+function someOf(ids: readonly string[]): string {
+  const shown = ids.slice(0, 3).join(', ');
+  return ids.length > 3 ? `${shown} and ${ids.length - 3} more` : shown;
 }
 
 export class SegmentChecker {
   readonly #trusted: readonly SealingKey[] | undefined;
+  /** Whether the auditor named the log they expect (its id was checked against theirs). */
+  readonly #logNamed: boolean;
   #keys: LogKeys | undefined;
   readonly #segments: Segment[] = [];
 
-  constructor(trusted: readonly SealingKey[] | undefined) {
+  constructor(trusted: readonly SealingKey[] | undefined, logNamed: boolean) {
     this.#trusted = trusted;
+    this.#logNamed = logNamed;
   }
 
   /** Checks one line that already passed the chain checks; `opens` says it opens a segment. */
@@ -135,6 +150,15 @@ export class SegmentChecker {
       const keys = (this.#keys ??= keysOf(this.#trusted, logId));
       // A whole file swapped for another sealed log: its own keys chain fine, but not from ours.
       if (keys.bySegment.size === 0) return { reason: `the sealing-key file has no key for log ${logId} (the file was replaced by another log)`, code: 'AUDIT_SEAL_INVALID' };
+      // A log deleted with its local key file and replaced by a fresh one: the fresh log's key reaches K too, so
+      // only the old log's keys, which nothing in this file answers, give it away.
+      if (!this.#logNamed && keys.others.length > 0) {
+        const logs = keys.others.length === 1 ? 'log' : 'logs';
+        return {
+          reason: `the sealing-key file also holds keys of ${logs} ${someOf(keys.others)}, which this file (log ${logId}) is not: it may have taken that log's place; name the log you expect (--log-id or an anchor)`,
+          code: 'AUDIT_SEAL_INVALID',
+        };
+      }
       // A log cut back and restarted over its past gets new keys for old segment numbers, which would seal a rewrite.
       if (keys.rekeyed !== undefined && line.seq >= keys.rekeyed.segment) return { reason: keys.rekeyed.reason, code: 'AUDIT_SEAL_INVALID' };
       // Turning sealing off on restart would leave everything after it unprotected.

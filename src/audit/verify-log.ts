@@ -53,7 +53,10 @@ export interface AuditReport {
 export interface AuditCheckOptions {
   /** Facts kept elsewhere that the log must still match. */
   anchor?: AuditAnchor;
-  /** The first public key of every segment, from a sealing-key file kept elsewhere; each segment must be sealed. */
+  /**
+   * The first public key of every segment, from a sealing-key file kept elsewhere; each segment must be sealed.
+   * Keys of other logs fail the check (this log may have replaced one of them) unless `anchor.logId` names this one.
+   */
   sealingKeys?: readonly SealingKey[];
 }
 
@@ -164,7 +167,7 @@ export async function checkAuditLog(path: string, options: AuditCheckOptions = {
   let lineNumber = 0;
   let previous: ChainLink | undefined;
   let logId = '';
-  const seals = new SegmentChecker(options.sealingKeys);
+  const seals = new SegmentChecker(options.sealingKeys, anchor.logId !== undefined);
   const check = (line: Buffer): AuditFailure | undefined => {
     lineNumber += 1;
     const record = parseRecordLine(line);

@@ -39,7 +39,8 @@ fresh log verifies on its own. Check it against what you kept elsewhere:
   --records N          the log must hold at least N records
   --last-hash HEX      the hash of line N (of the last line without --records) must be HEX
   --sealing-key KEYS   the sealing-key file the log wrote (a copy kept off the host): every segment
-                       must be sealed from the key it names, and none it names may be missing
+                       must be sealed from the key it names, and none it names may be missing; if it
+                       holds keys of other logs too, name this one with --log-id or --anchor
   --require-sealed     fail when records after the last checkpoint are not sealed yet
 
 anchor verifies FILE the same way and prints its anchor line (or writes it to --out ANCHOR); keep it

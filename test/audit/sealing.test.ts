@@ -471,3 +471,33 @@ test('parseSealingKeys names a torn last line precisely, and skips it only for a
     t.is(typeof parseSealingKeys(`${bad}\n`, () => t.fail('reported as torn')), 'string', bad);
   }
 });
+
+test('attack: a log replaced by a fresh one fails against a key file that also holds the old log\'s keys, unless the auditor names the log', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const offHost: string[] = [];
+  const sealing = { keyFile, everyRecords: 3, onSealingKey: (line: string) => offHost.push(line) };
+  for (const from of [1, 100]) {
+    const log = await openAuditLog(path, { sealing });
+    exits(log, from, 5);
+    await log.close();
+  }
+  const oldId = (JSON.parse((await readLines(path))[0] ?? '{}') as { logId: string }).logId;
+  // Whoever takes the host deletes the log and its local key file; the host's next start makes a fresh log and ships its key.
+  await rm(path);
+  await rm(keyFile);
+  const log = await openAuditLog(path, { sealing });
+  exits(log, 666, 3);
+  await log.close();
+  const newId = (JSON.parse((await readLines(path))[0] ?? '{}') as { logId: string }).logId;
+  const sealingKeys = parseSealingKeys(offHost.join('\n')) as SealingKey[];
+  t.like(await checkAuditLog(path, { sealingKeys }), {
+    ok: false,
+    line: 1,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: `the sealing-key file also holds keys of log ${oldId}, which this file (log ${newId}) is not: it may have taken that log's place; name the log you expect (--log-id or an anchor)`,
+  });
+  // An auditor who keeps one key file for several logs names the one they check.
+  t.like(await checkAuditLog(path, { sealingKeys, anchor: { logId: newId } }), { ok: true, logId: newId });
+});
