@@ -165,14 +165,24 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     const problem = sharedFileProblem(stats);
     if (problem !== undefined) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is ${problem}; move it away and start a new log`);
     const tail = stats.size === 0 ? undefined : await readTail(handle, path, stats.size);
-    // An existing log's id is needed only to bind a new segment's key to it.
-    const logId = tail === undefined ? randomBytes(16).toString('hex') : sealing === undefined ? undefined : await readLogId(handle, path);
+    const genesis = tail === undefined ? undefined : await readGenesis(handle, path);
+    // A log is sealed from its first record or not at all: the verifier (given the key file) refuses an unsealed
+    // segment, so either change would leave a log that never verifies again; starting anew keeps the boundary plain.
+    if (genesis !== undefined && genesis.sealed !== (sealing !== undefined)) {
+      throw new GatehouseError(
+        'AUDIT_INVALID',
+        genesis.sealed
+          ? `audit log ${path} was started with sealing; appending without it would leave every later record unsealed and the log failing verification with its key file: open it with sealing, or move it aside and start a new log`
+          : `audit log ${path} was started without sealing, so no checkpoint could cover its earlier records and it would fail verification with a key file: move it aside (it still verifies on its own) and start a new log to seal`,
+      );
+    }
+    const logId = genesis?.logId ?? randomBytes(16).toString('hex');
     const logger = options.logger ?? silentLogger;
     let orphans: SealingKey[] = [];
     if (sealing !== undefined) {
       const sealer = new Sealer();
       // The key is on disk before any record it seals: a segment whose key was lost could never be checked.
-      const segmentKey = await appendSegmentKey(sealing.keyFile, logId as string, tail?.seq ?? 0, sealing.everyRecords, sealer.firstKey, logger);
+      const segmentKey = await appendSegmentKey(sealing.keyFile, logId, tail?.seq ?? 0, sealing.everyRecords, sealer.firstKey, logger);
       orphans = segmentKey.orphans;
       logger.info({ path, keyFile: sealing.keyFile, sealingKey: segmentKey.keyLine }, 'audit log sealing key for this segment: keep a copy off this host');
       sealing.onSealingKey?.(segmentKey.keyLine);
@@ -272,8 +282,8 @@ async function appendSegmentKey(
   }
 }
 
-/** The log id from the first line of an existing log (the segment keys are bound to it). */
-async function readLogId(handle: FileHandle, path: string): Promise<string> {
+/** The log id from the first line of an existing log (the segment keys are bound to it), and whether it is sealed. */
+async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: string; sealed: boolean }> {
   const window = Buffer.alloc(MAX_LINE_BYTES + 1);
   const { bytesRead } = await handle.read(window, 0, window.length, 0);
   const end = window.subarray(0, bytesRead).indexOf(NEWLINE);
@@ -282,7 +292,7 @@ async function readLogId(handle: FileHandle, path: string): Promise<string> {
   if (reason !== undefined || typeof first === 'string') {
     throw new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its first record is broken: ${reason ?? ''}`);
   }
-  return first.logId as string;
+  return { logId: first.logId as string, sealed: first.fields.sealingKey !== undefined };
 }
 
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
@@ -374,8 +384,7 @@ class FileAuditLog implements AuditLog {
   constructor(
     path: string,
     handle: FileHandle,
-    /** Always given for a new log, and for a sealed one; an unsealed reopened log does not need it. */
-    logId: string | undefined,
+    logId: string,
     tail: { seq: number; lineHash: string } | undefined,
     /** Keys that starts which died before their first record left at the seqs after `tail` (appendSegmentKey). */
     orphans: readonly SealingKey[],
@@ -387,7 +396,7 @@ class FileAuditLog implements AuditLog {
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.#logId = logId ?? '';
+    this.#logId = logId;
     this.#seal = seal;
     this.#segment = (tail?.seq ?? 0) + orphans.length + 1;
     const sealingKey = seal === undefined ? {} : { sealingKey: seal.sealer.firstKey, sealEvery: seal.everyRecords };

@@ -179,8 +179,10 @@ test('a restart starts a new segment: it needs its own key, and may not drop sea
     reason: 'the sealing-key file has no key for the segment opened at seq 12 (a restart the file does not know of: use a newer copy of it, or someone else started this segment)',
   });
   t.like(await checkAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), { ok: true, records: 13 });
-  const unsealed = await openAuditLog(sealed.path);
-  await unsealed.close();
+  // An unsealed restart of a sealed log (the writer refuses to make one; someone can write it by hand).
+  const lines = await readLines(sealed.path);
+  const reopened = { seq: lines.length + 1, time: new Date().toISOString(), type: 'audit-log-reopened', prev: sha256Hex(lines.at(-1) as string) };
+  rewrite(sealed.path, [...lines, sealLine(JSON.stringify(reopened))]);
   t.like(await verifyAuditLog(sealed.path, { sealingKeys: await readKeys(sealed.keyFile) }), {
     ok: false,
     line: 14,
@@ -500,4 +502,22 @@ test('attack: a log replaced by a fresh one fails against a key file that also h
   });
   // An auditor who keeps one key file for several logs names the one they check.
   t.like(await checkAuditLog(path, { sealingKeys, anchor: { logId: newId } }), { ok: true, logId: newId });
+});
+
+test('sealing cannot be turned on or off for an existing log: the writer refuses and leaves both files as they were', async (t) => {
+  const dir = await tempDir(t);
+  const plain = join(dir, 'plain.log');
+  const keyFile = join(dir, 'plain.keys');
+  await (await openAuditLog(plain)).close();
+  const before = await readFile(plain);
+  const on = await t.throwsAsync(openAuditLog(plain, { sealing: { keyFile, everyRecords: 3 } }));
+  t.true(isGatehouseError(on, 'AUDIT_INVALID'), String(on));
+  t.regex(on?.message ?? '', /was started without sealing.*start a new log/);
+  t.deepEqual(await readFile(plain), before);
+  await t.throwsAsync(readFile(keyFile), { code: 'ENOENT' }, 'no key line is written');
+  const sealed = await sealedLog(t, dir);
+  const off = await t.throwsAsync(openAuditLog(sealed.path));
+  t.true(isGatehouseError(off, 'AUDIT_INVALID'), String(off));
+  t.regex(off?.message ?? '', /was started with sealing.*open it with sealing, or move it aside and start a new log/);
+  t.deepEqual(await readLines(sealed.path), sealed.lines);
 });
