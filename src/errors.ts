@@ -90,6 +90,7 @@ export type GatehouseErrorCode =
   | 'AUDIT_INVALID'
   | 'AUDIT_ANCHOR_MISMATCH'
   | 'AUDIT_SEAL_INVALID'
+  | 'AUDIT_IN_USE'
   // command line
   | 'USAGE';
 

@@ -16,15 +16,15 @@
  * What is never recorded: environment variables (they carry the mTLS certificate and the magic cookie),
  * keys, or any secret. argv is recorded: do not pass secrets to plugins on their command line.
  *
- * One writer per file: two processes appending to the same log would fork its chain.
+ * One writer per file: two processes appending to the same log would fork its chain (claimWriter refuses a second).
  *
  * Sealing (optional, `sealing`): every N records or T seconds, and on close, the log appends a checkpoint
  * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { constants, fsyncSync, writeSync, type Stats } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
@@ -153,10 +153,13 @@ interface Queued {
  */
 export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
   const sealing = options.sealing === undefined ? undefined : sealingSettings(options.sealing);
-  const { handle, created } = await openFile(path);
+  const mark = await claimWriter(path);
+  let handle: FileHandle | undefined;
   let seal: SegmentSeal | undefined;
   let log: FileAuditLog | undefined;
   try {
+    let created: boolean;
+    ({ handle, created } = await openFile(path));
     const stats = await handle.stat();
     // A FIFO or device would block or swallow the writes; only a regular file holds a trail.
     if (!stats.isFile()) throw new GatehouseError('AUDIT_INVALID', `audit log ${path} is not a regular file`);
@@ -189,14 +192,15 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
     if (created) await syncDirectory(path);
-    log = new FileAuditLog(path, handle, logId, tail, orphans, options, seal);
+    log = new FileAuditLog(path, handle, mark, logId, tail, orphans, options, seal);
     await log.flush();
     return log;
   } catch (error) {
     // A log that failed to open must not go on in the background: no timer, no key, no late onError.
     log?.abandon();
     seal?.sealer.destroy();
-    await handle.close();
+    await handle?.close();
+    if (mark !== undefined) await rm(mark, { force: true });
     throw error;
   }
 }
@@ -295,6 +299,56 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
   return { logId: first.logId as string, sealed: first.fields.sealingKey !== undefined };
 }
 
+/**
+ * Marks the log at `path` as held by this process (an empty `<log>.writer-<pid>-<start time>` beside it) and
+ * refuses it (AUDIT_IN_USE) while a live process, this one included, holds it: two writers would fork its
+ * chain. Each writer makes its own mark before it looks for others', so of two that start together at most
+ * one goes on. A mark whose process is gone (its pid unused, or used by a process started later) is removed.
+ * Returns the mark, or undefined without /proc (not Linux), where one writer per file is left to the caller.
+ */
+async function claimWriter(path: string): Promise<string | undefined> {
+  const started = await processStartTime(process.pid);
+  if (started === undefined) return undefined;
+  const directory = dirname(path);
+  const prefix = `${basename(path)}.writer-`;
+  const mark = `${path}.writer-${process.pid}-${started}`;
+  const inUse = (pid: number, who: string): GatehouseError =>
+    new GatehouseError('AUDIT_IN_USE', `audit log ${path} is in use by process ${pid}${who}: one writer per file, or its chain forks; close that log first, or open another file`);
+  try {
+    // O_EXCL: the mark exists already only when this process holds the log through another open.
+    await (await open(mark, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600)).close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(process.pid, ' (this one)');
+    throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path} cannot be marked as in use: ${(error as Error).message} (its directory must be writable)`, { cause: error });
+  }
+  try {
+    for (const name of await readdir(directory)) {
+      const holder = name.startsWith(prefix) ? /^([0-9]+)-([0-9]+)$/.exec(name.slice(prefix.length)) : null;
+      if (holder === null || join(directory, name) === mark) continue;
+      const pid = Number(holder[1]);
+      if ((await processStartTime(pid)) === holder[2]) throw inUse(pid, '');
+      await rm(join(directory, name), { force: true });
+    }
+    return mark;
+  } catch (error) {
+    await rm(mark, { force: true });
+    if (error instanceof GatehouseError) throw error;
+    throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path}: its writers cannot be checked: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** When process `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good. Undefined if there is none. */
+async function processStartTime(pid: number): Promise<string | undefined> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NONBLOCK });
+  } catch {
+    return undefined;
+  }
+  // Field 2, the command name, is in parentheses and may hold spaces and parentheses: count from the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
   // O_NOFOLLOW: a symlink planted at the log's path must not redirect our appends into another file.
   // O_APPEND: every write lands at the end, even if something else moved the file offset.
@@ -359,6 +413,7 @@ async function readTail(handle: FileHandle, path: string, size: number): Promise
 class FileAuditLog implements AuditLog {
   readonly #path: string;
   readonly #handle: FileHandle;
+  readonly #mark: string | undefined;
   readonly #onError: ((error: GatehouseError) => void) | undefined;
   readonly #logger: Logger;
   readonly #maxQueuedBytes: number;
@@ -384,6 +439,8 @@ class FileAuditLog implements AuditLog {
   constructor(
     path: string,
     handle: FileHandle,
+    /** This writer's mark beside the log (claimWriter), removed on close. */
+    mark: string | undefined,
     logId: string,
     tail: { seq: number; lineHash: string } | undefined,
     /** Keys that starts which died before their first record left at the seqs after `tail` (appendSegmentKey). */
@@ -393,6 +450,7 @@ class FileAuditLog implements AuditLog {
   ) {
     this.#path = path;
     this.#handle = handle;
+    this.#mark = mark;
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -595,6 +653,7 @@ class FileAuditLog implements AuditLog {
         await this.flush();
       } finally {
         await this.#handle.close();
+        if (this.#mark !== undefined) await rm(this.#mark, { force: true });
       }
     })();
     return this.#closing;

@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import test from 'ava';
 import { isGatehouseError, type GatehouseError } from '../../src/errors.js';
 import { openAuditLog, parseSealingKeys, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent, type SealingKey } from '../../src/audit/index.js';
@@ -264,4 +264,38 @@ test('an event of a type the log keeps for itself, of no type, or of an over-lon
       t.is(recorded.originalType, typeof type === 'string' ? type.slice(0, 64) : `(${typeof type})`, what);
     }
   }
+});
+
+/** A process's start time (clock ticks after boot, field 22 of /proc/PID/stat): with its pid, it names one process for good. */
+function startTime(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string;
+}
+
+test('a second writer on one log is refused while the first holds it, in this process or another; one that died holds nothing', async (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('needs /proc to tell a live writer from a dead one');
+    return;
+  }
+  const path = await tempLogPath(t);
+  const first = await openAuditLog(path);
+  const again = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(again, 'AUDIT_IN_USE'), String(again));
+  t.regex(again?.message ?? '', new RegExp(`in use by process ${process.pid} \\(this one\\)`));
+  first.record(oneOfEach[0] as AuditEvent);
+  await first.close();
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 2 });
+  // Another live process (our parent) holds it.
+  const parent = `${path}.writer-${process.ppid}-${startTime(process.ppid)}`;
+  writeFileSync(parent, '');
+  const other = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(other, 'AUDIT_IN_USE'), String(other));
+  t.regex(other?.message ?? '', new RegExp(`in use by process ${process.ppid}\\b`));
+  rmSync(parent);
+  // Writers that died without closing: a pid that is gone, and one now reused by another process.
+  const dead = [`${path}.writer-4194305-1`, `${path}.writer-${process.ppid}-1`];
+  for (const file of dead) writeFileSync(file, '');
+  await (await openAuditLog(path)).close();
+  t.deepEqual(readdirSync(dirname(path)).filter((name) => name.includes('.writer-')), [], 'stale marks are removed, ours on close');
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: 3 });
 });
