@@ -133,13 +133,13 @@ const INVALID_TYPE = 'record-invalid-type';
 const LOG_TYPES = new Set([GENESIS_TYPE, REOPENED_TYPE, CHECKPOINT_TYPE, DROPPED_TYPE, TOO_LARGE_TYPE, UNSERIALIZABLE_TYPE, INVALID_TYPE]);
 /** The longest event type; a longer one is cut to this in `originalType`. */
 const MAX_TYPE_LENGTH = 64;
+const NEWLINE = 0x0a;
+const NEWLINE_BYTES = Buffer.from('\n');
 
 /** An event's type as it may be recorded or shown: cut to MAX_TYPE_LENGTH, or what it is when not a string. */
 function boundedType(type: unknown): string {
   return typeof type === 'string' ? type.slice(0, MAX_TYPE_LENGTH) : `(${typeof type})`;
 }
-const NEWLINE = 0x0a;
-const NEWLINE_BYTES = Buffer.from('\n');
 
 interface Queued {
   bytes: Buffer;
@@ -257,6 +257,7 @@ async function appendSegmentKey(
     // Whoever owns or can write the local copy could slip in a key of their own before it is copied away.
     const problem = sharedFileProblem(stats);
     if (problem !== undefined) throw new Error(problem);
+    // Bounds what a huge file planted at the path makes the host read; a verifier would refuse it anyway.
     if (stats.size > MAX_SEALING_KEY_FILE_BYTES) throw new Error(`larger than ${MAX_SEALING_KEY_FILE_BYTES} bytes, more than a verifier reads`);
     const text = (await handle.readFile()).toString('utf8');
     // A key line torn by a crash or a full disk holds no key a record used: reported, and left out.
@@ -265,6 +266,7 @@ async function appendSegmentKey(
       throw new GatehouseError('AUDIT_INVALID', `audit sealing-key file ${keyFile} is damaged (${keys}), so no log can be verified with it; repair it (its keys seal the earlier segments)`);
     }
     const orphans = keys.filter((key) => key.logId === logId && key.segment > lastSeq);
+    // Keys past the end that no crashed start explains mean a cut log: a key for our segment would key it twice.
     const stray = orphans.find((key, index) => key.segment !== lastSeq + 1 + index);
     if (stray !== undefined) {
       throw new GatehouseError(
@@ -326,7 +328,9 @@ async function claimWriter(path: string): Promise<string | undefined> {
       const holder = name.startsWith(prefix) ? /^([0-9]+)-([0-9]+)$/.exec(name.slice(prefix.length)) : null;
       if (holder === null || join(directory, name) === mark) continue;
       const pid = Number(holder[1]);
+      // A live second writer: appending beside it would fork the chain.
       if ((await processStartTime(pid)) === holder[2]) throw inUse(pid, '');
+      // Its writer died without closing the log: that pid is gone, or names a process started since.
       await rm(join(directory, name), { force: true });
     }
     return mark;
