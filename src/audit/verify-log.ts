@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { GatehouseError } from '../errors.js';
-import { openRegularFile } from '../verify/untrusted-file.js';
+import { openRegularFile } from '../discover/untrusted-file.js';
 import { isLineHash, isLogId, type AuditAnchor } from './anchor.js';
 import { SegmentChecker, type SealingReport } from './seal-check.js';
 import type { SealingKey } from './sealing.js';

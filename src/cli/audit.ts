@@ -9,7 +9,7 @@ import { formatAnchor, isLineHash, isLogId, MAX_ANCHOR_BYTES, parseAnchor, parse
 import { MAX_SEALING_KEY_FILE_BYTES, parseSealingKeys, type SealingKey } from '../audit/sealing.js';
 import { checkAuditLog, type AuditFailure, type AuditReport } from '../audit/verify-log.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
-import { readLimited } from '../verify/untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 import { parseCommandLine, usageError } from './command-line.js';
 import { escapeControls } from './terminal.js';
 

@@ -9,7 +9,7 @@ import type { PackageSpec } from '../verify/package-create.js';
 import { findSignatureFiles } from '../verify/manifest-files.js';
 import { parseSignature } from '../verify/minisign-signature.js';
 import { MAX_MINISIGN_FILE_CHARS } from '../verify/minisign-text.js';
-import { readLimited } from '../verify/untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 import { manifestFromSha256Sums } from '../verify/sha256sums.js';
 import { signManifest } from '../verify/sign-manifest.js';
 import { type CommandLine, parseCommandLine, usageError } from './command-line.js';

@@ -12,7 +12,7 @@ import { isAbsolute } from 'node:path';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { derToPem, type EphemeralIdentity } from '../tls/certificate.js';
 import { writeNewFile } from '../verify/atomic-file.js';
-import { readLimited } from '../verify/untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 import { processStartTime } from '../process-identity.js';
 
 /** 2: the start time and the MAC are required. */

@@ -3,7 +3,7 @@ import { closeSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { GatehouseError } from '../errors.js';
 import type { FileDigest, HashBatch, HashBatchReply, HashOutcome } from './hash.js';
-import { openRegularFileSync } from './untrusted-file.js';
+import { openRegularFileSync } from '../discover/untrusted-file.js';
 
 const CHUNK_BYTES = 1 << 20;
 const chunk = Buffer.allocUnsafe(CHUNK_BYTES);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
-import { openRegularFile, readChunks } from './untrusted-file.js';
+import { openRegularFile, readChunks } from '../discover/untrusted-file.js';
 
 export interface FileDigest {
   /** 64 lower-case hex digits. */

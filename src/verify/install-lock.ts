@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { isSameProcess, processStartTime } from '../process-identity.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;

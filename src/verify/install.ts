@@ -12,7 +12,7 @@ import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js'
 import { listPackageTree } from './package-tree.js';
 import { LOCK_SCHEMA, lockedPlugins, prepareLockFile, readLockFile, type LockedRelease, type LockFile } from './lock-file.js';
 import type { ManifestPolicy, VerifiedManifest } from './signature-policy.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 export const RELEASE_MANIFEST = 'manifest.json';
 const MAX_SOURCE_BYTES = 256 * 1024 * 1024;

@@ -3,7 +3,7 @@ import { GatehouseError } from '../errors.js';
 import { writeNewFile } from './atomic-file.js';
 import { formatPublicKey, formatSecretKey, parsePublicKey, parseSecretKey, type MinisignPublicKey, type MinisignSecretKey } from './minisign-key.js';
 import { MAX_MINISIGN_FILE_CHARS } from './minisign-text.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 /**
  * Writes `<prefix>.pub` (0644) and `<prefix>.key` (0600, unencrypted, readable by minisign -W) and refuses

@@ -3,7 +3,7 @@ import { GatehouseError } from '../errors.js';
 import { prepareFileAtomic, type PreparedFile } from './atomic-file.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
 import { parseStrictJson } from './strict-json.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 export const LOCK_SCHEMA = 'gatehouse.lock/v1';
 const MAX_LOCK_BYTES = 4 * 1024 * 1024;

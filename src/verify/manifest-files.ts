@@ -5,7 +5,7 @@ import { GatehouseError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from './manifest.js';
 import { MAX_MINISIGN_FILE_CHARS } from './minisign-text.js';
 import { MAX_SIGNATURES, verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 /**
  * The signature files of a manifest: `MANIFEST.minisig`, then any `MANIFEST.<label>.minisig` (one per

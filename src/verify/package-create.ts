@@ -6,7 +6,7 @@ import { relativePath, type ManifestInterpreter, type ManifestPlugin } from './m
 import { checkPluginVersion } from './package-fields.js';
 import { listPackageTree } from './package-tree.js';
 import { parseStrictJson } from './strict-json.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 /** How to list one plugin package in a manifest. */
 export interface PackageSpec {

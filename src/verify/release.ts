@@ -9,7 +9,7 @@ import { RELEASE_MANIFEST } from './install.js';
 import { MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
 import type { MinisignSecretKey } from './minisign-key.js';
 import { signManifest } from './sign-manifest.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
 

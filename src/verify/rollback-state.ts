@@ -3,7 +3,7 @@ import { checkFileSafety } from '../discover/file-safety.js';
 import { GatehouseError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { parseStrictJson } from './strict-json.js';
-import { readLimited } from './untrusted-file.js';
+import { readLimited } from '../discover/untrusted-file.js';
 
 /** Where a host remembers the highest manifest version it has accepted, so that it never goes back. */
 export interface RollbackState {

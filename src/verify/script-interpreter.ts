@@ -8,7 +8,7 @@ import { isAbsolute } from 'node:path';
 import { checkFileSafety, type SafeFile } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
-import { openRegularFile } from './untrusted-file.js';
+import { openRegularFile } from '../discover/untrusted-file.js';
 
 /** Linux reads this much of a file to find its `#!` line (BINPRM_BUF_SIZE). */
 const SHEBANG_BYTES = 256;

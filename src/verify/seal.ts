@@ -8,7 +8,7 @@ import { GatehouseError } from '../errors.js';
 import type { ManifestFile, ManifestPlugin } from './manifest.js';
 import { checkScriptInterpreter } from './script-interpreter.js';
 import { prepareSealRoot } from './seal-root.js';
-import { openRegularFile, readChunks } from './untrusted-file.js';
+import { openRegularFile, readChunks } from '../discover/untrusted-file.js';
 
 /** What sealing needs of a plugin: a manifest entry, or one made up for `gatehouse call --sha256` (size unknown). */
 export type SealablePlugin = Omit<ManifestPlugin, 'size'> & { size?: number };

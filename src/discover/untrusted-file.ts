@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { fsError } from '../discover/fs-error.js';
+import { fsError } from './fs-error.js';
 import { GatehouseError, type GatehouseErrorCode } from '../errors.js';
 
 /** An open regular file and what fstat said about that very file. */
