@@ -23,10 +23,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, fsyncSync, writeSync, type Stats } from 'node:fs';
-import { open, readdir, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { processStartTime } from '../process-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
@@ -339,18 +340,6 @@ async function claimWriter(path: string): Promise<string | undefined> {
     if (error instanceof GatehouseError) throw error;
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path}: its writers cannot be checked: ${(error as Error).message}`, { cause: error });
   }
-}
-
-/** When process `pid` started (field 22 of /proc/PID/stat): with the pid, it names one process for good. Undefined if there is none. */
-async function processStartTime(pid: number): Promise<string | undefined> {
-  let stat: string;
-  try {
-    stat = await readFile(`/proc/${pid}/stat`, { encoding: 'utf8', flag: constants.O_RDONLY | constants.O_NONBLOCK });
-  } catch {
-    return undefined;
-  }
-  // Field 2, the command name, is in parentheses and may hold spaces and parentheses: count from the last ')'.
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {
