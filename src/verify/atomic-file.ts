@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
@@ -29,16 +29,9 @@ export async function prepareFileAtomic(file: string, data: string | Uint8Array,
   // Under a missing directory or a file, removing the temporary fails too: report why the write failed.
   const discard = () => rm(temporary, { force: true }).then(() => undefined, () => undefined);
   try {
-    // 'wx' (O_EXCL): a file or link planted under the temporary name is never written through.
-    const handle = await open(temporary, 'wx', mode);
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    // A new file: a file or link planted under the temporary name is never written through.
+    await createWhole(temporary, data, mode);
   } catch (error) {
-    await discard();
     throw writeError(error, file);
   }
   const commit = async () => {
@@ -59,16 +52,23 @@ export async function prepareFileAtomic(file: string, data: string | Uint8Array,
  * every later writeNewFile refuse to replace it. `what` names the file in the refusal to overwrite one.
  */
 export async function writeNewFile(file: string, data: string | Uint8Array, mode: number, what = 'it'): Promise<void> {
-  let handle: FileHandle;
   try {
-    // 'wx' (O_EXCL): an existing file is never overwritten, and a link planted at the name is never followed.
-    handle = await open(file, 'wx', mode);
+    await createWhole(file, data, mode);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new GatehouseError('INVALID_OPTIONS', `${file} already exists; refusing to overwrite ${what}`, { cause: error });
     }
     throw writeError(error, file);
   }
+  await syncDirectory(dirname(file));
+}
+
+/**
+ * Creates `file` holding `data` with `mode`, fsynced; a failure after creating it removes it. 'wx' (O_EXCL):
+ * an existing file is never overwritten, and a link planted at the name is never followed. Throws Node's error.
+ */
+async function createWhole(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const handle = await open(file, 'wx', mode);
   try {
     try {
       await handle.writeFile(data);
@@ -79,9 +79,8 @@ export async function writeNewFile(file: string, data: string | Uint8Array, mode
   } catch (error) {
     // O_EXCL made this name ours a moment ago: what is removed is the torn file, nobody else's.
     await rm(file, { force: true }).catch(() => undefined);
-    throw writeError(error, file);
+    throw error;
   }
-  await syncDirectory(dirname(file));
 }
 
 /** Makes a new or renamed entry in `dir` survive a crash. */

@@ -1,5 +1,5 @@
 // Issue 11 item 4: a script plugin's `#!` interpreter runs too, so it is checked when verifying and sealing.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, chmod } from 'node:fs/promises';
@@ -10,32 +10,29 @@ import fc from 'fast-check';
 import { isGatehouseError } from '../../src/errors.js';
 import { verifyPlugins } from '../../src/verify/installed-plugins.js';
 import { parseShebang } from '../../src/verify/script-interpreter.js';
-import { sealPlugin } from '../../src/verify/seal.js';
+import { sealPlugin, type SealablePlugin } from '../../src/verify/seal.js';
 import { runningAsRoot, sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 
 const run = promisify(execFile);
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 const NOBODY = 65534;
 
-test("a signed script whose #! names another user's interpreter is refused by sealing and by verify, and never runs", async (t) => {
-  if (!runningAsRoot) {
-    t.log('skipped: giving a file to another user needs root');
-    t.pass();
-    return;
-  }
-  // Under a root-owned chain, so that the interpreter's owner is the one thing wrong (under /tmp the sticky directory is).
-  const theirs = await sealRootDir(t);
-  const interpreter = join(theirs, 'sh');
-  await copyFile('/bin/sh', interpreter);
-  await chmod(interpreter, 0o755);
-  // Attack: the interpreter is another user's file; they can rewrite it after the script was signed.
-  await run('/bin/chown', [`${NOBODY}:${NOBODY}`, interpreter]);
-  const pluginDir = await tempDir(t);
-  const marker = join(pluginDir, 'ran');
-  const script = `#!${interpreter}\ntouch ${marker}\n`;
-  await writeFileWithMode(pluginDir, 'plugin', script, 0o755);
-  const entry = { name: 'plugin', path: 'plugin', sha256: sha256(script), size: script.length };
-  const outcome = await sealPlugin(entry, pluginDir).then(
+/**
+ * A copy of /bin/sh that another user (nobody) owns, in a root-owned directory, so that its owner is the one
+ * thing wrong with it (under /tmp the sticky directory would be): they can rewrite it after anything was signed.
+ */
+async function theirShell(t: ExecutionContext, name: string): Promise<{ dir: string; shell: string }> {
+  const dir = await sealRootDir(t);
+  const shell = join(dir, name);
+  await copyFile('/bin/sh', shell);
+  await chmod(shell, 0o755);
+  await run('/bin/chown', [`${NOBODY}:${NOBODY}`, shell]);
+  return { dir, shell };
+}
+
+/** Seals `entry` and, if that succeeds, runs what was sealed: 'sealed and ran', or why sealing refused. */
+function sealAndRun(entry: SealablePlugin, pluginDir: string): Promise<unknown> {
+  return sealPlugin(entry, pluginDir).then(
     async (sealed) => {
       await run(sealed.command, sealed.args).catch(() => undefined);
       await sealed.dispose();
@@ -43,6 +40,22 @@ test("a signed script whose #! names another user's interpreter is refused by se
     },
     (error: unknown) => error,
   );
+}
+
+test("a signed script whose #! names another user's interpreter is refused by sealing and by verify, and never runs", async (t) => {
+  if (!runningAsRoot) {
+    t.log('skipped: giving a file to another user needs root');
+    t.pass();
+    return;
+  }
+  // Attack: the interpreter is another user's file; they can rewrite it after the script was signed.
+  const { shell: interpreter } = await theirShell(t, 'sh');
+  const pluginDir = await tempDir(t);
+  const marker = join(pluginDir, 'ran');
+  const script = `#!${interpreter}\ntouch ${marker}\n`;
+  await writeFileWithMode(pluginDir, 'plugin', script, 0o755);
+  const entry = { name: 'plugin', path: 'plugin', sha256: sha256(script), size: script.length };
+  const outcome = await sealAndRun(entry, pluginDir);
   t.true(isGatehouseError(outcome, 'FILE_BAD_OWNER'), String(outcome));
   t.false(existsSync(marker), "the other user's interpreter never ran");
   const [verified] = await verifyPlugins({ schema: 'gatehouse.manifest/v1', version: 1, expires: '2099-01-01T00:00:00Z', plugins: [entry] }, pluginDir);
@@ -55,12 +68,8 @@ test("a #! chain is followed: an interpreter that is itself a script naming anot
     t.pass();
     return;
   }
-  const theirs = await sealRootDir(t);
-  const evil = join(theirs, 'evil');
-  await copyFile('/bin/sh', evil);
-  await chmod(evil, 0o755);
   // Attack: the last link of the chain is another user's, and the kernel follows #! through several levels.
-  await run('/bin/chown', [`${NOBODY}:${NOBODY}`, evil]);
+  const { dir: theirs, shell: evil } = await theirShell(t, 'evil');
   const pluginDir = await tempDir(t);
   const marker = join(pluginDir, 'ran');
   // Root's own, safe in itself: only its #! line leads on to the other user's file.
@@ -76,14 +85,7 @@ test("a #! chain is followed: an interpreter that is itself a script naming anot
     { name: 'system', ...script, interpreter: { path: wrapper } },
   ];
   for (const entry of entries) {
-    const outcome = await sealPlugin(entry, pluginDir).then(
-      async (sealed) => {
-        await run(sealed.command, sealed.args).catch(() => undefined);
-        await sealed.dispose();
-        return 'sealed and ran';
-      },
-      (error: unknown) => error,
-    );
+    const outcome = await sealAndRun(entry, pluginDir);
     t.true(isGatehouseError(outcome, 'FILE_BAD_OWNER'), `${entry.name}: ${String(outcome)}`);
     t.false(existsSync(marker), `${entry.name}: the other user's interpreter never ran`);
   }
