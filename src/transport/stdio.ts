@@ -3,6 +3,7 @@
  * 1.4): after its handshake line, what a plugin writes to stdout and stderr travels to the host as
  * StdioData messages on one server stream, instead of through the pipes.
  */
+import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { emptyCodec, messageCodec, readBuffer, streamingMethod, type Empty } from './protobuf.js';
 
@@ -39,26 +40,35 @@ export const stdioService = {
 } satisfies grpc.ServiceDefinition;
 
 /**
- * Output kept while no host reads it yet, and how long to wait for one: past either, output goes to the
- * real pipes, as from a plugin without stdio forwarding (a go-plugin < 1.4 host never asks for it).
+ * Output kept unsent (no host reads it yet, or the host's stream has not taken it), and how long to wait
+ * for a host to ask: past either, output goes to the real pipes, as from a plugin without stdio
+ * forwarding (a go-plugin < 1.4 host never asks for it).
  */
 export const MAX_WAITING_STDIO_BYTES = 8 * 1024 * 1024;
 export const STDIO_WAIT_MS = 5000;
+/**
+ * Unsent output past which process.stdout/stderr.write() return false, as a Node stream does at its
+ * high-water mark: a writer that heeds it (readable.pipe does) waits for 'drain', at the host's pace.
+ */
+export const STDIO_HIGH_WATER_BYTES = 64 * 1024;
 /** Largest StdioData we send; a bigger write is split, so it never meets the message size limit. */
 const MAX_CHUNK_BYTES = 64 * 1024;
 
 type Done = (error?: Error | null) => void;
 type OutputChannel = StdioChannel.STDOUT | StdioChannel.STDERR;
 
-/** The process's real stdout and stderr, as they were before forwarding replaced them. */
-export type StdioPipes = Record<OutputChannel, (data: Buffer, done?: Done) => void>;
+/**
+ * The process's real stdout and stderr, as they were before forwarding replaced them; each returns what
+ * the stream's write() did (false: wait for its 'drain'), or nothing for a sink that never pushes back.
+ */
+export type StdioPipes = Record<OutputChannel, (data: Buffer, done?: Done) => boolean | void>;
 
 export function processPipes(): StdioPipes {
   const stdout = process.stdout.write.bind(process.stdout);
   const stderr = process.stderr.write.bind(process.stderr);
   return {
-    [StdioChannel.STDOUT]: (data, done) => void stdout(data, done),
-    [StdioChannel.STDERR]: (data, done) => void stderr(data, done),
+    [StdioChannel.STDOUT]: (data, done) => stdout(data, done),
+    [StdioChannel.STDERR]: (data, done) => stderr(data, done),
   };
 }
 
@@ -71,13 +81,18 @@ interface Pending {
 /**
  * The plugin's side. While a host streams stdio, output goes to it, and a writer's callback runs only
  * once its bytes are sent, so a writer that waits for callbacks runs at the host's pace (as go-plugin's
- * blocking pipe makes it). Until a host asks, output waits (bounded, for a while); after that it goes
- * to the real pipes until a host does ask.
+ * blocking pipe makes it); write() returns false past the high-water mark of unsent bytes, and 'drain'
+ * (with the channel) comes when they fall back under it, so a writer that heeds write() does too. Until
+ * a host asks, output waits (bounded, for a while); after that it goes to the real pipes, whose own
+ * write() result is returned, until a host does ask.
  */
-export class StdioForwarder {
+export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
   private mode: 'waiting' | 'streaming' | 'pipes' = 'waiting';
   private waiting: Pending[] = [];
-  private waitingBytes = 0;
+  /** Bytes neither sent to a host nor handed to the pipes: waiting for a host, or in its stream's queue. */
+  private unsent = 0;
+  /** Channels whose write() returned false: each is owed a 'drain'. */
+  private readonly pushedBack = new Set<OutputChannel>();
   private timer: NodeJS.Timeout | undefined;
   private reader: grpc.ServerWritableStream<Empty, StdioData> | undefined;
 
@@ -85,16 +100,28 @@ export class StdioForwarder {
     private readonly pipes: StdioPipes,
     private readonly waitMs = STDIO_WAIT_MS,
   ) {
+    super();
     this.wait();
   }
 
-  write(channel: OutputChannel, data: Buffer, done?: Done): void {
-    if (this.mode === 'pipes') return this.pipes[channel](data, done);
-    if (this.mode === 'streaming') return this.send({ channel, data, done });
-    this.waiting.push({ channel, data, done });
-    this.waitingBytes += data.length;
-    // A plugin printing with nobody listening cannot grow its memory without bound.
-    if (this.waitingBytes > MAX_WAITING_STDIO_BYTES) this.toPipes();
+  write(channel: OutputChannel, data: Buffer, done?: Done): boolean {
+    if (this.mode === 'pipes') return this.pipes[channel](data, done) !== false;
+    if (this.mode === 'streaming' && this.unsent > MAX_WAITING_STDIO_BYTES) {
+      // A host that stops reading its stream, while the plugin prints without heeding write() (console.log
+      // does not), cannot grow the plugin's memory without bound: the rest goes to the pipes.
+      this.pipes[channel](data, done);
+    } else if (this.mode === 'streaming') {
+      this.unsent += data.length;
+      this.send({ channel, data, done });
+    } else {
+      this.waiting.push({ channel, data, done });
+      this.unsent += data.length;
+      // A plugin printing with nobody listening cannot grow its memory without bound.
+      if (this.unsent > MAX_WAITING_STDIO_BYTES) this.toPipes();
+    }
+    if (this.unsent < STDIO_HIGH_WATER_BYTES) return true;
+    this.pushedBack.add(channel);
+    return false;
   }
 
   implementation(): grpc.UntypedServiceImplementation {
@@ -108,10 +135,11 @@ export class StdioForwarder {
       this.mode = 'streaming';
       clearTimeout(this.timer);
       for (const pending of this.waiting.splice(0)) this.send(pending);
-      this.waitingBytes = 0;
       const gone = (): void => {
         if (this.reader !== call) return;
         this.reader = undefined;
+        // What its stream still held will never be sent: writers waiting on it go on.
+        this.handedOn(this.unsent);
         // A host that reattaches will ask again; until then, output waits as at the start.
         if (this.mode === 'streaming') this.wait();
       };
@@ -132,10 +160,25 @@ export class StdioForwarder {
     const reader = this.reader as grpc.ServerWritableStream<Empty, StdioData>;
     const { channel, data, done } = pending;
     for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
+      const chunk = data.subarray(offset, offset + MAX_CHUNK_BYTES);
       const last = offset + MAX_CHUNK_BYTES >= data.length;
-      reader.write({ channel, data: data.subarray(offset, offset + MAX_CHUNK_BYTES) }, last ? done : undefined);
+      reader.write({ channel, data: chunk }, (error?: Error | null) => {
+        // A stream already gone was uncounted whole when it went.
+        if (this.reader === reader) this.handedOn(chunk.length);
+        if (last) done?.(error);
+      });
     }
     if (data.length === 0) done?.();
+  }
+
+  /** `bytes` of the unsent output were sent or handed to the pipes; writers told to wait may go on. */
+  private handedOn(bytes: number): void {
+    this.unsent -= bytes;
+    if (this.unsent >= STDIO_HIGH_WATER_BYTES || this.pushedBack.size === 0) return;
+    const channels = [...this.pushedBack];
+    this.pushedBack.clear();
+    // Never from inside a write() (toPipes runs in one): Node's streams emit 'drain' on a later tick too.
+    process.nextTick(() => channels.forEach((channel) => this.emit('drain', channel)));
   }
 
   private wait(): void {
@@ -148,24 +191,28 @@ export class StdioForwarder {
     clearTimeout(this.timer);
     this.mode = 'pipes';
     for (const { channel, data, done } of this.waiting.splice(0)) this.pipes[channel](data, done);
-    this.waitingBytes = 0;
+    this.handedOn(this.unsent);
   }
 }
 
 /**
  * Sends everything the process writes through process.stdout and process.stderr to `forwarder`, as
- * go-plugin swaps os.Stdout and os.Stderr for pipes after its handshake line.
+ * go-plugin swaps os.Stdout and os.Stderr for pipes after its handshake line. write() keeps its
+ * meaning: false asks the writer to wait for 'drain' on that stream (from the forwarder, or from the
+ * real stream once output goes to the pipes).
  */
 export function redirectProcessOutput(forwarder: StdioForwarder): void {
-  const redirect = (stream: NodeJS.WriteStream, channel: OutputChannel): void => {
+  const streams: Record<OutputChannel, NodeJS.WriteStream> = {
+    [StdioChannel.STDOUT]: process.stdout,
+    [StdioChannel.STDERR]: process.stderr,
+  };
+  for (const channel of [StdioChannel.STDOUT, StdioChannel.STDERR] as const) {
     const write = (chunk: string | Uint8Array, encodingOrDone?: BufferEncoding | Done, done?: Done): boolean => {
       const encoding = typeof encodingOrDone === 'string' ? encodingOrDone : undefined;
       const callback = typeof encodingOrDone === 'function' ? encodingOrDone : done;
-      forwarder.write(channel, typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk), callback);
-      return true;
+      return forwarder.write(channel, typeof chunk === 'string' ? Buffer.from(chunk, encoding) : Buffer.from(chunk), callback);
     };
-    stream.write = write as NodeJS.WriteStream['write'];
-  };
-  redirect(process.stdout, StdioChannel.STDOUT);
-  redirect(process.stderr, StdioChannel.STDERR);
+    streams[channel].write = write as NodeJS.WriteStream['write'];
+  }
+  forwarder.on('drain', (channel) => streams[channel].emit('drain'));
 }

@@ -1,5 +1,5 @@
 // go-plugin's GRPCStdio: a gatehouse plugin's stdout and stderr after its handshake reach the host.
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { launch, type LaunchOptions } from '../../src/index.js';
@@ -8,10 +8,11 @@ import { waitUntil } from '../helpers/process.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 
 const stdioPluginScript = fileURLToPath(new URL('../fixtures/stdio-plugin.js', import.meta.url));
+const backpressurePluginScript = fileURLToPath(new URL('../fixtures/stdio-backpressure-plugin.js', import.meta.url));
 
 /** The stdio fixture plugin, launched with `options` (where its output should go). */
-const launchStdioPlugin = (options: Pick<LaunchOptions, 'logger' | 'stdio' | 'onStdoutLine'>) =>
-  launch({ command: process.execPath, args: [stdioPluginScript], cookie: WORKER_COOKIE, ...options });
+const launchStdioPlugin = (options: Pick<LaunchOptions, 'logger' | 'stdio' | 'onStdoutLine'>, script = stdioPluginScript) =>
+  launch({ command: process.execPath, args: [script], cookie: WORKER_COOKIE, ...options });
 
 function collect(): { stream: PassThrough; text: () => string } {
   const stream = new PassThrough();
@@ -47,4 +48,32 @@ test('stdio: without writers, forwarded stdout lines go to onStdoutLine and stde
   t.true(await waitUntil(() => lines.includes('last line on stdout'), 10_000), lines.join('\n').slice(0, 200));
   t.is(lines[0], 'first line on stdout');
   t.true(await waitUntil(() => logger.records.some((r) => r.message === 'a line on stderr'), 10_000));
+});
+
+test('stdio: a plugin writing to process.stdout is told to wait while the host does not take its output, and drain comes when it does', async (t) => {
+  // Attack surface: a host whose stdio writer is stuck must not make the plugin queue its output without bound.
+  let stuck = true;
+  const held: Array<() => void> = [];
+  let received = 0;
+  const stdout = new Writable({
+    highWaterMark: 1024,
+    write(chunk: Buffer, _encoding, done) {
+      received += chunk.length;
+      if (stuck) held.push(done);
+      else done();
+    },
+  });
+  const logger = recordingLogger();
+  const record = (message: string) => logger.records.find((r) => r.message === message);
+  await using _plugin = await launchStdioPlugin({ logger, stdio: { stdout } }, backpressurePluginScript);
+  t.true(await waitUntil(() => record('stdout pushed back') !== undefined || record('stdout all written') !== undefined, 20_000));
+  t.like(logger.records.find((r) => r.message.startsWith('stdout')), { message: 'stdout pushed back', fields: { fields: { round: 1 } } });
+  // However long the host holds it, the plugin (which heeds write()) cannot get all its output out.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  t.is(record('stdout all written'), undefined, `the plugin wrote ${received} bytes to a host that took none`);
+  stuck = false;
+  held.splice(0).forEach((done) => done());
+  t.true(await waitUntil(() => record('stdout all written') !== undefined, 20_000), 'all written once the host takes the output');
+  const total = (record('stdout all written')?.fields.fields as { total?: number } | undefined)?.total;
+  t.true(await waitUntil(() => received === total, 10_000), `the host got ${received} of ${String(total)} bytes`);
 });
