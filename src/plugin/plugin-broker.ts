@@ -14,7 +14,7 @@ export function brokerImplementation(broker: GrpcBroker): grpc.UntypedServiceImp
       call.emit('error', { code: grpc.status.ALREADY_EXISTS, details: 'a broker stream is already open' });
       return;
     }
-    const link: BrokerLink = { send: (info) => call.write(info), close: () => call.end() };
+    const link: BrokerLink = { send: (info) => writePaced(call, info), close: () => call.end() };
     const ended = (): void => {
       if (active !== link) return;
       active = undefined;
@@ -31,4 +31,16 @@ export function brokerImplementation(broker: GrpcBroker): grpc.UntypedServiceImp
     call.on('error', ended);
   };
   return { StartStream: startStream };
+}
+
+/**
+ * Writes on a server stream whose requests bring replies (reflection's answers, the broker's knock
+ * refusals) and stops reading requests while the replies wait for the host, until they drain: the
+ * requests then wait in the HTTP/2 windows, not in the plugin.
+ */
+export function writePaced<Reply>(call: grpc.ServerDuplexStream<unknown, Reply>, reply: Reply): void {
+  // Attack: a host sending requests and never reading the replies, which would queue in the plugin without bound.
+  if (call.write(reply) || call.isPaused()) return;
+  call.pause();
+  call.once('drain', () => call.resume());
 }

@@ -12,6 +12,7 @@ import {
   type ReflectionResponse,
 } from '../transport/reflection-protocol.js';
 import { serviceName, type PluginService } from '../transport/service.js';
+import { writePaced } from './plugin-broker.js';
 
 /** Where a definition carries its .proto descriptors: proto-loader's (and the protobuf-es adapter's) requestType. */
 interface DescribedMethod {
@@ -61,7 +62,7 @@ export function reflectionServices(served: readonly PluginService[], fileDescrip
   const implementation = {
     ServerReflectionInfo: (call: grpc.ServerDuplexStream<ReflectionRequest, ReflectionResponse>) => {
       call.on('data', (request: ReflectionRequest) =>
-        call.write({ validHost: request.host, originalRequest: request, answer: answer(request) }),
+        writePaced(call, { validHost: request.host, originalRequest: request, answer: answer(request) }),
       );
       call.on('end', () => call.end());
     },
