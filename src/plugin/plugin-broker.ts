@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { BrokerLink, GrpcBroker } from '../transport/broker.js';
 import type { ConnInfo } from '../transport/broker-protocol.js';
+import { writePaced } from './paced-replies.js';
 
 /**
  * The plugin's end of go-plugin's broker stream: the host opens it, and the plugin's broker sends and
@@ -31,16 +32,4 @@ export function brokerImplementation(broker: GrpcBroker): grpc.UntypedServiceImp
     call.on('error', ended);
   };
   return { StartStream: startStream };
-}
-
-/**
- * Writes on a server stream whose requests bring replies (reflection's answers, the broker's knock
- * refusals) and stops reading requests while the replies wait for the host, until they drain: the
- * requests then wait in the HTTP/2 windows, not in the plugin.
- */
-export function writePaced<Reply>(call: grpc.ServerDuplexStream<unknown, Reply>, reply: Reply): void {
-  // Attack: a host sending requests and never reading the replies, which would queue in the plugin without bound.
-  if (call.write(reply) || call.isPaused()) return;
-  call.pause();
-  call.once('drain', () => call.resume());
 }
