@@ -12,6 +12,8 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Plugin } from './plugin.js';
+import { describeExit } from './plugin-process.js';
+import type { ExitStatus } from '../transport/exit-status.js';
 import type { CallOptions } from '../transport/service-client.js';
 
 export type SupervisorState = 'idle' | 'starting' | 'running' | 'restarting' | 'down' | 'stopped';
@@ -81,7 +83,8 @@ interface Instance {
   idle: (() => void)[];
   /** Set when the supervisor stops it on purpose, so its exit is not a crash. */
   retiring: boolean;
-  crashed: boolean;
+  /** How it exited, once it has exited without being asked to. */
+  crashed: ExitStatus | undefined;
 }
 
 /** Supervises one plugin. See the module comment and docs/supervisor.md. */
@@ -207,7 +210,7 @@ export class PluginSupervisor {
       this.failures = 0;
       return result;
     } catch (error) {
-      if (instance !== undefined && (instance.crashed || isGatehouseError(error, 'PLUGIN_EXITED'))) throw await this.crashError(instance, error);
+      if (instance !== undefined && (instance.crashed !== undefined || isGatehouseError(error, 'PLUGIN_EXITED'))) throw await this.crashError(instance, error);
       throw error;
     } finally {
       this.releaseSlot();
@@ -265,6 +268,7 @@ export class PluginSupervisor {
     let next: Instance;
     try {
       next = await this.launch(start, 'reload');
+      this.checkAlive(next);
     } catch (error) {
       this.refused('reload', error);
       throw error;
@@ -331,7 +335,7 @@ export class PluginSupervisor {
 
   /** The running instance, starting it (or waiting for the start or restart under way). */
   private instance(): Promise<Instance> {
-    if (this.current && !this.current.crashed) return Promise.resolve(this.current);
+    if (this.current && this.current.crashed === undefined) return Promise.resolve(this.current);
     this.checkUsable();
     this.pending ??= this.startFirst().finally(() => (this.pending = undefined));
     return this.pending;
@@ -353,9 +357,25 @@ export class PluginSupervisor {
 
   private async launch(start: SupervisorOptions['start'], reason: StartContext['reason']): Promise<Instance> {
     const plugin = await start({ reason });
-    const instance: Instance = { plugin, inFlight: 0, idle: [], retiring: false, crashed: false };
-    void plugin.exited.then(() => this.exited(instance));
+    const instance: Instance = { plugin, inFlight: 0, idle: [], retiring: false, crashed: undefined };
+    // Listened to before launch() returns: an exit while `start` still ran is then recorded before the
+    // caller resumes, so that the adoption that follows sees it (checkAlive).
+    void plugin.exited.then((status) => this.exited(instance, status));
     return instance;
+  }
+
+  /** Refuses a new instance whose process has already exited: its start failed, and the error says how. */
+  private checkAlive(instance: Instance): void {
+    const exit = instance.crashed;
+    // A plugin that dies as it starts would otherwise pass for running, and each call would start it again without backoff.
+    if (exit === undefined) return;
+    const tail = instance.plugin.stderrTail();
+    throw new GatehouseError(
+      'PLUGIN_EXITED',
+      `plugin ${this.name} (pid ${instance.plugin.pid}) exited (${describeExit(exit)}) before it was started` +
+        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}`,
+      { details: { exitStatus: exit, stderrTail: tail } },
+    );
   }
 
   /** Makes a newly started instance the running one; false when a reload finished meanwhile and won. */
@@ -365,11 +385,12 @@ export class PluginSupervisor {
       throw this.stoppedError();
     }
     const current = this.current;
-    if (current !== undefined && current !== instance && !current.crashed && !current.retiring) {
+    if (current !== undefined && current !== instance && current.crashed === undefined && !current.retiring) {
       // A reload that finished while this start ran is newer: keep it, and stop this one rather than orphan it.
       void this.retire(instance, 'reload');
       return false;
     }
+    this.checkAlive(instance);
     this.current = instance;
     this.stateValue = 'running';
     this.startHealthChecks();
@@ -389,9 +410,10 @@ export class PluginSupervisor {
     );
   }
 
-  private exited(instance: Instance): void {
+  private exited(instance: Instance, status: ExitStatus): void {
     if (instance.retiring) return;
-    instance.crashed = true;
+    instance.crashed = status;
+    // One not adopted yet is refused by its adoption (checkAlive): a failed start, not a crash.
     if (instance !== this.current || this.stateValue === 'stopped') return;
     this.current = undefined;
     this.clearHealthTimer();
@@ -484,9 +506,9 @@ export class PluginSupervisor {
     if (interval === 0) return;
     this.healthTimer = setInterval(() => {
       const instance = this.current;
-      if (!instance || instance.crashed) return;
+      if (!instance || instance.crashed !== undefined) return;
       instance.plugin.checkHealth(Math.min(interval, 5_000)).catch((error: unknown) => {
-        if (instance !== this.current || instance.crashed) return;
+        if (instance !== this.current || instance.crashed !== undefined) return;
         // A plugin that is alive but no longer answers (hung, deadlocked) is killed; the exit restarts it.
         this.settings.logger.warn({ plugin: this.name, error: String(error) }, 'plugin failed its health check; restarting it');
         void instance.plugin.kill();

@@ -24,6 +24,20 @@ const kvService = loadKVService();
 const hostileKV = (_context?: StartContext) =>
   launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv' } });
 
+/**
+ * Starts the hostile KV fixture and hands it over only once it has died: a plugin that dies while the rest
+ * of its starter still runs (the secrets server serves the plugin's broker there, after the launch).
+ */
+const startThenDie = async (context?: StartContext) => {
+  const plugin = await hostileKV(context);
+  await plugin
+    .client(kvService)
+    .Get({ key: 'crash-loud' })
+    .catch(() => {});
+  await plugin.exited;
+  return plugin;
+};
+
 function supervised(options: Partial<SupervisorOptions> = {}) {
   const events: SupervisorEvent[] = [];
   const supervisor = supervise({ name: 'kv', start: hostileKV, restart: { initialDelayMs: 10 }, healthIntervalMs: 0, ...options });
@@ -92,6 +106,42 @@ test('supervisor: restarts are bounded; then the plugin is down until reset()', 
   broken = false;
   supervisor.reset();
   t.is((await get('back')).value.toString(), 'back');
+});
+
+test('supervisor: a restart whose plugin dies before its start returns is a failed restart: backed off, bounded, then down', async (t) => {
+  let starts = 0;
+  const { supervisor, events, get } = supervised({
+    restart: { maxAttempts: 2, initialDelayMs: 10 },
+    start: (context) => (starts++ === 0 ? hostileKV(context) : startThenDie(context)),
+  });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  await t.throwsAsync(get('crash'));
+  t.true(await waitUntil(() => supervisor.state === 'down', 10_000), supervisor.state);
+  t.is(starts, 3, 'the first start and maxAttempts restarts, no more');
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['started', 'crashed', 'refused', 'refused', 'down'],
+  );
+  t.like(events[2], { type: 'refused', during: 'restart', code: 'PLUGIN_EXITED' });
+  t.regex((events[2] as { message: string }).message, /out of cheese/);
+  t.like(events.at(-1), { type: 'down', code: 'PLUGIN_EXITED' });
+  t.like(supervisor.status(), { pid: undefined, restarts: 0, lastError: { code: 'PLUGIN_EXITED' } });
+  const down = await t.throwsAsync(get('x'));
+  t.true(isGatehouseError(down, 'PLUGIN_DOWN'), String(down));
+  t.is(starts, 3, 'calls do not start a down plugin');
+});
+
+test('supervisor: a reload whose plugin dies before its start returns is refused and the running instance stays', async (t) => {
+  const { supervisor, events, get } = supervised();
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const pid = supervisor.status().pid;
+  const error = await t.throwsAsync(supervisor.reload(startThenDie));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.is(supervisor.status().pid, pid);
+  t.is((await get('still')).value.toString(), 'still');
+  t.like(events.at(-1), { type: 'refused', during: 'reload', code: 'PLUGIN_EXITED' });
 });
 
 test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {
