@@ -337,8 +337,17 @@ export class PluginSupervisor {
   private instance(): Promise<Instance> {
     if (this.current && this.current.crashed === undefined) return Promise.resolve(this.current);
     this.checkUsable();
-    this.pending ??= this.startFirst().finally(() => (this.pending = undefined));
-    return this.pending;
+    return this.pending ?? this.track(this.startFirst());
+  }
+
+  /** Makes `starting` the start under way, which calls wait for instead of starting another, until it settles. */
+  private track(starting: Promise<Instance>): Promise<Instance> {
+    const pending: Promise<Instance> = starting.finally(() => {
+      // A failed first start hands over to a restart, which is the start under way from then on.
+      if (this.pending === pending) this.pending = undefined;
+    });
+    this.pending = pending;
+    return pending;
   }
 
   private async startFirst(): Promise<Instance> {
@@ -350,7 +359,12 @@ export class PluginSupervisor {
       return instance;
     } catch (error) {
       this.refused('start', error);
-      if (this.stateValue === 'starting') this.stateValue = 'idle';
+      // Counted and backed off as a crash is: a plugin that fails as it starts is not spawned again by every call.
+      if (this.current === undefined && !this.isStopped()) {
+        this.failures++;
+        this.stateValue = 'restarting';
+        this.restartInBackground();
+      }
       throw error;
     }
   }
@@ -420,9 +434,13 @@ export class PluginSupervisor {
     this.emit({ type: 'crashed', plugin: this.name, pid: instance.plugin.pid, reason: 'exited unexpectedly', stderrTail: instance.plugin.stderrTail() });
     this.failures++;
     this.stateValue = 'restarting';
-    this.pending ??= this.restartLoop().finally(() => (this.pending = undefined));
+    // A first start under way (a call's, after an idle stop) stands in for the restart; if it fails, it restarts in turn.
+    if (this.pending === undefined) this.restartInBackground();
+  }
+
+  private restartInBackground(): void {
     // Nobody may be waiting for this restart; its failure is reported through events and status().
-    this.pending.catch(() => {});
+    this.track(this.restartLoop()).catch(() => {});
   }
 
   /** Restarts with exponential backoff until a start works or the budget is spent (then: down). */

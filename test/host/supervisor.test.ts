@@ -144,6 +144,51 @@ test('supervisor: a reload whose plugin dies before its start returns is refused
   t.like(events.at(-1), { type: 'refused', during: 'reload', code: 'PLUGIN_EXITED' });
 });
 
+test('supervisor: a plugin that dies before its first start returns never runs; it is restarted with backoff, bounded, then down', async (t) => {
+  let starts = 0;
+  const { supervisor, events, get } = supervised({
+    restart: { maxAttempts: 2, initialDelayMs: 10 },
+    start: (context) => (starts++, startThenDie(context)),
+  });
+  t.teardown(() => supervisor.stop());
+  const error = await t.throwsAsync(get('a'));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.deepEqual((error as GatehouseError).details.stderrTail?.slice(-1), ['fatal: out of cheese']);
+  // The calls that come meanwhile wait for the restarts, which run out: they are not new starts.
+  for (const key of ['b', 'c', 'd']) {
+    const down = await t.throwsAsync(get(key));
+    t.true(isGatehouseError(down, 'PLUGIN_DOWN'), String(down));
+  }
+  t.is(starts, 3, 'the first start and maxAttempts restarts, no more');
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['refused', 'refused', 'refused', 'down'],
+  );
+  t.like(events[0], { type: 'refused', during: 'start', code: 'PLUGIN_EXITED' });
+  t.like(supervisor.status(), { state: 'down', pid: undefined, restarts: 0, lastError: { code: 'PLUGIN_EXITED' } });
+});
+
+test('supervisor: a first start that fails is not tried again by every call: it backs off, bounded, then down', async (t) => {
+  let starts = 0;
+  const { supervisor, events, get } = supervised({
+    restart: { maxAttempts: 2, initialDelayMs: 10 },
+    // Each start spawns a plugin that exits before its handshake.
+    start: () => (starts++, launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'exit-early' } })),
+  });
+  t.teardown(() => supervisor.stop());
+  const error = await t.throwsAsync(get('a'));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  for (const key of ['b', 'c', 'd']) {
+    const down = await t.throwsAsync(get(key));
+    t.true(isGatehouseError(down, 'PLUGIN_DOWN'), String(down));
+  }
+  t.is(starts, 3, 'the first start and maxAttempts restarts, no more');
+  t.like(events.at(-1), { type: 'down', code: 'PLUGIN_EXITED' });
+  supervisor.reset();
+  await t.throwsAsync(get('e'));
+  t.is(starts, 4, 'reset() gives the plugin a new start');
+});
+
 test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {
   const { supervisor, events, get } = supervised();
   t.teardown(() => supervisor.stop());
