@@ -419,7 +419,9 @@ export class PluginSupervisor {
     return new GatehouseError(
       'PLUGIN_CRASHED',
       `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call` +
-        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}; it is being restarted, retry the call`,
+        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}` +
+        // The exit awaited above has been counted: a crash that spends the restart budget says down, not restarting.
+        (this.stateValue === 'down' ? '; restarts ran out: it is down until reset()' : '; it is being restarted, retry the call'),
       { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },
     );
   }

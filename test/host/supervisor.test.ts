@@ -189,6 +189,20 @@ test('supervisor: a first start that fails is not tried again by every call: it 
   t.is(starts, 4, 'reset() gives the plugin a new start');
 });
 
+test('supervisor: the call that a last allowed crash fails says the plugin is down, not that it is being restarted', async (t) => {
+  const { supervisor, events, get } = supervised({ restart: { maxAttempts: 1, initialDelayMs: 10 } });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const first = await t.throwsAsync(get('crash'));
+  t.regex(first?.message ?? '', /being restarted/);
+  t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 10_000), 'restarted');
+  // No call has worked since: this crash spends the budget.
+  const last = await t.throwsAsync(get('crash'));
+  t.true(isGatehouseError(last, 'PLUGIN_CRASHED'), String(last));
+  t.is(supervisor.state, 'down');
+  t.regex(last?.message ?? '', /down until reset\(\)/);
+});
+
 test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {
   const { supervisor, events, get } = supervised();
   t.teardown(() => supervisor.stop());
