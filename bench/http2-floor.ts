@@ -90,7 +90,9 @@ export async function openFloorClient(command: readonly string[]): Promise<Floor
       createConnection: () => socket,
       settings: { initialWindowSize: WINDOW_BYTES },
     });
-    session.once('connect', () => session.setLocalWindowSize(WINDOW_BYTES));
+    session.once('connect', () => {
+      if (!session.destroyed) session.setLocalWindowSize(WINDOW_BYTES);
+    });
     const kvService = loadKVService();
     return {
       kv: { Get: method(session, kvService.Get), Put: method(session, kvService.Put) },

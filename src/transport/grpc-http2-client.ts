@@ -245,7 +245,11 @@ export class GrpcHttp2Client {
       // Response headers are the peer's input: bound them (grpc-js allows 16 KiB by default too).
       maxHeaderListPairs: 128,
     });
-    session.once('connect', () => session.setLocalWindowSize(this.options.windowBytes));
+    // node:http2 emits 'connect' even for a session destroyed meanwhile (the plugin killed as it connects),
+    // where setLocalWindowSize throws: uncaught, inside node:http2's tick, it would end the host.
+    session.once('connect', () => {
+      if (!session.destroyed) session.setLocalWindowSize(this.options.windowBytes);
+    });
     // After GOAWAY or an error, calls already running finish or fail on their own; new ones reconnect.
     const forget = () => {
       if (this.session === session) this.session = undefined;

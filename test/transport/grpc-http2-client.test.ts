@@ -272,3 +272,37 @@ test('a connection that fails its proof fails the calls waiting for it, with the
   t.regex(error.details, /cannot connect: not the announced certificate/);
   t.is(received, 0);
 });
+
+test('a client destroyed as its first session opens (the plugin killed or gone at that moment) fails the call, and throws nothing uncaught', async (t) => {
+  const server = net.createServer((socket) => socket.resume());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
+  const uncaught: unknown[] = [];
+  const record = (error: unknown): void => void uncaught.push(error);
+  process.on('uncaughtException', record);
+  t.teardown(() => process.off('uncaughtException', record));
+  const client: GrpcHttp2Client = new GrpcHttp2Client({
+    connect: () => net.connect(port, '127.0.0.1'),
+    // The connection is proved; the destroy lands after the session is made, before node:http2 emits its 'connect'.
+    ready: (connection) =>
+      new Promise((resolve) =>
+        connection.once('connect', () => {
+          resolve();
+          void Promise.resolve()
+            .then(() => undefined)
+            .then(() => undefined)
+            .then(() => client.destroy());
+        }),
+      ),
+    authority: 'localhost',
+    maxReceiveMessageBytes: 1 << 20,
+    maxSendMessageBytes: 1 << 20,
+    windowBytes: 1 << 20,
+  });
+  const error = await t.throwsAsync(client.call('/kv.KV/Get', Buffer.alloc(1)));
+  t.is((error as GrpcStatusError).code, GrpcStatus.UNAVAILABLE, String(error));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.deepEqual(uncaught.map(String), []);
+});
