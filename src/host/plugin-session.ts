@@ -4,6 +4,7 @@ import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type BrokerLink } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService, type ConnInfo } from '../transport/broker-protocol.js';
+import { writePaced } from '../transport/paced-writes.js';
 import { peerText } from '../transport/peer-text.js';
 import type { CallPath } from '../transport/call-path.js';
 import type { PluginLiveness } from '../transport/service-client.js';
@@ -114,9 +115,10 @@ export class PluginSession {
  * service before the host asks for it. A plugin without a broker (one written to go-plugin's non-Go
  * guide, say) answers UNIMPLEMENTED: only the broker's own operations then fail, with that reason.
  */
-function openBrokerStream(calls: CallPath, broker: GrpcBroker): void {
+export function openBrokerStream(calls: CallPath, broker: GrpcBroker): void {
   const call = calls.bidiStream(brokerService.StartStream, {});
-  const link: BrokerLink = { send: (info) => call.write(info), close: () => call.cancel() };
+  // Paced: a plugin knocking without end while reading none of the acknowledgements is held to the windows.
+  const link: BrokerLink = { send: (info) => writePaced(call, info), close: () => call.cancel() };
   broker.attach(link);
   call.on('data', (info: ConnInfo) => broker.receive(info));
   call.on('error', (error: grpc.ServiceError) => {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { BrokerLink, GrpcBroker } from '../transport/broker.js';
 import type { ConnInfo } from '../transport/broker-protocol.js';
-import { writePaced } from './paced-replies.js';
+import { writePaced } from '../transport/paced-writes.js';
 
 /**
  * The plugin's end of go-plugin's broker stream: the host opens it, and the plugin's broker sends and

@@ -12,7 +12,7 @@ import {
   type ReflectionResponse,
 } from '../transport/reflection-protocol.js';
 import { serviceName, type PluginService } from '../transport/service.js';
-import { writePaced } from './paced-replies.js';
+import { writePaced } from '../transport/paced-writes.js';
 
 /** Where a definition carries its .proto descriptors: proto-loader's (and the protobuf-es adapter's) requestType. */
 interface DescribedMethod {

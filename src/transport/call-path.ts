@@ -12,7 +12,7 @@ export type Method<Req = unknown, Res = unknown> = grpc.MethodDefinition<Req, Re
 /** A call's responses as a stream; `cancel()` ends it with CANCELLED and tells the peer to stop. */
 export type ResponseStream = Readable & { cancel(): void };
 /** A bidi call: requests written, responses read. */
-export type BidiCall<Req> = ResponseStream & { write(request: Req): unknown };
+export type BidiCall<Req> = ResponseStream & { write(request: Req): boolean };
 
 /**
  * Failures are errors with the gRPC `code` and `details` (grpc-js's ServiceError, or GrpcStatusError).
