@@ -102,6 +102,10 @@ export class PluginSupervisor {
   private readonly queue: { resolve: () => void; reject: (error: Error) => void }[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
+  /** The restart's backoff while it runs: it keeps the process alive only while calls wait for it. */
+  private backoffTimer: NodeJS.Timeout | undefined;
+  /** Calls waiting for the start or restart under way. */
+  private waitingCalls = 0;
   private reloading: Promise<void> | undefined;
 
   constructor(private readonly options: SupervisorOptions) {
@@ -337,7 +341,19 @@ export class PluginSupervisor {
   private instance(): Promise<Instance> {
     if (this.current && this.current.crashed === undefined) return Promise.resolve(this.current);
     this.checkUsable();
-    return this.pending ?? this.track(this.startFirst());
+    return this.waitFor(this.pending ?? this.track(this.startFirst()));
+  }
+
+  /**
+   * A call's wait for the start under way. A host with nothing else to do must not exit in the middle of
+   * it (a pending promise keeps no process alive, and the backoff timer does not while nobody waits).
+   */
+  private waitFor(starting: Promise<Instance>): Promise<Instance> {
+    this.waitingCalls++;
+    this.backoffTimer?.ref();
+    return starting.finally(() => {
+      if (--this.waitingCalls === 0) this.backoffTimer?.unref();
+    });
   }
 
   /** Makes `starting` the start under way, which calls wait for instead of starting another, until it settles. */
@@ -457,7 +473,13 @@ export class PluginSupervisor {
         this.checkUsable();
       }
       const delay = Math.min(initialDelayMs * 2 ** (this.failures - 1), maxDelayMs);
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        // A restart nobody waits for must not hold the host open; one a call waits for must (waitFor).
+        if (this.waitingCalls === 0) timer.unref();
+        this.backoffTimer = timer;
+      });
+      this.backoffTimer = undefined;
       if (this.isStopped()) throw this.stoppedError();
       try {
         const instance = await this.launch(this.starter, 'restart');

@@ -1,7 +1,10 @@
 // The plugin supervisor on its own: lazy start, crash and restart, down and reset, reload, idle stop,
 // the call cap, health checks and audit.
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import test from 'ava';
 import {
   GatehouseError,
@@ -85,6 +88,16 @@ test('supervisor: a crash fails the call in flight with the last stderr, then th
     events.map((e) => e.type),
     ['started', 'crashed', 'restarted'],
   );
+});
+
+test('supervisor: a call waiting for a restart keeps the host process alive until it is answered', async (t) => {
+  // A script with nothing else to keep it alive: the restart's backoff must, while a call waits for it.
+  const script = fileURLToPath(new URL('../fixtures/supervised-host.js', import.meta.url));
+  const { stdout, stderr } = await promisify(execFile)(process.execPath, [script], { timeout: 30_000 }).catch((error: { stdout?: string; stderr?: string }) => ({
+    stdout: error.stdout ?? '',
+    stderr: error.stderr ?? '',
+  }));
+  t.is(stdout, 'answered: after-the-restart\n', `the process ended with the call unanswered; stderr: ${stderr.slice(0, 300)}`);
 });
 
 test('supervisor: restarts are bounded; then the plugin is down until reset()', async (t) => {
