@@ -23,9 +23,13 @@ import { waitUntil } from '../helpers/process.js';
 
 const kvService = loadKVService();
 
-/** Starts the hostile KV fixture, whose Get key picks a misbehaviour ("crash", "hang", "spin", ...). */
+/**
+ * Starts the hostile KV fixture, whose Get key picks a misbehaviour ("crash", "hang", "spin", ...). The
+ * start timeout is generous: this file's tests start many plugins at once, and on a loaded 2-core machine
+ * one start took longer than the default 10 s (a failed start would fail a test about something else).
+ */
 const hostileKV = (_context?: StartContext) =>
-  launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv' } });
+  launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv' }, startTimeoutMs: 30_000 });
 
 /**
  * Starts the hostile KV fixture and hands it over only once it has died: a plugin that dies while the rest
