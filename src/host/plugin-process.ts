@@ -25,8 +25,12 @@ export interface SpawnSpec {
   isolation?: IsolationOptions;
 }
 
-/** How long to wait after exit for the plugin's last stderr bytes before reporting the exit. */
-const STDERR_DRAIN_MS = 100;
+/**
+ * How long to wait after exit for the plugin's last stderr bytes before reporting the exit. Normally the pipe
+ * ends at once; the bound is for a grandchild that keeps it open. 100 ms was too short on a loaded machine,
+ * where the end of the pipe came later and a crash was reported without the line that said why.
+ */
+const STDERR_DRAIN_MS = 1000;
 
 /**
  * One plugin child process: its handshake line, its output routed to the logger, its exit, and the
