@@ -27,7 +27,7 @@ import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { processStartTime } from '../process-identity.js';
+import { isSameProcess, processStartTime } from '../process-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
@@ -330,7 +330,7 @@ async function claimWriter(path: string): Promise<string | undefined> {
       if (holder === null || join(directory, name) === mark) continue;
       const pid = Number(holder[1]);
       // A live second writer: appending beside it would fork the chain.
-      if ((await processStartTime(pid)) === holder[2]) throw inUse(pid, '');
+      if (await isSameProcess(pid, holder[2])) throw inUse(pid, '');
       // Its writer died without closing the log: that pid is gone, or names a process started since.
       await rm(join(directory, name), { force: true });
     }

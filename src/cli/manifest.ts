@@ -1,6 +1,6 @@
 /** `gatehouse manifest create` and `gatehouse manifest sign`: making a manifest and signing it. */
 import { access, readFile } from 'node:fs/promises';
-import { fsError } from '../discover/fs-error.js';
+import { onFile } from '../discover/fs-error.js';
 import { writeFileAtomic, writeNewFile } from '../verify/atomic-file.js';
 import { readSecretKeyFile } from '../verify/key-files.js';
 import { formatManifest, type Manifest } from '../verify/manifest.js';
@@ -98,7 +98,7 @@ async function create(dir: string, values: Values): Promise<void> {
   } else {
     if (values.package !== undefined) throw usageError(COMMAND, 'give --package with --glob, not with --from-sha256sums');
     const sums = values['from-sha256sums'];
-    const text = await readFile(sums, 'utf8').catch((error: unknown) => Promise.reject(fsError(error, sums)));
+    const text = await onFile(sums, readFile(sums, 'utf8'));
     manifest = await manifestFromSha256Sums(text, { dir, version, expires });
   }
   const text = formatManifest(manifest);
@@ -112,7 +112,7 @@ async function sign(manifestPath: string, values: Values): Promise<void> {
   ).find((name) => values[name] !== undefined);
   if (stray !== undefined) throw usageError(COMMAND, `--${stray} goes with manifest create`);
   if (values.key === undefined) throw usageError(COMMAND, '--key FILE is required');
-  const bytes = await readFile(manifestPath).catch((error: unknown) => Promise.reject(fsError(error, manifestPath)));
+  const bytes = await onFile(manifestPath, readFile(manifestPath));
   const secretKey = await readSecretKeyFile(values.key);
   const signature = signManifest(bytes, secretKey);
   // Signing again with the same key replaces that key's signature: a second file would count once anyway.

@@ -305,6 +305,11 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
   if (options.versions !== undefined && options.protocolVersions !== undefined) {
     invalid('give either versions or protocolVersions, not both');
   }
+  // The plugin would refuse it (serve() does, as go-plugin hosts should): any member of the group could
+  // connect first and take the one multiplexed connection.
+  if (options.multiplexBroker === true && options.unixSocketGroup !== undefined) {
+    invalid('multiplexBroker and unixSocketGroup cannot go together: a member of the group could take the one multiplexed connection; drop one of the two');
+  }
   const protocolVersions = options.versions ? Object.keys(options.versions).map(Number) : (options.protocolVersions ?? [1]);
   if (protocolVersions.length === 0 || !protocolVersions.every((v) => Number.isSafeInteger(v) && v > 0)) {
     invalid('protocolVersions must be a non-empty list of positive integers');
@@ -338,12 +343,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     maxMessageBytes: positive(options.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES, 'maxMessageBytes'),
     channelOptions: options.channelOptions ?? {},
     serverOptions: options.serverOptions ?? {},
-    // The plugin would refuse it (serve() does, as go-plugin hosts should): any member of the group could
-    // connect first and take the one multiplexed connection.
-    multiplexBroker:
-      options.multiplexBroker === true && options.unixSocketGroup !== undefined
-        ? invalid('multiplexBroker and unixSocketGroup cannot go together: a member of the group could take the one multiplexed connection; drop one of the two')
-        : options.multiplexBroker === true,
+    multiplexBroker: options.multiplexBroker === true,
     stdio: options.stdio ?? {},
     minPort: options.minPort,
     maxPort: options.maxPort,

@@ -67,7 +67,7 @@ export async function writeNewFile(file: string, data: string | Uint8Array, mode
  * Creates `file` holding `data` with `mode`, fsynced; a failure after creating it removes it. 'wx' (O_EXCL):
  * an existing file is never overwritten, and a link planted at the name is never followed. Throws Node's error.
  */
-async function createWhole(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function createWhole(file: string, data: string | Uint8Array, mode: number): Promise<void> {
   const handle = await open(file, 'wx', mode);
   try {
     try {

@@ -1,10 +1,10 @@
-import { constants } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { isSameProcess, processStartTime } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
+import { createWhole } from './atomic-file.js';
 
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;
@@ -48,23 +48,14 @@ async function acquire(path: string, into: string): Promise<void> {
 
 /** Creates the lock file holding `me`, or says false if it exists. */
 async function create(path: string, me: string): Promise<boolean> {
-  let handle;
   try {
-    // O_EXCL: exactly one creator wins; O_NOFOLLOW: a link planted at the name is not followed.
-    handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+    // Created new: exactly one creator wins, and a link planted at the name is not followed.
+    await createWhole(path, me, 0o644);
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw fsError(error, path);
   }
-  try {
-    await handle.writeFile(me);
-  } catch (error) {
-    await rm(path, { force: true }).catch(() => undefined);
-    throw fsError(error, path);
-  } finally {
-    await handle.close();
-  }
-  return true;
 }
 
 /**

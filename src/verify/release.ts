@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fsError } from '../discover/fs-error.js';
+import { onFile } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { writeArchive, type ArchiveFile } from './archive.js';
@@ -38,7 +38,7 @@ export async function createRelease(dir: string, secretKey: MinisignSecretKey, o
     const sha256 = createHash('sha256').update(data).digest('hex');
     // A release must carry the bytes that were signed, not whatever the directory holds now.
     if (data.length !== expected.size || sha256 !== expected.sha256) throw new GatehouseError('DIGEST_MISMATCH', `${file}: differs from the manifest (${data.length} bytes, SHA-256 ${sha256})`);
-    const mode = await stat(file).then((info) => info.mode, (error: unknown) => Promise.reject(fsError(error, file)));
+    const { mode } = await onFile(file, stat(file));
     files.push({ path, data, executable: (mode & 0o100) !== 0 });
   }
   const archive = writeArchive(files);

@@ -6,7 +6,7 @@
 import { realpath } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { checkFileSafety, type SafeFile } from '../discover/file-safety.js';
-import { fsError } from '../discover/fs-error.js';
+import { onFile } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { openRegularFile } from '../discover/untrusted-file.js';
 
@@ -24,7 +24,7 @@ const MAX_INTERPRETER_DEPTH = 4;
  */
 export async function checkScriptInterpreter(file: string, options: { uid?: number | undefined } = {}): Promise<void> {
   // A system interpreter is often a link (/bin/sh to dash): its head is read where the link leads.
-  let current = await realpath(file).catch((error: unknown) => Promise.reject(fsError(error, file)));
+  let current = await onFile(file, realpath(file));
   for (let depth = 0; ; depth += 1) {
     const interpreter = parseShebang(current, await readHead(current));
     if (interpreter === undefined) return;
