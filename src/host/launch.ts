@@ -117,13 +117,16 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   const audit = options.audit;
   const started = Date.now();
   // Private 0700 directory for the plugin's socket (and temporary files): no other user can reach it.
-  const socketDir = await mkdtemp(join(tmpdir(), 'gatehouse-'));
+  const [socketDir, identity] = await Promise.all([
+    mkdtemp(join(tmpdir(), 'gatehouse-')),
+    // Made while the thread pool creates the directory: one after the other, they took ~1.5 ms of every launch.
+    Promise.resolve(config.insecurePlaintext).then((plaintext) => (plaintext ? undefined : generateEphemeralIdentity())),
+  ]);
   let child: PluginProcess | undefined;
   let startingPlugin: LivePlugin | undefined;
   let connection: PluginConnection | undefined;
   let multiplexed: MultiplexedConnection | undefined;
   try {
-    const identity = config.insecurePlaintext ? undefined : generateEphemeralIdentity();
     const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
     const env = buildPluginEnv(
       {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -71,6 +71,17 @@ test('launch: the host environment does not reach the plugin, only what the call
 test('launch: a command that is not absolute is refused before anything runs', async (t) => {
   const error = await t.throwsAsync(launch({ command: 'node', cookie: KV_COOKIE }));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+});
+
+test('launch: a command that does not exist or cannot be run is SPAWN_FAILED, naming it', async (t) => {
+  const dir = await tempDir(t);
+  const notExecutable = join(dir, 'plugin');
+  await writeFile(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
+  for (const command of [join(dir, 'missing'), notExecutable]) {
+    const error = await t.throwsAsync<GatehouseError>(launch({ command, cookie: KV_COOKIE }));
+    t.is(error?.code, 'SPAWN_FAILED', command);
+    t.true(error?.message.includes(command));
+  }
 });
 
 test('launch: exit before the handshake reports the exit code and the last stderr lines', async (t) => {
