@@ -4,7 +4,7 @@
 // not its; it runs before each repeat of ours, and our CPU time is kept too, for a figure that load
 // does not move.
 import { execFile } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,8 +41,12 @@ export interface HashingResult {
   /** Two large files on two threads, against one file on one. */
   twoFilesMBps: number;
   twoFilesSpeedup: number;
+  /** The same bytes hashed from memory by node:crypto, 1 MiB per update: the primitive under ours, without the file. */
+  memoryMBps: number;
   /** Median of the runs interleaved with ours. */
   opensslMBps: number | null;
+  /** `openssl dgst -sha256` on the same file, wall time: OpenSSL's own way of hashing a file, read() included. */
+  opensslDgstMBps: number | null;
   opensslRuns: number[];
   opensslNote?: string;
   secureConfigLargeMBps: number | null;
@@ -94,6 +98,24 @@ interface SecureHashOutput {
   seconds: number[];
 }
 
+/** Wall time of `openssl dgst -sha256 file`, or null without openssl. */
+async function opensslDgst(file: string): Promise<number | null> {
+  try {
+    return await timed(() => execFileAsync('openssl', ['dgst', '-sha256', file], { timeout: 60_000 }));
+  } catch {
+    return null;
+  }
+}
+
+/** node:crypto over `bytes` already in memory, in the chunks sha256File reads. */
+function hashInMemory(bytes: number, chunk: Buffer): number {
+  const started = performance.now();
+  const hash = createHash('sha256');
+  for (let done = 0; done < bytes; done += chunk.length) hash.update(chunk);
+  hash.digest();
+  return (performance.now() - started) / 1000;
+}
+
 async function secureConfig(binary: string, files: string[], sums: string[], repeats: number): Promise<number> {
   const out = await runJson<SecureHashOutput>(binary, ['-repeat', String(repeats), '-sha256', sums.join(','), ...files]);
   return out.bytes / MB / summarize(out.seconds).median;
@@ -116,6 +138,8 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
     const largeDigest = await impl.sha256File(first);
     const one: number[] = [];
     const oneCpu: number[] = [];
+    const memory: number[] = [];
+    const dgstRuns: number[] = [];
     const opensslRuns: number[] = [];
     let opensslNote: string | undefined;
     // openssl's whole time split over the repeats, each run just before ours, so that both see the same moment.
@@ -130,6 +154,10 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
       const measured = await timedWithCpu(() => impl.sha256File(first));
       one.push(measured.wall);
       oneCpu.push(measured.cpu);
+      // Two floors at the same moment: the file left out (memory), and OpenSSL reading the file itself.
+      memory.push(hashInMemory(options.largeBytes, chunk));
+      const dgst = await opensslDgst(first);
+      if (dgst !== null) dgstRuns.push(dgst);
       two.push(await timed(() => impl.sha256Files(large, 2)));
       smallTimes.push(
         await timed(async () => {
@@ -159,7 +187,9 @@ export async function hashing(options: HashingOptions): Promise<HashingResult> {
       smallFilesPerSec: options.smallFiles / smallSeconds,
       twoFilesMBps: (2 * options.largeBytes) / MB / twoSeconds,
       twoFilesSpeedup: (2 * oneSeconds) / twoSeconds,
+      memoryMBps: options.largeBytes / MB / summarize(memory).median,
       opensslMBps: opensslRuns.length > 0 ? summarize(opensslRuns).median : null,
+      opensslDgstMBps: dgstRuns.length > 0 ? options.largeBytes / MB / summarize(dgstRuns).median : null,
       opensslRuns,
       ...(opensslNote !== undefined ? { opensslNote } : {}),
       secureConfigLargeMBps,

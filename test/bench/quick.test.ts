@@ -55,6 +55,8 @@ const EXPECTED = [
   'big.ts.floor',
   'hash.large.openssl',
   'hash.large.cpu',
+  'hash.large.memory',
+  'hash.large.dgst',
   'hash.large.secureConfig',
   'hash.small.secureConfig',
   'hash.twoCores',
