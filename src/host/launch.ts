@@ -53,7 +53,8 @@ export interface LaunchOptions extends IsolationOptions {
   killGraceMs?: number;
   /**
    * Talk to the plugin without TLS. Anyone on this machine who can reach the socket can then call the
-   * plugin or impersonate it, so it must be asked for by name.
+   * plugin or impersonate it, so it must be asked for by name. Refused with `unixSocketGroup`
+   * (INVALID_OPTIONS): every member of the group could.
    */
   insecurePlaintext?: boolean;
   /** Receives the plugin's stdout lines after the handshake (default: logged at info). */
@@ -312,6 +313,11 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
   // connect first and take the one multiplexed connection.
   if (options.multiplexBroker === true && options.unixSocketGroup !== undefined) {
     invalid('multiplexBroker and unixSocketGroup cannot go together: a member of the group could take the one multiplexed connection; drop one of the two');
+  }
+  // Attack: every member of the group may connect to the sockets shared with it (the plugin's, and the host's
+  // brokered ones); without TLS nothing tells their calls from ours. serve() refuses it too.
+  if (options.insecurePlaintext === true && options.unixSocketGroup !== undefined) {
+    invalid('insecurePlaintext and unixSocketGroup cannot go together: any member of the group could call the plugin, and the host, without TLS; drop one of the two');
   }
   const protocolVersions = options.versions ? Object.keys(options.versions).map(Number) : (options.protocolVersions ?? [1]);
   if (protocolVersions.length === 0 || !protocolVersions.every((v) => Number.isSafeInteger(v) && v > 0)) {

@@ -191,7 +191,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     );
   }
 
-  const tls = await serverSecurity(env.clientCertificatePem, options, network, logger);
+  const tls = await serverSecurity(env.clientCertificatePem, options, network, env.unixSocketGroup !== undefined, logger);
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
   const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
@@ -301,6 +301,7 @@ async function serverSecurity(
   hostCertificatePem: string | undefined,
   options: ServeOptions,
   network: 'unix' | 'tcp',
+  sharedWithGroup: boolean,
   logger: Logger,
 ): Promise<PeerTls | undefined> {
   if (hostCertificatePem !== undefined) {
@@ -315,6 +316,13 @@ async function serverSecurity(
   // A loopback port, unlike our private socket directory, is open to every local user.
   if (network === 'tcp') {
     throw new GatehouseError('PLAINTEXT_REFUSED', 'serve() refuses plaintext over TCP: every local user could call the plugin');
+  }
+  // The same within a socket group: the directory is then 0710 and the socket 0660.
+  if (sharedWithGroup) {
+    throw new GatehouseError(
+      'PLAINTEXT_REFUSED',
+      'serve() refuses plaintext with a socket group (PLUGIN_UNIX_SOCKET_GROUP): every member of the group could call the plugin; enable AutoMTLS on the host',
+    );
   }
   logger.warn({}, 'host sent no PLUGIN_CLIENT_CERT; serving WITHOUT TLS because allowPlaintext is set');
   return undefined;

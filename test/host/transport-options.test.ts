@@ -1,17 +1,22 @@
 // Transport options: TCP on loopback within the host's port range, PLUGIN_UNIX_SOCKET_GROUP, message
 // size limits on both sides, and grpc-js options passed through.
-import { readdirSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { isGatehouseError, launch, type GatehouseError } from '../../src/index.js';
-import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
+import { loadCallbackServices, memoryStorage, WORKER_COOKIE, workerPlugin } from '../helpers/callback.js';
+import { workerPluginScript } from '../helpers/paths.js';
 import { fake } from '../hostile/harness.js';
 import { requireCheckoutReachable, requireRoot } from '../hostile/requires.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
 
 const { storage, worker } = loadCallbackServices();
+const execFileAsync = promisify(execFile);
 
 test('tcp: the plugin listens on 127.0.0.1 within the host\'s port range, pinned as over a unix socket', async (t) => {
   await using plugin = await launch(workerPlugin({ WORKER_NETWORK: 'tcp' }, { minPort: 42_000, maxPort: 42_199 }));
@@ -35,6 +40,35 @@ test('socket group: a host asking for multiplexing with a socket group is refuse
   const error = await t.throwsAsync(launch(workerPlugin({}, { multiplexBroker: true, unixSocketGroup: process.getgid?.() ?? 0 })));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
   t.regex(error?.message ?? '', /multiplexBroker and unixSocketGroup cannot go together/);
+});
+
+test('socket group: a host asking for plaintext with a socket group is refused before anything starts', async (t) => {
+  // Attack: every member of the group may connect to a socket shared with it; without TLS nothing tells
+  // the host's calls from theirs, on the plugin's socket or on the host's brokered ones.
+  const error = await t.throwsAsync(launch(workerPlugin({ WORKER_ALLOW_PLAINTEXT: '1' }, { insecurePlaintext: true, unixSocketGroup: process.getgid?.() ?? 0 })));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+  t.regex(error?.message ?? '', /insecurePlaintext and unixSocketGroup cannot go together/);
+});
+
+test('socket group: a plugin refuses plaintext with a socket group even when allowed, since every member of the group could call it', async (t) => {
+  // A go-plugin host may send PLUGIN_UNIX_SOCKET_GROUP without a certificate: the plugin must refuse alone.
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-plaintext-group-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const env = {
+    [WORKER_COOKIE.key]: WORKER_COOKIE.value,
+    PLUGIN_PROTOCOL_VERSIONS: '1',
+    PLUGIN_UNIX_SOCKET_DIR: dir,
+    PLUGIN_UNIX_SOCKET_GROUP: String(process.getgid?.() ?? 0),
+    WORKER_ALLOW_PLAINTEXT: '1',
+  };
+  const failure = await execFileAsync(process.execPath, [workerPluginScript], { env, timeout: 20_000 }).then(
+    () => undefined,
+    (error: unknown) => error as { code?: number; stdout?: string; stderr?: string },
+  );
+  t.is(failure?.code, 1, failure?.stderr);
+  t.is(failure?.stdout, '', 'no handshake line');
+  t.regex(failure?.stderr ?? '', /refuses plaintext with a socket group.*"code":"PLAINTEXT_REFUSED"/);
+  t.deepEqual(readdirSync(dir), [], 'nothing left behind');
 });
 
 test('tcp: with no free port in the range the plugin fails to start, saying so', async (t) => {
