@@ -140,16 +140,29 @@ export async function connectPlugin(
 
 /**
  * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
- * socket another user controls would have us talk to that user's server.
+ * socket another user controls would have us talk to that user's server. Given up at `deadline`.
  */
 export async function checkSocketOwnership(
   address: Pick<HandshakeLine, 'network' | 'address'>,
-  owner: number | undefined = process.getuid?.(),
+  owner: number | undefined,
+  deadline: number,
 ): Promise<void> {
   if (address.network !== 'unix') return;
-  const stats = await lstat(address.address).catch((cause: unknown) => {
+  const waitMs = Math.max(0, deadline - Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  // Attack: a path on a file system the plugin serves itself (FUSE), whose lstat it never answers, would hold
+  // the launch or the dial past every timeout, and a thread of libuv's pool with it (the kill that follows a
+  // failed launch ends that wait in the kernel).
+  const unanswered = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address}: no answer from its file system within ${waitMs} ms`)),
+      waitMs,
+    );
+  });
+  const checked = lstat(address.address).catch((cause: unknown) => {
     throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} does not exist`, { cause });
   });
+  const stats = await Promise.race([checked, unanswered]).finally(() => clearTimeout(timer));
   if (!stats.isSocket()) {
     throw new GatehouseError('CONNECT_FAILED', `plugin address ${address.address} is not a socket`);
   }

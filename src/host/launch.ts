@@ -175,9 +175,9 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       address: handshake.address,
     });
     const credentials = channelCredentials(handshake, ownTls);
-    await checkSocketOwnership(handshake, child.uid);
-    throwIfAborted(options.signal);
     const deadline = Math.max(started + config.startTimeoutMs, Date.now() + 1000);
+    await checkSocketOwnership(handshake, child.uid, deadline);
+    throwIfAborted(options.signal);
     if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline);
     connection = await connectPlugin(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
     throwIfAborted(options.signal);

@@ -67,7 +67,7 @@ export class PluginSession {
       channelOptions: spec.channelOptions,
       serverOptions: spec.serverOptions,
       // The same rule as for the plugin's own socket: one the plugin names must be the plugin user's.
-      checkAddress: (network, address) => checkSocketOwnership({ network, address }, spec.pluginUid),
+      checkAddress: (network, address, deadline) => checkSocketOwnership({ network, address }, spec.pluginUid, deadline),
       liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplexer ? { multiplexer } : {}),

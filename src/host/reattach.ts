@@ -92,7 +92,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
   }
   const network = checkAnnouncedAddress(record.network, record.address);
-  await checkSocketOwnership({ network, address: record.address }, record.uid);
+  await checkSocketOwnership({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const credentials = pinnedPluginCredentials(hostTls(identity), pluginCertificateDer);

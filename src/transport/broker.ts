@@ -59,8 +59,8 @@ export interface BrokerSettings {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
-  /** Checks an address the peer announced before anything connects to it. */
-  checkAddress: (network: 'unix' | 'tcp', address: string) => Promise<void>;
+  /** Checks an address the peer announced before anything connects to it, giving up at `deadline` (ms since the epoch). */
+  checkAddress: (network: 'unix' | 'tcp', address: string, deadline: number) => Promise<void>;
   /** Lets brokered clients report PLUGIN_EXITED on the host side. */
   liveness: PluginLiveness;
   dialTimeoutMs: number;
@@ -233,7 +233,7 @@ export class GrpcBroker implements Broker {
       let network: 'unix' | 'tcp';
       try {
         network = checkAnnouncedAddress(info.network, info.address);
-        await this.settings.checkAddress(network, info.address);
+        await this.settings.checkAddress(network, info.address, deadline);
       } catch (cause) {
         // The address comes from the peer: refused before any connection, as in the handshake line.
         throw brokerError(`broker id ${id}: the peer announced an address gatehouse refuses: ${(cause as Error).message}`, cause);
