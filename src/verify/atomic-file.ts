@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
@@ -71,6 +72,9 @@ export async function createWhole(file: string, data: string | Uint8Array, mode:
   const handle = await open(file, 'wx', mode);
   try {
     try {
+      // Exactly `mode`: open() takes the umask off, and under 077 a lock or release file a host running as
+      // another user must read would be 0600.
+      await handle.chmod(mode);
       await handle.writeFile(data);
       await handle.sync();
     } finally {
@@ -80,6 +84,25 @@ export async function createWhole(file: string, data: string | Uint8Array, mode:
     // O_EXCL made this name ours a moment ago: what is removed is the torn file, nobody else's.
     await rm(file, { force: true }).catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * Makes `dir` and its missing parents, each created one with exactly `mode` (mkdir takes the umask off);
+ * directories that were there are left as they are. Throws Node's error.
+ */
+export async function makeDirectories(dir: string, mode: number): Promise<void> {
+  const first = await mkdir(dir, { recursive: true, mode });
+  if (first === undefined) return;
+  for (let made = dir; ; made = dirname(made)) {
+    // Through the directory itself: a link put in its place meanwhile is not followed, so its target keeps its mode.
+    const handle = await open(made, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      await handle.chmod(mode);
+    } finally {
+      await handle.close();
+    }
+    if (made === first) return;
   }
 }
 

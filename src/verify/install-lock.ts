@@ -1,10 +1,10 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { isSameProcess, processStartTime } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
-import { createWhole } from './atomic-file.js';
+import { createWhole, makeDirectories } from './atomic-file.js';
 
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;
@@ -21,7 +21,7 @@ const TAKEOVER_ATTEMPTS = 3;
 export async function withInstallLock<T>(into: string, work: () => Promise<T>): Promise<T> {
   const path = installLockPath(into);
   // Made as install always made it, before the lock file that goes in it.
-  await onFile(dirname(path), mkdir(dirname(path), { recursive: true, mode: 0o755 }));
+  await onFile(dirname(path), makeDirectories(dirname(path), 0o755));
   await acquire(path, into);
   try {
     return await work();

@@ -1,10 +1,10 @@
-import { chmod, lstat, mkdir, mkdtemp, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { readArchive, type ArchiveFile } from './archive.js';
-import type { PreparedFile } from './atomic-file.js';
+import { makeDirectories, type PreparedFile } from './atomic-file.js';
 import { withInstallLock } from './install-lock.js';
 import { verifyPlugins } from './installed-plugins.js';
 import { verifyManifestFile } from './manifest-files.js';
@@ -62,7 +62,7 @@ async function installLocked(options: InstallOptions): Promise<InstallResult> {
   // the same release. What the link points at stays, even if a kill kept the lock file from recording it.
   const linked = await onFileIfAny(options.into, readlink(options.into));
   await pruneReleases(root, new Set([lock?.current.dir, lock?.previous?.dir, linked && basename(linked)]));
-  await onFile(root, mkdir(root, { recursive: true, mode: 0o755 }));
+  await onFile(root, makeDirectories(root, 0o755));
   const staging = await onFile(root, mkdtemp(join(root, '.staging-')));
   let placed: string | undefined;
   try {
@@ -151,10 +151,14 @@ async function sourceFiles(source: string): Promise<ArchiveFile[]> {
 async function extract(files: readonly ArchiveFile[], dir: string): Promise<void> {
   for (const file of files) {
     const target = join(dir, file.path);
-    await onFile(dirname(target), mkdir(dirname(target), { recursive: true, mode: 0o755 }));
+    await onFile(dirname(target), makeDirectories(dirname(target), 0o755));
     // 'wx': a name the archive already created (as a directory, say) is an error, never written through.
     // Only these two modes, whatever the archive said: no setuid/setgid bit, no file writable by others.
-    await onFile(target, writeFile(target, file.data, { flag: 'wx', mode: file.executable ? 0o755 : 0o644 }));
+    const mode = file.executable ? 0o755 : 0o644;
+    await onFile(target, writeFile(target, file.data, { flag: 'wx', mode }));
+    // Exactly: writeFile takes the umask off (077 would hide the plugin from a host running as another user).
+    // By path: the staging directory is our private 0700 one, where nobody else can swap the name.
+    await onFile(target, chmod(target, mode));
   }
 }
 

@@ -2,7 +2,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, lstat, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -158,6 +158,37 @@ test('install: the release directory is readable by a host running as another us
   const installed = await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
   t.is((await stat(installed.release)).mode & 0o777, 0o755);
   t.is((await stat(join(installed.release, 'plugin'))).mode & 0o777, 0o755);
+});
+
+test.serial('install: a restrictive umask (077) changes no mode: releases, their directories, files and lock file stay readable by a host running as another user', async (t) => {
+  // umask is the process's: serial, and set back before the next test runs.
+  const { keys, into, policy } = await setup(t);
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'plugin', '#!/bin/sh\necho 1\n', 0o755);
+  await mkdir(join(dir, 'lib', 'deep'), { recursive: true });
+  await writeFileWithMode(join(dir, 'lib', 'deep'), 'data.txt', 'data\n', 0o644);
+  const manifest = await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS) });
+  const data = { path: 'lib/deep/data.txt', sha256: createHash('sha256').update('data\n').digest('hex'), size: 5 };
+  await writeFile(join(dir, 'manifest.json'), formatManifest({ ...manifest, plugins: manifest.plugins.map((plugin) => ({ ...plugin, files: [data] })) }));
+  const source = join(await tempDir(t), 'release.tar.gz');
+  await createRelease(dir, keys.secretKey, source);
+  const previous = process.umask(0o077);
+  let installed;
+  try {
+    installed = await installRelease({ source, into, policy });
+  } finally {
+    process.umask(previous);
+  }
+  const mode = async (path: string) => (await stat(path)).mode & 0o777;
+  t.is(await mode(releasesDir(into)), 0o755, 'the releases directory');
+  t.is(await mode(installed.release), 0o755, 'the release');
+  t.is(await mode(join(installed.release, 'lib')), 0o755);
+  t.is(await mode(join(installed.release, 'lib', 'deep')), 0o755);
+  t.is(await mode(join(installed.release, 'plugin')), 0o755);
+  t.is(await mode(join(installed.release, 'lib', 'deep', 'data.txt')), 0o644);
+  t.is(await mode(join(installed.release, 'manifest.json')), 0o644);
+  t.is(await mode(`${into}.lock.json`), 0o644, 'the lock file, which a host reads');
+  await verifyInstalled(into);
 });
 
 /** What a failed install must leave as it was: where the link points, the lock file, the releases kept. */
