@@ -6,12 +6,13 @@
  * entries — not even a sticky one such as /tmp, where anyone can still create node_modules.
  */
 import type { Stats } from 'node:fs';
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { effectiveUid, resolveChecked } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
+import { makeDirectories } from './atomic-file.js';
 
 export interface SealRootOptions {
   /** The seal root to use instead of the default (`seal.parentDir`, `gatehouse call --seal-dir`). */
@@ -49,7 +50,8 @@ export async function prepareSealRoot(options: SealRootOptions = {}): Promise<st
   if (!isAbsolute(root)) throw new GatehouseError('INVALID_OPTIONS', `the seal root ${root} must be an absolute path (${OPTION})`);
   try {
     // 0711 for root: a run-as plugin must pass through to its copy; a user's root is for that user alone.
-    await mkdir(root, { recursive: true, mode: uid === 0 ? 0o711 : 0o700 });
+    // Exactly that mode, whatever the umask (077 would make root's 0700 and shut the run-as plugins out).
+    await makeDirectories(root, uid === 0 ? 0o711 : 0o700);
     // No sticky exception anywhere: in a sticky directory another user can still plant node_modules or lib/python3.
     const real = await resolveChecked(root, uid, () => false);
     const stats = await lstat(real);

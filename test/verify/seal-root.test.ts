@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, realpath, rm, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -153,6 +153,20 @@ test('the default seal root is made if missing, is the host user\'s, and is not 
   t.is(root, await realpath(defaultSealRoot()));
   t.false(root.startsWith(tmpdir()));
   await t.throwsAsync(prepareSealRoot({ parentDir: 'relative/seal' }), { code: 'INVALID_OPTIONS' });
+});
+
+test.serial('a seal root made under a restrictive umask (077) has exactly its mode: 0711 for root, which run-as plugins pass through', async (t) => {
+  // umask is the process's: serial, and set back before the next test runs.
+  const made = join(await sealRootDir(t), 'made', 'seal');
+  const previous = process.umask(0o077);
+  try {
+    await prepareSealRoot({ parentDir: made });
+  } finally {
+    process.umask(previous);
+  }
+  const expected = runningAsRoot ? 0o711 : 0o700;
+  t.is((await stat(made)).mode & 0o777, expected);
+  t.is((await stat(join(made, '..'))).mode & 0o777, expected, 'the missing parent made with it');
 });
 
 test('a run-as group that cannot reach the seal root is SEAL_ROOT_UNSAFE before anything is copied', async (t) => {
