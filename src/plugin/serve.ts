@@ -33,6 +33,7 @@ export interface ServeOptions {
   /**
    * Serve without TLS when the host sends no certificate. Off by default: a host that did not ask
    * for mTLS gets a clear refusal instead of a plaintext plugin anyone on the machine could call.
+   * Never over TCP or with a socket group (PLAINTEXT_REFUSED), where other users could call it anyway.
    */
   allowPlaintext?: boolean;
   /**
