@@ -107,7 +107,7 @@ async function opensslDgst(file: string): Promise<number | null> {
   }
 }
 
-/** node:crypto over `bytes` already in memory, in the chunks sha256File reads. */
+/** node:crypto over `bytes` already in memory, `chunk` (1 MiB) per update. */
 function hashInMemory(bytes: number, chunk: Buffer): number {
   const started = performance.now();
   const hash = createHash('sha256');
