@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { GatehouseError } from '../errors.js';
 
 /** A replacement for a file, written and fsynced beside it but not yet in its place. */
@@ -88,13 +88,16 @@ export async function createWhole(file: string, data: string | Uint8Array, mode:
 }
 
 /**
- * Makes `dir` and its missing parents, each created one with exactly `mode` (mkdir takes the umask off);
+ * Makes `dir` and its missing parents, each one it creates with exactly `mode` (mkdir takes the umask off);
  * directories that were there are left as they are. Throws Node's error.
  */
 export async function makeDirectories(dir: string, mode: number): Promise<void> {
-  const first = await mkdir(dir, { recursive: true, mode });
+  // Resolved first: the walk up from it to the first directory made must pass only through directories
+  // made here (`..` in the path would lead it through one that was there) and must end.
+  const target = resolve(dir);
+  const first = await mkdir(target, { recursive: true, mode });
   if (first === undefined) return;
-  for (let made = dir; ; made = dirname(made)) {
+  for (let made = target; made !== dirname(made); made = dirname(made)) {
     // Through the directory itself: a link put in its place meanwhile is not followed, so its target keeps its mode.
     const handle = await open(made, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
     try {

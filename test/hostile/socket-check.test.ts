@@ -1,11 +1,14 @@
 // A plugin whose socket path never answers: on a file system the plugin serves itself (FUSE, where any
 // user with fusermount may mount one), lstat() waits for the plugin, which need never reply. The host's
-// check of the socket then must end at the launch's (or the dial's) deadline, not hold it for good.
+// check of the socket then must end at the launch's (or the dial's, or reattach's) deadline, not hold it for good.
 // Simulated here by an lstat that never settles for the plugin's sockets: FUSE is not on every CI machine.
 // This file is its own process (ava), so the stand-in reaches no other test.
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
-import { isGatehouseError, launch } from '../../src/index.js';
+import { isGatehouseError, launch, reattach } from '../../src/index.js';
 import { KV_COOKIE } from '../../examples/kv/kv.js';
 import { loadCallbackServices, workerPlugin } from '../helpers/callback.js';
 import { kvPluginScript } from '../helpers/paths.js';
@@ -38,5 +41,18 @@ test.serial('socket check: a brokered socket that never answers lstat fails the 
   t.teardown(() => (hangs = undefined));
   const error = await t.throwsAsync(plugin.broker.dial(storage_id, { timeoutMs: 2_000 }));
   t.true(isGatehouseError(error, 'BROKER_FAILED'), String(error));
+  t.regex(error?.message ?? '', /no answer from its file system within \d+ ms/);
+});
+
+test.serial('socket check: a reattach whose plugin socket never answers lstat fails at its connect timeout', async (t) => {
+  t.timeout(40_000, 'reattach waited for the socket check for good');
+  await using plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-socket-check-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const record = await plugin.reattachRecord({ privateKeyFile: join(dir, 'host.key') });
+  hangs = /[\\/]plugin\.sock$/;
+  t.teardown(() => (hangs = undefined));
+  const error = await t.throwsAsync(reattach(record));
+  t.true(isGatehouseError(error, 'CONNECT_FAILED'), String(error));
   t.regex(error?.message ?? '', /no answer from its file system within \d+ ms/);
 });

@@ -1,14 +1,14 @@
 // writeFileAtomic's refusals say what is wrong with the place written to, not "no such file"; writeNewFile
 // leaves a whole new file or none.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { isGatehouseError } from '../../src/errors.js';
-import { writeFileAtomic, writeNewFile } from '../../src/verify/atomic-file.js';
+import { makeDirectories, writeFileAtomic, writeNewFile } from '../../src/verify/atomic-file.js';
 
 test('writing into a directory that does not exist, or under a file, names the directory and leaves nothing behind', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-atomic-'));
@@ -45,4 +45,15 @@ test('writeNewFile writes a new file whole or not at all: a write cut short leav
   await writeNewFile(join(dir, 'new'), 'whole', 0o640);
   t.is(await readFile(join(dir, 'new'), 'utf8'), 'whole');
   t.is((await stat(join(dir, 'new'))).mode & 0o777, 0o640);
+});
+
+test('makeDirectories gives its mode to the directories it made and to no other, whatever the path spells', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'gatehouse-mkdirs-'));
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  await chmod(base, 0o700);
+  // `a` is made and left by `..`: the walk up from `b` must not pass through `base` (it was there), nor loop for ever.
+  await makeDirectories(`${base}/a/../b/./c/`, 0o755);
+  t.is((await stat(base)).mode & 0o777, 0o700, 'a directory that was there keeps its mode');
+  t.is((await stat(join(base, 'b'))).mode & 0o777, 0o755);
+  t.is((await stat(join(base, 'b', 'c'))).mode & 0o777, 0o755);
 });
