@@ -4,9 +4,9 @@ import type { AuditBenchResult } from './audit.js';
 import type { HashingResult } from './hashing.js';
 import type { LiveResult, UnaryResult, WorkloadResult } from './host-workloads.js';
 import type { InterleavedLaunchResult } from './interleaved-launch.js';
-import type { InterleavedUnaryResult } from './interleaved-unary.js';
+import type { InterleavedSide, InterleavedUnaryResult } from './interleaved-unary.js';
 import type { LaunchFloorResult, LaunchFloorSample } from './launch-floor.js';
-import { summarize } from './stats.js';
+import { pooledPercentile, summarize, type Histogram } from './stats.js';
 
 export type PluginKind = 'go' | 'ts';
 
@@ -247,8 +247,8 @@ function floorFigures(raw: RawResults, plugin: PluginKind, ours: number[] | unde
 
 /**
  * The interleaved rounds of one caller count as one: calls and seconds (and CPU) summed per side, so that
- * every round weighs on both sides alike and the ratio keeps each round's pairing; p99 as the median of
- * the rounds', as the other unary figures.
+ * every round weighs on both sides alike and the ratio keeps each round's pairing; p99 that of all the
+ * rounds' calls together (a round's own p99 rests on some 75 calls at one caller, and moved by ±30%).
  */
 function pooled(
   rounds: InterleavedUnaryResult[][] | undefined,
@@ -256,12 +256,15 @@ function pooled(
 ): { gatehouse: Pick<UnaryResult, 'callsPerSec' | 'p99Us' | 'cpuUsPerCall'>; floor: Pick<UnaryResult, 'callsPerSec' | 'p99Us' | 'cpuUsPerCall'> } | undefined {
   const results = (rounds ?? []).flatMap((round) => round.filter((result) => result.concurrency === concurrency));
   if (results.length === 0) return undefined;
-  const side = (pick: (result: InterleavedUnaryResult) => UnaryResult) => {
+  const side = (pick: (result: InterleavedUnaryResult) => Partial<InterleavedSide> & UnaryResult) => {
     const runs = results.map(pick);
     const calls = runs.reduce((sum, run) => sum + run.calls, 0);
     return {
       callsPerSec: calls / runs.reduce((sum, run) => sum + run.seconds, 0),
-      p99Us: medianOf(runs.map((run) => run.p99Us)),
+      // Results written before the histograms (`--from` an older file): the median of the rounds' own p99.
+      p99Us: runs.every((run) => run.latencyHistogram !== undefined)
+        ? pooledPercentile(runs.map((run) => run.latencyHistogram as Histogram), 99)
+        : medianOf(runs.map((run) => run.p99Us)),
       cpuUsPerCall: runs.reduce((sum, run) => sum + run.cpuUsPerCall * run.calls, 0) / calls,
     };
   };

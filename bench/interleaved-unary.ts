@@ -5,14 +5,18 @@
 // while slices a fraction of a second long share it between the two sides.
 import { launchKV, callLoops, CONCURRENCIES, putSmall, smallGet, unaryResult, type KVCalls, type UnaryResult, type WorkloadOptions } from './host-workloads.js';
 import { openFloorClient } from './http2-floor.js';
+import { histogram, type Histogram } from './stats.js';
 
 /** Slices per side and caller count; `options.seconds` is shared out between them. */
 const SLICES = 10;
 
+/** A side's figures, and its latencies (µs) in 1% buckets: the p99 of all rounds' calls together rests on five times the calls of one. */
+export type InterleavedSide = UnaryResult & { latencyHistogram: Histogram };
+
 export interface InterleavedUnaryResult {
   concurrency: number;
-  gatehouse: UnaryResult;
-  floor: UnaryResult;
+  gatehouse: InterleavedSide;
+  floor: InterleavedSide;
 }
 
 interface Side {
@@ -51,7 +55,10 @@ export async function interleavedUnary(options: WorkloadOptions): Promise<Interl
             side.cpuUs += measured.cpuUs;
           }
         }
-        const result = (side: Side): UnaryResult => unaryResult(concurrency, side.latenciesUs, side.elapsedSeconds, side.cpuUs, side.warmupCallsPerSec);
+        const result = (side: Side): InterleavedSide => ({
+          ...unaryResult(concurrency, side.latenciesUs, side.elapsedSeconds, side.cpuUs, side.warmupCallsPerSec),
+          latencyHistogram: histogram(side.latenciesUs),
+        });
         results.push({ concurrency, gatehouse: result(sides[0]), floor: result(sides[1]) });
       }
       return results;
