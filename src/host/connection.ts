@@ -1,4 +1,3 @@
-import { lstat } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
@@ -45,7 +44,8 @@ export function pinnedPluginCredentials(host: HostTls, pluginCertificateDer: Buf
   return pinned;
 }
 
-type PluginTarget = Pick<HandshakeLine, 'network' | 'address'>;
+/** Where the plugin listens, as the host connects to it, and the host's link to drop once the connection has closed for good. */
+type PluginTarget = Pick<HandshakeLine, 'network' | 'address'> & { release?: () => Promise<void> };
 
 /**
  * The host's connection to one plugin. Without grpc-js channel options it is one socket: the lean
@@ -88,6 +88,7 @@ export class PluginConnection {
   async closeAfterPeerGone(maxWaitMs: number): Promise<void> {
     this.closed = true;
     await Promise.all([this.lean?.closeAfterPeerGone(maxWaitMs), this.channel && closeAfterPeerGone(this.channel, maxWaitMs)]);
+    await this.target.release?.();
   }
 
   /** Ends every call and destroys the sockets now. */
@@ -95,6 +96,7 @@ export class PluginConnection {
     this.closed = true;
     this.lean?.destroy();
     if (this.channel) destroyChannel(this.channel);
+    void this.target.release?.();
   }
 }
 
@@ -138,63 +140,3 @@ export async function connectPlugin(
   }
 }
 
-/** libuv's thread pool: UV_THREADPOOL_SIZE threads (1 to 1024), else 4. Every file system call waits for one. */
-function ioThreads(): number {
-  const size = Number(process.env.UV_THREADPOOL_SIZE);
-  return Number.isInteger(size) && size >= 1 && size <= 1024 ? size : 4;
-}
-
-/** Sockets whose lstat outlived its check's deadline: each holds a thread of the pool until its file system answers. */
-const unansweredChecks: string[] = [];
-
-/**
- * The socket must be a socket and belong to the user the plugin runs as (ours): a plugin that names a
- * socket another user controls would have us talk to that user's server. Given up at `deadline`.
- */
-export async function checkSocketOwnership(
-  address: Pick<HandshakeLine, 'network' | 'address'>,
-  owner: number | undefined,
-  deadline: number,
-): Promise<void> {
-  if (address.network !== 'unix') return;
-  // Attack: a plugin that names socket after socket on a file system that never answers (a broker dial
-  // each) would take every thread of the pool, and with them the host's files, its audit log and every other
-  // plugin's launch. Half the pool at most waits on such file systems; past that the host asks no more.
-  const limit = Math.max(1, Math.floor(ioThreads() / 2));
-  if (unansweredChecks.length >= limit) {
-    throw new GatehouseError(
-      'CONNECT_FAILED',
-      `plugin socket ${address.address} not checked: ${unansweredChecks.length} earlier socket checks (${unansweredChecks.join(', ')}) ` +
-        `still wait on file systems that do not answer, each holding one of the host's ${ioThreads()} I/O threads; kill the plugins that named them`,
-    );
-  }
-  const waitMs = Math.max(0, deadline - Date.now());
-  let timer: NodeJS.Timeout | undefined;
-  let settled = false;
-  let overdue = false;
-  // Attack: a path on a file system the plugin serves itself (FUSE), whose lstat it never answers, would hold
-  // the launch or the dial past every timeout (the kill that follows a failed launch ends that wait in the kernel).
-  const unanswered = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      if (settled) return;
-      overdue = true;
-      unansweredChecks.push(address.address);
-      reject(new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address}: no answer from its file system within ${waitMs} ms`));
-    }, waitMs);
-  });
-  const checked = lstat(address.address)
-    .finally(() => {
-      settled = true;
-      if (overdue) unansweredChecks.splice(unansweredChecks.indexOf(address.address), 1);
-    })
-    .catch((cause: unknown) => {
-      throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} does not exist`, { cause });
-    });
-  const stats = await Promise.race([checked, unanswered]).finally(() => clearTimeout(timer));
-  if (!stats.isSocket()) {
-    throw new GatehouseError('CONNECT_FAILED', `plugin address ${address.address} is not a socket`);
-  }
-  if (stats.uid !== owner) {
-    throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} belongs to uid ${stats.uid}, not to the plugin's uid ${owner}`);
-  }
-}

@@ -11,7 +11,8 @@ import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/e
 import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
-import { checkSocketOwnership, connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
+import { connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
+import { linkPluginSocket, type PluginSocket } from './plugin-socket.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -127,6 +128,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let startingPlugin: LivePlugin | undefined;
   let connection: PluginConnection | undefined;
   let multiplexed: MultiplexedConnection | undefined;
+  let socket: PluginSocket | undefined;
   try {
     const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
     const env = buildPluginEnv(
@@ -176,10 +178,15 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     });
     const credentials = channelCredentials(handshake, ownTls);
     const deadline = Math.max(started + config.startTimeoutMs, Date.now() + 1000);
-    await checkSocketOwnership(handshake, child.uid, deadline);
+    socket = await linkPluginSocket(handshake, child.uid, deadline);
     throwIfAborted(options.signal);
-    if (config.multiplexBroker) multiplexed = await connectMultiplexed(handshake, socketDir, deadline);
-    connection = await connectPlugin(multiplexed?.target ?? handshake, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
+    const target = { ...handshake, address: socket.address };
+    if (config.multiplexBroker) {
+      multiplexed = await connectMultiplexed(target, socketDir, deadline);
+      // The one connection is made, and yamux never makes another.
+      await socket.release();
+    }
+    connection = await connectPlugin(multiplexed?.target ?? { ...target, release: socket.release }, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
     throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);
@@ -233,6 +240,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       await child.exited;
     }
     connection?.destroy();
+    await socket?.release();
     await rm(socketDir, { recursive: true, force: true });
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;

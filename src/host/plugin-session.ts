@@ -8,7 +8,7 @@ import { writePaced } from '../transport/paced-writes.js';
 import { peerText } from '../transport/peer-text.js';
 import type { CallPath } from '../transport/call-path.js';
 import type { PluginLiveness } from '../transport/service-client.js';
-import { checkSocketOwnership } from './connection.js';
+import { linkPluginSocket } from './plugin-socket.js';
 import type { MultiplexedConnection } from './multiplexed-connection.js';
 import { readPluginStdio, type StdioRouting } from './plugin-stdio.js';
 import type { Logger } from '../logger.js';
@@ -67,7 +67,7 @@ export class PluginSession {
       channelOptions: spec.channelOptions,
       serverOptions: spec.serverOptions,
       // The same rule as for the plugin's own socket: one the plugin names must be the plugin user's.
-      checkAddress: (network, address, deadline) => checkSocketOwnership({ network, address }, spec.pluginUid, deadline),
+      checkAddress: (network, address, deadline) => linkPluginSocket({ network, address }, spec.pluginUid, deadline),
       liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplexer ? { multiplexer } : {}),

@@ -10,7 +10,8 @@ import { certificateFingerprint, type EphemeralIdentity } from '../tls/certifica
 import { hostTls } from '../tls/pinning.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
-import { checkSocketOwnership, connectPlugin, pinnedPluginCredentials } from './connection.js';
+import { connectPlugin, pinnedPluginCredentials } from './connection.js';
+import { linkPluginSocket } from './plugin-socket.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
@@ -92,12 +93,12 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
   }
   const network = checkAnnouncedAddress(record.network, record.address);
-  await checkSocketOwnership({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS);
+  const socket = await linkPluginSocket({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const credentials = pinnedPluginCredentials(hostTls(identity), pluginCertificateDer);
   const connection = await connectPlugin(
-    { network, address: record.address },
+    { network, address: socket.address, release: socket.release },
     credentials,
     Date.now() + CONNECT_TIMEOUT_MS,
     maxMessageBytes,

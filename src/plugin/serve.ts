@@ -217,7 +217,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       serverOptions: options.serverOptions ?? {},
       // The host's sockets may belong to another user when the plugin is sandboxed; what proves a
       // brokered server is the host's pinned certificate, checked on every connection.
-      checkAddress: async () => {},
+      checkAddress: async (_network, address) => ({ address, release: async () => {} }),
       liveness: { exit: () => undefined, settleExit: async () => undefined },
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplex ? { multiplexer: multiplex } : {}),

@@ -59,8 +59,12 @@ export interface BrokerSettings {
   maxMessageBytes: number;
   channelOptions: grpc.ChannelOptions;
   serverOptions: grpc.ServerOptions;
-  /** Checks an address the peer announced before anything connects to it, giving up at `deadline` (ms since the epoch). */
-  checkAddress: (network: 'unix' | 'tcp', address: string, deadline: number) => Promise<void>;
+  /**
+   * Checks an address the peer announced before anything connects to it, giving up at `deadline` (ms since
+   * the epoch): what to connect to instead (the same address, or a link of this side's), and what to call
+   * once that connection has closed.
+   */
+  checkAddress: (network: 'unix' | 'tcp', address: string, deadline: number) => Promise<{ address: string; release(): Promise<void> }>;
   /** Lets brokered clients report PLUGIN_EXITED on the host side. */
   liveness: PluginLiveness;
   dialTimeoutMs: number;
@@ -230,15 +234,15 @@ export class GrpcBroker implements Broker {
       ({ target, lastError, close: closeTarget } = await multiplexer.dialTarget(id));
     } else {
       const info = await this.announcement(id, timeoutMs);
-      let network: 'unix' | 'tcp';
       try {
-        network = checkAnnouncedAddress(info.network, info.address);
-        await this.settings.checkAddress(network, info.address, deadline);
+        const network = checkAnnouncedAddress(info.network, info.address);
+        const checked = await this.settings.checkAddress(network, info.address, deadline);
+        target = grpcTarget({ network, address: checked.address });
+        closeTarget = () => void checked.release();
       } catch (cause) {
         // The address comes from the peer: refused before any connection, as in the handshake line.
         throw brokerError(`broker id ${id}: the peer announced an address gatehouse refuses: ${(cause as Error).message}`, cause);
       }
-      target = grpcTarget({ network, address: info.address });
     }
 
     const { tls } = this.settings;

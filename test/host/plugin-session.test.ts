@@ -25,7 +25,7 @@ test('broker stream: a plugin that knocks without end and never reads the acknow
     maxMessageBytes: 1 << 20,
     channelOptions: {},
     serverOptions: {},
-    checkAddress: async () => {},
+    checkAddress: async (_network, address) => ({ address, release: async () => {} }),
     liveness: { exit: () => undefined, settleExit: async () => undefined },
     dialTimeoutMs: 1000,
     multiplexer: new BrokerMultiplex((info) => broker.send(info), { bridgeDir: dir, knockTimeoutMs: 1000 }),

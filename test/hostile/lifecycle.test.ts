@@ -1,6 +1,8 @@
 // No orphans, even when the host is SIGKILLed and runs no exit hook.
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import type { LaunchOptions } from '../../src/index.js';
@@ -32,7 +34,12 @@ async function startHost(
   options: Omit<LaunchOptions, 'cookie'> & { call?: string },
 ): Promise<{ host: number; report: HostReport }> {
   const [file = '', ...args] = [...argv, hostScript, JSON.stringify(options)];
-  const host = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  // A host killed with SIGKILL leaves its temporary files (the plugin's socket directory, its links to the
+  // plugin's socket): nothing is left alive to remove them. So it gets a temporary directory of its own.
+  const hostTmp = mkdtempSync(join(tmpdir(), 'gatehouse-host-'));
+  chmodSync(hostTmp, 0o711);
+  t.teardown(() => rmSync(hostTmp, { recursive: true, force: true }));
+  const host = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: hostTmp } });
   t.teardown(() => void host.kill('SIGKILL'));
   let output = '';
   const report = await new Promise<HostReport>((resolve, reject) => {
@@ -42,8 +49,6 @@ async function startHost(
     });
     host.once('exit', (code) => reject(new Error(`host exited with ${code} before launching: ${output}`)));
   });
-  // The directory of a host killed with SIGKILL stays behind: nothing is left alive to remove it.
-  t.teardown(() => rmSync(report.socketDir, { recursive: true, force: true }));
   t.teardown(() => void (isAlive(report.pid) && process.kill(report.pid, 'SIGKILL')));
   return { host: host.pid ?? 0, report };
 }
