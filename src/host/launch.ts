@@ -12,7 +12,7 @@ import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../t
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
 import { connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
-import { linkPluginSocket, type PluginSocket } from './plugin-socket.js';
+import { PluginSocketLink } from './plugin-socket.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
@@ -118,17 +118,21 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   const config = resolveOptions(options);
   const audit = options.audit;
   const started = Date.now();
+  // The host's own directory for its link to the plugin's socket, made meanwhile.
+  const socketLink = new PluginSocketLink();
   // Private 0700 directory for the plugin's socket (and temporary files): no other user can reach it.
   const [socketDir, identity] = await Promise.all([
     mkdtemp(join(tmpdir(), 'gatehouse-')),
     // Made while the thread pool creates the directory: one after the other, they took ~1.5 ms of every launch.
     Promise.resolve(config.insecurePlaintext).then((plaintext) => (plaintext ? undefined : generateEphemeralIdentity())),
-  ]);
+  ]).catch(async (error: unknown) => {
+    await socketLink.release();
+    throw error;
+  });
   let child: PluginProcess | undefined;
   let startingPlugin: LivePlugin | undefined;
   let connection: PluginConnection | undefined;
   let multiplexed: MultiplexedConnection | undefined;
-  let socket: PluginSocket | undefined;
   try {
     const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
     const env = buildPluginEnv(
@@ -178,15 +182,21 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     });
     const credentials = channelCredentials(handshake, ownTls);
     const deadline = Math.max(started + config.startTimeoutMs, Date.now() + 1000);
-    socket = await linkPluginSocket(handshake, child.uid, deadline);
+    const target = { ...handshake, address: await socketLink.link(handshake, child.uid, deadline) };
     throwIfAborted(options.signal);
-    const target = { ...handshake, address: socket.address };
     if (config.multiplexBroker) {
       multiplexed = await connectMultiplexed(target, socketDir, deadline);
       // The one connection is made, and yamux never makes another.
-      await socket.release();
+      await socketLink.release();
     }
-    connection = await connectPlugin(multiplexed?.target ?? { ...target, release: socket.release }, credentials, deadline, config.maxMessageBytes, config.channelOptions, multiplexed?.failure);
+    connection = await connectPlugin(
+      multiplexed?.target ?? { ...target, release: () => socketLink.release() },
+      credentials,
+      deadline,
+      config.maxMessageBytes,
+      config.channelOptions,
+      multiplexed?.failure,
+    );
     throwIfAborted(options.signal);
 
     untrackPlugin(startingPlugin);
@@ -240,7 +250,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       await child.exited;
     }
     connection?.destroy();
-    await socket?.release();
+    await socketLink.release();
     await rm(socketDir, { recursive: true, force: true });
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;

@@ -5,8 +5,8 @@
  * path therefore happens in libuv's thread pool, bounded; the host connects through a hard link of its
  * own instead, in a directory only it can write.
  */
-import { rmSync } from 'node:fs';
-import { link, lstat, mkdtemp, rm } from 'node:fs/promises';
+import { lstatSync, rmSync } from 'node:fs';
+import { link, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onExit } from 'signal-exit';
@@ -35,36 +35,44 @@ const linkDirs = new Set<string>();
 let exitHookInstalled = false;
 
 /**
- * Checks the socket a plugin named and links it into a fresh 0700 directory of the host's: a socket
- * (not a file or a directory), on the host's temporary file system, owned by the user the plugin runs as
- * (`owner`, ours by default). The host then connects to `address` of the result, which no other user
- * can replace. Given up at `deadline`.
+ * A fresh 0700 directory of the host's, made at once (so that a launch makes it while the plugin starts),
+ * for the link to one socket a plugin names.
  */
-export async function linkPluginSocket(
-  address: Pick<HandshakeLine, 'network' | 'address'>,
-  owner: number | undefined,
-  deadline: number,
-): Promise<PluginSocket> {
-  if (address.network !== 'unix') return { address: address.address, release: async () => {} };
-  // Attack: a plugin that names socket after socket on a file system that never answers (a broker dial
-  // each) would take every thread of the pool, and with them the host's files, its audit log and every other
-  // plugin's launch. Half the pool at most waits on such file systems; past that the host asks no more.
-  const limit = Math.max(1, Math.floor(ioThreads() / 2));
-  if (unansweredChecks.length >= limit) {
-    throw new GatehouseError(
-      'CONNECT_FAILED',
-      `plugin socket ${address.address} not checked: ${unansweredChecks.length} earlier socket checks (${unansweredChecks.join(', ')}) ` +
-        `still wait on file systems that do not answer, each holding one of the host's ${ioThreads()} I/O threads; kill the plugins that named them`,
-    );
+export class PluginSocketLink {
+  private readonly dir: Promise<string>;
+  private released: Promise<void> | undefined;
+
+  constructor() {
+    this.dir = mkdtemp(join(tmpdir(), 'gatehouse-link-')).then((dir) => {
+      linkDirs.add(dir);
+      installExitHook();
+      return dir;
+    });
+    // Reported by link(); a launch that fails before it has nothing to report.
+    this.dir.catch(() => {});
   }
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-link-'));
-  const linked = join(dir, 'link.sock');
-  let released: Promise<void> | undefined;
-  const release = (): Promise<void> =>
-    (released ??= rm(dir, { recursive: true, force: true }).finally(() => linkDirs.delete(dir)));
-  linkDirs.add(dir);
-  installExitHook();
-  try {
+
+  /**
+   * Checks the socket a plugin named and links it here: a socket (not a file or a directory), on the
+   * host's temporary file system, owned by the user the plugin runs as (`owner`, ours by default).
+   * Returns what to connect to, which no other user can replace (TCP: the address as it is). Given up
+   * at `deadline`.
+   */
+  async link(address: Pick<HandshakeLine, 'network' | 'address'>, owner: number | undefined, deadline: number): Promise<string> {
+    if (address.network !== 'unix') return address.address;
+    // Attack: a plugin that names socket after socket on a file system that never answers (a broker dial
+    // each) would take every thread of the pool, and with them the host's files, its audit log and every other
+    // plugin's launch. Half the pool at most waits on such file systems; past that the host asks no more.
+    const limit = Math.max(1, Math.floor(ioThreads() / 2));
+    if (unansweredChecks.length >= limit) {
+      throw new GatehouseError(
+        'CONNECT_FAILED',
+        `plugin socket ${address.address} not checked: ${unansweredChecks.length} earlier socket checks (${unansweredChecks.join(', ')}) ` +
+          `still wait on file systems that do not answer, each holding one of the host's ${ioThreads()} I/O threads; kill the plugins that named them`,
+      );
+    }
+    const dir = await this.dir;
+    const linked = join(dir, 'link.sock');
     // Attack: a path on a file system the plugin serves itself (FUSE) whose lookups it never answers. The walk
     // happens here, in the pool, and ends at the deadline; connect() would make it on the event loop's thread
     // (libuv connects a unix socket synchronously) and hold the whole host for as long as the plugin likes.
@@ -72,8 +80,9 @@ export async function linkPluginSocket(
       throw linkFailure(address.address, dir, cause);
     });
     // Attack: a socket swapped for another user's between the check and the connection. What is checked
-    // is the link, in a directory no one else can write: the very socket the host will connect to.
-    const stats = await lstat(linked);
+    // is the link, in a directory no one else can write: the very socket the host will connect to. Nothing
+    // on its path is the plugin's, so it is looked up at once, without a round trip through the pool.
+    const stats = lstatSync(linked);
     if (!stats.isSocket()) {
       throw new GatehouseError('CONNECT_FAILED', `plugin address ${address.address} is not a socket`);
     }
@@ -81,11 +90,32 @@ export async function linkPluginSocket(
     if (stats.uid !== owner) {
       throw new GatehouseError('CONNECT_FAILED', `plugin socket ${address.address} belongs to uid ${stats.uid}, not to the plugin's uid ${owner}`);
     }
+    return linked;
+  }
+
+  /** Removes the link and its directory, once the connection through it has closed for good; idempotent. */
+  release(): Promise<void> {
+    return (this.released ??= this.dir.then(
+      (dir) => rm(dir, { recursive: true, force: true }).finally(() => linkDirs.delete(dir)),
+      () => undefined,
+    ));
+  }
+}
+
+/** One socket a plugin named, checked and linked (see PluginSocketLink); the link is gone again if the check fails. */
+export async function linkPluginSocket(
+  address: Pick<HandshakeLine, 'network' | 'address'>,
+  owner: number | undefined,
+  deadline: number,
+): Promise<PluginSocket> {
+  if (address.network !== 'unix') return { address: address.address, release: async () => {} };
+  const socketLink = new PluginSocketLink();
+  try {
+    return { address: await socketLink.link(address, owner, deadline), release: () => socketLink.release() };
   } catch (error) {
-    await release();
+    await socketLink.release();
     throw error;
   }
-  return { address: linked, release };
 }
 
 /** `operation` on a path the plugin chose, given up at `deadline`; one that outlives it is counted until it settles. */
