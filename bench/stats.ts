@@ -9,11 +9,15 @@ export interface Summary {
   max: number;
 }
 
+/** The 1-based nearest rank of the p-th percentile among `count` samples. */
+function nearestRank(count: number, p: number): number {
+  return Math.min(count, Math.max(1, Math.ceil((p / 100) * count)));
+}
+
 /** Nearest-rank percentile of an ascending array; NaN for no samples, so a gap cannot pass as 0. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1] as number;
+  return sorted[nearestRank(sorted.length, p) - 1] as number;
 }
 
 export function summarize(samples: readonly number[]): Summary {
@@ -52,7 +56,7 @@ export function pooledPercentile(histograms: readonly Histogram[], p: number): n
   }
   const total = [...pooled.values()].reduce((sum, count) => sum + count, 0);
   if (total === 0) return Number.NaN;
-  const rank = Math.min(total, Math.max(1, Math.ceil((p / 100) * total)));
+  const rank = nearestRank(total, p);
   let seen = 0;
   for (const bucket of [...pooled.keys()].sort((a, b) => a - b)) {
     seen += pooled.get(bucket) as number;

@@ -11,6 +11,8 @@ export interface LivePlugin {
 }
 
 const live = new Set<LivePlugin>();
+/** Directories of the host's own that outlive no host: its links to plugin sockets (host/plugin-socket.ts). */
+const leftovers = new Set<string>();
 let hookInstalled = false;
 
 /**
@@ -36,6 +38,7 @@ function installExitHook(): void {
       }
       rmSync(plugin.socketDir, { recursive: true, force: true });
     }
+    for (const dir of leftovers) rmSync(dir, { recursive: true, force: true });
   });
 }
 
@@ -46,6 +49,13 @@ export function trackPlugin(plugin: LivePlugin): void {
 
 export function untrackPlugin(plugin: LivePlugin): void {
   live.delete(plugin);
+}
+
+/** Has the exit hook remove `dir` if it is still there when the host exits; the returned function cancels that. */
+export function removeAtExit(dir: string): () => void {
+  installExitHook();
+  leftovers.add(dir);
+  return () => leftovers.delete(dir);
 }
 
 /** Kills every plugin this process launched and still runs, gracefully, in parallel. */

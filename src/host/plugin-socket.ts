@@ -5,13 +5,13 @@
  * path therefore happens in libuv's thread pool, bounded; the host connects through a hard link of its
  * own instead, in a directory only it can write.
  */
-import { lstatSync, rmSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { link, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { onExit } from 'signal-exit';
 import { GatehouseError } from '../errors.js';
 import type { HandshakeLine } from '../transport/handshake.js';
+import { removeAtExit } from './live-plugins.js';
 
 /** What to connect to, and what to call once that connection has closed for good. */
 export interface PluginSocket {
@@ -30,31 +30,23 @@ function ioThreads(): number {
 /** Plugin paths whose walk outlived its check's deadline: each holds a thread of the pool until its file system answers. */
 const unansweredChecks: string[] = [];
 
-/** The host's link directories still in use, removed by the exit hook if the host exits first. */
-const linkDirs = new Set<string>();
-let exitHookInstalled = false;
-
 /**
  * A fresh 0700 directory of the host's, made at once (so that a launch makes it while the plugin starts),
  * for the link to one socket a plugin names.
  */
 export class PluginSocketLink {
-  private readonly dir: Promise<string>;
+  private readonly dir: Promise<{ path: string; keepAtExit: () => void }>;
   private released: Promise<void> | undefined;
 
   constructor() {
-    this.dir = mkdtemp(join(tmpdir(), 'gatehouse-link-')).then((dir) => {
-      linkDirs.add(dir);
-      installExitHook();
-      return dir;
-    });
+    this.dir = mkdtemp(join(tmpdir(), 'gatehouse-link-')).then((path) => ({ path, keepAtExit: removeAtExit(path) }));
     // Reported by link(); a launch that fails before it has nothing to report.
     this.dir.catch(() => {});
   }
 
   /**
    * Checks the socket a plugin named and links it here: a socket (not a file or a directory), on the
-   * host's temporary file system, owned by the user the plugin runs as (`owner`, ours by default).
+   * host's temporary file system, owned by `owner`, the user the plugin runs as (undefined matches no one).
    * Returns what to connect to, which no other user can replace (TCP: the address as it is). Given up
    * at `deadline`.
    */
@@ -63,15 +55,15 @@ export class PluginSocketLink {
     // Attack: a plugin that names socket after socket on a file system that never answers (a broker dial
     // each) would take every thread of the pool, and with them the host's files, its audit log and every other
     // plugin's launch. Half the pool at most waits on such file systems; past that the host asks no more.
-    const limit = Math.max(1, Math.floor(ioThreads() / 2));
-    if (unansweredChecks.length >= limit) {
+    const threads = ioThreads();
+    if (unansweredChecks.length >= Math.max(1, Math.floor(threads / 2))) {
       throw new GatehouseError(
         'CONNECT_FAILED',
         `plugin socket ${address.address} not checked: ${unansweredChecks.length} earlier socket checks (${unansweredChecks.join(', ')}) ` +
-          `still wait on file systems that do not answer, each holding one of the host's ${ioThreads()} I/O threads; kill the plugins that named them`,
+          `still wait on file systems that do not answer, each holding one of the host's ${threads} I/O threads; kill the plugins that named them`,
       );
     }
-    const dir = await this.dir;
+    const dir = (await this.dir).path;
     const linked = join(dir, 'link.sock');
     // Attack: a path on a file system the plugin serves itself (FUSE) whose lookups it never answers. The walk
     // happens here, in the pool, and ends at the deadline; connect() would make it on the event loop's thread
@@ -96,7 +88,7 @@ export class PluginSocketLink {
   /** Removes the link and its directory, once the connection through it has closed for good; idempotent. */
   release(): Promise<void> {
     return (this.released ??= this.dir.then(
-      (dir) => rm(dir, { recursive: true, force: true }).finally(() => linkDirs.delete(dir)),
+      (dir) => rm(dir.path, { recursive: true, force: true }).finally(dir.keepAtExit),
       () => undefined,
     ));
   }
@@ -122,18 +114,16 @@ export async function linkPluginSocket(
 async function withinDeadline<T>(operation: Promise<T>, path: string, deadline: number): Promise<T> {
   const waitMs = Math.max(0, deadline - Date.now());
   let timer: NodeJS.Timeout | undefined;
-  let settled = false;
   let overdue = false;
+  // Cleared as soon as `operation` settles: the race below settles in the same microtasks, before any timer runs.
   const unanswered = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      if (settled) return;
       overdue = true;
       unansweredChecks.push(path);
       reject(new GatehouseError('CONNECT_FAILED', `plugin socket ${path}: no answer from its file system within ${waitMs} ms`));
     }, waitMs);
   });
   const answered = operation.finally(() => {
-    settled = true;
     if (overdue) unansweredChecks.splice(unansweredChecks.indexOf(path), 1);
   });
   return Promise.race([answered, unanswered]).finally(() => clearTimeout(timer));
@@ -156,13 +146,4 @@ function linkFailure(path: string, dir: string, cause: unknown): GatehouseError 
     return new GatehouseError('CONNECT_FAILED', `plugin address ${path} is not a socket the host may use (a directory, or another user's file)`, { cause });
   }
   return new GatehouseError('CONNECT_FAILED', `plugin socket ${path} cannot be checked: ${(cause as Error).message}`, { cause });
-}
-
-/** A host that exits leaves no link directory behind, whatever state its plugins are in. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  onExit(() => {
-    for (const dir of linkDirs) rmSync(dir, { recursive: true, force: true });
-  });
 }
