@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -12,6 +12,7 @@ import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../t
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
 import { connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
+import { HostSocketDir } from './host-socket-dir.js';
 import { PluginSocketLink } from './plugin-socket.js';
 import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-connection.js';
 import type { IsolationOptions } from './isolation.js';
@@ -21,6 +22,7 @@ import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
 import { PluginProcess } from './plugin-process.js';
+import { removeSocketDir } from './socket-dir.js';
 import { explainStartFailure } from './start-failure.js';
 
 /** `user`, `group`, `limits` and `sandbox` (IsolationOptions) separate the plugin further from the host. */
@@ -133,8 +135,10 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
   let startingPlugin: LivePlugin | undefined;
   let connection: PluginConnection | undefined;
   let multiplexed: MultiplexedConnection | undefined;
+  let hostSockets: HostSocketDir | undefined;
   try {
     const socketGroup = config.unixSocketGroup === undefined ? undefined : await resolveGroup(config.unixSocketGroup, 'INVALID_OPTIONS');
+    hostSockets = new HostSocketDir(socketGroup);
     const env = buildPluginEnv(
       {
         cookie: config.cookie,
@@ -163,7 +167,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     });
     // Tracked from spawn on: a host that dies during the handshake must not leave the plugin behind.
     const starting = child;
-    startingPlugin = { pid: starting.pid, socketDir, kill: async () => starting.signal('SIGKILL') };
+    startingPlugin = { pid: starting.pid, socketDir, pluginUid: starting.uid, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
     audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args] });
     // Made now, while the plugin starts on another core, rather than after its handshake line.
@@ -185,7 +189,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const target = { ...handshake, address: await socketLink.link(handshake, child.uid, deadline) };
     throwIfAborted(options.signal);
     if (config.multiplexBroker) {
-      multiplexed = await connectMultiplexed(target, socketDir, deadline);
+      multiplexed = await connectMultiplexed(target, await hostSockets.path(), deadline);
       // The one connection is made, and yamux never makes another.
       await socketLink.release();
     }
@@ -221,6 +225,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         channelOptions: config.channelOptions,
         serverOptions: config.serverOptions,
         ...(socketGroup !== undefined ? { socketGroup } : {}),
+        hostSockets,
         ...(child.uid !== undefined ? { pluginUid: child.uid } : {}),
         ...(multiplexed ? { multiplexed } : {}),
         stdio: {
@@ -244,14 +249,27 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       code: isGatehouseError(error) ? error.code : 'UNEXPECTED',
       message: error instanceof Error ? error.message : String(error),
     });
-    await multiplexed?.close();
+    // Best effort, step by step: a step that fails must neither skip the next nor replace the launch's own error.
+    const tidy = async (step: () => Promise<unknown> | void): Promise<void> => {
+      try {
+        await step();
+      } catch (cause) {
+        config.logger.warn({ plugin: config.name, error: (cause as Error).message }, 'cleaning up after a failed launch');
+      }
+    };
+    await tidy(() => multiplexed?.close());
     if (child) {
-      child.signal('SIGKILL');
-      await child.exited;
+      const started = child;
+      await tidy(() => {
+        started.signal('SIGKILL');
+        return started.exited;
+      });
     }
-    connection?.destroy();
-    await socketLink.release();
-    await rm(socketDir, { recursive: true, force: true });
+    await tidy(() => connection?.destroy());
+    await tidy(() => socketLink.release());
+    await tidy(() => hostSockets?.release());
+    const leftInPlace = await removeSocketDir(socketDir, child?.uid);
+    if (leftInPlace !== undefined) config.logger.warn({ plugin: config.name }, `socket directory not removed: ${leftInPlace}`);
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;
   }

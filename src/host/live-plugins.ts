@@ -1,10 +1,13 @@
 import { rmSync } from 'node:fs';
 import { onExit } from 'signal-exit';
+import { removeSocketDirSync } from './socket-dir.js';
 
 /** What the exit hook needs to leave nothing behind: the process group and the private directory. */
 export interface LivePlugin {
   readonly pid: number;
   readonly socketDir: string;
+  /** The user the plugin runs as, when another than the host's: its directory is removed with that user's rights. */
+  readonly pluginUid: number | undefined;
   kill(): Promise<unknown>;
   /** Records, synchronously, that the exiting host is killing it (a dying host cannot wait for the log). */
   recordHostExit?(): void;
@@ -24,6 +27,8 @@ function installExitHook(): void {
   if (hookInstalled) return;
   hookInstalled = true;
   onExit(() => {
+    // Every plugin is killed before any directory is removed: a removal that fails or takes its time
+    // must not leave the next plugin running.
     for (const plugin of live) {
       // Before the kill: an auditor must see why the plugin ended, even when the host did not stop it itself.
       try {
@@ -36,9 +41,16 @@ function installExitHook(): void {
       } catch {
         // already gone
       }
-      rmSync(plugin.socketDir, { recursive: true, force: true });
     }
-    for (const dir of leftovers) rmSync(dir, { recursive: true, force: true });
+    // Nothing to report to: the host is exiting, and what is left stays for its operator to find.
+    for (const plugin of live) removeSocketDirSync(plugin.socketDir, plugin.pluginUid);
+    for (const dir of leftovers) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // The next directory still goes.
+      }
+    }
   });
 }
 

@@ -1,6 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { openLocalBridge } from '../transport/local-bridge.js';
@@ -9,7 +7,7 @@ import { YamuxSession } from '../transport/yamux.js';
 /** The host's one connection to a multiplexing plugin, and the bridge its main channel dials. */
 export interface MultiplexedConnection {
   readonly session: YamuxSession;
-  /** Private directory for this plugin's bridges (the main one and the broker's). */
+  /** The host's own directory for this plugin's bridges (the main one and the broker's); see HostSocketDir. */
   readonly bridgeDir: string;
   /** Where the main channel connects: the bridge into a fresh yamux stream. */
   readonly target: { network: 'unix'; address: string };
@@ -25,7 +23,9 @@ export interface MultiplexedConnection {
  */
 export async function connectMultiplexed(
   handshake: Pick<HandshakeLine, 'network' | 'address' | 'multiplex'>,
-  socketDir: string,
+  // Attack: bridges in the plugin's directory, which a plugin run as another user owns: it renamed their
+  // directory aside and put one of its own there, and the host's channel dialled the socket it chose.
+  bridgeDir: string,
   deadline: number,
 ): Promise<MultiplexedConnection> {
   if (handshake.multiplex !== true) {
@@ -52,8 +52,6 @@ export async function connectMultiplexed(
   // Only a launch in progress waits for it; later, the session's end is the plugin's end.
   failure.catch(() => {});
   try {
-    // Inside the plugin's private directory, so it goes when the plugin does.
-    const bridgeDir = await mkdtemp(join(socketDir, 'mux-'));
     const main = await openLocalBridge(bridgeDir, async () => session.open());
     return {
       session,

@@ -8,6 +8,7 @@ import { writePaced } from '../transport/paced-writes.js';
 import { peerText } from '../transport/peer-text.js';
 import type { CallPath } from '../transport/call-path.js';
 import type { PluginLiveness } from '../transport/service-client.js';
+import type { HostSocketDir } from './host-socket-dir.js';
 import { linkPluginSocket } from './plugin-socket.js';
 import type { MultiplexedConnection } from './multiplexed-connection.js';
 import { readPluginStdio, type StdioRouting } from './plugin-stdio.js';
@@ -27,6 +28,8 @@ export interface SessionSpec {
   pluginUid?: number;
   /** The gid the brokered sockets are shared with (PLUGIN_UNIX_SOCKET_GROUP). */
   socketGroup?: number;
+  /** Where the host's brokered sockets go: its own directory, never the plugin's. Removed by release(). */
+  hostSockets: HostSocketDir;
   /** Set when the plugin multiplexes (PLUGIN_MULTIPLEX_GRPC): the broker then uses yamux streams. */
   multiplexed?: MultiplexedConnection;
   stdio: StdioRouting;
@@ -47,7 +50,6 @@ export class PluginSession {
   constructor(
     private readonly spec: SessionSpec,
     calls: CallPath,
-    socketDir: string,
     liveness: PluginLiveness,
   ) {
     const { identity, pluginCertificateDer, multiplexed } = spec;
@@ -61,7 +63,7 @@ export class PluginSession {
     }
     this.broker = new GrpcBroker({
       tls: identity && pluginCertificateDer ? { own: identity, peerCertificateDer: pluginCertificateDer } : undefined,
-      socketDir,
+      socketDir: () => spec.hostSockets.path(),
       ...(spec.socketGroup !== undefined ? { socketGroup: spec.socketGroup } : {}),
       maxMessageBytes: spec.maxMessageBytes,
       channelOptions: spec.channelOptions,
@@ -102,11 +104,12 @@ export class PluginSession {
     return this.spec.stdio.stderr.lastLines();
   }
 
-  /** Once the plugin has exited: its stdio stream and the multiplexed connection go too. */
+  /** Once the plugin has exited: its stdio stream, the multiplexed connection and the host's socket directory go too. */
   async release(): Promise<void> {
     await this.close();
     this.stdio.close();
     await this.spec.multiplexed?.close();
+    await this.spec.hostSockets.release();
   }
 }
 

@@ -83,7 +83,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         return exit(await Promise.race([child.exited, timer]));
       },
     };
-    this.session = new PluginSession({ ...session, logger, pluginName: info.name }, connection.calls, socketDir, this.liveness);
+    this.session = new PluginSession({ ...session, logger, pluginName: info.name }, connection.calls, this.liveness);
     trackPlugin(this);
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
@@ -106,6 +106,11 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
 
   get pid(): number {
     return this.child.pid;
+  }
+
+  /** The user the plugin runs as, if the host knows it: its directory is removed with that user's rights. */
+  get pluginUid(): number | undefined {
+    return this.session.reattachFacts().pluginUid;
   }
 
   /**
@@ -218,7 +223,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
         // the group is empty
       }
       await this.connection.closeAfterPeerGone(PEER_GONE_WAIT_MS);
-      const leftInPlace = await removeSocketDir(this.socketDir, this.session.reattachFacts().pluginUid);
+      const leftInPlace = await removeSocketDir(this.socketDir, this.pluginUid);
       if (leftInPlace !== undefined) this.logger.warn({ plugin: this.name }, `socket directory not removed: ${leftInPlace}`);
       untrackPlugin(this);
     })();

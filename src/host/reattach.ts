@@ -11,6 +11,7 @@ import { hostTls } from '../tls/pinning.js';
 import { checkAnnouncedAddress } from '../transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { connectPlugin, pinnedPluginCredentials } from './connection.js';
+import { HostSocketDir } from './host-socket-dir.js';
 import { linkPluginSocket } from './plugin-socket.js';
 import { Plugin } from './plugin.js';
 import { PluginStderr, stdoutToLogger } from './plugin-output.js';
@@ -133,6 +134,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
         // The plugin's stderr pipe went to the host that started it; what it forwards lands in the logger.
         stderr: new PluginStderr(record.name, logger),
       },
+      hostSockets: new HostSocketDir(undefined),
       ...(record.uid !== undefined ? { pluginUid: record.uid } : {}),
       ...(options.versions ? { offered: new OfferedServices(options.versions, record.protocolVersion) } : {}),
     },

@@ -210,7 +210,8 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       : undefined;
     const broker = new GrpcBroker({
       tls,
-      socketDir,
+      // The plugin's own private directory, made above.
+      socketDir: async () => socketDir,
       ...(socketGroup !== undefined ? { socketGroup } : {}),
       maxMessageBytes,
       channelOptions: options.channelOptions ?? {},

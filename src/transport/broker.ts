@@ -52,8 +52,11 @@ export interface BrokerMultiplexer {
 export interface BrokerSettings {
   /** Both sides' certificates, as the main connection uses them; undefined only for plaintext by name. */
   tls: PeerTls | undefined;
-  /** Private (0700) directory for the sockets of the services this side serves. */
-  socketDir: string;
+  /**
+   * The directory for the sockets of the services this side serves, made on first use: one only this side
+   * can change (0700, 0710 for the socket group), never one the peer can write.
+   */
+  socketDir: () => Promise<string>;
   /** PLUGIN_UNIX_SOCKET_GROUP's gid: served sockets are then 0660 for that group instead of 0600. */
   socketGroup?: number;
   maxMessageBytes: number;
@@ -189,13 +192,21 @@ export class GrpcBroker implements Broker {
     }
     // A private directory and a 0600 socket (0660 for the socket group): no other user can connect to,
     // or replace, what we serve.
-    const socketPath = join(this.settings.socketDir, `broker-${id}-${randomBytes(4).toString('hex')}.sock`);
+    let socketPath: string;
+    try {
+      socketPath = join(await this.settings.socketDir(), `broker-${id}-${randomBytes(4).toString('hex')}.sock`);
+    } catch (cause) {
+      await this.stopServing(id);
+      throw brokerError(`cannot make a directory for broker id ${id}'s socket`, cause);
+    }
     if (Buffer.byteLength(socketPath) > MAX_UNIX_SOCKET_PATH_BYTES) {
       this.served.delete(id);
       throw brokerError(`broker socket path is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes: ${socketPath}`);
     }
     entry.socketPath = socketPath;
     try {
+      // Attack: a socket swapped for a link between the bind and the chmod below, which would follow it to
+      // any file. The directory is this side's alone (see socketDir), so nothing in it can be swapped.
       await listenAt(acceptor, { path: socketPath });
       await protectSocket(socketPath, this.settings.socketGroup);
     } catch (cause) {

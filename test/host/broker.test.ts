@@ -1,8 +1,8 @@
 // go-plugin's broker between a gatehouse host and a gatehouse plugin (the non-multiplexed mode).
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import test from 'ava';
-import { waitUntil } from '../helpers/process.js';
+import { listeningSocketPaths, waitUntil } from '../helpers/process.js';
 import { isGatehouseError, launch } from '../../src/index.js';
 import { grpcJsCalls } from '../../src/transport/call-path.js';
 import { checkHealth } from '../../src/host/connection.js';
@@ -33,12 +33,15 @@ test('broker: the plugin serves a service and the host dials it', async (t) => {
   connection.close();
 });
 
-test('broker: the host serves under an id it chooses, and the socket is 0600 in the private directory', async (t) => {
+test("broker: the host serves under an id it chooses, and the socket is 0600 in a 0700 directory of the host's, not in the plugin's", async (t) => {
   await using plugin = await launch(workerPlugin());
   t.is(await plugin.broker.serve(4242, [memoryStorage(storage)]), 4242);
-  const sockets = readdirSync(plugin.socketDir).filter((name) => name.startsWith('broker-4242-'));
+  const sockets = listeningSocketPaths(process.pid).filter((path) => basename(path).startsWith('broker-4242-'));
   t.is(sockets.length, 1);
-  t.is(statSync(join(plugin.socketDir, sockets[0] as string)).mode & 0o777, 0o600);
+  const [socket = ''] = sockets;
+  t.is(statSync(socket).mode & 0o777, 0o600);
+  t.is(statSync(dirname(socket)).mode & 0o777, 0o700);
+  t.false(socket.startsWith(plugin.socketDir + '/'));
   const error = await t.throwsAsync(plugin.broker.serve(4242, [memoryStorage(storage)]));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
 });
@@ -47,11 +50,11 @@ test("broker: another local client, even with a valid certificate of its own, ca
   // Attack: a local process that finds the brokered socket and calls the host's callback service.
   await using plugin = await launch(workerPlugin());
   await plugin.broker.serve(7, [memoryStorage(storage)]);
-  const socket = readdirSync(plugin.socketDir).find((name) => name.startsWith('broker-7-')) as string;
+  const socket = listeningSocketPaths(process.pid).find((path) => basename(path).startsWith('broker-7-')) as string;
   const intruder = generateEphemeralIdentity();
   const hostCertificate = generateEphemeralIdentity(); // the intruder can only guess at the host's certificate
   const channel = openChannel(
-    `unix:${join(plugin.socketDir, socket)}`,
+    `unix:${socket}`,
     pinnedChannelCredentials(intruder, hostCertificate.certificateDer),
     1024 * 1024,
   );

@@ -21,7 +21,7 @@ test('broker stream: a plugin that knocks without end and never reads the acknow
   const calls = { bidiStream: () => stream } as unknown as CallPath;
   const broker: GrpcBroker = new GrpcBroker({
     tls: undefined,
-    socketDir: dir,
+    socketDir: async () => dir,
     maxMessageBytes: 1 << 20,
     channelOptions: {},
     serverOptions: {},

@@ -1,14 +1,18 @@
 // Optional isolation: another user and group, resource limits, a bubblewrap sandbox. Each does what it
 // says, and each fails clearly when it is asked for and cannot be had.
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { isGatehouseError, launch, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { loadCallbackServices, memoryStorage, workerPlugin } from '../helpers/callback.js';
 import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js';
+import { listeningSocketPaths } from '../helpers/process.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
 import { allGone, AT_ONCE_MS, expectRefusal, fake, hostStillWorks, kvService, privateTmpdir } from './harness.js';
 import { credentials, descendantRunning, processesIn, sandboxNamespace, softLimit } from './procfs.js';
 import { requireCheckoutReachable, requireRoot, requireTool, withoutTool } from './requires.js';
@@ -16,6 +20,7 @@ import { requireCheckoutReachable, requireRoot, requireTool, withoutTool } from 
 const execFileAsync = promisify(execFile);
 const sharedTmp = privateTmpdir(test);
 const NOBODY = 65534;
+const { storage, worker } = loadCallbackServices();
 const launchOnce = fileURLToPath(new URL('../fixtures/launch-once.js', import.meta.url));
 
 /**
@@ -49,6 +54,56 @@ test('run as: the plugin runs as the given user and group, with no supplementary
   t.is((await kv.Get({ key: 'ping' })).value.toString(), 'ping');
   t.deepEqual(await plugin.kill(), { code: 0, signal: null });
   await hostStillWorks(t);
+});
+
+/** Every directory from `path`'s up to (not including) `root`: each must be ours alone, or the entry below it could be swapped. */
+function directoriesOthersCanChange(path: string, root: string): string[] {
+  const found: string[] = [];
+  for (let dir = dirname(path); dir !== root && dir !== dirname(dir); dir = dirname(dir)) {
+    const stats = statSync(dir);
+    if (stats.uid !== process.getuid?.() || (stats.mode & 0o022) !== 0) found.push(`${dir} (uid ${stats.uid}, mode ${(stats.mode & 0o777).toString(8)})`);
+  }
+  return found;
+}
+
+test('run as: every socket the host serves a plugin (brokered services, multiplexing bridges) lies in directories only the host can change', async (t) => {
+  if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
+  // Attack: a plugin run as another user swaps, in the directory it owns, a socket the host just bound for a
+  // link to any file: the host's chmod and chown (0660 to the socket group) then land on that file, as root;
+  // or it swaps a bridge's directory, and the host's own channel dials whatever socket the plugin chose.
+  await using grouped = await launch(workerPlugin({}, { user: NOBODY, group: NOBODY, unixSocketGroup: NOBODY }));
+  await grouped.broker.serve([memoryStorage(storage)]);
+  await using multiplexed = await launch(workerPlugin({}, { user: NOBODY, group: NOBODY, multiplexBroker: true }));
+  await multiplexed.broker.dial((await multiplexed.client(worker).Offer({})).storage_id).then((connection) => connection.close());
+  const served = listeningSocketPaths(process.pid);
+  t.true(served.some((path) => basename(path).startsWith('broker-')), `a brokered service is served: ${served.join(', ')}`);
+  t.true(served.some((path) => basename(path).startsWith('bridge-')), `a bridge is served: ${served.join(', ')}`);
+  for (const path of served) {
+    t.deepEqual(directoriesOthersCanChange(path, tmpdir()), [], `${path} lies in directories another user can change`);
+  }
+});
+
+test('run as: the host removes a plugin\'s directory with the plugin\'s rights, so nothing the plugin could not delete goes (a root host deleted other users\' files through links swapped in)', async (t) => {
+  if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
+  // Attack: a plugin run as another user swaps directories in its own directory for links to someone else's,
+  // while the host removes it as root: the host deleted what the links led to (48 of 50 root-owned files, by hand).
+  // A directory its user cannot empty (0500) stands in for those files: only root's removal takes it.
+  const left = (): string[] => readdirSync(tmpdir()).filter((name) => existsSync(join(tmpdir(), name, 'locked', 'kept')));
+  t.teardown(() => {
+    for (const name of left()) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  });
+  const logger = recordingLogger();
+  const plugin = await launch(fake('hostile-kv', { FAKE_LOCKED_DIR: '1' }, { user: NOBODY, group: NOBODY, logger }));
+  await plugin.kill();
+  t.true(existsSync(join(plugin.socketDir, 'locked', 'kept')), 'the host removed what the plugin\'s user cannot');
+  t.true(
+    logger.records.some((record) => record.level === 'warn' && record.message.includes(plugin.socketDir) && record.message.includes('as uid 65534')),
+    'the host says what it left, and why',
+  );
+  // A launch that fails (a garbled handshake line) removes the same way, and still fails for its own reason.
+  const error = await t.throwsAsync(launch(fake('garbage', { FAKE_LOCKED_DIR: '1' }, { user: NOBODY, group: NOBODY })));
+  t.true(isGatehouseError(error) && error.code === 'HANDSHAKE_INVALID', `${error?.message}`);
+  t.is(left().length, 2, 'both directories are left, each with the file the plugin could not delete');
 });
 
 test('run as: a host that is not root asking for another user is RUN_AS_UNAVAILABLE', async (t) => {

@@ -8,7 +8,7 @@ test('broker: announcements nobody dials are kept up to 64, the newest; older on
   // Attack: a peer flooding the broker stream with ConnInfo for ids nobody will dial, to grow our memory.
   const broker = new GrpcBroker({
     tls: undefined,
-    socketDir: '/nonexistent',
+    socketDir: async () => '/nonexistent',
     maxMessageBytes: 1024,
     channelOptions: {},
     serverOptions: {},
