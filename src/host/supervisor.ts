@@ -32,11 +32,13 @@ export interface StartContext {
 }
 
 export interface RestartPolicy {
-  /** Failed restarts in a row (a crash, or a start that fails) before the plugin is down (default 5). */
+  /** Failed restarts in a row (a crash, or a start that fails) before the plugin is down (default 5); see stableMs. */
   maxAttempts?: number;
   /** Delay before the first restart, doubled each attempt (default 100 ms). */
   initialDelayMs?: number;
   maxDelayMs?: number;
+  /** An instance that has run this long refills the budget: its crash counts as the first (default 60 s). */
+  stableMs?: number;
 }
 
 export interface SupervisorOptions {
@@ -85,6 +87,8 @@ interface Instance {
   retiring: boolean;
   /** How it exited, once it has exited without being asked to. */
   crashed: ExitStatus | undefined;
+  /** When its start returned (ms since the epoch): how long it stayed up decides whether its crash refills the budget. */
+  startedAt: number;
 }
 
 /** Supervises one plugin. See the module comment and docs/supervisor.md. */
@@ -129,6 +133,7 @@ export class PluginSupervisor {
         maxAttempts: positive(options.restart?.maxAttempts, 5, 'restart.maxAttempts'),
         initialDelayMs: positive(options.restart?.initialDelayMs, 100, 'restart.initialDelayMs', true),
         maxDelayMs: positive(options.restart?.maxDelayMs, 5_000, 'restart.maxDelayMs', true),
+        stableMs: positive(options.restart?.stableMs, 60_000, 'restart.stableMs', true),
       },
     };
     if (options.idleTimeoutMs !== undefined) positive(options.idleTimeoutMs, 0, 'idleTimeoutMs');
@@ -209,10 +214,7 @@ export class PluginSupervisor {
       this.clearIdleTimer();
       instance = await this.instance();
       instance.inFlight++;
-      const result = await fn(instance.plugin, { timeoutMs: this.settings.callTimeoutMs });
-      // A call that worked proves the instance sound: the restart budget is full again.
-      this.failures = 0;
-      return result;
+      return await fn(instance.plugin, { timeoutMs: this.settings.callTimeoutMs });
     } catch (error) {
       if (instance !== undefined && (instance.crashed !== undefined || isGatehouseError(error, 'PLUGIN_EXITED'))) throw await this.crashError(instance, error);
       throw error;
@@ -387,7 +389,7 @@ export class PluginSupervisor {
 
   private async launch(start: SupervisorOptions['start'], reason: StartContext['reason']): Promise<Instance> {
     const plugin = await start({ reason });
-    const instance: Instance = { plugin, inFlight: 0, idle: [], retiring: false, crashed: undefined };
+    const instance: Instance = { plugin, inFlight: 0, idle: [], retiring: false, crashed: undefined, startedAt: Date.now() };
     // Listened to before launch() returns: an exit while `start` still ran is then recorded before the
     // caller resumes, so that the adoption that follows sees it (checkAlive).
     void plugin.exited.then((status) => this.exited(instance, status));
@@ -450,6 +452,9 @@ export class PluginSupervisor {
     this.current = undefined;
     this.clearHealthTimer();
     this.emit({ type: 'crashed', plugin: this.name, pid: instance.plugin.pid, reason: 'exited unexpectedly', stderrTail: instance.plugin.stderrTail() });
+    // Attack: a plugin that answers each call and then exits. When a call that worked refilled the budget, it was
+    // restarted after every call, for ever; only an instance that stayed up restart.stableMs refills it now.
+    if (Date.now() - instance.startedAt >= this.settings.restart.stableMs) this.failures = 0;
     this.failures++;
     this.stateValue = 'restarting';
     // A first start under way (a call's, after an idle stop) stands in for the restart; if it fails, it restarts in turn.

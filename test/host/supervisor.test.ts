@@ -216,11 +216,44 @@ test('supervisor: the call that a last allowed crash fails says the plugin is do
   const first = await t.throwsAsync(get('crash'));
   t.regex(first?.message ?? '', /being restarted/);
   t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 10_000), 'restarted');
-  // No call has worked since: this crash spends the budget.
+  // The restarted instance has not stayed up restart.stableMs: this crash spends the budget.
   const last = await t.throwsAsync(get('crash'));
   t.true(isGatehouseError(last, 'PLUGIN_CRASHED'), String(last));
   t.is(supervisor.state, 'down');
   t.regex(last?.message ?? '', /down until reset\(\)/);
+});
+
+test('supervisor: a plugin that answers each call and then exits is down after maxAttempts restarts: a call that works does not refill the budget', async (t) => {
+  // Attack: a plugin that answers and then exits, call after call. Each working call refilled the budget, so
+  // the supervisor restarted it for ever, a whole launch (process, identity) per call.
+  const { supervisor, events, get } = supervised({ restart: { maxAttempts: 2, initialDelayMs: 10 } });
+  t.teardown(() => supervisor.stop());
+  const crashes = (): number => events.filter((e) => e.type === 'crashed').length;
+  let answered = 0;
+  for (let call = 0; call < 8; call++) {
+    const outcome = await get('exit').then(
+      () => 'answered',
+      (error: unknown) => (isGatehouseError(error, 'PLUGIN_DOWN') ? 'down' : error),
+    );
+    if (outcome === 'down') break;
+    t.is(outcome, 'answered');
+    answered++;
+    t.true(await waitUntil(() => crashes() === answered, 10_000), 'it exits after answering');
+  }
+  t.is(supervisor.state, 'down');
+  t.is(answered, 3, 'the first start and maxAttempts restarts, each answering one call');
+  t.is(events.filter((e) => e.type === 'restarted').length, 2);
+});
+
+test('supervisor: an instance that stayed up restart.stableMs refills the budget, so its crash starts a new count', async (t) => {
+  const { supervisor, events, get } = supervised({ restart: { maxAttempts: 1, initialDelayMs: 10, stableMs: 1 } });
+  t.teardown(() => supervisor.stop());
+  for (let call = 1; call <= 4; call++) {
+    // Each instance is up longer than 1 ms before it exits (50 ms after answering): every crash is a first.
+    t.is((await get('exit')).value.toString(), 'bye');
+    t.true(await waitUntil(() => events.filter((e) => e.type === 'restarted').length === call, 10_000), `restart ${call}`);
+  }
+  t.not(supervisor.state, 'down');
 });
 
 test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {
