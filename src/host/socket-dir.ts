@@ -19,8 +19,9 @@ const REMOVE_AT_EXIT_TIMEOUT_MS = 2_000;
 /** What of rm's complaints is read (one line per entry it could not remove); the first line goes into the warning. */
 const MAX_RM_OUTPUT_BYTES = 64 * 1024;
 
-/** Who removes the directory: this process, or `rm` run as the directory's owner, the plugin's user. */
-type Removal = { left: string } | { as: 'host' } | { as: { uid: number; gid: number } };
+/** With whose rights `rm` removes the directory: the host's own, or those of its owner, the plugin's user. */
+type Owner = 'host' | { uid: number; gid: number };
+type Removal = { left: string } | { as: Owner };
 
 /**
  * Whether `dir` is one launch() made (named as it names them, a real directory, not a link, owned by us
@@ -34,28 +35,38 @@ function removal(dir: string, stats: Stats | undefined, pluginUid: number | unde
   const ownUid = process.getuid?.();
   if (stats.uid !== ownUid && stats.uid !== pluginUid) return { left: `${dir} belongs to uid ${stats.uid}, neither us nor the plugin` };
   if ((stats.mode & 0o022) !== 0) return { left: `${dir} is writable by others (mode ${(stats.mode & 0o777).toString(8)})` };
-  if (stats.uid === ownUid) return { as: 'host' };
-  // Attack: a plugin run as another user swapping, while a root host removes its directory, a directory in
-  // it for a link to someone else's: the host's recursive removal went through the link and deleted what it
-  // led to. Removed as the plugin's user, the directory loses only what that user could delete anyway.
-  return { as: { uid: stats.uid, gid: stats.gid } };
-}
-
-/** `rm` removing `dir` as `owner`: no shell, an absolute path, an empty environment, never across a mount. */
-function rmAs(dir: string, owner: { uid: number; gid: number }): { file: string; args: string[]; options: { uid: number; gid: number; env: NodeJS.ProcessEnv } } | string {
-  const file = findSystemTool('rm');
-  if (file === undefined) return `${dir} is left in place: no rm in the system directories to remove it as uid ${owner.uid}, the plugin's user`;
-  return { file, args: ['-r', '-f', '--one-file-system', '--', dir], options: { uid: owner.uid, gid: owner.gid, env: { LC_ALL: 'C' } } };
+  // Attack: a plugin swapping, while the host removes its directory, a directory in it for a link to someone
+  // else's: Node's recursive removal works on paths, went through the link and deleted what it led to (as
+  // root, for a plugin run as another user; as the host's user, for a sandboxed one). GNU rm walks with
+  // openat and O_NOFOLLOW, so a link swapped in is removed, not followed; run as the plugin's user, it can
+  // delete only what that user could anyway.
+  return stats.uid === ownUid ? { as: 'host' } : { as: { uid: stats.uid, gid: stats.gid } };
 }
 
 /**
- * After rm as the plugin's user: the directory itself goes now (the plugin's user may not write the
- * temporary directory it lies in), if rm emptied it; else why it stays.
+ * `rm` removing `dir` with `owner`'s rights: no shell, an absolute path, an empty environment, never across a
+ * mount. Without rm, the host removes a directory of its own user's itself (only a plugin running as that
+ * user, unsandboxed, could have swapped anything there, and it can delete all the host can anyway); one of
+ * another user's stays.
  */
-function afterRm(dir: string, uid: number, outcome: string | undefined, rmdirError: NodeJS.ErrnoException | undefined): string | undefined {
+function rmCommand(dir: string, owner: { as: Owner }): { file: string; args: string[]; options: { uid?: number; gid?: number; env: NodeJS.ProcessEnv } } | 'host' | string {
+  const file = findSystemTool('rm');
+  if (file === undefined) {
+    return owner.as === 'host' ? 'host' : `${dir} is left in place: no rm in the system directories to remove it as uid ${owner.as.uid}, the plugin's user`;
+  }
+  const ids = owner.as === 'host' ? {} : { uid: owner.as.uid, gid: owner.as.gid };
+  return { file, args: ['-r', '-f', '--one-file-system', '--', dir], options: { ...ids, env: { LC_ALL: 'C' } } };
+}
+
+/**
+ * After rm: the directory itself goes now if rm emptied it (the plugin's user may not write the temporary
+ * directory it lies in); else why it stays.
+ */
+function afterRm(dir: string, owner: { as: Owner }, outcome: string | undefined, rmdirError: NodeJS.ErrnoException | undefined): string | undefined {
   if (rmdirError === undefined || rmdirError.code === 'ENOENT') return undefined;
   const why = outcome ?? (rmdirError.code === 'ENOTEMPTY' ? 'it is not empty' : rmdirError.message);
-  return `${dir} is left in place, in part: the host removes it as uid ${uid}, the plugin's user, so that nothing the plugin swaps in there leads further: ${why}`;
+  if (owner.as === 'host') return `${dir} is left in place, in part: ${why}`;
+  return `${dir} is left in place, in part: the host removes it as uid ${owner.as.uid}, the plugin's user, so that nothing the plugin swaps in there leads further: ${why}`;
 }
 
 function rmOutcome(status: number | null, signal: NodeJS.Signals | null, stderr: string, timeoutMs: number): string | undefined {
@@ -72,13 +83,8 @@ export async function removeSocketDir(dir: string, pluginUid: number | undefined
   const how = removal(dir, await lstat(dir).catch(() => undefined), pluginUid);
   if (how === undefined) return undefined;
   if ('left' in how) return how.left;
-  if (how.as === 'host') {
-    return rm(dir, { recursive: true, force: true }).then(
-      () => undefined,
-      (error: Error) => `${dir} is left in place: ${error.message}`,
-    );
-  }
-  const command = rmAs(dir, how.as);
+  const command = rmCommand(dir, how);
+  if (command === 'host') return rm(dir, { recursive: true, force: true }).then(() => undefined, (error: Error) => `${dir} is left in place: ${error.message}`);
   if (typeof command === 'string') return command;
   const outcome = await new Promise<string | undefined>((resolve) => {
     const child = spawn(command.file, command.args, { ...command.options, stdio: ['ignore', 'ignore', 'pipe'], timeout: REMOVE_TIMEOUT_MS, killSignal: 'SIGKILL' });
@@ -89,7 +95,7 @@ export async function removeSocketDir(dir: string, pluginUid: number | undefined
     child.once('error', (error) => resolve(error.message));
     child.once('close', (status, signal) => resolve(rmOutcome(status, signal, stderr, REMOVE_TIMEOUT_MS)));
   });
-  return afterRm(dir, how.as.uid, outcome, await rmdir(dir).then(() => undefined, (error: NodeJS.ErrnoException) => error));
+  return afterRm(dir, how, outcome, await rmdir(dir).then(() => undefined, (error: NodeJS.ErrnoException) => error));
 }
 
 /** removeSocketDir for an exiting host, which cannot wait for a promise: synchronous, and bounded per directory. */
@@ -104,11 +110,11 @@ export function removeSocketDirSync(dir: string, pluginUid: number | undefined):
   if (how === undefined) return undefined;
   if ('left' in how) return how.left;
   try {
-    if (how.as === 'host') {
+    const command = rmCommand(dir, how);
+    if (command === 'host') {
       rmSync(dir, { recursive: true, force: true });
       return undefined;
     }
-    const command = rmAs(dir, how.as);
     if (typeof command === 'string') return command;
     const result = spawnSync(command.file, command.args, {
       ...command.options,
@@ -127,7 +133,7 @@ export function removeSocketDirSync(dir: string, pluginUid: number | undefined):
     } catch (error) {
       rmdirError = error as NodeJS.ErrnoException;
     }
-    return afterRm(dir, how.as.uid, outcome, rmdirError);
+    return afterRm(dir, how, outcome, rmdirError);
   } catch (error) {
     return `${dir} is left in place: ${(error as Error).message}`;
   }
