@@ -14,6 +14,8 @@ export interface ApiOptions {
   hasher: AuditHasher;
   rootTokenSha256: string;
   maxBodyBytes: number;
+  /** The audit log's write failure, once it has had one: every request but health is then refused. */
+  auditFailure: () => Error | undefined;
   /** Told of failures that are not the client's (500 internal), which the response does not explain. */
   onInternalError: (error: unknown) => void;
 }
@@ -56,13 +58,15 @@ export function apiHandler(options: ApiOptions): (request: IncomingMessage, resp
 async function handle(options: ApiOptions, request: IncomingMessage): Promise<Reply> {
   const method = request.method ?? 'GET';
   const token = request.headers['x-vault-token'];
+  // Missing and wrong tokens are one case, and the comparison takes the same time: nothing to probe.
+  const authenticated = typeof token === 'string' && tokenMatches(token, options.rootTokenSha256);
   let url: URL | undefined;
   let body: Buffer | undefined;
   let reply: Reply;
   try {
     url = parseTarget(request.url);
     // Token and route first: a client with no valid token (or no valid route) never has its body read.
-    const action = route(options, method, url, typeof token === 'string' ? token : undefined);
+    const action = route(options, method, url, authenticated);
     body = await readBody(request, options.maxBodyBytes);
     reply = await action(body);
   } catch (error) {
@@ -82,6 +86,12 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
       response: reply.body && reply.body.length > 0 && reply.status < 300 ? options.hasher.hash(reply.body) : null,
     },
   });
+  if (authenticated) {
+    // Unaudited service: a request with the token is answered only once its record is on disk, never if it cannot be.
+    await options.audit.flush().catch(() => {
+      reply = errorReply(auditFailed());
+    });
+  }
   return reply;
 }
 
@@ -95,19 +105,23 @@ function parseTarget(target: string | undefined): URL {
   }
 }
 
+const HEALTH_PATH = '/v1/sys/health';
+
+const auditFailed = () =>
+  new ServerError(503, 'audit_failed', 'the audit log cannot record, so the server serves nothing but health until an operator restores it; see the server log');
+
 /** The request's action, or the refusal (403, 404, 405) that is answered without reading its body. */
-function route(options: ApiOptions, method: string, url: URL, token: string | undefined): Action {
-  const parts = url.pathname.split('/').slice(1);
-  if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);
-  const [area = '', ...rest] = parts.slice(1);
-  if (area === 'sys' && rest[0] === 'health' && rest.length === 1) {
+function route(options: ApiOptions, method: string, url: URL, authenticated: boolean): Action {
+  if (url.pathname === HEALTH_PATH) {
     if (method !== 'GET') throw methodNotAllowed(method, url);
     return async () => json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
   }
-  // Missing and wrong tokens get the same answer and take the same time: nothing to probe.
-  if (token === undefined || !tokenMatches(token, options.rootTokenSha256)) {
-    throw new ServerError(403, 'permission_denied', 'permission denied: send a valid token in the X-Vault-Token header');
-  }
+  // Unaudited service: once the audit log cannot record, nothing but health is served (Vault refuses likewise).
+  if (options.auditFailure() !== undefined) throw auditFailed();
+  const parts = url.pathname.split('/').slice(1);
+  if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);
+  const [area = '', ...rest] = parts.slice(1);
+  if (!authenticated) throw new ServerError(403, 'permission_denied', 'permission denied: send a valid token in the X-Vault-Token header');
   if (area === 'sys') return system(options, method, url, rest);
   if (area === '' || rest.length === 0) throw new ServerError(404, 'not_found', `${url.pathname}: use /v1/<mount>/<path>`);
   return engineRequest(options, method, area, rest.join('/') + url.search);

@@ -4,7 +4,16 @@ import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FileRollbackState, loadTrustedKeys, openAuditLog, prepareSealRoot, type Logger, type SupervisorEvent } from 'gatehouse-plugins';
+import {
+  FileRollbackState,
+  isGatehouseError,
+  loadTrustedKeys,
+  openAuditLog,
+  prepareSealRoot,
+  type GatehouseError,
+  type Logger,
+  type SupervisorEvent,
+} from 'gatehouse-plugins';
 import { AuditHasher } from './audit-hmac.js';
 import { homePaths, loadConfig } from './config.js';
 import { apiHandler } from './http.js';
@@ -36,7 +45,22 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const paths = homePaths(options.home);
   const trustedKeys = await loadTrustedKeys(config.release.trustedKeysDir);
   const hasher = new AuditHasher(await readFile(paths.auditKey));
-  const audit = await openAuditLog(paths.audit);
+  const logger = options.logger ?? silentish(say);
+  let auditFailure: GatehouseError | undefined;
+  const audit = await openAuditLog(paths.audit, {
+    logger,
+    // Unaudited service: a full disk once stopped the log while the server went on answering; now it refuses instead.
+    onError: (error) => {
+      if (auditFailure !== undefined) return;
+      auditFailure = error;
+      say(
+        `the audit log cannot record, so the server now answers every request but health with 503 audit_failed: ${error.message}. ` +
+          'Make room on its disk (or fix the cause), then restart the server.',
+      );
+    },
+  }).catch((error: unknown) => {
+    throw withRecovery(error, paths.audit);
+  });
   const store = await LogStore.open(paths.store);
   // Made if missing and checked: the server's seal directory and every directory above it are the host's.
   const sealDir = await prepareSealRoot({ parentDir: config.sealDir, ...(config.pluginUser ? { group: config.pluginUser.gid } : {}) });
@@ -56,7 +80,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     rollback: new FileRollbackState(paths.rollback),
     store,
     audit,
-    logger: options.logger ?? silentish(say),
+    logger,
     sealDir,
     // The sandbox may read the server's sealed copies, and nothing of its home.
     sandbox: bwrap ? { readOnlyPaths: [sealDir] } : false,
@@ -78,6 +102,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       hasher,
       rootTokenSha256: config.rootTokenSha256,
       maxBodyBytes: config.limits.maxBodyBytes,
+      auditFailure: () => auditFailure,
       onInternalError: (error) => say(`internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`),
     }),
   );
@@ -107,6 +132,19 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         await audit.close();
       })()),
   };
+}
+
+/**
+ * An audit log the library will not append to (a last line torn by a full disk or a crash, say) as an error
+ * that says what the operator does: the library leaves the broken log for a person to look at, never repairs it.
+ */
+function withRecovery(error: unknown, path: string): unknown {
+  if (!isGatehouseError(error) || error.code !== 'AUDIT_INVALID') return error;
+  return new Error(
+    `${error.message}. The server records every request there and does not start without it: check it with \`gatehouse audit verify ${path}\`, ` +
+      'move it aside (keep it: it is the trail up to the break), then start the server again, which begins a new audit log.',
+    { cause: error },
+  );
 }
 
 /**

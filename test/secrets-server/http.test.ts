@@ -44,6 +44,7 @@ test('http: a failure outside a request\'s own handling still answers 500 and ne
       hasher: new AuditHasher(Buffer.alloc(32)),
       rootTokenSha256: '0'.repeat(64),
       maxBodyBytes: 1024,
+      auditFailure: () => undefined,
       onInternalError: (error) => internal.push(error),
     }),
   );

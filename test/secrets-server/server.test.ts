@@ -1,8 +1,11 @@
 // The secrets server end to end: HTTP requests against a real server running real, signed engine plugins.
-import { readFile, writeFile, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { appendFile, readFile, rename, writeFile, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import test from 'ava';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
 import { verifyAuditLog } from 'gatehouse-plugins';
 import { startTestServer } from './harness.js';
 
@@ -208,5 +211,58 @@ test('server: an engine flooding its stderr does not grow the server memory past
   const grown = process.memoryUsage().rss - before;
   t.log(`rss grew ${(grown / 1024 / 1024).toFixed(1)} MiB over 3 s of stderr flood`);
   t.true(grown < 64 * 1024 * 1024, `rss grew ${grown} bytes`);
+  t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+});
+
+const MAIN = fileURLToPath(new URL('../../examples/secrets-server/main.js', import.meta.url));
+
+/** `serve` in a child under util-linux's prlimit: a write past `fileSizeLimit` bytes fails (EFBIG), as on a full disk. */
+async function serveWithFileSizeLimit(t: ExecutionContext, home: string, fileSizeLimit: number): Promise<{ url: string; output: string[] }> {
+  const child = spawn('/usr/bin/prlimit', [`--fsize=${fileSizeLimit}`, process.execPath, MAIN, 'serve', '--home', home], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const output: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (line) => output.push(line));
+  createInterface({ input: child.stderr }).on('line', (line) => output.push(line));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', () => {
+      const listening = output.map((line) => /^listening on (\S+)$/.exec(line)?.[1]).find((found) => found !== undefined);
+      if (listening !== undefined) resolve(listening);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${output.join('\n')}`)));
+  });
+  return { url, output };
+}
+
+test('server: once its audit log cannot record, the server answers every request but health 503 audit_failed and tells the operator once what to do', async (t) => {
+  const s = await startTestServer(t);
+  await s.server.close();
+  const { size } = await stat(join(s.home, 'audit.jsonl'));
+  // Room for the reopening record and a few requests' records; then the "disk" is full.
+  const child = await serveWithFileSizeLimit(t, s.home, size + 4096);
+  const api = async (path: string, token: string | null = s.token) => {
+    const response = await fetch(child.url + path, { headers: token === null ? {} : { 'x-vault-token': token } });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  };
+  let reply = await api('/v1/sys/plugins');
+  for (let i = 0; i < 100 && reply.status === 200; i++) reply = await api('/v1/sys/plugins');
+  // The request whose record could not be written is not answered as if it had been.
+  t.like(reply, { status: 503, json: { code: 'audit_failed' } });
+  t.like(await api('/v1/sys/plugins'), { status: 503, json: { code: 'audit_failed' } });
+  t.like(await api('/v1/secret/data/x', null), { status: 503, json: { code: 'audit_failed' } });
+  t.is((await api('/v1/sys/health', null)).status, 200);
+  const told = child.output.filter((line) => line.includes('the audit log cannot record'));
+  t.is(told.length, 1, child.output.join('\n'));
+  t.regex(told[0] ?? '', /EFBIG.*restart the server/);
+});
+
+test('server: a server whose audit log ends in a torn line refuses to start, says how to recover, and starts once the log is moved aside', async (t) => {
+  const s = await startTestServer(t);
+  await s.server.close();
+  const log = join(s.home, 'audit.jsonl');
+  // What a write cut short by a full disk leaves.
+  await appendFile(log, '{"seq":');
+  await t.throwsAsync(s.restart(), { message: /last line has no newline.*gatehouse audit verify .*audit\.jsonl.*move it aside/s });
+  await rename(log, `${log}.torn`);
+  await s.restart();
   t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
 });
