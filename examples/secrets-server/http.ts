@@ -72,13 +72,14 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
   } catch (error) {
     reply = failure(options, error);
   }
-  // Values never in clear: token, request and response bodies are HMAC'd; the path (names, not values) is kept.
+  // Values never in clear: token, query values, request and response bodies are HMAC'd; the path (names, not values) is kept.
   options.audit.record({
     type: 'host',
     action: 'request',
     fields: {
       method,
       path: url?.pathname ?? null,
+      query: url ? auditedQuery(options.hasher, url.search.slice(1)) : null,
       status: reply.status,
       code: reply.code ?? null,
       token: typeof token === 'string' ? options.hasher.hash(token) : null,
@@ -93,6 +94,22 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     });
   }
   return reply;
+}
+
+/**
+ * The query as recorded: what the engine was asked (a read of ?version=1 is not a read of the latest). Parameter
+ * names are kept like the path; each value is HMAC'd as it was sent, as Vault does with request data: a client
+ * may put a secret in a query.
+ */
+function auditedQuery(hasher: AuditHasher, query: string): string | null {
+  if (query === '') return null;
+  return query
+    .split('&')
+    .map((parameter) => {
+      const equals = parameter.indexOf('=');
+      return equals === -1 ? parameter : `${parameter.slice(0, equals + 1)}${hasher.hash(parameter.slice(equals + 1))}`;
+    })
+    .join('&');
 }
 
 /** The request target as a URL; a target no URL parser accepts is the client's error, not the server's. */

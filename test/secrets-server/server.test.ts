@@ -7,7 +7,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { verifyAuditLog } from 'gatehouse-plugins';
-import { startTestServer } from './harness.js';
+import { AuditHasher } from '../../examples/secrets-server/audit-hmac.js';
+import { auditedRequests, startTestServer } from './harness.js';
 
 const SECRET = 'hunter2-but-much-longer-and-unique-7f3a9c';
 
@@ -265,4 +266,19 @@ test('server: a server whose audit log ends in a torn line refuses to start, say
   await rename(log, `${log}.torn`);
   await s.restart();
   t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+});
+
+test('server: the audit record of a request holds its query string, each value HMACd', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  await s.api('PUT', '/v1/secret/data/db', { data: { v: 1 } });
+  await s.api('PUT', '/v1/secret/data/db', { data: { v: 2 } });
+  t.is((await s.api('GET', '/v1/secret/data/db')).json.data.data.v, 2);
+  t.is((await s.api('GET', `/v1/secret/data/db?version=1&note=${SECRET}`)).json.data.data.v, 1);
+  await s.server.close();
+  const hasher = new AuditHasher(await readFile(join(s.home, 'audit-hmac.key')));
+  const reads = (await auditedRequests(s.home)).filter((fields) => fields.method === 'GET' && fields.path === '/v1/secret/data/db');
+  // A read of version 1 is told from a read of the latest; a value in a query may be a secret, so it is HMAC'd.
+  t.deepEqual(reads.map((fields) => fields.query), [null, `version=${hasher.hash('1')}&note=${hasher.hash(SECRET)}`]);
+  t.false((await readFile(join(s.home, 'audit.jsonl'), 'utf8')).includes(SECRET));
 });
