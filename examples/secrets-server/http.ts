@@ -78,8 +78,7 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     action: 'request',
     fields: {
       method,
-      path: url?.pathname ?? null,
-      query: url ? auditedQuery(options.hasher, url.search.slice(1)) : null,
+      ...auditedTarget(options.hasher, url, authenticated),
       status: reply.status,
       code: reply.code ?? null,
       token: typeof token === 'string' ? options.hasher.hash(token) : null,
@@ -94,6 +93,25 @@ async function handle(options: ApiOptions, request: IncomingMessage): Promise<Re
     });
   }
   return reply;
+}
+
+/** How much of the path and query of a request without a valid token is recorded. */
+const MAX_UNAUTHENTICATED_TARGET = 256;
+
+/** The path and query as recorded, and `cutTarget`, the HMAC of the whole target when what is recorded was cut. */
+function auditedTarget(hasher: AuditHasher, url: URL | undefined, authenticated: boolean): { path: string | null; query: string | null; cutTarget: string | null } {
+  if (url === undefined) return { path: null, query: null, cutTarget: null };
+  const whole = url.pathname + url.search;
+  // Audit flood: unauthenticated 16 KiB targets, each recorded whole, wrote 80 MiB/s until the disk was full.
+  const cut = !authenticated && whole.length > MAX_UNAUTHENTICATED_TARGET;
+  const kept = cut ? whole.slice(0, MAX_UNAUTHENTICATED_TARGET) : whole;
+  // A path holds no '?' (the URL parser escapes it), so the first one starts the query.
+  const mark = kept.indexOf('?');
+  return {
+    path: mark === -1 ? kept : kept.slice(0, mark),
+    query: mark === -1 ? null : auditedQuery(hasher, kept.slice(mark + 1)),
+    cutTarget: cut ? hasher.hash(whole) : null,
+  };
 }
 
 /**

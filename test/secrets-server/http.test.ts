@@ -1,6 +1,8 @@
 // The HTTP layer under hostile clients: requests fetch() would never send, bodies cut short, floods of
 // connections. Each is answered (or refused) and the server stays up for everyone else.
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import test from 'ava';
 import type { AuditLog } from 'gatehouse-plugins';
@@ -108,4 +110,27 @@ test('http: a client that disconnects mid-body is audited as the client\'s doing
   t.is(aborted.length, 3);
   t.true(aborted.every((fields) => fields.code === 'request_aborted'), JSON.stringify(aborted));
   t.deepEqual(s.lines.filter((line) => line.startsWith('internal error')), []);
+});
+
+test('http: a request without a valid token has its path and query recorded cut to 256 characters, with the HMAC of the whole target', async (t) => {
+  const s = await startTestServer(t);
+  // What a flood of unauthenticated requests with 16 KiB targets wrote whole into the audit log, 80 MiB/s.
+  const target = `/v1/x/${'a'.repeat(15_000)}?q=${'b'.repeat(300)}`;
+  t.is((await s.api('GET', target, undefined, { token: null })).status, 403);
+  t.is((await s.api('GET', '/v1/x/short?q=1', undefined, { token: null })).status, 403);
+  await s.server.close();
+  const hasher = new AuditHasher(await readFile(join(s.home, 'audit-hmac.key')));
+  const [long, short] = (await auditedRequests(s.home)).filter((fields) => fields.status === 403);
+  t.deepEqual(long, {
+    method: 'GET',
+    path: `/v1/x/${'a'.repeat(250)}`,
+    query: null,
+    cutTarget: hasher.hash(target),
+    status: 403,
+    code: 'permission_denied',
+    token: null,
+    request: null,
+    response: null,
+  });
+  t.like(short, { path: '/v1/x/short', query: `q=${hasher.hash('1')}`, cutTarget: null });
 });
