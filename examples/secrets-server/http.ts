@@ -35,15 +35,19 @@ const json = (status: number, value: unknown): Reply => ({ status, body: Buffer.
 export function apiHandler(options: ApiOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
     const answer = async () => {
+      const token = request.headers['x-vault-token'];
+      // Missing and wrong tokens are one case, and the comparison takes the same time: nothing to probe.
+      const authenticated = typeof token === 'string' && tokenMatches(token, options.rootTokenSha256);
       let reply: Reply;
       try {
-        reply = await handle(options, request);
+        reply = await handle(options, request, authenticated);
       } catch (error) {
         reply = failure(options, error);
       }
-      // A body not read whole (refused first, or too large) is not read now either: the connection closes
-      // after the answer, so an unauthenticated client cannot make the server take in what it still sends.
-      const close = request.complete ? {} : { connection: 'close' };
+      // Slot holding: only a request with the token keeps its connection, so clients without one (health pollers
+      // included) cannot sit on the limits.maxConnections slots with keep-alive. A body not read whole (refused
+      // first, or too large) is not read now either: the connection closes, so no client makes the server take it in.
+      const close = authenticated && request.complete ? {} : { connection: 'close' };
       response.writeHead(reply.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...close });
       response.end(reply.body);
     };
@@ -55,11 +59,9 @@ export function apiHandler(options: ApiOptions): (request: IncomingMessage, resp
   };
 }
 
-async function handle(options: ApiOptions, request: IncomingMessage): Promise<Reply> {
+async function handle(options: ApiOptions, request: IncomingMessage, authenticated: boolean): Promise<Reply> {
   const method = request.method ?? 'GET';
   const token = request.headers['x-vault-token'];
-  // Missing and wrong tokens are one case, and the comparison takes the same time: nothing to probe.
-  const authenticated = typeof token === 'string' && tokenMatches(token, options.rootTokenSha256);
   let url: URL | undefined;
   let body: Buffer | undefined;
   let reply: Reply;

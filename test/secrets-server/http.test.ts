@@ -69,7 +69,7 @@ test('http: a request refused for its token or route is answered before its body
   t.like(replyJson(noMount), { code: 'no_such_mount' });
   const noMethod = await partial(`PATCH /v1/sys/mounts/x HTTP/1.1\r\nX-Vault-Token: ${s.token}`);
   t.like(replyJson(noMethod), { code: 'method_not_allowed' });
-  // A refused request whose body is already all there leaves a connection that can be used again.
+  // A refused request whose body is already all there gets the same answers (its connection stays open only with the token).
   t.like(await s.api('PUT', '/v1/secret/data/x', { data: { v: 1 } }, { token: 'gh.wrong' }), { status: 403 });
   t.like(await s.api('PUT', '/v1/nowhere/data/x', { data: { v: 1 } }), { status: 404, json: { code: 'no_such_mount' } });
 });
@@ -110,6 +110,25 @@ test('http: a client that disconnects mid-body is audited as the client\'s doing
   t.is(aborted.length, 3);
   t.true(aborted.every((fields) => fields.code === 'request_aborted'), JSON.stringify(aborted));
   t.deepEqual(s.lines.filter((line) => line.startsWith('internal error')), []);
+});
+
+test('http: answers to requests without a valid token, health included, close the connection; a request with the token keeps it', async (t) => {
+  const s = await startTestServer(t);
+  // Two requests pipelined on one connection: only the first is answered before the server closes it.
+  const twice = (request: string) => rawRequest(s.server.url, request + request, { keepOpen: true });
+  for (const [what, request] of [
+    ['health', 'GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['no token', 'GET /v1/secret/data/x HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['wrong token', 'GET /v1/sys/plugins HTTP/1.1\r\nHost: x\r\nX-Vault-Token: gh.wrong\r\n\r\n'],
+    ['not under /v1', 'GET /x HTTP/1.1\r\nHost: x\r\n\r\n'],
+  ] as const) {
+    const reply = await twice(request);
+    t.regex(reply, /\r\nconnection: close\r\n/i, what);
+    t.is(reply.split('HTTP/1.1 ').length - 1, 1, `${what}: one answer, then the connection is closed`);
+  }
+  const response = await fetch(`${s.server.url}/v1/sys/plugins`, { headers: { 'x-vault-token': s.token } });
+  await response.text();
+  t.is(response.headers.get('connection'), 'keep-alive');
 });
 
 test('http: a request without a valid token has its path and query recorded cut to 256 characters, with the HMAC of the whole target', async (t) => {
