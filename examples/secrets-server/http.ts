@@ -69,6 +69,8 @@ async function handle(options: ApiOptions, request: IncomingMessage, authenticat
     url = parseTarget(request.url);
     // Token and route first: a client with no valid token (or no valid route) never has its body read.
     const action = route(options, method, url, authenticated);
+    // Memory hold: nothing reachable without the token reads a body (health with a 1 MiB body held 1 MiB per connection).
+    if (!authenticated && hasBody(request)) throw new ServerError(400, 'invalid_request', `${url.pathname} takes no body without a token; send it without one`);
     body = await readBody(request, options.maxBodyBytes);
     reply = await action(body);
   } catch (error) {
@@ -228,6 +230,9 @@ function objectBody(body: Buffer): Record<string, unknown> {
 function methodNotAllowed(method: string, url: URL): ServerError {
   return new ServerError(405, 'method_not_allowed', `${method} ${url.pathname} is not supported`);
 }
+
+/** Whether the request says a body follows, known from its headers before any of the body is read. */
+const hasBody = (request: IncomingMessage) => request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
 
 /** The body, refused past `limit` bytes without reading (or holding) the rest. */
 function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {

@@ -112,6 +112,20 @@ test('http: a client that disconnects mid-body is audited as the client\'s doing
   t.deepEqual(s.lines.filter((line) => line.startsWith('internal error')), []);
 });
 
+test('http: a health request with a body is refused without reading it, and its connection closed', async (t) => {
+  const s = await startTestServer(t);
+  // Health needs no token: a body it read would be memory any client could make the server hold.
+  const whole = await rawRequest(s.server.url, 'GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello', { keepOpen: true });
+  t.is(statusLine(whole), 'HTTP/1.1 400 Bad Request');
+  t.like(replyJson(whole), { code: 'invalid_request' });
+  // Declared 1 MiB, 1 KiB sent: answered at once, without waiting for the rest.
+  const partial = await rawRequest(s.server.url, `GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nContent-Length: ${1024 * 1024}\r\n\r\n${'a'.repeat(1024)}`, { keepOpen: true });
+  t.is(statusLine(partial), 'HTTP/1.1 400 Bad Request');
+  const chunked = await rawRequest(s.server.url, `GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n${'a'.repeat(1024)}\r\n`, { keepOpen: true });
+  t.is(statusLine(chunked), 'HTTP/1.1 400 Bad Request');
+  t.is((await s.api('GET', '/v1/sys/health', undefined, { token: null })).status, 200);
+});
+
 test('http: answers to requests without a valid token, health included, close the connection; a request with the token keeps it', async (t) => {
   const s = await startTestServer(t);
   // Two requests pipelined on one connection: only the first is answered before the server closes it.
