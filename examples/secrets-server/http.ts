@@ -14,7 +14,7 @@ export interface ApiOptions {
   hasher: AuditHasher;
   rootTokenSha256: string;
   maxBodyBytes: number;
-  /** The audit log's write failure, once it has had one: every request but health is then refused. */
+  /** The audit log's write failure, once it has had one: every request is then refused. */
   auditFailure: () => Error | undefined;
   /** Told of failures that are not the client's (500 internal), which the response does not explain. */
   onInternalError: (error: unknown) => void;
@@ -145,16 +145,17 @@ function parseTarget(target: string | undefined): URL {
 const HEALTH_PATH = '/v1/sys/health';
 
 const auditFailed = () =>
-  new ServerError(503, 'audit_failed', 'the audit log cannot record, so the server serves nothing but health until an operator restores it; see the server log');
+  new ServerError(503, 'audit_failed', 'the audit log cannot record, so the server serves nothing until an operator restores it; see the server log');
 
 /** The request's action, or the refusal (403, 404, 405) that is answered without reading its body. */
 function route(options: ApiOptions, method: string, url: URL, authenticated: boolean): Action {
+  // Unaudited service: once the audit log cannot record, nothing is served (Vault refuses likewise), and health
+  // says so: a healthy answer would keep a load balancer sending traffic to a server that serves none.
+  if (options.auditFailure() !== undefined) throw auditFailed();
   if (url.pathname === HEALTH_PATH) {
     if (method !== 'GET') throw methodNotAllowed(method, url);
     return async () => json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
   }
-  // Unaudited service: once the audit log cannot record, nothing but health is served (Vault refuses likewise).
-  if (options.auditFailure() !== undefined) throw auditFailed();
   const parts = url.pathname.split('/').slice(1);
   if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);
   const [area = '', ...rest] = parts.slice(1);

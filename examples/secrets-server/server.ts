@@ -6,11 +6,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   FileRollbackState,
+  GatehouseError,
   isGatehouseError,
   loadTrustedKeys,
   openAuditLog,
   prepareSealRoot,
-  type GatehouseError,
   type Logger,
   type SupervisorEvent,
 } from 'gatehouse-plugins';
@@ -54,7 +54,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       if (auditFailure !== undefined) return;
       auditFailure = error;
       say(
-        `the audit log cannot record, so the server now answers every request but health with 503 audit_failed: ${error.message}. ` +
+        `the audit log cannot record, so the server now answers every request, health included, with 503 audit_failed: ${error.message}. ` +
           'Make room on its disk (or fix the cause), then restart the server.',
       );
     },
@@ -140,7 +140,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
  */
 function withRecovery(error: unknown, path: string): unknown {
   if (!isGatehouseError(error) || error.code !== 'AUDIT_INVALID') return error;
-  return new Error(
+  return new GatehouseError(
+    'AUDIT_INVALID',
     `${error.message}. The server records every request there and does not start without it: check it with \`gatehouse audit verify ${path}\`, ` +
       'move it aside (keep it: it is the trail up to the break), then start the server again, which begins a new audit log.',
     { cause: error },

@@ -52,7 +52,7 @@ export function isolatedCommand(
   options: IsolationOptions,
   command: string,
   args: readonly string[],
-  spec: { socketDir: string; cwd: string | undefined },
+  spec: { socketDir: string; hostSocketDir?: string; cwd: string | undefined },
 ): readonly string[] {
   return [...limitsPrefix(options.limits), ...sandboxPrefix(options.sandbox, { command, ...spec }), command, ...args];
 }

@@ -162,6 +162,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       logger: config.logger,
       onStdoutLine: config.onStdoutLine,
       socketDir,
+      // Made now for a sandbox, which sees only what exists when it starts.
+      ...(options.sandbox !== undefined && options.sandbox !== false ? { hostSocketDir: await hostSockets.path() } : {}),
       isolation: options,
       stdin: config.stdin,
     });

@@ -20,6 +20,8 @@ export interface SpawnSpec {
   onStdoutLine: (line: string) => void;
   /** The plugin's private directory, where it creates its socket. */
   socketDir: string;
+  /** The host's own socket directory, for a sandboxed plugin to see (its brokered sockets). */
+  hostSocketDir?: string;
   /** 'inherit' hands the host's stdin to the plugin; by default it reads /dev/null. */
   stdin?: 'ignore' | 'inherit';
   isolation?: IsolationOptions;
@@ -105,7 +107,11 @@ export class PluginProcess {
       new GatehouseError('SPAWN_FAILED', `cannot start plugin ${spec.command}: ${cause.message}`, { cause });
     const isolation = spec.isolation ?? {};
     const runAs = resolveRunAs(isolation);
-    const command = isolatedCommand(isolation, spec.command, spec.args, { socketDir: spec.socketDir, cwd: spec.cwd });
+    const command = isolatedCommand(isolation, spec.command, spec.args, {
+      socketDir: spec.socketDir,
+      ...(spec.hostSocketDir !== undefined ? { hostSocketDir: spec.hostSocketDir } : {}),
+      cwd: spec.cwd,
+    });
     const [file = spec.command, ...args] = [...(await parentDeathPrefix(spec.logger)), ...command];
     // A wrapper would report a missing command as its own exit; checked first, it stays SPAWN_FAILED.
     // Synchronous: a thread-pool round trip cost ~0.5 ms of every launch here, and the path is the host's

@@ -49,6 +49,8 @@ function systemBinds(): string[] {
 export interface SandboxSpec {
   command: string;
   socketDir: string;
+  /** The host's own socket directory (HostSocketDir), whose brokered sockets the plugin dials. */
+  hostSocketDir?: string;
   cwd: string | undefined;
 }
 
@@ -83,6 +85,9 @@ export function sandboxPrefix(options: SandboxOptions | boolean | undefined, spe
     ...writable.flatMap((path) => ['--bind', path, path]),
     // At the same path inside and out, so the address in the handshake line means the same to both.
     '--bind', spec.socketDir, spec.socketDir,
+    // Read-only: the plugin connects to the host's sockets there (connecting needs no write access to the
+    // mount) and can add, remove or swap nothing.
+    ...(spec.hostSocketDir !== undefined ? ['--ro-bind', spec.hostSocketDir, spec.hostSocketDir] : []),
     '--chdir', spec.cwd ?? '/',
     '--',
   ];

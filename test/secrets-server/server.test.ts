@@ -234,7 +234,7 @@ async function serveWithFileSizeLimit(t: ExecutionContext, home: string, fileSiz
   return { url, output };
 }
 
-test('server: once its audit log cannot record, the server answers every request but health 503 audit_failed and tells the operator once what to do', async (t) => {
+test('server: once its audit log cannot record, the server answers every request 503 audit_failed, health included, and tells the operator once what to do', async (t) => {
   const s = await startTestServer(t);
   await s.server.close();
   const { size } = await stat(join(s.home, 'audit.jsonl'));
@@ -250,7 +250,8 @@ test('server: once its audit log cannot record, the server answers every request
   t.like(reply, { status: 503, json: { code: 'audit_failed' } });
   t.like(await api('/v1/sys/plugins'), { status: 503, json: { code: 'audit_failed' } });
   t.like(await api('/v1/secret/data/x', null), { status: 503, json: { code: 'audit_failed' } });
-  t.is((await api('/v1/sys/health', null)).status, 200);
+  // Monitoring and load balancers must see it too: a healthy answer would keep traffic coming to a server that serves none.
+  t.like(await api('/v1/sys/health', null), { status: 503, json: { code: 'audit_failed' } });
   const told = child.output.filter((line) => line.includes('the audit log cannot record'));
   t.is(told.length, 1, child.output.join('\n'));
   t.regex(told[0] ?? '', /EFBIG.*restart the server/);
