@@ -87,6 +87,7 @@ export type GatehouseErrorCode =
   | 'STATE_INVALID'
   // audit trail
   | 'AUDIT_WRITE_FAILED'
+  | 'AUDIT_RECORDS_DROPPED'
   | 'AUDIT_INVALID'
   | 'AUDIT_ANCHOR_MISMATCH'
   | 'AUDIT_SEAL_INVALID'
@@ -106,6 +107,8 @@ export interface GatehouseErrorDetails {
   availableVersions?: readonly string[];
   /** The file, relative to the plugin directory, that a package does not list or that is a link (PACKAGE_*). */
   file?: string;
+  /** How many audit records were dropped for the backlog cap (AUDIT_RECORDS_DROPPED). */
+  droppedRecords?: number;
 }
 
 export class GatehouseError extends Error {

@@ -92,8 +92,12 @@ async function handle(options: ApiOptions, request: IncomingMessage, authenticat
   });
   if (authenticated) {
     // Unaudited service: a request with the token is answered only once its record is on disk, never if it cannot be.
-    await options.audit.flush().catch(() => {
-      reply = errorReply(auditFailed());
+    await options.audit.flush().catch((error: unknown) => {
+      reply = errorReply(
+        isGatehouseError(error, 'AUDIT_RECORDS_DROPPED')
+          ? new ServerError(503, 'audit_failed', 'the audit log dropped this request\'s record (its disk is behind), so it is not answered; try again')
+          : auditFailed(),
+      );
     });
   }
   return reply;

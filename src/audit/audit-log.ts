@@ -114,7 +114,10 @@ export interface AuditLog {
    * (a write still in flight, a failed or closed log). A custom log may leave it out.
    */
   recordAtExit?(event: AuditEvent): boolean;
-  /** Resolves once every record made before the call is fsynced; rejects with the write failure, if any. */
+  /**
+   * Resolves once every record made before the call is fsynced; rejects with the write failure, if any, or with
+   * AUDIT_RECORDS_DROPPED when records made since the last flush() were dropped for the backlog cap.
+   */
   flush(): Promise<void>;
   /** Flushes, then closes the file. Rejects with the write failure, if any. */
   close(): Promise<void>;
@@ -417,6 +420,8 @@ class FileAuditLog implements AuditLog {
   #lastLineHash: string;
   #syncedSeq: number;
   #dropped = 0;
+  /** Records dropped since the last flush() was called: that flush() tells its caller. */
+  #droppedSinceFlush = 0;
   #draining: Promise<void> | undefined;
   #failure: GatehouseError | undefined;
   #closing: Promise<void> | undefined;
@@ -533,6 +538,7 @@ class FileAuditLog implements AuditLog {
     // Bounded memory: a stalled disk must not let events grow the queue until the host runs out of memory.
     if (this.#queuedBytes + needed > this.#maxQueuedBytes) {
       this.#dropped += 1;
+      this.#droppedSinceFlush += 1;
       if (this.#dropped === 1) this.#logger.warn({ path: this.#path }, 'audit log backlog full: dropping records');
       return;
     }
@@ -545,6 +551,13 @@ class FileAuditLog implements AuditLog {
     if (this.#seal !== undefined && this.#sinceCheckpoint >= this.#seal.everyRecords) this.#checkpoint();
   }
 
+  /** Appends the count of records dropped and not yet noted, whatever the backlog: the chain must say they were lost. */
+  #noteDropped(): void {
+    if (this.#dropped === 0 || this.#failure !== undefined) return;
+    this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, DROPPED_TYPE, { count: this.#dropped }));
+    this.#dropped = 0;
+  }
+
   /**
    * Appends a checkpoint sealing every line so far, when there is something to seal. Never dropped for the
    * backlog cap: a lost checkpoint would lose the next epoch's public key and break the key chain.
@@ -552,10 +565,7 @@ class FileAuditLog implements AuditLog {
   #checkpoint(): void {
     const seal = this.#seal;
     if (seal === undefined || this.#sinceCheckpoint === 0 || this.#failure !== undefined) return;
-    if (this.#dropped > 0) {
-      this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, DROPPED_TYPE, { count: this.#dropped }));
-      this.#dropped = 0;
-    }
+    this.#noteDropped();
     const head = { seq: this.#lastSeq + 1, time: new Date().toISOString() };
     const fields = seal.sealer.seal(this.#logId, { ...head, segment: this.#segment, prev: this.#lastLineHash });
     this.#enqueue(Buffer.from(sealLine(JSON.stringify({ ...head, type: CHECKPOINT_TYPE, ...fields, prev: this.#lastLineHash }))));
@@ -632,13 +642,29 @@ class FileAuditLog implements AuditLog {
 
   async flush(): Promise<void> {
     const target = this.#lastSeq;
+    // Unaudited action: a host awaiting flush() before it acts must not go on when its record was dropped for the
+    // backlog cap, which no fsync will ever write. Told to the first flush() after the drop (a caller that records
+    // and then flushes, as hosts do, hears of its own record's).
+    const dropped = this.#droppedSinceFlush;
+    this.#droppedSinceFlush = 0;
     while (this.#syncedSeq < target && this.#failure === undefined && this.#draining !== undefined) await this.#draining;
     if (this.#failure !== undefined) throw this.#failure;
+    if (dropped > 0) {
+      throw new GatehouseError(
+        'AUDIT_RECORDS_DROPPED',
+        `audit log ${this.#path}: ${dropped === 1 ? '1 record made since the last flush() was' : `${dropped} records made since the last flush() were`} dropped: ` +
+          `more than maxQueuedBytes (${this.#maxQueuedBytes} bytes) waited for the disk, which is too slow or stalled for the events recorded; ` +
+          'the chain counts them (records-dropped) but holds none of them: do not act as if they were recorded',
+        { details: { droppedRecords: dropped } },
+      );
+    }
   }
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
       clearInterval(this.#timer);
+      // Records dropped since the last record that fitted would otherwise go unnoted in the chain.
+      this.#noteDropped();
       // A clean close seals every record; the last key is then dropped, so nothing more can be signed.
       this.#checkpoint();
       this.#seal?.sealer.destroy();

@@ -197,7 +197,7 @@ test('records dropped on a full backlog are counted in the chain', async (t) => 
   const path = await tempLogPath(t);
   const log = await openAuditLog(path, { maxQueuedBytes: 2_000 });
   for (let pid = 0; pid < 100; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
-  await log.flush();
+  await t.throwsAsync(log.flush(), { code: 'AUDIT_RECORDS_DROPPED' });
   log.record({ type: 'exit', plugin: 'kv', pid: 100, code: 0, signal: null });
   await log.close();
 
@@ -207,6 +207,35 @@ test('records dropped on a full backlog are counted in the chain', async (t) => 
   t.is(notices.length, 1);
   const written = lines.filter((record) => record.type === 'exit').length;
   t.is(written + Number(notices[0]?.count), 101);
+});
+
+test('flush() rejects with AUDIT_RECORDS_DROPPED when a record made since the last flush() was dropped for the backlog cap', async (t) => {
+  // Unaudited action: a host awaiting flush() before it acts (the secrets server before it answers) went on when
+  // its record had been dropped for a full backlog, which flush() left out of "every record made before it".
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path, { maxQueuedBytes: 2_000 });
+  log.record({ type: 'exit', plugin: 'kv', pid: 0, code: 0, signal: null });
+  await log.flush();
+  for (let pid = 1; pid <= 100; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
+  const error = await t.throwsAsync(log.flush());
+  t.true(isGatehouseError(error, 'AUDIT_RECORDS_DROPPED'), String(error));
+  t.regex(error?.message ?? '', /[0-9]+ records? made since the last flush\(\) (was|were) dropped.*maxQueuedBytes/);
+  // Told once: records made after it that fit are on disk when the next flush() resolves.
+  log.record({ type: 'exit', plugin: 'kv', pid: 101, code: 0, signal: null });
+  await log.flush();
+  await log.close();
+  t.true((await verifyAuditLog(path)).ok);
+});
+
+test('records dropped just before close() are counted in the chain, and close() says so', async (t) => {
+  const path = await tempLogPath(t);
+  const log = await openAuditLog(path, { maxQueuedBytes: 2_000 });
+  for (let pid = 0; pid < 100; pid += 1) log.record({ type: 'exit', plugin: 'kv', pid, code: 0, signal: null });
+  await t.throwsAsync(log.close(), { code: 'AUDIT_RECORDS_DROPPED' });
+  t.true((await verifyAuditLog(path)).ok);
+  const lines = records(path);
+  const dropped = lines.filter((record) => record.type === 'records-dropped').reduce((sum, record) => sum + Number(record.count), 0);
+  t.is(lines.filter((record) => record.type === 'exit').length + dropped, 100);
 });
 
 test('record() after close() is reported, not thrown', async (t) => {
