@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as http2 from 'node:http2';
@@ -12,9 +13,10 @@ import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls
 import { checkHealth } from '../../src/host/connection.js';
 import { leanCalls } from '../../src/transport/call-path.js';
 import { healthImplementation, healthService } from '../../src/transport/health.js';
-import { classifyTlsFailure, hostTls, pinnedConnector, type PinnedConnector } from '../../src/tls/pinning.js';
+import { classifyTlsFailure, hostTls, MAX_PINNED_CONNECTIONS, pinnedConnector, type PinnedConnector } from '../../src/tls/pinning.js';
 import { listenAt, serverAcceptor } from '../../src/transport/acceptor.js';
 import { GrpcHttp2Client } from '../../src/transport/grpc-http2-client.js';
+import { waitUntil } from '../helpers/process.js';
 
 const execFileAsync = promisify(execFile);
 const pinningModule = fileURLToPath(new URL('../../src/tls/pinning.js', import.meta.url));
@@ -169,4 +171,49 @@ test('the host writes no byte of HTTP/2 to a server that is not the announced on
     client.destroy();
     listener.close();
   }
+});
+
+test('a pinned server holds at most MAX_PINNED_CONNECTIONS connections, those that never finish their TLS handshake included', async (t) => {
+  // Attack: a local user (any, over TCP) opening connection after connection that never finishes its handshake:
+  // each held ~80 KiB of the plugin's memory and a descriptor, without end (4,000 took 320 MiB).
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const host = generateEphemeralIdentity();
+  const plugin = generateEphemeralIdentity();
+  const server = new grpc.Server();
+  server.addService(healthService, healthImplementation());
+  const path = join(dir, 'plugin.sock');
+  const acceptor = serverAcceptor(server, { own: plugin, peerCertificateDer: host.certificateDer });
+  await listenAt(acceptor, { path });
+  t.teardown(() => {
+    acceptor.close();
+    server.forceShutdown();
+  });
+  const open = (): { socket: Socket; closed: () => boolean } => {
+    let closed = false;
+    const socket = connect({ path });
+    socket.on('error', () => {});
+    socket.on('close', () => (closed = true));
+    // Half a TLS record header: the handshake never completes.
+    socket.write(Buffer.from([0x16, 0x03, 0x01]));
+    return { socket, closed: () => closed };
+  };
+  const held = Array.from({ length: MAX_PINNED_CONNECTIONS }, open);
+  t.teardown(() => held.forEach(({ socket }) => socket.destroy()));
+  let count = 0;
+  const counted = (): boolean => {
+    acceptor.getConnections((_error, n) => (count = n));
+    return count === MAX_PINNED_CONNECTIONS;
+  };
+  t.true(await waitUntil(counted, 10_000), `the server took the first ${MAX_PINNED_CONNECTIONS}: ${count}`);
+  const extra = Array.from({ length: 10 }, open);
+  t.teardown(() => extra.forEach(({ socket }) => socket.destroy()));
+  await waitUntil(() => extra.every(({ closed }) => closed()) || (counted(), count > MAX_PINNED_CONNECTIONS), 10_000);
+  t.true(extra.every(({ closed }) => closed()), `connections past the cap are closed (the server holds ${count})`);
+  // Once they go, the pinned peer is served again.
+  held.forEach(({ socket }) => socket.destroy());
+  const client = hostClient(path, pinnedConnector(hostTls(host), plugin.certificateDer));
+  t.teardown(() => client.destroy());
+  await checkHealth(leanCalls(client), 10_000);
+  t.pass();
 });
