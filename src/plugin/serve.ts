@@ -195,11 +195,19 @@ export async function startServing(options: ServeOptions, context: ServeContext)
   const tls = await serverSecurity(env.clientCertificatePem, options, network, env.unixSocketGroup !== undefined, logger);
 
   // A fresh 0700 directory per plugin: no other user can reach (or swap) the sockets inside it.
-  const socketDir = await mkdtemp(join(env.unixSocketDir ?? tmpdir(), 'gatehouse-plugin-'));
+  const parent = env.unixSocketDir ?? tmpdir();
+  const socketDir = await mkdtemp(join(parent, 'gatehouse-plugin-')).catch((cause: Error) => {
+    const from = env.unixSocketDir !== undefined ? 'PLUGIN_UNIX_SOCKET_DIR' : 'the temporary directory (TMPDIR)';
+    throw new GatehouseError('ENV_INVALID', `cannot make the plugin's socket directory in ${parent}, ${from}: ${cause.message}; the host must name a directory the plugin may write`, { cause });
+  });
   try {
     // PLUGIN_UNIX_SOCKET_GROUP: a host in that group (another user, say) may enter and connect, no more.
     const socketGroup = env.unixSocketGroup === undefined ? undefined : await resolveGroup(env.unixSocketGroup, 'ENV_INVALID');
-    if (socketGroup !== undefined) await shareWithGroup(socketDir, socketGroup, 0o710);
+    if (socketGroup !== undefined) {
+      await shareWithGroup(socketDir, socketGroup, 0o710).catch((cause: Error) => {
+        throw new GatehouseError('ENV_INVALID', `cannot share the socket directory with group ${socketGroup} (PLUGIN_UNIX_SOCKET_GROUP): ${cause.message}; the plugin's user must be a member of that group`, { cause });
+      });
+    }
     // go-plugin >= 1.6's multiplexed mode: the host's one connection carries every other as yamux streams.
     const multiplex = env.multiplexGrpc
       ? new BrokerMultiplex((info) => broker.send(info), {

@@ -192,10 +192,14 @@ function checkPort(value: unknown, name: string): number {
 
 const GROUP_PATTERN = /^(?:[0-9]{1,10}|[A-Za-z_][A-Za-z0-9_.-]{0,31})$/;
 
+/** The largest gid: 2^32 - 1 is (gid_t)-1, which chown takes for "leave the group unchanged". */
+const MAX_GID = 4_294_967_294;
+
 /** A gid or a POSIX group name, nothing else: the value ends up in a lookup and a chown. */
 export function checkSocketGroup(value: unknown, code: GatehouseErrorCode, what: string): string {
-  if (typeof value !== 'string' || !GROUP_PATTERN.test(value)) {
-    throw new GatehouseError(code, `${what} must be a group id or a group name`);
+  // Attack: a gid of (gid_t)-1 passed on to chown shares the socket with whatever group the plugin's user has.
+  if (typeof value !== 'string' || !GROUP_PATTERN.test(value) || (/^[0-9]+$/.test(value) && Number(value) > MAX_GID)) {
+    throw new GatehouseError(code, `${what} must be a group id (0 to ${MAX_GID}) or a group name`);
   }
   return value;
 }

@@ -1,5 +1,5 @@
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -191,6 +191,17 @@ test('serve: multiplexing with a socket group is refused: a member of the group 
   t.is(code, 1, stderr);
   t.regex(stderr, /refuses multiplexing \(PLUGIN_MULTIPLEX_GRPC\) with a socket group.*"code":"MULTIPLEX_UNSUPPORTED"/);
   t.deepEqual(readdirSync(dir), [], 'nothing left behind');
+});
+
+test('serve: a PLUGIN_UNIX_SOCKET_DIR it cannot make its directory in (missing, a file) fails the start with ENV_INVALID naming the variable', async (t) => {
+  const parent = mkdtempSync(join(tmpdir(), 'gatehouse-serve-baddir-'));
+  t.teardown(() => rmSync(parent, { recursive: true, force: true }));
+  writeFileSync(join(parent, 'file'), '');
+  for (const dir of [join(parent, 'missing'), join(parent, 'file')]) {
+    const { code, stderr } = await failedStart({ ...hostEnv(generateEphemeralIdentity()), PLUGIN_UNIX_SOCKET_DIR: dir });
+    t.is(code, 1, stderr);
+    t.regex(stderr, /PLUGIN_UNIX_SOCKET_DIR.*"code":"ENV_INVALID"/, dir);
+  }
 });
 
 test('serve: a socket directory too long for a socket path fails the start saying so, and leaves nothing behind, there or above it', async (t) => {

@@ -403,15 +403,17 @@ test('property: arbitrary environments never make readPluginEnv throw anything b
   );
 });
 
-test('PLUGIN_UNIX_SOCKET_GROUP: a gid or a group name goes through both ways; anything else is refused', (t) => {
-  for (const group of ['0', '65534', 'nogroup', 'plugin-users', '_daemon']) {
+test('PLUGIN_UNIX_SOCKET_GROUP: a gid below 2^32 - 1 or a group name goes through both ways; anything else is refused', (t) => {
+  for (const group of ['0', '65534', '4294967294', 'nogroup', 'plugin-users', '_daemon']) {
     const env = buildPluginEnv({ cookie: COOKIE, protocolVersions: [1], unixSocketGroup: group });
     t.is(env[PLUGIN_UNIX_SOCKET_GROUP], group);
     t.is(readPluginEnv(hostEnv({ [PLUGIN_UNIX_SOCKET_GROUP]: group }), COOKIE).unixSocketGroup, group);
   }
   t.is(readPluginEnv(hostEnv(), COOKIE).unixSocketGroup, undefined);
   // The value reaches a file lookup and a chown: no paths, separators or option-like text.
-  for (const bad of ['../etc', 'a b', '-1', 'g:x', 'x'.repeat(40), '1'.repeat(11)]) {
+  // 4294967295 is (gid_t)-1, which chown takes for "leave the group as it is": the socket would be shared with
+  // whatever group the plugin's user has, not one the host named. Larger ones fail later, untyped.
+  for (const bad of ['../etc', 'a b', '-1', 'g:x', 'x'.repeat(40), '1'.repeat(11), '4294967295', '9999999999']) {
     fails(t, () => buildPluginEnv({ cookie: COOKIE, protocolVersions: [1], unixSocketGroup: bad }), 'INVALID_OPTIONS');
     fails(t, () => readPluginEnv(hostEnv({ [PLUGIN_UNIX_SOCKET_GROUP]: bad }), COOKIE), 'ENV_INVALID');
   }
