@@ -67,7 +67,7 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
   const root = await prepareSealRoot(options);
   // mkdtemp makes the directory 0700 under a fresh random name: no other user can add, swap or open a copy
   // (with `group`, that group may then open and run them, never write).
-  const dir = await mkdtemp(join(root, 'gatehouse-seal-'));
+  const dir = await mkdtemp(join(root, 'gatehouse-seal-')).catch((error: unknown) => Promise.reject(sealFailure(error, root)));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
     const access: Access = { dir, group: options.group, made: new Set() };
@@ -99,8 +99,18 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
     return { name: entry.name, dir, path: main.path, sha256: main.sha256, command, args, files, dispose, [Symbol.asyncDispose]: dispose };
   } catch (error) {
     await dispose();
-    throw error;
+    throw sealFailure(error, root);
   }
+}
+
+/** A failure while sealing as a GatehouseError: one of ours as it is, a file-system one as SEAL_FAILED saying where. */
+function sealFailure(error: unknown, root: string): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  return new GatehouseError(
+    'SEAL_FAILED',
+    `cannot seal into ${root}: ${(error as Error).message}; check that the seal root (seal.parentDir, --seal-dir) can be written and has room`,
+    { cause: error },
+  );
 }
 
 /** The private directory and the group that may read (not write) what is in it. */
