@@ -104,7 +104,8 @@ export function install(Module, hooksURL, starters) {
   if (starters !== undefined) {
     // Loading worker_threads and child_process for this costs a start about 2 ms (measured on Node 20):
     // a thread or process started without the preload would resolve modules that were never signed.
-    const preload = preloading(new URL('./register.mjs', hooksURL).href);
+    // A copy taken now: a plugin that empties its own process.execArgv must not start children without the preload.
+    const preload = preloading(new URL('./register.mjs', hooksURL).href, [...process.execArgv]);
     starters.workerThreads.Worker = confinedWorker(starters.workerThreads.Worker, preload);
     starters.childProcess.fork = confinedFork(starters.childProcess.fork, preload);
     // So that \`import { Worker } from 'node:worker_threads'\` (and fork) in the plugin get them too.
@@ -112,13 +113,34 @@ export function install(Module, hooksURL, starters) {
   }
 }
 
+/** Options that load a module before the containment's --import runs: Node runs every --require (and a loader) first. */
+const EARLY_LOADS = /^(?:-r|--require|--loader|--experimental-loader)(?:=|$)/;
+
+/** A start refused: what it asked would load code before the containment, or outside it. */
+function confinedError(message) {
+  const error = new Error('gatehouse: ' + message);
+  error.code = 'ERR_GATEHOUSE_CONFINED';
+  return error;
+}
+
 /**
- * An execArgv that preloads the containment: the one given, if it does, else the one given with it put
- * first. Undefined (inherit this process's, which preloads it) stays undefined.
+ * An execArgv that preloads the containment: the one given (\`inherited\`, this process's as it was at start, when
+ * none is), if it does, else the one given with it put first. \`nodeOptions\` is the NODE_OPTIONS the new process
+ * will read. Either loading a module before the containment runs is refused.
  */
-export function preloading(registerHref) {
+export function preloading(registerHref, inherited) {
   const preloads = (execArgv) => execArgv.some((arg, i) => (arg === registerHref && execArgv[i - 1] === '--import') || arg === '--import=' + registerHref);
-  return (execArgv) => (execArgv === undefined || preloads(execArgv) ? execArgv : ['--import', registerHref, ...execArgv]);
+  return (given, nodeOptions) => {
+    const execArgv = given ?? inherited;
+    // Attack: \`--require dotenv/config\` (an innocent habit) runs before the --import that confines: a bare name
+    // resolves from the working directory, where another user may have planted node_modules. NODE_OPTIONS is read
+    // even before the command line, so a preload there (--import included) runs first too.
+    const early = execArgv.find((arg) => EARLY_LOADS.test(arg)) ?? (nodeOptions ?? '').split(/\\s+/).find((arg) => EARLY_LOADS.test(arg) || /^--import(?:=|$)/.test(arg));
+    if (early !== undefined) {
+      throw confinedError('a sealed plugin package cannot start a thread or process with ' + early + ': it would load code before the containment; import the module from the code of the package instead');
+    }
+    return preloads(execArgv) ? execArgv : ['--import', registerHref, ...execArgv];
+  };
 }
 
 /**
@@ -130,11 +152,10 @@ export function confinedWorker(Worker, preload) {
   return class ConfinedWorker extends Worker {
     constructor(filename, options = {}) {
       if (options.eval) {
-        const error = new Error('gatehouse: a sealed plugin package cannot start an eval worker: nothing it loads would be confined to the package; start the worker from a file of the package');
-        error.code = 'ERR_GATEHOUSE_CONFINED';
-        throw error;
+        throw confinedError('a sealed plugin package cannot start an eval worker: nothing it loads would be confined to the package; start the worker from a file of the package');
       }
-      const execArgv = preload(options.execArgv);
+      // A worker reads no NODE_OPTIONS: it runs in this process.
+      const execArgv = preload(options.execArgv, undefined);
       super(filename, execArgv === options.execArgv ? options : { ...options, execArgv });
     }
   };
@@ -148,7 +169,7 @@ export function confinedFork(fork, preload) {
       options = args;
       args = undefined;
     }
-    const execArgv = preload(options?.execArgv);
+    const execArgv = preload(options?.execArgv, (options?.env ?? process.env).NODE_OPTIONS);
     return fork.call(this, modulePath, args ?? [], execArgv === options?.execArgv ? options : { ...options, execArgv });
   };
 }

@@ -193,9 +193,13 @@ interface ContainmentHooks {
   resolve(specifier: string, context: object, next: (specifier: string, context: object) => Promise<{ url: string }>): Promise<{ url: string }>;
   resolveSync(specifier: string, context: object, next: (specifier: string, context: object) => { url: string }): { url: string };
   install(module: object, hooksURL: URL): void;
-  preloading(registerHref: string): (execArgv: string[] | undefined) => string[] | undefined;
-  confinedFork(fork: (...args: unknown[]) => unknown, preload: (execArgv: string[] | undefined) => string[] | undefined): (...args: unknown[]) => unknown;
+  preloading(registerHref: string, inherited: string[]): Preload;
+  confinedFork(fork: (...args: unknown[]) => unknown, preload: Preload): (...args: unknown[]) => unknown;
+  confinedWorker(worker: new (...args: unknown[]) => object, preload: Preload): new (filename: string, options?: object) => object;
 }
+
+/** The execArgv to start a thread or process with, given its own (if any) and the NODE_OPTIONS it will read. */
+type Preload = (execArgv: string[] | undefined, nodeOptions: string | undefined) => string[];
 
 /** A sealed copy of the test package, its containment hook module loaded into this process, and its package root. */
 async function sealedHooks(t: ExecutionContext): Promise<{ hooks: ContainmentHooks; hooksURL: URL; root: string }> {
@@ -231,10 +235,12 @@ test('the containment installs module.registerHooks where the plugin\'s Node has
 test('a forked Node.js process keeps the containment preloaded, in every form of fork() and whatever execArgv it is given', async (t) => {
   const { hooks, hooksURL } = await sealedHooks(t);
   const register = new URL('./register.mjs', hooksURL).href;
-  const preload = hooks.preloading(register);
-  t.is(preload(undefined), undefined, 'the inherited execArgv preloads it already');
-  t.deepEqual(preload(['--import', register, '--x']), ['--import', register, '--x']);
-  t.deepEqual(preload([`--import=${register}`]), [`--import=${register}`]);
+  // What the plugin started with: a plugin that empties its own process.execArgv later does not change it.
+  const started = ['--import', register];
+  const preload = hooks.preloading(register, started);
+  t.is(preload(undefined, undefined), started, 'left out, the execArgv the plugin started with, which preloads it');
+  t.deepEqual(preload(['--import', register, '--x'], undefined), ['--import', register, '--x']);
+  t.deepEqual(preload([`--import=${register}`], undefined), [`--import=${register}`]);
   const calls: unknown[][] = [];
   const fork = hooks.confinedFork((...args: unknown[]) => calls.push(args), preload);
   fork('a.js');
@@ -242,11 +248,31 @@ test('a forked Node.js process keeps the containment preloaded, in every form of
   fork('a.js', { execArgv: [] });
   fork('a.js', ['x'], { execArgv: ['--y'], cwd: '/' });
   t.deepEqual(calls, [
-    ['a.js', [], undefined],
-    ['a.js', ['x'], undefined],
+    ['a.js', [], { execArgv: started }],
+    ['a.js', ['x'], { execArgv: started }],
     ['a.js', [], { execArgv: ['--import', register] }],
     ['a.js', ['x'], { execArgv: ['--import', register, '--y'], cwd: '/' }],
   ]);
+});
+
+test('a sealed package cannot fork a process or start a worker that preloads a module with --require, a loader or NODE_OPTIONS: it would load before the containment', async (t) => {
+  // Attack: `fork(file, { execArgv: ['-r', 'dotenv/config'] })`, an innocent habit: Node runs every --require before
+  // the --import that confines, and the bare name resolved from the working directory, where another user had
+  // planted node_modules/dotenv (it ran in the sealed plugin, by hand). NODE_OPTIONS is read before the command line.
+  const { hooks, hooksURL } = await sealedHooks(t);
+  const register = new URL('./register.mjs', hooksURL).href;
+  const preload = hooks.preloading(register, ['--import', register]);
+  const fork = hooks.confinedFork(() => t.fail('forked'), preload);
+  for (const execArgv of [['-r', 'dotenv/config'], ['--require', 'x'], ['--require=x'], ['--loader', 'x'], ['--experimental-loader=x']]) {
+    t.throws(() => fork('a.js', { execArgv }), { code: 'ERR_GATEHOUSE_CONFINED', message: /before the containment/ }, execArgv.join(' '));
+  }
+  for (const NODE_OPTIONS of ['--require x', '--max-old-space-size=64 -r x', '--import x', '--import=x']) {
+    t.throws(() => fork('a.js', { env: { NODE_OPTIONS } }), { code: 'ERR_GATEHOUSE_CONFINED' }, NODE_OPTIONS);
+  }
+  class Worker {}
+  const ConfinedWorker = hooks.confinedWorker(Worker, preload);
+  t.throws(() => new ConfinedWorker('w.js', { execArgv: ['-r', 'x'] }), { code: 'ERR_GATEHOUSE_CONFINED' });
+  t.notThrows(() => new ConfinedWorker('w.js', { execArgv: ['--import', './local.mjs'] }), 'an --import runs after the containment, confined by it');
 });
 
 test('both ESM hooks apply the one containment rule: builtins and files inside the package pass, everything else is refused alike', async (t) => {
