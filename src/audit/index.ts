@@ -2,7 +2,7 @@
 export { openAuditLog, type AuditEvent, type AuditLog, type AuditLogOptions, type AuditSealingOptions } from './audit-log.js';
 export { formatAnchor, parseAnchor, type AuditAnchor } from './anchor.js';
 export { parseSealingKeys, type SealingKey } from './sealing.js';
-export type { SealingReport, SegmentReport } from './seal-check.js';
+export { MAX_REPORTED_SEGMENTS, type SealingReport, type SegmentReport } from './seal-check.js';
 export {
   checkAuditLog,
   MAX_LINE_BYTES,

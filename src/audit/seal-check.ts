@@ -23,8 +23,22 @@ export interface SegmentReport {
   sealedThrough: number;
 }
 
+/**
+ * How many segments a report lists one by one; the rest are only counted. A crafted log can open a segment on
+ * every line (each "audit-log-reopened" record opens one), so a list of them all would grow with the log until
+ * the verifier ran out of heap: a few GB of such lines aborted it, where a plain log of that size verifies.
+ */
+export const MAX_REPORTED_SEGMENTS = 100;
+
 export interface SealingReport {
+  /** The first MAX_REPORTED_SEGMENTS segments, in log order; `segmentCount` counts them all. */
   segments: SegmentReport[];
+  /** How many segments the log has: the one its first record opened, and one per restart. */
+  segmentCount: number;
+  /** How many of them are sealed (opened with a sealing key). */
+  sealedSegments: number;
+  /** How many of them start from a key in the sealing-key file (all of them when one was given, else none). */
+  trustedSegments: number;
   /** seq of the last checkpoint in the log (0 when none). */
   sealedThrough: number;
   /** Records after the last checkpoint: whoever holds the host can still alter or remove them. */
@@ -94,7 +108,24 @@ export class SegmentChecker {
   /** Whether the auditor named the log they expect (its id was checked against theirs). */
   readonly #logNamed: boolean;
   #keys: LogKeys | undefined;
-  readonly #segments: Segment[] = [];
+  /**
+   * The sealing-key file's keys for this log that no segment has matched yet, in file order, as an iterator,
+   * and the next of them. Segments open in increasing seq, and each must match a key, so a key passed over
+   * is one whose segment the log no longer holds; the first such is kept for finish() to name.
+   */
+  #unmatchedKeys: Iterator<SealingKey, undefined> | undefined;
+  #nextKey: SealingKey | undefined;
+  #firstMissing: number | undefined;
+  /**
+   * Only the open segment and running totals are kept, never one entry per segment (but the first
+   * MAX_REPORTED_SEGMENTS): a log of millions of restarts must verify in the memory of a plain one.
+   */
+  #current: Segment | undefined;
+  readonly #reported: SegmentReport[] = [];
+  #segmentCount = 0;
+  #sealedSegments = 0;
+  #trustedSegments = 0;
+  #sealedThrough = 0;
 
   constructor(trusted: readonly SealingKey[] | undefined, logNamed: boolean) {
     this.#trusted = trusted;
@@ -104,7 +135,7 @@ export class SegmentChecker {
   /** Checks one line that already passed the chain checks; `opens` says it opens a segment. */
   check(logId: string, line: Line, opens: boolean): SealProblem | undefined {
     if (opens) return this.#open(logId, line);
-    const current = this.#segments[this.#segments.length - 1];
+    const current = this.#current;
     if (line.type !== CHECKPOINT_TYPE) {
       if (current === undefined || current.key === undefined) return undefined;
       current.since += 1;
@@ -170,9 +201,14 @@ export class SegmentChecker {
       if (expected.publicKey !== own || expected.everyRecords !== every) {
         return { reason: `the segment opened at seq ${line.seq} starts from another key or interval than the sealing-key file's (the log was replaced or rewritten)`, code: 'AUDIT_SEAL_INVALID' };
       }
+      this.#matchKey(keys, line.seq);
       keyTrusted = true;
     }
-    this.#segments.push({
+    this.#closeCurrent();
+    this.#segmentCount += 1;
+    if (own !== undefined) this.#sealedSegments += 1;
+    if (keyTrusted) this.#trustedSegments += 1;
+    this.#current = {
       opened: line.seq,
       sealed: own !== undefined,
       keyTrusted,
@@ -182,8 +218,36 @@ export class SegmentChecker {
       epoch: 0,
       every: typeof every === 'number' ? every : 0,
       since: 1,
-    });
+    };
     return undefined;
+  }
+
+  /** Moves past the file's keys up to the one for the segment opened at `seq` (there is one: #open checked). */
+  #matchKey(keys: LogKeys, seq: number): void {
+    this.#unmatchedKeys ??= keys.bySegment.values();
+    for (;;) {
+      const next = this.#nextKey ?? this.#unmatchedKeys.next().value;
+      this.#nextKey = undefined;
+      if (next === undefined || next.segment === seq) return;
+      // Keys run in increasing order (else keys.rekeyed fails the log): one below `seq` has no segment left.
+      if (next.segment < seq) this.#firstMissing ??= next.segment;
+      else {
+        this.#nextKey = next;
+        return;
+      }
+    }
+  }
+
+  /** Folds the open segment into the totals (and the report's first few), then forgets it. */
+  #closeCurrent(): void {
+    const segment = this.#current;
+    if (segment === undefined) return;
+    this.#sealedThrough = Math.max(this.#sealedThrough, segment.sealedThrough);
+    if (this.#reported.length < MAX_REPORTED_SEGMENTS) {
+      const { opened, sealed, keyTrusted, checkpoints, sealedThrough } = segment;
+      this.#reported.push({ opened, sealed, keyTrusted, checkpoints, sealedThrough });
+    }
+    this.#current = undefined;
   }
 
   /** After the last line (seq `lastSeq`): every trusted segment must still be there. */
@@ -191,19 +255,22 @@ export class SegmentChecker {
     const keys = this.#keys;
     if (keys !== undefined) {
       if (keys.rekeyed !== undefined) return { reason: keys.rekeyed.reason, code: 'AUDIT_SEAL_INVALID' };
-      const present = new Set(this.#segments.map((segment) => segment.opened));
-      const missing = [...keys.bySegment.values()].find((key) => !present.has(key.segment));
       // The key file outlives a cut: a segment it knows of that the log no longer holds was cut off.
+      this.#unmatchedKeys ??= keys.bySegment.values();
+      const missing = this.#firstMissing ?? (this.#nextKey ?? this.#unmatchedKeys.next().value)?.segment;
       if (missing !== undefined) {
-        return { reason: `the sealing-key file has a key for a segment opened at seq ${missing.segment}, which the log no longer holds (records were cut off the end)`, code: 'AUDIT_SEAL_INVALID' };
+        return { reason: `the sealing-key file has a key for a segment opened at seq ${missing}, which the log no longer holds (records were cut off the end)`, code: 'AUDIT_SEAL_INVALID' };
       }
     }
-    const sealedThrough = this.#segments.reduce((last, segment) => Math.max(last, segment.sealedThrough), 0);
-    const anySealed = this.#segments.some((segment) => segment.sealed);
+    this.#closeCurrent();
+    const sealedThrough = this.#sealedThrough;
     return {
-      segments: this.#segments.map(({ opened, sealed, keyTrusted, checkpoints, sealedThrough: through }) => ({ opened, sealed, keyTrusted, checkpoints, sealedThrough: through })),
+      segments: [...this.#reported],
+      segmentCount: this.#segmentCount,
+      sealedSegments: this.#sealedSegments,
+      trustedSegments: this.#trustedSegments,
       sealedThrough,
-      unsealed: anySealed ? lastSeq - sealedThrough : lastSeq,
+      unsealed: this.#sealedSegments > 0 ? lastSeq - sealedThrough : lastSeq,
     };
   }
 }

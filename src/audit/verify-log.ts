@@ -139,8 +139,9 @@ export function checkLink(record: ChainRecord, previous: ChainLink | undefined):
 }
 
 /**
- * Reads the log at `path` as a stream, never holding more than one line (at most MAX_LINE_BYTES) and one
- * read chunk, and reports the first line that is broken. Throws as `checkAuditLog` does.
+ * Reads the log at `path` as a stream, never holding more than one line (at most MAX_LINE_BYTES), one
+ * read chunk and the segment being checked (SegmentChecker keeps totals, not a list of every segment), and
+ * reports the first line that is broken. Throws as `checkAuditLog` does.
  * Kept for callers that need only intact-or-not; `checkAuditLog` also gives the log id, last hash and seal.
  */
 export async function verifyAuditLog(path: string, options: AuditCheckOptions = {}): Promise<AuditVerification> {

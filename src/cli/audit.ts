@@ -105,10 +105,11 @@ async function anchorFrom(values: Values): Promise<AuditAnchor | undefined> {
 }
 
 function describe(report: AuditReport): string {
-  const { segments, sealedThrough, unsealed } = report.sealing;
-  const restarts = Math.max(0, segments.length - 1);
-  const sealed = segments.some((segment) => segment.sealed)
-    ? `sealed: ${sealedThrough === 0 ? 'none yet' : `records 1 to ${sealedThrough}`}; not sealed yet: ${unsealed} after it; ${segments.length} segment(s) (${restarts} restart(s)), first keys ${segments.every((segment) => segment.keyTrusted) ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
+  // From the report's totals, not its list of segments, which names only the first few.
+  const { segmentCount, sealedSegments, trustedSegments, sealedThrough, unsealed } = report.sealing;
+  const restarts = Math.max(0, segmentCount - 1);
+  const sealed = sealedSegments > 0
+    ? `sealed: ${sealedThrough === 0 ? 'none yet' : `records 1 to ${sealedThrough}`}; not sealed yet: ${unsealed} after it; ${segmentCount} segment(s) (${restarts} restart(s)), first keys ${trustedSegments === segmentCount ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
     : 'sealed: no (the log has no checkpoints)';
   return `ok: ${report.records} records\nlog id: ${report.logId}\nlast hash: ${report.lastHash}\n${sealed}\n`;
 }
@@ -151,7 +152,7 @@ export async function auditCommand(
     }
     io.stdout.write(describe(result));
     // Records after the last checkpoint can still be altered by whoever holds the host; some audits cannot accept that.
-    if (values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.segments.some((segment) => !segment.sealed))) {
+    if (values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.sealedSegments < result.sealing.segmentCount)) {
       io.stdout.write(`not sealed: ${result.sealing.unsealed} record(s) after the last checkpoint [AUDIT_SEAL_INVALID]\n`);
       return BROKEN_EXIT;
     }
