@@ -157,10 +157,28 @@ test('attack: a tail cut that removes a restart fails with the sealing key; a cu
   await log.close();
   const keys = await readKeys(sealed.keyFile);
   t.is(keys.length, 2);
-  t.like(await checkAuditLog(sealed.path, { sealingKeys: keys }), { ok: true, records: 15, sealing: { sealedThrough: 15, unsealed: 0 } });
+  t.like(await checkAuditLog(sealed.path, { sealingKeys: keys }), {
+    ok: true,
+    records: 15,
+    sealing: { segmentCount: 2, sealedSegments: 2, trustedSegments: 2, sealedThrough: 15, unsealed: 0 },
+  });
+  t.like(await checkAuditLog(sealed.path), { ok: true, sealing: { segmentCount: 2, sealedSegments: 2, trustedSegments: 0 } });
+  // A key between two segments the log holds, for one it does not, is named as missing too.
+  const between = { ...(keys[1] as SealingKey), segment: 5 };
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: [keys[0] as SealingKey, between, keys[1] as SealingKey] }), {
+    ok: false,
+    line: 16,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: 'the sealing-key file has a key for a segment opened at seq 5, which the log no longer holds (records were cut off the end)',
+  });
   rewrite(sealed.path, sealed.lines);
   t.deepEqual(await verifyAuditLog(sealed.path), { ok: true, records: 11 }, 'the chain alone accepts it');
-  t.like(await verifyAuditLog(sealed.path, { sealingKeys: keys }), { ok: false, line: 12, code: 'AUDIT_SEAL_INVALID' });
+  t.like(await verifyAuditLog(sealed.path, { sealingKeys: keys }), {
+    ok: false,
+    line: 12,
+    code: 'AUDIT_SEAL_INVALID',
+    reason: 'the sealing-key file has a key for a segment opened at seq 12, which the log no longer holds (records were cut off the end)',
+  });
   // Within the last segment the key chain cannot tell a cut from a host that wrote less: the report shows
   // how far it is sealed; an anchor (or the count kept elsewhere) catches the cut.
   rewrite(sealed.path, sealed.lines.slice(0, 8));
