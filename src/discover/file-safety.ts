@@ -45,6 +45,15 @@ export async function checkFileSafety(file: string, root: string, options: Safet
   if (!stats.isFile()) {
     throw new GatehouseError('FILE_NOT_REGULAR', `${file}: not a regular file`);
   }
+  checkOwnedFile(file, stats, uid);
+  if ((options.executable ?? true) && !isExecutableBy(stats, uid)) {
+    throw new GatehouseError('FILE_NOT_EXECUTABLE', `${file}: not executable by uid ${uid} (mode ${octal(stats.mode)})`);
+  }
+  return { path: file, realPath, size: stats.size, mode: stats.mode, uid: stats.uid };
+}
+
+/** Refuses a file (`stats` from lstat or fstat) that another user owns or can write. */
+export function checkOwnedFile(file: string, stats: Stats, uid: number): void {
   // Another user who owns the file can rewrite it at any time.
   if (stats.uid !== uid && stats.uid !== 0) {
     throw new GatehouseError('FILE_BAD_OWNER', `${file}: owned by uid ${stats.uid}, not by uid ${uid} or root`);
@@ -53,10 +62,6 @@ export async function checkFileSafety(file: string, root: string, options: Safet
   if ((stats.mode & GROUP_OR_OTHER_WRITE) !== 0) {
     throw new GatehouseError('FILE_WRITABLE_BY_OTHERS', `${file}: writable by group or others (mode ${octal(stats.mode)})`);
   }
-  if ((options.executable ?? true) && !isExecutableBy(stats, uid)) {
-    throw new GatehouseError('FILE_NOT_EXECUTABLE', `${file}: not executable by uid ${uid} (mode ${octal(stats.mode)})`);
-  }
-  return { path: file, realPath, size: stats.size, mode: stats.mode, uid: stats.uid };
 }
 
 const MAX_LINKS = 40;
@@ -101,7 +106,8 @@ export async function resolveChecked(path: string, uid: number, stickyAllowed: (
   return current;
 }
 
-function checkDirectory(dir: string, stats: Stats, uid: number, stickyAllowed: boolean): void {
+/** Refuses a directory (`stats` from lstat) another user owns, or can write unless it is sticky and `stickyAllowed`. */
+export function checkDirectory(dir: string, stats: Stats, uid: number, stickyAllowed: boolean): void {
   // Whoever owns a directory can rename another file over the plugin, or chmod the directory and then do so.
   if (stats.uid !== uid && stats.uid !== 0) {
     throw new GatehouseError('DIRECTORY_WRITABLE_BY_OTHERS', `${dir}: owned by uid ${stats.uid}, not by uid ${uid} or root`);

@@ -12,7 +12,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { effectiveUid, resolveChecked } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
-import { makeDirectories } from './atomic-file.js';
+import { checkedDirectory } from './checked-path.js';
 
 export interface SealRootOptions {
   /** The seal root to use instead of the default (`seal.parentDir`, `gatehouse call --seal-dir`). */
@@ -51,8 +51,9 @@ export async function prepareSealRoot(options: SealRootOptions = {}): Promise<st
   try {
     // 0711 for root: a run-as plugin must pass through to its copy; a user's root is for that user alone.
     // Exactly that mode, whatever the umask (077 would make root's 0700 and shut the run-as plugins out).
-    await makeDirectories(root, uid === 0 ? 0o711 : 0o700);
+    // Checked before anything is made: a link another user planted on the way would have us make the root wherever it points.
     // No sticky exception anywhere: in a sticky directory another user can still plant node_modules or lib/python3.
+    await checkedDirectory(root, { uid, stickyAllowed: () => false, mode: uid === 0 ? 0o711 : 0o700 });
     const real = await resolveChecked(root, uid, () => false);
     const stats = await lstat(real);
     if (!stats.isDirectory()) throw new GatehouseError('SEAL_ROOT_UNSAFE', `${real}: not a directory`);

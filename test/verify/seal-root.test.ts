@@ -173,3 +173,27 @@ test('a run-as group that cannot reach the seal root is SEAL_ROOT_UNSAFE before 
   const root = await sealRootDir(t);
   await t.throwsAsync(prepareSealRoot({ parentDir: root, group: NOBODY }), { code: 'SEAL_ROOT_UNSAFE', message: /not searchable by group 65534/ });
 });
+
+test('a seal root under a directory others can write, or named through a link another user planted, is refused before anything is made there', async (t) => {
+  const base = await sealRootDir(t);
+  await chmod(base, 0o711);
+  const open = join(base, 'open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  await t.throwsAsync(prepareSealRoot({ parentDir: join(open, 'made', 'seal') }), { code: 'SEAL_ROOT_UNSAFE', message: /open: writable by group or others/ });
+  t.deepEqual(await readdir(open), [], 'no directory made where another user can rename it');
+  if (!runningAsRoot) {
+    t.log('the planted link: skipped, acting as another user needs root');
+    return;
+  }
+  // Attack: nobody plants a link where root's --seal-dir leads, to have root make a directory wherever it points.
+  const target = join(base, 'target');
+  await mkdir(target);
+  await chmod(target, 0o755);
+  const shared = join(base, 'shared');
+  await mkdir(shared);
+  await chmod(shared, 0o1777);
+  await run('/usr/bin/setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/bin/ln', '-s', target, join(shared, 'link')]);
+  await t.throwsAsync(prepareSealRoot({ parentDir: join(shared, 'link', 'seal') }), { code: 'SEAL_ROOT_UNSAFE' });
+  t.deepEqual(await readdir(target), [], 'nothing made where the link points');
+});
