@@ -1,10 +1,12 @@
 import { rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { checkOwnedFile, effectiveUid } from '../discover/file-safety.js';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
-import { GatehouseError } from '../errors.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { isSameProcess, processStartTime } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
-import { createWhole, makeDirectories } from './atomic-file.js';
+import { createWhole } from './atomic-file.js';
+import { checkedDirectory } from './checked-path.js';
 
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;
@@ -20,9 +22,11 @@ const TAKEOVER_ATTEMPTS = 3;
  */
 export async function withInstallLock<T>(into: string, work: () => Promise<T>): Promise<T> {
   const path = installLockPath(into);
-  // Made as install always made it, before the lock file that goes in it.
-  await onFile(dirname(path), makeDirectories(dirname(path), 0o755));
-  await acquire(path, into);
+  const uid = effectiveUid();
+  // Checked (and made as install always made it) before the lock goes in it: through another user's link, or in a
+  // directory they can write (not sticky), they would choose what install reads, makes and removes beside PLUGINS_DIR.
+  await explained(uid, checkedDirectory(dirname(path), { uid, stickyAllowed: () => true, mode: 0o755 }));
+  await acquire(path, into, uid);
   try {
     return await work();
   } finally {
@@ -31,17 +35,17 @@ export async function withInstallLock<T>(into: string, work: () => Promise<T>): 
   }
 }
 
-async function acquire(path: string, into: string): Promise<void> {
+async function acquire(path: string, into: string, uid: number): Promise<void> {
   const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}\n`;
   for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt += 1) {
     if (await create(path, me)) return;
-    const holder = await onFileIfAny(path, readLimited(path, 64, 'INSTALL_LOCKED'));
+    const holder = await readHolder(path, uid);
     if (holder === undefined) continue;
     const text = holder.toString('latin1');
     const [, pid, start] = HOLDER.exec(text) ?? [];
     // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
     if (pid === undefined || (await isSameProcess(Number(pid), start === '-' ? undefined : start))) throw locked(path, into, pid);
-    await takeOver(path, into, text, `${pid}-${start}`);
+    await takeOver(path, into, text, `${pid}-${start}`, uid);
   }
   throw locked(path, into, undefined);
 }
@@ -63,16 +67,40 @@ async function create(path: string, me: string): Promise<boolean> {
  * not both remove it, or the later would remove the lock the earlier then created and both would run:
  * the removal is done only by whoever creates `PATH.HOLDER.stale` (O_EXCL), named after the dead holder.
  */
-async function takeOver(path: string, into: string, stale: string, holder: string): Promise<void> {
+async function takeOver(path: string, into: string, stale: string, holder: string, uid: number): Promise<void> {
   const marker = `${path}.${holder}.stale`;
   if (!(await create(marker, `${process.pid}\n`))) throw locked(path, into, undefined, marker);
   try {
     // Under the marker, nobody else removes the stale lock: if it is still there, it is the one we judged.
-    const now = await onFileIfAny(path, readLimited(path, 64, 'INSTALL_LOCKED'));
+    const now = await readHolder(path, uid);
     if (now?.toString('latin1') === stale) await onFile(path, rm(path));
   } finally {
     await rm(marker, { force: true }).catch(() => undefined);
   }
+}
+
+/** The lock's content, or undefined if it is gone. */
+function readHolder(path: string, uid: number): Promise<Buffer | undefined> {
+  // Checked on the open file: a lock another user planted (or can write) would have us wait, or take over and remove a file of theirs.
+  return explained(uid, onFileIfAny(path, readLimited(path, 64, 'INSTALL_LOCKED', (stats) => checkOwnedFile(path, stats, uid))));
+}
+
+const UNSAFE = new Set(['FILE_BAD_OWNER', 'FILE_WRITABLE_BY_OTHERS', 'DIRECTORY_WRITABLE_BY_OTHERS']);
+
+/** `error`, if it refuses a path another user owns or can write, saying what to do about it. */
+export function explain(error: unknown, uid: number): unknown {
+  if (!isGatehouseError(error) || !UNSAFE.has(error.code)) return error;
+  return new GatehouseError(
+    error.code,
+    `${error.message}: install reads, makes and removes files there before anything is verified; remove it if another user made it, or install ` +
+      `into a directory that only this user (uid ${uid}) or root can write (a sticky one such as /tmp will do: what install makes in it is its own)`,
+    { cause: error },
+  );
+}
+
+/** `operation`, its refusals explained by {@link explain}. */
+export function explained<T>(uid: number, operation: Promise<T>): Promise<T> {
+  return operation.catch((error: unknown) => Promise.reject(explain(error, uid)));
 }
 
 function locked(path: string, into: string, pid: string | undefined, marker?: string): GatehouseError {

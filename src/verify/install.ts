@@ -1,11 +1,13 @@
 import { chmod, lstat, mkdtemp, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
+import { checkOwnedFile, effectiveUid } from '../discover/file-safety.js';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { readArchive, type ArchiveFile } from './archive.js';
 import { makeDirectories, type PreparedFile } from './atomic-file.js';
-import { withInstallLock } from './install-lock.js';
+import { checkedDirectory, resolveExisting } from './checked-path.js';
+import { explain, explained, withInstallLock } from './install-lock.js';
 import { verifyPlugins } from './installed-plugins.js';
 import { verifyManifestFile } from './manifest-files.js';
 import { MAX_MANIFEST_BYTES, parseManifest, type Manifest } from './manifest.js';
@@ -53,16 +55,16 @@ export function installRelease(options: InstallOptions): Promise<InstallResult> 
 }
 
 async function installLocked(options: InstallOptions): Promise<InstallResult> {
+  const uid = effectiveUid();
   const lockPath = options.lockPath ?? defaultLockPath(options.into);
-  const lock = await readExistingLock(lockPath);
+  const lock = await readExistingLock(lockPath, uid);
   // Refused before anything is unpacked: a release placed and then not switched in would block the next try.
-  await checkSwitchable(options.into);
-  const root = releasesDir(options.into);
+  await checkSwitchable(options.into, uid);
+  const root = await checkedReleases(options.into, uid, 0o755);
   // Leftovers of killed installs: unverified files, and a release placed but not switched in, which would block
   // the same release. What the link points at stays, even if a kill kept the lock file from recording it.
   const linked = await onFileIfAny(options.into, readlink(options.into));
-  await pruneReleases(root, new Set([lock?.current.dir, lock?.previous?.dir, linked && basename(linked)]));
-  await onFile(root, makeDirectories(root, 0o755));
+  await pruneReleases(root, new Set([lock?.current.dir, lock?.previous?.dir, linked && basename(linked)]), uid);
   const staging = await onFile(root, mkdtemp(join(root, '.staging-')));
   let placed: string | undefined;
   try {
@@ -82,7 +84,7 @@ async function installLocked(options: InstallOptions): Promise<InstallResult> {
     await switchRecorded(options.into, placed, lockPath, lock, next, () => state?.accept(verified.manifest.version));
     placed = undefined;
     // The install is done: releases it could not prune now go at the next one.
-    await pruneReleases(root, new Set([next.current.dir, next.previous?.dir])).catch(() => undefined);
+    await pruneReleases(root, new Set([next.current.dir, next.previous?.dir]), uid).catch(() => undefined);
     return { release: join(root, dir), lock: next };
   } catch (error) {
     // Why the install failed matters more than a directory that could not be removed.
@@ -104,10 +106,12 @@ export function rollbackRelease(options: Omit<InstallOptions, 'source'>): Promis
 }
 
 async function rollbackLocked(options: Omit<InstallOptions, 'source'>): Promise<InstallResult> {
+  const uid = effectiveUid();
   const lockPath = options.lockPath ?? defaultLockPath(options.into);
-  const lock = await readLockFile(lockPath);
+  const lock = await readCheckedLock(lockPath, uid);
   if (lock.previous === undefined) throw new GatehouseError('INVALID_OPTIONS', `${options.into}: no previous release to roll back to`);
-  const dir = join(releasesDir(options.into), lock.previous.dir);
+  await checkSwitchable(options.into, uid);
+  const dir = join(await checkedReleases(options.into, uid), lock.previous.dir);
   const verified = await verifyManifestFile(join(dir, RELEASE_MANIFEST), options.policy);
   if (verified.sha256 !== lock.previous.manifestSha256) throw new GatehouseError('LOCK_MISMATCH', `${dir}: its manifest is not the one the lock file recorded`);
   await checkRelease(verified.manifest, dir);
@@ -116,9 +120,28 @@ async function rollbackLocked(options: Omit<InstallOptions, 'source'>): Promise<
   return { release: dir, lock: next };
 }
 
-async function readExistingLock(path: string): Promise<LockFile | undefined> {
+/**
+ * The releases directory of `into`, made with `mode` if missing and given, checked before anything in it is
+ * read or removed. Returned as named (not resolved), as the lock file and the link name releases in it.
+ */
+async function checkedReleases(into: string, uid: number, mode?: number): Promise<string> {
+  const root = releasesDir(into);
+  // Not even sticky: pruning removes whole trees in it, and in a tree another user can write they swap a directory for a link while rm walks it.
+  await explained(uid, checkedDirectory(root, { uid, stickyAllowed: () => true, stickyHere: false, ...(mode === undefined ? {} : { mode }) }));
+  return root;
+}
+
+/** The lock file, once the way to it and the file itself passed the checks. */
+async function readCheckedLock(path: string, uid: number): Promise<LockFile> {
+  // It says what is installed (so what is a rollback) and what pruning keeps: another user's, or one they can write, chooses both.
+  await explained(uid, resolveExisting(path, uid, () => true));
+  // Checked on the open file: one planted once the way was checked is refused too.
+  return explained(uid, readLockFile(path, (stats) => checkOwnedFile(path, stats, uid)));
+}
+
+async function readExistingLock(path: string, uid: number): Promise<LockFile | undefined> {
   try {
-    return await readLockFile(path);
+    return await readCheckedLock(path, uid);
   } catch (error) {
     // Only a lock that is not there means "nothing installed": an unreadable one must not skip the checks.
     if (error instanceof GatehouseError && error.code === 'FILE_NOT_FOUND') return undefined;
@@ -191,10 +214,14 @@ async function checkRelease(manifest: Manifest, dir: string): Promise<void> {
 }
 
 /** `into` must be absent or a link: a real directory there was not made by install, and replacing it would drop someone's files. */
-async function checkSwitchable(into: string): Promise<void> {
+async function checkSwitchable(into: string, uid = effectiveUid()): Promise<void> {
   const path = resolve(into);
   const existing = await onFileIfAny(path, lstat(path));
   if (existing !== undefined && !existing.isSymbolicLink()) throw new GatehouseError('INVALID_OPTIONS', `${path} exists and is not a link made by gatehouse install`);
+  // Another user's link at the plugins path: they chose where hosts look, and which release pruning keeps.
+  if (existing !== undefined && existing.uid !== uid && existing.uid !== 0) {
+    throw explain(new GatehouseError('FILE_BAD_OWNER', `${path}: symbolic link owned by uid ${existing.uid}, not by uid ${uid} or root`), uid);
+  }
 }
 
 /** Points `into` at `target` in one rename of a fresh link over it: hosts see the old release or the new, never neither. */
@@ -256,10 +283,21 @@ const STAGING_NAME = /^\.staging-[A-Za-z0-9]{6}$/;
  * Removes the releases not in `keep`, and staging directories (unverified files) left by interrupted
  * installs. Only run under the install lock: no staging directory is then another install's work.
  */
-async function pruneReleases(root: string, keep: ReadonlySet<string | undefined>): Promise<void> {
+async function pruneReleases(root: string, keep: ReadonlySet<string | undefined>, uid: number): Promise<void> {
   for (const name of (await onFileIfAny(root, readdir(root))) ?? []) {
     // Only names install makes: anything else kept here is someone else's.
-    if (STAGING_NAME.test(name) || (RELEASE_NAME.test(name) && !keep.has(name))) await onFile(join(root, name), rm(join(root, name), { recursive: true, force: true }));
+    if (!(STAGING_NAME.test(name) || (RELEASE_NAME.test(name) && !keep.has(name)))) continue;
+    const path = join(root, name);
+    const stats = await onFileIfAny(path, lstat(path));
+    // Only trees of our own: in one another user owns or can write, they swap a directory for a link while rm walks it.
+    if (stats !== undefined && !stats.isSymbolicLink()) {
+      try {
+        checkOwnedFile(path, stats, uid);
+      } catch (error) {
+        throw explain(error, uid);
+      }
+    }
+    await onFile(path, rm(path, { recursive: true, force: true }));
   }
 }
 

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { GatehouseError } from '../errors.js';
 import { prepareFileAtomic, type PreparedFile } from './atomic-file.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
@@ -50,9 +51,12 @@ export function prepareLockFile(path: string, lock: LockFile): Promise<PreparedF
   return prepareFileAtomic(path, `${JSON.stringify(lock, null, 2)}\n`, 0o644);
 }
 
-/** Reads a lock file strictly (size-limited, no duplicate keys, every field checked): LOCK_MISMATCH names what is wrong. */
-export async function readLockFile(path: string): Promise<LockFile> {
-  const bytes = await readLimited(path, MAX_LOCK_BYTES, 'LOCK_MISMATCH');
+/**
+ * Reads a lock file strictly (size-limited, no duplicate keys, every field checked): LOCK_MISMATCH names what is wrong.
+ * `checkOpened` may refuse the file on what fstat says about it before anything is read.
+ */
+export async function readLockFile(path: string, checkOpened?: (stats: Stats) => void): Promise<LockFile> {
+  const bytes = await readLimited(path, MAX_LOCK_BYTES, 'LOCK_MISMATCH', checkOpened);
   const value = parseStrictJson(bytes.toString('utf8'), 'LOCK_MISMATCH', path) as Partial<LockFile> | null;
   if (typeof value !== 'object' || value === null || value.schema !== LOCK_SCHEMA) throw bad(path, `schema is not ${LOCK_SCHEMA}`);
   return { schema: LOCK_SCHEMA, current: release(value.current, path), ...(value.previous === undefined ? {} : { previous: release(value.previous, path) }) };

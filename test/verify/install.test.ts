@@ -2,7 +2,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -15,10 +15,37 @@ import { createManifest } from '../../src/verify/manifest-create.js';
 import { generateKeyPair, type MinisignSecretKey } from '../../src/verify/minisign-key.js';
 import { createRelease } from '../../src/verify/release.js';
 import { MemoryRollbackState } from '../../src/verify/rollback-state.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { runningAsRoot, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const DAY_MS = 86_400_000;
+const NOBODY = 65534;
+const run = promisify(execFile);
+
+/** Runs the shell `script` (with `args` as $1...) as nobody: another local user. */
+async function asNobody(script: string, ...args: string[]): Promise<void> {
+  await run('/usr/bin/setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/bin/sh', '-c', script, 'sh', ...args]);
+}
+
+/** A directory like /tmp (root's, 1777): anyone may add entries, only their owner remove them. */
+async function stickyDir(t: ExecutionContext): Promise<string> {
+  const dir = await tempDir(t);
+  await chmod(dir, 0o1777);
+  return dir;
+}
+
+/** Every entry of `dir` with what it is: a link's target, a file's content, or `dir/` and its entries. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(dir)).sort()) {
+    const path = join(dir, name);
+    const info = await lstat(path);
+    if (info.isSymbolicLink()) out[name] = `-> ${await readlink(path)}`;
+    else if (info.isDirectory()) out[name] = `dir/ ${(await readdir(path)).sort().join(' ')}`;
+    else out[name] = await readFile(path, 'utf8');
+  }
+  return out;
+}
 
 /** A release archive of version `version`: one executable plugin printing the version. */
 async function release(t: ExecutionContext, secretKey: MinisignSecretKey, version: number): Promise<string> {
@@ -266,4 +293,78 @@ test('install: leftovers of interrupted installs (unverified staging files, a re
   t.deepEqual((await readdir(releasesDir(into))).sort(), ['NOTES', basename(first.release), placed].sort());
   t.is(second.release, join(releasesDir(into), placed));
   await verifyInstalled(into);
+});
+
+test('install: a releases directory, lock file, lock or plugins link another user planted beside the plugins path is refused before anything there is read or removed', async (t) => {
+  if (!runningAsRoot) {
+    t.log('skipped: acting as another user needs root');
+    t.pass();
+    return;
+  }
+  // Another installation, whose releases the planted links point at.
+  const { keys, into: victim, policy } = await setup(t);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into: victim, policy });
+  await installRelease({ source: await release(t, keys.secretKey, 2), into: victim, policy });
+  const victimReleases = (await readdir(releasesDir(victim))).sort();
+  const forged = JSON.stringify({ schema: 'gatehouse.lock/v1', current: { dir: 'v99-aaaaaaaaaaaa', manifestVersion: 99, manifestSha256: 'a'.repeat(64), plugins: [] } });
+  const source = await release(t, keys.secretKey, 3);
+  const plants: Record<string, [script: string, arg: string]> = {
+    // Attack: the releases directory is a link to another installation's: pruning through it deletes that one's releases.
+    releases: ['ln -s "$1" "$2/.plugins.releases"', releasesDir(victim)],
+    // Attack: a lock file of theirs says what is installed (version 99: every install is a "rollback") and what pruning keeps.
+    lockFile: ['printf %s "$1" > "$2/plugins.lock.json"', forged],
+    // Attack: a stale lock of theirs: install would take it over, reading and removing a file another user controls.
+    lock: ['printf "%s\\n" "$1" > "$2/plugins.lck"', '4194305 1'],
+    // Attack: the plugins link itself, read for what pruning keeps and pointing hosts wherever they like.
+    link: ['ln -s "$1" "$2/plugins"', join(releasesDir(victim), victimReleases[0] ?? '')],
+  };
+  for (const [name, [script, arg]] of Object.entries(plants)) {
+    const dir = await stickyDir(t);
+    await asNobody(script, arg, dir);
+    const before = await snapshot(dir);
+    const into = join(dir, 'plugins');
+    await t.throwsAsync(installRelease({ source, into, policy }), { code: 'FILE_BAD_OWNER', message: /owned by uid 65534.*remove it/ }, name);
+    if (name === 'lockFile' || name === 'lock') await t.throwsAsync(rollbackRelease({ into, policy }), { code: 'FILE_BAD_OWNER' }, name);
+    t.deepEqual(await snapshot(dir), before, `${name}: nothing made, read away or removed beside the plugins path`);
+    t.deepEqual((await readdir(releasesDir(victim))).sort(), victimReleases, `${name}: the other installation keeps its releases`);
+    await verifyInstalled(victim);
+  }
+  // Nothing planted: a plugins path in a sticky directory such as /tmp installs as before.
+  const dir = await stickyDir(t);
+  t.like((await installRelease({ source, into: join(dir, 'plugins'), policy })).lock, { current: { manifestVersion: 3 } });
+  await verifyInstalled(join(dir, 'plugins'));
+});
+
+test('install: a plugins path in a directory others can write (not sticky), or a releases directory others can write, sticky or not, is refused before anything is made, read or pruned there', async (t) => {
+  const { keys, policy } = await setup(t);
+  const source = await release(t, keys.secretKey, 2);
+  const open = await tempDir(t);
+  await chmod(open, 0o777);
+  for (const into of [join(open, 'plugins'), join(open, 'missing', 'plugins')]) {
+    await t.throwsAsync(installRelease({ source, into, policy }), { code: 'DIRECTORY_WRITABLE_BY_OTHERS', message: /writable by group or others.*only this user/ }, into);
+    t.deepEqual(await readdir(open), [], `${into}: no lock, releases directory or parent made where others can swap them`);
+  }
+  for (const mode of [0o777, 0o1777]) {
+    const { into } = await setup(t);
+    await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+    await chmod(releasesDir(into), mode);
+    await writeFileWithMode(releasesDir(into), '.staging-Ab12Cd/plugin', 'a leftover, or what another user put there\n', 0o644);
+    const before = { ...(await installedState(into)), inside: await snapshot(releasesDir(into)) };
+    await t.throwsAsync(installRelease({ source, into, policy }), { code: 'DIRECTORY_WRITABLE_BY_OTHERS', message: /writable by group or others/ }, mode.toString(8));
+    t.deepEqual({ ...(await installedState(into)), inside: await snapshot(releasesDir(into)) }, before, 'nothing pruned, placed or switched');
+  }
+});
+
+test('install: a leftover in the releases directory that another user owns is refused, not removed: install prunes only what is its own', async (t) => {
+  if (!runningAsRoot) {
+    t.log('skipped: acting as another user needs root');
+    t.pass();
+    return;
+  }
+  const { keys, into, policy } = await setup(t);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  const leftover = await writeFileWithMode(releasesDir(into), '.staging-Ab12Cd/plugin', '#!/bin/sh\necho theirs\n', 0o755);
+  await run('/bin/chown', ['-R', `${NOBODY}:${NOBODY}`, join(releasesDir(into), '.staging-Ab12Cd')]);
+  await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 2), into, policy }), { code: 'FILE_BAD_OWNER', message: /\.staging-Ab12Cd: owned by uid 65534/ });
+  t.is(await readFile(leftover, 'utf8'), '#!/bin/sh\necho theirs\n');
 });
