@@ -19,6 +19,8 @@ link) is switched to the new release in one rename, keeping the previous one. On
 not: that is a rollback). The lock file (default PLUGINS_DIR.lock.json) records what is installed;
 check it with gatehouse verify --lock. One install or rollback of PLUGINS_DIR runs at a time: another
 one running (PLUGINS_DIR.lck names its pid) is INSTALL_LOCKED; one left by a killed install is taken over.
+A lock, lock file, link or releases directory beside PLUGINS_DIR that another user made or can write is
+refused before anything there is read or removed (a sticky directory such as /tmp is fine).
 
 Exit status: 0 installed, 1 failure (nothing changed), 2 usage error.
 `;
