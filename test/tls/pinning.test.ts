@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { generateEphemeralIdentity, type EphemeralIdentity } from '../../src/tls/certificate.js';
 import { checkHealth } from '../../src/host/connection.js';
@@ -100,28 +100,39 @@ async function tryAs(path: string, intruder: Intruder): Promise<{ http2FromServe
   return { http2FromServer };
 }
 
-test('a pinned server cuts another certificate, no certificate, or a client that did not agree to h2 after the handshake: no HTTP/2 either way, no handler runs; the pinned peer is served and seen', async (t) => {
+/** A health server as a plugin serves it (serverAcceptor) on a fresh socket, pinned to `host`; gone when the test ends. */
+async function pinnedHealthServer(
+  t: ExecutionContext,
+  host: EphemeralIdentity,
+  plugin: EphemeralIdentity,
+  implementation: grpc.UntypedServiceImplementation = healthImplementation(),
+): Promise<{ path: string; acceptor: Server }> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const host = generateEphemeralIdentity();
-  const plugin = generateEphemeralIdentity();
-  let handled = 0;
-  let seenPeer: Buffer | undefined;
   const server = new grpc.Server();
-  const check = healthImplementation().Check as grpc.handleUnaryCall<unknown, unknown>;
-  server.addService(healthService, {
-    Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      handled += 1;
-      seenPeer = call.getAuthContext().sslPeerCertificate?.raw;
-      check(call, callback);
-    },
-  });
+  server.addService(healthService, implementation);
   const path = join(dir, 'plugin.sock');
   const acceptor = serverAcceptor(server, { own: plugin, peerCertificateDer: host.certificateDer });
   await listenAt(acceptor, { path });
   t.teardown(() => {
     acceptor.close();
     server.forceShutdown();
+  });
+  return { path, acceptor };
+}
+
+test('a pinned server cuts another certificate, no certificate, or a client that did not agree to h2 after the handshake: no HTTP/2 either way, no handler runs; the pinned peer is served and seen', async (t) => {
+  const host = generateEphemeralIdentity();
+  const plugin = generateEphemeralIdentity();
+  let handled = 0;
+  let seenPeer: Buffer | undefined;
+  const check = healthImplementation().Check as grpc.handleUnaryCall<unknown, unknown>;
+  const { path } = await pinnedHealthServer(t, host, plugin, {
+    Check: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+      handled += 1;
+      seenPeer = call.getAuthContext().sslPeerCertificate?.raw;
+      check(call, callback);
+    },
   });
 
   // Attack: another local process on the plugin's socket, with a valid certificate of its own, with none,
@@ -176,19 +187,9 @@ test('the host writes no byte of HTTP/2 to a server that is not the announced on
 test('a pinned server holds at most MAX_PINNED_CONNECTIONS connections, those that never finish their TLS handshake included', async (t) => {
   // Attack: a local user (any, over TCP) opening connection after connection that never finishes its handshake:
   // each held ~80 KiB of the plugin's memory and a descriptor, without end (4,000 took 320 MiB).
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-pin-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const host = generateEphemeralIdentity();
   const plugin = generateEphemeralIdentity();
-  const server = new grpc.Server();
-  server.addService(healthService, healthImplementation());
-  const path = join(dir, 'plugin.sock');
-  const acceptor = serverAcceptor(server, { own: plugin, peerCertificateDer: host.certificateDer });
-  await listenAt(acceptor, { path });
-  t.teardown(() => {
-    acceptor.close();
-    server.forceShutdown();
-  });
+  const { path, acceptor } = await pinnedHealthServer(t, host, plugin);
   const open = (): { socket: Socket; closed: () => boolean } => {
     let closed = false;
     const socket = connect({ path });
