@@ -18,7 +18,7 @@ import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-co
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { stdoutToLogger } from './plugin-output.js';
-import { Plugin } from './plugin.js';
+import { Plugin, SIGKILL_WAIT_MS } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
 import { PluginProcess } from './plugin-process.js';
@@ -262,15 +262,17 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     await tidy(() => multiplexed?.close());
     if (child) {
       const started = child;
-      await tidy(() => {
-        started.signal('SIGKILL');
-        return started.exited;
-      });
+      started.signal('SIGKILL');
+      // Attack: a plugin whose helper (in a session of its own) holds it with ptrace: killed, it stays a zombie only
+      // the tracer sees, and a wait for its exit without bound kept the launch from ever returning.
+      const gone = await Promise.race([started.exited.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), SIGKILL_WAIT_MS).unref())]);
+      if (!gone) config.logger.warn({ plugin: config.name, pid: started.pid }, `plugin did not exit within ${SIGKILL_WAIT_MS} ms of SIGKILL (something holds it, a tracer say); cleaning up without it`);
     }
     await tidy(() => connection?.destroy());
     await tidy(() => socketLink.release());
     await tidy(() => hostSockets?.release());
-    const leftInPlace = await removeSocketDir(socketDir, child?.uid);
+    // A spawn that failed after the directory was given to the run-as user leaves no child to ask.
+    const leftInPlace = await removeSocketDir(socketDir, child?.uid ?? options.user);
     if (leftInPlace !== undefined) config.logger.warn({ plugin: config.name }, `socket directory not removed: ${leftInPlace}`);
     if (startingPlugin) untrackPlugin(startingPlugin);
     throw error;

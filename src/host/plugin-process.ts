@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { chown } from 'node:fs/promises';
 import { GatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -122,6 +122,10 @@ export class PluginProcess {
       } catch (cause) {
         throw fail(cause as Error);
       }
+    }
+    // libuv reports a missing working directory as the wrapper's ENOENT: named here, it says what is wrong.
+    if (spec.cwd !== undefined && !statSync(spec.cwd, { throwIfNoEntry: false })?.isDirectory()) {
+      throw fail(new Error(`its working directory ${spec.cwd} is not a directory`));
     }
     // The plugin's user must create its socket in the private directory, which stays closed to others.
     if (runAs) await chown(spec.socketDir, runAs.uid, runAs.gid);

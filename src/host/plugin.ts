@@ -17,7 +17,7 @@ import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource
 import { removeSocketDir } from './socket-dir.js';
 
 /** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
-const SIGKILL_WAIT_MS = 5000;
+export const SIGKILL_WAIT_MS = 5000;
 /** How long a broken call waits for the exit it suggests, to report PLUGIN_EXITED rather than UNAVAILABLE. */
 const EXIT_SETTLE_MS = 200;
 /** How long the channel of an exited plugin may read what the plugin sent last before its socket is destroyed. */

@@ -89,6 +89,8 @@ interface Instance {
   crashed: ExitStatus | undefined;
   /** When its start returned (ms since the epoch): how long it stayed up decides whether its crash refills the budget. */
   startedAt: number;
+  /** Set once a failed health check has it killed: the next checks do not kill it again. */
+  killing?: true;
 }
 
 /** Supervises one plugin. See the module comment and docs/supervisor.md. */
@@ -557,8 +559,15 @@ export class PluginSupervisor {
       instance.plugin.checkHealth(Math.min(interval, 5_000)).catch((error: unknown) => {
         if (instance !== this.current || instance.crashed !== undefined) return;
         // A plugin that is alive but no longer answers (hung, deadlocked) is killed; the exit restarts it.
+        if (instance.killing) return;
+        instance.killing = true;
         this.settings.logger.warn({ plugin: this.name, error: String(error) }, 'plugin failed its health check; restarting it');
-        void instance.plugin.kill();
+        // Attack: a plugin whose helper holds it with ptrace hides its exit: the kill rejects (KILL_FAILED), which went
+        // unhandled and ended the host. It is written off as crashed instead, and restarted.
+        instance.plugin.kill().catch((failure: unknown) => {
+          this.settings.logger.error({ plugin: this.name, error: String(failure) }, 'plugin could not be killed after its failed health check; restarting without it');
+          this.exited(instance, { code: null, signal: 'SIGKILL' });
+        });
       });
     }, interval).unref();
   }

@@ -19,7 +19,7 @@ import {
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { tempDir } from '../discover/temp-dir.js';
 import { fakePluginScript } from '../helpers/paths.js';
-import { waitUntil } from '../helpers/process.js';
+import { ptraceHoldAllowed, releasePtraceHold, waitUntil } from '../helpers/process.js';
 
 const kvService = loadKVService();
 
@@ -254,6 +254,30 @@ test('supervisor: an instance that stayed up restart.stableMs refills the budget
     t.true(await waitUntil(() => events.filter((e) => e.type === 'restarted').length === call, 10_000), `restart ${call}`);
   }
   t.not(supervisor.state, 'down');
+});
+
+test('supervisor: a plugin that cannot be killed after a failed health check (a tracer of its own hides its exit) is written off and restarted; the host goes on', async (t) => {
+  if (!(await ptraceHoldAllowed())) {
+    t.log('skipped: this kernel does not let a process ptrace another of its user');
+    t.pass();
+    return;
+  }
+  // Attack: a plugin held with ptrace by a helper of its own, then frozen: its health check fails, and the kill that
+  // follows rejects with KILL_FAILED (the exit never reaches the host), which went unhandled and ended the host.
+  const held: number[] = [];
+  t.teardown(() => held.forEach(releasePtraceHold));
+  const start = async () => {
+    const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv', FAKE_PTRACE_HOLD: '1' }, startTimeoutMs: 30_000 });
+    held.push(plugin.pid);
+    return plugin;
+  };
+  const { supervisor, events, get } = supervised({ start, healthIntervalMs: 200 });
+  t.teardown(() => supervisor.stop());
+  t.is((await get('freeze')).value.toString(), 'frozen');
+  const frozen = supervisor.status().pid;
+  t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 30_000), JSON.stringify(events));
+  t.like(events.find((e) => e.type === 'crashed'), { pid: frozen });
+  t.is((await get('after')).value.toString(), 'after');
 });
 
 test('supervisor: a reload switches to the new instance while calls keep flowing, and none fails', async (t) => {

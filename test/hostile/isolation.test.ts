@@ -106,6 +106,17 @@ test('run as: the host removes a plugin\'s directory with the plugin\'s rights, 
   t.is(left().length, 2, 'both directories are left, each with the file the plugin could not delete');
 });
 
+test('run as: a launch whose spawn fails after the socket directory was given to the plugin\'s user (no such cwd) leaves no directory behind', async (t) => {
+  if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
+  // Once the directory was the run-as user's and no child existed, the removal knew no plugin uid and refused it:
+  // one 0700 directory of that user's left per failed launch.
+  const before = readdirSync(tmpdir());
+  const error = await t.throwsAsync(launch(fake('hostile-kv', {}, { user: NOBODY, group: NOBODY, cwd: '/nonexistent' })));
+  t.true(isGatehouseError(error, 'SPAWN_FAILED'), String(error));
+  t.regex(error?.message ?? '', /working directory \/nonexistent is not a directory/);
+  t.deepEqual(readdirSync(tmpdir()), before);
+});
+
 test('run as: a host that is not root asking for another user is RUN_AS_UNAVAILABLE', async (t) => {
   if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
   const setpriv = requireTool(t, 'setpriv');

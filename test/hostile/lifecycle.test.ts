@@ -1,15 +1,15 @@
 // No orphans, even when the host is SIGKILLed and runs no exit hook.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
-import type { LaunchOptions } from '../../src/index.js';
+import { isGatehouseError, launch, type LaunchOptions } from '../../src/index.js';
 import { goTest } from '../interop/go-binaries.js';
 import { fakePluginScript, kvPluginScript, repoRoot } from '../helpers/paths.js';
-import { isAlive } from '../helpers/process.js';
-import { allGone, AT_ONCE_MS, privateTmpdir } from './harness.js';
+import { isAlive, ptraceHoldAllowed, releasePtraceHold } from '../helpers/process.js';
+import { allGone, AT_ONCE_MS, fake, privateTmpdir, recordingAudit } from './harness.js';
 import { processesIn, sandboxNamespace } from './procfs.js';
 import { requireTool, withoutTool } from './requires.js';
 
@@ -89,4 +89,22 @@ test('lifecycle: a sandboxed plugin and all it started die with a host killed by
   t.true(sandboxed.length >= 3, 'init, the plugin and the escaped grandchild');
   process.kill(host, 'SIGKILL');
   t.true(await allGone([report.pid, ...sandboxed], AT_ONCE_MS), 'a sandboxed process outlived its SIGKILLed host');
+});
+
+test('a failed launch whose plugin a tracer of its own keeps from being reaped still fails, with its own error, and leaves no directory', async (t) => {
+  if (!(await ptraceHoldAllowed())) {
+    t.log('skipped: this kernel does not let a process ptrace another of its user');
+    t.pass();
+    return;
+  }
+  // Attack: a plugin leaves a helper in a session of its own that seizes it with ptrace and never reaps it; killed,
+  // the plugin stays a zombie only the tracer sees. The launch's cleanup waited for its exit without bound: the
+  // launch never returned, not at its start timeout nor on its abort signal, and its directories stayed.
+  const audit = recordingAudit();
+  t.teardown(() => {
+    for (const event of audit.events) if (event.type === 'launch') releasePtraceHold(event.pid);
+  });
+  const error = await t.throwsAsync(launch(fake('garbage', { FAKE_PTRACE_HOLD: '1' }, { audit, startTimeoutMs: 10_000 })));
+  t.true(isGatehouseError(error, 'HANDSHAKE_INVALID'), String(error));
+  t.deepEqual(readdirSync(tmpdir()), [], 'no socket, link or host directory is left');
 });
