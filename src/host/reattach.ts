@@ -90,11 +90,30 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
   const pluginCertificateDer = new X509Certificate(record.pluginCertificate).raw;
 
   const running = new ReattachedProcess(record.pid, record.processStartTime);
+  try {
+    return await reconnect(record, running, identity, pluginCertificateDer, options);
+  } catch (error) {
+    // A failed reattach must not leave its poll of the process running: the host could not exit while the plugin lived.
+    running.close();
+    throw error;
+  }
+}
+
+/** The rest of reattach(), once the process is watched: any failure here stops that watch. */
+async function reconnect(
+  record: ReattachRecord,
+  running: ReattachedProcess,
+  identity: EphemeralIdentity,
+  pluginCertificateDer: Buffer,
+  options: ReattachOptions,
+): Promise<Plugin> {
   if (!(await running.isSameProcess())) {
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
   }
   const network = checkAnnouncedAddress(record.network, record.address);
-  const socket = await linkPluginSocket({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS);
+  const socket = await linkPluginSocket({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS).catch((cause: unknown) => {
+    throw reattachFailed(`cannot reconnect to plugin ${record.name}: ${(cause as Error).message}`, cause);
+  });
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const credentials = pinnedPluginCredentials(hostTls(identity), pluginCertificateDer);

@@ -31,6 +31,11 @@ export class ReattachedProcess {
     // Not unref'd: like a launched plugin's pipes, a running plugin keeps its host's event loop alive.
   }
 
+  /** Stops watching for the exit: for a reattach that failed, whose poll would otherwise keep the host alive. */
+  close(): void {
+    clearInterval(this.poll);
+  }
+
   get hasExited(): ExitStatus | undefined {
     return this.exitStatus;
   }

@@ -19,6 +19,8 @@ const REMOVE_AT_EXIT_TIMEOUT_MS = 2_000;
 /** What of rm's complaints is read (one line per entry it could not remove); the first line goes into the warning. */
 const MAX_RM_OUTPUT_BYTES = 64 * 1024;
 
+const isGone = (error: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');
+
 /** With whose rights `rm` removes the directory: the host's own, or those of its owner, the plugin's user. */
 type Owner = 'host' | { uid: number; gid: number };
 type Removal = { left: string } | { as: Owner };
@@ -80,7 +82,14 @@ function rmOutcome(status: number | null, signal: NodeJS.Signals | null, stderr:
  * left in place (never throws), or undefined when it was removed or is already gone.
  */
 export async function removeSocketDir(dir: string, pluginUid: number | undefined): Promise<string | undefined> {
-  const how = removal(dir, await lstat(dir).catch(() => undefined), pluginUid);
+  let stats: Stats | undefined;
+  try {
+    stats = await lstat(dir);
+  } catch (error) {
+    // Gone is gone; anything else (a file system the plugin mounted there refusing us) is said, not taken for gone.
+    if (!isGone(error)) return `${dir} is left in place: it cannot be examined: ${(error as Error).message}`;
+  }
+  const how = removal(dir, stats, pluginUid);
   if (how === undefined) return undefined;
   if ('left' in how) return how.left;
   const command = rmCommand(dir, how);
@@ -103,8 +112,8 @@ export function removeSocketDirSync(dir: string, pluginUid: number | undefined):
   let stats: Stats | undefined;
   try {
     stats = lstatSync(dir);
-  } catch {
-    stats = undefined;
+  } catch (error) {
+    if (!isGone(error)) return `${dir} is left in place: it cannot be examined: ${(error as Error).message}`;
   }
   const how = removal(dir, stats, pluginUid);
   if (how === undefined) return undefined;

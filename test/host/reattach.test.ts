@@ -63,6 +63,23 @@ test('reattach: another host process reattaches from the record file', async (t)
   t.deepEqual(JSON.parse(stdout), { value: 'across processes', pid: first.pid });
 });
 
+test('reattach: a reattach that fails after finding the process leaves nothing running: the host process still ends by itself', async (t) => {
+  // A failed reattach left its poll of the plugin's process running, not unref'd: a host that tried could not exit
+  // while the plugin lived, and each retry added another.
+  const first = await kvPlugin(t);
+  const keyFile = fresh('host.key');
+  const recordFile = fresh('record.json');
+  await writeReattachRecord(recordFile, remade(await first.reattachRecord({ privateKeyFile: keyFile }), keyFile, { address: join(first.socketDir, 'gone.sock') }));
+  const script = fileURLToPath(new URL('../fixtures/reattach-host.js', import.meta.url));
+  const outcome = await execFileAsync(process.execPath, [script, recordFile, 'k'], { timeout: 20_000 }).then(
+    () => ({ stdout: '', killed: false }),
+    (error: { stdout: string; killed: boolean }) => error,
+  );
+  t.false(outcome.killed, 'the host process ended by itself while the plugin still ran');
+  t.deepEqual(JSON.parse(outcome.stdout), { code: 'REATTACH_FAILED' });
+  t.true(isAlive(first.pid));
+});
+
 test('reattach: without the private key, or with a key file others can read, it is refused', async (t) => {
   const first = await kvPlugin(t);
   const noKey = await first.reattachRecord();
