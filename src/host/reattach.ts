@@ -111,9 +111,7 @@ async function reconnect(
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
   }
   const network = checkAnnouncedAddress(record.network, record.address);
-  const socket = await linkPluginSocket({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS).catch((cause: unknown) => {
-    throw reattachFailed(`cannot reconnect to plugin ${record.name}: ${(cause as Error).message}`, cause);
-  });
+  const socket = await linkPluginSocket({ network, address: record.address }, record.uid, Date.now() + CONNECT_TIMEOUT_MS);
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const channelOptions = options.channelOptions ?? {};
   const credentials = pinnedPluginCredentials(hostTls(identity), pluginCertificateDer);

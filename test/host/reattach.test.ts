@@ -76,7 +76,7 @@ test('reattach: a reattach that fails after finding the process leaves nothing r
     (error: { stdout: string; killed: boolean }) => error,
   );
   t.false(outcome.killed, 'the host process ended by itself while the plugin still ran');
-  t.deepEqual(JSON.parse(outcome.stdout), { code: 'REATTACH_FAILED' });
+  t.deepEqual(JSON.parse(outcome.stdout), { code: 'CONNECT_FAILED' });
   t.true(isAlive(first.pid));
 });
 

@@ -110,11 +110,12 @@ test('run as: a launch whose spawn fails after the socket directory was given to
   if (!requireRoot(t) || !requireCheckoutReachable(t)) return;
   // Once the directory was the run-as user's and no child existed, the removal knew no plugin uid and refused it:
   // one 0700 directory of that user's left per failed launch.
-  const before = readdirSync(tmpdir());
-  const error = await t.throwsAsync(launch(fake('hostile-kv', {}, { user: NOBODY, group: NOBODY, cwd: '/nonexistent' })));
+  const logger = recordingLogger();
+  const error = await t.throwsAsync(launch(fake('hostile-kv', {}, { user: NOBODY, group: NOBODY, cwd: '/nonexistent', logger })));
   t.true(isGatehouseError(error, 'SPAWN_FAILED'), String(error));
   t.regex(error?.message ?? '', /working directory \/nonexistent is not a directory/);
-  t.deepEqual(readdirSync(tmpdir()), before);
+  // Other tests of this file run meanwhile in the same directory: what this launch left is what it says it left.
+  t.deepEqual(logger.records.filter((record) => record.message.startsWith('socket directory not removed')), []);
 });
 
 test('run as: a host that is not root asking for another user is RUN_AS_UNAVAILABLE', async (t) => {
