@@ -1,8 +1,10 @@
 import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GatehouseError } from '../errors.js';
+import { checkOwnedFile, effectiveUid, resolveChecked } from '../discover/file-safety.js';
+import { onFile, onFileIfAny } from '../discover/fs-error.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
 
 export interface BundleOptions {
@@ -18,6 +20,8 @@ export interface BundleResult {
   bytes: number;
   /** Every source file that went into the bundle, relative to the working directory. */
   inputs: string[];
+  /** The tsconfig.json (or jsconfig.json) esbuild used: the nearest above the entry; none if there is none. */
+  tsconfig?: string;
   /** Set when Node.js would not know the bundle for ES module where it was written: what it costs and what to do. */
   moduleTypeWarning?: string;
 }
@@ -40,6 +44,11 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
   if (scope.type === 'unreadable') {
     throw new GatehouseError('BUNDLE_FAILED', `bundle ${options.entry}: Node.js would refuse to run ${options.out}: ${scope.why}; fix it first`);
   }
+  const uid = effectiveUid();
+  const checked = new Set<string>();
+  const entry = await checkRead(options.entry, uid, options.entry);
+  await checkPackageJsonsAbove(entry, uid, options.entry, checked);
+  const tsconfig = await nearestTsconfig(entry, uid, options.entry);
   let result;
   try {
     result = await build({
@@ -54,6 +63,9 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       legalComments: 'none',
       logLevel: 'silent',
       metafile: true,
+      // Explicit, so that esbuild looks for no tsconfig.json of its own: one another user put in a shared
+      // directory above the project (/tmp) could map an import to their module with "paths".
+      ...(tsconfig === undefined ? { tsconfigRaw: '{}' } : { tsconfig }),
       loader: { '.proto': 'text' },
       plugins: [withoutGrpcJsProtoLoader],
       // CommonJS modules inside an ESM bundle (grpc-js) call require() for Node's built-ins.
@@ -65,15 +77,67 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
   }
   const [output] = result.outputFiles;
   if (output === undefined) throw new GatehouseError('BUNDLE_FAILED', `bundle ${options.entry}: esbuild wrote no output`);
+  const inputs = Object.keys(result.metafile.inputs).sort();
+  // Checked after the build, as only esbuild knows what it read; nothing is written before every file passed.
+  for (const input of inputs) {
+    await checkPackageJsonsAbove(await checkRead(resolve(input), uid, options.entry), uid, options.entry, checked);
+  }
   await writeFileAtomic(options.out, output.contents, 0o644);
   return {
     out: options.out,
     bytes: output.contents.byteLength,
-    inputs: Object.keys(result.metafile.inputs).sort(),
+    inputs,
+    ...(tsconfig === undefined ? {} : { tsconfig }),
     ...(scope.type === 'untyped'
       ? { moduleTypeWarning: `${scope.why}, so Node.js compiles ${options.out} twice at every start (about +17 ms); add "type": "module" there, or name the bundle .mjs` }
       : {}),
   };
+}
+
+/**
+ * Refuses `file`, which esbuild reads into a bundle that is then signed, unless it is a regular file the
+ * user or root owns, writable by nobody else, below directories nobody else can use to swap it (a sticky
+ * one such as /tmp is accepted: what others add there is theirs, and refused as such). Returns its real path.
+ */
+async function checkRead(file: string, uid: number, entry: string): Promise<string> {
+  try {
+    // A link or directory on the way that another user owns or can write would let them swap the file.
+    const realPath = await resolveChecked(file, uid, () => true);
+    const stats = await onFile(realPath, lstat(realPath));
+    // A FIFO or device would hang esbuild or feed it endless bytes.
+    if (!stats.isFile()) throw new GatehouseError('FILE_NOT_REGULAR', `${file}: not a regular file`);
+    // Another user's module, tsconfig.json or package.json would put their code into a bundle we sign.
+    checkOwnedFile(file, stats, uid);
+    return realPath;
+  } catch (error) {
+    if (!isGatehouseError(error)) throw error;
+    throw new GatehouseError(
+      error.code,
+      `bundle ${entry}: esbuild reads ${file}, refused: ${error.message}; every file it reads must be yours or root's and writable by nobody else: remove it, chmod go-w it, or move the project to a directory only you can write`,
+      { cause: error },
+    );
+  }
+}
+
+/** Checks every package.json esbuild reads walking up from `file` (its "type", "imports", "sideEffects", "main"), each directory once. */
+async function checkPackageJsonsAbove(file: string, uid: number, entry: string, checked: Set<string>): Promise<void> {
+  for (let dir = dirname(file); !checked.has(dir); dir = dirname(dir)) {
+    checked.add(dir);
+    const packageJson = join(dir, 'package.json');
+    if ((await onFileIfAny(packageJson, lstat(packageJson))) !== undefined) await checkRead(packageJson, uid, entry);
+    if (dirname(dir) === dir) return;
+  }
+}
+
+/** The tsconfig.json or jsconfig.json esbuild would find for the entry (the nearest above it), checked; undefined if none. */
+async function nearestTsconfig(entry: string, uid: number, given: string): Promise<string | undefined> {
+  for (let dir = dirname(entry); ; dir = dirname(dir)) {
+    for (const name of ['tsconfig.json', 'jsconfig.json']) {
+      const file = join(dir, name);
+      if ((await onFileIfAny(file, lstat(file))) !== undefined) return checkRead(file, uid, given);
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
 }
 
 /**

@@ -11,6 +11,10 @@ Bundles a plugin (TypeScript or JavaScript, e.g. one calling serve() from gateho
 everything it imports into one ESM file for Node 20, with esbuild. .proto files imported from code are
 embedded as text. List the bundle in a manifest as a script run by node: see docs/plugins.md.
 
+Only the tsconfig.json (or jsconfig.json) nearest above ENTRY is used, for every file. Every file esbuild
+reads (modules, that tsconfig, each package.json above them) must be a regular file you or root own,
+writable by nobody else, in directories nobody else can use to swap it; else nothing is written.
+
 Options:
   --out FILE    the single file to write (replaced atomically, mode 0644; required): .mjs, or .js
                 where package.json says "type": "module" (else Node.js compiles it twice per start)
@@ -40,7 +44,10 @@ export async function bundleCommand(argv: readonly string[]): Promise<number> {
     // Loaded here, not at start: every other gatehouse command would pay for loading esbuild.
     const { bundlePlugin } = await import('../bundle/bundle.js');
     const result = await bundlePlugin({ entry, out: values.out, minify: values.minify === true });
-    await writeStdoutLine(`bundled ${result.inputs.length} modules into ${result.out} (${result.bytes} bytes)`);
+    // Says which tsconfig shaped the bundle, so that a surprising one is seen before the bundle is signed.
+    await writeStdoutLine(
+      escapeControls(`bundled ${result.inputs.length} modules into ${result.out} (${result.bytes} bytes), ${result.tsconfig === undefined ? 'no tsconfig.json' : `tsconfig ${result.tsconfig}`}`),
+    );
     if (result.moduleTypeWarning !== undefined) process.stderr.write(`${escapeControls(`gatehouse ${COMMAND}: warning: ${result.moduleTypeWarning}`)}\n`);
     return 0;
   } catch (error) {

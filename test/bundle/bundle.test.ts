@@ -4,14 +4,18 @@
 // uses proto-loader itself keeps it.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { bundlePlugin } from '../../src/bundle/bundle.js';
 import { isGatehouseError } from '../../src/errors.js';
+import { tempDir } from '../discover/temp-dir.js';
+import { requireRoot } from '../hostile/requires.js';
+
+const NOBODY = 65534;
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 const isProtoLoaderOrParser = (input: string): boolean => /@grpc[\\/]proto-loader[\\/]|protobufjs[\\/]src[\\/]parse\.js$/.test(input);
@@ -83,4 +87,77 @@ test('a bundle Node.js would compile twice is named at build time; one it would 
   t.true(isGatehouseError(refused, 'BUNDLE_FAILED'), String(refused));
   t.regex(refused?.message ?? '', /would refuse to run .*package\.json is not valid JSON/);
   t.false(existsSync(join(broken, 'plugin.js')), 'nothing written');
+});
+
+/**
+ * A project in a shared sticky directory (a stand-in for /tmp) with `foo` in its own node_modules; `plant`
+ * adds what another user (uid 65534, by chown) could put in the shared directory above it.
+ */
+async function sharedProject(t: ExecutionContext, plant: (shared: string) => Promise<void>): Promise<{ entry: string; out: string }> {
+  const shared = join(await tempDir(t), 'shared');
+  await mkdir(shared, { mode: 0o1777 });
+  await chmod(shared, 0o1777);
+  const project = join(shared, 'proj');
+  await mkdir(join(project, 'node_modules', 'foo'), { recursive: true });
+  await writeFile(join(project, 'plugin.ts'), "import { greet } from 'foo';\nconsole.log(greet());\n");
+  await writeFile(join(project, 'package.json'), '{"type":"module"}');
+  await writeFile(join(project, 'node_modules', 'foo', 'index.js'), "export function greet() { return 'genuine foo'; }\n");
+  await writeFile(join(project, 'node_modules', 'foo', 'package.json'), '{"name":"foo","main":"index.js"}');
+  await plant(shared);
+  return { entry: join(project, 'plugin.ts'), out: join(project, 'plugin.js') };
+}
+
+async function theirs(path: string, content?: string): Promise<void> {
+  if (content === undefined) await mkdir(path, { recursive: true });
+  else await writeFile(path, content);
+  await chown(path, NOBODY, NOBODY);
+}
+
+test("a tsconfig.json another user put in a shared directory above the project cannot swap a module into the bundle", async (t) => {
+  if (!requireRoot(t)) return;
+  const { entry, out } = await sharedProject(t, async (shared) => {
+    await theirs(join(shared, 'evil'));
+    await theirs(join(shared, 'evil', 'foo.ts'), "export function greet() { return 'ATTACKER CODE'; }\n");
+    await theirs(join(shared, 'tsconfig.json'), JSON.stringify({ compilerOptions: { baseUrl: '.', paths: { foo: ['evil/foo.ts'] } } }));
+  });
+  await t.throwsAsync(bundlePlugin({ entry, out }), { code: 'FILE_BAD_OWNER', message: /shared\/tsconfig\.json: owned by uid 65534.*remove it/ });
+  t.false(existsSync(out), 'nothing written');
+});
+
+test('a module or package.json another user put above the project, or a module others can write, is refused', async (t) => {
+  if (!requireRoot(t)) return;
+  const planted = {
+    // Node's lookup walks up to shared/node_modules when the project's own has no `foo`.
+    'node_modules in the shared directory': async (shared: string) => {
+      await rm(join(shared, 'proj', 'node_modules'), { recursive: true });
+      await theirs(join(shared, 'node_modules'));
+      await theirs(join(shared, 'node_modules', 'foo'));
+      await theirs(join(shared, 'node_modules', 'foo', 'index.js'), "export function greet() { return 'ATTACKER CODE'; }\n");
+    },
+    'package.json in the shared directory': (shared: string) => theirs(join(shared, 'package.json'), '{"sideEffects":false}'),
+  };
+  for (const [name, plant] of Object.entries(planted)) {
+    const { entry, out } = await sharedProject(t, plant);
+    const error = await t.throwsAsync(bundlePlugin({ entry, out }), { message: /shared\/(?:node_modules|package\.json).*owned by uid 65534.*remove it/ }, name);
+    t.true(isGatehouseError(error, 'FILE_BAD_OWNER') || isGatehouseError(error, 'DIRECTORY_WRITABLE_BY_OTHERS'), String(error));
+    t.false(existsSync(out), `${name}: nothing written`);
+  }
+  const { entry, out } = await sharedProject(t, async () => undefined);
+  await chmod(join(dirname(entry), 'node_modules', 'foo', 'index.js'), 0o666);
+  await t.throwsAsync(bundlePlugin({ entry, out }), { code: 'FILE_WRITABLE_BY_OTHERS', message: /foo\/index\.js: writable by group or others.*chmod go-w/ });
+  t.false(existsSync(out), 'world-writable module: nothing written');
+});
+
+test("the project's own tsconfig.json is the only one used, and is named in the result", async (t) => {
+  const { entry, out } = await sharedProject(t, async () => undefined);
+  const project = dirname(entry);
+  await writeFile(join(project, 'mine.ts'), "export function greet() { return 'mapped by my tsconfig'; }\n");
+  await writeFile(join(project, 'tsconfig.json'), JSON.stringify({ compilerOptions: { baseUrl: '.', paths: { foo: ['mine.ts'] } } }));
+  const result = await bundlePlugin({ entry, out });
+  t.is(result.tsconfig, join(project, 'tsconfig.json'));
+  t.true(result.inputs.some((input) => input.endsWith('mine.ts')), result.inputs.join(' '));
+  await rm(join(project, 'tsconfig.json'));
+  const without = await bundlePlugin({ entry, out });
+  t.is(without.tsconfig, undefined);
+  t.true(without.inputs.some((input) => input.endsWith('foo/index.js')), without.inputs.join(' '));
 });
