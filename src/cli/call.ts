@@ -43,8 +43,12 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
         planCalls(loadProtos(settings.protoFiles, settings.importPaths), settings.calls, settings.protoFiles),
         interruption.stopped,
       ]);
+  // Not raced with Ctrl-C: the sealed copy must exist to be removed (a second Ctrl-C exits at once).
   const target = await prepareTarget(settings.target, context, settings.sealDir);
   try {
+    // Ctrl-C while sealing: the plugin must not start after the interrupt; the finally removes the copy.
+    const interrupted = interruption.reason();
+    if (interrupted !== undefined) throw interrupted;
     const plugin = await launch({
       command: target.command,
       args: target.args,

@@ -153,6 +153,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
       // go-plugin 1.0.1 puts its socket in the temporary directory; make that ours too.
       { TMPDIR: socketDir, ...config.env },
     );
+    // Aborted before the spawn (Ctrl-C while the caller sealed the plugin): nothing may start after the interrupt.
+    throwIfAborted(options.signal);
     child = await PluginProcess.spawn({
       name: config.name,
       command: config.command,

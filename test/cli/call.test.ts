@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { formatManifest, generateKeyPair, signManifest, writeKeyPair } from '../../src/verify/index.js';
 import { isAlive } from '../helpers/process.js';
+import { sealRootDir } from '../discover/temp-dir.js';
 
 // Compiled to dist/test/cli/: three levels up is the repository.
 const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -287,6 +288,42 @@ test('call: SIGINT during the handshake stops the launch at once, exits 130 and 
   t.true(Date.now() - signalled < 20_000, `exited ${Date.now() - signalled} ms after SIGINT, not at the 30 s start timeout`);
   t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
   t.false(isAlive(pid));
+});
+
+/** The first regular file below `dir`, looked for every millisecond; undefined after `timeoutMs`. */
+async function firstFileBelow(dir: string, timeoutMs: number): Promise<string | undefined> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const found = readdirSync(dir, { recursive: true, withFileTypes: true }).find((entry) => entry.isFile());
+    if (found) return join(found.parentPath, found.name);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return undefined;
+}
+
+test('call: SIGINT while --sha256 seals the plugin exits 130, and the plugin never runs', async (t) => {
+  const dir = await tempDir(t);
+  const sealDir = await sealRootDir(t);
+  const { script, marker } = await markerScript(dir);
+  // A shell comment of 64 MiB after the script: sealing copies and hashes for a while.
+  const bytes = Buffer.concat([await readFile(script), Buffer.alloc(64 << 20, '#')]);
+  await writeFile(script, bytes);
+  const child = spawn(process.execPath, [cli, 'call', ...kvArgs, '--sha256', sha256(bytes), '--seal-dir', sealDir, '--method', 'kv.KV/Get', '--', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // Stopped once the sealed copy appears, so that SIGINT comes while sealing however fast the machine is.
+  const copy = await firstFileBelow(sealDir, 20_000);
+  child.kill('SIGSTOP');
+  if (copy === undefined || statSync(copy).size === bytes.length) t.log('inconclusive: sealing had finished before SIGINT');
+  child.kill('SIGINT');
+  child.kill('SIGCONT');
+  t.is(await exited, 130, stderr);
+  t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
+  t.false(existsSync(marker), 'the plugin ran after the interrupt');
+  t.deepEqual(readdirSync(sealDir), [], 'the sealed copy is removed');
 });
 
 test('call: --insecure against a plugin that requires TLS fails as a TLS problem', async (t) => {

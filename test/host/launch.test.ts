@@ -105,6 +105,16 @@ test('launch: aborting during the handshake kills the plugin at once', async (t)
   t.true(Date.now() - started < 20_000, `took ${Date.now() - started} ms: it waited for the start timeout`);
 });
 
+test('launch: a signal aborted before the launch spawns nothing', async (t) => {
+  const controller = new AbortController();
+  controller.abort();
+  const records: Record<string, unknown>[] = [];
+  const audit = { record: (entry: Record<string, unknown>) => records.push(entry) } as unknown as LaunchOptions['audit'];
+  const error = await t.throwsAsync(launch(fake('silent', { signal: controller.signal, audit })));
+  t.true(isGatehouseError(error, 'START_ABORTED'), String(error));
+  t.deepEqual(records.map((entry) => entry.type), ['refusal'], 'no launch record: nothing was spawned');
+});
+
 test('calls: a failed call carries its gRPC status code in details', async (t) => {
   await using plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE });
   const error = await t.throwsAsync(plugin.client(kvService).Get({ key: 'k' }, { timeoutMs: 0 }));
