@@ -1,9 +1,8 @@
 /** `gatehouse manifest create` and `gatehouse manifest sign`: making a manifest and signing it. */
-import { access, readFile } from 'node:fs/promises';
-import { onFile } from '../discover/fs-error.js';
+import { access } from 'node:fs/promises';
 import { writeFileAtomic, writeNewFile } from '../verify/atomic-file.js';
 import { readSecretKeyFile } from '../verify/key-files.js';
-import { formatManifest, type Manifest } from '../verify/manifest.js';
+import { formatManifest, MAX_MANIFEST_BYTES, type Manifest } from '../verify/manifest.js';
 import { createManifest } from '../verify/manifest-create.js';
 import type { PackageSpec } from '../verify/package-create.js';
 import { findSignatureFiles } from '../verify/manifest-files.js';
@@ -98,7 +97,8 @@ async function create(dir: string, values: Values): Promise<void> {
   } else {
     if (values.package !== undefined) throw usageError(COMMAND, 'give --package with --glob, not with --from-sha256sums');
     const sums = values['from-sha256sums'];
-    const text = await onFile(sums, readFile(sums, 'utf8'));
+    // Bounded, regular files only: a FIFO would hang the command, /dev/zero grow it without end.
+    const text = (await readLimited(sums, MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE')).toString('utf8');
     manifest = await manifestFromSha256Sums(text, { dir, version, expires });
   }
   const text = formatManifest(manifest);
@@ -112,7 +112,8 @@ async function sign(manifestPath: string, values: Values): Promise<void> {
   ).find((name) => values[name] !== undefined);
   if (stray !== undefined) throw usageError(COMMAND, `--${stray} goes with manifest create`);
   if (values.key === undefined) throw usageError(COMMAND, '--key FILE is required');
-  const bytes = await onFile(manifestPath, readFile(manifestPath));
+  // Read as verify reads it (bounded, regular files only): a FIFO would hang signing, /dev/zero grow it without end.
+  const bytes = await readLimited(manifestPath, MAX_MANIFEST_BYTES, 'MANIFEST_TOO_LARGE');
   const secretKey = await readSecretKeyFile(values.key);
   const signature = signManifest(bytes, secretKey);
   // Signing again with the same key replaces that key's signature: a second file would count once anyway.

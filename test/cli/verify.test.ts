@@ -162,6 +162,26 @@ test('manifest create --from-sha256sums lists the files of a SHA256SUMS file', a
   t.regex(mismatch.stderr, /^gatehouse manifest: DIGEST_MISMATCH: /);
 });
 
+test('manifest sign and create --from-sha256sums refuse a FIFO at once, and read no more than a manifest may hold', async (t) => {
+  const r = await release(t);
+  const fifo = join(r.plugins, '..', 'fifo');
+  await promisify(execFile)('mkfifo', [fifo]);
+  const big = join(r.plugins, '..', 'big.json');
+  await writeFile(big, Buffer.alloc((1 << 20) + 1, ' '));
+  const inputs: [string, RegExp][] = [
+    [fifo, /^gatehouse manifest: FILE_NOT_REGULAR: .*fifo: not a regular file$/m],
+    [big, /^gatehouse manifest: MANIFEST_TOO_LARGE: .*big\.json: larger than 1048576 bytes$/m],
+  ];
+  for (const [file, expected] of inputs) {
+    for (const args of [['manifest', 'sign', file, '--key', r.secretKey], ['manifest', 'create', r.plugins, '--from-sha256sums', file]]) {
+      const result = await gatehouse(args);
+      t.is(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+      t.regex(result.stderr, expected, args.join(' '));
+    }
+  }
+  t.deepEqual((await readdir(join(r.plugins, '..'))).filter((name) => name.endsWith('.minisig')), [], 'nothing signed');
+});
+
 test('verify: a plugin with one byte changed is a FAIL line and exit 1', async (t) => {
   const r = await release(t);
   await createAndSign(t, r);
