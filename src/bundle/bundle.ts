@@ -1,11 +1,13 @@
 import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkOwnedFile, effectiveUid, resolveChecked } from '../discover/file-safety.js';
 import { onFile, onFileIfAny } from '../discover/fs-error.js';
+import { readLimited } from '../discover/untrusted-file.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
+import { MAX_PACKAGE_JSON_BYTES } from '../verify/package-create.js';
 
 export interface BundleOptions {
   /** The plugin's entry (TypeScript or JavaScript). */
@@ -153,7 +155,13 @@ async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' |
   if (extension === '.cjs') return { type: 'commonjs', why: 'a .cjs file' };
   for (let dir = dirname(resolve(out)); ; dir = dirname(dir)) {
     const file = join(dir, 'package.json');
-    const text = await readFile(file, 'utf8').catch(() => undefined);
+    let text: string | undefined;
+    try {
+      // Bounded, regular files only: a FIFO planted above --out would hang the build, /dev/zero through a link exhaust memory.
+      text = (await readLimited(file, MAX_PACKAGE_JSON_BYTES, 'BUNDLE_FAILED')).toString('utf8');
+    } catch (error) {
+      if (!isGatehouseError(error, 'FILE_NOT_FOUND')) return { type: 'unreadable', why: error instanceof Error ? error.message : String(error) };
+    }
     if (text !== undefined) {
       let type: unknown;
       try {

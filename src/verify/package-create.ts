@@ -24,7 +24,7 @@ export interface PackageSpec {
   version?: string;
 }
 
-const MAX_PACKAGE_JSON_BYTES = 1024 * 1024;
+export const MAX_PACKAGE_JSON_BYTES = 1024 * 1024;
 
 /**
  * A manifest entry for the package at `dir/spec.dir`: its entry file and every other regular file in the

@@ -161,3 +161,20 @@ test("the project's own tsconfig.json is the only one used, and is named in the 
   t.is(without.tsconfig, undefined);
   t.true(without.inputs.some((input) => input.endsWith('foo/index.js')), without.inputs.join(' '));
 });
+
+test('a FIFO or an endless package.json above --out is refused at once, not read', async (t) => {
+  const dir = await tempDir(t);
+  const entry = join(dir, 'entry.mjs');
+  await writeFile(entry, "console.log('ran');\n");
+  const fifo = join(dir, 'fifo');
+  await mkdir(fifo);
+  await promisify(execFile)('mkfifo', [join(fifo, 'package.json')]);
+  const huge = join(dir, 'huge');
+  await mkdir(huge);
+  await writeFile(join(huge, 'package.json'), `{"type":"module","pad":"${' '.repeat(1 << 20)}"}`);
+  for (const [sub, why] of [[fifo, /package\.json: not a regular file/], [huge, /package\.json: larger than \d+ bytes/]] as const) {
+    const out = join(sub, 'plugin.js');
+    await t.throwsAsync(bundlePlugin({ entry, out }), { code: 'BUNDLE_FAILED', message: why }, sub);
+    t.false(existsSync(out), 'nothing written');
+  }
+});
