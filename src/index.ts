@@ -65,7 +65,7 @@ export { serve, type ServeOptions, type ServedPlugin, type PluginService } from 
 
 // audit
 export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';
-export { checkAuditLog, formatAnchor, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';
+export { checkAuditLog, formatAnchor, MAX_REPORTED_SEGMENTS, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';
 
 // discovery and file safety
 export { discover, checkFileSafety, type DiscoveryResult, type PluginCandidate, type SafeFile, type SafetyOptions } from './discover/index.js';

@@ -3,14 +3,11 @@
  * the local bridges its channels dial. Never the plugin's directory: a plugin run as another user owns that
  * one, and could swap in it what the host binds, chmods, chowns or dials there.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { shareWithGroup } from '../transport/socket-group.js';
-import { removeAtExit } from './live-plugins.js';
+import { makeHostDir, type HostDir } from './live-plugins.js';
 
 export class HostSocketDir {
-  private made: Promise<{ path: string; keepAtExit: () => void }> | undefined;
+  private made: Promise<HostDir> | undefined;
   private released: Promise<void> | undefined;
 
   /** `socketGroup`: PLUGIN_UNIX_SOCKET_GROUP's gid, whose members (the plugin's user) must reach the sockets served here. */
@@ -20,23 +17,18 @@ export class HostSocketDir {
   path(): Promise<string> {
     // A directory made after release() would outlive the plugin.
     if (this.released !== undefined) return Promise.reject(new Error('the plugin is gone'));
-    this.made ??= mkdtemp(join(tmpdir(), 'gatehouse-host-')).then(async (path) => {
-      const keepAtExit = removeAtExit(path);
+    this.made ??= makeHostDir('gatehouse-host-').then(async (dir) => {
       // Enter, not list, for the group: its members reach the sockets they are told of, and add or swap nothing.
-      if (this.socketGroup !== undefined) await shareWithGroup(path, this.socketGroup, 0o710);
-      return { path, keepAtExit };
+      if (this.socketGroup !== undefined) await shareWithGroup(dir.path, this.socketGroup, 0o710);
+      return dir;
     });
-    return this.made.then((made) => made.path);
+    return this.made.then((dir) => dir.path);
   }
 
   /** Removes the directory once the plugin is gone (nothing in it is the plugin's); idempotent. */
   release(): Promise<void> {
     return (this.released ??= (this.made ?? Promise.resolve(undefined)).then(
-      async (made) => {
-        if (made === undefined) return;
-        await rm(made.path, { recursive: true, force: true });
-        made.keepAtExit();
-      },
+      (dir) => dir?.remove(),
       () => undefined,
     ));
   }

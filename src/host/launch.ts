@@ -18,10 +18,10 @@ import { connectMultiplexed, type MultiplexedConnection } from './multiplexed-co
 import type { IsolationOptions } from './isolation.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { stdoutToLogger } from './plugin-output.js';
-import { Plugin, SIGKILL_WAIT_MS } from './plugin.js';
+import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { OfferedServices, type VersionedServices } from './versioned-services.js';
-import { PluginProcess } from './plugin-process.js';
+import { exitsWithin, PluginProcess, SIGKILL_WAIT_MS } from './plugin-process.js';
 import { removeSocketDir } from './socket-dir.js';
 import { explainStartFailure } from './start-failure.js';
 
@@ -263,12 +263,12 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     };
     await tidy(() => multiplexed?.close());
     if (child) {
-      const started = child;
-      started.signal('SIGKILL');
+      child.signal('SIGKILL');
       // Attack: a plugin whose helper (in a session of its own) holds it with ptrace: killed, it stays a zombie only
       // the tracer sees, and a wait for its exit without bound kept the launch from ever returning.
-      const gone = await Promise.race([started.exited.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), SIGKILL_WAIT_MS).unref())]);
-      if (!gone) config.logger.warn({ plugin: config.name, pid: started.pid }, `plugin did not exit within ${SIGKILL_WAIT_MS} ms of SIGKILL (something holds it, a tracer say); cleaning up without it`);
+      if (!(await exitsWithin(child, SIGKILL_WAIT_MS))) {
+        config.logger.warn({ plugin: config.name, pid: child.pid }, `plugin did not exit within ${SIGKILL_WAIT_MS} ms of SIGKILL (something holds it, a tracer say); cleaning up without it`);
+      }
     }
     await tidy(() => connection?.destroy());
     await tidy(() => socketLink.release());

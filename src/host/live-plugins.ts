@@ -1,4 +1,7 @@
 import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { onExit } from 'signal-exit';
 import { removeSocketDirSync } from './socket-dir.js';
 
@@ -14,7 +17,7 @@ export interface LivePlugin {
 }
 
 const live = new Set<LivePlugin>();
-/** Directories of the host's own that outlive no host: its links to plugin sockets (host/plugin-socket.ts). */
+/** HostDirs not removed yet (the host's links to plugin sockets, its socket directories): they outlive no host. */
 const leftovers = new Set<string>();
 let hookInstalled = false;
 
@@ -63,11 +66,19 @@ export function untrackPlugin(plugin: LivePlugin): void {
   live.delete(plugin);
 }
 
-/** Has the exit hook remove `dir` if it is still there when the host exits; the returned function cancels that. */
-export function removeAtExit(dir: string): () => void {
+/** A directory of the host's own (0700, in the temporary directory), for as long as one plugin needs it. */
+export interface HostDir {
+  readonly path: string;
+  /** Removes it now; else the exit hook does, if the host exits first. */
+  remove(): Promise<void>;
+}
+
+/** Makes a fresh HostDir named `prefix` and six random characters; nothing in it is a plugin's. */
+export async function makeHostDir(prefix: string): Promise<HostDir> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
   installExitHook();
-  leftovers.add(dir);
-  return () => leftovers.delete(dir);
+  leftovers.add(path);
+  return { path, remove: () => rm(path, { recursive: true, force: true }).then(() => void leftovers.delete(path)) };
 }
 
 /** Kills every plugin this process launched and still runs, gracefully, in parallel. */

@@ -27,6 +27,16 @@ export interface SpawnSpec {
   isolation?: IsolationOptions;
 }
 
+/** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
+export const SIGKILL_WAIT_MS = 5000;
+
+/** Whether `child` has exited within `ms` (at once, for 0 or less): an exit some tracer hides never comes. */
+export async function exitsWithin(child: Pick<PluginProcess, 'exited' | 'hasExited'>, ms: number): Promise<boolean> {
+  if (ms <= 0) return child.hasExited !== undefined;
+  const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
+  return Promise.race([child.exited.then(() => true), timer]);
+}
+
 /**
  * How long to wait after exit for the plugin's last stderr bytes before reporting the exit. Normally the pipe
  * ends at once; the bound is for a grandchild that keeps it open. 100 ms was too short on a loaded machine,

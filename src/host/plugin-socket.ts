@@ -6,12 +6,11 @@
  * own instead, in a directory only it can write.
  */
 import { lstatSync } from 'node:fs';
-import { link, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { link } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import type { HandshakeLine } from '../transport/handshake.js';
-import { removeAtExit } from './live-plugins.js';
+import { makeHostDir, type HostDir } from './live-plugins.js';
 
 /** What to connect to, and what to call once that connection has closed for good. */
 export interface PluginSocket {
@@ -35,11 +34,11 @@ const unansweredChecks: string[] = [];
  * for the link to one socket a plugin names.
  */
 export class PluginSocketLink {
-  private readonly dir: Promise<{ path: string; keepAtExit: () => void }>;
+  private readonly dir: Promise<HostDir>;
   private released: Promise<void> | undefined;
 
   constructor() {
-    this.dir = mkdtemp(join(tmpdir(), 'gatehouse-link-')).then((path) => ({ path, keepAtExit: removeAtExit(path) }));
+    this.dir = makeHostDir('gatehouse-link-');
     // Reported by link(); a launch that fails before it has nothing to report.
     this.dir.catch(() => {});
   }
@@ -88,7 +87,7 @@ export class PluginSocketLink {
   /** Removes the link and its directory, once the connection through it has closed for good; idempotent. */
   release(): Promise<void> {
     return (this.released ??= this.dir.then(
-      (dir) => rm(dir.path, { recursive: true, force: true }).finally(dir.keepAtExit),
+      (dir) => dir.remove(),
       () => undefined,
     ));
   }

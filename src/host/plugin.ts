@@ -10,14 +10,12 @@ import type { ServiceClient } from '../transport/service-client-types.js';
 import { checkHealth, type PluginConnection } from './connection.js';
 import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import type { PluginStderr } from './plugin-output.js';
-import { describeExit, type PluginProcess } from './plugin-process.js';
+import { describeExit, exitsWithin, SIGKILL_WAIT_MS, type PluginProcess } from './plugin-process.js';
 import { PluginSession, type SessionSpec } from './plugin-session.js';
 import { createReattachRecord, type ReattachRecord, type ReattachRecordOptions } from './reattach-record.js';
 import { serviceDefinition, type GeneratedServiceConstructor, type ServiceSource } from '../transport/service.js';
 import { removeSocketDir } from './socket-dir.js';
 
-/** After SIGKILL, how long the kernel may take to report the exit before we call the kill failed. */
-export const SIGKILL_WAIT_MS = 5000;
 /** How long a broken call waits for the exit it suggests, to report PLUGIN_EXITED rather than UNAVAILABLE. */
 const EXIT_SETTLE_MS = 200;
 /** How long the channel of an exited plugin may read what the plugin sent last before its socket is destroyed. */
@@ -186,15 +184,15 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
       const deadline = Date.now() + this.killGraceMs;
       this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'shutdown' });
       await this.connection.calls.unary(controllerService.Shutdown, {}, { timeoutMs: this.killGraceMs }).catch(() => {});
-      if (!(await this.exitsWithin(deadline - Date.now()))) {
+      if (!(await exitsWithin(this.child, deadline - Date.now()))) {
         this.logger.debug({ plugin: this.name }, 'plugin ignored Shutdown; sending SIGTERM');
         this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGTERM' });
         this.child.signal('SIGTERM');
-        if (!(await this.exitsWithin(this.killGraceMs))) {
+        if (!(await exitsWithin(this.child, this.killGraceMs))) {
           this.logger.warn({ plugin: this.name }, 'plugin ignored SIGTERM; sending SIGKILL');
           this.audit?.record({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGKILL' });
           this.child.signal('SIGKILL');
-          if (!(await this.exitsWithin(SIGKILL_WAIT_MS))) {
+          if (!(await exitsWithin(this.child, SIGKILL_WAIT_MS))) {
             throw new GatehouseError('KILL_FAILED', `plugin ${this.name} (pid ${this.pid}) survived SIGKILL`);
           }
         }
@@ -203,12 +201,6 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     const status = await this.child.exited;
     await this.release();
     return status;
-  }
-
-  private async exitsWithin(ms: number): Promise<boolean> {
-    if (ms <= 0) return this.child.hasExited !== undefined;
-    const timer = new Promise<false>((resolve) => setTimeout(() => resolve(false), ms).unref());
-    return Promise.race([this.child.exited.then(() => true), timer]);
   }
 
   /** Once the plugin has exited: no channel, no leftover children, no socket directory. */

@@ -19,7 +19,7 @@ const REMOVE_AT_EXIT_TIMEOUT_MS = 2_000;
 /** What of rm's complaints is read (one line per entry it could not remove); the first line goes into the warning. */
 const MAX_RM_OUTPUT_BYTES = 64 * 1024;
 
-const isGone = (error: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '');
+const isGone = (error: NodeJS.ErrnoException): boolean => error.code === 'ENOENT' || error.code === 'ENOTDIR';
 
 /** With whose rights `rm` removes the directory: the host's own, or those of its owner, the plugin's user. */
 type Owner = 'host' | { uid: number; gid: number };
@@ -27,12 +27,17 @@ type Removal = { left: string } | { as: Owner };
 
 /**
  * Whether `dir` is one launch() made (named as it names them, a real directory, not a link, owned by us
- * or the plugin's user, writable by no one else), and with whose rights to remove it.
+ * or the plugin's user, writable by no one else), and with whose rights to remove it; `examined` is what
+ * lstat said of it. Undefined when it is already gone.
  */
-function removal(dir: string, stats: Stats | undefined, pluginUid: number | undefined): Removal | undefined {
+function removal(dir: string, examined: Stats | NodeJS.ErrnoException, pluginUid: number | undefined): Removal | undefined {
   // Attack: a record (file or object) naming another directory for kill() to remove recursively.
   if (!MADE_BY_US.test(basename(dir))) return { left: `${dir} is not named as gatehouse names socket directories` };
-  if (stats === undefined) return undefined;
+  if (examined instanceof Error) {
+    // Gone is gone; anything else (a file system the plugin mounted there refusing us) is said, not taken for gone.
+    return isGone(examined) ? undefined : { left: `${dir} is left in place: it cannot be examined: ${examined.message}` };
+  }
+  const stats = examined;
   if (!stats.isDirectory()) return { left: `${dir} is not a directory` };
   const ownUid = process.getuid?.();
   if (stats.uid !== ownUid && stats.uid !== pluginUid) return { left: `${dir} belongs to uid ${stats.uid}, neither us nor the plugin` };
@@ -82,14 +87,7 @@ function rmOutcome(status: number | null, signal: NodeJS.Signals | null, stderr:
  * left in place (never throws), or undefined when it was removed or is already gone.
  */
 export async function removeSocketDir(dir: string, pluginUid: number | undefined): Promise<string | undefined> {
-  let stats: Stats | undefined;
-  try {
-    stats = await lstat(dir);
-  } catch (error) {
-    // Gone is gone; anything else (a file system the plugin mounted there refusing us) is said, not taken for gone.
-    if (!isGone(error)) return `${dir} is left in place: it cannot be examined: ${(error as Error).message}`;
-  }
-  const how = removal(dir, stats, pluginUid);
+  const how = removal(dir, await lstat(dir).catch((error: NodeJS.ErrnoException) => error), pluginUid);
   if (how === undefined) return undefined;
   if ('left' in how) return how.left;
   const command = rmCommand(dir, how);
@@ -109,13 +107,13 @@ export async function removeSocketDir(dir: string, pluginUid: number | undefined
 
 /** removeSocketDir for an exiting host, which cannot wait for a promise: synchronous, and bounded per directory. */
 export function removeSocketDirSync(dir: string, pluginUid: number | undefined): string | undefined {
-  let stats: Stats | undefined;
+  let examined: Stats | NodeJS.ErrnoException;
   try {
-    stats = lstatSync(dir);
+    examined = lstatSync(dir);
   } catch (error) {
-    if (!isGone(error)) return `${dir} is left in place: it cannot be examined: ${(error as Error).message}`;
+    examined = error as NodeJS.ErrnoException;
   }
-  const how = removal(dir, stats, pluginUid);
+  const how = removal(dir, examined, pluginUid);
   if (how === undefined) return undefined;
   if ('left' in how) return how.left;
   try {

@@ -169,6 +169,14 @@ function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, on
 }
 
 /**
+ * Connections one pinned server holds at once, those still in their handshake included. Its one peer needs a
+ * few (the main connection, a channel per set of channel options, a reconnect); 128 leaves room to spare.
+ */
+export const MAX_PINNED_CONNECTIONS = 128;
+/** A peer's handshake takes milliseconds; one that has not finished by then never will. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
  * Server side (a plugin's server, and a service either side serves through the broker): TLS that asks
  * for a client certificate and admits exactly the peer's, byte for byte, once the handshake has proved
  * the peer holds its key; only then does `onPinned` get the socket. Anyone else (another local process
@@ -180,14 +188,6 @@ function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, on
  * measured here (docs/benchmarks.md), for roots this server never trusts. OpenSSL still verifies the
  * client's CertificateVerify signature, so the certificate cannot be replayed without its key.
  */
-/**
- * Connections one pinned server holds at once, those still in their handshake included. Its one peer needs a
- * few (the main connection, a channel per set of channel options, a reconnect); 128 leaves room to spare.
- */
-export const MAX_PINNED_CONNECTIONS = 128;
-/** A peer's handshake takes milliseconds; one that has not finished by then never will. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
-
 export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buffer, onPinned: (socket: tls.TLSSocket) => void): tls.Server {
   const server = tls.createServer(
     {

@@ -200,7 +200,7 @@ export class GrpcBroker implements Broker {
       throw brokerError(`cannot make a directory for broker id ${id}'s socket`, cause);
     }
     if (Buffer.byteLength(socketPath) > MAX_UNIX_SOCKET_PATH_BYTES) {
-      this.served.delete(id);
+      await this.stopServing(id);
       throw brokerError(`broker socket path is longer than ${MAX_UNIX_SOCKET_PATH_BYTES} bytes: ${socketPath}`);
     }
     entry.socketPath = socketPath;

@@ -9,7 +9,7 @@ import type { Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { effectiveUid, resolveChecked } from '../discover/file-safety.js';
+import { effectiveUid } from '../discover/file-safety.js';
 import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import { checkedDirectory } from './checked-path.js';
@@ -53,10 +53,9 @@ export async function prepareSealRoot(options: SealRootOptions = {}): Promise<st
     // Exactly that mode, whatever the umask (077 would make root's 0700 and shut the run-as plugins out).
     // Checked before anything is made: a link another user planted on the way would have us make the root wherever it points.
     // No sticky exception anywhere: in a sticky directory another user can still plant node_modules or lib/python3.
-    await checkedDirectory(root, { uid, stickyAllowed: () => false, mode: uid === 0 ? 0o711 : 0o700 });
-    const real = await resolveChecked(root, uid, () => false);
+    // Its real path, a directory, checked up to `/` (the same walk as resolveChecked's): walked once, not twice per seal.
+    const real = await checkedDirectory(root, { uid, stickyAllowed: () => false, mode: uid === 0 ? 0o711 : 0o700 });
     const stats = await lstat(real);
-    if (!stats.isDirectory()) throw new GatehouseError('SEAL_ROOT_UNSAFE', `${real}: not a directory`);
     // Only the host's own root: whoever owns it can rename our private directories inside it.
     if (stats.uid !== uid) throw new GatehouseError('SEAL_ROOT_UNSAFE', `${real}: owned by uid ${stats.uid}, not by the host (uid ${uid})`);
     if ((stats.mode & 0o022) !== 0) throw new GatehouseError('SEAL_ROOT_UNSAFE', `${real}: writable by group or others (mode ${octal(stats)})`);
