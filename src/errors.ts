@@ -60,6 +60,8 @@ export type GatehouseErrorCode =
   | 'FILE_UNREADABLE'
   | 'FILE_UNWRITABLE'
   | 'SHEBANG_INVALID'
+  // .proto files for gatehouse call
+  | 'PROTO_TOO_LARGE'
   // manifests, digests and signatures
   | 'MANIFEST_INVALID'
   | 'MANIFEST_TOO_LARGE'

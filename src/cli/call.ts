@@ -5,13 +5,13 @@
  */
 import { launch } from '../host/launch.js';
 import { HELP, parseCallArgs, type CallSettings } from './call-args.js';
-import { planCalls } from './call-plan.js';
+import { planCalls, type PlannedCall } from './call-plan.js';
 import { prepareTarget } from './call-target.js';
 import { describeFailure, reportFailure, type FailureContext } from './failures.js';
 import { watchSignals, type Interruption } from './interruption.js';
 import { invokeMethod } from './invoke-method.js';
 import { pluginLogger } from './plugin-logs.js';
-import { loadProtos } from './proto-methods.js';
+import { loadProtos } from './proto-files.js';
 import { reflectedRoot, REFLECTION_SOURCE } from './reflection-protos.js';
 import { writeStdoutLine } from './terminal.js';
 
@@ -34,13 +34,21 @@ export async function callCommand(argv: readonly string[]): Promise<number> {
   }
 }
 
+/** The calls, planned from the --proto files; a file that cannot be read is reported as "proto: CODE: ...". */
+async function protoCalls(settings: CallSettings, context: FailureContext): Promise<PlannedCall[]> {
+  context.stage = 'proto';
+  const root = await loadProtos(settings.protoFiles, settings.importPaths);
+  delete context.stage;
+  return planCalls(root, settings.calls, settings.protoFiles);
+}
+
 async function runCall(settings: CallSettings, context: FailureContext, interruption: Interruption): Promise<void> {
   const reflect = settings.protoFiles.length === 0;
   // With .proto files every call is planned before the plugin starts: a bad line runs nothing.
   const planned = reflect
     ? undefined
     : await Promise.race([
-        planCalls(loadProtos(settings.protoFiles, settings.importPaths), settings.calls, settings.protoFiles),
+        protoCalls(settings, context),
         interruption.stopped,
       ]);
   // Not raced with Ctrl-C: the sealed copy must exist to be removed (a second Ctrl-C exits at once).

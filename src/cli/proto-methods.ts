@@ -1,9 +1,7 @@
 /**
- * The .proto side of `gatehouse call`: loads the files, finds a method by its full name, and converts its
- * requests and responses between proto3 JSON and the wire.
+ * The .proto side of `gatehouse call`: finds a method by its full name in the loaded files (proto-files.ts),
+ * and converts its requests and responses between proto3 JSON and the wire.
  */
-import { statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import type { Method, Namespace, Root, Service, Type } from 'protobufjs';
@@ -15,33 +13,6 @@ import { JsonMappingError, messageFromProto3Json, messageToProto3Json } from './
 const MAX_LISTED_METHODS = 50;
 
 export type Message = Record<string, unknown>;
-
-export function loadProtos(files: readonly string[], importPaths: readonly string[]): Root {
-  const directories = importPaths.map((directory) => resolve(directory));
-  const root = new protobuf.Root();
-  // Imports are looked up in the --import-path directories first, then next to the importing file,
-  // as @grpc/proto-loader does; every path is made absolute so one file never loads twice.
-  root.resolvePath = (origin, target) => {
-    if (isAbsolute(target)) return target;
-    for (const directory of directories) {
-      const candidate = join(directory, target);
-      try {
-        if (statSync(candidate).isFile()) return candidate;
-      } catch {
-        // not in this directory
-      }
-    }
-    return origin === '' ? resolve(target) : resolve(origin, '..', target);
-  };
-  try {
-    // keepCase: field names stay as written in the .proto; JSON names are derived from them as protoc does.
-    root.loadSync(files.map((file) => resolve(file)), { keepCase: true });
-    root.resolveAll();
-  } catch (error) {
-    throw new GatehouseError('USAGE', `proto: ${(error as Error).message}`, { cause: error });
-  }
-  return root;
-}
 
 /** Splits "pkg.Service/Method" into the service's full name and the method's name. */
 export function parseMethodName(text: string, where: string): { service: string; method: string } {

@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -26,10 +26,13 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the gatehouse binary as a user would: node dist/src/cli/main.js ARGS, no shell. */
+/**
+ * Runs the gatehouse binary as a user would: node dist/src/cli/main.js ARGS, no shell. SIGKILLed after 30 s
+ * (code null): a command stuck in a blocked event loop never sees a SIGTERM.
+ */
 function gatehouse(args: readonly string[], stdin = ''): Promise<Result> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [cli, ...args], { cwd: repoRoot, timeout: 30_000 }, (error, stdout, stderr) => {
+    const child = execFile(process.execPath, [cli, ...args], { cwd: repoRoot, timeout: 30_000, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, stdout, stderr });
     });
     child.stdin?.end(stdin);
@@ -348,7 +351,6 @@ test('call: usage errors exit 2 with one line and print nothing on stdout', asyn
     ['bad --protocol-version', [...kvArgs, ...method, '--protocol-version', '1,,2', ...kvCommand]],
     ['malformed --method', [...kvArgs, '--method', 'kv.KV.Get', ...kvCommand]],
     ['unknown option', [...kvArgs, ...method, '--verbose', ...kvCommand]],
-    ['unreadable --proto', ['--cookie', KV_COOKIE, '--proto', '/nonexistent.proto', ...method, ...kvCommand]],
   ];
   for (const [name, args] of cases) {
     const result = await call(args);
@@ -363,6 +365,76 @@ test('call: usage errors exit 2 with one line and print nothing on stdout', asyn
   const unknown = await gatehouse(['launch']);
   t.is(unknown.code, 2);
   t.regex(unknown.stderr, /^gatehouse: unknown command "launch"/);
+});
+
+test('call: a --proto or an import that is a FIFO, a device or a link is refused at once, naming it, and nothing starts', async (t) => {
+  const dir = await tempDir(t);
+  const { script, marker } = await markerScript(dir);
+  const fifo = join(dir, 'fifo.proto');
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', [fifo], (error) => (error ? reject(error) : resolve())));
+  const imports = join(dir, 'imports');
+  await mkdir(imports);
+  await symlink(kvProto, join(imports, 'linked.proto'));
+  const importer = (name: string): string => `syntax = "proto3";\nimport "${name}";\n`;
+  await writeFile(join(dir, 'imports-fifo.proto'), importer('fifo.proto'));
+  await writeFile(join(dir, 'imports-link.proto'), importer('linked.proto'));
+  await writeFile(join(dir, 'imports-zero.proto'), importer('/dev/zero'));
+  const cases: [string, string[], RegExp][] = [
+    ['--proto that is not there', ['--proto', join(dir, 'none.proto')], /^gatehouse call: proto: FILE_NOT_FOUND: .*none\.proto: no such file/],
+    ['--proto FIFO', ['--proto', fifo], /^gatehouse call: proto: FILE_NOT_REGULAR: .*fifo\.proto: not a regular file/],
+    ['--proto /dev/zero', ['--proto', '/dev/zero'], /^gatehouse call: proto: FILE_NOT_REGULAR: \/dev\/zero: not a regular file/],
+    ['an import beside the file that is a FIFO', ['--proto', join(dir, 'imports-fifo.proto')], /FILE_NOT_REGULAR: .*fifo\.proto \(imported by .*imports-fifo\.proto\): not a regular file/],
+    ['an import naming /dev/zero', ['--proto', join(dir, 'imports-zero.proto')], /FILE_NOT_REGULAR: \/dev\/zero \(imported by .*imports-zero\.proto\): not a regular file/],
+    ['an import in --import-path that is a link', ['--proto', join(dir, 'imports-link.proto'), '--import-path', imports], /FILE_NOT_REGULAR: .*linked\.proto \(imported by .*imports-link\.proto\): .*symbolic link/],
+  ];
+  for (const [name, args, expected] of cases) {
+    const result = await call(['--cookie', KV_COOKIE, ...args, '--method', 'kv.KV/Get', '--', script]);
+    t.is(result.code, 1, `${name}: ${result.stderr}`);
+    t.regex(failureLine(t, result), expected, name);
+  }
+  t.false(existsSync(marker), 'the plugin never ran');
+});
+
+test('call: .proto files are read bounded: a file over 1 MiB, or more than 1,024 files through imports, is PROTO_TOO_LARGE', async (t) => {
+  const dir = await tempDir(t);
+  const { script, marker } = await markerScript(dir);
+  // A valid .proto, made large by a comment: only its size is wrong.
+  const large = join(dir, 'large.proto');
+  await writeFile(large, `${await readFile(kvProto, 'utf8')}\n// ${'x'.repeat(1 << 20)}\n`);
+  // A chain of 1,025 small files, each importing the next.
+  const count = 1025;
+  await Promise.all(
+    Array.from({ length: count }, (_, i) => writeFile(join(dir, `f${i}.proto`), `syntax = "proto3";\n${i + 1 < count ? `import "f${i + 1}.proto";\n` : ''}`)),
+  );
+  const cases: [string, string, RegExp][] = [
+    ['a file over 1 MiB', large, /^gatehouse call: proto: PROTO_TOO_LARGE: .*large\.proto: larger than 1048576 bytes/],
+    ['1,025 files', join(dir, 'f0.proto'), /^gatehouse call: proto: PROTO_TOO_LARGE: .*f1024\.proto \(imported by .*f1023\.proto\): more than 1024 \.proto files/],
+  ];
+  for (const [name, proto, expected] of cases) {
+    const result = await call(['--cookie', KV_COOKIE, '--proto', proto, '--method', 'kv.KV/Get', '--', script]);
+    t.is(result.code, 1, `${name}: ${result.stderr}`);
+    t.regex(failureLine(t, result), expected, name);
+  }
+  t.false(existsSync(marker), 'the plugin never ran');
+});
+
+test('call: imports are found in the --import-path directories first, then beside the importing file', async (t) => {
+  const dir = await tempDir(t);
+  const [first, second] = [join(dir, 'first'), join(dir, 'second')];
+  await Promise.all([mkdir(first), mkdir(second)]);
+  const service = (name: string): string => `syntax = "proto3";\npackage p;\nimport "google/protobuf/empty.proto";\nservice ${name} { rpc M(google.protobuf.Empty) returns (google.protobuf.Empty); }\n`;
+  await writeFile(join(dir, 'main.proto'), 'syntax = "proto3";\nimport "dep.proto";\n');
+  await writeFile(join(dir, 'dep.proto'), service('Beside'));
+  await writeFile(join(second, 'dep.proto'), service('Second'));
+  const methods = async (importPaths: string[]): Promise<string> => {
+    const result = await call(['--cookie', KV_COOKIE, '--proto', join(dir, 'main.proto'), ...importPaths.flatMap((path) => ['--import-path', path]), '--method', 'p.Nope/M', ...kvCommand]);
+    t.is(result.code, 2, result.stderr);
+    return failureLine(t, result).replace(/.*methods found: /, '');
+  };
+  t.is(await methods([]), 'p.Beside/M');
+  t.is(await methods([first, second]), 'p.Second/M');
+  await writeFile(join(first, 'dep.proto'), service('First'));
+  t.is(await methods([first, second]), 'p.First/M');
 });
 
 test('call: --help and gatehouse --help print usage on stdout and exit 0', async (t) => {
