@@ -35,6 +35,27 @@ export async function discover(
   options: Pick<SafetyOptions, 'uid'> = {},
 ): Promise<DiscoveryResult[]> {
   if (patterns.length === 0) throw new GatehouseError('INVALID_OPTIONS', 'discover: no glob patterns given');
+  const { root, realRoot } = await pluginDirectory(dir);
+  // Following links while walking would let a link inside the directory pull in a whole foreign tree.
+  const names = await glob(patterns, { cwd: realRoot, followSymbolicLinks: false, expandDirectories: false, dot: false });
+  return checkNamed(root, realRoot, names.sort(), options);
+}
+
+/**
+ * The checks {@link discover} runs, on files named relative to `dir` (the lines of a SHA256SUMS file), in
+ * the order given: a list of names passes exactly what a pattern matching them would.
+ */
+export async function discoverNamed(
+  dir: string,
+  names: readonly string[],
+  options: Pick<SafetyOptions, 'uid'> = {},
+): Promise<DiscoveryResult[]> {
+  const { root, realRoot } = await pluginDirectory(dir);
+  return checkNamed(root, realRoot, names, options);
+}
+
+/** `dir` made absolute, and with every link resolved. */
+async function pluginDirectory(dir: string): Promise<{ root: string; realRoot: string }> {
   const root = resolve(dir);
   let realRoot: string;
   try {
@@ -42,10 +63,12 @@ export async function discover(
   } catch (error) {
     throw fsError(error, root);
   }
-  // Following links while walking would let a link inside the directory pull in a whole foreign tree.
-  const names = await glob(patterns, { cwd: realRoot, followSymbolicLinks: false, expandDirectories: false, dot: false });
+  return { root, realRoot };
+}
+
+function checkNamed(root: string, realRoot: string, names: readonly string[], options: Pick<SafetyOptions, 'uid'>): Promise<DiscoveryResult[]> {
   return Promise.all(
-    names.sort().map(async (name): Promise<DiscoveryResult> => {
+    names.map(async (name): Promise<DiscoveryResult> => {
       const path = join(root, name);
       // A pattern such as `../x` or an absolute one would reach files the plugin directory does not own.
       if (!isInside(realRoot, join(realRoot, name))) {

@@ -1,6 +1,6 @@
-import { discover } from '../discover/discover.js';
+import { discover, type DiscoveryResult } from '../discover/discover.js';
 import { digestOf, sha256Files } from './hash.js';
-import { checkManifest, MANIFEST_SCHEMA, type Manifest } from './manifest.js';
+import { checkManifest, MANIFEST_SCHEMA, type Manifest, type ManifestPlugin } from './manifest.js';
 import { createPackageEntry, type PackageSpec } from './package-create.js';
 
 export interface CreateManifestOptions {
@@ -20,16 +20,25 @@ export interface CreateManifestOptions {
 export async function createManifest(dir: string, options: CreateManifestOptions): Promise<Manifest> {
   const patterns = options.patterns ?? (options.packages?.length ? [] : ['*']);
   const results = patterns.length === 0 ? [] : await discover(dir, patterns);
+  const plugins = await checkedPlugins(results, options.concurrency);
+  for (const spec of options.packages ?? []) plugins.push(await createPackageEntry(dir, spec, options.concurrency));
+  return checkManifest({ schema: MANIFEST_SCHEMA, version: options.version, expires: options.expires.toISOString(), plugins });
+}
+
+/**
+ * The manifest entries of discovered files, in their order, each named by its path, once every one passed
+ * the file-safety checks (the first failure is thrown). Both ways of listing plugins (patterns and a
+ * SHA256SUMS file) come through here, so neither vouches for a file the other would refuse.
+ */
+export async function checkedPlugins(results: readonly DiscoveryResult[], concurrency?: number): Promise<ManifestPlugin[]> {
   // A manifest vouches for bytes; vouching for a file that someone else can rewrite would vouch for their bytes too.
   const unsafe = results.find((result) => !result.ok);
   if (unsafe && !unsafe.ok) throw unsafe.error;
   const candidates = results.flatMap((result) => (result.ok ? [result.candidate] : []));
   const hashed = await sha256Files(
     candidates.map((candidate) => candidate.path),
-    options.concurrency,
+    concurrency,
   );
   // discover returns no symbolic links, so each name is also the file's path in the directory.
-  const plugins = candidates.map((candidate, i) => ({ name: candidate.name, path: candidate.name, ...digestOf(hashed[i]) }));
-  for (const spec of options.packages ?? []) plugins.push(await createPackageEntry(dir, spec, options.concurrency));
-  return checkManifest({ schema: MANIFEST_SCHEMA, version: options.version, expires: options.expires.toISOString(), plugins });
+  return candidates.map((candidate, i) => ({ name: candidate.name, path: candidate.name, ...digestOf(hashed[i]) }));
 }

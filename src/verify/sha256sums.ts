@@ -1,7 +1,7 @@
-import { join } from 'node:path';
+import { discoverNamed } from '../discover/discover.js';
 import { GatehouseError } from '../errors.js';
-import { digestOf, sha256Files } from './hash.js';
 import { checkManifest, MANIFEST_SCHEMA, MAX_MANIFEST_BYTES, relativePath, type Manifest } from './manifest.js';
+import { checkedPlugins } from './manifest-create.js';
 
 /** One line of a coreutils SHA256SUMS file. */
 export interface Sha256SumsEntry {
@@ -47,23 +47,22 @@ export function parseSha256Sums(text: string): Sha256SumsEntry[] {
 }
 
 /**
- * A manifest from a SHA256SUMS file and the directory holding the files it lists: each file is hashed,
- * must match its line (DIGEST_MISMATCH otherwise), and gives its size. Each plugin is named by its path.
+ * A manifest from a SHA256SUMS file and the directory holding the files it lists: each file must pass the
+ * file-safety checks `createManifest` applies to the files its patterns match (the first failure is
+ * thrown), is hashed, must match its line (DIGEST_MISMATCH otherwise), and gives its size. Each plugin is
+ * named by its path.
  */
 export async function manifestFromSha256Sums(text: string, options: Sha256SumsOptions): Promise<Manifest> {
   const entries = parseSha256Sums(text);
   if (entries.length === 0) throw new GatehouseError('MANIFEST_INVALID', 'SHA256SUMS: lists no files');
-  const hashed = await sha256Files(
-    entries.map((entry) => join(options.dir, entry.path)),
-    options.concurrency,
-  );
-  const plugins = entries.map((entry, i) => {
-    const digest = digestOf(hashed[i]);
+  // A line names any path below the directory: through a link out of it, or to a file someone else can rewrite.
+  const plugins = await checkedPlugins(await discoverNamed(options.dir, entries.map((entry) => entry.path)), options.concurrency);
+  for (const [i, plugin] of plugins.entries()) {
+    const expected = entries[i]?.sha256;
     // A release whose files no longer match its own SHA256SUMS must not be vouched for by a new signature.
-    if (digest.sha256 !== entry.sha256) {
-      throw new GatehouseError('DIGEST_MISMATCH', `${entry.path}: SHA-256 is ${digest.sha256}, SHA256SUMS says ${entry.sha256}`);
+    if (plugin.sha256 !== expected) {
+      throw new GatehouseError('DIGEST_MISMATCH', `${plugin.path}: SHA-256 is ${plugin.sha256}, SHA256SUMS says ${expected}`);
     }
-    return { name: entry.path, path: entry.path, ...digest };
-  });
+  }
   return checkManifest({ schema: MANIFEST_SCHEMA, version: options.version, expires: options.expires.toISOString(), plugins });
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,6 +160,34 @@ test('manifest create --from-sha256sums lists the files of a SHA256SUMS file', a
   const mismatch = await gatehouse(['manifest', 'create', r.plugins, '--from-sha256sums', sums]);
   t.is(mismatch.code, 1);
   t.regex(mismatch.stderr, /^gatehouse manifest: DIGEST_MISMATCH: /);
+});
+
+test('manifest create --from-sha256sums refuses what --glob refuses: a file through a link out of DIR, another user\'s, one others can write', async (t) => {
+  const r = await release(t);
+  const outside = join(r.plugins, '..', 'outside');
+  await mkdir(outside, { mode: 0o755 });
+  await writeFile(join(outside, 's'), '#!/bin/sh\n');
+  await chmod(join(outside, 's'), 0o755);
+  await symlink('../outside', join(r.plugins, 'linkdir'));
+  await chmod(join(r.plugins, 'beta'), 0o757);
+  const cases: [string, RegExp][] = [
+    ['linkdir/s', /^gatehouse manifest: FILE_SYMLINK_ESCAPES: .*linkdir\/s: resolves to .*outside\/s, outside /],
+    ['beta', /^gatehouse manifest: FILE_WRITABLE_BY_OTHERS: .*beta: writable by group or others/],
+  ];
+  if (process.geteuid?.() === 0) {
+    await chown(join(r.plugins, 'alpha'), 65534, 65534);
+    cases.push(['alpha', /^gatehouse manifest: FILE_BAD_OWNER: .*alpha: owned by uid 65534/]);
+  } else t.log('not root: another user\'s file is not tried');
+  const sums = join(r.plugins, '..', 'SHA256SUMS');
+  for (const [name, expected] of cases) {
+    await writeFile(sums, `${createHash('sha256').update(await readFile(join(r.plugins, name))).digest('hex')}  ${name}\n`);
+    for (const args of [['--from-sha256sums', sums], ['--glob', name]]) {
+      const result = await gatehouse(['manifest', 'create', r.plugins, ...args]);
+      t.is(result.code, 1, `${name} ${args[0]}: ${result.stderr}`);
+      t.regex(result.stderr, expected, `${name} ${args[0]}`);
+      t.is(result.stdout, '', `${name} ${args[0]}: no manifest`);
+    }
+  }
 });
 
 test('manifest sign and create --from-sha256sums refuse a FIFO at once, and read no more than a manifest may hold', async (t) => {

@@ -1,10 +1,11 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { chown, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import { createManifest } from '../../src/verify/manifest-create.js';
 import { parseSha256Sums, manifestFromSha256Sums } from '../../src/verify/sha256sums.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { runningAsRoot, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { hostileText, throwsOnlyGatehouseErrors } from './fuzz.js';
 
 const HASH = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
@@ -57,13 +58,38 @@ test('output of the real sha256sum, in both modes, becomes a manifest of the fil
 
 test('a file that no longer matches its SHA256SUMS line is DIGEST_MISMATCH', async (t) => {
   const dir = await tempDir(t);
-  await writeFile(join(dir, 'kv'), 'changed after the release');
+  await writeFileWithMode(dir, 'kv', 'changed after the release', 0o755);
   await t.throwsAsync(manifestFromSha256Sums(`${HASH}  kv\n`, { dir, version: 1, expires }), { code: 'DIGEST_MISMATCH' });
 });
 
 test('a file SHA256SUMS lists but the directory lacks is FILE_NOT_FOUND', async (t) => {
   const dir = await tempDir(t);
   await t.throwsAsync(manifestFromSha256Sums(`${HASH}  kv\n`, { dir, version: 1, expires }), { code: 'FILE_NOT_FOUND' });
+});
+
+test('the files SHA256SUMS lists pass the same file-safety checks as --glob: a link out of DIR, another user\'s file or one others can write is refused alike', async (t) => {
+  const root = await tempDir(t);
+  const dir = join(root, 'plugins');
+  await writeFileWithMode(root, 'outside/s', '#!/bin/sh\n', 0o755);
+  await mkdir(dir, { mode: 0o755 });
+  await symlink('../outside', join(dir, 'linkdir'));
+  await writeFileWithMode(dir, 'ww', '#!/bin/sh\n', 0o757);
+  await writeFileWithMode(dir, 'plain', '#!/bin/sh\n', 0o644);
+  const cases: [string, string][] = [
+    ['linkdir/s', 'FILE_SYMLINK_ESCAPES'],
+    ['ww', 'FILE_WRITABLE_BY_OTHERS'],
+    ['plain', 'FILE_NOT_EXECUTABLE'],
+  ];
+  if (runningAsRoot) {
+    await chown(await writeFileWithMode(dir, 'theirs', '#!/bin/sh\n', 0o755), 65534, 65534);
+    cases.push(['theirs', 'FILE_BAD_OWNER']);
+  } else t.log('not root: another user\'s file is not tried');
+  for (const [name, code] of cases) {
+    const sha256 = execFileSync('sha256sum', [name], { cwd: dir, encoding: 'utf8' }).slice(0, 64);
+    const message = new RegExp(name.replace('/', '\\/'));
+    await t.throwsAsync(createManifest(dir, { patterns: [name], version: 1, expires }), { code, message }, `--glob ${name}`);
+    await t.throwsAsync(manifestFromSha256Sums(`${sha256}  ${name}\n`, { dir, version: 1, expires }), { code, message }, `SHA256SUMS ${name}`);
+  }
 });
 
 test('an empty SHA256SUMS is MANIFEST_INVALID', async (t) => {
