@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { glob } from 'tinyglobby';
 import { GatehouseError } from '../errors.js';
@@ -27,7 +27,7 @@ export type DiscoveryResult =
  * Finds files under `dir` matching the glob `patterns` (tinyglobby syntax, relative to `dir`) and runs
  * the file-safety checks on each. Symbolic links are neither followed nor returned, and dot files are
  * skipped. Results are sorted by name; unsafe files are reported, not thrown, so a caller can print one
- * line per plugin.
+ * line per plugin. A `dir` that is not a directory is FILE_NOT_FOUND.
  */
 export async function discover(
   dir: string,
@@ -54,12 +54,14 @@ export async function discoverNamed(
   return checkNamed(root, realRoot, names, options);
 }
 
-/** `dir` made absolute, and with every link resolved. */
+/** `dir` made absolute, and with every link resolved; FILE_NOT_FOUND when it is not a directory. */
 async function pluginDirectory(dir: string): Promise<{ root: string; realRoot: string }> {
   const root = resolve(dir);
   let realRoot: string;
   try {
     realRoot = await realpath(root);
+    // A file given for the directory would match nothing, and an empty manifest or report would hide the mistake.
+    if (!(await stat(realRoot)).isDirectory()) throw new GatehouseError('FILE_NOT_FOUND', `${root}: not a directory; give the directory that holds the plugins`);
   } catch (error) {
     throw fsError(error, root);
   }

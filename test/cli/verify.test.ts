@@ -190,6 +190,20 @@ test('manifest create --from-sha256sums refuses what --glob refuses: a file thro
   }
 });
 
+test('manifest create of a DIR that is not a directory, or with a --glob that matches nothing, exits 1 saying what to do and writes no manifest', async (t) => {
+  const r = await release(t);
+  const cases: [string[], RegExp][] = [
+    [[join(r.plugins, 'alpha')], /^gatehouse manifest: FILE_NOT_FOUND: .*alpha: not a directory; give the directory that holds the plugins$/m],
+    [[r.plugins, '--glob', '*.exe'], /^gatehouse manifest: FILE_NOT_FOUND: no file in .*plugins matches \*\.exe; check DIR and the patterns/m],
+  ];
+  for (const [args, expected] of cases) {
+    const result = await gatehouse(['manifest', 'create', ...args, '--out', r.manifest]);
+    t.is(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    t.regex(result.stderr, expected, args.join(' '));
+    t.false(existsSync(r.manifest), 'no manifest written');
+  }
+});
+
 test('manifest sign and create --from-sha256sums refuse a FIFO at once, and read no more than a manifest may hold', async (t) => {
   const r = await release(t);
   const fifo = join(r.plugins, '..', 'fifo');

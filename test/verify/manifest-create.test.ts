@@ -2,6 +2,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { createManifest } from '../../src/verify/manifest-create.js';
 import { parseManifest, formatManifest } from '../../src/verify/manifest.js';
+import { join } from 'node:path';
 import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 
 const expires = new Date('2031-06-01T00:00:00Z');
@@ -35,4 +36,17 @@ test('createManifest refuses to vouch for a plugin that fails a file-safety chec
   await writeFileWithMode(dir, 'good', '#!/bin/sh\n', 0o755);
   await writeFileWithMode(dir, 'shared', '#!/bin/sh\n', 0o757);
   await t.throwsAsync(createManifest(dir, { version: 1, expires }), { code: 'FILE_WRITABLE_BY_OTHERS', message: /shared/ });
+});
+
+test('createManifest refuses to make a manifest of nothing: a DIR that is not a directory, or patterns that match no file, say what to do', async (t) => {
+  const dir = await tempDir(t);
+  const file = await writeFileWithMode(dir, 'a', '#!/bin/sh\n', 0o755);
+  await t.throwsAsync(createManifest(file, { version: 1, expires }), { code: 'FILE_NOT_FOUND', message: /\/a: not a directory/ });
+  await t.throwsAsync(createManifest(join(dir, 'missing'), { version: 1, expires }), { code: 'FILE_NOT_FOUND', message: /missing/ });
+  await t.throwsAsync(createManifest(dir, { patterns: ['*.exe'], version: 1, expires }), {
+    code: 'FILE_NOT_FOUND',
+    message: /no file in .* matches \*\.exe; check DIR and the patterns/,
+  });
+  const empty = await tempDir(t);
+  await t.throwsAsync(createManifest(empty, { version: 1, expires }), { code: 'FILE_NOT_FOUND', message: /matches \*;/ });
 });
