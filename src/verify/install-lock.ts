@@ -92,7 +92,7 @@ export function explain(error: unknown, uid: number): unknown {
   if (!isGatehouseError(error) || !UNSAFE.has(error.code)) return error;
   return new GatehouseError(
     error.code,
-    `${error.message}: install reads, makes and removes files there before anything is verified; remove it if another user made it, or install ` +
+    `${error.message}: install reads, makes and removes files there before anything is verified, and verify --lock trusts the lock file it finds there; remove it if another user made it, or install ` +
       `into a directory that only this user (uid ${uid}) or root can write (a sticky one such as /tmp will do: what install makes in it is its own)`,
     { cause: error },
   );

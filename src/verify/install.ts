@@ -305,10 +305,11 @@ async function pruneReleases(root: string, keep: ReadonlySet<string | undefined>
  * Checks an installed plugin directory against its lock file (`gatehouse verify --lock`): `into` points at
  * the recorded release, its manifest has the recorded digest, each plugin the recorded name, version and
  * tree digest, and every file is intact with nothing unlisted beside it. Any difference is LOCK_MISMATCH
- * (or the file check's own code), naming it.
+ * (or the file check's own code), naming it. The lock file and the way to it pass install's checks first.
  */
 export async function verifyInstalled(into: string, lockPath = defaultLockPath(into)): Promise<LockFile> {
-  const lock = await readLockFile(lockPath);
+  // The lock file says which release is the right one: checked as install checks it (PK10), or another user chooses.
+  const lock = await readCheckedLock(lockPath, effectiveUid());
   const expected = join(releasesDir(into), lock.current.dir);
   const actual = await onFile(into, realpath(into));
   if (actual !== (await realpath(expected).catch(() => expected))) throw new GatehouseError('LOCK_MISMATCH', `${into} points at ${actual}, the lock file says ${expected}`);

@@ -43,6 +43,12 @@ test('release, install, verify --lock, a second release, install --rollback; a t
   const locked = await gatehouse(['verify', '--lock', `${into}.lock.json`, into]);
   t.is(locked.code, 0, locked.stderr);
   t.regex(locked.stdout, /^ok plugin tree=[0-9a-f]{64}$/m);
+  // A lock file others can write is refused by verify --lock as by install: whoever can write it says which release is right.
+  await chmod(`${into}.lock.json`, 0o666);
+  const shared = await gatehouse(['verify', '--lock', `${into}.lock.json`, into]);
+  t.is(shared.code, 1, shared.stderr);
+  t.regex(shared.stderr, /^gatehouse verify: FILE_WRITABLE_BY_OTHERS: .*installed\.lock\.json: writable by group or others/);
+  await chmod(`${into}.lock.json`, 0o644);
   t.is((await install(await publish(2))).code, 0);
   const back = await install('--rollback');
   t.is(back.code, 0, back.stderr);

@@ -2,7 +2,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFile, chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, chown, lstat, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -143,6 +143,28 @@ test('verify --lock: a file changed in the installed release is found, naming it
   await appendFile(join(into, 'plugin'), '# changed\n');
   const error = await t.throwsAsync(verifyInstalled(into));
   t.regex(error?.message ?? '', /plugin/);
+});
+
+test('verify --lock: a lock file another user owns or others can write, or another user\'s link to it, is refused before it is read, as install refuses it', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  const lockPath = `${into}.lock.json`;
+  // Attack: whoever can write the lock file says which release is the right one.
+  await chmod(lockPath, 0o666);
+  await t.throwsAsync(verifyInstalled(into), { code: 'FILE_WRITABLE_BY_OTHERS', message: /lock\.json: writable by group or others/ });
+  await chmod(lockPath, 0o644);
+  await verifyInstalled(into);
+  if (!runningAsRoot) {
+    t.log('not root: another user\'s lock file and link are not tried');
+    return;
+  }
+  await chown(lockPath, NOBODY, NOBODY);
+  await t.throwsAsync(verifyInstalled(into), { code: 'FILE_BAD_OWNER', message: /lock\.json: owned by uid 65534/ });
+  await chown(lockPath, 0, 0);
+  // Attack: another user's link in a sticky directory, which they can re-point at a lock file of their own at any time.
+  const sticky = await stickyDir(t);
+  await asNobody('ln -s "$1" "$2/lock.json"', lockPath, sticky);
+  await t.throwsAsync(verifyInstalled(into, join(sticky, 'lock.json')), { code: 'FILE_BAD_OWNER', message: /lock\.json: symbolic link owned by uid 65534/ });
 });
 
 test('release archives are reproducible and install from a release directory too', async (t) => {
