@@ -9,6 +9,9 @@ import { GatehouseError, isGatehouseError } from '../errors.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
 import { MAX_PACKAGE_JSON_BYTES } from '../verify/package-create.js';
 
+/** Far above any module a plugin imports (grpc-js's largest is under 1 MiB), far below what strains memory. */
+export const MAX_MODULE_BYTES = 64 << 20;
+
 export interface BundleOptions {
   /** The plugin's entry (TypeScript or JavaScript). */
   entry: string;
@@ -51,6 +54,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
   const entry = await checkRead(options.entry, uid, options.entry);
   await checkPackageJsonsAbove(entry, uid, options.entry, checked);
   const tsconfig = await nearestTsconfig(entry, uid, options.entry);
+  const refusals: GatehouseError[] = [];
   let result;
   try {
     result = await build({
@@ -69,11 +73,13 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       // directory above the project (/tmp) could map an import to their module with "paths".
       ...(tsconfig === undefined ? { tsconfigRaw: '{}' } : { tsconfig }),
       loader: { '.proto': 'text' },
-      plugins: [withoutGrpcJsProtoLoader],
+      plugins: [checkedBeforeLoad(uid, options.entry, refusals), withoutGrpcJsProtoLoader],
       // CommonJS modules inside an ESM bundle (grpc-js) call require() for Node's built-ins.
       banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module';\nconst require = __gatehouseCreateRequire(import.meta.url);" },
     });
   } catch (error) {
+    // A module refused before it was read keeps its own code (FILE_NOT_REGULAR...), as one refused after the build does.
+    if (refusals[0] !== undefined) throw refusals[0];
     const errors = (error as Partial<BuildFailure>).errors ?? [];
     throw new GatehouseError('BUNDLE_FAILED', `bundle ${options.entry}: ${errors.length > 0 ? errors.slice(0, 3).map(describe).join('; ') : String(error)}`, { cause: error });
   }
@@ -110,6 +116,8 @@ async function checkRead(file: string, uid: number, entry: string): Promise<stri
     if (!stats.isFile()) throw new GatehouseError('FILE_NOT_REGULAR', `${file}: not a regular file`);
     // Another user's module, tsconfig.json or package.json would put their code into a bundle we sign.
     checkOwnedFile(file, stats, uid);
+    // esbuild holds every file it reads whole: a huge one would grow it without end.
+    if (stats.size > MAX_MODULE_BYTES) throw new GatehouseError('BUNDLE_FAILED', `${file}: larger than ${MAX_MODULE_BYTES} bytes`);
     return realPath;
   } catch (error) {
     if (!isGatehouseError(error)) throw error;
@@ -175,6 +183,29 @@ async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' |
     }
     if (dirname(dir) === dir) return { type: 'untyped', why: `no package.json above ${out} says "type": "module"` };
   }
+}
+
+/**
+ * Checks each module as {@link checkRead} does before esbuild loads it (the checks after the build come
+ * too late for this): an import naming a FIFO hung esbuild, and one naming /dev/zero grew it until it
+ * ran out of memory. Refusals are kept in `refusals`, as esbuild reports them as text.
+ */
+function checkedBeforeLoad(uid: number, entry: string, refusals: GatehouseError[]): Plugin {
+  return {
+    name: 'gatehouse-checked-before-load',
+    setup(pluginBuild) {
+      pluginBuild.onLoad({ filter: /.*/, namespace: 'file' }, async (args) => {
+        try {
+          await checkRead(args.path, uid, entry);
+        } catch (error) {
+          if (isGatehouseError(error)) refusals.push(error);
+          throw error;
+        }
+        // Passed: esbuild reads and loads it as it would have.
+        return undefined;
+      });
+    },
+  };
 }
 
 /**

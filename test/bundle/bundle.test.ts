@@ -4,13 +4,13 @@
 // uses proto-loader itself keeps it.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
-import { bundlePlugin } from '../../src/bundle/bundle.js';
+import { bundlePlugin, MAX_MODULE_BYTES } from '../../src/bundle/bundle.js';
 import { isGatehouseError } from '../../src/errors.js';
 import { tempDir } from '../discover/temp-dir.js';
 import { requireRoot } from '../hostile/requires.js';
@@ -175,6 +175,30 @@ test('a FIFO or an endless package.json above --out is refused at once, not read
   for (const [sub, why] of [[fifo, /package\.json: not a regular file/], [huge, /package\.json: larger than \d+ bytes/]] as const) {
     const out = join(sub, 'plugin.js');
     await t.throwsAsync(bundlePlugin({ entry, out }), { code: 'BUNDLE_FAILED', message: why }, sub);
+    t.false(existsSync(out), 'nothing written');
+  }
+});
+
+test('a module that is a FIFO, a device or larger than any module is refused before esbuild reads it, not waited on or read without end', async (t) => {
+  const dir = await tempDir(t);
+  await promisify(execFile)('mkfifo', [join(dir, 'fifo.mjs')]);
+  // Sparse: as large as its length says, without taking the disk.
+  await writeFile(join(dir, 'huge.mjs'), '');
+  await truncate(join(dir, 'huge.mjs'), MAX_MODULE_BYTES + 1);
+  const cases: [string, string, RegExp][] = [
+    ['./fifo.mjs', 'FILE_NOT_REGULAR', /fifo\.mjs, refused: .*not a regular file/],
+    ['/dev/zero', 'FILE_NOT_REGULAR', /\/dev\/zero, refused: .*not a regular file/],
+    ['./huge.mjs', 'BUNDLE_FAILED', /huge\.mjs, refused: .*larger than \d+ bytes/],
+  ];
+  for (const [module, code, message] of cases) {
+    const entry = join(dir, 'entry.mjs');
+    await writeFile(entry, `import x from ${JSON.stringify(module)};\nconsole.log(x);\n`);
+    const out = join(dir, 'plugin.mjs');
+    // Bounded: esbuild waiting on the FIFO would otherwise hang the test.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${module}: still bundling after 20 s`)), 20_000)));
+    await t.throwsAsync(Promise.race([bundlePlugin({ entry, out }), stuck]), { code, message }, module);
+    clearTimeout(timer);
     t.false(existsSync(out), 'nothing written');
   }
 });
