@@ -4,6 +4,7 @@ import { isGatehouseError } from '../errors.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
+import type { IsolationOptions } from './isolation.js';
 import { launch, type LaunchOptions } from './launch.js';
 import type { Plugin } from './plugin.js';
 
@@ -72,6 +73,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
       name,
       command: sealed.command,
       args: sealed.args,
+      sandbox: withSealedCopy(launchOptions.sandbox, sealed.dir),
       ...(launchOptions.protocolVersions === undefined && entry.protocolVersions
         ? { protocolVersions: entry.protocolVersions }
         : {}),
@@ -82,6 +84,16 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     await sealed.dispose();
     throw error;
   }
+}
+
+/**
+ * A sandbox sees only what it is given, and the sandbox binds the command alone: a script, its modules
+ * and a package's containment hook are in the sealed directory, which it must see too (read-only).
+ */
+function withSealedCopy(sandbox: IsolationOptions['sandbox'], sealedDir: string): IsolationOptions['sandbox'] {
+  if (sandbox === undefined || sandbox === false) return sandbox;
+  const settings = sandbox === true ? {} : sandbox;
+  return { ...settings, readOnlyPaths: [...(settings.readOnlyPaths ?? []), sealedDir] };
 }
 
 /** Every file of a manifest entry that runs, with the digest sealing held it to (the plugin's own first). */

@@ -12,6 +12,7 @@ import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { waitUntil } from '../helpers/process.js';
 import { goTest } from '../interop/go-binaries.js';
 import { CODE_LOADING_ENV_NAMES } from '../../src/verify/code-loading-env.js';
+import { requireTool } from '../hostile/requires.js';
 
 const DAY_MS = 86_400_000;
 const NOBODY = 65534;
@@ -162,6 +163,30 @@ test('launchVerified: the discovery record of docs/audit.md comes before the ver
   const types = logged.map((record) => record.type).filter((type) => type !== 'audit-log-opened');
   t.deepEqual(types.slice(0, 3), ['discovery', 'verification', 'launch']);
   t.like(logged.find((record) => record.type === 'discovery'), { plugin: 'plugin', path: join(dir, 'plugin') });
+});
+
+// A sandbox binds the command alone; an interpreted plugin's sealed script (and a package's modules and
+// containment hook) sit beside it in the sealed directory, which a sandboxed launch could not see.
+test('launchVerified with a sandbox: an interpreted plugin runs its sealed script inside the sandbox', async (t) => {
+  if (!requireTool(t, 'bwrap')) return;
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'main.sh', 'echo "Error: the sealed script ran" >&2\nexit 1\n', 0o644);
+  const bytes = await readFile(join(dir, 'main.sh'));
+  const manifestText = formatManifest({
+    schema: 'gatehouse.manifest/v1',
+    version: 1,
+    expires: new Date(Date.now() + DAY_MS).toISOString(),
+    plugins: [{ name: 'script', path: 'main.sh', sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, interpreter: { path: '/bin/sh' } }],
+  });
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, manifestText);
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(Buffer.from(manifestText), keys.secretKey));
+  for (const sandbox of [true, { readOnlyPaths: [dir] }]) {
+    const error = await t.throwsAsync(launchVerified({ manifestPath, plugin: 'script', policy: { trustedKeys: [keys.publicKey] }, cookie: KV_COOKIE, sandbox, startTimeoutMs: 5000 }));
+    t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+    t.regex(error?.message ?? '', /the plugin said: "Error: the sealed script ran"/, 'sh found the sealed script in the sandbox');
+  }
 });
 
 test('launchVerified: an unknown plugin lists the entries; a relative manifestPath is refused as for command', async (t) => {
