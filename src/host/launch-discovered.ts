@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import type { AuditLog } from '../audit/index.js';
 import type { GatehouseErrorCode } from '../errors.js';
 import { verifyPlugins } from '../verify/installed-plugins.js';
-import { verifyManifestFile } from '../verify/manifest-files.js';
+import { findSignatureFiles, verifyManifestFile } from '../verify/manifest-files.js';
 import type { ManifestPolicy } from '../verify/signature-policy.js';
 import { launchVerified, type VerifiedLaunchOptions } from './launch-verified.js';
 import type { Plugin } from './plugin.js';
@@ -41,7 +41,14 @@ const TAMPERED: readonly GatehouseErrorCode[] = ['DIGEST_MISMATCH', 'SIZE_MISMAT
 export async function discoverVerified(options: DiscoverVerifiedOptions): Promise<CandidateReport[]> {
   const dir = options.pluginDir ?? dirname(options.manifestPath);
   const verified = await verifyManifestFile(options.manifestPath, options.policy);
-  const results = await verifyPlugins(verified.manifest, dir, { patterns: options.patterns ?? ['*'], ...(options.uid === undefined ? {} : { uid: options.uid }) });
+  // The manifest and its signatures usually sit in the plugin directory (as `gatehouse install` lays it
+  // out): they match `*`, but are no plugins that someone forgot to sign.
+  const notPlugins = [options.manifestPath, ...(await findSignatureFiles(options.manifestPath))];
+  const results = await verifyPlugins(verified.manifest, dir, {
+    patterns: options.patterns ?? ['*'],
+    notPlugins,
+    ...(options.uid === undefined ? {} : { uid: options.uid }),
+  });
   return results.map((result): CandidateReport => {
     options.audit?.record({ type: 'discovery', plugin: result.name, path: result.path });
     if (result.ok) return { name: result.name, path: result.path, status: 'verified' };

@@ -43,6 +43,26 @@ test('discoverVerified reports every candidate: verified, tampered, unlisted and
   t.is(records.filter((record) => record.type === 'refusal').length, 3);
 });
 
+test('discoverVerified: the manifest and its signatures in the plugin directory are not reported as unlisted plugins', async (t) => {
+  const dir = join(await tempDir(t), 'plugins');
+  await writeFileWithMode(dir, 'plugin', '#!/bin/sh\nexit 0\n', 0o755);
+  // The layout of docs/plugins.md and of `gatehouse install`: DIR/manifest.json, signed by two keys.
+  const manifestPath = join(dir, 'manifest.json');
+  await writeFile(manifestPath, formatManifest(await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS) })));
+  const [first, second] = [generateKeyPair(), generateKeyPair()];
+  await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), first.secretKey));
+  await writeFile(`${manifestPath}.${second.publicKey.keyId}.minisig`, signManifest(await readFile(manifestPath), second.secretKey));
+  await writeFileWithMode(dir, 'planted', '#!/bin/sh\nexit 0\n', 0o755);
+  const report = await discoverVerified({ manifestPath, policy: { trustedKeys: [first.publicKey, second.publicKey], threshold: 2 } });
+  t.deepEqual(
+    report.map((candidate) => [candidate.name, candidate.status]),
+    [
+      ['plugin', 'verified'],
+      ['planted', 'unlisted'],
+    ],
+  );
+});
+
 test('discoverVerified calls a listed plugin that others can write unsafe', async (t) => {
   const dir = join(await tempDir(t), 'plugins');
   await writeFileWithMode(dir, 'plugin', '#!/bin/sh\nexit 0\n', 0o755);
