@@ -4,6 +4,7 @@ import type { GatehouseErrorCode } from '../errors.js';
 import { verifyPlugins } from '../verify/installed-plugins.js';
 import { findSignatureFiles, verifyManifestFile } from '../verify/manifest-files.js';
 import type { ManifestPolicy } from '../verify/signature-policy.js';
+import { checkManifestPath } from '../verify/verified-plugin.js';
 import { launchVerified, type VerifiedLaunchOptions } from './launch-verified.js';
 import type { Plugin } from './plugin.js';
 
@@ -39,6 +40,7 @@ const TAMPERED: readonly GatehouseErrorCode[] = ['DIGEST_MISMATCH', 'SIZE_MISMAT
  * Each candidate is audited as a `discovery` record, and each one that may not run as a `refusal`.
  */
 export async function discoverVerified(options: DiscoverVerifiedOptions): Promise<CandidateReport[]> {
+  checkManifestPath(options.manifestPath);
   const dir = options.pluginDir ?? dirname(options.manifestPath);
   const verified = await verifyManifestFile(options.manifestPath, options.policy);
   // The manifest and its signatures usually sit in the plugin directory (as `gatehouse install` lays it

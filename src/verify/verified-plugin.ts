@@ -31,16 +31,22 @@ export interface VerifiedPlugin {
   sealed: SealedPlugin;
 }
 
+/** As for launch()'s command: a relative path resolves against whatever directory the host runs in. */
+export function checkManifestPath(manifestPath: string): void {
+  if (isAbsolute(manifestPath)) return;
+  throw new GatehouseError(
+    'INVALID_OPTIONS',
+    `manifestPath must be an absolute path, got ${JSON.stringify(manifestPath.slice(0, 200))}: resolve it first (path.resolve()), so that which manifest is trusted does not depend on the host's working directory`,
+  );
+}
+
 /**
  * Everything between "a host wants plugin NAME" and "these exact bytes may run": the manifest's
  * signatures, expiry and version; the entry's files and the directories above them (which sealing
  * alone cannot judge, e.g. an unpinned system interpreter others could rewrite); then the sealed copy.
  */
 export async function sealVerifiedPlugin(request: VerifiedPluginRequest): Promise<VerifiedPlugin> {
-  // As for launch()'s command: a relative path resolves against whatever directory the host runs in.
-  if (!isAbsolute(request.manifestPath)) {
-    throw new GatehouseError('INVALID_OPTIONS', `manifestPath must be an absolute path, got ${JSON.stringify(request.manifestPath.slice(0, 200))}`);
-  }
+  checkManifestPath(request.manifestPath);
   const verified = await verifyManifestFile(request.manifestPath, request.policy);
   // The highest match only: falling back to an older version when it fails would let a tamperer pick the version.
   const selection = selectPlugin(verified.manifest, request.plugin, request.version);

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { discoverVerified, launchDiscovered, openAuditLog } from '../../src/index.js';
+import { discoverVerified, isGatehouseError, launchDiscovered, openAuditLog } from '../../src/index.js';
 import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
@@ -61,6 +61,12 @@ test('discoverVerified: the manifest and its signatures in the plugin directory 
       ['planted', 'unlisted'],
     ],
   );
+});
+
+test('discoverVerified refuses a relative manifestPath, as launchVerified does, and says how to fix it', async (t) => {
+  const error = await t.throwsAsync(discoverVerified({ manifestPath: 'plugins/manifest.json', policy: { trustedKeys: [generateKeyPair().publicKey] } }));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+  t.regex(error?.message ?? '', /manifestPath must be an absolute path, got "plugins\/manifest.json": resolve it first \(path.resolve\(\)\)/);
 });
 
 test('discoverVerified calls a listed plugin that others can write unsafe', async (t) => {
