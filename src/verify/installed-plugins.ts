@@ -5,6 +5,7 @@ import { GatehouseError } from '../errors.js';
 import { digestOf, sha256Files, type FileHashResult } from './hash.js';
 import type { Manifest, ManifestPlugin } from './manifest.js';
 import { checkScriptInterpreter } from './script-interpreter.js';
+import { notAsSigned } from './mismatch.js';
 import { checkPackageTree } from './package-tree.js';
 
 /** One line of `gatehouse verify`: a plugin whose files are all safe and as the manifest says, or the first problem. */
@@ -97,8 +98,8 @@ function mismatch(check: FileCheck | undefined, result: FileHashResult | undefin
   }
   const expected = check?.expected;
   if (!check || !expected) return undefined;
-  if (digest.size !== expected.size) return new GatehouseError('SIZE_MISMATCH', `${check.file}: ${digest.size} bytes, manifest says ${expected.size}`);
-  if (digest.sha256 !== expected.sha256) return new GatehouseError('DIGEST_MISMATCH', `${check.file}: SHA-256 is ${digest.sha256}, manifest says ${expected.sha256}`);
+  if (digest.size !== expected.size) return notAsSigned('SIZE_MISMATCH', check.file, `${digest.size} bytes`, `${expected.size}`);
+  if (digest.sha256 !== expected.sha256) return notAsSigned('DIGEST_MISMATCH', check.file, `SHA-256 ${digest.sha256}`, expected.sha256);
   return undefined;
 }
 

@@ -95,6 +95,7 @@ test('launchVerified: a plugin changed after signing is refused, nothing runs, a
     launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, audit }),
   );
   t.true(isGatehouseError(error, 'DIGEST_MISMATCH') || isGatehouseError(error, 'SIZE_MISMATCH'), String(error));
+  t.regex(error?.message ?? '', /the file changed after signing .* so it does not run; reinstall the signed release/, 'it says what happened and what to do');
   t.false(existsSync(marker), 'the tampered plugin never ran');
   t.is((await records()).find((r) => r.type === 'refusal')?.code, (error as GatehouseError).code);
 });

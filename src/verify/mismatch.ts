@@ -1,0 +1,12 @@
+import { GatehouseError } from '../errors.js';
+
+/**
+ * A file that is not the one the manifest signed. The same diagnosis wherever it is found (the check
+ * before sealing, or the copy itself), so that the reader knows it will not run and what to do.
+ */
+export function notAsSigned(code: 'SIZE_MISMATCH' | 'DIGEST_MISMATCH', file: string, found: string, signed: string): GatehouseError {
+  return new GatehouseError(
+    code,
+    `${file}: ${found}, the signed manifest says ${signed}: the file changed after signing (or is from another release), so it does not run; reinstall the signed release, or if the change is yours, sign a manifest with a higher version that lists it`,
+  );
+}
