@@ -6,6 +6,7 @@ import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
 import type { IsolationOptions } from './isolation.js';
 import { launch, type LaunchOptions } from './launch.js';
+import { removeAtExit } from './live-plugins.js';
 import type { Plugin } from './plugin.js';
 
 export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'name'> &
@@ -67,6 +68,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     ...(selection.requested === undefined ? {} : { requested: selection.requested }),
     reason: selection.reason,
   });
+  // A host that exits (or is signalled) while the plugin runs never sees it exit: its exit hook removes the copy.
+  const forget = removeAtExit(sealed.dir);
   try {
     const plugin = await launch({
       ...launchOptions,
@@ -78,10 +81,11 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
         ? { protocolVersions: entry.protocolVersions }
         : {}),
     });
-    void plugin.exited.then(() => sealed.dispose());
+    void plugin.exited.then(() => sealed.dispose()).then(forget);
     return plugin;
   } catch (error) {
     await sealed.dispose();
+    forget();
     throw error;
   }
 }

@@ -76,9 +76,18 @@ export interface HostDir {
 /** Makes a fresh HostDir named `prefix` and six random characters; nothing in it is a plugin's. */
 export async function makeHostDir(prefix: string): Promise<HostDir> {
   const path = await mkdtemp(join(tmpdir(), prefix));
+  const forget = removeAtExit(path);
+  return { path, remove: () => rm(path, { recursive: true, force: true }).then(forget) };
+}
+
+/**
+ * Has the exit hook remove a directory of the host's (a plugin's sealed copy, say) if the host exits
+ * before it is removed otherwise; call the function returned once it is.
+ */
+export function removeAtExit(path: string): () => void {
   installExitHook();
   leftovers.add(path);
-  return { path, remove: () => rm(path, { recursive: true, force: true }).then(() => void leftovers.delete(path)) };
+  return () => void leftovers.delete(path);
 }
 
 /** Kills every plugin this process launched and still runs, gracefully, in parallel. */

@@ -1,5 +1,8 @@
 // A host runs only what K trusted keys signed, and runs the sealed copy of it.
-import { appendFile, chmod, copyFile, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, copyFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
@@ -8,13 +11,14 @@ import { isGatehouseError, launchVerified, openAuditLog, type GatehouseError } f
 import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
 import type { MinisignPublicKey } from '../../src/verify/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
-import { tempDir, writeFileWithMode } from '../discover/temp-dir.js';
+import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
 import { waitUntil } from '../helpers/process.js';
 import { goTest } from '../interop/go-binaries.js';
 import { CODE_LOADING_ENV_NAMES } from '../../src/verify/code-loading-env.js';
 import { requireTool } from '../hostile/requires.js';
 
 const DAY_MS = 86_400_000;
+const execFileAsync = promisify(execFile);
 const NOBODY = 65534;
 
 /** A plugin directory holding the given files, a manifest of them, and its signature by a fresh key. */
@@ -53,6 +57,21 @@ goTest('launchVerified: a signed Go plugin runs from its sealed copy, which is r
   t.false(sealedCommand.startsWith(dirname(manifestPath)), 'the original file never runs');
   t.like(logged.find((r) => r.type === 'verification'), { result: 'accepted', keyIds: [trustedKeys[0]?.keyId] });
   t.true(await waitUntil(() => !existsSync(sealedCommand), 5000), 'the sealed copy is removed after exit');
+});
+
+// The copy is removed once the plugin exits, but a host that exits or is signalled while the plugin runs
+// never sees that: its exit hook kills the plugin, and must remove the copy too.
+goTest('launchVerified: the sealed copy goes when the host exits or is signalled with the plugin still running', async (t, go) => {
+  const hostScript = fileURLToPath(new URL('../fixtures/verified-host-that-dies.js', import.meta.url));
+  for (const ending of ['exit', 'SIGTERM']) {
+    const sealParent = await sealRootDir(t);
+    const { stdout } = await execFileAsync(process.execPath, [hostScript, ending, go.kvplugin, await tempDir(t), sealParent], { timeout: 20_000 }).catch(
+      (error: { stdout?: string }) => ({ stdout: error.stdout ?? '' }),
+    );
+    const { pid } = JSON.parse(stdout.trim()) as { pid: number };
+    t.true(pid > 0, `the plugin was launched before the host ended by ${ending}`);
+    t.deepEqual(await readdir(sealParent), [], `a sealed copy was left behind after ${ending}`);
+  }
 });
 
 // Issue 11 item 7: verified launch and run-as compose; the run-as user reads and runs the copy, only the host writes it.
