@@ -105,7 +105,7 @@ class MethodCalls {
         });
       }
     }
-    return callFailed(this.methodName, error);
+    return callFailed(this.methodName, error, options.timeoutMs);
   }
 
   private aborted(signal: AbortSignal, cause?: unknown): GatehouseError {
@@ -115,15 +115,23 @@ class MethodCalls {
   }
 }
 
-function callFailed(path: string, cause: grpc.ServiceError): GatehouseError {
+function callFailed(path: string, cause: grpc.ServiceError, timeoutMs: number | undefined): GatehouseError {
   const statusName = grpc.status[cause.code] ?? String(cause.code);
-  // grpc-js says only "larger than"; the fix is a setting on one side or the other.
-  const hint =
-    cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)
-      ? ': over a message size limit; raise maxMessageBytes on the side that refused it (launch() for the host, serve() for a gatehouse plugin)'
-      : '';
-  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${peerText(cause.details)}${hint}`, {
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${peerText(cause.details)}${hint(cause, timeoutMs)}`, {
     cause,
     details: { grpcCode: cause.code },
   });
+}
+
+/** What the status alone does not tell the reader: which setting to look at. */
+function hint(cause: grpc.ServiceError, timeoutMs: number | undefined): string {
+  // grpc-js says only "larger than"; the fix is a setting on one side or the other.
+  if (cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)) {
+    return ': over a message size limit; raise maxMessageBytes on the side that refused it (launch() for the host, serve() for a gatehouse plugin)';
+  }
+  // "deadline exceeded" does not say whose deadline: a plugin may pass on one of its own.
+  if (cause.code === grpc.status.DEADLINE_EXCEEDED && timeoutMs !== undefined) {
+    return `: the plugin did not answer within the call's deadline (timeoutMs, or a supervisor's callTimeoutMs: ${timeoutMs} ms); it may be hung or slow: raise the deadline, or find out what the plugin waits for`;
+  }
+  return '';
 }

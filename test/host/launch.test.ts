@@ -121,6 +121,8 @@ test('calls: a failed call carries its gRPC status code in details', async (t) =
   t.true(isGatehouseError(error, 'CALL_FAILED'), String(error));
   t.is((error as GatehouseError).details.grpcCode, 4 /* DEADLINE_EXCEEDED */);
   t.regex(error?.message ?? '', /^kv\.KV\/Get failed: DEADLINE_EXCEEDED/);
+  // Whose deadline it was, and what to do: the status alone says neither.
+  t.regex(error?.message ?? '', /did not answer within the call's deadline \(timeoutMs, or a supervisor's callTimeoutMs: 0 ms\).*raise the deadline/);
 });
 
 test('launch: a plugin that prints no handshake is killed after the start timeout', async (t) => {
