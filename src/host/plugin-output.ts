@@ -36,6 +36,12 @@ export function errorLine(lines: readonly string[]): string | undefined {
   return found === undefined ? undefined : oneLine(found.text.trim());
 }
 
+/** `; the plugin said: "the error line"` (see errorLine), or nothing when no line names an error. */
+export function said(lines: readonly string[]): string {
+  const line = errorLine(lines);
+  return line === undefined ? '' : `; the plugin said: ${JSON.stringify(line)}`;
+}
+
 /** Where a plugin's stdout lines go when the caller gave no handler: info records, made one line. */
 export function stdoutToLogger(logger: Logger, pluginName: string): (line: string) => void {
   return (line) => logger.info({ plugin: pluginName, stream: 'stdout' }, oneLine(line));
@@ -95,8 +101,7 @@ export class PluginStderr {
 
   /** `; the plugin said: "the error line"`, or nothing when no line names an error. */
   said(): string {
-    const said = this.errorLine();
-    return said === undefined ? '' : `; the plugin said: ${JSON.stringify(said)}`;
+    return said(this.tail);
   }
 
   /**

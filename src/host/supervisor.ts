@@ -12,6 +12,7 @@ import type { AuditLog } from '../audit/index.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Plugin } from './plugin.js';
+import { said } from './plugin-output.js';
 import { describeExit } from './plugin-process.js';
 import type { ExitStatus } from '../transport/exit-status.js';
 import type { CallOptions } from '../transport/service-client.js';
@@ -406,8 +407,7 @@ export class PluginSupervisor {
     const tail = instance.plugin.stderrTail();
     throw new GatehouseError(
       'PLUGIN_EXITED',
-      `plugin ${this.name} (pid ${instance.plugin.pid}) exited (${describeExit(exit)}) before it was started` +
-        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}`,
+      `plugin ${this.name} (pid ${instance.plugin.pid}) exited (${describeExit(exit)}) before it was started${said(tail)}`,
       { details: { exitStatus: exit, stderrTail: tail } },
     );
   }
@@ -438,8 +438,8 @@ export class PluginSupervisor {
     const exit = cause instanceof GatehouseError ? cause.details.exitStatus : undefined;
     return new GatehouseError(
       'PLUGIN_CRASHED',
-      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call` +
-        `${tail.length ? `; its last stderr: ${tail.slice(-3).join(' | ')}` : ''}` +
+      // The line that says what went wrong: the last three of a Node crash are a stack frame, a blank and its version.
+      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call${said(tail)}` +
         // The exit awaited above has been counted: a crash that spends the restart budget says down, not restarting.
         (this.stateValue === 'down' ? '; restarts ran out: it is down until reset()' : '; it is being restarted, retry the call'),
       { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },

@@ -94,6 +94,17 @@ test('supervisor: a crash fails the call in flight with the last stderr, then th
   );
 });
 
+test('supervisor: a crash by an uncaught exception names the error, not the last lines of its stack trace', async (t) => {
+  const { supervisor, get } = supervised();
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const error = await t.throwsAsync(get('throw'));
+  t.true(isGatehouseError(error, 'PLUGIN_CRASHED'), String(error));
+  // Node ends a crash with a stack frame, a blank line and "Node.js v20…": quoting those told nothing.
+  t.regex(error?.message ?? '', /crashed during the call; the plugin said: "Error: boom: the store is corrupt"; it is being restarted/);
+  t.true((error as GatehouseError).details.stderrTail?.some((line) => line.startsWith('Node.js v')), 'the whole tail is still in details');
+});
+
 test('supervisor: a call waiting for a restart keeps the host process alive until it is answered', async (t) => {
   // A script with nothing else to keep it alive: the restart's backoff must, while a call waits for it.
   const script = fileURLToPath(new URL('../fixtures/supervised-host.js', import.meta.url));
