@@ -1,4 +1,4 @@
-// The plugin SDK alone (`gatehouse/plugin`): a plugin process loads only what serving needs, not the
+// The plugin SDK alone (`gatehouse-plugins/plugin`): a plugin process loads only what serving needs, not the
 // host, verification or audit code (measured: ~10 ms less start-up than the package index).
 export { GatehouseError, isGatehouseError, type GatehouseErrorCode } from '../errors.js';
 export type { Logger, LogFn } from '../logger.js';
