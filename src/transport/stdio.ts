@@ -89,6 +89,8 @@ interface Pending {
 export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
   private mode: 'waiting' | 'streaming' | 'pipes' = 'waiting';
   private waiting: Pending[] = [];
+  /** Output handed to the host's stream and not yet written out by it: what an exit would lose. */
+  private readonly inFlight = new Set<Pending>();
   /** Bytes neither sent to a host nor handed to the pipes: waiting for a host, or in its stream's queue. */
   private unsent = 0;
   /** Channels whose write() returned false: each is owed a 'drain'. */
@@ -149,6 +151,16 @@ export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
     return { StreamStdio: streamStdio };
   }
 
+  /**
+   * Writes to the real pipes what no host has taken yet, for an exiting process (the pipes are synchronous
+   * on Linux): `console.error(why); process.exit(1)` is how plugins say why they give up, and the line
+   * died queued in the stream with the process. A line already on its way may reach the host twice.
+   */
+  spill(): void {
+    for (const { channel, data } of [...this.waiting.splice(0), ...this.inFlight]) this.pipes[channel](data);
+    this.inFlight.clear();
+  }
+
   /** Ends the stream (queued output first), so a graceful stop does not wait on it; later output uses the pipes. */
   end(): void {
     this.reader?.end();
@@ -159,13 +171,17 @@ export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
   private send(pending: Pending): void {
     const reader = this.reader as grpc.ServerWritableStream<Empty, StdioData>;
     const { channel, data, done } = pending;
+    if (data.length > 0) this.inFlight.add(pending);
     for (let offset = 0; offset < data.length; offset += MAX_CHUNK_BYTES) {
       const chunk = data.subarray(offset, offset + MAX_CHUNK_BYTES);
       const last = offset + MAX_CHUNK_BYTES >= data.length;
       reader.write({ channel, data: chunk }, (error?: Error | null) => {
         // A stream already gone was uncounted whole when it went.
         if (this.reader === reader) this.handedOn(chunk.length);
-        if (last) done?.(error);
+        if (last) {
+          this.inFlight.delete(pending);
+          done?.(error);
+        }
       });
     }
     if (data.length === 0) done?.();
@@ -199,7 +215,8 @@ export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
  * Sends everything the process writes through process.stdout and process.stderr to `forwarder`, as
  * go-plugin swaps os.Stdout and os.Stderr for pipes after its handshake line. write() keeps its
  * meaning: false asks the writer to wait for 'drain' on that stream (from the forwarder, or from the
- * real stream once output goes to the pipes).
+ * real stream once output goes to the pipes). What no host has taken when the process exits goes to
+ * the real pipes.
  */
 export function redirectProcessOutput(forwarder: StdioForwarder): void {
   const streams: Record<OutputChannel, NodeJS.WriteStream> = {
@@ -215,4 +232,6 @@ export function redirectProcessOutput(forwarder: StdioForwarder): void {
     streams[channel].write = write as NodeJS.WriteStream['write'];
   }
   forwarder.on('drain', (channel) => streams[channel].emit('drain'));
+  // An exit would drop what the stream still holds: the process's last words go out on the real pipes.
+  process.once('exit', () => forwarder.spill());
 }

@@ -3,7 +3,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { launch, type LaunchOptions } from '../../src/index.js';
-import { WORKER_COOKIE } from '../helpers/callback.js';
+import { loadCallbackServices, WORKER_COOKIE } from '../helpers/callback.js';
 import { waitUntil } from '../helpers/process.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 
@@ -76,4 +76,20 @@ test('stdio: a plugin writing to process.stdout is told to wait while the host d
   t.true(await waitUntil(() => record('stdout all written') !== undefined, 20_000), 'all written once the host takes the output');
   const total = (record('stdout all written')?.fields.fields as { total?: number } | undefined)?.total;
   t.true(await waitUntil(() => received === total, 10_000), `the host got ${received} of ${String(total)} bytes`);
+});
+
+test('stdio: what a plugin writes just before process.exit() still reaches the host (on the real pipes, if its stream had no time)', async (t) => {
+  // console.error then process.exit is how plugins say why they give up: the line used to die queued in the stdio stream.
+  const lines: string[] = [];
+  const plugin = await launch({
+    command: process.execPath,
+    args: [fileURLToPath(new URL('../fixtures/exit-after-print-plugin.js', import.meta.url))],
+    cookie: WORKER_COOKIE,
+    onStdoutLine: (line) => lines.push(line),
+  });
+  const { storage } = loadCallbackServices();
+  await t.throwsAsync(plugin.client(storage).Put({ key: 'the-key', value: Buffer.alloc(0) }));
+  t.like(await plugin.exited, { code: 3 });
+  t.true(await waitUntil(() => plugin.stderrTail().some((line) => line.includes('fatal: cannot store the-key')), 10_000), plugin.stderrTail().join('\n'));
+  t.true(await waitUntil(() => lines.includes('stdout before the exit'), 10_000), lines.join('\n'));
 });

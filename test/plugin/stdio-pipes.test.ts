@@ -10,6 +10,7 @@ import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { WORKER_COOKIE } from '../helpers/callback.js';
 import { waitUntil } from '../helpers/process.js';
 
+const exitAfterPrintScript = fileURLToPath(new URL('../fixtures/exit-after-print-plugin.js', import.meta.url));
 const backpressurePluginScript = fileURLToPath(new URL('../fixtures/stdio-backpressure-plugin.js', import.meta.url));
 const socketRoot = mkdtempSync(join(tmpdir(), 'gatehouse-stdio-pipes-test-'));
 test.after.always(() => rmSync(socketRoot, { recursive: true, force: true }));
@@ -47,4 +48,23 @@ test('stdio: with the pipes in use, write() says false while the host does not r
   child.stdout.resume();
   t.true(await waitUntil(() => record('stdout all written') !== undefined, 20_000), stderr);
   t.true(await waitUntil(() => read === record('stdout all written')?.total, 10_000), `${read} bytes read`);
+});
+
+test('stdio: what a plugin writes and then exits on, before any host asked for its output, reaches the real stderr', async (t) => {
+  // Output waits for a host to ask (5 s): a plugin that exits meanwhile used to take its last words with it.
+  const env = {
+    [WORKER_COOKIE.key]: WORKER_COOKIE.value,
+    PLUGIN_PROTOCOL_VERSIONS: '1',
+    PLUGIN_CLIENT_CERT: generateEphemeralIdentity().certificatePem,
+    PLUGIN_UNIX_SOCKET_DIR: socketRoot,
+    EXIT_AT_ONCE: '1',
+  };
+  const child = spawn(process.execPath, [exitAfterPrintScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.resume();
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  t.is(code, 5);
+  t.true(stderr.includes('fatal: exiting before any host asked for output\n'), stderr);
 });
