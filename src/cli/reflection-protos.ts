@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import type { Root } from 'protobufjs';
+import type { Namespace, Root } from 'protobufjs';
 import 'protobufjs/ext/descriptor/index.js';
 import { GatehouseError } from '../errors.js';
 import type { Plugin } from '../host/plugin.js';
@@ -51,15 +51,45 @@ export async function reflectedRoot(plugin: Plugin, timeoutMs: number): Promise<
       `the plugin serves gRPC reflection but described none of its services (${missing.join(', ') || 'none listed'}): pass --proto FILE`,
     );
   }
+  return rootFromFileDescriptors(files.values());
+}
+
+/** A Root of FileDescriptorProto-encoded files, as reflection sends them; REFLECTION_FAILED when they do not resolve. */
+export function rootFromFileDescriptors(files: Iterable<Uint8Array>): Root {
   // A FileDescriptorSet is its files, each a length-delimited field 1.
   const set = Writer.create();
-  for (const file of files.values()) set.uint32((1 << 3) | 2).bytes(file);
+  for (const file of files) set.uint32((1 << 3) | 2).bytes(file);
   try {
     const root = (protobuf.Root as unknown as { fromDescriptor(set: Uint8Array): Root }).fromDescriptor(set.finish());
     root.resolveAll();
+    restoreMaps(root);
     return root;
   } catch (cause) {
     throw new GatehouseError('REFLECTION_FAILED', `the plugin's reflection sent descriptors that do not resolve: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/**
+ * protobufjs's fromDescriptor leaves a map field as the wire has it, a repeated XEntry message, so a
+ * request could not write it as proto3 JSON does (an object) nor a response be shown so; each becomes
+ * the map field the .proto declared (the same bytes on the wire).
+ */
+function restoreMaps(namespace: Namespace): void {
+  for (const nested of namespace.nestedArray) {
+    if (nested instanceof protobuf.Type) {
+      for (const field of nested.fieldsArray) {
+        const entry = field.resolvedType;
+        if (!field.repeated || !(entry instanceof protobuf.Type) || entry.getOption('map_entry') !== true) continue;
+        const { key, value } = entry.fields;
+        if (key === undefined || value === undefined) continue;
+        const map = new protobuf.MapField(field.name, field.id, key.type, value.type, field.options);
+        nested.remove(field);
+        // Resolved here: the root, resolved once already, does not resolve again.
+        nested.add(map);
+        map.resolve();
+      }
+    }
+    if (nested instanceof protobuf.Namespace) restoreMaps(nested);
   }
 }
 
