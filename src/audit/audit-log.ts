@@ -43,7 +43,7 @@ import {
 
 /** The security events gatehouse records. `plugin` names the plugin as the host knows it (its path or name). */
 export type AuditEvent =
-  | { type: 'discovery'; plugin: string; path: string }
+  | { type: 'discovery'; plugin: string; version?: string; path: string }
   | {
       type: 'verification';
       plugin: string;
@@ -65,7 +65,7 @@ export type AuditEvent =
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
-  | { type: 'refusal'; plugin: string; code: string; message: string }
+  | { type: 'refusal'; plugin: string; version?: string; code: string; message: string }
   | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }
   /** A host application's own event (a request it served, say); `fields` must never hold a secret in clear. */
   | { type: 'host'; action: string; fields: Readonly<Record<string, string | number | boolean | null>> };

@@ -13,6 +13,8 @@ export type CandidateStatus = 'verified' | 'unlisted' | 'unsafe' | 'tampered';
 
 export interface CandidateReport {
   name: string;
+  /** The manifest entry's version, when it has one: two signed versions of one plugin differ by it. */
+  version?: string;
   path: string;
   status: CandidateStatus;
   /** The error code for every status but `verified`. */
@@ -51,13 +53,16 @@ export async function discoverVerified(options: DiscoverVerifiedOptions): Promis
     notPlugins,
     ...(options.uid === undefined ? {} : { uid: options.uid }),
   });
-  return results.map((result): CandidateReport => {
-    options.audit?.record({ type: 'discovery', plugin: result.name, path: result.path });
-    if (result.ok) return { name: result.name, path: result.path, status: 'verified' };
+  return results.map((result, index): CandidateReport => {
+    // The manifest's entries come first, in its order; then the unlisted files.
+    const version = verified.manifest.plugins[index]?.version;
+    const found = { name: result.name, ...(version === undefined ? {} : { version }), path: result.path };
+    options.audit?.record({ type: 'discovery', plugin: result.name, ...(version === undefined ? {} : { version }), path: result.path });
+    if (result.ok) return { ...found, status: 'verified' };
     const { code, message } = result.error;
-    options.audit?.record({ type: 'refusal', plugin: result.name, code, message });
+    options.audit?.record({ type: 'refusal', plugin: result.name, ...(version === undefined ? {} : { version }), code, message });
     const status = code === 'PLUGIN_NOT_IN_MANIFEST' ? 'unlisted' : TAMPERED.includes(code) ? 'tampered' : 'unsafe';
-    return { name: result.name, path: result.path, status, code, message };
+    return { ...found, status, code, message };
   });
 }
 

@@ -63,6 +63,39 @@ test('discoverVerified: the manifest and its signatures in the plugin directory 
   );
 });
 
+test('discoverVerified names the version of each entry that has one, in its report and its audit records', async (t) => {
+  const dir = join(await tempDir(t), 'plugins');
+  for (const name of ['step-1', 'step-2']) await writeFileWithMode(dir, name, '#!/bin/sh\nexit 0\n', 0o755);
+  const listed = await createManifest(dir, { version: 1, expires: new Date(Date.now() + DAY_MS) });
+  // Two signed versions of one plugin: without the version, the report tells them apart only by path.
+  const manifest = { ...listed, plugins: listed.plugins.map((entry, i) => ({ ...entry, name: 'step', version: `${i + 1}.0.0` })) };
+  const manifestPath = join(dir, '..', 'manifest.json');
+  await writeFile(manifestPath, formatManifest(manifest));
+  const keys = generateKeyPair();
+  await writeFile(`${manifestPath}.minisig`, signManifest(await readFile(manifestPath), keys.secretKey));
+  await appendFile(join(dir, 'step-2'), '# tampered\n');
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(auditPath);
+  const report = await discoverVerified({ manifestPath, pluginDir: dir, policy: { trustedKeys: [keys.publicKey] }, audit });
+  await audit.close();
+  t.deepEqual(
+    report.map((candidate) => [candidate.name, candidate.version, candidate.status]),
+    [
+      ['step', '1.0.0', 'verified'],
+      ['step', '2.0.0', 'tampered'],
+    ],
+  );
+  const records = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.deepEqual(
+    records.filter((record) => record.type === 'discovery' || record.type === 'refusal').map((record) => [record.type, record.version]),
+    [
+      ['discovery', '1.0.0'],
+      ['discovery', '2.0.0'],
+      ['refusal', '2.0.0'],
+    ],
+  );
+});
+
 test('discoverVerified refuses a relative manifestPath, as launchVerified does, and says how to fix it', async (t) => {
   const error = await t.throwsAsync(discoverVerified({ manifestPath: 'plugins/manifest.json', policy: { trustedKeys: [generateKeyPair().publicKey] } }));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
