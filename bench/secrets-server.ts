@@ -50,6 +50,12 @@ const memory = new Map<string, Buffer>();
 const storage: Storage = {
   get: async (key) => memory.get(key),
   put: async (key, value) => void memory.set(key, value),
+  // One process and no await between the read and the write: nothing can come in between.
+  update: async (key, change) => {
+    const { value, result } = change(memory.get(key));
+    if (value !== undefined) memory.set(key, value);
+    return result;
+  },
   delete: async (key) => void memory.delete(key),
   list: async (prefix) => [...memory.keys()].filter((key) => key.startsWith(prefix)),
 };

@@ -292,7 +292,8 @@ class MountStorage {
     this.prefix = mountPrefix(path);
   }
 
-  async put(key: string, value: Buffer): Promise<void> {
+  /** Writes `value` (only if the key is still at `revision`, when given); false if it was not. */
+  async put(key: string, value: Buffer, revision?: number): Promise<boolean> {
     // Storage flood: an engine, hostile or buggy, could otherwise fill the server's disk and memory.
     const old = this.store.get(key);
     const adds: Quota = { bytes: Buffer.byteLength(key) + value.length, keys: old === undefined ? 1 : 0 };
@@ -304,7 +305,7 @@ class MountStorage {
     }
     this.pending = { bytes: this.pending.bytes + adds.bytes, keys: this.pending.keys + adds.keys };
     try {
-      await this.store.put(key, value);
+      return await this.store.compareAndPut(key, value, revision);
     } finally {
       this.pending = { bytes: this.pending.bytes - adds.bytes, keys: this.pending.keys - adds.keys };
     }
@@ -333,16 +334,18 @@ function storageView(store: LogStore, mount: MountStorage): { definition: Storag
   };
   // Keys are joined, never resolved as paths: "../other/x" is just a strange key inside this prefix.
   const key = (k: string) => prefix + k;
-  const Get: Unary<{ key: string }, { found: boolean; value: Buffer }> = (call, callback) =>
+  const Get: Unary<{ key: string }, { found: boolean; value: Buffer; revision: number }> = (call, callback) =>
     run(callback, () => {
       const value = store.get(key(call.request.key));
-      return { found: value !== undefined, value: value ?? Buffer.alloc(0) };
+      return { found: value !== undefined, value: value ?? Buffer.alloc(0), revision: store.revision(key(call.request.key)) };
     });
   const Put: Unary<{ key: string; value: Buffer }, Record<string, never>> = (call, callback) =>
     run(callback, async () => (await mount.put(key(call.request.key), call.request.value), {}));
+  const CompareAndPut: Unary<{ key: string; value: Buffer; revision: number }, { written: boolean }> = (call, callback) =>
+    run(callback, async () => ({ written: await mount.put(key(call.request.key), call.request.value, call.request.revision) }));
   const Delete: Unary<{ key: string }, Record<string, never>> = (call, callback) =>
     run(callback, async () => (await store.delete(key(call.request.key)), {}));
   const List: Unary<{ key: string }, { keys: string[] }> = (call, callback) =>
     run(callback, () => ({ keys: store.list(key(call.request.key)).map((k) => k.slice(prefix.length)) }));
-  return { definition: storage, implementation: { Get, Put, Delete, List } };
+  return { definition: storage, implementation: { Get, Put, CompareAndPut, Delete, List } };
 }

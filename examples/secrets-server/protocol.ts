@@ -30,14 +30,22 @@ service Engine {
 
 message Key { string key = 1; }
 message Entry { string key = 1; bytes value = 2; }
-message Value { bool found = 1; bytes value = 2; }
+// revision: changes at every write of the key, never to a value it had before; 0 when not found.
+message Value { bool found = 1; bytes value = 2; uint64 revision = 3; }
+// Written only if the key's revision is still this one (0: only if the key does not exist).
+message Swap { string key = 1; bytes value = 2; uint64 revision = 3; }
+message Swapped { bool written = 1; }
 message Keys { repeated string keys = 1; }
 message Empty {}
 
 // The host's storage, seen by one mount: every key is inside that mount's prefix.
+// Two processes of one engine may serve a mount at once (during a reload, the old one finishes its
+// calls while the new one takes new ones), so a read-modify-write must be Get, then CompareAndPut with
+// the revision read, and again from Get when it was not written: a Put could overwrite the other's write.
 service Storage {
   rpc Get(Key) returns (Value);
   rpc Put(Entry) returns (Empty);
+  rpc CompareAndPut(Swap) returns (Swapped);
   rpc Delete(Key) returns (Empty);
   rpc List(Key) returns (Keys);
 }
@@ -64,15 +72,17 @@ export interface EngineService extends grpc.ServiceDefinition {
 }
 
 export interface StorageService extends grpc.ServiceDefinition {
-  Get: grpc.MethodDefinition<{ key: string }, { found: boolean; value: Buffer }>;
+  Get: grpc.MethodDefinition<{ key: string }, { found: boolean; value: Buffer; revision: number }>;
   Put: grpc.MethodDefinition<{ key: string; value: Buffer }, Record<string, never>>;
+  CompareAndPut: grpc.MethodDefinition<{ key: string; value: Buffer; revision: number }, { written: boolean }>;
   Delete: grpc.MethodDefinition<{ key: string }, Record<string, never>>;
   List: grpc.MethodDefinition<{ key: string }, { keys: string[] }>;
 }
 
 export function loadEngineProtocol(): { engine: EngineService; storage: StorageService } {
   const root = protobuf.parse(ENGINE_PROTO, { keepCase: true }).root;
-  const definitions = fromJSON(root.toJSON(), { keepCase: true, defaults: true });
+  // longs: Number: a revision counts writes within one server run, far below 2^53.
+  const definitions = fromJSON(root.toJSON(), { keepCase: true, defaults: true, longs: Number });
   return {
     engine: definitions['secrets.Engine'] as unknown as EngineService,
     storage: definitions['secrets.Storage'] as unknown as StorageService,

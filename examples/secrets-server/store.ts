@@ -26,9 +26,12 @@ const READ_BYTES = 64 * 1024;
 const COMPACT_MIN_BYTES = 4 * 1024 * 1024;
 
 interface Pending {
-  line: Buffer;
-  apply: () => void;
-  resolve: () => void;
+  key: string;
+  /** null: a delete. */
+  value: Buffer | null;
+  /** A compare-and-put's condition: written only if the key's revision is still this (0: absent) when its turn comes. */
+  revision: number | undefined;
+  resolve: (written: boolean) => void;
   reject: (error: Error) => void;
 }
 
@@ -41,6 +44,9 @@ function encode(key: string, value: Buffer | null): Buffer {
 
 export class LogStore {
   private readonly data = new Map<string, Buffer>();
+  /** Each key's revision: the number of the write that set it, counted from the open (0: absent). */
+  private readonly revisions = new Map<string, number>();
+  private lastRevision = 0;
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private logBytes = 0;
@@ -70,6 +76,11 @@ export class LogStore {
     return this.data.get(key);
   }
 
+  /** Changes at every write of `key`, and never comes back within this run; 0 while it is absent. */
+  revision(key: string): number {
+    return this.revisions.get(key) ?? 0;
+  }
+
   /** Keys starting with `prefix`, sorted. */
   list(prefix: string): string[] {
     return [...this.data.keys()].filter((key) => key.startsWith(prefix)).sort();
@@ -89,15 +100,25 @@ export class LogStore {
 
   /** Resolves once the write is on disk (fsynced). */
   async put(key: string, value: Buffer): Promise<void> {
+    await this.compareAndPut(key, value, undefined);
+  }
+
+  /**
+   * Writes `value` only if the key's revision is still `revision` (0: only if absent) when the write's turn
+   * comes, in log order; false, and nothing written, otherwise. Resolves once the write is on disk.
+   * Lost update: two engine processes of one mount (the old and the new during a reload) each read
+   * version N and wrote N+1; the second write now fails its condition and its engine reads again.
+   */
+  async compareAndPut(key: string, value: Buffer, revision: number | undefined): Promise<boolean> {
     checkKey(key);
     if (value.length > MAX_VALUE_BYTES) throw new ServerError(413, 'value_too_large', `store: value of ${value.length} bytes, more than ${MAX_VALUE_BYTES}`);
-    return this.append(encode(key, value), () => this.set(key, value));
+    return this.append(key, value, revision);
   }
 
   async delete(key: string): Promise<void> {
     checkKey(key);
     if (!this.data.has(key)) return;
-    return this.append(encode(key, null), () => this.set(key, null));
+    await this.append(key, null, undefined);
   }
 
   async close(): Promise<void> {
@@ -108,17 +129,20 @@ export class LogStore {
   private set(key: string, value: Buffer | null): void {
     const old = this.data.get(key);
     if (old) this.liveBytes -= encode(key, old).length;
-    if (value === null) this.data.delete(key);
-    else {
+    if (value === null) {
+      this.data.delete(key);
+      this.revisions.delete(key);
+    } else {
       this.data.set(key, value);
+      this.revisions.set(key, ++this.lastRevision);
       this.liveBytes += encode(key, value).length;
     }
   }
 
-  private append(line: Buffer, apply: () => void): Promise<void> {
+  private append(key: string, value: Buffer | null, revision: number | undefined): Promise<boolean> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.queue.push({ line, apply, resolve, reject });
+      this.queue.push({ key, value, revision, resolve, reject });
       this.writing ??= this.drain().finally(() => (this.writing = undefined));
     });
   }
@@ -129,13 +153,22 @@ export class LogStore {
       const batch = this.queue;
       this.queue = [];
       try {
-        const bytes = Buffer.concat(batch.map((pending) => pending.line));
+        // Conditions are decided in log order: against what is applied, and the writes before in this batch.
+        const written = new Set<string>();
+        const kept = new Set(
+          batch.filter((pending) => {
+            const holds = pending.revision === undefined || (!written.has(pending.key) && pending.revision === this.revision(pending.key));
+            if (holds) written.add(pending.key);
+            return holds;
+          }),
+        );
+        const bytes = Buffer.concat([...kept].map((pending) => encode(pending.key, pending.value)));
         await this.handle.write(bytes);
         await this.handle.sync();
         this.logBytes += bytes.length;
         // Applied only once durable: a reader never sees a value a crash could take back.
-        for (const pending of batch) pending.apply();
-        for (const pending of batch) pending.resolve();
+        for (const pending of kept) this.set(pending.key, pending.value);
+        for (const pending of batch) pending.resolve(kept.has(pending));
         if (this.logBytes > COMPACT_MIN_BYTES && this.logBytes > 2 * this.liveBytes) await this.compact();
       } catch (cause) {
         // After a failed write the file's end is unknown: refuse everything rather than guess.

@@ -109,6 +109,46 @@ test('server: concurrent requests during a reload to a newer signed version all 
   t.like((await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0], { path: 'secret', version: '1.1.0', entry: 'kv-1.1.0', state: 'running' });
 });
 
+test('server: writes to one kv secret during reloads each get their own version: the old and the new engine never both write version N', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/secret', { plugin: 'kv', version: '1.0.0' });
+  await s.api('POST', '/v1/sys/mounts/transit', { plugin: 'transit', version: '1.0.0' });
+  let running = true;
+  const versions: number[] = [];
+  const ciphertexts: { key: string; ciphertext: string }[] = [];
+  const failures: string[] = [];
+  // Each writer's writes queue in the old engine while the new one already takes the next ones.
+  const writers = Array.from({ length: 16 }, async (_, writer) => {
+    for (let i = 0; running; i++) {
+      const r = await s.api('PUT', '/v1/secret/data/k', { data: { writer, i } });
+      if (r.status === 200) versions.push(r.json.data.version as number);
+      else failures.push(`${r.status} ${JSON.stringify(r.json)}`);
+    }
+  });
+  // First uses of new transit keys, each name used by several requests at once.
+  let uses = 0;
+  const encrypters = Array.from({ length: 8 }, async () => {
+    while (running) {
+      const key = `k${Math.floor(uses++ / 4)}`;
+      const r = await s.api('POST', `/v1/transit/encrypt/${key}`, { plaintext: 'aGVsbG8=' });
+      if (r.status === 200) ciphertexts.push({ key, ciphertext: r.json.data.ciphertext as string });
+      else failures.push(`${r.status} ${JSON.stringify(r.json)}`);
+    }
+  });
+  for (const version of ['1.1.0', '1.0.0', '1.1.0']) {
+    t.is((await s.api('POST', '/v1/sys/plugins/reload/secret', { version })).status, 200);
+    t.is((await s.api('POST', '/v1/sys/plugins/reload/transit')).status, 200);
+  }
+  running = false;
+  await Promise.all([...writers, ...encrypters]);
+  t.deepEqual(failures, []);
+  // Two writes acknowledged with one version: one of them was overwritten, an acknowledged write lost.
+  const twice = versions.filter((version, i) => versions.indexOf(version) !== i);
+  t.deepEqual(twice, [], `${versions.length} writes, versions acknowledged twice: ${twice.length}`);
+  t.is((await s.api('GET', '/v1/secret/data/k')).json.data.metadata.version, Math.max(...versions));
+  for (const { key, ciphertext } of ciphertexts) t.is((await s.api('POST', `/v1/transit/decrypt/${key}`, { ciphertext })).status, 200, key);
+});
+
 test('server: a crashed engine fails the request with its last stderr line, and is restarted', async (t) => {
   const s = await startTestServer(t);
   await s.api('POST', '/v1/sys/mounts/bad', { plugin: 'bad', version: '1.0.0' });

@@ -114,3 +114,29 @@ test('store: a log of many records larger than one read reads back whole', async
   t.teardown(() => reopened.close());
   for (const [i, value] of values.entries()) t.deepEqual(reopened.get(`k${i}`), value);
 });
+
+test('store: a compare-and-put writes only over the revision it read, decided in log order, even among writes in one batch', async (t) => {
+  const store = await LogStore.open(join(await tempDir(t), 'store.log'));
+  t.is(store.revision('k'), 0, 'absent');
+  t.true(await store.compareAndPut('k', Buffer.from('1'), 0));
+  const read = store.revision('k');
+  t.not(read, 0);
+  // Two writers that read the same revision, queued behind a write under way so that they share a batch (one
+  // fsync): the first wins, the second is refused.
+  const [, first, second] = await Promise.all([store.put('other', Buffer.from('x')), store.compareAndPut('k', Buffer.from('a'), read), store.compareAndPut('k', Buffer.from('b'), read)]);
+  t.deepEqual([first, second], [true, false]);
+  t.is(store.get('k')?.toString(), 'a');
+  // A plain put in between is a write too: a condition on what was read before it fails.
+  const before = store.revision('k');
+  await store.put('k', Buffer.from('c'));
+  t.false(await store.compareAndPut('k', Buffer.from('d'), before));
+  t.false(await store.compareAndPut('k', Buffer.from('d'), 0), 'only if absent: it is not');
+  // Deleted and written again, the key never gets back a revision it had: a condition from before the delete fails.
+  const last = store.revision('k');
+  await store.delete('k');
+  t.is(store.revision('k'), 0);
+  await store.put('k', Buffer.from('e'));
+  t.false(await store.compareAndPut('k', Buffer.from('f'), last));
+  t.is(store.get('k')?.toString(), 'e');
+  await store.close();
+});

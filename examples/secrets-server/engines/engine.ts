@@ -9,6 +9,13 @@ const { engine, storage } = loadEngineProtocol();
 export interface Storage {
   get(key: string): Promise<Buffer | undefined>;
   put(key: string, value: Buffer): Promise<void>;
+  /**
+   * A read-modify-write of one key: `change` gets its value (undefined: absent) and returns the value to
+   * write (none: write nothing) and the result. The value is written only if nothing else wrote the key
+   * since it was read; otherwise `change` runs again on the newer value. Every other write succeeded, so
+   * this ends. Use it, not get then put, for anything computed from what is stored.
+   */
+  update<T>(key: string, change: (current: Buffer | undefined) => { value?: Buffer; result: T }): Promise<T>;
   delete(key: string): Promise<void>;
   list(prefix: string): Promise<string[]>;
 }
@@ -36,6 +43,16 @@ export class EngineError extends Error {
   }
 }
 
+/** A write's outcome; the server's refusal of a write past the mount's quota as what the client is told, not "engine error". */
+async function withinQuota<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    if (isGatehouseError(error) && error.details.grpcCode === grpc.status.RESOURCE_EXHAUSTED) throw new EngineError(507, 'quota_exceeded', error.message);
+    throw error;
+  }
+}
+
 export async function serveEngine(handle: (call: EngineCall) => Promise<EngineReply>): Promise<ServedPlugin> {
   const connections = new Map<number, Promise<BrokerConnection>>();
   const storageFor = (id: number): Storage => {
@@ -54,13 +71,15 @@ export async function serveEngine(handle: (call: EngineCall) => Promise<EngineRe
         const value = await (await client()).Get({ key });
         return value.found ? value.value : undefined;
       },
-      put: async (key, value) => {
-        try {
-          await (await client()).Put({ key, value });
-        } catch (error) {
-          // The server refuses a put past the mount's quota; the client is told so, not "engine error".
-          if (isGatehouseError(error) && error.details.grpcCode === grpc.status.RESOURCE_EXHAUSTED) throw new EngineError(507, 'quota_exceeded', error.message);
-          throw error;
+      put: async (key, value) => void (await withinQuota((await client()).Put({ key, value }))),
+      update: async (key, change) => {
+        // Lost update: two processes of this engine serve the mount during a reload, each with its own KeyLock; the
+        // old one's read-modify-write of version N and the new one's both wrote N+1. The storage now refuses the second.
+        for (;;) {
+          const read = await (await client()).Get({ key });
+          const { value, result } = change(read.found ? read.value : undefined);
+          if (value === undefined) return result;
+          if ((await withinQuota((await client()).CompareAndPut({ key, value, revision: read.revision }))).written) return result;
         }
       },
       delete: async (key) => void (await (await client()).Delete({ key })),
@@ -87,8 +106,8 @@ export async function serveEngine(handle: (call: EngineCall) => Promise<EngineRe
 
 /**
  * Runs the work given for one key one at a time, in the order it arrives; different keys run side by
- * side. An engine serves requests concurrently and storage has only get and put, so a read-modify-write
- * of a key (a new version, a key made on first use) must hold this or a concurrent one overwrites it.
+ * side. Storage.update alone keeps a read-modify-write from being lost; this keeps the requests of one
+ * process from retrying against each other, so only another process (during a reload) makes one retry.
  */
 export class KeyLock {
   /** The last work queued per key; dropped once it settles with nothing queued behind it. */

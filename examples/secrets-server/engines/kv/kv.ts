@@ -9,7 +9,7 @@ import { EngineError, engineVersion, KeyLock, objectBody, type EngineCall, type 
 /** Versions kept per secret; older ones are dropped on write, as Vault's max_versions does. */
 const MAX_VERSIONS = 10;
 const PATH = /^data\/([A-Za-z0-9._\-/]{1,256})$/;
-/** Writes and deletes of one secret, one at a time: two at once would both build on the same old versions. */
+/** Writes and deletes of one secret in this process, one at a time, so that they do not make each other retry. */
 const changes = new KeyLock();
 
 interface Version {
@@ -23,10 +23,8 @@ interface Secret {
   versions: Version[];
 }
 
-async function load(call: EngineCall, key: string): Promise<Secret | undefined> {
-  const bytes = await call.storage.get(key);
-  return bytes === undefined ? undefined : (JSON.parse(bytes.toString('utf8')) as Secret);
-}
+const parse = (bytes: Buffer | undefined): Secret | undefined => (bytes === undefined ? undefined : (JSON.parse(bytes.toString('utf8')) as Secret));
+const serialize = (secret: Secret): Buffer => Buffer.from(JSON.stringify(secret));
 
 const metadata = (version: Version) => ({ version: version.version, created_time: version.created_time, deletion_time: version.deletion_time, destroyed: false });
 
@@ -41,7 +39,7 @@ export async function handleKV(call: EngineCall): Promise<EngineReply> {
   const key = `data/${match[1]}`;
   switch (call.operation) {
     case 'read': {
-      const secret = await load(call, key);
+      const secret = parse(await call.storage.get(key));
       const wanted = Number(new URLSearchParams(query).get('version') ?? secret?.current ?? 0);
       const version = secret?.versions.find((v) => v.version === wanted);
       if (!version || version.deletion_time !== '') throw new EngineError(404, 'not_found', `kv: no secret at ${match[1]}${version ? ' (deleted)' : ''}`);
@@ -50,25 +48,27 @@ export async function handleKV(call: EngineCall): Promise<EngineReply> {
     case 'write': {
       const data = objectBody(objectBody(call.body).data);
       // Concurrent writes once all became "version 1", each acknowledged, all but one lost.
-      return changes.run(key, async () => {
-        const secret = await load(call, key);
-        const next: Version = { version: (secret?.current ?? 0) + 1, data, created_time: new Date().toISOString(), deletion_time: '' };
-        const versions = [...(secret?.versions ?? []), next].slice(-MAX_VERSIONS);
-        await call.storage.put(key, Buffer.from(JSON.stringify({ current: next.version, versions } satisfies Secret)));
-        return { status: 200, body: { data: metadata(next) } };
-      });
+      return changes.run(key, () =>
+        call.storage.update(key, (bytes) => {
+          const secret = parse(bytes);
+          const next: Version = { version: (secret?.current ?? 0) + 1, data, created_time: new Date().toISOString(), deletion_time: '' };
+          const versions = [...(secret?.versions ?? []), next].slice(-MAX_VERSIONS);
+          return { value: serialize({ current: next.version, versions }), result: { status: 200, body: { data: metadata(next) } } };
+        }),
+      );
     }
     case 'delete':
       // A delete racing a write once put back the versions it had read, dropping the write.
-      return changes.run(key, async () => {
-        const secret = await load(call, key);
-        const latest = secret?.versions.find((v) => v.version === secret.current);
-        if (secret && latest && latest.deletion_time === '') {
+      return changes.run(key, () =>
+        call.storage.update(key, (bytes) => {
+          const secret = parse(bytes);
+          const latest = secret?.versions.find((v) => v.version === secret.current);
+          const result = { status: 204, body: {} };
+          if (!secret || !latest || latest.deletion_time !== '') return { result };
           latest.deletion_time = new Date().toISOString();
-          await call.storage.put(key, Buffer.from(JSON.stringify(secret)));
-        }
-        return { status: 204, body: {} };
-      });
+          return { value: serialize(secret), result };
+        }),
+      );
     default:
       throw new EngineError(405, 'unsupported_operation', `kv: ${call.operation} is not supported on data/`);
   }

@@ -14,23 +14,24 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 /** Kept in memory once loaded: the hot path does not go back to the host's storage. */
 const keys = new Map<string, Buffer>();
-/** Loading or making one key, one request at a time. */
+/** Loading or making one key in this process, one request at a time, so that they do not make each other retry. */
 const loading = new KeyLock();
 
 async function keyFor(call: EngineCall, name: string, create: boolean): Promise<Buffer> {
   // Two first uses at once once each made and stored a key of its own: the last write won, and the
-  // ciphertexts made under the other keys could never be decrypted.
+  // ciphertexts made under the other keys could never be decrypted. update() writes a key only where none
+  // is stored yet, even by another process of this engine (during a reload), and hands back the stored one.
   return (
     keys.get(name) ??
     loading.run(name, async () => {
-      const known = keys.get(name) ?? (await call.storage.get(`keys/${name}`));
-      if (known) {
-        keys.set(name, known);
-        return known;
-      }
-      if (!create) throw new EngineError(400, 'unknown_key', `transit: no key named ${name}`);
-      const key = randomBytes(32);
-      await call.storage.put(`keys/${name}`, key);
+      const key =
+        keys.get(name) ??
+        (await call.storage.update(`keys/${name}`, (stored) => {
+          if (stored) return { result: stored };
+          if (!create) throw new EngineError(400, 'unknown_key', `transit: no key named ${name}`);
+          const made = randomBytes(32);
+          return { value: made, result: made };
+        }));
       keys.set(name, key);
       return key;
     })
