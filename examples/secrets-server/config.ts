@@ -31,13 +31,15 @@ export interface Limits {
   idleTimeoutMs?: number;
   /** Open client connections at once; more are closed unanswered. */
   maxConnections: number;
+  /** How long a connection may take to send a whole request header before the server closes it. */
+  headersTimeoutMs: number;
   /** What one mount's engine may keep in the server's storage (keys and values together), and how many keys. */
   maxStorageBytesPerMount: number;
   maxStorageKeysPerMount: number;
 }
 
 /** What init writes, and what a config written before a limit existed gets for it. */
-export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64, maxConnections: 256, maxStorageBytesPerMount: 64 * 1024 * 1024, maxStorageKeysPerMount: 10_000 };
+export const DEFAULT_LIMITS: Limits = { maxBodyBytes: 1024 * 1024, callTimeoutMs: 10_000, maxConcurrentCalls: 64, maxConnections: 256, headersTimeoutMs: 2_000, maxStorageBytesPerMount: 64 * 1024 * 1024, maxStorageKeysPerMount: 10_000 };
 
 export const homePaths = (home: string) => ({
   config: join(home, 'config.json'),

@@ -93,9 +93,18 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   });
   await mounts.restore();
 
+  const { headersTimeoutMs } = config.limits;
   const server: Server = createServer(
-    // Slow-client limits: a client trickling headers or a body cannot hold a connection for long.
-    { headersTimeout: 10_000, requestTimeout: 60_000, maxHeaderSize: 16 * 1024 },
+    {
+      // Slot holding: a connection that sends nothing, or its header a byte at a time, is closed at this deadline; a
+      // client on loopback sends its header at once. A token holder's body gets requestTimeout.
+      headersTimeout: headersTimeoutMs,
+      // Node enforces both timeouts only when it checks its connections (every 30 s by default), so idle connections
+      // held their slots 30 to 40 s whatever headersTimeout said: checked four times per deadline, they hold it 1.25 times it.
+      connectionsCheckingInterval: Math.max(1, Math.floor(headersTimeoutMs / 4)),
+      requestTimeout: 60_000,
+      maxHeaderSize: 16 * 1024,
+    },
     apiHandler({
       mounts,
       audit,

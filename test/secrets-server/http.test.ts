@@ -99,6 +99,66 @@ test('http: connections past limits.maxConnections are refused; a freed slot ser
   t.is(statusLine(reply), 'HTTP/1.1 200 OK');
 });
 
+/** Resolves with what the server wrote once it closes the connection, or with undefined if it has not within `withinMs`. */
+function closedByServer(socket: Socket, withinMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let reply = '';
+    socket.on('data', (chunk: Buffer) => (reply += chunk.toString('utf8')));
+    socket.on('error', () => {});
+    const timer = setTimeout(() => resolve(undefined), withinMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
+  });
+}
+
+test('http: a connection that has not sent a whole request header (nothing, a byte at a time, half a header) is closed by the server', async (t) => {
+  const s = await startTestServer(t);
+  const { hostname, port } = new URL(s.server.url);
+  const open = () =>
+    new Promise<Socket>((resolve) => {
+      const socket = connect(Number(port), hostname, () => resolve(socket));
+    });
+  const [silent, trickling, halfHeader] = await Promise.all([open(), open(), open()]);
+  // A header that never ends, a byte every 100 ms.
+  trickling.write('GET /v1/sys/health HTTP/1.1\r\nX-Slow: ');
+  const trickle = setInterval(() => trickling.writable && trickling.write('a'), 100);
+  t.teardown(() => clearInterval(trickle));
+  halfHeader.write('GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n');
+  // A wait that fails the test, well past the header deadline: such a connection held its slot 30 to 40 s.
+  const replies = await Promise.all([silent, trickling, halfHeader].map((socket) => closedByServer(socket, 20_000)));
+  t.deepEqual(
+    replies.map((reply) => reply?.split('\r\n', 1)[0]),
+    ['HTTP/1.1 408 Request Timeout', 'HTTP/1.1 408 Request Timeout', 'HTTP/1.1 408 Request Timeout'],
+    'silent, trickling and half-sent: each answered 408 and closed by the server',
+  );
+});
+
+test('http: connections that send nothing hold the slots only until the header deadline; the operator then gets in', async (t) => {
+  const s = await startTestServer(t, { limits: { maxConnections: 2 } });
+  const { hostname, port } = new URL(s.server.url);
+  const held = await Promise.all(
+    [1, 2].map(
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect(Number(port), hostname, () => resolve(socket));
+          socket.on('error', () => {});
+        }),
+    ),
+  );
+  t.teardown(() => held.forEach((socket) => socket.destroy()));
+  // The operator's request, whole in one write; the client keeps its side open, as one waiting for the answer does.
+  const plugins = () =>
+    rawRequest(s.server.url, `GET /v1/sys/plugins HTTP/1.1\r\nHost: x\r\nX-Vault-Token: ${s.token}\r\nConnection: close\r\n\r\n`, { keepOpen: true }).catch(() => '');
+  t.is(await plugins(), '', 'locked out while the two connections hold the slots');
+  // The attacker's connections are never closed by the client: only the server's deadline frees their slots.
+  const until = Date.now() + 20_000;
+  let reply = '';
+  while (reply === '' && Date.now() < until) reply = await plugins();
+  t.is(statusLine(reply), 'HTTP/1.1 200 OK', 'the operator got in within 20 s (such connections held the slots 30 to 40 s)');
+});
+
 test('http: a client that disconnects mid-body is audited as the client\'s doing, not logged as an internal error', async (t) => {
   const s = await startTestServer(t);
   for (let i = 0; i < 3; i++) {
