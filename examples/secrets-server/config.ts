@@ -117,9 +117,34 @@ export async function loadConfig(home: string): Promise<ServerConfig> {
   const text = await readFile(homePaths(home).config, 'utf8').catch((cause: unknown) => {
     throw new ServerError(500, 'invalid_config', `${home}: no config.json; run init first`, { cause });
   });
-  const config = JSON.parse(text) as ServerConfig;
+  let config: ServerConfig;
+  try {
+    config = JSON.parse(text) as ServerConfig;
+  } catch (cause) {
+    throw new ServerError(500, 'invalid_config', `${home}/config.json is not valid JSON (${(cause as Error).message}); fix it, or run init in a new home`, { cause });
+  }
   if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits || typeof config.sealDir !== 'string' || !isAbsolute(config.sealDir)) {
     throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release, limits or an absolute sealDir`);
   }
-  return { ...config, limits: { ...DEFAULT_LIMITS, ...config.limits } };
+  return { ...config, limits: checkedLimits(home, config.limits) };
+}
+
+const KNOWN_LIMITS = [...Object.keys(DEFAULT_LIMITS), 'idleTimeoutMs'];
+
+/** The config's limits over the defaults; a limit that is no positive integer, or misspelt, stops the start. */
+function checkedLimits(home: string, given: Partial<Limits>): Limits {
+  for (const name of Object.keys(given)) {
+    // A misspelt limit would leave the default in force while the operator believes theirs is.
+    if (!KNOWN_LIMITS.includes(name)) {
+      throw new ServerError(500, 'invalid_config', `${home}/config.json: limits.${name} is not a limit this server knows (known: ${KNOWN_LIMITS.join(', ')})`);
+    }
+  }
+  const limits: Limits = { ...DEFAULT_LIMITS, ...given };
+  for (const [name, value] of Object.entries(limits)) {
+    // A string, 0 or a fraction reaching node:http's timeouts or the caps would switch a bound off or fail late.
+    if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+      throw new ServerError(500, 'invalid_config', `${home}/config.json: limits.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+  }
+  return limits;
 }

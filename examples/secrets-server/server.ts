@@ -82,8 +82,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     audit,
     logger,
     sealDir,
-    // The sandbox may read the server's sealed copies, and nothing of its home.
-    sandbox: bwrap ? { readOnlyPaths: [sealDir] } : false,
+    // launchVerified lets the sandbox read the engine's own sealed copy, and nothing of the server's home.
+    sandbox: bwrap ? {} : false,
     pluginUser: config.pluginUser,
     callTimeoutMs: config.limits.callTimeoutMs,
     maxConcurrentCalls: config.limits.maxConcurrentCalls,

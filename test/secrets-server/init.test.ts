@@ -1,10 +1,11 @@
 // `gatehouse-secrets init` makes a whole server home or none: a home left half-made would refuse every later init.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { loadConfig } from '../../examples/secrets-server/config.js';
 
 const MAIN = fileURLToPath(new URL('../../examples/secrets-server/main.js', import.meta.url));
 
@@ -33,4 +34,25 @@ test('init: a write cut short (a full disk) leaves no torn config behind, and in
   t.deepEqual((await readdir(home)).sort(), ['audit-hmac.key', 'config.json', 'data']);
   const again = await init(home);
   t.is(again.code, 1, 'an existing home is never overwritten');
+});
+
+test('a config.json that is not JSON, or whose limits are not positive integers or not known, stops the start saying which', async (t) => {
+  const home = await mkdtemp(join(tmpdir(), 'gatehouse-config-test-'));
+  t.teardown(() => rm(home, { recursive: true, force: true }));
+  const valid = { rootTokenSha256: 'a'.repeat(64), release: { manifest: 'm' }, sealDir: '/var/cache/x', limits: {} };
+  const cases: Array<[string, RegExp]> = [
+    ['{"rootTokenSha256": ', /config\.json is not valid JSON/],
+    [JSON.stringify({ ...valid, limits: { headersTimeoutMs: '2000' } }), /limits\.headersTimeoutMs must be a positive integer, got "2000"/],
+    [JSON.stringify({ ...valid, limits: { maxConnections: 0 } }), /limits\.maxConnections must be a positive integer, got 0/],
+    // A misspelt limit would leave the default in force while the operator believes otherwise.
+    [JSON.stringify({ ...valid, limits: { maxConnection: 16 } }), /limits\.maxConnection is not a limit this server knows \(known: .*maxConnections/],
+  ];
+  for (const [text, message] of cases) {
+    await writeFile(join(home, 'config.json'), text);
+    const error = await t.throwsAsync(loadConfig(home));
+    t.like(error, { code: 'invalid_config' });
+    t.regex(error?.message ?? '', message);
+  }
+  await writeFile(join(home, 'config.json'), JSON.stringify({ ...valid, limits: { maxConnections: 16 } }));
+  t.like((await loadConfig(home)).limits, { maxConnections: 16, headersTimeoutMs: 2000 });
 });
