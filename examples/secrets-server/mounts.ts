@@ -5,7 +5,6 @@ import {
   isGatehouseError,
   launchVerified,
   supervise,
-  type AuditEvent,
   type AuditLog,
   type Logger,
   type MinisignPublicKey,
@@ -224,16 +223,6 @@ export class Mounts {
   private starter(mount: Mount, entry: string) {
     return async () => {
       const { audit, sandbox, pluginUser } = this.options;
-      let verified: { sha256: string; keyIds: readonly string[] } | undefined;
-      // Sees the launch's own verification record, to report which digest and key were accepted.
-      const watching: AuditLog = {
-        record: (event: AuditEvent) => {
-          if (event.type === 'verification') verified = { sha256: event.sha256, keyIds: event.keyIds };
-          audit.record(event);
-        },
-        flush: () => audit.flush(),
-        close: () => audit.flush(),
-      };
       const plugin = await launchVerified({
         manifestPath: this.options.manifestPath,
         plugin: entry,
@@ -242,7 +231,7 @@ export class Mounts {
         cookie: ENGINE_COOKIE,
         // Nothing of the server's environment (tokens, paths) reaches an engine.
         env: {},
-        audit: watching,
+        audit,
         logger: this.options.logger,
         ...(sandbox ? { sandbox } : {}),
         // As another user, the engine reaches the storage the server brokers to it through its group only.
@@ -254,7 +243,7 @@ export class Mounts {
         await plugin.kill();
         throw error;
       }
-      mount.verified = verified;
+      mount.verified = { sha256: plugin.verification.sha256, keyIds: plugin.verification.keyIds };
       return plugin;
     };
   }

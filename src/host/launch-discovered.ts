@@ -5,8 +5,7 @@ import { verifyPlugins } from '../verify/installed-plugins.js';
 import { findSignatureFiles, verifyManifestFile } from '../verify/manifest-files.js';
 import type { ManifestPolicy } from '../verify/signature-policy.js';
 import { checkManifestPath } from '../verify/verified-plugin.js';
-import { launchVerified, type VerifiedLaunchOptions } from './launch-verified.js';
-import type { Plugin } from './plugin.js';
+import { launchVerified, type PluginWithVerification, type VerifiedLaunchOptions } from './launch-verified.js';
 
 /** What became of one file found in the plugin directory or listed in the manifest. */
 export type CandidateStatus = 'verified' | 'unlisted' | 'unsafe' | 'tampered';
@@ -73,7 +72,7 @@ export type DiscoveredLaunchOptions = VerifiedLaunchOptions & Pick<DiscoverVerif
  * {@link discoverVerified}, then launches `plugin` (at `version`, if given) as {@link launchVerified},
  * which verifies its files again while sealing them (they may have changed since the report).
  */
-export async function launchDiscovered(options: DiscoveredLaunchOptions): Promise<{ candidates: CandidateReport[]; plugin: Plugin }> {
+export async function launchDiscovered(options: DiscoveredLaunchOptions): Promise<{ candidates: CandidateReport[]; plugin: PluginWithVerification }> {
   const { patterns, uid, ...launchOptions } = options;
   const candidates = await discoverVerified({
     manifestPath: options.manifestPath,

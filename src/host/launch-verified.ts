@@ -19,12 +19,29 @@ export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'na
     allowUnverifiedCodeEnv?: readonly string[];
   };
 
+/** What a verified launch accepted: the same facts as its `verification` audit record. */
+export interface LaunchVerification {
+  /** SHA-256 of the plugin's own file, as sealed and run. */
+  sha256: string;
+  /** The trusted keys whose signatures made the threshold. */
+  keyIds: readonly string[];
+  manifestVersion: number;
+  manifestSha256: string;
+  /** The entry's version, when the manifest gives one. */
+  version?: string;
+  /** Every file that runs, with the digest it was held to. */
+  files: readonly AuditedFile[];
+}
+
+/** A plugin started by {@link launchVerified}, with what was verified before it ran. */
+export type PluginWithVerification = Plugin & { readonly verification: LaunchVerification };
+
 /**
  * Launches a manifest entry only after K trusted keys signed the manifest, and runs the sealed copy
  * whose bytes were hashed, never the file in the plugin directory (which could be swapped after the
  * check). The copy is removed once the plugin has exited. Each outcome is audited.
  */
-export async function launchVerified(options: VerifiedLaunchOptions): Promise<Plugin> {
+export async function launchVerified(options: VerifiedLaunchOptions): Promise<PluginWithVerification> {
   const { manifestPath, plugin: name, pluginDir, policy, seal, version, allowUnverifiedCodeEnv, ...launchOptions } = options;
   let verified;
   try {
@@ -53,18 +70,21 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
   const { entry, sealed, selection } = verified;
   // docs/audit.md's discovery record: which file the entry named, before the verdict on its bytes.
   options.audit?.record({ type: 'discovery', plugin: name, path: resolve(pluginDir ?? dirname(manifestPath), entry.path) });
-  options.audit?.record({
-    type: 'verification',
-    plugin: name,
+  const verification: LaunchVerification = {
     sha256: sealed.sha256,
     keyIds: verified.verified.signatures.map((signature) => signature.keyId),
-    result: 'accepted',
     // So an auditor can tell exactly which release, and which bytes of it, ran.
     manifestVersion: verified.verified.manifest.version,
     manifestSha256: verified.verified.sha256,
-    files: runningFiles(entry),
-    // Which version ran and why: an auditor can tell a pinned release from the newest in a range.
     ...(entry.version === undefined ? {} : { version: entry.version }),
+    files: runningFiles(entry),
+  };
+  options.audit?.record({
+    type: 'verification',
+    plugin: name,
+    ...verification,
+    result: 'accepted',
+    // Which version ran and why: an auditor can tell a pinned release from the newest in a range.
     ...(selection.requested === undefined ? {} : { requested: selection.requested }),
     reason: selection.reason,
   });
@@ -82,7 +102,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
         : {}),
     });
     void plugin.exited.then(() => sealed.dispose()).then(forget);
-    return plugin;
+    return Object.assign(plugin, { verification });
   } catch (error) {
     await sealed.dispose();
     forget();

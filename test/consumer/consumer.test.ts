@@ -212,5 +212,6 @@ test.serial('the worked example in docs/plugins.md runs as written in the consum
   await writeFile(join(f.project.dir, 'docs-host.mjs'), example);
   const stdout = await node(f.project, 'docs-host.mjs', [f.trustDir, join(f.pluginsDir, 'manifest.json'), join(repoRoot, 'examples/kv/kv.proto')]);
   t.regex(stdout, /^kv 1\.3\.0 \(\d+ files\)$/m);
+  t.regex(stdout, /^running kv 1\.3\.0, sha256 [0-9a-f]{16}\.\.\., signed by [0-9A-F]{16}$/m);
   t.regex(stdout, /^ts:hello$/m);
 });

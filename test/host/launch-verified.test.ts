@@ -55,7 +55,16 @@ goTest('launchVerified: a signed Go plugin runs from its sealed copy, which is r
   const logged = await records();
   const sealedCommand = (logged.find((r) => r.type === 'launch')?.argv as string[] | undefined)?.[0] ?? '';
   t.false(sealedCommand.startsWith(dirname(manifestPath)), 'the original file never runs');
-  t.like(logged.find((r) => r.type === 'verification'), { result: 'accepted', keyIds: [trustedKeys[0]?.keyId] });
+  const record = logged.find((r) => r.type === 'verification');
+  t.like(record, { result: 'accepted', keyIds: [trustedKeys[0]?.keyId] });
+  // The host has what was verified without reading its audit log: the record's own facts.
+  t.deepEqual(plugin.verification, {
+    sha256: record?.sha256,
+    keyIds: [trustedKeys[0]?.keyId],
+    manifestVersion: record?.manifestVersion,
+    manifestSha256: record?.manifestSha256,
+    files: record?.files,
+  });
   t.true(await waitUntil(() => !existsSync(sealedCommand), 5000), 'the sealed copy is removed after exit');
 });
 
