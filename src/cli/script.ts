@@ -1,5 +1,8 @@
 /** Reading a --script: from a file or standard input, refused whole past its bounds. */
-import { createReadStream } from 'node:fs';
+import { close, constants, createReadStream, fstat, open } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 
 /** Bounds on a --script, so a runaway generator or a wrong file cannot make us hold it all in memory. */
@@ -15,7 +18,7 @@ export function scriptName(script: string): string {
 /** The script's lines; refuses it whole past the size or line-count bounds, or when not UTF-8. */
 export async function readScript(script: string): Promise<string[]> {
   const where = scriptName(script);
-  const input = script === '-' ? process.stdin : createReadStream(script);
+  const input = script === '-' ? process.stdin : await openScript(script);
   const chunks: Buffer[] = [];
   let size = 0;
   try {
@@ -40,4 +43,27 @@ export async function readScript(script: string): Promise<string[]> {
   if (lines.at(-1) === '') lines.pop();
   if (lines.length > MAX_SCRIPT_LINES) throw new GatehouseError('USAGE', `${where}: more than ${MAX_SCRIPT_LINES} lines`);
   return lines;
+}
+
+/**
+ * The script file as a stream. A FIFO (named, or `<(generator)`) is opened without blocking and read as a
+ * pipe, waiting for its writer on the event loop: a blocking open waits in a thread-pool thread, and Node
+ * cannot exit until that thread returns, so Ctrl-C printed "interrupted" and then hung until a writer came.
+ */
+async function openScript(script: string): Promise<Readable> {
+  let fd: number;
+  try {
+    fd = await promisify(open)(script, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new GatehouseError('USAGE', `${scriptName(script)}: cannot be read: ${(error as Error).message}`, { cause: error });
+  }
+  const stats = await promisify(fstat)(fd).catch(async (error: unknown) => {
+    await promisify(close)(fd);
+    throw error;
+  });
+  if (stats.isFIFO() || stats.isSocket()) return new Socket({ fd, readable: true, writable: false });
+  if (stats.isFile()) return createReadStream('', { fd });
+  // A terminal or other device: read as before, blocking (O_NONBLOCK would make its reads fail with EAGAIN).
+  await promisify(close)(fd);
+  return createReadStream(script);
 }

@@ -1,13 +1,13 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { formatManifest, generateKeyPair, signManifest, writeKeyPair } from '../../src/verify/index.js';
-import { isAlive } from '../helpers/process.js';
+import { isAlive, waitUntil } from '../helpers/process.js';
 import { sealRootDir } from '../discover/temp-dir.js';
 
 // Compiled to dist/test/cli/: three levels up is the repository.
@@ -549,6 +549,48 @@ test('call: SIGINT stops the plugin and exits 130', async (t) => {
   t.is(await exited, 130);
   t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
   t.false(isAlive(Number(await readFile(echo.pidFile, 'utf8'))));
+});
+
+/** Whether process `pid` has `fifo` open, or a thread of it waits in the kernel for the FIFO's writer. */
+function readingFifo(pid: number, fifo: string): boolean {
+  const entries = (dir: string): string[] => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  const read = (file: string, how: (path: string) => string): string => {
+    try {
+      return how(file);
+    } catch {
+      return '';
+    }
+  };
+  if (entries(`/proc/${pid}/fd`).some((fd) => read(`/proc/${pid}/fd/${fd}`, readlinkSync) === fifo)) return true;
+  return entries(`/proc/${pid}/task`).some((task) => read(`/proc/${pid}/task/${task}/wchan`, (path) => readFileSync(path, 'utf8')) === 'wait_for_partner');
+}
+
+test('call: SIGINT while a --script FIFO has no writer yet exits 130 at once, not when a writer comes', async (t) => {
+  // Node cannot exit while a thread-pool thread is blocked opening a FIFO: a second Ctrl-C was needed.
+  const dir = await tempDir(t);
+  const echo = await echoPlugin(dir);
+  const fifo = join(dir, 'script.fifo');
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', [fifo], (error) => (error ? reject(error) : resolve())));
+  const child = spawn(process.execPath, [cli, 'call', '--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto, '--script', fifo, ...echo.command], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // With --proto every call is planned, the script read, before the plugin starts: SIGINT once that read began.
+  t.true(await waitUntil(() => readingFifo(child.pid ?? 0, fifo), 20_000), 'the script was never opened');
+  child.kill('SIGINT');
+  const stuck = new Promise<string>((resolve) => setTimeout(() => resolve('still running 20 s after SIGINT'), 20_000).unref());
+  t.is(await Promise.race([exited, stuck]), 130, stderr);
+  t.regex(stderr, /^gatehouse call: interrupted by SIGINT$/m);
+  t.false(existsSync(echo.pidFile), 'the plugin never started');
 });
 
 /** The echo plugin as the one entry of a signed manifest beside it, run by the system node; keys in DIR/keys. */
