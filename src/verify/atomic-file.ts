@@ -111,7 +111,8 @@ export async function makeDirectories(dir: string, mode: number): Promise<void> 
 
 /** Makes a new or renamed entry in `dir` survive a crash. */
 async function syncDirectory(dir: string): Promise<void> {
-  const directory = await open(dir, 'r');
+  // O_DIRECTORY: anything else there (a FIFO would block the open, and Node's exit with it) is refused at once.
+  const directory = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await directory.sync();
   } finally {
