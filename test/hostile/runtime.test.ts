@@ -72,7 +72,10 @@ test('runtime: a plugin that forks children and dies leaves no grandchild runnin
   const pids = (await kv.Get({ key: 'children' })).value.toString().split(',').map(Number);
   t.is(pids.length, 2);
   t.true(pids.every(isAlive));
-  t.is((await kv.Get({ key: 'exit' })).value.toString(), 'bye');
+  // It answers, then exits 50 ms later: on a loaded machine the exit can come before its answer is read.
+  await kv.Get({ key: 'exit' }).catch((error: unknown) => {
+    if (!isGatehouseError(error, 'PLUGIN_EXITED')) throw error;
+  });
   t.deepEqual(await plugin.exited, { code: 0, signal: null });
   t.true(await allGone(pids), `grandchildren ${pids.join(', ')} outlived their plugin`);
   await plugin.kill();
