@@ -11,10 +11,18 @@ const STDERR_TAIL_LINE_CHARS = 512;
 /** go-plugin's first line for a missing or wrong magic cookie (our serve() prints the same). */
 const COOKIE_REFUSAL = 'This binary is a plugin.';
 
-/** A line that names an error: "Error: …", "TypeError [ERR_X]: …", Python's "ModuleNotFoundError: …", Go's "panic: …". */
-const ERROR_LINE = /^(?:Uncaught )?(?:[\w$.]*(?:Error|Exception)(?: \[\w+\])?|panic|fatal error|Traceback \(most recent call last\)):/;
-/** Lines a crash prints around the error that say nothing about it: blank, stack frames, Node's version footer, carets. */
-const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutine \d+ \[|^[{}]\s*$|^\s+\w+: .*,?$/;
+/**
+ * A line that names an error: "Error: …", "TypeError [ERR_X]: …", Python's "ModuleNotFoundError: …", Go's "panic: …",
+ * and the lines of Node's and V8's native crash boxes ("  #  Assertion failed: …", "# Fatal process OOM in …"), which
+ * is how Node dies of a resource limit (open files, address space) before any JavaScript runs.
+ */
+const ERROR_LINE =
+  /^(?:Uncaught )?(?:[\w$.]*(?:Error|Exception)(?: \[\w+\])?|panic|fatal error|Traceback \(most recent call last\)):|^\s*#\s+(?:Assertion failed|Fatal (?:error|process OOM))\b/;
+/**
+ * Lines a crash prints around the error that say nothing about it: blank, stack frames, Node's version footer, carets,
+ * and of a native crash the box's bare "#" lines, its "----- Native stack trace -----" banners and numbered frames.
+ */
+const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutine \d+ \[|^[{}]\s*$|^\s+\w+: .*,?$|^\s*#\s*$|^-{3,} .* -{3,}$|^\s*\d+: 0x[\da-f]+ /;
 
 /**
  * The line of a plugin's last stderr lines that says what went wrong: the last hclog record at error
@@ -33,7 +41,8 @@ export function errorLine(lines: readonly string[]): string | undefined {
     texts.findLast((line) => ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback')) ??
     // A record the plugin logged below warn is routine ("plugin address"), not what it said as it died.
     texts.findLast((line) => !line.routine && !NOISE_LINE.test(line.text));
-  return found === undefined ? undefined : oneLine(found.text.trim());
+  // A native crash box's line is quoted without its frame: "Assertion failed: …", not "#  Assertion failed: …".
+  return found === undefined ? undefined : oneLine(found.text.trim().replace(/^#\s+/, ''));
 }
 
 /** `; the plugin said: "the error line"` (see errorLine), or nothing when no line names an error. */

@@ -69,6 +69,24 @@ test('errorLine: picks the line that names the error in the crash output of Node
   t.is(errorLine(['\u001b[2Jforged\nline']), '\\u001b[2Jforged\\nline', 'what a plugin wrote is made one visible line');
 });
 
+test('errorLine: names what a native Node or V8 crash says, as Node dies of a resource limit before any JavaScript runs', (t) => {
+  // limits.openFiles too low for Node's own start (captured from Node 20 under prlimit --nofile=12).
+  const assertion = [
+    '',
+    '  #  /usr/bin/node[31394]: void node::WorkerThreadsTaskRunner::DelayedTaskScheduler::Run() at ../src/node_platform.cc:90',
+    '  #  Assertion failed: (0) == (uv_loop_init(&loop_))',
+    '',
+    '----- Native stack trace -----',
+    '',
+    ' 1: 0xcb5167 node::Assert(node::AssertionInfo const&) [/usr/bin/node]',
+    ' 4: 0x7fc9009278ec  [/lib/x86_64-linux-gnu/libc.so.6]',
+  ];
+  t.is(errorLine(assertion), 'Assertion failed: (0) == (uv_loop_init(&loop_))');
+  // limits.memoryBytes below what V8 reserves to start (prlimit --as=1000000000).
+  const oom = ['', '#', '# Fatal process OOM in Failed to reserve virtual memory for CodeRange', '#', ''];
+  t.is(errorLine(oom), 'Fatal process OOM in Failed to reserve virtual memory for CodeRange');
+});
+
 test("a Node plugin's pino lines keep their levels on the host, under the entry file's name", async (t) => {
   const logger = recordingLogger();
   const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'pino' } });
