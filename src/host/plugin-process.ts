@@ -217,6 +217,14 @@ export class PluginProcess {
   }
 }
 
+/** Signals only a resource limit sends, and what to change: an operator reading "killed by SIGXCPU" should not need the kernel's manual. */
+const LIMIT_SIGNALS: Partial<Record<NodeJS.Signals, string>> = {
+  SIGXCPU: 'it used up its CPU time limit, limits.cpuSeconds, which counts all the CPU time it ever used',
+  SIGXFSZ: 'it wrote past the file size limit of its process',
+};
+
 export function describeExit(status: ExitStatus): string {
-  return status.signal !== null ? `killed by ${status.signal}` : `exit code ${status.code}`;
+  if (status.signal === null) return `exit code ${status.code}`;
+  const limit = LIMIT_SIGNALS[status.signal];
+  return `killed by ${status.signal}${limit === undefined ? '' : `: ${limit}`}`;
 }

@@ -433,13 +433,17 @@ export class PluginSupervisor {
 
   private async crashError(instance: Instance, cause: unknown): Promise<GatehouseError> {
     // The exit comes with the end of the stderr pipe: waiting for it gets the lines written just before.
-    await Promise.race([instance.plugin.exited, new Promise((resolve) => setTimeout(resolve, CRASH_SETTLE_MS).unref())]);
+    const settled = await Promise.race([
+      instance.plugin.exited,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), CRASH_SETTLE_MS).unref()),
+    ]);
     const tail = instance.plugin.stderrTail();
-    const exit = cause instanceof GatehouseError ? cause.details.exitStatus : undefined;
+    const exit = settled ?? (cause instanceof GatehouseError ? cause.details.exitStatus : undefined);
     return new GatehouseError(
       'PLUGIN_CRASHED',
+      // How it ended is the diagnosis when it said nothing: a plugin killed by SIGXCPU or SIGKILL leaves no last words.
       // The line that says what went wrong: the last three of a Node crash are a stack frame, a blank and its version.
-      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call${said(tail)}` +
+      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call${exit ? ` (${describeExit(exit)})` : ''}${said(tail)}` +
         // The exit awaited above has been counted: a crash that spends the restart budget says down, not restarting.
         (this.stateValue === 'down' ? '; restarts ran out: it is down until reset()' : '; it is being restarted, retry the call'),
       { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },

@@ -101,8 +101,22 @@ test('supervisor: a crash by an uncaught exception names the error, not the last
   const error = await t.throwsAsync(get('throw'));
   t.true(isGatehouseError(error, 'PLUGIN_CRASHED'), String(error));
   // Node ends a crash with a stack frame, a blank line and "Node.js v20…": quoting those told nothing.
-  t.regex(error?.message ?? '', /crashed during the call; the plugin said: "Error: boom: the store is corrupt"; it is being restarted/);
+  t.regex(error?.message ?? '', /crashed during the call \(exit code \d+\); the plugin said: "Error: boom: the store is corrupt"; it is being restarted/);
   t.true((error as GatehouseError).details.stderrTail?.some((line) => line.startsWith('Node.js v')), 'the whole tail is still in details');
+});
+
+test('supervisor: a plugin killed by its CPU limit says so, though it had nothing to say itself', async (t) => {
+  const { supervisor, get } = supervised({
+    start: () =>
+      launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, env: { FAKE_MODE: 'hostile-kv' }, startTimeoutMs: 30_000, limits: { cpuSeconds: 1 } }),
+  });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  const error = await t.throwsAsync(get('spin'));
+  t.true(isGatehouseError(error, 'PLUGIN_CRASHED'), String(error));
+  // It was "crashed during the call; it is being restarted": no word of the signal, nor of the limit behind it.
+  t.regex(error?.message ?? '', /crashed during the call \(killed by SIGXCPU: it used up its CPU time limit, limits\.cpuSeconds/);
+  t.like((error as GatehouseError).details.exitStatus, { signal: 'SIGXCPU' });
 });
 
 test('supervisor: a call waiting for a restart keeps the host process alive until it is answered', async (t) => {
