@@ -74,14 +74,20 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
   if (now.getTime() >= Date.parse(manifest.expires)) {
     throw new GatehouseError(
       'MANIFEST_EXPIRED',
-      `manifest version ${manifest.version} expired at ${manifest.expires}; publish a new version and sign it ` +
+      // The clock it was judged by: after a clock jump (a wrong RTC, an NTP step) the manifest is fine and the clock is not.
+      `manifest version ${manifest.version} expired at ${manifest.expires} (it is ${now.toISOString()} by this host's clock; ` +
+        `if that is wrong, correct the clock); publish a new version and sign it ` +
         `(gatehouse manifest create --version ${manifest.version + 1} --expires-in DAYS, then gatehouse manifest sign)`,
     );
   }
   const highest = await policy.state?.highestVersion();
   // A validly signed older manifest would bring back plugins a newer one withdrew (rollback).
   if (highest !== undefined && manifest.version < highest) {
-    throw new GatehouseError('MANIFEST_ROLLBACK', `manifest version ${manifest.version} is older than version ${highest}, already accepted`);
+    throw new GatehouseError(
+      'MANIFEST_ROLLBACK',
+      `manifest version ${manifest.version} is older than version ${highest}, already accepted: an older release cannot ` +
+        `come back once a newer one ran; install the current release again, or have its contents signed as version ${highest + 1}`,
+    );
   }
   await policy.state?.accept(manifest.version);
   return { manifest, sha256: createHash('sha256').update(manifestBytes).digest('hex'), signatures: [...verified.values()] };
