@@ -269,6 +269,16 @@ async function appendSegmentKey(
     if (typeof keys === 'string') {
       throw new GatehouseError('AUDIT_INVALID', `audit sealing-key file ${keyFile} is damaged (${keys}), so no log can be verified with it; repair it (its keys seal the earlier segments)`);
     }
+    // A log sealed since its first record whose key file knows nothing of it lost that file (deleted, or replaced by
+    // another log's): the earlier segments are checkable only with the copy kept off the host, which must then be
+    // complete. Said now, not when an auditor finds a key file that verifies nothing.
+    if (lastSeq > 0 && !keys.some((key) => key.logId === logId)) {
+      logger.warn(
+        { keyFile, logId },
+        `audit sealing-key file holds no key of log ${logId}, which was sealed from its first record: the file was deleted or replaced; ` +
+          'restore its lines from the copy kept off this host (gatehouse audit verify needs the key of every segment)',
+      );
+    }
     const orphans = keys.filter((key) => key.logId === logId && key.segment > lastSeq);
     // Keys past the end that no crashed start explains mean a cut log: a key for our segment would key it twice.
     const stray = orphans.find((key, index) => key.segment !== lastSeq + 1 + index);
