@@ -90,8 +90,11 @@ interface Instance {
   crashed: ExitStatus | undefined;
   /** When its start returned (ms since the epoch): how long it stayed up decides whether its crash refills the budget. */
   startedAt: number;
-  /** Set once a failed health check has it killed: the next checks do not kill it again. */
-  killing?: true;
+  /**
+   * Set once a failed health check has it killed, to that kill (settled once it exited or was written off): the next
+   * checks do not kill it again, and calls wait for it to be replaced.
+   */
+  killing?: Promise<void>;
 }
 
 /** Supervises one plugin. See the module comment and docs/supervisor.md. */
@@ -344,7 +347,11 @@ export class PluginSupervisor {
 
   /** The running instance, starting it (or waiting for the start or restart under way). */
   private instance(): Promise<Instance> {
-    if (this.current && this.current.crashed === undefined) return Promise.resolve(this.current);
+    const current = this.current;
+    // One that failed its health check is being killed: a call sent to it would only fail with it. Its exit (handled
+    // by exited() first, which was waiting on it before this call came) starts the restart that the call waits for.
+    if (current?.killing && current.crashed === undefined) return this.waitFor(current.killing.then(() => this.instance()));
+    if (current && current.crashed === undefined) return Promise.resolve(current);
     this.checkUsable();
     return this.waitFor(this.pending ?? this.track(this.startFirst()));
   }
@@ -443,7 +450,8 @@ export class PluginSupervisor {
       'PLUGIN_CRASHED',
       // How it ended is the diagnosis when it said nothing: a plugin killed by SIGXCPU or SIGKILL leaves no last words.
       // The line that says what went wrong: the last three of a Node crash are a stack frame, a blank and its version.
-      `plugin ${this.name} (pid ${instance.plugin.pid}) crashed during the call${exit ? ` (${describeExit(exit)})` : ''}${said(tail)}` +
+      `plugin ${this.name} (pid ${instance.plugin.pid}) ${instance.killing ? 'was killed during the call, after failing its health check' : 'crashed during the call'}` +
+        `${exit ? ` (${describeExit(exit)})` : ''}${said(tail)}` +
         // The exit awaited above has been counted: a crash that spends the restart budget says down, not restarting.
         (this.stateValue === 'down' ? '; restarts ran out: it is down until reset()' : '; it is being restarted, retry the call'),
       { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },
@@ -457,7 +465,8 @@ export class PluginSupervisor {
     if (instance !== this.current || this.stateValue === 'stopped') return;
     this.current = undefined;
     this.clearHealthTimer();
-    this.emit({ type: 'crashed', plugin: this.name, pid: instance.plugin.pid, reason: 'exited unexpectedly', stderrTail: instance.plugin.stderrTail() });
+    const reason = instance.killing ? 'killed after failing its health check' : 'exited unexpectedly';
+    this.emit({ type: 'crashed', plugin: this.name, pid: instance.plugin.pid, reason, stderrTail: instance.plugin.stderrTail() });
     // Attack: a plugin that answers each call and then exits. When a call that worked refilled the budget, it was
     // restarted after every call, for ever; only an instance that stayed up restart.stableMs refills it now.
     if (Date.now() - instance.startedAt >= this.settings.restart.stableMs) this.failures = 0;
@@ -564,14 +573,16 @@ export class PluginSupervisor {
         if (instance !== this.current || instance.crashed !== undefined) return;
         // A plugin that is alive but no longer answers (hung, deadlocked) is killed; the exit restarts it.
         if (instance.killing) return;
-        instance.killing = true;
         this.settings.logger.warn({ plugin: this.name, error: String(error) }, 'plugin failed its health check; restarting it');
         // Attack: a plugin whose helper holds it with ptrace hides its exit: the kill rejects (KILL_FAILED), which went
         // unhandled and ended the host. It is written off as crashed instead, and restarted.
-        instance.plugin.kill().catch((failure: unknown) => {
-          this.settings.logger.error({ plugin: this.name, error: String(failure) }, 'plugin could not be killed after its failed health check; restarting without it');
-          this.exited(instance, { code: null, signal: 'SIGKILL' });
-        });
+        instance.killing = instance.plugin.kill().then(
+          () => {},
+          (failure: unknown) => {
+            this.settings.logger.error({ plugin: this.name, error: String(failure) }, 'plugin could not be killed after its failed health check; restarting without it');
+            this.exited(instance, { code: null, signal: 'SIGKILL' });
+          },
+        );
       });
     }, interval).unref();
   }

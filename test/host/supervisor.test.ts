@@ -14,6 +14,7 @@ import {
   supervise,
   type StartContext,
   type SupervisorEvent,
+  silentLogger,
   type SupervisorOptions,
 } from '../../src/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
@@ -398,6 +399,23 @@ test('supervisor: a plugin that stops answering fails its health check and is re
   t.true(isGatehouseError(error), String(error));
   t.true(await waitUntil(() => events.some((e) => e.type === 'restarted'), 15_000));
   t.is((await get('ok')).value.toString(), 'ok');
+});
+
+test('supervisor: once a plugin failed its health check, calls wait for its restart instead of going to it, and its end is told as such', async (t) => {
+  const warned: string[] = [];
+  const logger = { ...silentLogger, warn: (_fields: Record<string, unknown>, message: string) => void warned.push(message) };
+  const { supervisor, events, get } = supervised({ healthIntervalMs: 200, callTimeoutMs: 60_000, logger });
+  t.teardown(() => supervisor.stop());
+  await get('warm');
+  // "spin" blocks the plugin's event loop: it answers neither the call nor Shutdown nor SIGTERM, and is SIGKILLed.
+  const spinning = get('spin');
+  t.true(await waitUntil(() => warned.includes('plugin failed its health check; restarting it'), 15_000));
+  // It went to the instance being killed, and failed with it as "crashed during the call".
+  t.is((await get('after')).value.toString(), 'after');
+  const error = await spinning.then(() => undefined, (failure: unknown) => failure);
+  t.true(isGatehouseError(error, 'PLUGIN_CRASHED'), String(error));
+  t.regex((error as GatehouseError).message, /was killed during the call, after failing its health check \(killed by SIGKILL\)/);
+  t.like(events.find((event) => event.type === 'crashed'), { reason: 'killed after failing its health check' });
 });
 
 test('supervisor: events reach the audit log and an async iterator', async (t) => {
