@@ -24,7 +24,7 @@ export type SupervisorEvent =
   | { type: 'crashed'; plugin: string; pid: number; reason: string; stderrTail: readonly string[] }
   | { type: 'restarted'; plugin: string; pid: number; attempt: number }
   | { type: 'reloaded'; plugin: string; pid: number; previousPid: number | undefined }
-  | { type: 'stopped'; plugin: string; pid: number; reason: 'idle' | 'reload' | 'stop' | 'unhealthy' }
+  | { type: 'stopped'; plugin: string; pid: number; reason: 'idle' | 'reload' | 'stop' }
   | { type: 'refused'; plugin: string; during: 'start' | 'restart' | 'reload'; code: string; message: string }
   | { type: 'down'; plugin: string; attempts: number; code: string; message: string };
 
@@ -529,9 +529,9 @@ export class PluginSupervisor {
   }
 
   /** Waits for the instance's calls (at most drainTimeoutMs), then stops it. */
-  private async retire(instance: Instance, reason: 'idle' | 'reload' | 'stop' | 'unhealthy'): Promise<void> {
+  private async retire(instance: Instance, reason: 'idle' | 'reload' | 'stop'): Promise<void> {
     instance.retiring = true;
-    if (instance.inFlight > 0 && reason !== 'unhealthy') {
+    if (instance.inFlight > 0) {
       await new Promise<void>((resolve) => {
         instance.idle.push(resolve);
         setTimeout(resolve, this.settings.drainTimeoutMs).unref();
