@@ -178,7 +178,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const ownTls = identity === undefined ? undefined : hostTls(identity);
     const line = await child
       .readHandshakeLine(config.startTimeoutMs, options.signal)
-      .catch((error: unknown) => Promise.reject(explainStartFailure(error, starting.stderr, config)));
+      .catch((error: unknown) => Promise.reject(explainStartFailure(error, starting.stderr, { ...config, limits: options.limits })));
     const handshake = parseHandshakeLine(line, config.protocolVersions);
     checkAnnouncedPort(handshake, config.minPort, config.maxPort);
     audit?.record({

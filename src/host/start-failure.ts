@@ -6,11 +6,16 @@
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { PluginStderr } from './plugin-output.js';
 import { describeExit } from './plugin-process.js';
+import type { ProcessLimits } from './process-limits.js';
 
 export interface StartContext {
   cookieKey: string;
   insecurePlaintext: boolean;
+  limits?: ProcessLimits | undefined;
 }
+
+/** What a runtime prints when it gets no memory or no descriptor as it starts (V8, libuv, glibc, Go). */
+const OUT_OF_RESOURCES = /out of memory|\bOOM\b|reserve virtual memory|bad_alloc|cannot allocate memory|ENOMEM|EMFILE|too many open files|uv_loop_init/i;
 
 /** Words a plugin uses when it refuses to serve without the host's certificate (ours and go-plugin's). */
 const NEEDS_TLS = /PLUGIN_CLIENT_CERT|PLAINTEXT_REFUSED|\bTLS\b|certificate/i;
@@ -37,6 +42,18 @@ export function explainStartFailure(error: unknown, stderr: PluginStderr, contex
       'PLAINTEXT_REFUSED',
       `the plugin exited before its handshake (${exit}) when launched with insecurePlaintext: it requires mutual ` +
         `TLS, so drop insecurePlaintext (--insecure for gatehouse call); the plugin said: ${JSON.stringify(said)}`,
+      { cause: error, details },
+    );
+  }
+  const { memoryBytes, openFiles } = context.limits ?? {};
+  if ((memoryBytes !== undefined || openFiles !== undefined) && stderr.lastLines().some((line) => OUT_OF_RESOURCES.test(line))) {
+    // The plugin dies in its runtime's words ("Fatal process OOM", "uv_loop_init"), which never name the limit the host set.
+    const set = [memoryBytes !== undefined ? `memoryBytes ${memoryBytes}` : '', openFiles !== undefined ? `openFiles ${openFiles}` : ''].filter(Boolean).join(', ');
+    return new GatehouseError(
+      'PLUGIN_EXITED',
+      `plugin ran out of memory or file descriptors before its handshake (${exit}) under limits ${set}: raise them ` +
+        `(Node.js reserves about 1 GiB of address space and opens a few dozen descriptors before a plugin's code runs)` +
+        stderr.describe(),
       { cause: error, details },
     );
   }

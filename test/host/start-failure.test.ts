@@ -54,6 +54,14 @@ test('a plugin that crashes mid-call: PLUGIN_EXITED with its stderr tail, and it
   await plugin.kill();
 });
 
+test('a plugin that cannot start under its limits is told so, naming them, in place of its runtime\'s words alone', async (t) => {
+  // Too few descriptors for Node's own start: it dies in libuv ("Assertion failed: ... uv_loop_init"), naming no limit.
+  const error = await t.throwsAsync(launch({ ...kvPlugin, limits: { openFiles: 12 } }));
+  t.true(isGatehouseError(error, 'PLUGIN_EXITED'), String(error));
+  t.regex(error?.message ?? '', /^plugin ran out of memory or file descriptors before its handshake \(killed by SIG\w+\) under limits openFiles 12: raise them/);
+  t.true(((error as GatehouseError).details.stderrTail ?? []).length > 0);
+});
+
 test('errorLine: picks the line that names the error in the crash output of Node, Python and Go', (t) => {
   const node = ['/p/plugin.js:3', "throw new Error('x')", '^', '', 'Error: x', '    at Object.<anonymous> (/p/plugin.js:3:7)', "  code: 'E_X'", '}', '', 'Node.js v20.20.2'];
   t.is(errorLine(node), 'Error: x');
