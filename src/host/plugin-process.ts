@@ -224,6 +224,8 @@ const LIMIT_SIGNALS: Partial<Record<NodeJS.Signals, string>> = {
 };
 
 export function describeExit(status: ExitStatus): string {
+  // A reattached plugin is not this host's child: its exit is seen, its status never is.
+  if (status.signal === null && status.code === null) return 'exit status unknown: not started by this process';
   if (status.signal === null) return `exit code ${status.code}`;
   const limit = LIMIT_SIGNALS[status.signal];
   return `killed by ${status.signal}${limit === undefined ? '' : `: ${limit}`}`;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { isGatehouseError, launch, reattach, writeReattachRecord, type Plugin } from '../../src/index.js';
+import { isGatehouseError, launch, reattach, silentLogger, writeReattachRecord, type Plugin } from '../../src/index.js';
 import { recordMac, type ReattachRecord } from '../../src/host/reattach-record.js';
 import { generateEphemeralIdentity } from '../../src/tls/certificate.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
@@ -51,6 +51,17 @@ test('reattach: a second Plugin reconnects with the pinned certificates and cont
   await second.kill();
   t.deepEqual(await first.exited, { code: 0, signal: null }, 'the reattached Plugin stopped it with Shutdown');
   t.false(isAlive(first.pid));
+});
+
+test('reattach: a reattached plugin stopped by the host that launched it is reported with an unknown exit status, not "exit code null"', async (t) => {
+  const first = await kvPlugin(t);
+  const keyFile = fresh('host.key');
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (_fields: Record<string, unknown>, message: string) => void warnings.push(message) };
+  const second = await reattach(await first.reattachRecord({ privateKeyFile: keyFile }), { logger });
+  await first.kill();
+  t.deepEqual(await second.exited, { code: null, signal: null });
+  t.deepEqual(warnings, ['plugin exited unexpectedly (exit status unknown: not started by this process)']);
 });
 
 test('reattach: another host process reattaches from the record file', async (t) => {
