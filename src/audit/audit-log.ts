@@ -386,7 +386,11 @@ async function syncDirectory(path: string): Promise<void> {
 /** The last line of an existing log, checked on its own and against the line before it. */
 async function readTail(handle: FileHandle, path: string, size: number): Promise<{ seq: number; lineHash: string }> {
   const invalid = (reason: string): GatehouseError =>
-    new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its last record is broken: ${reason}`);
+    new GatehouseError(
+      'AUDIT_INVALID',
+      `audit log ${path} cannot be appended to: its last record is broken: ${reason}; keep it as evidence ` +
+        `(gatehouse audit verify ${path} names the line), move it aside and start a new log`,
+    );
   // Two maximal lines and their newlines, and the newline before them: without that byte, a line before the
   // last of exactly MAX_LINE_BYTES could not be told from a longer one, and the log could not be reopened.
   const windowSize = Math.min(size, 2 * (MAX_LINE_BYTES + 1) + 1);
