@@ -19,6 +19,7 @@ import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdi
 import type { PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { implementationProblems } from './implementation-check.js';
+import { loggingThrows } from './handler-errors.js';
 import { checkDescriptorSet, reflectionServices } from './reflection.js';
 import { brokerImplementation } from './plugin-broker.js';
 import { createPluginLogger } from './plugin-logger.js';
@@ -244,7 +245,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
     server.addService(stdioService, stdio.implementation());
     for (const service of services) {
       for (const problem of implementationProblems(service)) logger.warn({}, problem);
-      server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
+      server.addService(service.definition, loggingThrows(service, logger));
     }
     if (options.reflection !== false) {
       for (const service of reflectionServices(services, options.fileDescriptorSet)) {
