@@ -127,14 +127,19 @@ function formatTimestamp(now: Date): string {
   return now.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-function bigintToString(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
+/**
+ * JSON has no bigint, and JSON.stringify writes an Error as `{}` (its fields are not enumerable), which
+ * would drop the very thing a `logger.error({ err }, ...)` is for: go-hclog writes an error as its text.
+ */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  return value instanceof Error ? String(value) : value;
 }
 
 /** One field value as JSON, or undefined to leave the key out (as JSON.stringify does for functions). */
 function fieldJson(value: unknown): string | undefined {
   try {
-    return JSON.stringify(value, bigintToString);
+    return JSON.stringify(value, jsonValue);
   } catch (error) {
     // Circular structures and throwing toJSON methods: a logger must not throw, so say what happened.
     const reason = error instanceof Error ? error.name : 'error';

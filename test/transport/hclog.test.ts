@@ -134,6 +134,14 @@ test('format never throws on awkward field values', (t) => {
   t.false('missing' in (record?.fields ?? {}));
 });
 
+test('format writes an Error field as its text, as go-hclog writes an error value, nested ones too', (t) => {
+  const error = new GatehouseError('CALL_FAILED', 'disk full');
+  const line = formatHclogLine('error', 'm', { err: error, nested: { cause: new TypeError('bad input') } }, undefined, NOW);
+  const record = parseHclogLine(line);
+  t.is(record?.fields.err, 'GatehouseError: disk full');
+  t.deepEqual(record?.fields.nested, { cause: 'TypeError: bad input' });
+});
+
 test('format refuses a level outside the five and an invalid date with INVALID_OPTIONS', (t) => {
   const bad = t.throws(() => formatHclogLine('fatal' as LogLevel, 'm'), { instanceOf: GatehouseError });
   t.is(bad?.code, 'INVALID_OPTIONS');
