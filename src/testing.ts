@@ -45,6 +45,12 @@ export interface TestPlugin extends AsyncDisposable {
   /** A typed client, as plugin.client() gives it. */
   client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
+  /**
+   * A plain grpc-js client, as plugin.grpcClient() gives it: for client and bidi streaming, which the
+   * typed client does not offer. Its channel is a second connection, pinned the same way.
+   */
+  grpcClient<G extends grpc.Client>(service: GeneratedServiceConstructor<grpc.ServiceDefinition, G>, serviceName?: string): G;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName?: string): InstanceType<grpc.ServiceClientConstructor>;
   /** Shuts the plugin down as a host's Shutdown would, and closes the connection. */
   close(): Promise<void>;
 }
@@ -120,6 +126,12 @@ class InProcessPlugin implements TestPlugin {
 
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
     return createServiceClient(this.connection.calls, serviceDefinition(service, 'testPlugin().client()'), this.liveness);
+  }
+
+  grpcClient<G extends grpc.Client>(service: GeneratedServiceConstructor<grpc.ServiceDefinition, G>, serviceName?: string): G;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName?: string): InstanceType<grpc.ServiceClientConstructor>;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName = 'PluginService'): InstanceType<grpc.ServiceClientConstructor> {
+    return this.connection.grpcClient(serviceDefinition(service, 'testPlugin().grpcClient()'), serviceName);
   }
 
   close(): Promise<void> {

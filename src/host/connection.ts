@@ -84,6 +84,12 @@ export class PluginConnection {
     return this.channel;
   }
 
+  /** A plain grpc-js client for `definition` on grpcChannel(): plugin.grpcClient(), testPlugin().grpcClient(). */
+  grpcClient(definition: grpc.ServiceDefinition, serviceName: string): InstanceType<grpc.ServiceClientConstructor> {
+    const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
+    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.grpcChannel() });
+  }
+
   /** For a plugin that has exited: what it sent last is read for up to `maxWaitMs`, then every socket is destroyed (H8). */
   async closeAfterPeerGone(maxWaitMs: number): Promise<void> {
     this.closed = true;

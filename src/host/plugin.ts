@@ -160,8 +160,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName = 'PluginService'): InstanceType<grpc.ServiceClientConstructor> {
     const definition = serviceDefinition(service, 'plugin.grpcClient()');
     this.session.checkOffered(definition);
-    const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
-    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.connection.grpcChannel() });
+    return this.connection.grpcClient(definition, serviceName);
   }
 
   /**

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { isGatehouseError, pluginService, type PluginService } from '../../src/index.js';
 import { testPlugin } from '../../src/testing.js';
-import { NotesService } from '../../examples/generated/ts-proto/notes.js';
+import { NotesClient, NotesService } from '../../examples/generated/ts-proto/notes.js';
 import { NotesStore } from '../../examples/typed/notes-store.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 
@@ -49,5 +49,44 @@ test('testPlugin negotiates versions, runs several plugins at once, and passes s
   } finally {
     await one?.close();
     await two?.close();
+  }
+});
+
+test('testPlugin gives a grpc-js client, for the client and bidi streaming methods the typed client does not offer', async (t) => {
+  const notes = pluginService(NotesService, {
+    add: (_call, callback) => callback(null, { id: 'n1' }),
+    list: (call) => call.end(),
+    upload: (call, callback) => {
+      let count = 0;
+      call.on('data', () => count++);
+      call.on('end', () => callback(null, { count }));
+    },
+    chat: (call) => {
+      call.on('data', (note: { text: string }) => call.write({ id: '', text: note.text.toUpperCase(), stars: 0 }));
+      call.on('end', () => call.end());
+    },
+  });
+  await using plugin = await testPlugin({ versions: { 1: [notes] } });
+  const client = plugin.grpcClient(NotesClient);
+  try {
+    const summary = await new Promise<{ count: number }>((resolve, reject) => {
+      const upload = client.upload((error, value) => (error ? reject(error) : resolve(value!)));
+      upload.write({ id: '', text: 'a', stars: 0 });
+      upload.write({ id: '', text: 'b', stars: 0 });
+      upload.end();
+    });
+    t.is(summary.count, 2);
+    const replies = await new Promise<string[]>((resolve, reject) => {
+      const chat = client.chat();
+      const texts: string[] = [];
+      chat.on('data', (note: { text: string }) => texts.push(note.text));
+      chat.on('end', () => resolve(texts));
+      chat.on('error', reject);
+      chat.write({ id: '', text: 'hi', stars: 0 });
+      chat.end();
+    });
+    t.deepEqual(replies, ['HI']);
+  } finally {
+    client.close();
   }
 });
