@@ -339,7 +339,13 @@ export function readPluginEnv(env: Readonly<Record<string, string | undefined>>,
   const versions = lookup(env, PLUGIN_PROTOCOL_VERSIONS);
   // go-plugin falls back to its own version when this is missing; we do not, since every real host sets it
   // and a silent fallback would let a bare launcher skip negotiation.
-  if (versions === undefined) throw new GatehouseError('ENV_INVALID', `${PLUGIN_PROTOCOL_VERSIONS} is not set`);
+  if (versions === undefined) {
+    throw new GatehouseError(
+      'ENV_INVALID',
+      `${PLUGIN_PROTOCOL_VERSIONS} is not set: the plugin's host sets it (a gatehouse host, or go-plugin's since 1.0); ` +
+        'run the plugin from its host, or try it with `gatehouse call`, rather than setting the variables by hand',
+    );
+  }
   const protocolVersions = parseProtocolVersions(versions);
 
   const minPort = readPort(env, PLUGIN_MIN_PORT, DEFAULT_MIN_PORT);

@@ -197,9 +197,10 @@ test('an inherited property is not a cookie', (t) => {
   fails(t, () => readPluginEnv(env, COOKIE), 'COOKIE_MISMATCH');
 });
 
-test('a missing PLUGIN_PROTOCOL_VERSIONS is ENV_INVALID naming it', (t) => {
+test('a missing PLUGIN_PROTOCOL_VERSIONS is ENV_INVALID naming it, and saying the host sets it', (t) => {
   const error = fails(t, () => readPluginEnv(hostEnv({ PLUGIN_PROTOCOL_VERSIONS: undefined }), COOKIE), 'ENV_INVALID');
   t.true(error?.message.includes(PLUGIN_PROTOCOL_VERSIONS));
+  t.regex(error?.message ?? '', /host sets it.*gatehouse call/);
 });
 
 test('ports must be integers from 0 to 65535, else ENV_INVALID naming the variable', (t) => {
