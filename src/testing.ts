@@ -9,10 +9,12 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from './errors.js';
 import { connectPlugin, pinnedPluginCredentials, type PluginConnection } from './host/connection.js';
+import { openBrokerStream } from './host/plugin-session.js';
 import { silentLogger, type Logger } from './logger.js';
 import { startServing, type ServeOptions, type StartedPlugin } from './plugin/serve.js';
 import { generateEphemeralIdentity } from './tls/certificate.js';
 import { hostTls } from './tls/pinning.js';
+import { DEFAULT_BROKER_DIAL_TIMEOUT_MS, GrpcBroker, type Broker, type BrokerSettings } from './transport/broker.js';
 import { buildPluginEnv } from './transport/env.js';
 import { parseHandshakeLine } from './transport/handshake.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './transport/limits.js';
@@ -40,8 +42,10 @@ export interface TestPluginOptions {
 export interface TestPlugin extends AsyncDisposable {
   /** The version serve() negotiated. */
   readonly protocolVersion: number;
-  /** What serve() returned to the plugin: its logger and broker (the broker has no host side here). */
+  /** What serve() returned to the plugin: its logger and broker. */
   readonly served: Omit<StartedPlugin, 'shutdown'>;
+  /** The host's side of the broker, as plugin.broker: serve the callbacks the plugin dials, dial what it serves. */
+  readonly broker: Broker;
   /** A typed client, as plugin.client() gives it. */
   client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
@@ -99,13 +103,17 @@ export async function testPlugin(options: TestPluginOptions): Promise<TestPlugin
     }
     const credentials = pinnedPluginCredentials(hostTls(identity), handshake.serverCertificate);
     connection = await connectPlugin(handshake, credentials, Date.now() + TEST_START_TIMEOUT_MS, maxMessageBytes, {});
+    return new InProcessPlugin(started, connection, socketDir, {
+      tls: { own: identity, peerCertificateDer: handshake.serverCertificate },
+      maxMessageBytes,
+      serverOptions: options.serverOptions ?? {},
+    });
   } catch (error) {
     connection?.destroy();
     await started?.shutdown();
     await rm(socketDir, { recursive: true, force: true });
     throw error;
   }
-  return new InProcessPlugin(started, connection, socketDir);
 }
 
 class InProcessPlugin implements TestPlugin {
@@ -114,14 +122,29 @@ class InProcessPlugin implements TestPlugin {
   private closing: Promise<void> | undefined;
   // The plugin lives as long as this object: it "exits" only when closed.
   private readonly liveness: PluginLiveness = { exit: () => undefined, settleExit: async () => undefined };
+  readonly broker: GrpcBroker;
+  private hostSockets: Promise<string> | undefined;
 
   constructor(
     private readonly started: StartedPlugin,
     private readonly connection: PluginConnection,
     private readonly socketDir: string,
+    host: Pick<BrokerSettings, 'tls' | 'maxMessageBytes' | 'serverOptions'>,
   ) {
     this.protocolVersion = started.protocolVersion;
     this.served = { protocolVersion: started.protocolVersion, address: started.address, logger: started.logger, broker: started.broker };
+    this.broker = new GrpcBroker({
+      ...host,
+      // The host's brokered sockets in a directory of their own, as launch() keeps them; it goes with
+      // socketDir. Nothing here installs exit hooks (as launch()'s directories and socket links do): the
+      // test's process is left alone, and the pinned certificates prove each brokered peer.
+      socketDir: () => (this.hostSockets ??= mkdtemp(join(socketDir, 'host-'))),
+      channelOptions: {},
+      checkAddress: async (_network, address) => ({ address, release: async () => {} }),
+      liveness: this.liveness,
+      dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+    });
+    openBrokerStream(connection.calls, this.broker);
   }
 
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
@@ -136,6 +159,8 @@ class InProcessPlugin implements TestPlugin {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // As plugin.kill() does: the broker stream ends before the plugin is shut down.
+      await this.broker.close();
       this.connection.destroy();
       await this.started.shutdown();
       await rm(this.socketDir, { recursive: true, force: true });

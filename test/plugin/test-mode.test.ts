@@ -1,8 +1,10 @@
 // The in-process test mode: a plugin's services through the real serve(), with a typed host client,
 // no process spawned.
+import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { isGatehouseError, pluginService, type PluginService } from '../../src/index.js';
-import { testPlugin } from '../../src/testing.js';
+import { testPlugin, type TestPlugin } from '../../src/testing.js';
+import { KVService } from '../../examples/generated/ts-proto/kv.js';
 import { NotesClient, NotesService } from '../../examples/generated/ts-proto/notes.js';
 import { NotesStore } from '../../examples/typed/notes-store.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
@@ -89,4 +91,41 @@ test('testPlugin gives a grpc-js client, for the client and bidi streaming metho
   } finally {
     client.close();
   }
+});
+
+test("testPlugin's broker is the host's side: a handler calls back a service the test serves through it", async (t) => {
+  // serve() gives the plugin its broker once it serves: the handler reaches it through this.
+  const runtime: { served?: TestPlugin['served'] } = {};
+  const notes = pluginService(NotesService, {
+    add: (call, callback) => {
+      void (async () => {
+        const connection = await runtime.served!.broker.dial(Number(call.metadata.get('kv-broker-id')[0]), { timeoutMs: 5000 });
+        try {
+          await connection.client(KVService).put({ key: 'note', value: Buffer.from(call.request.text) });
+        } finally {
+          connection.close();
+        }
+        callback(null, { id: 'n1' });
+      })().catch((error: unknown) => callback({ code: grpc.status.UNAVAILABLE, details: String(error) }));
+    },
+    list: (call) => call.end(),
+    upload: (_call, callback) => callback(null, { count: 0 }),
+    chat: (call) => call.end(),
+  });
+  await using plugin = await testPlugin({ versions: { 1: [notes] } });
+  runtime.served = plugin.served;
+  const stored = new Map<string, string>();
+  const id = await plugin.broker.serve([
+    pluginService(KVService, {
+      get: (_call, callback) => callback(null, { value: new Uint8Array(0) }),
+      put: (call, callback) => {
+        stored.set(call.request.key, Buffer.from(call.request.value).toString());
+        callback(null, {});
+      },
+    }),
+  ]);
+  const metadata = new grpc.Metadata();
+  metadata.set('kv-broker-id', String(id));
+  t.is((await plugin.client(NotesService).add({ id: '', text: 'hello', stars: 0 }, { metadata, timeoutMs: 10_000 })).id, 'n1');
+  t.is(stored.get('note'), 'hello');
 });
