@@ -122,7 +122,8 @@ class InProcessPlugin implements TestPlugin {
   private closing: Promise<void> | undefined;
   // The plugin lives as long as this object: it "exits" only when closed.
   private readonly liveness: PluginLiveness = { exit: () => undefined, settleExit: async () => undefined };
-  readonly broker: GrpcBroker;
+  private readonly hostBroker: GrpcBroker;
+  private brokerStreamOpen = false;
   private hostSockets: Promise<string> | undefined;
 
   constructor(
@@ -133,7 +134,7 @@ class InProcessPlugin implements TestPlugin {
   ) {
     this.protocolVersion = started.protocolVersion;
     this.served = { protocolVersion: started.protocolVersion, address: started.address, logger: started.logger, broker: started.broker };
-    this.broker = new GrpcBroker({
+    this.hostBroker = new GrpcBroker({
       ...host,
       // The host's brokered sockets in a directory of their own, as launch() keeps them; it goes with
       // socketDir. Nothing here installs exit hooks (as launch()'s directories and socket links do): the
@@ -144,7 +145,16 @@ class InProcessPlugin implements TestPlugin {
       liveness: this.liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
     });
-    openBrokerStream(connection.calls, this.broker);
+  }
+
+  get broker(): Broker {
+    // Opened on first use, not at start as launch() does, so that a test without callbacks closes as
+    // it did (see close()). What the plugin announces before waits in its broker until the stream opens.
+    if (!this.brokerStreamOpen) {
+      this.brokerStreamOpen = true;
+      openBrokerStream(this.connection.calls, this.hostBroker);
+    }
+    return this.hostBroker;
   }
 
   client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
@@ -159,10 +169,18 @@ class InProcessPlugin implements TestPlugin {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      // As plugin.kill() does: the broker stream ends before the plugin is shut down.
-      await this.broker.close();
-      this.connection.destroy();
-      await this.started.shutdown();
+      await this.hostBroker.close();
+      if (this.brokerStreamOpen) {
+        // As plugin.kill() does: the plugin shuts down while the connection still carries the broker
+        // stream's end. Destroyed at once instead, a just-opened stream may never be seen to end by the
+        // plugin's server, whose shutdown then waits its whole grace period for it.
+        await this.started.shutdown();
+        this.connection.destroy();
+      } else {
+        // Calls the test left open are cut rather than waited for.
+        this.connection.destroy();
+        await this.started.shutdown();
+      }
       await rm(this.socketDir, { recursive: true, force: true });
     })();
     return this.closing;

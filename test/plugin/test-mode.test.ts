@@ -129,3 +129,12 @@ test("testPlugin's broker is the host's side: a handler calls back a service the
   t.is((await plugin.client(NotesService).add({ id: '', text: 'hello', stars: 0 }, { metadata, timeoutMs: 10_000 })).id, 'n1');
   t.is(stored.get('note'), 'hello');
 });
+
+test('closing a test plugin whose broker is open leaves no call for its shutdown to cut', async (t) => {
+  const logger = recordingLogger();
+  const plugin = await testPlugin({ versions: { 1: [notesService(new NotesStore(), () => {})] }, logger });
+  plugin.broker.nextId();
+  await plugin.client(NotesService).add({ id: '', text: 'x', stars: 0 });
+  await plugin.close();
+  t.deepEqual(logger.records.filter((r) => r.level === 'warn').map((r) => r.message), []);
+});
