@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { classifyTlsFailure, pinnedChannelCredentials, pinnedConnector, TLS_SERVER_NAME, type HostTls, type PinnedConnector } from '../tls/pinning.js';
 import { grpcJsCalls, leanCalls, type CallPath } from '../transport/call-path.js';
-import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destroyChannel, grpcTarget, openChannel } from '../transport/channel.js';
+import { clientOn, closeAfterPeerGone, DEFAULT_FLOW_CONTROL_WINDOW_BYTES, destroyChannel, grpcTarget, openChannel, serviceClientOn } from '../transport/channel.js';
 import { GrpcHttp2Client } from '../transport/grpc-http2-client.js';
 import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
@@ -86,8 +86,7 @@ export class PluginConnection {
 
   /** A plain grpc-js client for `definition` on grpcChannel(): plugin.grpcClient(), testPlugin().grpcClient(). */
   grpcClient(definition: grpc.ServiceDefinition, serviceName: string): InstanceType<grpc.ServiceClientConstructor> {
-    const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
-    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.grpcChannel() });
+    return serviceClientOn(this.grpcChannel(), definition, serviceName);
   }
 
   /** For a plugin that has exited: what it sent last is read for up to `maxWaitMs`, then every socket is destroyed (H8). */

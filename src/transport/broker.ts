@@ -19,9 +19,9 @@ import { pinnedChannelCredentials } from '../tls/pinning.js';
 import { listenAt, serverAcceptor, type PeerTls } from './acceptor.js';
 import type { ConnInfo } from './broker-protocol.js';
 import { grpcJsCalls } from './call-path.js';
-import { clientOn, grpcTarget, openChannel } from './channel.js';
+import { clientOn, grpcTarget, openChannel, serviceClientOn } from './channel.js';
 import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
-import type { PluginService } from './service.js';
+import { serviceDefinition, type GeneratedServiceConstructor, type PluginService, type ServiceSource } from './service.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 import { protectSocket } from './socket-group.js';
 
@@ -110,15 +110,18 @@ export class BrokerConnection {
     private readonly onClose: () => void,
   ) {}
 
-  /** A promise-based client for one of the brokered services. */
-  client<D extends grpc.ServiceDefinition>(definition: D): ServiceClient<D> {
-    return createServiceClient(grpcJsCalls(clientOn(this.channel)), definition, this.liveness);
+  /** A promise-based client for one of the brokered services, typed as plugin.client() types it. */
+  client<D extends grpc.ServiceDefinition, G>(service: GeneratedServiceConstructor<D, G>): ServiceClient<D, G>;
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D>;
+  client<D extends grpc.ServiceDefinition>(service: ServiceSource<D>): ServiceClient<D> {
+    return createServiceClient(grpcJsCalls(clientOn(this.channel)), serviceDefinition(service, 'BrokerConnection.client()'), this.liveness);
   }
 
-  /** A plain grpc-js client on this connection, for streaming methods. */
-  grpcClient(definition: grpc.ServiceDefinition, serviceName = 'BrokeredService'): grpc.Client {
-    const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
-    return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
+  /** A plain grpc-js client on this connection, for streaming methods; typed as the generated client when given one. */
+  grpcClient<G extends grpc.Client>(service: GeneratedServiceConstructor<grpc.ServiceDefinition, G>, serviceName?: string): G;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName?: string): InstanceType<grpc.ServiceClientConstructor>;
+  grpcClient(service: ServiceSource<grpc.ServiceDefinition>, serviceName = 'BrokeredService'): InstanceType<grpc.ServiceClientConstructor> {
+    return serviceClientOn(this.channel, serviceDefinition(service, 'BrokerConnection.grpcClient()'), serviceName);
   }
 
   close(): void {

@@ -63,3 +63,9 @@ export function destroyChannel(channel: grpc.Channel): void {
 export function clientOn(channel: grpc.Channel): grpc.Client {
   return new grpc.Client('unused', grpc.credentials.createInsecure(), { channelOverride: channel });
 }
+
+/** grpc-js's generic client for `definition` on a shared channel: what each grpcClient() hands its caller. */
+export function serviceClientOn(channel: grpc.Channel, definition: grpc.ServiceDefinition, serviceName: string): InstanceType<grpc.ServiceClientConstructor> {
+  const Constructor = grpc.makeGenericClientConstructor(definition, serviceName);
+  return new Constructor('unused', grpc.credentials.createInsecure(), { channelOverride: channel });
+}

@@ -1,13 +1,18 @@
 // The in-process test mode: a plugin's services through the real serve(), with a typed host client,
 // no process spawned.
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import test from 'ava';
 import { isGatehouseError, pluginService, type PluginService } from '../../src/index.js';
 import { testPlugin, type TestPlugin } from '../../src/testing.js';
+import type { ProtoGrpcType } from '../../examples/generated/proto-loader/notes.js';
 import { KVService } from '../../examples/generated/ts-proto/kv.js';
 import { NotesClient, NotesService } from '../../examples/generated/ts-proto/notes.js';
 import { NotesStore } from '../../examples/typed/notes-store.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
+
+const notesProto = fileURLToPath(new URL('../../../examples/typed/notes.proto', import.meta.url));
 
 function notesService(store: NotesStore, onCancelled: () => void) {
   return pluginService(NotesService, {
@@ -137,4 +142,23 @@ test('closing a test plugin whose broker is open leaves no call for its shutdown
   await plugin.client(NotesService).add({ id: '', text: 'x', stars: 0 });
   await plugin.close();
   t.deepEqual(logger.records.filter((r) => r.level === 'warn').map((r) => r.message), []);
+});
+
+test("a brokered connection takes what plugin.client() takes: proto-loader's proto.pkg.Service, and a generated client for grpcClient()", async (t) => {
+  const proto = grpc.loadPackageDefinition(loadSync(notesProto, { keepCase: true, longs: String, defaults: true, oneofs: true })) as unknown as ProtoGrpcType;
+  await using plugin = await testPlugin({ versions: { 1: [] } });
+  const id = await plugin.served.broker.serve([notesService(new NotesStore(), () => {})]);
+  const connection = await plugin.broker.dial(id, { timeoutMs: 10_000 });
+  try {
+    t.is((await connection.client(proto.notes.Notes).Add({ text: 'hello', stars: 1 })).id, 'n1');
+    const client = connection.grpcClient(NotesClient);
+    const summary = await new Promise<{ count: number }>((resolve, reject) => {
+      const upload = client.upload((error, value) => (error ? reject(error) : resolve(value!)));
+      upload.end();
+    });
+    t.is(summary.count, 0);
+    client.close();
+  } finally {
+    connection.close();
+  }
 });
