@@ -14,10 +14,11 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** Client and bidi streaming are not offered by `plugin.client()`; calling one is a type error that says so. */
-export interface StreamingUnavailable {
-  readonly 'client and bidi streaming: use plugin.grpcClient()': never;
-}
+/**
+ * Client and bidi streaming are not offered by `plugin.client()`; calling one is a type error that says
+ * so: the request is not assignable to this parameter, whose type is the advice tsc then prints.
+ */
+export type StreamingUnavailable = (use: 'client and bidi streaming: use plugin.grpcClient()') => never;
 
 /**
  * One method of a typed client. Unary methods (and those whose kind the types do not say) return a
