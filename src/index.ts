@@ -64,7 +64,7 @@ export type { Broker, BrokerConnection, DialOptions } from './transport/broker.j
 export { serve, type ServeOptions, type ServedPlugin, type PluginService } from './plugin/serve.js';
 
 // audit
-export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditVerification } from './audit/index.js';
+export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type AuditLogOptions, type AuditVerification } from './audit/index.js';
 export { checkAuditLog, formatAnchor, MAX_REPORTED_SEGMENTS, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';
 
 // discovery and file safety
