@@ -450,18 +450,13 @@ test('reopening a log the sealing-key file knows to have been longer is refused:
 });
 
 test('a sealed log reopened after its key file was deleted says so, naming the log: the earlier keys are only off the host now', async (t) => {
-  const dir = await tempDir(t);
-  const path = join(dir, 'audit.log');
-  const keyFile = join(dir, 'audit.keys');
-  let log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 } });
-  exits(log, 1, 4);
-  await log.close();
-  const [first] = await readKeys(keyFile);
+  const { dir, path, keyFile, keys } = await sealedLog(t);
+  const [first] = keys;
   await rm(keyFile);
   const warnings: { fields: unknown; message: string }[] = [];
   const logger = { ...silentLogger, warn: (fields: unknown, message: string) => warnings.push({ fields, message }) };
   // It started a fresh key file silently, with only the new segment's key: nothing told the operator until an audit failed.
-  log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 }, logger });
+  let log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 3 }, logger });
   await log.close();
   t.like(warnings, [{ fields: { keyFile, logId: first?.logId } }]);
   t.regex(warnings[0]?.message ?? '', /holds no key of log [0-9a-f]{32}.*deleted or replaced; restore its lines from the copy kept off this host/);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import ts from 'typescript';
+import { strictProgram } from '../helpers/type-check.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 // Inside the package, so that `gatehouse-plugins` resolves to dist/ through the package's own exports.
@@ -58,17 +59,7 @@ test('every ts code block in README.md and docs/ typechecks against the built pa
     await writeFile(path, `${block.code}\nexport {};\n`);
     byPath.set(path, block);
   }
-  const program = ts.createProgram([...byPath.keys()], {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts'],
-    types: ['node'],
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-    esModuleInterop: true,
-  });
+  const program = strictProgram([...byPath.keys()], { esModuleInterop: true });
   const failures = ts.getPreEmitDiagnostics(program).map((diagnostic) => {
     const text = ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n');
     const block = diagnostic.file ? byPath.get(diagnostic.file.fileName) : undefined;

@@ -74,18 +74,25 @@ test('http: a request refused for its token or route is answered before its body
   t.like(await s.api('PUT', '/v1/nowhere/data/x', { data: { v: 1 } }), { status: 404, json: { code: 'no_such_mount' } });
 });
 
-test('http: connections past limits.maxConnections are refused; a freed slot serves again', async (t) => {
-  const s = await startTestServer(t, { limits: { maxConnections: 2 } });
-  const { hostname, port } = new URL(s.server.url);
-  // Two clients hold a connection each, with a request they have not finished sending.
-  const held = await Promise.all(
-    [1, 2].map(
+/** `count` open connections to the server at `url`, each once connected (and `first` sent, when given). */
+function holdConnections(url: string, count: number, first?: string): Promise<Socket[]> {
+  const { hostname, port } = new URL(url);
+  return Promise.all(
+    Array.from(
+      { length: count },
       () =>
         new Promise<Socket>((resolve) => {
-          const socket = connect(Number(port), hostname, () => socket.write('GET /v1/sys/health HTTP/1.1\r\n', () => resolve(socket)));
+          const socket = connect(Number(port), hostname, () => (first === undefined ? resolve(socket) : socket.write(first, () => resolve(socket))));
+          socket.on('error', () => {});
         }),
     ),
   );
+}
+
+test('http: connections past limits.maxConnections are refused; a freed slot serves again', async (t) => {
+  const s = await startTestServer(t, { limits: { maxConnections: 2 } });
+  // Two clients hold a connection each, with a request they have not finished sending.
+  const held = await holdConnections(s.server.url, 2, 'GET /v1/sys/health HTTP/1.1\r\n');
   // A connection past the cap is closed unanswered (reset, as Node drops it).
   const health = () =>
     rawRequest(s.server.url, 'GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n').catch((error: NodeJS.ErrnoException) =>
@@ -137,16 +144,7 @@ test('http: a connection that has not sent a whole request header (nothing, a by
 
 test('http: connections that send nothing hold the slots only until the header deadline; the operator then gets in', async (t) => {
   const s = await startTestServer(t, { limits: { maxConnections: 2 } });
-  const { hostname, port } = new URL(s.server.url);
-  const held = await Promise.all(
-    [1, 2].map(
-      () =>
-        new Promise<Socket>((resolve) => {
-          const socket = connect(Number(port), hostname, () => resolve(socket));
-          socket.on('error', () => {});
-        }),
-    ),
-  );
+  const held = await holdConnections(s.server.url, 2);
   t.teardown(() => held.forEach((socket) => socket.destroy()));
   // The operator's request, whole in one write; the client keeps its side open, as one waiting for the answer does.
   const plugins = () =>

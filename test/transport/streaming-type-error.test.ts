@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import ts from 'typescript';
+import { strictProgram } from '../helpers/type-check.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 // Inside the package, so that `gatehouse-plugins` resolves to dist/ through the package's own exports.
@@ -26,16 +27,7 @@ test("tsc's error for a client-streaming call on plugin.client() names plugin.gr
       '}',
     ].join('\n'),
   );
-  const program = ts.createProgram([probe], {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts', 'lib.esnext.disposable.d.ts'],
-    types: ['node'],
-    strict: true,
-    noEmit: true,
-    skipLibCheck: true,
-  });
+  const program = strictProgram([probe]);
   const messages = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
   await rm(probeDir, { recursive: true, force: true });
   t.is(messages.length, 1, messages.join('\n'));
