@@ -1,6 +1,7 @@
 import { build, type BuildFailure, type Message, type Plugin } from 'esbuild';
 import { lstat } from 'node:fs/promises';
-import { dirname, extname, join, resolve } from 'node:path';
+import { isBuiltin } from 'node:module';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkOwnedFile, effectiveUid, resolveChecked } from '../discover/file-safety.js';
 import { onFile, onFileIfAny } from '../discover/fs-error.js';
@@ -73,7 +74,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       // directory above the project (/tmp) could map an import to their module with "paths".
       ...(tsconfig === undefined ? { tsconfigRaw: '{}' } : { tsconfig }),
       loader: { '.proto': 'text' },
-      plugins: [checkedBeforeLoad(uid, options.entry, refusals), withoutGrpcJsProtoLoader],
+      plugins: [checkedBeforeResolve(uid, options.entry, refusals), checkedBeforeLoad(uid, options.entry, refusals), withoutGrpcJsProtoLoader],
       // CommonJS modules inside an ESM bundle (grpc-js) call require() for Node's built-ins.
       banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module';\nconst require = __gatehouseCreateRequire(import.meta.url);" },
     });
@@ -139,13 +140,71 @@ async function checkPackageJsonsAbove(file: string, uid: number, entry: string, 
   }
 }
 
-/** The tsconfig.json or jsconfig.json esbuild would find for the entry (the nearest above it), checked; undefined if none. */
+/**
+ * The tsconfig.json or jsconfig.json esbuild would find for the entry (the nearest above it), checked with
+ * every file it extends; undefined if none.
+ */
 async function nearestTsconfig(entry: string, uid: number, given: string): Promise<string | undefined> {
   for (let dir = dirname(entry); ; dir = dirname(dir)) {
     for (const name of ['tsconfig.json', 'jsconfig.json']) {
       const file = join(dir, name);
-      if ((await onFileIfAny(file, lstat(file))) !== undefined) return checkRead(file, uid, given);
+      if ((await onFileIfAny(file, lstat(file))) !== undefined) {
+        const checked = await checkRead(file, uid, given);
+        await checkExtended(checked, uid, given, new Set([checked]));
+        return checked;
+      }
     }
+    if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/** How deep a chain of tsconfig "extends" is followed; real ones are one or two. */
+const MAX_EXTENDS_DEPTH = 16;
+
+/**
+ * Checks each file `tsconfig` (itself checked) extends, and theirs: esbuild reads the whole chain, and one
+ * another user wrote (in a shared node_modules above the project, say) could map any import to a file of
+ * their choosing with "paths", or hang the build as a FIFO.
+ */
+async function checkExtended(tsconfig: string, uid: number, given: string, seen: Set<string>): Promise<void> {
+  // Bounded and regular: the file passed checkRead, but may have been swapped since.
+  const text = (await readLimited(tsconfig, MAX_PACKAGE_JSON_BYTES, 'BUNDLE_FAILED')).toString('utf8');
+  // Only the "extends" value is needed from this JSON-with-comments file; its text is the user's own (checked).
+  const found = /"extends"\s*:\s*("(?:[^"\\]|\\.)*"|\[[^\]]*\])/.exec(text)?.[1];
+  if (found === undefined) return;
+  let targets: unknown;
+  try {
+    targets = JSON.parse(found);
+  } catch {
+    throw new GatehouseError('BUNDLE_FAILED', `bundle ${given}: ${tsconfig}: cannot read its "extends" (${found.slice(0, 200)}); write it as a string or an array of strings`);
+  }
+  for (const target of [targets].flat()) {
+    if (typeof target !== 'string') continue;
+    const file = await extendedFile(target, dirname(tsconfig));
+    // One esbuild cannot find either is its own error to report.
+    if (file === undefined) continue;
+    const checked = await checkRead(file, uid, given);
+    if (seen.has(checked)) continue;
+    if (seen.size >= MAX_EXTENDS_DEPTH) throw new GatehouseError('BUNDLE_FAILED', `bundle ${given}: ${tsconfig} extends more than ${MAX_EXTENDS_DEPTH} files`);
+    seen.add(checked);
+    await checkExtended(checked, uid, given, seen);
+  }
+}
+
+/** Where a tsconfig "extends" target is, as TypeScript finds it: a path beside `fromDir`, or in a node_modules above it. */
+async function extendedFile(target: string, fromDir: string): Promise<string | undefined> {
+  const firstFile = async (candidates: string[]): Promise<string | undefined> => {
+    for (const candidate of candidates) if ((await onFileIfAny(candidate, lstat(candidate)))?.isDirectory() === false) return candidate;
+    return undefined;
+  };
+  if (target.startsWith('.') || isAbsolute(target)) {
+    const path = resolve(fromDir, target);
+    return firstFile([path, `${path}.json`]);
+  }
+  for (let dir = fromDir; ; dir = dirname(dir)) {
+    const base = join(dir, 'node_modules', target);
+    const file = await firstFile([base, `${base}.json`, join(base, 'tsconfig.json')]);
+    if (file !== undefined) return file;
     if (dirname(dir) === dir) return undefined;
   }
 }
@@ -183,6 +242,50 @@ async function moduleScope(out: string): Promise<{ type: 'module' | 'commonjs' |
     }
     if (dirname(dir) === dir) return { type: 'untyped', why: `no package.json above ${out} says "type": "module"` };
   }
+}
+
+/**
+ * Checks, before esbuild resolves a bare import (`foo`, `@scope/foo/x`), the package Node's lookup picks:
+ * the first `node_modules/NAME` walking up from the importer. Its package.json says which file the import
+ * means ("main", "exports") and esbuild's resolver reads it before any load hook: another user's, in a
+ * shared node_modules above the project, could point the import at any file we would bundle, or hang the
+ * build as a FIFO. Each package is checked once.
+ */
+function checkedBeforeResolve(uid: number, entry: string, refusals: GatehouseError[]): Plugin {
+  const checked = new Map<string, Promise<void>>();
+  const checkPackage = async (candidate: string): Promise<void> => {
+    const packageJson = join(candidate, 'package.json');
+    // checkRead also refuses the package's directory, and any above it, that another user owns or can write; a
+    // package without one resolves to its index file, which the load check refuses in such a directory.
+    if ((await onFileIfAny(packageJson, lstat(packageJson))) !== undefined) await checkRead(packageJson, uid, entry);
+  };
+  return {
+    name: 'gatehouse-checked-before-resolve',
+    setup(pluginBuild) {
+      pluginBuild.onResolve({ filter: /^[^./]/, namespace: 'file' }, async (args) => {
+        if (isBuiltin(args.path) || isAbsolute(args.path)) return undefined;
+        const parts = args.path.split('/');
+        const name = (args.path.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
+        try {
+          for (let dir = args.resolveDir; ; dir = dirname(dir)) {
+            const candidate = join(dir, 'node_modules', name);
+            if ((await onFileIfAny(candidate, lstat(candidate))) !== undefined) {
+              let check = checked.get(candidate);
+              if (check === undefined) checked.set(candidate, (check = checkPackage(candidate)));
+              await check;
+              break;
+            }
+            if (dirname(dir) === dir) break;
+          }
+        } catch (error) {
+          if (isGatehouseError(error)) refusals.push(error);
+          throw error;
+        }
+        // Passed: esbuild resolves it as it would have.
+        return undefined;
+      });
+    },
+  };
 }
 
 /**

@@ -148,6 +148,43 @@ test('a module or package.json another user put above the project, or a module o
   t.false(existsSync(out), 'world-writable module: nothing written');
 });
 
+test('a package.json another user put in a node_modules above the project, or a tsconfig the project extends from there, cannot point an import at a file of their choosing', async (t) => {
+  if (!requireRoot(t)) return;
+  // Their file points at one of root's (which passes every owner check): what they choose is which file is bundled.
+  const gadget = "export function greet() { return 'CHOSEN BY ANOTHER USER'; }\n";
+  const planted = {
+    'package.json steering a bare import': async (shared: string) => {
+      await rm(join(shared, 'proj', 'node_modules'), { recursive: true });
+      await writeFile(join(shared, 'gadget.js'), gadget);
+      await theirs(join(shared, 'node_modules'));
+      await theirs(join(shared, 'node_modules', 'foo'));
+      await theirs(join(shared, 'node_modules', 'foo', 'package.json'), JSON.stringify({ name: 'foo', main: '../../gadget.js' }));
+    },
+    'tsconfig extended from a shared node_modules': async (shared: string) => {
+      await writeFile(join(shared, 'gadget.ts'), gadget);
+      await writeFile(join(shared, 'proj', 'tsconfig.json'), JSON.stringify({ extends: 'tsbase/tsconfig.json' }));
+      await theirs(join(shared, 'node_modules'));
+      await theirs(join(shared, 'node_modules', 'tsbase'));
+      await theirs(join(shared, 'node_modules', 'tsbase', 'tsconfig.json'), JSON.stringify({ compilerOptions: { baseUrl: '.', paths: { foo: ['../../gadget.ts'] } } }));
+    },
+  };
+  for (const [name, plant] of Object.entries(planted)) {
+    const { entry, out } = await sharedProject(t, plant);
+    const error = await t.throwsAsync(bundlePlugin({ entry, out }), { message: /shared\/node_modules.*owned by uid 65534.*remove it/ }, name);
+    t.true(isGatehouseError(error, 'FILE_BAD_OWNER') || isGatehouseError(error, 'DIRECTORY_WRITABLE_BY_OTHERS'), `${name}: ${String(error)}`);
+    t.false(existsSync(out), `${name}: nothing written`);
+  }
+  // The same layout with the shared files the project's own user's (root's here): bundled, from the file they point at.
+  const { entry, out } = await sharedProject(t, async (shared) => {
+    await writeFile(join(shared, 'gadget.ts'), gadget);
+    await writeFile(join(shared, 'proj', 'tsconfig.json'), JSON.stringify({ extends: 'tsbase/tsconfig.json' }));
+    await mkdir(join(shared, 'node_modules', 'tsbase'), { recursive: true });
+    await writeFile(join(shared, 'node_modules', 'tsbase', 'tsconfig.json'), JSON.stringify({ compilerOptions: { baseUrl: '.', paths: { foo: ['../../gadget.ts'] } } }));
+  });
+  const result = await bundlePlugin({ entry, out });
+  t.true(result.inputs.some((input) => input.endsWith('gadget.ts')), result.inputs.join(', '));
+});
+
 test("the project's own tsconfig.json is the only one used, and is named in the result", async (t) => {
   const { entry, out } = await sharedProject(t, async () => undefined);
   const project = dirname(entry);
