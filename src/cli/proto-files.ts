@@ -65,7 +65,11 @@ export async function loadProtos(files: readonly string[], importPaths: readonly
       // keepCase: field names stay as written in the .proto; JSON names are derived from them as protoc does.
       parsed = protobuf.parse(text, root, { keepCase: true });
     } catch (error) {
-      throw new GatehouseError('USAGE', `proto: ${file.path}: ${(error as Error).message}`, { cause: error });
+      const message = (error as Error).message;
+      // An imported file is not necessarily a .proto the user chose to show: its text (a token, a whole secret) is not quoted.
+      const line = /\(line \d+\)/.exec(message)?.[0];
+      const problem = file.importer === undefined ? message : `does not parse as a .proto file${line === undefined ? '' : ` ${line}`}`;
+      throw new GatehouseError('USAGE', `proto: ${file.importer === undefined ? file.path : `${file.path} (imported by ${file.importer})`}: ${problem}`, { cause: error });
     }
     // In the order loadSync follows them: each import, with its own imports, before the next.
     for (const target of parsed.imports ?? []) await load({ path: await resolveImport(file.path, target, directories), importer: file.path, weak: false });
@@ -118,7 +122,15 @@ function refusal(code: GatehouseErrorCode, file: ProtoFile, problem: string, cau
  */
 async function resolveImport(importer: string, target: string, directories: readonly string[]): Promise<string> {
   // Bundled well-known types are taken by name, before any directory is looked in, as loadSync does.
-  if (isAbsolute(target) || bundledName(target) !== undefined) return target;
+  if (bundledName(target) !== undefined) return target;
+  // As protoc requires of an import: a vendored .proto naming "/proc/self/environ" or "../../.kube/token" read a
+  // file the user never chose, and its first token (a whole secret) came back in the parse error.
+  if (isAbsolute(target) || target.includes('\\') || target.split('/').some((part) => part === '' || part === '.' || part === '..')) {
+    throw new GatehouseError(
+      'USAGE',
+      `proto: ${importer} imports ${JSON.stringify(target.slice(0, 200))}: an import is a relative path without "." or ".." (as protoc requires); put the file it means under an --import-path directory`,
+    );
+  }
   for (const directory of directories) {
     const candidate = join(directory, target);
     if (await lstat(candidate).then(() => true, () => false)) return candidate;

@@ -378,13 +378,11 @@ test('call: a --proto or an import that is a FIFO, a device or a link is refused
   const importer = (name: string): string => `syntax = "proto3";\nimport "${name}";\n`;
   await writeFile(join(dir, 'imports-fifo.proto'), importer('fifo.proto'));
   await writeFile(join(dir, 'imports-link.proto'), importer('linked.proto'));
-  await writeFile(join(dir, 'imports-zero.proto'), importer('/dev/zero'));
   const cases: [string, string[], RegExp][] = [
     ['--proto that is not there', ['--proto', join(dir, 'none.proto')], /^gatehouse call: proto: FILE_NOT_FOUND: .*none\.proto: no such file/],
     ['--proto FIFO', ['--proto', fifo], /^gatehouse call: proto: FILE_NOT_REGULAR: .*fifo\.proto: not a regular file/],
     ['--proto /dev/zero', ['--proto', '/dev/zero'], /^gatehouse call: proto: FILE_NOT_REGULAR: \/dev\/zero: not a regular file/],
     ['an import beside the file that is a FIFO', ['--proto', join(dir, 'imports-fifo.proto')], /FILE_NOT_REGULAR: .*fifo\.proto \(imported by .*imports-fifo\.proto\): not a regular file/],
-    ['an import naming /dev/zero', ['--proto', join(dir, 'imports-zero.proto')], /FILE_NOT_REGULAR: \/dev\/zero \(imported by .*imports-zero\.proto\): not a regular file/],
     ['an import in --import-path that is a link', ['--proto', join(dir, 'imports-link.proto'), '--import-path', imports], /FILE_NOT_REGULAR: .*linked\.proto \(imported by .*imports-link\.proto\): .*symbolic link/],
   ];
   for (const [name, args, expected] of cases) {
@@ -435,6 +433,29 @@ test('call: imports are found in the --import-path directories first, then besid
   t.is(await methods([first, second]), 'p.Second/M');
   await writeFile(join(first, 'dep.proto'), service('First'));
   t.is(await methods([first, second]), 'p.First/M');
+});
+
+test('call: an import that is absolute or climbs with .. is refused, and an imported file that does not parse is not quoted', async (t) => {
+  // Attack: a vendored .proto importing a secret; its first token (a whole JWT) came back in the parse error.
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'protos'));
+  await writeFile(join(dir, 'token'), 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQifQ.c2lnbmF0dXJl\n');
+  const refused = async (target: string): Promise<string> => {
+    await writeFile(join(dir, 'protos', 'vendor.proto'), `syntax = "proto3";\nimport "${target}";\n`);
+    const result = await call(['--cookie', KV_COOKIE, '--proto', join(dir, 'protos', 'vendor.proto'), '--method', 'p.S/M', ...kvCommand]);
+    t.is(result.code, 2, result.stderr);
+    t.false(result.stderr.includes('eyJ'), result.stderr);
+    return failureLine(t, result);
+  };
+  for (const target of ['../token', join(dir, 'token'), '/dev/zero', 'google/protobuf/../../token', 'a/./b.proto']) {
+    t.regex(await refused(target), /imports ".*": an import is a relative path without "\." or "\.\." \(as protoc requires\)/, target);
+  }
+  // Reached as it should be, through an --import-path, a file that is no .proto is named with its line, not quoted.
+  await writeFile(join(dir, 'protos', 'vendor.proto'), 'syntax = "proto3";\nimport "token";\n');
+  const result = await call(['--cookie', KV_COOKIE, '--proto', join(dir, 'protos', 'vendor.proto'), '--import-path', dir, '--method', 'p.S/M', ...kvCommand]);
+  t.is(result.code, 2, result.stderr);
+  t.false(result.stderr.includes('eyJ'), result.stderr);
+  t.regex(failureLine(t, result), /token \(imported by .*vendor\.proto\): does not parse as a \.proto file \(line 1\)$/);
 });
 
 test('call: --help and gatehouse --help print usage on stdout and exit 0', async (t) => {
