@@ -130,6 +130,10 @@ export async function loadConfig(home: string): Promise<ServerConfig> {
 }
 
 const KNOWN_LIMITS = [...Object.keys(DEFAULT_LIMITS), 'idleTimeoutMs'];
+/** The longest timer Node keeps (2^31 - 1 ms); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long a whole request may take (server.ts's requestTimeout). */
+export const REQUEST_TIMEOUT_MS = 60_000;
 
 /** The config's limits over the defaults; a limit that is no positive integer, or misspelt, stops the start. */
 function checkedLimits(home: string, given: Partial<Limits>): Limits {
@@ -141,10 +145,16 @@ function checkedLimits(home: string, given: Partial<Limits>): Limits {
   }
   const limits: Limits = { ...DEFAULT_LIMITS, ...given };
   for (const [name, value] of Object.entries(limits)) {
-    // A string, 0 or a fraction reaching node:http's timeouts or the caps would switch a bound off or fail late.
-    if (!Number.isSafeInteger(value) || (value as number) <= 0) {
-      throw new ServerError(500, 'invalid_config', `${home}/config.json: limits.${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    // A string, 0 or a fraction reaching node:http's timeouts or the caps would switch a bound off or fail late; a
+    // timer past 2^31 - 1 ms fires at once (an idleTimeoutMs of 3e9 retired an engine after every call).
+    const max = name.endsWith('Ms') ? MAX_TIMER_MS : Number.MAX_SAFE_INTEGER;
+    if (!Number.isSafeInteger(value) || (value as number) <= 0 || (value as number) > max) {
+      throw new ServerError(500, 'invalid_config', `${home}/config.json: limits.${name} must be a positive integer${max === MAX_TIMER_MS ? ` of at most ${MAX_TIMER_MS} (ms)` : ''}, got ${JSON.stringify(value)}`);
     }
+  }
+  // node:http refuses a header deadline past the whole request's: said here, with the setting's name.
+  if (limits.headersTimeoutMs > REQUEST_TIMEOUT_MS) {
+    throw new ServerError(500, 'invalid_config', `${home}/config.json: limits.headersTimeoutMs must be at most ${REQUEST_TIMEOUT_MS}, the time a whole request may take`);
   }
   return limits;
 }

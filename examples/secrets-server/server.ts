@@ -15,7 +15,7 @@ import {
   type SupervisorEvent,
 } from 'gatehouse-plugins';
 import { AuditHasher } from './audit-hmac.js';
-import { homePaths, loadConfig } from './config.js';
+import { homePaths, loadConfig, REQUEST_TIMEOUT_MS } from './config.js';
 import { apiHandler } from './http.js';
 import { Mounts } from './mounts.js';
 import { LogStore } from './store.js';
@@ -102,7 +102,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       // Node enforces both timeouts only when it checks its connections (every 30 s by default), so idle connections
       // held their slots 30 to 40 s whatever headersTimeout said: checked four times per deadline, they hold it 1.25 times it.
       connectionsCheckingInterval: Math.max(1, Math.floor(headersTimeoutMs / 4)),
-      requestTimeout: 60_000,
+      requestTimeout: REQUEST_TIMEOUT_MS,
       maxHeaderSize: 16 * 1024,
     },
     apiHandler({

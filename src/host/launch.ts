@@ -9,6 +9,7 @@ import { certificateFingerprint, generateEphemeralIdentity } from '../tls/certif
 import { hostTls, type HostTls } from '../tls/pinning.js';
 import { buildPluginEnv, validateCookie, type MagicCookie } from '../transport/env.js';
 import { checkAnnouncedPort, parseHandshakeLine, type HandshakeLine } from '../transport/handshake.js';
+import { MAX_TIMER_MS } from '../transport/grpc-call-protocol.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup } from '../transport/socket-group.js';
 import { connectPlugin, pinnedPluginCredentials, type PluginConnection, type PluginCredentials } from './connection.js';
@@ -338,9 +339,10 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
   };
   const noNul = (value: unknown, what: string): string =>
     typeof value === 'string' && !value.includes('\0') ? value : invalid(`${what} must be a string without NUL`);
+  // Both are timers: one past 2^31 - 1 ms fires at once (Node makes it 1 ms), which would fail every start.
   const positive = (value: number | undefined, fallback: number, what: string, allowZero = false): number => {
     const v = value ?? fallback;
-    return Number.isFinite(v) && (allowZero ? v >= 0 : v > 0) ? v : invalid(`${what} must be a positive number`);
+    return Number.isFinite(v) && (allowZero ? v >= 0 : v > 0) && v <= MAX_TIMER_MS ? v : invalid(`${what} must be a positive number of ms, at most ${MAX_TIMER_MS}`);
   };
 
   const command = noNul(options.command, 'command');

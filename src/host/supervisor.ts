@@ -15,6 +15,7 @@ import type { Plugin } from './plugin.js';
 import { said } from './plugin-output.js';
 import { describeExit } from './plugin-process.js';
 import type { ExitStatus } from '../transport/exit-status.js';
+import { MAX_TIMER_MS } from '../transport/grpc-call-protocol.js';
 import type { CallOptions } from '../transport/service-client.js';
 
 export type SupervisorState = 'idle' | 'starting' | 'running' | 'restarting' | 'down' | 'stopped';
@@ -121,8 +122,10 @@ export class PluginSupervisor {
   constructor(private readonly options: SupervisorOptions) {
     const positive = (value: number | undefined, fallback: number, what: string, allowZero = false): number => {
       const result = value ?? fallback;
-      if (!Number.isSafeInteger(result) || result < (allowZero ? 0 : 1)) {
-        throw new GatehouseError('INVALID_OPTIONS', `supervisor ${what} must be a whole number${allowZero ? '' : ' above 0'}, got ${String(value)}`);
+      // A timer past 2^31 - 1 ms fires at once: an idleTimeoutMs of 3e9 retired the plugin 1 ms after every call.
+      const max = what.endsWith('Ms') ? MAX_TIMER_MS : Number.MAX_SAFE_INTEGER;
+      if (!Number.isSafeInteger(result) || result < (allowZero ? 0 : 1) || result > max) {
+        throw new GatehouseError('INVALID_OPTIONS', `supervisor ${what} must be a whole number${allowZero ? '' : ' above 0'}${max === MAX_TIMER_MS ? ` of at most ${MAX_TIMER_MS} (ms, a timer's limit)` : ''}, got ${String(value)}`);
       }
       return result;
     };

@@ -73,6 +73,14 @@ test('launch: a command that is not absolute is refused before anything runs', a
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
 });
 
+test('launch: a timeout or grace past what a timer holds (2^31 - 1 ms) is refused, not turned into 1 ms', async (t) => {
+  for (const options of [{ startTimeoutMs: 2 ** 31 }, { killGraceMs: 30 * 86_400_000 }]) {
+    const error = await t.throwsAsync(launch({ command: process.execPath, cookie: KV_COOKIE, ...options }));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+    t.regex(error?.message ?? '', /must be a positive number of ms, at most 2147483647/);
+  }
+});
+
 test('launch: a command that does not exist or cannot be run is SPAWN_FAILED, naming it', async (t) => {
   const dir = await tempDir(t);
   const notExecutable = join(dir, 'plugin');

@@ -478,3 +478,12 @@ test('supervisor: a reload that finishes while a crash restart runs keeps the re
   await supervisor.stop();
   t.false(alive(reloaded));
 });
+
+test('supervisor: a time past what a timer holds (2^31 - 1 ms) is refused, not turned into 1 ms', (t) => {
+  // An idleTimeoutMs of 3e9 retired the plugin 1 ms after every call, and started it again for the next.
+  for (const options of [{ idleTimeoutMs: 3e9 }, { callTimeoutMs: 2 ** 31 }, { healthIntervalMs: 2 ** 32 }, { restart: { stableMs: 1e10 } }]) {
+    const error = t.throws(() => supervise({ name: 'kv', start: () => Promise.reject(new Error('not started')), ...options }));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+    t.regex(error?.message ?? '', /of at most 2147483647 \(ms, a timer's limit\)/);
+  }
+});

@@ -42,8 +42,11 @@ test('a config.json that is not JSON, or whose limits are not positive integers 
   const valid = { rootTokenSha256: 'a'.repeat(64), release: { manifest: 'm' }, sealDir: '/var/cache/x', limits: {} };
   const cases: Array<[string, RegExp]> = [
     ['{"rootTokenSha256": ', /config\.json is not valid JSON/],
-    [JSON.stringify({ ...valid, limits: { headersTimeoutMs: '2000' } }), /limits\.headersTimeoutMs must be a positive integer, got "2000"/],
+    [JSON.stringify({ ...valid, limits: { headersTimeoutMs: '2000' } }), /limits\.headersTimeoutMs must be a positive integer of at most 2147483647 \(ms\), got "2000"/],
     [JSON.stringify({ ...valid, limits: { maxConnections: 0 } }), /limits\.maxConnections must be a positive integer, got 0/],
+    // A timer past 2^31 - 1 ms fires at once: an engine retired 1 ms after every call.
+    [JSON.stringify({ ...valid, limits: { idleTimeoutMs: 3_000_000_000 } }), /limits\.idleTimeoutMs must be a positive integer of at most 2147483647 \(ms\), got 3000000000/],
+    [JSON.stringify({ ...valid, limits: { headersTimeoutMs: 120_000 } }), /limits\.headersTimeoutMs must be at most 60000/],
     // A misspelt limit would leave the default in force while the operator believes otherwise.
     [JSON.stringify({ ...valid, limits: { maxConnection: 16 } }), /limits\.maxConnection is not a limit this server knows \(known: .*maxConnections/],
   ];
