@@ -22,7 +22,7 @@ export function loggingThrows(service: PluginService, logger: Logger): grpc.Unty
       } catch (error) {
         logger.error(
           { method: method.path, error, ...(error instanceof Error ? { stack: error.stack } : {}) },
-          `${method.path} threw: ${String(error)}; the caller got UNKNOWN "Unknown error". Answer a failure with a ` +
+          `${method.path} threw: ${describe(error)}; the caller got UNKNOWN "Unknown error". Answer a failure with a ` +
             'gRPC status instead: callback({ code, details }), or call.emit(\'error\', { code, details }) in a server or bidi stream',
         );
         throw error;
@@ -30,4 +30,13 @@ export function loggingThrows(service: PluginService, logger: Logger): grpc.Unty
     }) as grpc.UntypedHandleCall;
   }
   return wrapped;
+}
+
+/** What was thrown, as text; a value whose String() throws (an object without a prototype) still gets a name. */
+function describe(thrown: unknown): string {
+  try {
+    return String(thrown);
+  } catch {
+    return Object.prototype.toString.call(thrown);
+  }
 }

@@ -27,6 +27,22 @@ test('a handler that throws is logged at error naming the method and the error, 
   t.regex(record?.message ?? '', /notes\.Notes\/Add threw/);
 });
 
+test('a throw of a value that cannot be made text is logged too, by its kind', async (t) => {
+  const logger = recordingLogger();
+  const notes = pluginService(NotesService, {
+    add: () => {
+      // String() of an object without a prototype throws: the wrapper threw that instead and logged nothing.
+      throw Object.create(null) as Error;
+    },
+    list: (call) => call.end(),
+    upload: (_call, callback) => callback(null, { count: 0 }),
+    chat: (call) => call.end(),
+  });
+  await using plugin = await testPlugin({ versions: { 1: [notes] }, logger });
+  await t.throwsAsync(plugin.client(NotesService).add({ id: '', text: 'x', stars: 0 }));
+  t.regex(logger.records.find((r) => r.level === 'error')?.message ?? '', /notes\.Notes\/Add threw: \[object Object\]/);
+});
+
 test('a handler that answers through its callback logs nothing', async (t) => {
   const logger = recordingLogger();
   const notes = pluginService(NotesService, {
