@@ -100,7 +100,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       // client on loopback sends its header at once. A token holder's body gets requestTimeout.
       headersTimeout: headersTimeoutMs,
       // Node enforces both timeouts only when it checks its connections (every 30 s by default), so idle connections
-      // held their slots 30 to 40 s whatever headersTimeout said: checked four times per deadline, they hold it 1.25 times it.
+      // held their slots 30 to 40 s whatever headersTimeout said: checked four times per deadline, they hold it at most
+      // about 2.5 times it (the deadline starts again at a connection's first byte).
       connectionsCheckingInterval: Math.max(1, Math.floor(headersTimeoutMs / 4)),
       requestTimeout: REQUEST_TIMEOUT_MS,
       maxHeaderSize: 16 * 1024,
