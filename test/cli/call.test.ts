@@ -282,7 +282,7 @@ test('call: SIGINT during the handshake stops the launch at once, exits 130 and 
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const pid = await plugin.pid();
   await new Promise((resolve) => setTimeout(resolve, 300));
   const signalled = Date.now();
@@ -316,7 +316,7 @@ test('call: SIGINT while --sha256 seals the plugin exits 130, and the plugin nev
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   // Stopped once the sealed copy appears, so that SIGINT comes while sealing however fast the machine is.
   const copy = await firstFileBelow(sealDir, 20_000);
   child.kill('SIGSTOP');
@@ -562,7 +562,7 @@ test('call: SIGINT stops the plugin and exits 130', async (t) => {
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   // The Hang call is in flight once the plugin has written its pid and answered the health check.
   while (!existsSync(echo.pidFile)) await new Promise((resolve) => setTimeout(resolve, 50));
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -604,7 +604,7 @@ test('call: SIGINT while a --script FIFO has no writer yet exits 130 at once, no
   t.teardown(() => child.kill('SIGKILL'));
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   // With --proto every call is planned, the script read, before the plugin starts: SIGINT once that read began.
   t.true(await waitUntil(() => readingFifo(child.pid ?? 0, fifo), 20_000), 'the script was never opened');
   child.kill('SIGINT');
