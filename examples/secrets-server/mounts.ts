@@ -254,6 +254,11 @@ function mountPrefix(path: string): string {
   return `mounts/${path}/`;
 }
 
+/** The mount prefix of a store key, or '' for one outside every mount: each mount's revisions count on their own. */
+export function mountScope(key: string): string {
+  return /^mounts\/[^/]+\//.exec(key)?.[0] ?? '';
+}
+
 function checkMountPath(path: string): void {
   if (!MOUNT_PATH.test(path) || RESERVED.has(path)) {
     throw new ServerError(400, 'invalid_mount_path', `mount path ${JSON.stringify(path)}: use 1 to 64 of a-z 0-9 _ - (not "sys")`);

@@ -17,7 +17,7 @@ import {
 import { AuditHasher } from './audit-hmac.js';
 import { homePaths, loadConfig, REQUEST_TIMEOUT_MS } from './config.js';
 import { apiHandler } from './http.js';
-import { Mounts } from './mounts.js';
+import { Mounts, mountScope } from './mounts.js';
 import { LogStore } from './store.js';
 
 export interface RunningServer {
@@ -61,7 +61,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   }).catch((error: unknown) => {
     throw withRecovery(error, paths.audit);
   });
-  const store = await LogStore.open(paths.store);
+  // Revisions per mount: an engine learns nothing of another mount's writes from its own (X4).
+  const store = await LogStore.open(paths.store, { revisionScope: mountScope });
   // Made if missing and checked: the server's seal directory and every directory above it are the host's.
   const sealDir = await prepareSealRoot({ parentDir: config.sealDir, ...(config.pluginUser ? { group: config.pluginUser.gid } : {}) });
   await sweepSealed(sealDir);

@@ -42,11 +42,20 @@ function encode(key: string, value: Buffer | null): Buffer {
   return Buffer.from(`${checksum(json)} ${json}\n`);
 }
 
+export interface StoreOptions {
+  /**
+   * The part of a key whose writes share one revision counter (a mount's prefix), by default one for all:
+   * a counter shared by every mount let an engine count the writes of the others between two of its own.
+   */
+  revisionScope?: (key: string) => string;
+}
+
 export class LogStore {
   private readonly data = new Map<string, Buffer>();
-  /** Each key's revision: the number of the write that set it, counted from the open (0: absent). */
+  /** Each key's revision: the number of the write that set it, counted per scope from the open (0: absent). */
   private readonly revisions = new Map<string, number>();
-  private lastRevision = 0;
+  /** The last revision given in each scope. */
+  private readonly lastRevisions = new Map<string, number>();
   private queue: Pending[] = [];
   private writing: Promise<void> | undefined;
   private logBytes = 0;
@@ -56,13 +65,14 @@ export class LogStore {
   private constructor(
     private readonly path: string,
     private handle: FileHandle,
+    private readonly revisionScope: (key: string) => string,
   ) {}
 
   /** Opens (creating 0600) and replays the log; a torn last line from a crash is dropped, any other damage refused. */
-  static async open(path: string): Promise<LogStore> {
+  static async open(path: string, options: StoreOptions = {}): Promise<LogStore> {
     // O_NOFOLLOW: a symlink planted at the store's path must not redirect our writes.
     const handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW, 0o600);
-    const store = new LogStore(path, handle);
+    const store = new LogStore(path, handle, options.revisionScope ?? (() => ''));
     try {
       await store.replay();
     } catch (error) {
@@ -76,7 +86,7 @@ export class LogStore {
     return this.data.get(key);
   }
 
-  /** Changes at every write of `key`, and never comes back within this run; 0 while it is absent. */
+  /** Changes at every write of `key`, and never comes back within this run (counted in its scope); 0 while it is absent. */
   revision(key: string): number {
     return this.revisions.get(key) ?? 0;
   }
@@ -134,7 +144,10 @@ export class LogStore {
       this.revisions.delete(key);
     } else {
       this.data.set(key, value);
-      this.revisions.set(key, ++this.lastRevision);
+      const scope = this.revisionScope(key);
+      const revision = (this.lastRevisions.get(scope) ?? 0) + 1;
+      this.lastRevisions.set(scope, revision);
+      this.revisions.set(key, revision);
       this.liveBytes += encode(key, value).length;
     }
   }

@@ -7,6 +7,7 @@ import { isDeepStrictEqual } from 'node:util';
 import test from 'ava';
 import fc from 'fast-check';
 import { ServerError } from '../../examples/secrets-server/errors.js';
+import { mountScope } from '../../examples/secrets-server/mounts.js';
 import { LogStore } from '../../examples/secrets-server/store.js';
 import { tempDir } from '../discover/temp-dir.js';
 
@@ -138,5 +139,20 @@ test('store: a compare-and-put writes only over the revision it read, decided in
   await store.put('k', Buffer.from('e'));
   t.false(await store.compareAndPut('k', Buffer.from('f'), last));
   t.is(store.get('k')?.toString(), 'e');
+  await store.close();
+});
+
+test("store: revisions count per scope: what one mount reads of its own says nothing of another mount's writes", async (t) => {
+  const store = await LogStore.open(join(await tempDir(t), 'store.log'), { revisionScope: mountScope });
+  await store.put('mounts/a/k', Buffer.from('1'));
+  const first = store.revision('mounts/a/k');
+  // Another mount writes seven times between two of a's writes: a shared counter moved a's revision by eight.
+  for (let i = 0; i < 7; i++) await store.put(`mounts/b/k${i}`, Buffer.from('x'));
+  await store.put('mounts/a/k', Buffer.from('2'));
+  t.is(store.revision('mounts/a/k'), first + 1);
+  // Within a scope a revision still never comes back: deleted and made again, the key gets a new one.
+  await store.delete('mounts/a/k');
+  await store.put('mounts/a/k', Buffer.from('3'));
+  t.is(store.revision('mounts/a/k'), first + 2);
   await store.close();
 });
