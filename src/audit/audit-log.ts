@@ -121,6 +121,8 @@ export interface AuditLog {
   flush(): Promise<void>;
   /** Flushes, then closes the file. Rejects with the write failure, if any. */
   close(): Promise<void>;
+  /** The write failure that stopped the log, once there is one: `launch()` then starts nothing. A custom log may leave it out. */
+  readonly failure?: GatehouseError | undefined;
 }
 
 const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -491,6 +493,10 @@ class FileAuditLog implements AuditLog {
       // Bounds how long a record stays unsealed when few arrive; unref: the log must not keep the host alive.
       this.#timer = setInterval(() => this.#checkpoint(), seal.everySeconds * 1000).unref();
     }
+  }
+
+  get failure(): GatehouseError | undefined {
+    return this.#failure;
   }
 
   record(event: AuditEvent): void {

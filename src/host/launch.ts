@@ -120,6 +120,15 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
 export async function launch(options: LaunchOptions): Promise<Plugin> {
   const config = resolveOptions(options);
   const audit = options.audit;
+  // Fail closed: a host that gave an audit log starts nothing its log cannot record (a full disk stopped it).
+  if (audit?.failure !== undefined) {
+    throw new GatehouseError(
+      'AUDIT_WRITE_FAILED',
+      `launch ${config.name}: the audit log cannot record (${audit.failure.message}), and nothing is started unaudited; ` +
+        'fix what stopped it (disk space, permissions) and open the log again',
+      { cause: audit.failure },
+    );
+  }
   const started = Date.now();
   // The host's own directory for its link to the plugin's socket, made meanwhile.
   const socketLink = new PluginSocketLink();

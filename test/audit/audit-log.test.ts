@@ -135,10 +135,12 @@ test.serial('a write failure reaches onError, and flush() and close() reject wit
   }
   for (const filler of fillers) closeSync(filler);
 
+  t.is(log.failure, undefined);
   log.record(oneOfEach[0] as AuditEvent);
   await failureReported;
   t.is(failures.length, 1);
   t.true(isGatehouseError(failures[0], 'AUDIT_WRITE_FAILED'));
+  t.is(log.failure, failures[0], 'the log says it has failed, for launch() to refuse');
   t.true(isGatehouseError(await t.throwsAsync(log.flush()), 'AUDIT_WRITE_FAILED'));
   t.true(isGatehouseError(await t.throwsAsync(log.close()), 'AUDIT_WRITE_FAILED'));
 });

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { isGatehouseError, launch, verifyAuditLog, type GatehouseError, type LaunchOptions } from '../../src/index.js';
+import { GatehouseError, isGatehouseError, launch, verifyAuditLog, type AuditLog, type LaunchOptions } from '../../src/index.js';
 import { tempDir } from '../discover/temp-dir.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { fakePluginScript, kvPluginScript } from '../helpers/paths.js';
@@ -79,6 +79,20 @@ test('launch: a timeout or grace past what a timer holds (2^31 - 1 ms) is refuse
     t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
     t.regex(error?.message ?? '', /must be a positive number of ms, at most 2147483647/);
   }
+});
+
+test('launch: with an audit log that can no longer record, nothing is started, saying why', async (t) => {
+  // Fail closed: after a full disk stopped the log, launches (a supervisor's restarts among them) ran unaudited.
+  const dir = await tempDir(t);
+  const marker = join(dir, 'ran');
+  const script = join(dir, 'plugin.sh');
+  await writeFile(script, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+  const failure = new GatehouseError('AUDIT_WRITE_FAILED', 'audit log /var/log/x: ENOSPC: no space left on device');
+  const audit: AuditLog = { record: () => undefined, flush: () => Promise.reject(failure), close: () => Promise.reject(failure), failure };
+  const error = await t.throwsAsync(launch({ command: script, cookie: KV_COOKIE, audit }));
+  t.true(isGatehouseError(error, 'AUDIT_WRITE_FAILED'), String(error));
+  t.regex(error?.message ?? '', /the audit log cannot record \(.*ENOSPC.*\), and nothing is started unaudited/);
+  t.false(existsSync(marker), 'the plugin never ran');
 });
 
 test('launch: a command that does not exist or cannot be run is SPAWN_FAILED, naming it', async (t) => {
