@@ -74,7 +74,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
       // directory above the project (/tmp) could map an import to their module with "paths".
       ...(tsconfig === undefined ? { tsconfigRaw: '{}' } : { tsconfig }),
       loader: { '.proto': 'text' },
-      plugins: [checkedBeforeResolve(uid, options.entry, refusals), checkedBeforeLoad(uid, options.entry, refusals), withoutGrpcJsProtoLoader],
+      plugins: [checkedBeforeResolve(uid, options.entry, refusals), checkedBeforeLoad(uid, options.entry, refusals, checked), withoutGrpcJsProtoLoader],
       // CommonJS modules inside an ESM bundle (grpc-js) call require() for Node's built-ins.
       banner: { js: "import { createRequire as __gatehouseCreateRequire } from 'node:module';\nconst require = __gatehouseCreateRequire(import.meta.url);" },
     });
@@ -87,10 +87,7 @@ export async function bundlePlugin(options: BundleOptions): Promise<BundleResult
   const [output] = result.outputFiles;
   if (output === undefined) throw new GatehouseError('BUNDLE_FAILED', `bundle ${options.entry}: esbuild wrote no output`);
   const inputs = Object.keys(result.metafile.inputs).sort();
-  // Checked after the build, as only esbuild knows what it read; nothing is written before every file passed.
-  for (const input of inputs) {
-    await checkPackageJsonsAbove(await checkRead(resolve(input), uid, options.entry), uid, options.entry, checked);
-  }
+  // Every input passed checkedBeforeLoad, with the package.json files above it: nothing is written before that.
   await writeFileAtomic(options.out, output.contents, 0o644);
   return {
     out: options.out,
@@ -266,21 +263,17 @@ function checkedBeforeResolve(uid: number, entry: string, refusals: GatehouseErr
         if (isBuiltin(args.path) || isAbsolute(args.path)) return undefined;
         const parts = args.path.split('/');
         const name = (args.path.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
-        try {
+        await kept(refusals, async () => {
           for (let dir = args.resolveDir; ; dir = dirname(dir)) {
             const candidate = join(dir, 'node_modules', name);
             if ((await onFileIfAny(candidate, lstat(candidate))) !== undefined) {
               let check = checked.get(candidate);
               if (check === undefined) checked.set(candidate, (check = checkPackage(candidate)));
-              await check;
-              break;
+              return check;
             }
-            if (dirname(dir) === dir) break;
+            if (dirname(dir) === dir) return;
           }
-        } catch (error) {
-          if (isGatehouseError(error)) refusals.push(error);
-          throw error;
-        }
+        });
         // Passed: esbuild resolves it as it would have.
         return undefined;
       });
@@ -289,26 +282,31 @@ function checkedBeforeResolve(uid: number, entry: string, refusals: GatehouseErr
 }
 
 /**
- * Checks each module as {@link checkRead} does before esbuild loads it (the checks after the build come
- * too late for this): an import naming a FIFO hung esbuild, and one naming /dev/zero grew it until it
- * ran out of memory. Refusals are kept in `refusals`, as esbuild reports them as text.
+ * Checks each module as {@link checkRead} does before esbuild loads it, with the package.json files above it
+ * (each directory once, in `checked`): after the build would be too late, as an import naming a FIFO hung
+ * esbuild, and one naming /dev/zero grew it until it ran out of memory.
  */
-function checkedBeforeLoad(uid: number, entry: string, refusals: GatehouseError[]): Plugin {
+function checkedBeforeLoad(uid: number, entry: string, refusals: GatehouseError[], checked: Set<string>): Plugin {
   return {
     name: 'gatehouse-checked-before-load',
     setup(pluginBuild) {
       pluginBuild.onLoad({ filter: /.*/, namespace: 'file' }, async (args) => {
-        try {
-          await checkRead(args.path, uid, entry);
-        } catch (error) {
-          if (isGatehouseError(error)) refusals.push(error);
-          throw error;
-        }
+        await kept(refusals, async () => checkPackageJsonsAbove(await checkRead(args.path, uid, entry), uid, entry, checked));
         // Passed: esbuild reads and loads it as it would have.
         return undefined;
       });
     },
   };
+}
+
+/** Runs a check inside an esbuild hook, keeping its refusal in `refusals`: esbuild passes it on as text only. */
+async function kept(refusals: GatehouseError[], check: () => Promise<void>): Promise<void> {
+  try {
+    await check();
+  } catch (error) {
+    if (isGatehouseError(error)) refusals.push(error);
+    throw error;
+  }
 }
 
 /**

@@ -69,7 +69,7 @@ export async function loadProtos(files: readonly string[], importPaths: readonly
       // An imported file is not necessarily a .proto the user chose to show: its text (a token, a whole secret) is not quoted.
       const line = /\(line \d+\)/.exec(message)?.[0];
       const problem = file.importer === undefined ? message : `does not parse as a .proto file${line === undefined ? '' : ` ${line}`}`;
-      throw new GatehouseError('USAGE', `proto: ${file.importer === undefined ? file.path : `${file.path} (imported by ${file.importer})`}: ${problem}`, { cause: error });
+      throw new GatehouseError('USAGE', `proto: ${named(file)}: ${problem}`, { cause: error });
     }
     // In the order loadSync follows them: each import, with its own imports, before the next.
     for (const target of parsed.imports ?? []) await load({ path: await resolveImport(file.path, target, directories), importer: file.path, weak: false });
@@ -108,11 +108,15 @@ const HINTS: Partial<Record<GatehouseErrorCode, string>> = {
   PROTO_TOO_LARGE: 'check that it is the .proto file you meant',
 };
 
+/** The file, and who imported it. */
+function named(file: ProtoFile): string {
+  return file.importer === undefined ? file.path : `${file.path} (imported by ${file.importer})`;
+}
+
 /** A failure naming the file, who imported it, and what to do. */
 function refusal(code: GatehouseErrorCode, file: ProtoFile, problem: string, cause?: unknown): GatehouseError {
-  const what = file.importer === undefined ? file.path : `${file.path} (imported by ${file.importer})`;
   const hint = HINTS[code];
-  return new GatehouseError(code, `${what}: ${problem}${hint === undefined ? '' : `; ${hint}`}`, cause === undefined ? undefined : { cause });
+  return new GatehouseError(code, `${named(file)}: ${problem}${hint === undefined ? '' : `; ${hint}`}`, cause === undefined ? undefined : { cause });
 }
 
 /**

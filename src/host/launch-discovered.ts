@@ -55,11 +55,12 @@ export async function discoverVerified(options: DiscoverVerifiedOptions): Promis
   return results.map((result, index): CandidateReport => {
     // The manifest's entries come first, in its order; then the unlisted files.
     const version = verified.manifest.plugins[index]?.version;
-    const found = { name: result.name, ...(version === undefined ? {} : { version }), path: result.path };
-    options.audit?.record({ type: 'discovery', plugin: result.name, ...(version === undefined ? {} : { version }), path: result.path });
+    const versioned = version === undefined ? {} : { version };
+    const found = { name: result.name, ...versioned, path: result.path };
+    options.audit?.record({ type: 'discovery', plugin: result.name, ...versioned, path: result.path });
     if (result.ok) return { ...found, status: 'verified' };
     const { code, message } = result.error;
-    options.audit?.record({ type: 'refusal', plugin: result.name, ...(version === undefined ? {} : { version }), code, message });
+    options.audit?.record({ type: 'refusal', plugin: result.name, ...versioned, code, message });
     const status = code === 'PLUGIN_NOT_IN_MANIFEST' ? 'unlisted' : TAMPERED.includes(code) ? 'tampered' : 'unsafe';
     return { ...found, status, code, message };
   });

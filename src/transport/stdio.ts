@@ -140,7 +140,9 @@ export class StdioForwarder extends EventEmitter<{ drain: [OutputChannel] }> {
       const gone = (): void => {
         if (this.reader !== call) return;
         this.reader = undefined;
-        // What its stream still held will never be sent: writers waiting on it go on.
+        // What its stream still held will never be sent: writers waiting on it go on, and none of it is kept
+        // (a host that keeps reattaching cannot have the plugin hold every stream's last unsent bytes).
+        this.inFlight.clear();
         this.handedOn(this.unsent);
         // A host that reattaches will ask again; until then, output waits as at the start.
         if (this.mode === 'streaming') this.wait();

@@ -1,8 +1,9 @@
 import { GatehouseError } from '../errors.js';
 
 /**
- * A file that is not the one the manifest signed. The same diagnosis wherever it is found (the check
- * before sealing, or the copy itself), so that the reader knows it will not run and what to do.
+ * A file, checked against the signed manifest before anything is sealed or run (verify, discovery, the
+ * checks of a verified launch), that is not the one the manifest signed: said so that the reader knows it
+ * will not run and what to do.
  */
 export function notAsSigned(code: 'SIZE_MISMATCH' | 'DIGEST_MISMATCH', file: string, found: string, signed: string): GatehouseError {
   return new GatehouseError(

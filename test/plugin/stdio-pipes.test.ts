@@ -15,15 +15,18 @@ const backpressurePluginScript = fileURLToPath(new URL('../fixtures/stdio-backpr
 const socketRoot = mkdtempSync(join(tmpdir(), 'gatehouse-stdio-pipes-test-'));
 test.after.always(() => rmSync(socketRoot, { recursive: true, force: true }));
 
+/** The environment a host that never asks for GRPCStdio gives the worker plugin, and `extra`. */
+const hostEnv = (extra: Record<string, string> = {}): Record<string, string> => ({
+  [WORKER_COOKIE.key]: WORKER_COOKIE.value,
+  PLUGIN_PROTOCOL_VERSIONS: '1',
+  PLUGIN_CLIENT_CERT: generateEphemeralIdentity().certificatePem,
+  PLUGIN_UNIX_SOCKET_DIR: socketRoot,
+  ...extra,
+});
+
 test('stdio: with the pipes in use, write() says false while the host does not read stdout, and drain comes when it does', async (t) => {
   // Attack surface: a plugin piping into process.stdout with a host that does not read must pause, not queue.
-  const env = {
-    [WORKER_COOKIE.key]: WORKER_COOKIE.value,
-    PLUGIN_PROTOCOL_VERSIONS: '1',
-    PLUGIN_CLIENT_CERT: generateEphemeralIdentity().certificatePem,
-    PLUGIN_UNIX_SOCKET_DIR: socketRoot,
-  };
-  const child = spawn(process.execPath, [backpressurePluginScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [backpressurePluginScript], { env: hostEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -52,14 +55,7 @@ test('stdio: with the pipes in use, write() says false while the host does not r
 
 test('stdio: what a plugin writes and then exits on, before any host asked for its output, reaches the real stderr', async (t) => {
   // Output waits for a host to ask (5 s): a plugin that exits meanwhile used to take its last words with it.
-  const env = {
-    [WORKER_COOKIE.key]: WORKER_COOKIE.value,
-    PLUGIN_PROTOCOL_VERSIONS: '1',
-    PLUGIN_CLIENT_CERT: generateEphemeralIdentity().certificatePem,
-    PLUGIN_UNIX_SOCKET_DIR: socketRoot,
-    EXIT_AT_ONCE: '1',
-  };
-  const child = spawn(process.execPath, [exitAfterPrintScript], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [exitAfterPrintScript], { env: hostEnv({ EXIT_AT_ONCE: '1' }), stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
