@@ -1,5 +1,5 @@
 import * as http2 from 'node:http2';
-import { FrameError, type MessageDecoder } from './grpc-frames.js';
+import { FrameError, MessageTooLarge, type MessageDecoder } from './grpc-frames.js';
 
 /**
  * What a gRPC call over HTTP/2 says besides its messages, as grpc-go and grpc-js speak it: the request
@@ -33,8 +33,24 @@ export class GrpcStatusError extends Error {
     readonly code: number,
     readonly details: string,
     readonly metadata: IncomingMetadata = new Map(),
+    /** The status is the one the peer sent, not one this client made: what the peer refused is the peer's to change. */
+    readonly fromPeer = false,
   ) {
     super(`${code} ${details}`);
+  }
+}
+
+/**
+ * A message over this client's own size limit, refused before it was sent or as it arrived: the setting to raise is
+ * ours. grpc-js's wording ("larger than max"), with the sizes kept for the caller's diagnosis.
+ */
+export class MessageSizeError extends GrpcStatusError {
+  constructor(
+    readonly direction: 'sent' | 'received',
+    readonly length: number,
+    readonly limit: number,
+  ) {
+    super(GrpcStatus.RESOURCE_EXHAUSTED, `${direction} message larger than max (${length} vs. ${limit})`);
   }
 }
 
@@ -201,7 +217,7 @@ export function statusError(
 ): GrpcStatusError | undefined {
   if (status?.code === GrpcStatus.OK) return undefined;
   const metadata = incomingMetadata(headers, trailers);
-  if (status !== undefined) return new GrpcStatusError(status.code, status.details, metadata);
+  if (status !== undefined) return new GrpcStatusError(status.code, status.details, metadata, true);
   if (session === undefined || session.destroyed || session.closed) {
     return new GrpcStatusError(GrpcStatus.UNAVAILABLE, 'the connection to the plugin ended during the call', metadata);
   }
@@ -224,6 +240,7 @@ export function bodyMessages(decoder: MessageDecoder, statusIn: boolean, chunk: 
   try {
     return decoder.push(chunk);
   } catch (error) {
+    if (error instanceof MessageTooLarge) return new MessageSizeError('received', error.length, error.limit);
     return error instanceof FrameError ? new GrpcStatusError(error.grpcCode, error.message) : new GrpcStatusError(GrpcStatus.INTERNAL, String(error));
   }
 }

@@ -18,6 +18,17 @@ export class FrameError extends Error {
   }
 }
 
+/** A declared length over the decoder's limit: the sizes, so that the caller can say which setting to raise. */
+export class MessageTooLarge extends FrameError {
+  constructor(
+    readonly length: number,
+    readonly limit: number,
+  ) {
+    // grpc-js's wording ("larger than max"), which callers already recognise.
+    super(8, `received message larger than max (${length} vs. ${limit})`);
+  }
+}
+
 /** Writes an uncompressed message's prefix (flag byte, big-endian length) at the start of `target`. */
 function writePrefix(target: Buffer, length: number): void {
   target[0] = 0;
@@ -121,8 +132,7 @@ export class MessageDecoder {
     }
     if (flags !== 0) throw new FrameError(13, `unknown message flags 0x${flags.toString(16)}`);
     if (length > this.maxMessageBytes) {
-      // grpc-js's wording ("larger than max"), which callers already recognise and explain.
-      throw new FrameError(8, `received message larger than max (${length} vs. ${this.maxMessageBytes})`);
+      throw new MessageTooLarge(length, this.maxMessageBytes);
     }
     this.bodyLength = length;
   }

@@ -7,6 +7,7 @@ import {
   GrpcStatusError,
   incomingMetadata,
   MAX_TIMER_MS,
+  MessageSizeError,
   readStatus,
   requestHeaders,
   responseHeadersError,
@@ -19,7 +20,7 @@ import {
 import { frameMessage, MessageDecoder, messagePrefix } from './grpc-frames.js';
 import { StreamingCall, type OpenedStream, type StreamingCallOptions } from './grpc-http2-stream.js';
 
-export { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, type IncomingMetadata, type OutgoingMetadata } from './grpc-call-protocol.js';
+export { GrpcStatus, GrpcStatusError, MessageSizeError, percentDecode, timeoutHeader, type IncomingMetadata, type OutgoingMetadata } from './grpc-call-protocol.js';
 
 /**
  * A lean gRPC client straight on node:http2, over one HTTP/2 session that it opens on first use and
@@ -167,7 +168,7 @@ export class GrpcHttp2Client {
 
   private checkSendSize(length: number): void {
     if (length > this.options.maxSendMessageBytes) {
-      throw new GrpcStatusError(GrpcStatus.RESOURCE_EXHAUSTED, `sent message larger than max (${length} vs. ${this.options.maxSendMessageBytes})`);
+      throw new MessageSizeError('sent', length, this.options.maxSendMessageBytes);
     }
   }
 

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import type { ExitStatus } from './exit-status.js';
 import { cancelOnAbort, type CallPath, type Method } from './call-path.js';
+import { GrpcStatusError, MessageSizeError } from './grpc-call-protocol.js';
 import { peerText } from './peer-text.js';
 import type { CallOptions, ServiceClient } from './service-client-types.js';
 
@@ -125,8 +126,16 @@ function callFailed(path: string, cause: grpc.ServiceError, timeoutMs: number | 
 
 /** What the status alone does not tell the reader: which setting to look at. */
 function hint(cause: grpc.ServiceError, timeoutMs: number | undefined): string {
-  // grpc-js says only "larger than"; the fix is a setting on one side or the other.
   if (cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)) {
+    // "larger than max" alone does not say whose limit it was, and the fix is a setting on that side.
+    if (cause instanceof MessageSizeError) {
+      const what = cause.direction === 'sent' ? `the request (${cause.length} bytes)` : `the plugin's response (${cause.length} bytes)`;
+      return `: ${what} is over this host's maxMessageBytes (${cause.limit}, launch()): raise it there${cause.direction === 'sent' ? ", and the plugin's own limit with it" : ''}`;
+    }
+    if (cause instanceof GrpcStatusError && cause.fromPeer) {
+      return ": the plugin refused a message over its own size limit: raise it in the plugin (serve({ maxMessageBytes }) for a gatehouse plugin, grpc.MaxRecvMsgSize in a Go plugin's GRPCServer)";
+    }
+    // grpc-js (a brokered connection) makes the same status for its own limit and passes on the peer's.
     return ': over a message size limit; raise maxMessageBytes on the side that refused it (launch() for the host, serve() for a gatehouse plugin)';
   }
   // "deadline exceeded" does not say whose deadline: a plugin may pass on one of its own.

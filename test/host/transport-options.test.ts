@@ -139,7 +139,8 @@ test('message size: a message over the host\'s limit fails with RESOURCE_EXHAUST
   const error = await t.throwsAsync(plugin.client(storage).Put({ key: 'k', value: Buffer.alloc(100 * 1024) }));
   t.true(isGatehouseError(error, 'CALL_FAILED'), String(error));
   t.is((error as GatehouseError).details.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
-  t.regex(error?.message ?? '', /larger than .*raise maxMessageBytes/);
+  // The reader learns which side refused and which setting to raise: here the host's own limit, before sending.
+  t.regex(error?.message ?? '', /the request \(10\d{4} bytes\) is over this host's maxMessageBytes \(65536, launch\(\)\): raise it there/);
   // Brokered connections keep the same limit.
   const { storage_id } = await plugin.client(worker).Offer({});
   const connection = await plugin.broker.dial(storage_id);
@@ -154,6 +155,9 @@ test("message size: a message over the plugin's limit is refused by the plugin",
   const error = await t.throwsAsync(plugin.client(storage).Put({ key: 'k', value: Buffer.alloc(100 * 1024) }));
   t.is((error as GatehouseError).details.grpcCode, grpc.status.RESOURCE_EXHAUSTED);
   t.regex(error?.message ?? '', /Received message larger than max/);
+  // The status came from the plugin: the setting to raise is the plugin's, not the host's.
+  t.regex(error?.message ?? '', /the plugin refused a message over its own size limit: raise it in the plugin \(serve\(\{ maxMessageBytes \}\)/);
+  t.notRegex(error?.message ?? '', /launch\(\)/);
 });
 
 test('options pass-through: channel options reach the connections of both sides, server options the brokered servers', async (t) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { frameMessage } from '../../src/transport/grpc-frames.js';
-import { GrpcStatus, GrpcStatusError, percentDecode, timeoutHeader, GrpcHttp2Client, type GrpcHttp2ClientOptions } from '../../src/transport/grpc-http2-client.js';
+import { GrpcStatus, GrpcStatusError, MessageSizeError, percentDecode, timeoutHeader, GrpcHttp2Client, type GrpcHttp2ClientOptions } from '../../src/transport/grpc-http2-client.js';
 import { tempDir } from '../discover/temp-dir.js';
 
 // Conformance of the lean unary client against grpc-js's server (and a raw HTTP/2 server for what no
@@ -126,12 +126,17 @@ test('unary client: messages over the receive or send limit are RESOURCE_EXHAUST
   const c = client(t, socket, { maxReceiveMessageBytes: 1000, maxSendMessageBytes: 10 });
   const size = Buffer.alloc(4);
   size.writeUInt32BE(5000);
-  t.is((await failure(t, c.call('/test.T/Big', size))).code, grpc.status.RESOURCE_EXHAUSTED);
+  const received = await failure(t, c.call('/test.T/Big', size));
+  t.is(received.code, grpc.status.RESOURCE_EXHAUSTED);
+  // Refused here, not by the peer: typed, with the sizes, so a caller can say which setting to raise.
+  t.like(received, { direction: 'received', length: 5000, limit: 1000 });
+  t.true(received instanceof MessageSizeError);
   size.writeUInt32BE(1000);
   t.is((await c.call('/test.T/Big', size)).message.length, 1000, 'exactly the limit passes, on the same session');
   const sent = await failure(t, c.call('/test.T/Echo', Buffer.alloc(11)));
   t.is(sent.code, grpc.status.RESOURCE_EXHAUSTED);
   t.regex(sent.details, /larger than max/);
+  t.like(sent, { direction: 'sent', length: 11, limit: 10 });
 });
 
 /** A raw HTTP/2 server answering every stream with `respond`; for what grpc-js would never send. */
