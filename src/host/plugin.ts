@@ -34,7 +34,7 @@ export interface PluginInfo {
  * A running plugin: typed clients over one pinned connection, and its lifecycle. Dispose it (or call
  * `kill()`) when done; `await using plugin = await launch(...)` does that for you.
  */
-export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
+export class Plugin implements PluginInfo, AsyncDisposable {
   readonly name: string;
   readonly protocolVersion: number;
   readonly network: 'unix' | 'tcp';
@@ -48,6 +48,8 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
   private readonly clients = new WeakMap<object, unknown>();
   private stopping: Promise<ExitStatus> | undefined;
   private released: Promise<void> | undefined;
+  /** What the exit hook needs, kept off the public surface: a host's own code has no business writing the exit's audit record. */
+  private readonly live: LivePlugin;
 
   constructor(
     info: PluginInfo,
@@ -82,7 +84,15 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
       },
     };
     this.session = new PluginSession({ ...session, logger, pluginName: info.name }, connection.calls, this.liveness);
-    trackPlugin(this);
+    this.live = {
+      pid: this.pid,
+      socketDir,
+      pluginUid: this.pluginUid,
+      kill: () => this.kill(),
+      // Just before the exit hook SIGKILLs the plugin: an auditor must see why it ended.
+      recordHostExit: () => this.audit?.recordAtExit?.({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGKILL', reason: 'host exiting' }),
+    };
+    trackPlugin(this.live);
     void child.exited.then((status) => {
       this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
       if (this.stopping === undefined) {
@@ -97,17 +107,12 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
     });
   }
 
-  /** Called by the exit hook of a host that exits or is signalled, just before it SIGKILLs the plugin. */
-  recordHostExit(): void {
-    this.audit?.recordAtExit?.({ type: 'kill', plugin: this.name, pid: this.pid, method: 'SIGKILL', reason: 'host exiting' });
-  }
-
   get pid(): number {
     return this.child.pid;
   }
 
   /** The user the plugin runs as, if the host knows it: its directory is removed with that user's rights. */
-  get pluginUid(): number | undefined {
+  private get pluginUid(): number | undefined {
     return this.session.reattachFacts().pluginUid;
   }
 
@@ -216,7 +221,7 @@ export class Plugin implements PluginInfo, LivePlugin, AsyncDisposable {
       await this.connection.closeAfterPeerGone(PEER_GONE_WAIT_MS);
       const leftInPlace = await removeSocketDir(this.socketDir, this.pluginUid);
       if (leftInPlace !== undefined) this.logger.warn({ plugin: this.name }, `socket directory not removed: ${leftInPlace}`);
-      untrackPlugin(this);
+      untrackPlugin(this.live);
     })();
     return this.released;
   }
