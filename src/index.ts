@@ -68,7 +68,7 @@ export { openAuditLog, verifyAuditLog, type AuditLog, type AuditEvent, type Audi
 export { checkAuditLog, formatAnchor, MAX_REPORTED_SEGMENTS, parseAnchor, parseSealingKeys, type AuditAnchor, type AuditReport, type AuditSealingOptions, type SealingKey } from './audit/index.js';
 
 // discovery and file safety
-export { discover, checkFileSafety, type DiscoveryResult, type PluginCandidate, type SafeFile, type SafetyOptions } from './discover/index.js';
+export { discover, checkFileSafety, type DiscoverOptions, type DiscoveryResult, type PluginCandidate, type SafeFile, type SafetyOptions } from './discover/index.js';
 
 // manifests, keys, signatures, rollback state and sealing
 export {

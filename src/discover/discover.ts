@@ -29,16 +29,28 @@ export type DiscoveryResult =
  * skipped. Results are sorted by name; unsafe files are reported, not thrown, so a caller can print one
  * line per plugin. A `dir` that is not a directory is FILE_NOT_FOUND.
  */
-export async function discover(
-  dir: string,
-  patterns: readonly string[],
-  options: Pick<SafetyOptions, 'uid'> = {},
-): Promise<DiscoveryResult[]> {
+export async function discover(dir: string, patterns: readonly string[], options: DiscoverOptions = {}): Promise<DiscoveryResult[]> {
   if (patterns.length === 0) throw new GatehouseError('INVALID_OPTIONS', 'discover: no glob patterns given');
   const { root, realRoot } = await pluginDirectory(dir);
   // Following links while walking would let a link inside the directory pull in a whole foreign tree.
-  const names = await glob(patterns, { cwd: realRoot, followSymbolicLinks: false, expandDirectories: false, dot: false });
-  return checkNamed(root, realRoot, names.sort(), options);
+  const globIn = (some: readonly string[]) => glob(some, { cwd: realRoot, followSymbolicLinks: false, expandDirectories: false, dot: false });
+  if (!options.everyPatternMatches || patterns.length === 1) return checkNamed(root, realRoot, (await globIn(patterns)).sort(), options);
+  const each = await Promise.all(patterns.map((pattern) => globIn([pattern])));
+  const names = [...new Set(each.flat())].sort();
+  // A typo in one of several patterns would leave its plugins out of what is signed, without a word.
+  const unmatched = patterns.filter((_, index) => each[index]!.length === 0);
+  if (names.length > 0 && unmatched.length > 0) {
+    throw new GatehouseError('FILE_NOT_FOUND', `no file in ${root} matches ${unmatched.join(', ')} (the other patterns match); check the pattern (dot files are never listed)`);
+  }
+  return checkNamed(root, realRoot, names, options);
+}
+
+export interface DiscoverOptions extends Pick<SafetyOptions, 'uid'> {
+  /**
+   * Each pattern must match a file when any does (FILE_NOT_FOUND names the one that matches nothing): for a listing
+   * that is signed, where a misspelt pattern would leave its plugin out. No file at all is the caller's to judge.
+   */
+  everyPatternMatches?: boolean;
 }
 
 /**

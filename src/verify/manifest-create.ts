@@ -17,12 +17,12 @@ export interface CreateManifestOptions {
 /**
  * A manifest of the plugins in `dir`: every file matching the patterns, which must all pass the
  * file-safety checks (the first that fails is thrown), hashed. Each plugin is named by its path. A
- * manifest of nothing is refused (FILE_NOT_FOUND when a pattern set matches no file): it hides a typo.
+ * manifest of nothing is refused (FILE_NOT_FOUND when the patterns, or one of them, match no file): it hides a typo.
  */
 export async function createManifest(dir: string, options: CreateManifestOptions): Promise<Manifest> {
   const patterns = options.patterns ?? (options.packages?.length ? [] : ['*']);
   if (patterns.length === 0 && !options.packages?.length) throw new GatehouseError('INVALID_OPTIONS', 'createManifest: no patterns and no packages: nothing to list');
-  const results = patterns.length === 0 ? [] : await discover(dir, patterns);
+  const results = patterns.length === 0 ? [] : await discover(dir, patterns, { everyPatternMatches: true });
   if (patterns.length > 0 && results.length === 0) {
     throw new GatehouseError('FILE_NOT_FOUND', `no file in ${dir} matches ${patterns.join(', ')}; check DIR and the patterns (dot files are never listed)`);
   }

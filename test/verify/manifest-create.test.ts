@@ -50,3 +50,19 @@ test('createManifest refuses to make a manifest of nothing: a DIR that is not a 
   const empty = await tempDir(t);
   await t.throwsAsync(createManifest(empty, { version: 1, expires }), { code: 'FILE_NOT_FOUND', message: /matches \*;/ });
 });
+
+test('createManifest refuses a pattern that matches nothing among others that match: a typo would leave its plugin out of what is signed', async (t) => {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'kv', '#!/bin/sh\n', 0o755);
+  await writeFileWithMode(dir, 'secrets', '#!/bin/sh\n', 0o755);
+  await t.throwsAsync(createManifest(dir, { patterns: ['kv', 'secretz', 'k*'], version: 1, expires }), {
+    code: 'FILE_NOT_FOUND',
+    message: /no file in .* matches secretz \(the other patterns match\); check the pattern/,
+  });
+  const both = await createManifest(dir, { patterns: ['kv', 'secrets', 'k*'], version: 1, expires });
+  t.deepEqual(
+    both.plugins.map((plugin) => plugin.name),
+    ['kv', 'secrets'],
+    'a file matched by two patterns is listed once',
+  );
+});
