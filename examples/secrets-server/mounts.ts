@@ -6,6 +6,7 @@ import {
   launchVerified,
   supervise,
   type AuditLog,
+  type LaunchVerification,
   type Logger,
   type MinisignPublicKey,
   type PluginSupervisor,
@@ -40,6 +41,8 @@ export interface MountInfo extends MountSpec {
   /** What the last start verified: the sealed engine's digest and the keys that signed the release. */
   sha256: string | undefined;
   keyIds: readonly string[];
+  /** When the release's manifest stops being accepted: no start of the engine after it, restarts included. */
+  manifestExpires: string | undefined;
   lastError: { code: string; message: string } | undefined;
 }
 
@@ -80,7 +83,7 @@ interface Mount {
   spec: MountSpec;
   entry: string;
   supervisor: PluginSupervisor;
-  verified: { sha256: string; keyIds: readonly string[] } | undefined;
+  verified: Pick<LaunchVerification, 'sha256' | 'keyIds' | 'manifestExpires'> | undefined;
   /** Every storage view of this mount (an old and a new engine during a reload) writes through this one. */
   storage: MountStorage;
 }
@@ -200,6 +203,7 @@ export class Mounts {
       restarts: status.restarts,
       sha256: mount.verified?.sha256,
       keyIds: mount.verified?.keyIds ?? [],
+      manifestExpires: mount.verified?.manifestExpires,
       lastError: status.lastError,
     };
   }
@@ -243,7 +247,8 @@ export class Mounts {
         await plugin.kill();
         throw error;
       }
-      mount.verified = { sha256: plugin.verification.sha256, keyIds: plugin.verification.keyIds };
+      const { sha256, keyIds, manifestExpires } = plugin.verification;
+      mount.verified = { sha256, keyIds, manifestExpires };
       return plugin;
     };
   }

@@ -1,6 +1,7 @@
 import type { AuditedFile } from '../audit/audit-log.js';
 import { dirname, resolve } from 'node:path';
-import { isGatehouseError } from '../errors.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
+import { silentLogger } from '../logger.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
@@ -17,7 +18,15 @@ export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'na
      * manifest does not list. Without it, such a variable is refused with UNVERIFIED_CODE_ENV.
      */
     allowUnverifiedCodeEnv?: readonly string[];
+    /**
+     * Within this many ms of the manifest's expiry, every start logs a warning (default a week; 0: never). An
+     * expired manifest is refused, restarts included, so a supervised plugin that crashes after it stays down.
+     */
+    expiryWarningMs?: number;
   };
+
+const DAY_MS = 86_400_000;
+const DEFAULT_EXPIRY_WARNING_MS = 7 * DAY_MS;
 
 /** What a verified launch accepted: the same facts as its `verification` audit record. */
 export interface LaunchVerification {
@@ -27,6 +36,8 @@ export interface LaunchVerification {
   keyIds: readonly string[];
   manifestVersion: number;
   manifestSha256: string;
+  /** When the manifest stops being accepted (its `expires`): no start of this plugin after it, restarts included. */
+  manifestExpires: string;
   /** The entry's version, when the manifest gives one. */
   version?: string;
   /** Every file that runs, with the digest it was held to. */
@@ -42,9 +53,13 @@ export type PluginWithVerification = Plugin & { readonly verification: LaunchVer
  * check). The copy is removed once the plugin has exited. Each outcome is audited.
  */
 export async function launchVerified(options: VerifiedLaunchOptions): Promise<PluginWithVerification> {
-  const { manifestPath, plugin: name, pluginDir, policy, seal, version, allowUnverifiedCodeEnv, ...launchOptions } = options;
+  const { manifestPath, plugin: name, pluginDir, policy, seal, version, allowUnverifiedCodeEnv, expiryWarningMs, ...launchOptions } = options;
   let verified;
   try {
+    const warnWithinMs = expiryWarningMs ?? DEFAULT_EXPIRY_WARNING_MS;
+    if (!Number.isFinite(warnWithinMs) || warnWithinMs < 0) {
+      throw new GatehouseError('INVALID_OPTIONS', `expiryWarningMs must be a number of ms, 0 or more (0: no warning), got ${String(expiryWarningMs)}`);
+    }
     // Before anything is sealed or spawned: the environment must not load code the manifest does not list.
     checkCodeLoadingEnv(launchOptions.env, allowUnverifiedCodeEnv);
     // A plugin run as another user must read and execute its copy (through its group), never write it.
@@ -76,6 +91,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     // So an auditor can tell exactly which release, and which bytes of it, ran.
     manifestVersion: verified.verified.manifest.version,
     manifestSha256: verified.verified.sha256,
+    manifestExpires: verified.verified.manifest.expires,
     ...(entry.version === undefined ? {} : { version: entry.version }),
     files: runningFiles(entry),
   };
@@ -88,6 +104,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     ...(selection.requested === undefined ? {} : { requested: selection.requested }),
     reason: selection.reason,
   });
+  warnOfExpiry(options, verification);
   // A host that exits (or is signalled) while the plugin runs never sees it exit: its exit hook removes the copy.
   const forget = removeAtExit(sealed.dir);
   try {
@@ -108,6 +125,24 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     forget();
     throw error;
   }
+}
+
+/**
+ * An expired manifest stops every start, restarts included: a supervised plugin that crashes after its manifest
+ * expired stays down. Said at each start within the window, in time to sign a new release.
+ */
+function warnOfExpiry(options: VerifiedLaunchOptions, verification: LaunchVerification): void {
+  const left = Date.parse(verification.manifestExpires) - (options.policy.now ?? new Date()).getTime();
+  if (left >= (options.expiryWarningMs ?? DEFAULT_EXPIRY_WARNING_MS)) return;
+  const hours = Math.floor(left / 3_600_000);
+  const days = Math.floor(hours / 24);
+  const inTime = days > 0 ? `${days} day${days === 1 ? '' : 's'}, ${hours % 24} h` : hours > 0 ? `${hours} h` : `${Math.max(1, Math.ceil(left / 60_000))} min`;
+  (options.logger ?? silentLogger).warn(
+    { plugin: options.plugin, manifestVersion: verification.manifestVersion, expires: verification.manifestExpires },
+    `manifest version ${verification.manifestVersion} expires at ${verification.manifestExpires} (in ${inTime}): ${options.plugin} will not start again ` +
+      `after that, restarts included; publish a new version and sign it (gatehouse manifest create --version ${verification.manifestVersion + 1} ` +
+      '--expires-in DAYS, then gatehouse manifest sign)',
+  );
 }
 
 /**

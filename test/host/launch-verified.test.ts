@@ -16,6 +16,7 @@ import { waitUntil } from '../helpers/process.js';
 import { goTest } from '../interop/go-binaries.js';
 import { CODE_LOADING_ENV_NAMES } from '../../src/verify/code-loading-env.js';
 import { requireTool } from '../hostile/requires.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
 
 const DAY_MS = 86_400_000;
 const execFileAsync = promisify(execFile);
@@ -63,8 +64,10 @@ goTest('launchVerified: a signed Go plugin runs from its sealed copy, which is r
     keyIds: [trustedKeys[0]?.keyId],
     manifestVersion: record?.manifestVersion,
     manifestSha256: record?.manifestSha256,
+    manifestExpires: record?.manifestExpires,
     files: record?.files,
   });
+  t.regex(String(record?.manifestExpires), /^\d{4}-\d\d-\d\dT/, 'when the manifest stops being accepted');
   t.true(await waitUntil(() => !existsSync(sealedCommand), 5000), 'the sealed copy is removed after exit');
 });
 
@@ -269,4 +272,38 @@ test('launchVerified: every variable that loads code is refused by name, unless 
   // A name that loads nothing is no allowance at all: refused as a mistake, not ignored.
   const unknown = await t.throwsAsync(launchWith({}, ['HOME']));
   t.true(isGatehouseError(unknown, 'INVALID_OPTIONS'), String(unknown));
+});
+
+test('launchVerified: a manifest within expiryWarningMs of its expiry starts with a warning that says when and what to do; one further off, or with the warning off, starts quietly', async (t) => {
+  const dir = await tempDir(t);
+  await writeFileWithMode(dir, 'p.sh', 'exit 3\n', 0o755);
+  const keys = generateKeyPair();
+  const manifestFor = async (expiresInMs: number) => {
+    const manifest = await createManifest(dir, { patterns: ['p.sh'], version: 4, expires: new Date(Date.now() + expiresInMs) });
+    const manifestPath = join(await tempDir(t), 'manifest.json');
+    const text = formatManifest({ ...manifest, plugins: manifest.plugins.map((entry) => ({ ...entry, interpreter: { path: '/bin/sh' } })) });
+    await writeFile(manifestPath, text);
+    await writeFile(`${manifestPath}.minisig`, signManifest(Buffer.from(text), keys.secretKey));
+    return manifestPath;
+  };
+  const warnings = async (manifestPath: string, expiryWarningMs?: number) => {
+    const logger = recordingLogger();
+    const options = { manifestPath, pluginDir: dir, plugin: 'p.sh', policy: { trustedKeys: [keys.publicKey] }, cookie: KV_COOKIE, logger, startTimeoutMs: 5000 };
+    // The script exits at once: only what is said before the launch matters here.
+    await t.throwsAsync(launchVerified(expiryWarningMs === undefined ? options : { ...options, expiryWarningMs }));
+    return logger.records.filter((record) => record.level === 'warn' && /expires/.test(record.message));
+  };
+  const soon = await manifestFor(2 * DAY_MS);
+  const [warning] = await warnings(soon);
+  t.regex(warning?.message ?? '', /manifest version 4 expires at \S+ \(in 1 day, \d+ h\): p\.sh will not start again after that, restarts included; publish a new version and sign it/);
+  t.like(warning?.fields, { plugin: 'p.sh', manifestVersion: 4 });
+  t.deepEqual(await warnings(soon, 0), [], 'expiryWarningMs: 0 turns it off');
+  t.deepEqual(await warnings(await manifestFor(30 * DAY_MS)), [], 'a month off is past the default week');
+  t.is((await warnings(await manifestFor(30 * DAY_MS), 31 * DAY_MS)).length, 1, 'the window is the caller\'s');
+  for (const bad of [-1, Number.NaN]) {
+    await t.throwsAsync(launchVerified({ manifestPath: soon, pluginDir: dir, plugin: 'p.sh', policy: { trustedKeys: [keys.publicKey] }, cookie: KV_COOKIE, expiryWarningMs: bad }), {
+      code: 'INVALID_OPTIONS',
+      message: /expiryWarningMs must be a number of ms, 0 or more/,
+    });
+  }
 });

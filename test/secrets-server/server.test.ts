@@ -106,7 +106,10 @@ test('server: concurrent requests during a reload to a newer signed version all 
   t.is(reloaded.status, 200, JSON.stringify(reloaded.json));
   t.deepEqual(failures, []);
   t.is((await s.api('GET', '/v1/secret/info')).json.data.version, '1.1.0');
-  t.like((await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0], { path: 'secret', version: '1.1.0', entry: 'kv-1.1.0', state: 'running' });
+  const listed = (await s.api('GET', '/v1/sys/plugins')).json.data.mounts[0];
+  t.like(listed, { path: 'secret', version: '1.1.0', entry: 'kv-1.1.0', state: 'running' });
+  // The operator sees when the release stops being accepted: no engine starts after it, restarts included.
+  t.regex(String(listed?.manifestExpires), /^\d{4}-\d\d-\d\dT.*Z$/);
 });
 
 test('server: writes to one kv secret during reloads each get their own version: the old and the new engine never both write version N', async (t) => {
