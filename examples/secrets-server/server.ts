@@ -64,8 +64,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // Revisions per mount: an engine learns nothing of another mount's writes from its own (X4).
   const store = await LogStore.open(paths.store, { revisionScope: mountScope });
   // Made if missing and checked: the server's seal directory and every directory above it are the host's.
+  // The copies a killed server left there go at the first seal (the library's own sweep of dead hosts' copies).
   const sealDir = await prepareSealRoot({ parentDir: config.sealDir, ...(config.pluginUser ? { group: config.pluginUser.gid } : {}) });
-  await sweepSealed(sealDir);
 
   const bwrap = config.sandbox !== 'off' && BWRAP_PATHS.some((path) => existsSync(path));
   if (config.sandbox === 'required' && !bwrap) throw new Error('sandbox "required" but bubblewrap (bwrap) is not installed');
@@ -160,9 +160,9 @@ function withRecovery(error: unknown, path: string): unknown {
 }
 
 /**
- * Removes sealed copies nobody runs: all of them once every engine has stopped (the library removes a
- * copy only after its plugin's exit is seen, which a stopping server may not wait for), and at start the
- * ones a killed server left. The directory is the server's own (0700): nothing else puts files there.
+ * Removes sealed copies nobody runs, all of them once every engine has stopped: the library removes a copy
+ * only after its plugin's exit is seen, which a stopping server may not wait for. The directory is the
+ * server's own (0700): nothing else puts files there.
  */
 async function sweepSealed(dir: string): Promise<void> {
   for (const name of await readdir(dir)) {

@@ -7,6 +7,7 @@ import { fsError } from '../discover/fs-error.js';
 import { GatehouseError } from '../errors.js';
 import type { ManifestFile, ManifestPlugin } from './manifest.js';
 import { checkScriptInterpreter } from './script-interpreter.js';
+import { sealDirPrefix } from './seal-owner.js';
 import { prepareSealRoot } from './seal-root.js';
 import { openRegularFile, readChunks } from '../discover/untrusted-file.js';
 
@@ -66,8 +67,8 @@ export async function sealPlugin(entry: SealablePlugin, pluginDir: string, optio
   // Under a root no other user can write up to `/`: nothing the plugin resolves by walking up can be planted.
   const root = await prepareSealRoot(options);
   // mkdtemp makes the directory 0700 under a fresh random name: no other user can add, swap or open a copy
-  // (with `group`, that group may then open and run them, never write).
-  const dir = await mkdtemp(join(root, 'gatehouse-seal-')).catch((error: unknown) => Promise.reject(sealFailure(error, root)));
+  // (with `group`, that group may then open and run them, never write). The name says which host it is for.
+  const dir = await mkdtemp(await sealDirPrefix(root)).catch((error: unknown) => Promise.reject(sealFailure(error, root)));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
     const access: Access = { dir, group: options.group, made: new Set() };

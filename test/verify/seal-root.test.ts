@@ -1,13 +1,15 @@
 // Issue 11 item 1: a sealed copy inherits whatever sits above its directory, so the seal root must be the
 // host's all the way up to `/`. Each attack is played as the review did: the "other user" is nobody.
 import test, { type ExecutionContext } from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readlink, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { isGatehouseError } from '../../src/errors.js';
+import { processStartTime } from '../../src/process-identity.js';
 import { sha256File } from '../../src/verify/hash.js';
 import { defaultSealRoot, prepareSealRoot } from '../../src/verify/seal-root.js';
 import { sealPlugin, type SealablePlugin } from '../../src/verify/seal.js';
@@ -196,4 +198,33 @@ test('a seal root under a directory others can write, or named through a link an
   await run('/usr/bin/setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '/bin/ln', '-s', target, join(shared, 'link')]);
   await t.throwsAsync(prepareSealRoot({ parentDir: join(shared, 'link', 'seal') }), { code: 'SEAL_ROOT_UNSAFE' });
   t.deepEqual(await readdir(target), [], 'nothing made where the link points');
+});
+
+test("a host's first seal removes the sealed copies a dead host of the same user and PID namespace left in the root; a live host's, another namespace's and unnamed ones stay", async (t) => {
+  const root = await sealRootDir(t);
+  const namespace = (await readlink('/proc/self/ns/pid')).replace(/^pid:\[(\d+)\]$/, '$1');
+  // A host killed by SIGKILL runs no exit hook: its copies stay, named with its pid and start time.
+  const dead = spawn('/bin/sleep', ['30']);
+  const deadExit = once(dead, 'exit');
+  const deadStart = await processStartTime(dead.pid!);
+  dead.kill('SIGKILL');
+  await deadExit;
+  const live = spawn('/bin/sleep', ['30']);
+  t.teardown(() => live.kill('SIGKILL'));
+  const liveStart = await processStartTime(live.pid!);
+  const copies = {
+    dead: `gatehouse-seal-p${namespace}-${dead.pid}-${deadStart}-aaaaaa`,
+    live: `gatehouse-seal-p${namespace}-${live.pid}-${liveStart}-bbbbbb`,
+    // In another PID namespace the pid names another process, or none: nothing can be judged from here.
+    elsewhere: `gatehouse-seal-p1-${dead.pid}-${deadStart}-cccccc`,
+    unnamed: 'gatehouse-seal-dddddd',
+  };
+  for (const name of Object.values(copies)) {
+    await writeFileWithMode(join(root, name), 'plugin/kv', 'sealed bytes', 0o500);
+    await chmod(join(root, name), 0o700);
+  }
+  const { entry, pluginDir } = await nodePlugin(t, 'process.exit(0);\n');
+  await using sealed = await sealPlugin(entry, pluginDir, { parentDir: root });
+  t.regex(basename(sealed.dir), new RegExp(`^gatehouse-seal-p${namespace}-${process.pid}-${await processStartTime(process.pid)}-\\w{6}$`), 'its own copy names its host');
+  t.deepEqual((await readdir(root)).sort(), [copies.elsewhere, copies.live, copies.unnamed, basename(sealed.dir)].sort());
 });

@@ -1,0 +1,67 @@
+// Which host a sealed copy belongs to, told by its directory's name: a host killed by SIGKILL runs no exit hook, so
+// its copies (whole plugin packages) would pile up in the seal root with every crash of a host that restarts.
+import { lstat, readdir, readlink, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { effectiveUid } from '../discover/file-safety.js';
+import { isSameProcess, processStartTime } from '../process-identity.js';
+
+const PREFIX = 'gatehouse-seal-';
+/** `gatehouse-seal-p<PID namespace>-<pid>-<start time>-` and mkdtemp's six characters. */
+const OWNED = /^gatehouse-seal-p(\d+)-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+
+interface Owner {
+  namespace: string;
+  pid: number;
+  startTime: string;
+}
+
+let self: Promise<Owner | undefined> | undefined;
+/** Roots this process has swept: once per root, at its first seal there (the copies of hosts that died before it started). */
+const swept = new Map<string, Promise<void>>();
+
+/** This process as a copy's owner, or undefined where /proc does not say (then copies are named as before, and never swept). */
+function owner(): Promise<Owner | undefined> {
+  self ??= (async () => {
+    const [link, startTime] = await Promise.all([readlink('/proc/self/ns/pid').catch(() => ''), processStartTime(process.pid)]);
+    const namespace = /^pid:\[(\d+)\]$/.exec(link)?.[1];
+    return namespace === undefined || startTime === undefined ? undefined : { namespace, pid: process.pid, startTime };
+  })();
+  return self;
+}
+
+/** The prefix mkdtemp completes for this host's sealed copies under `root`, once the copies dead hosts left there are gone. */
+export async function sealDirPrefix(root: string): Promise<string> {
+  const me = await owner();
+  if (me === undefined) return join(root, PREFIX);
+  let sweeping = swept.get(root);
+  if (sweeping === undefined) {
+    sweeping = sweepDeadHosts(root, me);
+    swept.set(root, sweeping);
+  }
+  await sweeping;
+  return join(root, `${PREFIX}p${me.namespace}-${me.pid}-${me.startTime}-`);
+}
+
+/**
+ * Removes the copies whose host is gone. Only a host in our PID namespace can be judged (elsewhere its pid names another
+ * process, or none), and only by pid and start time together (a pid alone may have been reused): a copy of a live host,
+ * or of one we cannot judge, stays. The root is the host user's alone (prepareSealRoot), so every name in it is ours.
+ */
+async function sweepDeadHosts(root: string, me: Owner): Promise<void> {
+  const names = await readdir(root).catch(() => []);
+  await Promise.all(
+    names.map(async (name) => {
+      const match = OWNED.exec(name);
+      if (match === null || match[1] !== me.namespace) return;
+      const pid = Number(match[2]);
+      const startTime = match[3]!;
+      if ((pid === me.pid && startTime === me.startTime) || (await isSameProcess(pid, startTime))) return;
+      const path = join(root, name);
+      // Only a directory of this user: nothing else has any business there, and is left for its owner to see.
+      const stats = await lstat(path).catch(() => undefined);
+      if (stats?.isDirectory() !== true || stats.uid !== effectiveUid()) return;
+      // A copy that cannot be removed now stays as it was: the next host tries again, and sealing goes on.
+      await rm(path, { recursive: true, force: true }).catch(() => {});
+    }),
+  );
+}
