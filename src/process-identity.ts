@@ -1,6 +1,6 @@
 // Which process a pid names: a pid alone can be reused by another process once its owner has exited,
 // so a record of a process (a reattach record, an install lock) keeps its start time as well.
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 
 /**
  * The fields of a /proc/PID/stat line from the third (the state) on. The second, the command name in
@@ -40,4 +40,18 @@ function exists(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+let namespace: Promise<string | undefined> | undefined;
+
+/**
+ * This process's PID namespace (the inode number of /proc/self/ns/pid), or undefined where /proc does not say. A pid
+ * recorded in another namespace names another process here, or none: only a record of our own namespace can be judged.
+ */
+export function pidNamespace(): Promise<string | undefined> {
+  namespace ??= readlink('/proc/self/ns/pid').then(
+    (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1],
+    () => undefined,
+  );
+  return namespace;
 }

@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { checkOwnedFile, effectiveUid } from '../discover/file-safety.js';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { isSameProcess, processStartTime } from '../process-identity.js';
+import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
 import { createWhole } from './atomic-file.js';
 import { checkedDirectory } from './checked-path.js';
@@ -11,8 +11,11 @@ import { checkedDirectory } from './checked-path.js';
 /** The file whose exclusive creation lets one install or rollback of `into` run at a time. */
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;
 
-/** A holder's pid and start time: enough to tell a running install from a killed one whose pid was reused. */
-const HOLDER = /^([1-9][0-9]{0,9}) ([0-9]{1,20}|-)\n$/;
+/**
+ * A holder's pid, start time and PID namespace: enough to tell a running install from a killed one whose pid was reused,
+ * and to know when the pid cannot be judged from here. Locks of older versions have no namespace: taken as ours.
+ */
+const HOLDER = /^([1-9][0-9]{0,9}) ([0-9]{1,20}|-)(?: ([0-9]{1,20}))?\n$/;
 const TAKEOVER_ATTEMPTS = 3;
 
 /**
@@ -36,15 +39,19 @@ export async function withInstallLock<T>(into: string, work: () => Promise<T>): 
 }
 
 async function acquire(path: string, into: string, uid: number): Promise<void> {
-  const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}\n`;
+  const namespace = await pidNamespace();
+  const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}${namespace === undefined ? '' : ` ${namespace}`}\n`;
   for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt += 1) {
     if (await create(path, me)) return;
     const holder = await readHolder(path, uid);
     if (holder === undefined) continue;
     const text = holder.toString('latin1');
-    const [, pid, start] = HOLDER.exec(text) ?? [];
+    const [, pid, start, holderNamespace] = HOLDER.exec(text) ?? [];
     // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
     if (pid === undefined || (await isSameProcess(Number(pid), start === '-' ? undefined : start))) throw locked(path, into, pid);
+    // An install in another container sharing the directory: its pid names nobody here while it runs, so taking the
+    // lock over would run two installs of `into` at once.
+    if (holderNamespace !== undefined && holderNamespace !== namespace) throw locked(path, into, `${pid} in another PID namespace`);
     await takeOver(path, into, text, `${pid}-${start}`, uid);
   }
   throw locked(path, into, undefined);

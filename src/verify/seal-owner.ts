@@ -1,9 +1,9 @@
 // Which host a sealed copy belongs to, told by its directory's name: a host killed by SIGKILL runs no exit hook, so
 // its copies (whole plugin packages) would pile up in the seal root with every crash of a host that restarts.
-import { lstat, readdir, readlink, rm } from 'node:fs/promises';
+import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { effectiveUid } from '../discover/file-safety.js';
-import { isSameProcess, processStartTime } from '../process-identity.js';
+import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
 
 const PREFIX = 'gatehouse-seal-';
 /** `gatehouse-seal-p<PID namespace>-<pid>-<start time>-` and mkdtemp's six characters. */
@@ -22,8 +22,7 @@ const swept = new Map<string, Promise<void>>();
 /** This process as a copy's owner, or undefined where /proc does not say (then copies are named as before, and never swept). */
 function owner(): Promise<Owner | undefined> {
   self ??= (async () => {
-    const [link, startTime] = await Promise.all([readlink('/proc/self/ns/pid').catch(() => ''), processStartTime(process.pid)]);
-    const namespace = /^pid:\[(\d+)\]$/.exec(link)?.[1];
+    const [namespace, startTime] = await Promise.all([pidNamespace(), processStartTime(process.pid)]);
     return namespace === undefined || startTime === undefined ? undefined : { namespace, pid: process.pid, startTime };
   })();
   return self;

@@ -302,6 +302,23 @@ test('install: the lock PLUGINS_DIR.lck held by a running install is refused wit
   }
 });
 
+test('install: a lock held in another PID namespace (an install in another container sharing the directory) is INSTALL_LOCKED, never taken over', async (t) => {
+  const { keys, into, policy } = await setup(t);
+  const ours = (await readlink('/proc/self/ns/pid')).replace(/^pid:\[(\d+)\]$/, '$1');
+  // The holder's pid names nobody here, which says nothing about whether it runs in its own namespace.
+  const elsewhere = `4194305 1 ${ours === '1' ? '2' : '1'}\n`;
+  await writeFile(`${into}.lck`, elsewhere);
+  await t.throwsAsync(installRelease({ source: await release(t, keys.secretKey, 1), into, policy }), {
+    code: 'INSTALL_LOCKED',
+    message: /pid 4194305 in another PID namespace.*if none is running, remove/,
+  });
+  t.is(await readFile(`${into}.lck`, 'utf8'), elsewhere, 'the holder keeps its lock');
+  // Gone in our own namespace is gone: taken over, and our lock names our namespace.
+  await writeFile(`${into}.lck`, `4194305 1 ${ours}\n`);
+  await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
+  await t.throwsAsync(readFile(`${into}.lck`), { code: 'ENOENT' }, 'released once done');
+});
+
 test('install: leftovers of interrupted installs (unverified staging files, a release placed but never switched in) go at the next install; names install does not make stay', async (t) => {
   const { keys, into, policy } = await setup(t);
   const first = await installRelease({ source: await release(t, keys.secretKey, 1), into, policy });
