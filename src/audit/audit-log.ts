@@ -27,7 +27,7 @@ import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { isSameProcess, processStartTime } from '../process-identity.js';
+import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
@@ -318,18 +318,19 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
 }
 
 /**
- * Marks the log at `path` as held by this process (an empty `<log>.writer-<pid>-<start time>` beside it) and
- * refuses it (AUDIT_IN_USE) while a live process, this one included, holds it: two writers would fork its
+ * Marks the log at `path` as held by this process (an empty `<log>.writer-<pid>-<start time>-<PID namespace>` beside
+ * it) and refuses it (AUDIT_IN_USE) while a live process, this one included, holds it: two writers would fork its
  * chain. Each writer makes its own mark before it looks for others', so of two that start together at most
- * one goes on. A mark whose process is gone (its pid unused, or used by a process started later) is removed.
- * Returns the mark, or undefined without /proc (not Linux), where one writer per file is left to the caller.
+ * one goes on. A mark whose process is gone (its pid unused, or used by a process started later) is removed; one made
+ * in another PID namespace cannot be judged from here and holds the log. Marks of older versions name no namespace:
+ * taken as ours. Returns the mark, or undefined without /proc (not Linux), where one writer per file is left to the caller.
  */
 async function claimWriter(path: string): Promise<string | undefined> {
-  const started = await processStartTime(process.pid);
+  const [started, namespace] = await Promise.all([processStartTime(process.pid), pidNamespace()]);
   if (started === undefined) return undefined;
   const directory = dirname(path);
   const prefix = `${basename(path)}.writer-`;
-  const mark = `${path}.writer-${process.pid}-${started}`;
+  const mark = `${path}.writer-${process.pid}-${started}${namespace === undefined ? '' : `-${namespace}`}`;
   const inUse = (pid: number, who: string): GatehouseError =>
     new GatehouseError('AUDIT_IN_USE', `audit log ${path} is in use by process ${pid}${who}: one writer per file, or its chain forks; close that log first, or open another file`);
   try {
@@ -341,9 +342,13 @@ async function claimWriter(path: string): Promise<string | undefined> {
   }
   try {
     for (const name of await readdir(directory)) {
-      const holder = name.startsWith(prefix) ? /^([0-9]+)-([0-9]+)$/.exec(name.slice(prefix.length)) : null;
+      const holder = name.startsWith(prefix) ? /^([0-9]+)-([0-9]+)(?:-([0-9]+))?$/.exec(name.slice(prefix.length)) : null;
       if (holder === null || join(directory, name) === mark) continue;
       const pid = Number(holder[1]);
+      // A host in another container sharing the directory: its pid names nobody here while it writes.
+      if (holder[3] !== undefined && holder[3] !== namespace) {
+        throw inUse(pid, ` in another PID namespace (a host in another container?); if no host there writes it, remove ${join(directory, name)}`);
+      }
       // A live second writer: appending beside it would fork the chain.
       if (await isSameProcess(pid, holder[2])) throw inUse(pid, '');
       // Its writer died without closing the log: that pid is gone, or names a process started since.

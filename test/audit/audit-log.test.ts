@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import test from 'ava';
 import { isGatehouseError, type GatehouseError } from '../../src/errors.js';
 import { openAuditLog, parseSealingKeys, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent, type SealingKey } from '../../src/audit/index.js';
@@ -331,4 +331,28 @@ test('a second writer on one log is refused while the first holds it, in this pr
   await (await openAuditLog(path)).close();
   t.deepEqual(readdirSync(dirname(path)).filter((name) => name.includes('.writer-')), [], 'stale marks are removed, ours on close');
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 3 });
+});
+
+test('a writer in another PID namespace (a host in another container sharing the directory) holds the log: its pid names nobody here', async (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('needs /proc to tell a live writer from a dead one');
+    return;
+  }
+  const path = await tempLogPath(t);
+  const ours = readlinkSync('/proc/self/ns/pid').replace(/^pid:\[(\d+)\]$/, '$1');
+  const elsewhere = `${path}.writer-4194305-1-${ours === '1' ? '2' : '1'}`;
+  writeFileSync(elsewhere, '');
+  const refused = await t.throwsAsync(openAuditLog(path));
+  t.true(isGatehouseError(refused, 'AUDIT_IN_USE'), String(refused));
+  t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace.*if no host there writes it, remove .*writer-4194305-1-\d+/);
+  t.true(existsSync(elsewhere), "the other namespace's mark stays");
+  rmSync(elsewhere);
+  // Gone in our own namespace is gone; our own mark names our namespace.
+  writeFileSync(`${path}.writer-4194305-1-${ours}`, '');
+  const log = await openAuditLog(path);
+  t.deepEqual(
+    readdirSync(dirname(path)).filter((name) => name.includes('.writer-')),
+    [`${basename(path)}.writer-${process.pid}-${startTime(process.pid)}-${ours}`],
+  );
+  await log.close();
 });
