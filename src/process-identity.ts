@@ -1,6 +1,6 @@
 // Which process a pid names: a pid alone can be reused by another process once its owner has exited,
 // so a record of a process (a reattach record, an install lock) keeps its start time as well.
-import { readFile, readlink } from 'node:fs/promises';
+import { lstat, readFile, readlink, utimes } from 'node:fs/promises';
 
 /**
  * The fields of a /proc/PID/stat line from the third (the state) on. The second, the command name in
@@ -42,16 +42,49 @@ function exists(pid: number): boolean {
   }
 }
 
-let namespace: Promise<string | undefined> | undefined;
+let scope: Promise<string | undefined> | undefined;
 
 /**
- * This process's PID namespace (the inode number of /proc/self/ns/pid), or undefined where /proc does not say. A pid
- * recorded in another namespace names another process here, or none: only a record of our own namespace can be judged.
+ * Where a pid names a process: this PID namespace on this boot of this machine (`<namespace inode>.<boot id>`), or
+ * undefined where /proc does not say. A pid recorded in another scope names another process here, or none: a host in
+ * another container sharing a volume, or on another machine sharing a network file system (where even the namespace's
+ * number is the same: the first one's is a constant).
  */
-export function pidNamespace(): Promise<string | undefined> {
-  namespace ??= readlink('/proc/self/ns/pid').then(
-    (link) => /^pid:\[(\d+)\]$/.exec(link)?.[1],
-    () => undefined,
-  );
-  return namespace;
+export function pidScope(): Promise<string | undefined> {
+  scope ??= Promise.all([
+    readlink('/proc/self/ns/pid').catch(() => ''),
+    readFile('/proc/sys/kernel/random/boot_id', 'utf8').catch(() => ''),
+  ]).then(([link, boot]) => {
+    const namespace = /^pid:\[(\d{1,20})\]$/.exec(link)?.[1];
+    const bootId = boot.trim().replaceAll('-', '');
+    return namespace !== undefined && /^[0-9a-f]{32}$/.test(bootId) ? `${namespace}.${bootId}` : undefined;
+  });
+  return scope;
+}
+
+/** A scope as {@link pidScope} writes it, for the patterns that read one back out of a name. */
+export const PID_SCOPE_PATTERN = '[0-9]{1,20}\\.[0-9a-f]{32}';
+
+/** How often a holder in another scope refreshes its mark's mtime, and how old a mark may be before it is taken for a dead holder's. */
+export const LEASE_REFRESH_MS = 10_000;
+export const LEASE_EXPIRY_MS = 6 * LEASE_REFRESH_MS;
+
+/**
+ * Keeps `path`'s mtime fresh while the caller holds it: a holder in another scope cannot be judged by its pid, only by
+ * a mark it keeps touching. Returns what stops it.
+ */
+export function holdLease(path: string): () => void {
+  const timer = setInterval(() => {
+    const now = new Date();
+    // A refresh that fails leaves the mark to age: another host then takes it over, as it would a dead holder's.
+    utimes(path, now, now).catch(() => {});
+  }, LEASE_REFRESH_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** How long ago the holder of a mark in another scope last refreshed it (ms), or undefined if the mark is gone. */
+export async function leaseAge(path: string): Promise<number | undefined> {
+  const stats = await lstat(path).catch(() => undefined);
+  return stats === undefined ? undefined : Date.now() - stats.mtimeMs;
 }

@@ -27,7 +27,7 @@ import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
+import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
@@ -317,20 +317,25 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
   return { logId: first.logId as string, sealed: first.fields.sealingKey !== undefined };
 }
 
+/** A writer's mark after `<log>.writer-`: pid, start time and, since marks name it, the pid's scope. */
+const WRITER_MARK = new RegExp(`^([0-9]+)-([0-9]+)(?:-(${PID_SCOPE_PATTERN}))?$`);
+
 /**
- * Marks the log at `path` as held by this process (an empty `<log>.writer-<pid>-<start time>-<PID namespace>` beside
- * it) and refuses it (AUDIT_IN_USE) while a live process, this one included, holds it: two writers would fork its
- * chain. Each writer makes its own mark before it looks for others', so of two that start together at most
- * one goes on. A mark whose process is gone (its pid unused, or used by a process started later) is removed; one made
- * in another PID namespace cannot be judged from here and holds the log. Marks of older versions name no namespace:
- * taken as ours. Returns the mark, or undefined without /proc (not Linux), where one writer per file is left to the caller.
+ * Marks the log at `path` as held by this process (an empty `<log>.writer-<pid>-<start time>-<pid scope>` beside it)
+ * and refuses it (AUDIT_IN_USE) while a live process, this one included, holds it: two writers would fork its chain.
+ * Each writer makes its own mark before it looks for others', so of two that start together at most one goes on. A
+ * mark whose process is gone (its pid unused, or used by a process started later) is removed. One made in another
+ * scope (another container, another machine) cannot be judged by its pid: it holds the log while its writer keeps
+ * refreshing it (holdLease), and is taken for a dead writer's once it has aged past LEASE_EXPIRY_MS. Marks of older
+ * versions name no scope: judged as ours. Returns the mark, or undefined without /proc (not Linux), where one writer
+ * per file is left to the caller.
  */
 async function claimWriter(path: string): Promise<string | undefined> {
-  const [started, namespace] = await Promise.all([processStartTime(process.pid), pidNamespace()]);
+  const [started, scope] = await Promise.all([processStartTime(process.pid), pidScope()]);
   if (started === undefined) return undefined;
   const directory = dirname(path);
   const prefix = `${basename(path)}.writer-`;
-  const mark = `${path}.writer-${process.pid}-${started}${namespace === undefined ? '' : `-${namespace}`}`;
+  const mark = `${path}.writer-${process.pid}-${started}${scope === undefined ? '' : `-${scope}`}`;
   const inUse = (pid: number, who: string): GatehouseError =>
     new GatehouseError('AUDIT_IN_USE', `audit log ${path} is in use by process ${pid}${who}: one writer per file, or its chain forks; close that log first, or open another file`);
   try {
@@ -342,12 +347,22 @@ async function claimWriter(path: string): Promise<string | undefined> {
   }
   try {
     for (const name of await readdir(directory)) {
-      const holder = name.startsWith(prefix) ? /^([0-9]+)-([0-9]+)(?:-([0-9]+))?$/.exec(name.slice(prefix.length)) : null;
+      const holder = name.startsWith(prefix) ? WRITER_MARK.exec(name.slice(prefix.length)) : null;
       if (holder === null || join(directory, name) === mark) continue;
       const pid = Number(holder[1]);
-      // A host in another container sharing the directory: its pid names nobody here while it writes.
-      if (holder[3] !== undefined && holder[3] !== namespace) {
-        throw inUse(pid, ` in another PID namespace (a host in another container?); if no host there writes it, remove ${join(directory, name)}`);
+      // A host in another container or on another machine sharing the directory: its pid names nobody here while it
+      // writes (its mark taken for stale, two writers forked the chain), so only the mark's refreshes say it is alive.
+      if (holder[3] !== undefined && holder[3] !== scope) {
+        const age = await leaseAge(join(directory, name));
+        if (age !== undefined && age < LEASE_EXPIRY_MS) {
+          throw inUse(
+            pid,
+            ` in another PID namespace or on another machine, whose mark was refreshed ${Math.max(0, Math.round(age / 1000))} s ago (a live writer refreshes it ` +
+              `every ${LEASE_REFRESH_MS / 1000} s; it is taken for gone after ${LEASE_EXPIRY_MS / 1000} s)`,
+          );
+        }
+        await rm(join(directory, name), { force: true });
+        continue;
       }
       // A live second writer: appending beside it would fork the chain.
       if (await isSameProcess(pid, holder[2])) throw inUse(pid, '');
@@ -431,6 +446,8 @@ class FileAuditLog implements AuditLog {
   readonly #path: string;
   readonly #handle: FileHandle;
   readonly #mark: string | undefined;
+  /** Stops refreshing the mark: a writer in another container or machine tells a live holder by it. */
+  readonly #stopLease: () => void;
   readonly #onError: ((error: GatehouseError) => void) | undefined;
   readonly #logger: Logger;
   readonly #maxQueuedBytes: number;
@@ -470,6 +487,7 @@ class FileAuditLog implements AuditLog {
     this.#path = path;
     this.#handle = handle;
     this.#mark = mark;
+    this.#stopLease = mark === undefined ? () => {} : holdLease(mark);
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -697,6 +715,7 @@ class FileAuditLog implements AuditLog {
         await this.flush();
       } finally {
         await this.#handle.close();
+        this.#stopLease();
         if (this.#mark !== undefined) await rm(this.#mark, { force: true });
       }
     })();

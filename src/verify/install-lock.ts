@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { checkOwnedFile, effectiveUid } from '../discover/file-safety.js';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
+import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
 import { createWhole } from './atomic-file.js';
 import { checkedDirectory } from './checked-path.js';
@@ -12,10 +12,11 @@ import { checkedDirectory } from './checked-path.js';
 export const installLockPath = (into: string): string => `${resolve(into)}.lck`;
 
 /**
- * A holder's pid, start time and PID namespace: enough to tell a running install from a killed one whose pid was reused,
- * and to know when the pid cannot be judged from here. Locks of older versions have no namespace: taken as ours.
+ * A holder's pid, start time and the pid's scope (PID namespace and boot): enough to tell a running install from a
+ * killed one whose pid was reused, and to know when the pid cannot be judged from here. Locks of older versions name
+ * no scope: judged as ours.
  */
-const HOLDER = /^([1-9][0-9]{0,9}) ([0-9]{1,20}|-)(?: ([0-9]{1,20}))?\n$/;
+const HOLDER = new RegExp(`^([1-9][0-9]{0,9}) ([0-9]{1,20}|-)(?: (${PID_SCOPE_PATTERN}))?\n$`);
 const TAKEOVER_ATTEMPTS = 3;
 
 /**
@@ -30,28 +31,37 @@ export async function withInstallLock<T>(into: string, work: () => Promise<T>): 
   // directory they can write (not sticky), they would choose what install reads, makes and removes beside PLUGINS_DIR.
   await explained(uid, checkedDirectory(dirname(path), { uid, stickyAllowed: () => true, mode: 0o755 }));
   await acquire(path, into, uid);
+  // An install in another container or on another machine tells a live holder only by the lock's refreshes.
+  const stopLease = holdLease(path);
   try {
     return await work();
   } finally {
+    stopLease();
     // Left there, it names this process: once we exit, the next install sees it is stale and takes it over.
     await rm(path, { force: true }).catch(() => undefined);
   }
 }
 
 async function acquire(path: string, into: string, uid: number): Promise<void> {
-  const namespace = await pidNamespace();
-  const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}${namespace === undefined ? '' : ` ${namespace}`}\n`;
+  const scope = await pidScope();
+  const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}${scope === undefined ? '' : ` ${scope}`}\n`;
   for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt += 1) {
     if (await create(path, me)) return;
     const holder = await readHolder(path, uid);
     if (holder === undefined) continue;
     const text = holder.toString('latin1');
-    const [, pid, start, holderNamespace] = HOLDER.exec(text) ?? [];
-    // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
-    if (pid === undefined || (await isSameProcess(Number(pid), start === '-' ? undefined : start))) throw locked(path, into, pid);
-    // An install in another container sharing the directory: its pid names nobody here while it runs, so taking the
-    // lock over would run two installs of `into` at once.
-    if (holderNamespace !== undefined && holderNamespace !== namespace) throw locked(path, into, `${pid} in another PID namespace`);
+    const [, pid, start, holderScope] = HOLDER.exec(text) ?? [];
+    if (holderScope !== undefined && holderScope !== scope) {
+      // An install in another container or on another machine: its pid names nobody here while it runs (the lock was
+      // taken over, two installs of `into` ran at once), so only the lock's refreshes say it runs.
+      const age = await leaseAge(path);
+      if (age !== undefined && age < LEASE_EXPIRY_MS) {
+        throw locked(path, into, `${pid} in another PID namespace or on another machine, its lock refreshed ${Math.max(0, Math.round(age / 1000))} s ago, every ${LEASE_REFRESH_MS / 1000} s while it runs`);
+      }
+    } else if (pid === undefined || (await isSameProcess(Number(pid), start === '-' ? undefined : start))) {
+      // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
+      throw locked(path, into, pid);
+    }
     await takeOver(path, into, text, `${pid}-${start}`, uid);
   }
   throw locked(path, into, undefined);

@@ -3,14 +3,14 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { effectiveUid } from '../discover/file-safety.js';
-import { isSameProcess, pidNamespace, processStartTime } from '../process-identity.js';
+import { isSameProcess, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
 
 const PREFIX = 'gatehouse-seal-';
-/** `gatehouse-seal-p<PID namespace>-<pid>-<start time>-` and mkdtemp's six characters. */
-const OWNED = /^gatehouse-seal-p(\d+)-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+/** `gatehouse-seal-p<pid scope>-<pid>-<start time>-` and mkdtemp's six characters. */
+const OWNED = new RegExp(`^gatehouse-seal-p(${PID_SCOPE_PATTERN})-([0-9]+)-([0-9]+)-[A-Za-z0-9]{6}$`);
 
 interface Owner {
-  namespace: string;
+  scope: string;
   pid: number;
   startTime: string;
 }
@@ -22,8 +22,8 @@ const swept = new Map<string, Promise<void>>();
 /** This process as a copy's owner, or undefined where /proc does not say (then copies are named as before, and never swept). */
 function owner(): Promise<Owner | undefined> {
   self ??= (async () => {
-    const [namespace, startTime] = await Promise.all([pidNamespace(), processStartTime(process.pid)]);
-    return namespace === undefined || startTime === undefined ? undefined : { namespace, pid: process.pid, startTime };
+    const [scope, startTime] = await Promise.all([pidScope(), processStartTime(process.pid)]);
+    return scope === undefined || startTime === undefined ? undefined : { scope, pid: process.pid, startTime };
   })();
   return self;
 }
@@ -38,20 +38,20 @@ export async function sealDirPrefix(root: string): Promise<string> {
     swept.set(root, sweeping);
   }
   await sweeping;
-  return join(root, `${PREFIX}p${me.namespace}-${me.pid}-${me.startTime}-`);
+  return join(root, `${PREFIX}p${me.scope}-${me.pid}-${me.startTime}-`);
 }
 
 /**
- * Removes the copies whose host is gone. Only a host in our PID namespace can be judged (elsewhere its pid names another
- * process, or none), and only by pid and start time together (a pid alone may have been reused): a copy of a live host,
- * or of one we cannot judge, stays. The root is the host user's alone (prepareSealRoot), so every name in it is ours.
+ * Removes the copies whose host is gone. Only a host in our PID namespace on this boot of this machine can be judged
+ * (elsewhere its pid names another process, or none), and only by pid and start time together (a pid alone may have been
+ * reused): a copy of a live host, or of one we cannot judge, stays. The root is the host user's alone (prepareSealRoot), so every name in it is ours.
  */
 async function sweepDeadHosts(root: string, me: Owner): Promise<void> {
   const names = await readdir(root).catch(() => []);
   await Promise.all(
     names.map(async (name) => {
       const match = OWNED.exec(name);
-      if (match === null || match[1] !== me.namespace) return;
+      if (match === null || match[1] !== me.scope) return;
       const pid = Number(match[2]);
       const startTime = match[3]!;
       if ((pid === me.pid && startTime === me.startTime) || (await isSameProcess(pid, startTime))) return;

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { LEASE_EXPIRY_MS, pidScope } from '../../src/process-identity.js';
 import test from 'ava';
 import { isGatehouseError, type GatehouseError } from '../../src/errors.js';
 import { openAuditLog, parseSealingKeys, verifyAuditLog, MAX_LINE_BYTES, type AuditEvent, type SealingKey } from '../../src/audit/index.js';
@@ -333,26 +334,28 @@ test('a second writer on one log is refused while the first holds it, in this pr
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 3 });
 });
 
-test('a writer in another PID namespace (a host in another container sharing the directory) holds the log: its pid names nobody here', async (t) => {
+test('a writer in another PID namespace or on another machine (a host sharing the directory) holds the log while it refreshes its mark; one whose mark has aged is gone', async (t) => {
   if (process.platform !== 'linux') {
     t.pass('needs /proc to tell a live writer from a dead one');
     return;
   }
   const path = await tempLogPath(t);
-  const ours = readlinkSync('/proc/self/ns/pid').replace(/^pid:\[(\d+)\]$/, '$1');
-  const elsewhere = `${path}.writer-4194305-1-${ours === '1' ? '2' : '1'}`;
+  const ours = await pidScope();
+  // Its pid names nobody here, which says nothing about whether it writes there.
+  const elsewhere = `${path}.writer-4194305-1-1.${'0'.repeat(32)}`;
   writeFileSync(elsewhere, '');
   const refused = await t.throwsAsync(openAuditLog(path));
   t.true(isGatehouseError(refused, 'AUDIT_IN_USE'), String(refused));
-  t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace.*if no host there writes it, remove .*writer-4194305-1-\d+/);
-  t.true(existsSync(elsewhere), "the other namespace's mark stays");
-  rmSync(elsewhere);
-  // Gone in our own namespace is gone; our own mark names our namespace.
-  writeFileSync(`${path}.writer-4194305-1-${ours}`, '');
+  t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace or on another machine, whose mark was refreshed 0 s ago/);
+  t.true(existsSync(elsewhere), "a live writer's mark stays");
+  // Not refreshed for longer than a live writer lets it age: its writer is gone.
+  const old = new Date(Date.now() - 2 * LEASE_EXPIRY_MS);
+  utimesSync(elsewhere, old, old);
   const log = await openAuditLog(path);
   t.deepEqual(
     readdirSync(dirname(path)).filter((name) => name.includes('.writer-')),
     [`${basename(path)}.writer-${process.pid}-${startTime(process.pid)}-${ours}`],
+    'the stale mark is gone; ours names our scope',
   );
   await log.close();
 });

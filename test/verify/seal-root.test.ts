@@ -4,12 +4,12 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readlink, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { isGatehouseError } from '../../src/errors.js';
-import { processStartTime } from '../../src/process-identity.js';
+import { pidScope, processStartTime } from '../../src/process-identity.js';
 import { sha256File } from '../../src/verify/hash.js';
 import { defaultSealRoot, prepareSealRoot } from '../../src/verify/seal-root.js';
 import { sealPlugin, type SealablePlugin } from '../../src/verify/seal.js';
@@ -202,7 +202,7 @@ test('a seal root under a directory others can write, or named through a link an
 
 test("a host's first seal removes the sealed copies a dead host of the same user and PID namespace left in the root; a live host's, another namespace's and unnamed ones stay", async (t) => {
   const root = await sealRootDir(t);
-  const namespace = (await readlink('/proc/self/ns/pid')).replace(/^pid:\[(\d+)\]$/, '$1');
+  const scope = await pidScope();
   // A host killed by SIGKILL runs no exit hook: its copies stay, named with its pid and start time.
   const dead = spawn('/bin/sleep', ['30']);
   const deadExit = once(dead, 'exit');
@@ -213,10 +213,10 @@ test("a host's first seal removes the sealed copies a dead host of the same user
   t.teardown(() => live.kill('SIGKILL'));
   const liveStart = await processStartTime(live.pid!);
   const copies = {
-    dead: `gatehouse-seal-p${namespace}-${dead.pid}-${deadStart}-aaaaaa`,
-    live: `gatehouse-seal-p${namespace}-${live.pid}-${liveStart}-bbbbbb`,
-    // In another PID namespace the pid names another process, or none: nothing can be judged from here.
-    elsewhere: `gatehouse-seal-p1-${dead.pid}-${deadStart}-cccccc`,
+    dead: `gatehouse-seal-p${scope}-${dead.pid}-${deadStart}-aaaaaa`,
+    live: `gatehouse-seal-p${scope}-${live.pid}-${liveStart}-bbbbbb`,
+    // In another PID namespace, or on another machine, the pid names another process, or none: nothing can be judged from here.
+    elsewhere: `gatehouse-seal-p1.${'0'.repeat(32)}-${dead.pid}-${deadStart}-cccccc`,
     unnamed: 'gatehouse-seal-dddddd',
   };
   for (const name of Object.values(copies)) {
@@ -225,6 +225,6 @@ test("a host's first seal removes the sealed copies a dead host of the same user
   }
   const { entry, pluginDir } = await nodePlugin(t, 'process.exit(0);\n');
   await using sealed = await sealPlugin(entry, pluginDir, { parentDir: root });
-  t.regex(basename(sealed.dir), new RegExp(`^gatehouse-seal-p${namespace}-${process.pid}-${await processStartTime(process.pid)}-\\w{6}$`), 'its own copy names its host');
+  t.regex(basename(sealed.dir), new RegExp(`^gatehouse-seal-p${scope}-${process.pid}-${await processStartTime(process.pid)}-\\w{6}$`), 'its own copy names its host');
   t.deepEqual((await readdir(root)).sort(), [copies.elsewhere, copies.live, copies.unnamed, basename(sealed.dir)].sort());
 });
