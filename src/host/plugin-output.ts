@@ -25,9 +25,11 @@ const ERROR_LINE =
 const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutine \d+ \[|^[{}]\s*$|^\s+\w+: .*,?$|^\s*#\s*$|^-{3,} .* -{3,}$|^\s*\d+: 0x[\da-f]+ /;
 
 /**
- * The line of a plugin's last stderr lines that says what went wrong: the last hclog record at error
- * level, else the last line shaped like an error, else the last line that is not crash noise. Node ends
- * a crash with "Node.js v20…" and Python with the exception; neither last line alone is the answer.
+ * The line of a plugin's last stderr lines that says what went wrong: the last one that names an error (an
+ * hclog record at error level or a line shaped like an error, whichever came later), else the last line
+ * that is not crash noise. Node ends a crash with "Node.js v20…" and Python with the exception; neither last
+ * line alone is the answer. Later wins over hclog: a plugin that logged a failed call and kept serving, then
+ * panicked, died of the panic, and quoting the older record would send whoever reads it after the wrong bug.
  */
 export function errorLine(lines: readonly string[]): string | undefined {
   const texts = lines.map((line) => {
@@ -37,8 +39,7 @@ export function errorLine(lines: readonly string[]): string | undefined {
       : { text: record.message, error: record.level === 'error', routine: record.level !== 'error' && record.level !== 'warn' };
   });
   const found =
-    texts.findLast((line) => line.error) ??
-    texts.findLast((line) => ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback')) ??
+    texts.findLast((line) => line.error || (ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback'))) ??
     // A record the plugin logged below warn is routine ("plugin address"), not what it said as it died.
     texts.findLast((line) => !line.routine && !NOISE_LINE.test(line.text));
   // A native crash box's line is quoted without its frame: "Assertion failed: …", not "#  Assertion failed: …".

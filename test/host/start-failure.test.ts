@@ -77,6 +77,23 @@ test('errorLine: picks the line that names the error in the crash output of Node
   t.is(errorLine(['\u001b[2Jforged\nline']), '\\u001b[2Jforged\\nline', 'what a plugin wrote is made one visible line');
 });
 
+test('errorLine: a crash after an error the plugin logged and survived quotes the crash, not the older log record', (t) => {
+  // A go-plugin plugin logs a failed call through hclog, keeps serving, then panics: the panic is why it died.
+  const go = [
+    '{"@level":"error","@message":"sum through host","@module":"counter"}',
+    'panic: assignment to entry in nil map',
+    '',
+    'goroutine 54 [running]:',
+    'main.(*counter).Crash.func1()',
+  ];
+  t.is(errorLine(go), 'panic: assignment to entry in nil map');
+  // The same for a Node plugin: its logger recorded a handled error, then an uncaught exception ended it.
+  const node = ['{"@level":"error","@message":"put failed"}', 'file:///p/plugin.js:25', '', 'Error: counter state corrupted', '    at Timeout._onTimeout (file:///p/plugin.js:25:65)', '', 'Node.js v20.20.2'];
+  t.is(errorLine(node), 'Error: counter state corrupted');
+  // An error record after the last error-shaped line is still what the plugin said last.
+  t.is(errorLine(['Error: an old one', '{"@level":"error","@message":"plugin failed to start: no PLUGIN_CLIENT_CERT"}']), 'plugin failed to start: no PLUGIN_CLIENT_CERT');
+});
+
 test('errorLine: names what a native Node or V8 crash says, as Node dies of a resource limit before any JavaScript runs', (t) => {
   // limits.openFiles too low for Node's own start (captured from Node 20 under prlimit --nofile=12).
   const assertion = [
