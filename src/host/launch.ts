@@ -21,7 +21,7 @@ import { trackPlugin, untrackPlugin, type LivePlugin } from './live-plugins.js';
 import { stdoutToLogger } from './plugin-output.js';
 import { Plugin } from './plugin.js';
 import type { PluginStdio } from './plugin-stdio.js';
-import { OfferedServices, type VersionedServices } from './versioned-services.js';
+import { checkVersionedServices, OfferedServices, type CheckedVersions, type VersionedServices } from './versioned-services.js';
 import { exitsWithin, PluginProcess, SIGKILL_WAIT_MS } from './plugin-process.js';
 import { removeSocketDir } from './socket-dir.js';
 import { explainStartFailure } from './start-failure.js';
@@ -321,7 +321,7 @@ interface ResolvedOptions {
   name: string;
   cookie: MagicCookie;
   protocolVersions: readonly number[];
-  versions: VersionedServices | undefined;
+  versions: CheckedVersions | undefined;
   env: Readonly<Record<string, string>>;
   cwd: string | undefined;
   logger: Logger;
@@ -389,7 +389,7 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
     name,
     cookie: options.cookie,
     protocolVersions,
-    versions: options.versions,
+    versions: options.versions === undefined ? undefined : checkVersionedServices(options.versions, 'launch()'),
     env,
     cwd: options.cwd,
     logger,

@@ -18,7 +18,7 @@ import { PluginStderr, stdoutToLogger } from './plugin-output.js';
 import type { PluginStdio } from './plugin-stdio.js';
 import { checkRecord, checkRecordMac, readPrivateFile, readReattachRecord, reattachFailed, type ReattachRecord } from './reattach-record.js';
 import { ReattachedProcess } from './reattached-process.js';
-import { OfferedServices, type VersionedServices } from './versioned-services.js';
+import { checkVersionedServices, OfferedServices, type CheckedVersions, type VersionedServices } from './versioned-services.js';
 
 const DEFAULT_KILL_GRACE_MS = 2_000;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -73,6 +73,8 @@ function identityFrom(record: ReattachRecord, privateKeyPem: string): EphemeralI
  * stopped when this host exits: no plugin outlives the hosts that hold it.
  */
 export async function reattach(recordOrPath: ReattachRecord | string, options: ReattachOptions = {}): Promise<Plugin> {
+  // Checked before anything is read or reached: a wrong entry must not fail after the plugin is connected.
+  const versions = options.versions === undefined ? undefined : checkVersionedServices(options.versions, 'reattach()');
   const record = typeof recordOrPath === 'string' ? await readReattachRecord(recordOrPath) : checkRecord(recordOrPath);
   const privateKeyPem =
     options.privateKeyPem ??
@@ -91,7 +93,7 @@ export async function reattach(recordOrPath: ReattachRecord | string, options: R
 
   const running = new ReattachedProcess(record.pid, record.processStartTime);
   try {
-    return await reconnect(record, running, identity, pluginCertificateDer, options);
+    return await reconnect(record, running, identity, pluginCertificateDer, options, versions);
   } catch (error) {
     // A failed reattach must not leave its poll of the process running: the host could not exit while the plugin lived.
     running.close();
@@ -106,6 +108,7 @@ async function reconnect(
   identity: EphemeralIdentity,
   pluginCertificateDer: Buffer,
   options: ReattachOptions,
+  versions: CheckedVersions | undefined,
 ): Promise<Plugin> {
   if (!(await running.isSameProcess())) {
     throw reattachFailed(`plugin ${record.name} (pid ${record.pid}) is no longer running`);
@@ -153,7 +156,7 @@ async function reconnect(
       },
       hostSockets: new HostSocketDir(undefined),
       ...(record.uid !== undefined ? { pluginUid: record.uid } : {}),
-      ...(options.versions ? { offered: new OfferedServices(options.versions, record.protocolVersion) } : {}),
+      ...(versions ? { offered: new OfferedServices(versions, record.protocolVersion) } : {}),
     },
   );
 }

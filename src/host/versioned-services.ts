@@ -1,9 +1,39 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { serviceName } from '../transport/service.js';
+import { serviceDefinition, serviceName, type ServiceSource } from '../transport/service.js';
 
-/** The services each application protocol version offers, as a host declares them (go-plugin's VersionedPlugins). */
-export type VersionedServices = Readonly<Record<number, readonly grpc.ServiceDefinition[]>>;
+/**
+ * The services each application protocol version offers, as a host declares them (go-plugin's
+ * VersionedPlugins): each a service definition or what `plugin.client()` takes (`proto.pkg.Service` from
+ * grpc.loadPackageDefinition, ts-proto's `XxxService`).
+ */
+export type VersionedServices = Readonly<Record<number, readonly ServiceSource<grpc.ServiceDefinition>[]>>;
+
+/** The definitions behind VersionedServices, by version, once checked. */
+export type CheckedVersions = ReadonlyMap<number, readonly grpc.ServiceDefinition[]>;
+
+/**
+ * Checks every entry of `versions` and returns the definitions behind them. A host calls it before it
+ * starts or reaches anything, so that a wrong entry is INVALID_OPTIONS naming it, not a TypeError once the
+ * plugin runs (or a plugin left running). The versions themselves are checked with protocolVersions.
+ */
+export function checkVersionedServices(versions: VersionedServices, where: string): CheckedVersions {
+  if (typeof versions !== 'object' || versions === null) {
+    throw new GatehouseError('INVALID_OPTIONS', `${where}: versions must be an object of protocol version -> list of services`);
+  }
+  const checked = new Map<number, readonly grpc.ServiceDefinition[]>();
+  for (const [version, services] of Object.entries(versions) as [string, unknown][]) {
+    if (!Array.isArray(services)) {
+      throw new GatehouseError(
+        'INVALID_OPTIONS',
+        `${where}: versions[${version}] must be a list of services (go-plugin's PluginSet), e.g. { ${version}: [proto.pkg.Service] }`,
+      );
+    }
+    const sources = services as readonly ServiceSource<grpc.ServiceDefinition>[];
+    checked.set(Number(version), sources.map((source, i) => serviceDefinition(source, `${where} versions[${version}][${i}]`)));
+  }
+  return checked;
+}
 
 /** `/pkg.Service/Method` -> `pkg.Service`, for every method of a definition. */
 function serviceNames(definition: grpc.ServiceDefinition): string[] {
@@ -18,10 +48,10 @@ export class OfferedServices {
   private readonly offered: Set<string>;
 
   constructor(
-    private readonly versions: VersionedServices,
+    private readonly versions: CheckedVersions,
     private readonly negotiated: number,
   ) {
-    this.offered = new Set((versions[negotiated] ?? []).flatMap(serviceNames));
+    this.offered = new Set((versions.get(negotiated) ?? []).flatMap(serviceNames));
   }
 
   check(definition: grpc.ServiceDefinition): void {
@@ -31,7 +61,7 @@ export class OfferedServices {
     throw new GatehouseError(
       'SERVICE_NOT_OFFERED',
       `${missing.join(', ')} is not part of protocol version ${this.negotiated}, which the plugin chose from the ` +
-        `host's ${Object.keys(this.versions).join(', ')}; version ${this.negotiated} offers ${offered}`,
+        `host's ${[...this.versions.keys()].join(', ')}; version ${this.negotiated} offers ${offered}`,
     );
   }
 }

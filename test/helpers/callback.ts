@@ -8,7 +8,7 @@ import { workerPluginScript } from './paths.js';
 /** Shared with the Go fixtures in test/interop/go (brokerhost, brokerplugin). */
 export const WORKER_COOKIE: MagicCookie = { key: 'GATEHOUSE_WORKER_PLUGIN', value: '7c1d93e0-worker' };
 
-const CALLBACK_PROTO = fileURLToPath(new URL('../../../test/interop/callback.proto', import.meta.url));
+export const CALLBACK_PROTO = fileURLToPath(new URL('../../../test/interop/callback.proto', import.meta.url));
 
 export interface StorageService extends grpc.ServiceDefinition {
   Put: grpc.MethodDefinition<{ key: string; value: Buffer }, Record<string, never>>;

@@ -1,12 +1,21 @@
 // Versioned plugins: the host declares services per protocol version, the plugin picks the highest
 // both speak, and the host's clients are checked against what that version offers.
 import test from 'ava';
-import { isGatehouseError, launch } from '../../src/index.js';
-import { loadCallbackServices, workerPlugin } from '../helpers/callback.js';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { isGatehouseError, launch, reattach, type VersionedServices } from '../../src/index.js';
+import { CALLBACK_PROTO, loadCallbackServices, WORKER_COOKIE, workerPlugin } from '../helpers/callback.js';
 import { recordingLogger } from '../helpers/recording-logger.js';
 import { waitUntil } from '../helpers/process.js';
 
 const { storage, worker } = loadCallbackServices();
+
+/** The callback package as grpc.loadPackageDefinition makes it: each service a client constructor with `.service`. */
+function callbackPackage(): { Storage: grpc.ServiceClientConstructor; Worker: grpc.ServiceClientConstructor } {
+  const loaded = grpc.loadPackageDefinition(loadSync(CALLBACK_PROTO, { keepCase: true, defaults: true }));
+  const pkg = loaded.callback as grpc.GrpcObject;
+  return { Storage: pkg.Storage as grpc.ServiceClientConstructor, Worker: pkg.Worker as grpc.ServiceClientConstructor };
+}
 
 test('versions: the plugin picks the highest version both speak, and its services are served', async (t) => {
   await using plugin = await launch(workerPlugin({}, { versions: { 1: [worker], 2: [worker, storage] } }));
@@ -34,6 +43,31 @@ test('versions: with no version in common, the host names both sides and the plu
     await waitUntil(() => logger.records.some((r) => /the host offers 5, 7, this plugin speaks 1, 2/.test(r.message)), 5000),
     'the plugin explained its side on stderr',
   );
+});
+
+test('versions: services given as grpc.loadPackageDefinition makes them (proto.pkg.Service), as plugin.client() takes them, are accepted', async (t) => {
+  // What a go-plugin team writes in JavaScript: the same objects for VersionedPlugins and for the clients.
+  const { Storage, Worker } = callbackPackage();
+  await using plugin = await launch(workerPlugin({}, { versions: { 1: [Worker], 2: [Worker, Storage] } }));
+  t.is(plugin.protocolVersion, 2);
+  t.is((await plugin.client(storage).Get({ key: 'version' })).value.toString(), '2');
+  t.notThrows(() => plugin.client(Storage), 'and the same object makes a client');
+});
+
+test('versions: an entry that is not a service definition is INVALID_OPTIONS naming it, before anything runs', async (t) => {
+  // The command does not exist: only a check made before the spawn can answer INVALID_OPTIONS.
+  const options = { command: '/nonexistent/gatehouse-plugin', cookie: WORKER_COOKIE };
+  for (const [versions, named] of [
+    [{ 1: [worker], 2: [worker, {}] }, /versions\[2\]\[1\]/],
+    [{ 1: [worker, 'callback.Storage'] }, /versions\[1\]\[1\]/],
+    [{ 1: worker }, /versions\[1\] must be a list/],
+  ] as const) {
+    const error = await t.throwsAsync(launch({ ...options, versions: versions as unknown as VersionedServices }));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+    t.regex(error?.message ?? '', named);
+  }
+  const error = await t.throwsAsync(reattach('/nonexistent/record.json', { versions: { 1: [{}] } as unknown as VersionedServices }));
+  t.true(isGatehouseError(error, 'INVALID_OPTIONS'), `reattach checks them first too: ${String(error)}`);
 });
 
 test('versions: versions and protocolVersions together are refused', async (t) => {
