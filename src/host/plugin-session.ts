@@ -39,6 +39,25 @@ export interface SessionSpec {
   offered?: OfferedServices;
 }
 
+/** Refusals reported per plugin at most: a plugin dialing id after id cannot flood the host's log. */
+const MAX_REPORTED_REFUSALS = 16;
+
+/**
+ * Why a plugin refuses the certificate of a service the host serves through the broker, when the host's
+ * certificate is the very one the plugin was given to trust: a plugin built with go-plugin before 1.4.4,
+ * whose broker.Dial has no roots and no server name under AutoMTLS (go-plugin's own host fails it the
+ * same way with AutoMTLS on); the Go error the plugin gets ("certificate is valid for localhost, not
+ * unused") names neither.
+ */
+function brokerCertificateRefused(id: number, error: Error): string {
+  return (
+    `the plugin refused the host's certificate when it dialed broker id ${id} (TLS alert ${(error as NodeJS.ErrnoException).code ?? error.message}), ` +
+    'so its call back into the host failed. A Go plugin built with go-plugin before 1.4.4 cannot dial its host through the ' +
+    'broker over mutual TLS, which a gatehouse host always uses (hashicorp/go-plugin#109): rebuild the plugin with ' +
+    'go-plugin 1.4.4 or later'
+  );
+}
+
 /**
  * The host's side of everything that rides on a plugin's main connection besides the caller's own
  * calls: the broker, the plugin's forwarded stdio, and the services its protocol version offers.
@@ -46,6 +65,8 @@ export interface SessionSpec {
 export class PluginSession {
   readonly broker: GrpcBroker;
   private readonly stdio: { close(): void };
+  /** Broker ids whose dial the plugin refused, each reported once. */
+  private readonly refusedIds = new Set<number>();
 
   constructor(
     private readonly spec: SessionSpec,
@@ -73,6 +94,12 @@ export class PluginSession {
       liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
       ...(multiplexer ? { multiplexer } : {}),
+      onCertificateRefused: (id, error) => {
+        // Once per id: the plugin's gRPC client retries, and the reason does not change.
+        if (this.refusedIds.size >= MAX_REPORTED_REFUSALS || this.refusedIds.has(id)) return;
+        this.refusedIds.add(id);
+        spec.logger.warn({ plugin: spec.pluginName, brokerId: id, cause: error.message }, brokerCertificateRefused(id, error));
+      },
     });
     openBrokerStream(calls, this.broker);
     this.stdio = readPluginStdio(calls, spec.stdio, spec.logger, spec.pluginName);

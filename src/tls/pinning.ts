@@ -188,7 +188,12 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
  * measured here (docs/benchmarks.md), for roots this server never trusts. OpenSSL still verifies the
  * client's CertificateVerify signature, so the certificate cannot be replayed without its key.
  */
-export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buffer, onPinned: (socket: tls.TLSSocket) => void): tls.Server {
+export function pinnedTlsServer(
+  own: EphemeralIdentity,
+  peerCertificateDer: Buffer,
+  onPinned: (socket: tls.TLSSocket) => void,
+  onCertificateRefused?: (error: Error) => void,
+): tls.Server {
   const server = tls.createServer(
     {
       ...ownTlsOptions(own, []),
@@ -214,8 +219,20 @@ export function pinnedTlsServer(own: EphemeralIdentity, peerCertificateDer: Buff
   // Attack: any local user (over TCP; a socket group's members) opening connections that never finish their
   // handshake, ~80 KiB of memory and a descriptor each, without end (4,000 took 320 MiB of a plugin's memory).
   server.maxConnections = MAX_PINNED_CONNECTIONS;
+  if (onCertificateRefused !== undefined) {
+    // The socket is destroyed either way (Node does it for a failed handshake); this only says why.
+    server.on('tlsClientError', (error: NodeJS.ErrnoException) => {
+      if (PEER_REFUSED_CERTIFICATE.test(error.code ?? '')) onCertificateRefused(error);
+    });
+  }
   return server;
 }
+
+/**
+ * The TLS alerts a client sends when it does not accept our certificate (OpenSSL's names for alerts 42-46,
+ * 48): the peer dialed us, and then refused the certificate it was given to trust.
+ */
+const PEER_REFUSED_CERTIFICATE = /^ERR_SSL_(?:SSLV3|TLSV1)_ALERT_(?:BAD_CERTIFICATE|UNSUPPORTED_CERTIFICATE|CERTIFICATE_\w+|UNKNOWN_CA)$/;
 
 /**
  * Names a failed TLS connection to the plugin. With only the announced certificate trusted, any local

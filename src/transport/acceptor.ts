@@ -17,11 +17,12 @@ export interface PeerTls {
  * side serves through the broker, on a socket (`listenAt`) or as multiplexed streams (emit 'connection').
  * grpc-js runs without TLS of its own and gets a connection only once pinnedTlsServer has admitted the
  * peer's exact certificate, so the pin holds the same way on every path into a server.
+ * `onCertificateRefused` hears of a peer that connected and then refused our certificate.
  */
-export function serverAcceptor(server: grpc.Server, peer: PeerTls | undefined): net.Server {
+export function serverAcceptor(server: grpc.Server, peer: PeerTls | undefined, onCertificateRefused?: (error: Error) => void): net.Server {
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const inject = (connection: Duplex): void => injector.injectConnection(connection);
-  return peer ? pinnedTlsServer(peer.own, peer.peerCertificateDer, inject) : net.createServer(inject);
+  return peer ? pinnedTlsServer(peer.own, peer.peerCertificateDer, inject, onCertificateRefused) : net.createServer(inject);
 }
 
 /**

@@ -72,6 +72,8 @@ export interface BrokerSettings {
   liveness: PluginLiveness;
   dialTimeoutMs: number;
   multiplexer?: BrokerMultiplexer;
+  /** A peer dialed a service this side serves under `id` and refused this side's certificate. */
+  onCertificateRefused?: (id: number, error: Error) => void;
 }
 
 export interface DialOptions {
@@ -184,7 +186,8 @@ export class GrpcBroker implements Broker {
     });
     for (const service of services) server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     // Only the peer's own certificate may call what we serve, as on the main connection.
-    const acceptor = serverAcceptor(server, tls);
+    const { onCertificateRefused } = this.settings;
+    const acceptor = serverAcceptor(server, tls, onCertificateRefused && ((error) => onCertificateRefused(id, error)));
     const entry: Served = { server, acceptor };
     this.served.set(id, entry);
 
