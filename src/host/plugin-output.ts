@@ -1,6 +1,6 @@
 import { silentLogger, type Logger } from '../logger.js';
 import { oneLine } from '../transport/peer-text.js';
-import { parsePluginLogLine } from '../transport/plugin-log-line.js';
+import { parsePluginLogLine, plainLineLevel } from '../transport/plugin-log-line.js';
 
 /** A plugin's stderr line longer than this is cut: a flood cannot grow the host's memory. */
 export const MAX_STDERR_LINE_BYTES = 64 * 1024;
@@ -34,9 +34,10 @@ const NOISE_LINE = /^\s*$|^\s+at |^\s+File "|^Node\.js v\d|^\s*\^+\s*$|^goroutin
 export function errorLine(lines: readonly string[]): string | undefined {
   const texts = lines.map((line) => {
     const record = parsePluginLogLine(line);
-    return record === undefined
-      ? { text: line, error: false, routine: false }
-      : { text: record.message, error: record.level === 'error', routine: record.level !== 'error' && record.level !== 'warn' };
+    const level = record?.level ?? plainLineLevel(line);
+    const text = record?.message ?? line;
+    // A plain line without a level prefix is neither: a crash's own words are plain lines.
+    return level === undefined ? { text, error: false, routine: false } : { text, error: level === 'error', routine: level !== 'error' && level !== 'warn' };
   });
   const found =
     texts.findLast((line) => line.error || (ERROR_LINE.test(line.text) && !line.text.startsWith('Traceback'))) ??
@@ -59,7 +60,8 @@ export function stdoutToLogger(logger: Logger, pluginName: string): (line: strin
 
 /**
  * Routes a plugin's stderr into the host's logger: hclog and pino JSON lines become records at their level,
- * anything else a debug record. The plugin's fields are nested under `fields` so that a plugin cannot
+ * a plain line starting with go-plugin's `[TRACE]`..`[ERROR]` a record at that level, anything else a debug
+ * record. The plugin's fields are nested under `fields` so that a plugin cannot
  * overwrite the host's own keys (`plugin`, `msg`, `level`...) in a record; its message and module are
  * made one line (the fields are data, which the logger encodes).
  */
@@ -80,7 +82,9 @@ export class PluginStderr {
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     const record = truncated ? undefined : parsePluginLogLine(text);
     if (record === undefined) {
-      this.logger.debug({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, oneLine(text));
+      // A cut line is logged at debug whatever its prefix, as go-plugin logs its continuation lines.
+      const level = (truncated ? undefined : plainLineLevel(text)) ?? 'debug';
+      this.logger[level]({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, oneLine(text));
       return;
     }
     const fields: Record<string, unknown> = { plugin: this.pluginName };

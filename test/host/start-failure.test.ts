@@ -112,6 +112,31 @@ test('errorLine: names what a native Node or V8 crash says, as Node dies of a re
   t.is(errorLine(oom), 'Fatal process OOM in Failed to reserve virtual memory for CodeRange');
 });
 
+test('a plain stderr line that starts with [TRACE] .. [ERROR] is logged at that level, as go-plugin hosts do; other plain lines at debug', (t) => {
+  // Go plugins that log with the standard library's log package (log.SetFlags(0); log.Printf("[WARN] ...")).
+  const logger = recordingLogger();
+  const stderr = new PluginStderr('legacy', logger);
+  for (const line of ['[TRACE] t', '[DEBUG] d', '[INFO] i', '[WARN] disk almost full', '[ERROR] cannot open the store', 'plain', '[warn] not a prefix go-plugin reads', ' [ERROR] neither']) {
+    stderr.line(line, false);
+  }
+  t.deepEqual(
+    logger.records.map((record) => [record.level, record.message]),
+    [
+      ['trace', '[TRACE] t'],
+      ['debug', '[DEBUG] d'],
+      ['info', '[INFO] i'],
+      ['warn', '[WARN] disk almost full'],
+      ['error', '[ERROR] cannot open the store'],
+      ['debug', 'plain'],
+      ['debug', '[warn] not a prefix go-plugin reads'],
+      ['debug', ' [ERROR] neither'],
+    ],
+  );
+  t.like(logger.records[3]?.fields, { plugin: 'legacy', stream: 'stderr' });
+  // And the crash diagnosis reads them the same way: an [ERROR] line is what the plugin said, an [INFO] line is routine.
+  t.is(errorLine(['[ERROR] cannot open the store', '[INFO] shutting down']), '[ERROR] cannot open the store');
+});
+
 test("a Node plugin's pino lines keep their levels on the host, under the entry file's name", async (t) => {
   const logger = recordingLogger();
   const plugin = await launch({ command: process.execPath, args: [fakePluginScript], cookie: KV_COOKIE, logger, env: { FAKE_MODE: 'pino' } });
