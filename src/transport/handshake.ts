@@ -77,7 +77,12 @@ export function parseHandshakeLine(line: string, offeredVersions: readonly numbe
   const body = line.endsWith('\r') ? line.slice(0, -1) : line;
   const fields = body.split('|');
   if (fields.length < 4 || fields.length > 7) {
-    throw invalid(`expected 5 to 7 "|"-separated fields, got ${fields.length}: ${quote(body)}`);
+    // Almost always the plugin's own output: the host reads the first stdout line as the handshake.
+    throw invalid(
+      `expected 5 to 7 "|"-separated fields, got ${fields.length}: ${quote(body)}. If that is the plugin's own output, ` +
+        "it printed to stdout before its handshake line (a print that runs before go-plugin's plugin.Serve() or " +
+        "gatehouse's serve()), which go-plugin hosts refuse too: write it to stderr or log it instead",
+    );
   }
   // go-plugin reads a missing PROTOCOL as net/rpc; the checks below then name it.
   const [core, app, network, address, protocol = '', certificate = '', multiplex] = fields as [

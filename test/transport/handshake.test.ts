@@ -62,6 +62,18 @@ test('a single trailing "\\r" is tolerated, two are not', (t) => {
   refuses(t, '1|1|unix|/tmp/p|grpc||true\r\r', 'HANDSHAKE_INVALID');
 });
 
+test('a first line that is not a handshake says the plugin printed to stdout before it, and what to do', (t) => {
+  // The usual cause: a fmt.Println (or console.log) that runs before plugin.Serve() / serve(); go-plugin
+  // hosts refuse it as well ("Unrecognized remote plugin message").
+  for (const line of ['starting counter plugin', 'config: loaded|ok']) {
+    const error = refuses(t, line, 'HANDSHAKE_INVALID');
+    t.regex(error?.message ?? '', /printed to stdout before its handshake line/);
+    t.regex(error?.message ?? '', /plugin\.Serve\(\)/);
+    t.regex(error?.message ?? '', /stderr/);
+    t.true(error?.message.includes(JSON.stringify(line.slice(0, 32))), error?.message);
+  }
+});
+
 test('a line longer than MAX_HANDSHAKE_LINE_BYTES is HANDSHAKE_TOO_LONG, counted in bytes', (t) => {
   const prefix = '1|1|unix|/tmp/p|grpc|';
   refuses(t, prefix + 'A'.repeat(MAX_HANDSHAKE_LINE_BYTES), 'HANDSHAKE_TOO_LONG');
