@@ -57,13 +57,14 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
     // Ctrl-C while sealing: the plugin must not start after the interrupt; the finally removes the copy.
     const interrupted = interruption.reason();
     if (interrupted !== undefined) throw interrupted;
+    // go-plugin's default application protocol version.
+    const protocolVersions = settings.protocolVersions ?? target.protocolVersions ?? [1];
     const plugin = await launch({
       command: target.command,
       args: target.args,
       name: target.name,
       cookie: settings.cookie,
-      // go-plugin's default application protocol version.
-      protocolVersions: settings.protocolVersions ?? target.protocolVersions ?? [1],
+      protocolVersions,
       logger: pluginLogger(settings.jsonLogs),
       startTimeoutMs: settings.timeoutMs,
       insecurePlaintext: settings.insecure,
@@ -80,7 +81,7 @@ async function runCall(settings: CallSettings, context: FailureContext, interrup
           reflectedRoot(plugin, settings.timeoutMs).then((root) => planCalls(root, settings.calls, [REFLECTION_SOURCE])),
           interruption.stopped,
         ]));
-      for (const call of calls) await Promise.race([invokeMethod(plugin, call, settings.timeoutMs), interruption.stopped]);
+      for (const call of calls) await Promise.race([invokeMethod(plugin, call, settings.timeoutMs, protocolVersions), interruption.stopped]);
     } catch (error) {
       failure = { error };
     }

@@ -6,7 +6,11 @@ import type { PlannedCall } from './call-plan.js';
 import { fullMethodName, methodDefinition, responseToJson } from './proto-methods.js';
 import { escapeControls, writeStdoutLine } from './terminal.js';
 
-export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs: number): Promise<void> {
+/**
+ * Makes the call; `offeredVersions` are the protocol versions the plugin was offered, for the hint on a
+ * method it does not serve (a plugin serves the services of the version it chose, go-plugin's VersionedPlugins).
+ */
+export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs: number, offeredVersions: readonly number[]): Promise<void> {
   const { method } = call;
   const definition = methodDefinition(method);
   // Escaped: string fields hold whatever the plugin sent, and must not drive the terminal.
@@ -51,7 +55,13 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
       stream.on('end', () => resolvePromise());
     });
   } catch (error) {
-    if (call.label === '' || !isGatehouseError(error)) throw error;
-    throw new GatehouseError(error.code, `${call.label}${error.message}`, { cause: error, details: error.details });
+    if (!isGatehouseError(error)) throw error;
+    const hint =
+      error.code === 'CALL_FAILED' && error.details.grpcCode === grpc.status.UNIMPLEMENTED
+        ? `; the plugin chose protocol version ${plugin.protocolVersion} of the offered ${offeredVersions.join(',')}: ` +
+          'a method of another version needs --protocol-version (the plugin picks the highest both speak)'
+        : '';
+    if (call.label === '' && hint === '') throw error;
+    throw new GatehouseError(error.code, `${call.label}${error.message}${hint}`, { cause: error, details: error.details });
   }
 }

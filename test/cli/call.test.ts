@@ -687,3 +687,15 @@ test('call --manifest: usage errors for a COMMAND, --sha256, or a missing --trus
     t.regex(failureLine(t, result), /^gatehouse call: .*\(see gatehouse call --help\)$/, name);
   }
 });
+
+test('call: a method the negotiated protocol version does not serve says which version the plugin chose, and how to offer another', async (t) => {
+  // The worker plugin serves callback.Storage only in protocol version 2; the default offer is version 1.
+  const worker = ['--cookie', 'GATEHOUSE_WORKER_PLUGIN=7c1d93e0-worker', '--proto', join(repoRoot, 'test/interop/callback.proto'), '--method', 'callback.Storage/Get', '--data', '{"key":"version"}'];
+  const command = ['--', process.execPath, join(repoRoot, 'dist/test/fixtures/worker-plugin.js')];
+  const result = await call([...worker, ...command]);
+  t.is(result.code, 1, result.stderr);
+  t.regex(failureLine(t, result), /^gatehouse call: callback\.Storage\/Get failed: UNIMPLEMENTED: .*; the plugin chose protocol version 1 of the offered 1: a method of another version needs --protocol-version \(the plugin picks the highest both speak\)$/);
+  const offered = await call([...worker, '--protocol-version', '1,2', ...command]);
+  t.is(offered.code, 0, offered.stderr);
+  t.deepEqual(stdoutLines(offered), [{ value: Buffer.from('2').toString('base64') }]);
+});
