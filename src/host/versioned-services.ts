@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
-import { serviceDefinition, serviceName, type ServiceSource } from '../transport/service.js';
+import { checkVersionLists, serviceDefinition, serviceName, type ServiceSource } from '../transport/service.js';
 
 /**
  * The services each application protocol version offers, as a host declares them (go-plugin's
@@ -18,21 +18,7 @@ export type CheckedVersions = ReadonlyMap<number, readonly grpc.ServiceDefinitio
  * plugin runs (or a plugin left running). The versions themselves are checked with protocolVersions.
  */
 export function checkVersionedServices(versions: VersionedServices, where: string): CheckedVersions {
-  if (typeof versions !== 'object' || versions === null) {
-    throw new GatehouseError('INVALID_OPTIONS', `${where}: versions must be an object of protocol version -> list of services`);
-  }
-  const checked = new Map<number, readonly grpc.ServiceDefinition[]>();
-  for (const [version, services] of Object.entries(versions) as [string, unknown][]) {
-    if (!Array.isArray(services)) {
-      throw new GatehouseError(
-        'INVALID_OPTIONS',
-        `${where}: versions[${version}] must be a list of services (go-plugin's PluginSet), e.g. { ${version}: [proto.pkg.Service] }`,
-      );
-    }
-    const sources = services as readonly ServiceSource<grpc.ServiceDefinition>[];
-    checked.set(Number(version), sources.map((source, i) => serviceDefinition(source, `${where} versions[${version}][${i}]`)));
-  }
-  return checked;
+  return checkVersionLists(versions, where, (source, label) => serviceDefinition(source as ServiceSource<grpc.ServiceDefinition>, label));
 }
 
 /** `/pkg.Service/Method` -> `pkg.Service`, for every method of a definition. */

@@ -16,7 +16,7 @@ import { healthImplementation, healthService } from '../transport/health.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../transport/limits.js';
 import { resolveGroup, shareWithGroup } from '../transport/socket-group.js';
 import { processPipes, redirectProcessOutput, StdioChannel, StdioForwarder, stdioService, type StdioPipes } from '../transport/stdio.js';
-import type { PluginService } from '../transport/service.js';
+import { checkPluginService, checkVersionLists, type PluginService } from '../transport/service.js';
 import { listenDirect, listenMultiplexed, type Listening, type ListenSpec } from './listen.js';
 import { implementationProblems } from './implementation-check.js';
 import { loggingThrows } from './handler-errors.js';
@@ -157,8 +157,10 @@ function processContext(options: ServeOptions, logger: Logger, pipes: StdioPipes
 
 export async function startServing(options: ServeOptions, context: ServeContext): Promise<StartedPlugin> {
   const { logger, pipes } = context;
+  // Every version's services, before anything is read or served: a wrong entry is named at start, in any version.
+  const versions = checkVersionLists(options.versions, 'serve()', checkPluginService);
   const env = readPluginEnv(context.env, options.cookie);
-  const ours = Object.keys(options.versions).map(Number);
+  const ours = [...versions.keys()];
   const protocolVersion = negotiateVersion(ours, env.protocolVersions);
   if (!env.protocolVersions.includes(protocolVersion)) {
     logger.error(
@@ -166,7 +168,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       `no protocol version in common: the host offers ${env.protocolVersions.join(', ')}, this plugin speaks ${ours.join(', ')}`,
     );
   }
-  const services = options.versions[protocolVersion] ?? [];
+  const services = versions.get(protocolVersion) ?? [];
   const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
   const network = options.network ?? 'unix';
   if (network !== 'unix' && network !== 'tcp') {

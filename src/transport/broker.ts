@@ -21,7 +21,7 @@ import type { ConnInfo } from './broker-protocol.js';
 import { grpcJsCalls } from './call-path.js';
 import { clientOn, grpcTarget, openChannel, serviceClientOn } from './channel.js';
 import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
-import { serviceDefinition, type GeneratedServiceConstructor, type PluginService, type ServiceSource } from './service.js';
+import { checkPluginService, serviceDefinition, type GeneratedServiceConstructor, type PluginService, type ServiceSource } from './service.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 import { protectSocket } from './socket-group.js';
 
@@ -171,10 +171,11 @@ export class GrpcBroker implements Broker {
   serve(id: number, services: readonly PluginService[]): Promise<number>;
   async serve(idOrServices: number | readonly PluginService[], maybeServices?: readonly PluginService[]): Promise<number> {
     const id = typeof idOrServices === 'number' ? checkServiceId(idOrServices) : this.nextId();
-    const services = typeof idOrServices === 'number' ? maybeServices : idOrServices;
-    if (!Array.isArray(services) || services.length === 0) {
+    const given = typeof idOrServices === 'number' ? maybeServices : idOrServices;
+    if (!Array.isArray(given) || given.length === 0) {
       throw new GatehouseError('INVALID_OPTIONS', 'broker.serve needs at least one service');
     }
+    const services = given.map((service: unknown, i) => checkPluginService(service, `broker.serve() services[${i}]`));
     this.throwIfUnusable();
     if (this.served.has(id)) throw new GatehouseError('INVALID_OPTIONS', `broker id ${id} is already served`);
 

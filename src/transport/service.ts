@@ -137,6 +137,57 @@ export function serviceDefinition<D extends grpc.ServiceDefinition>(source: Serv
   return candidate as D;
 }
 
+/**
+ * One `{ definition, implementation }` a server is given (serve()'s versions, broker.serve()), checked before
+ * anything is served: grpc-js's own refusal is a plain Error naming neither the entry nor the fix. The
+ * definition may be anything plugin.client() takes; it is returned as the definition itself.
+ */
+export function checkPluginService(service: unknown, where: string): PluginService {
+  if (typeof service !== 'object' || service === null || !('definition' in service) || !('implementation' in service)) {
+    let got: string;
+    try {
+      serviceDefinition(service as ServiceSource<grpc.ServiceDefinition>, where);
+      got = 'a service definition without its handlers';
+    } catch {
+      got = service === null ? 'null' : typeof service === 'object' ? 'an object without both' : `a ${typeof service}`;
+    }
+    throw new GatehouseError(
+      'INVALID_OPTIONS',
+      `${where}: expected { definition, implementation } as pluginService(service, handlers) makes, but got ${got}`,
+    );
+  }
+  const { definition, implementation } = service as { definition: unknown; implementation: unknown };
+  if (typeof implementation !== 'object' || implementation === null) {
+    throw new GatehouseError('INVALID_OPTIONS', `${where}.implementation must be an object of handlers, one per method`);
+  }
+  return {
+    definition: serviceDefinition(definition as ServiceSource<grpc.ServiceDefinition>, `${where}.definition`),
+    implementation: implementation as ServiceImplementation<grpc.ServiceDefinition>,
+  };
+}
+
+/**
+ * Checks each entry of a `versions` object (go-plugin's VersionedPlugins: protocol version -> list) with
+ * `check`, naming it `${where} versions[V][I]`; a version whose value is not a list is INVALID_OPTIONS too.
+ * The versions themselves are checked where they are negotiated.
+ */
+export function checkVersionLists<T>(versions: unknown, where: string, check: (entry: unknown, label: string) => T): Map<number, T[]> {
+  if (typeof versions !== 'object' || versions === null) {
+    throw new GatehouseError('INVALID_OPTIONS', `${where}: versions must be an object of protocol version -> list of services`);
+  }
+  const checked = new Map<number, T[]>();
+  for (const [version, entries] of Object.entries(versions)) {
+    if (!Array.isArray(entries)) {
+      throw new GatehouseError(
+        'INVALID_OPTIONS',
+        `${where}: versions[${version}] must be a list of services (go-plugin's PluginSet), e.g. { ${version}: [service] }`,
+      );
+    }
+    checked.set(Number(version), entries.map((entry: unknown, i) => check(entry, `${where} versions[${version}][${i}]`)));
+  }
+  return checked;
+}
+
 function definitionProblem(candidate: unknown): string | undefined {
   if (typeof candidate !== 'object' || candidate === null) return candidate === null ? 'null' : `a ${typeof candidate}`;
   if ((candidate as { kind?: unknown }).kind === 'service') {

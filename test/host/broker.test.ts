@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import test from 'ava';
 import { listeningSocketPaths, waitUntil } from '../helpers/process.js';
-import { isGatehouseError, launch } from '../../src/index.js';
+import { isGatehouseError, launch, type PluginService } from '../../src/index.js';
 import { grpcJsCalls } from '../../src/transport/call-path.js';
 import { checkHealth } from '../../src/host/connection.js';
 import { clientOn, openChannel } from '../../src/transport/channel.js';
@@ -23,6 +23,22 @@ test('broker: the host hands the plugin a callback service, and the plugin calls
   const { read_back } = await plugin.client(worker).Run({ storage_id: id, key: 'secret', value: Buffer.from('from the host') });
   t.is(read_back.toString(), 'from the host', 'the plugin read back what it wrote through the host');
   t.is(store.get('secret')?.toString(), 'from the host', "the write landed in the host's own store");
+});
+
+test('broker: serve() given what is not a service with its handlers is INVALID_OPTIONS naming the entry, and serves nothing', async (t) => {
+  // What a go-plugin team writes first: the service itself, as for AcceptAndServe's RegisterXxxServer.
+  await using plugin = await launch(workerPlugin());
+  for (const [services, named] of [
+    [[storage], /broker\.serve\(\) services\[0\]: expected \{ definition, implementation \}.*pluginService\(/],
+    [[memoryStorage(storage), {}], /broker\.serve\(\) services\[1\]/],
+    [[{ definition: {}, implementation: {} }], /broker\.serve\(\) services\[0\]/],
+    [[{ definition: storage, implementation: 'Get' }], /services\[0\]\.implementation must be an object of handlers/],
+  ] as const) {
+    const error = await t.throwsAsync(plugin.broker.serve(77, services as unknown as PluginService[]));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+    t.regex(error?.message ?? '', named);
+  }
+  t.is(await plugin.broker.serve(77, [memoryStorage(storage)]), 77, 'the refused calls served nothing under the id');
 });
 
 test('broker: the plugin serves a service and the host dials it', async (t) => {

@@ -59,6 +59,18 @@ test('testPlugin negotiates versions, runs several plugins at once, and passes s
   }
 });
 
+test('serve() given a version list entry that is not a service with its handlers is INVALID_OPTIONS naming it', async (t) => {
+  // The bare definition, as a Go plugin's PluginSet names a plugin: serve() needs its handlers too.
+  for (const [entry, named] of [
+    [KVService, /serve\(\) versions\[1\]\[0\]: expected \{ definition, implementation \}/],
+    [{ definition: 'kv.KV', implementation: {} }, /serve\(\) versions\[1\]\[0\]/],
+  ] as const) {
+    const error = await t.throwsAsync(testPlugin({ versions: { 1: [entry as unknown as PluginService] } }));
+    t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
+    t.regex(error?.message ?? '', named);
+  }
+});
+
 test('testPlugin gives a grpc-js client, for the client and bidi streaming methods the typed client does not offer', async (t) => {
   const notes = pluginService(NotesService, {
     add: (_call, callback) => callback(null, { id: 'n1' }),
