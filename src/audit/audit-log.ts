@@ -28,6 +28,7 @@ import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
+import { auditHostIdentity } from './host-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
   checkLink,
@@ -60,7 +61,7 @@ export type AuditEvent =
       requested?: string;
       reason?: 'only' | 'pin' | 'range' | 'highest';
     }
-  | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; sealedPath?: string }
+  | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; uid?: number; gid?: number; sealedPath?: string }
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
@@ -499,7 +500,7 @@ class FileAuditLog implements AuditLog {
       this.#lastSeq = 0;
       this.#lastLineHash = genesisPrev(this.#logId);
       this.#syncedSeq = 0;
-      this.#append(GENESIS_TYPE, { logId: this.#logId, version: FORMAT_VERSION, ...sealingKey });
+      this.#append(GENESIS_TYPE, { logId: this.#logId, version: FORMAT_VERSION, ...sealingKey, host: auditHostIdentity() });
     } else {
       this.#lastSeq = tail.seq;
       this.#lastLineHash = tail.lineHash;
@@ -509,8 +510,8 @@ class FileAuditLog implements AuditLog {
       for (const orphan of orphans) {
         this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, REOPENED_TYPE, { sealingKey: orphan.publicKey, sealEvery: orphan.everyRecords, unusedKey: true }));
       }
-      // Marks the restart, so a reader sees where a crash may have lost records.
-      this.#append(REOPENED_TYPE, sealingKey);
+      // Marks the restart, so a reader sees where a crash may have lost records, and which process wrote from here on.
+      this.#append(REOPENED_TYPE, { ...sealingKey, host: auditHostIdentity() });
     }
     if (seal !== undefined) {
       // Bounds how long a record stays unsealed when few arrive; unref: the log must not keep the host alive.

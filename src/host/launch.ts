@@ -183,7 +183,9 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     const starting = child;
     startingPlugin = { pid: starting.pid, socketDir, pluginUid: starting.uid, kill: async () => starting.signal('SIGKILL') };
     trackPlugin(startingPlugin);
-    audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args] });
+    // Which user the plugin runs as: an auditor must tell a run-as plugin from one with the host's own rights.
+    const runsAs = { ...(child.uid === undefined ? {} : { uid: child.uid }), ...(child.gid === undefined ? {} : { gid: child.gid }) };
+    audit?.record({ type: 'launch', plugin: config.name, pid: child.pid, argv: [config.command, ...config.args], ...runsAs });
     // Made now, while the plugin starts on another core, rather than after its handshake line.
     const ownTls = identity === undefined ? undefined : hostTls(identity);
     const line = await child

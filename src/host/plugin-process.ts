@@ -52,6 +52,8 @@ export class PluginProcess {
   readonly pid: number;
   /** The user the plugin runs as: its sockets must belong to this uid and no other. */
   readonly uid: number | undefined;
+  /** The group the plugin runs as (its primary group; libuv drops supplementary ones for a run-as plugin). */
+  readonly gid: number | undefined;
   readonly stderr: PluginStderr;
   /** Settles when the process has exited and its stderr has been read out. */
   readonly exited: Promise<ExitStatus>;
@@ -59,10 +61,11 @@ export class PluginProcess {
   private readonly child: ChildProcess;
   private readonly handshake: Promise<{ line: string; truncated: boolean }>;
 
-  private constructor(child: ChildProcess, spec: SpawnSpec, uid: number | undefined) {
+  private constructor(child: ChildProcess, spec: SpawnSpec, uid: number | undefined, gid: number | undefined) {
     this.child = child;
     this.pid = child.pid as number;
     this.uid = uid;
+    this.gid = gid;
     this.stderr = new PluginStderr(spec.name, spec.logger);
 
     let handshakeSeen = false;
@@ -153,7 +156,7 @@ export class PluginProcess {
       child.once('error', (cause) => reject(fail(cause)));
     });
     child.on('error', () => {}); // later errors (a failed kill) are reported by the caller's own checks
-    return new PluginProcess(child, spec, runAs?.uid ?? process.getuid?.());
+    return new PluginProcess(child, spec, runAs?.uid ?? process.getuid?.(), runAs?.gid ?? process.getgid?.());
   }
 
   get hasExited(): ExitStatus | undefined {

@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { launch, openAuditLog, verifyAuditLog } from '../../src/index.js';
@@ -66,4 +66,20 @@ test('audit: no record carries the environment or a private key', async (t) => {
   t.notRegex(text, /token-that-must-not-be-logged/);
   t.notRegex(text, /PRIVATE KEY/);
   t.notRegex(text, new RegExp(KV_COOKIE.value));
+});
+
+test('audit: each segment names the host process and user that wrote it, and each launch the user its plugin runs as', async (t) => {
+  const { path, log } = await auditedLog(t);
+  const plugin = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, audit: log });
+  await plugin.kill();
+  await log.close();
+  // A restart of the host: its segment must name the process that wrote it too.
+  await (await openAuditLog(path)).close();
+
+  const records = await recordTypes(path);
+  const host = { pid: process.pid, uid: process.geteuid?.(), gid: process.getegid?.(), user: userInfo().username, hostname: hostname() };
+  t.like(records.find((r) => r.type === 'audit-log-opened'), { host });
+  t.like(records.find((r) => r.type === 'audit-log-reopened'), { host });
+  t.like(records.find((r) => r.type === 'launch'), { pid: plugin.pid, uid: process.geteuid?.(), gid: process.getegid?.() });
+  t.deepEqual(await verifyAuditLog(path), { ok: true, records: records.length });
 });
