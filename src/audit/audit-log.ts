@@ -48,6 +48,8 @@ export type AuditEvent =
   | {
       type: 'verification';
       plugin: string;
+      /** The signed manifest the entry came from, as the host named it. */
+      manifestPath?: string;
       sha256: string;
       keyIds: readonly string[];
       result: 'accepted' | 'rejected';
@@ -66,7 +68,8 @@ export type AuditEvent =
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
-  | { type: 'refusal'; plugin: string; version?: string; code: string; message: string }
+  /** `plugin` is absent when a whole manifest was refused before any plugin was asked for (discoverVerified). */
+  | { type: 'refusal'; plugin?: string; version?: string; code: string; message: string; manifestPath?: string }
   | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }
   /** A host application's own event (a request it served, say); `fields` must never hold a secret in clear. */
   | { type: 'host'; action: string; fields: Readonly<Record<string, string | number | boolean | null>> };

@@ -6,6 +6,7 @@ import { findSignatureFiles, verifyManifestFile } from '../verify/manifest-files
 import type { ManifestPolicy } from '../verify/signature-policy.js';
 import { checkManifestPath } from '../verify/verified-plugin.js';
 import { launchVerified, type PluginWithVerification, type VerifiedLaunchOptions } from './launch-verified.js';
+import { recordRefusal } from './refusal.js';
 
 /** What became of one file found in the plugin directory or listed in the manifest. */
 export type CandidateStatus = 'verified' | 'unlisted' | 'unsafe' | 'tampered';
@@ -41,9 +42,21 @@ const TAMPERED: readonly GatehouseErrorCode[] = ['DIGEST_MISMATCH', 'SIZE_MISMAT
  * Each candidate is audited as a `discovery` record, and each one that may not run as a `refusal`.
  */
 export async function discoverVerified(options: DiscoverVerifiedOptions): Promise<CandidateReport[]> {
-  checkManifestPath(options.manifestPath);
+  return discoverFor(options, undefined);
+}
+
+/** discoverVerified, its refusal of the manifest audited as one of `plugin` when a launch asked for it. */
+async function discoverFor(options: DiscoverVerifiedOptions, plugin: string | undefined): Promise<CandidateReport[]> {
   const dir = options.pluginDir ?? dirname(options.manifestPath);
-  const verified = await verifyManifestFile(options.manifestPath, options.policy);
+  let verified;
+  try {
+    checkManifestPath(options.manifestPath);
+    verified = await verifyManifestFile(options.manifestPath, options.policy);
+  } catch (error) {
+    // An unsigned, expired or rolled-back manifest is a refusal like a tampered file: unaudited, it left no trace.
+    recordRefusal(options.audit, { ...(plugin === undefined ? {} : { plugin }), manifestPath: options.manifestPath }, error);
+    throw error;
+  }
   // The manifest and its signatures usually sit in the plugin directory (as `gatehouse install` lays it
   // out): they match `*`, but are no plugins that someone forgot to sign.
   const notPlugins = [options.manifestPath, ...(await findSignatureFiles(options.manifestPath))];
@@ -60,7 +73,7 @@ export async function discoverVerified(options: DiscoverVerifiedOptions): Promis
     options.audit?.record({ type: 'discovery', plugin: result.name, ...versioned, path: result.path });
     if (result.ok) return { ...found, status: 'verified' };
     const { code, message } = result.error;
-    options.audit?.record({ type: 'refusal', plugin: result.name, ...versioned, code, message });
+    recordRefusal(options.audit, { plugin: result.name, ...versioned, manifestPath: options.manifestPath }, result.error);
     const status = code === 'PLUGIN_NOT_IN_MANIFEST' ? 'unlisted' : TAMPERED.includes(code) ? 'tampered' : 'unsafe';
     return { ...found, status, code, message };
   });
@@ -75,13 +88,13 @@ export type DiscoveredLaunchOptions = VerifiedLaunchOptions & Pick<DiscoverVerif
  */
 export async function launchDiscovered(options: DiscoveredLaunchOptions): Promise<{ candidates: CandidateReport[]; plugin: PluginWithVerification }> {
   const { patterns, uid, ...launchOptions } = options;
-  const candidates = await discoverVerified({
+  const candidates = await discoverFor({
     manifestPath: options.manifestPath,
     policy: options.policy,
     ...(options.pluginDir === undefined ? {} : { pluginDir: options.pluginDir }),
     ...(patterns === undefined ? {} : { patterns }),
     ...(uid === undefined ? {} : { uid }),
     ...(options.audit === undefined ? {} : { audit: options.audit }),
-  });
+  }, options.plugin);
   return { candidates, plugin: await launchVerified(launchOptions) };
 }

@@ -1,6 +1,6 @@
 import type { AuditedFile } from '../audit/audit-log.js';
 import { dirname, resolve } from 'node:path';
-import { GatehouseError, isGatehouseError } from '../errors.js';
+import { GatehouseError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
@@ -9,6 +9,7 @@ import type { IsolationOptions } from './isolation.js';
 import { launch, type LaunchOptions } from './launch.js';
 import { removeAtExit } from './live-plugins.js';
 import type { Plugin } from './plugin.js';
+import { recordRefusal } from './refusal.js';
 
 export type VerifiedLaunchOptions = Omit<LaunchOptions, 'command' | 'args' | 'name'> &
   VerifiedPluginRequest & {
@@ -74,12 +75,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
       ...(version === undefined ? {} : { version }),
     });
   } catch (error) {
-    options.audit?.record({
-      type: 'refusal',
-      plugin: name,
-      code: isGatehouseError(error) ? error.code : 'UNEXPECTED',
-      message: error instanceof Error ? error.message : String(error),
-    });
+    // Which manifest was refused: a rollback or expiry message alone does not say.
+    recordRefusal(options.audit, { plugin: name, ...(version === undefined ? {} : { version }), manifestPath }, error);
     throw error;
   }
   const { entry, sealed, selection } = verified;
@@ -98,6 +95,7 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
   options.audit?.record({
     type: 'verification',
     plugin: name,
+    manifestPath,
     ...verification,
     result: 'accepted',
     // Which version ran and why: an auditor can tell a pinned release from the newest in a range.

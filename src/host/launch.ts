@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { AuditLog } from '../audit/index.js';
-import { GatehouseError, isGatehouseError } from '../errors.js';
+import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { certificateFingerprint, generateEphemeralIdentity } from '../tls/certificate.js';
 import { hostTls, type HostTls } from '../tls/pinning.js';
@@ -25,6 +25,7 @@ import { checkVersionedServices, OfferedServices, type CheckedVersions, type Ver
 import { exitsWithin, PluginProcess, SIGKILL_WAIT_MS } from './plugin-process.js';
 import { removeSocketDir } from './socket-dir.js';
 import { explainStartFailure } from './start-failure.js';
+import { recordRefusal } from './refusal.js';
 
 /** `user`, `group`, `limits` and `sandbox` (IsolationOptions) separate the plugin further from the host. */
 export interface LaunchOptions extends IsolationOptions {
@@ -259,12 +260,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     );
     return plugin;
   } catch (error) {
-    audit?.record({
-      type: 'refusal',
-      plugin: config.name,
-      code: isGatehouseError(error) ? error.code : 'UNEXPECTED',
-      message: error instanceof Error ? error.message : String(error),
-    });
+    recordRefusal(audit, { plugin: config.name }, error);
     // Best effort, step by step: a step that fails must neither skip the next nor replace the launch's own error.
     const tidy = async (step: () => Promise<unknown> | void): Promise<void> => {
       try {

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { appendFile, chmod, copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { discoverVerified, isGatehouseError, launchDiscovered, openAuditLog } from '../../src/index.js';
+import { discoverVerified, isGatehouseError, launchDiscovered, launchVerified, openAuditLog } from '../../src/index.js';
 import { createManifest, formatManifest, generateKeyPair, signManifest } from '../../src/verify/index.js';
 import { KV_COOKIE, loadKVService } from '../../examples/kv/kv.js';
 import { sealRootDir, tempDir, writeFileWithMode } from '../discover/temp-dir.js';
@@ -130,4 +130,28 @@ goTest('launchDiscovered reports the candidates and launches the chosen verified
   const kv = plugin.client(loadKVService());
   await kv.Put({ key: 'k', value: Buffer.from('v') });
   t.is((await kv.Get({ key: 'k' })).value.toString(), 'v');
+});
+
+test('discoverVerified and launchDiscovered audit a manifest they refuse (unsigned, expired), naming the manifest, as launchVerified does', async (t) => {
+  const dir = join(await tempDir(t), 'plugins');
+  await writeFileWithMode(dir, 'good', '#!/bin/sh\nexit 0\n', 0o755);
+  const { manifestPath, policy } = await signedDir(dir);
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const audit = await openAuditLog(auditPath);
+  // Expired: judged a day and more after it was signed for.
+  const expired = { ...policy, now: new Date(Date.now() + 2 * DAY_MS) };
+  await t.throwsAsync(discoverVerified({ manifestPath, pluginDir: dir, policy: expired, audit }), { code: 'MANIFEST_EXPIRED' });
+  await t.throwsAsync(launchDiscovered({ manifestPath, pluginDir: dir, plugin: 'good', policy: expired, cookie: KV_COOKIE, audit }), { code: 'MANIFEST_EXPIRED' });
+  await t.throwsAsync(launchVerified({ manifestPath, pluginDir: dir, plugin: 'good', policy: expired, cookie: KV_COOKIE, audit }), { code: 'MANIFEST_EXPIRED' });
+  // Unsigned: its only signature is gone.
+  await writeFile(`${manifestPath}.minisig`, '');
+  await t.throwsAsync(discoverVerified({ manifestPath, pluginDir: dir, policy, audit }));
+  await audit.close();
+  const refusals = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>).filter((record) => record.type === 'refusal');
+  t.is(refusals.length, 4);
+  t.like(refusals[0], { code: 'MANIFEST_EXPIRED', manifestPath });
+  t.false('plugin' in (refusals[0] ?? {}), 'discoverVerified asks for no plugin');
+  t.like(refusals[1], { code: 'MANIFEST_EXPIRED', manifestPath, plugin: 'good' });
+  t.like(refusals[2], { code: 'MANIFEST_EXPIRED', manifestPath, plugin: 'good' });
+  t.like(refusals[3], { manifestPath });
 });
