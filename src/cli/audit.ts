@@ -22,7 +22,7 @@ export interface AuditCommandIo {
   stderr: Writer;
 }
 
-const USAGE = 'usage: gatehouse audit verify FILE [--anchor A] [--log-id ID] [--records N] [--last-hash HEX] [--sealing-key K] [--require-sealed] | gatehouse audit anchor FILE [--out A] [--sealing-key K]';
+const USAGE = 'usage: gatehouse audit verify FILE [--anchor A] [--log-id ID] [--records N] [--last-hash HEX] [--sealing-key K] [--require-sealed] [--json] | gatehouse audit anchor FILE [--out A] [--sealing-key K]';
 
 const HELP = `Usage: gatehouse audit verify FILE [options]
        gatehouse audit anchor FILE [--out ANCHOR] [--sealing-key KEYS]
@@ -42,6 +42,9 @@ fresh log verifies on its own. Check it against what you kept elsewhere:
                        must be sealed from the key it names, and none it names may be missing; if it
                        holds keys of other logs too, name this one with --log-id or --anchor
   --require-sealed     fail when records after the last checkpoint are not sealed yet
+  --json               print one JSON object on stdout instead: the report ({"ok":true,...}), or
+                       {"ok":false,"code","line","reason"} for a broken line, or {"ok":false,"code",
+                       "message"} when a file cannot be read; usage errors stay on stderr
 
 anchor verifies FILE the same way and prints its anchor line (or writes it to --out ANCHOR); keep it
 somewhere the host cannot write, and pass it to verify --anchor later.
@@ -61,6 +64,7 @@ const OPTIONS = {
   'last-hash': { type: 'string' },
   'sealing-key': { type: 'string' },
   'require-sealed': { type: 'boolean' },
+  json: { type: 'boolean' },
   out: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -118,10 +122,26 @@ function failureLine(failure: AuditFailure): string {
   return `${escapeControls(`broken at line ${failure.line}: ${failure.reason}`)} [${failure.code}]\n`;
 }
 
+/** An auditor's tooling reads the outcome from one object, not from text meant for a person. */
+function jsonLine(value: object): string {
+  return `${JSON.stringify(value)}\n`;
+}
+
+/** Not sealed yet, for --require-sealed: the first record a checkpoint does not cover yet, as a broken line is named. */
+function unsealedFailure(report: AuditReport): { line: number; reason: string; code: 'AUDIT_SEAL_INVALID' } {
+  const { sealedThrough, unsealed, sealedSegments, segmentCount } = report.sealing;
+  const reason = sealedSegments < segmentCount
+    ? `${segmentCount - sealedSegments} of ${segmentCount} segment(s) opened without a sealing key`
+    : `${unsealed} record(s) after the last checkpoint`;
+  return { line: sealedThrough + 1, reason, code: 'AUDIT_SEAL_INVALID' };
+}
+
 export async function auditCommand(
   argv: readonly string[],
   io: AuditCommandIo = { stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
+  // Set once the command line is read: from then on, every outcome is one JSON object on stdout.
+  let json = false;
   try {
     const { values, positionals } = parseCommandLine('audit', argv, OPTIONS);
     if (values.help === true) {
@@ -137,11 +157,13 @@ export async function auditCommand(
       throw usageError('audit', 'anchor takes only --out and --sealing-key');
     }
     if (action === 'verify' && values.out !== undefined) throw usageError('audit', '--out is for anchor');
+    if (action === 'anchor' && values.json !== undefined) throw usageError('audit', '--json is for verify (an anchor line is already one field per word)');
+    json = values.json === true;
     const anchor = await anchorFrom(values);
     const sealingKeys = values['sealing-key'] === undefined ? undefined : await readSealingKeyFile(values['sealing-key'], io);
     const result = await checkAuditLog(file, { anchor, sealingKeys });
     if (!result.ok) {
-      io.stdout.write(failureLine(result));
+      io.stdout.write(json ? jsonLine({ ok: false, line: result.line, code: result.code, reason: result.reason }) : failureLine(result));
       return BROKEN_EXIT;
     }
     if (action === 'anchor') {
@@ -150,15 +172,23 @@ export async function auditCommand(
       else await writeFileAtomic(values.out, line, 0o644);
       return OK_EXIT;
     }
-    io.stdout.write(describe(result));
     // Records after the last checkpoint can still be altered by whoever holds the host; some audits cannot accept that.
-    if (values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.sealedSegments < result.sealing.segmentCount)) {
-      io.stdout.write(`not sealed: ${result.sealing.unsealed} record(s) after the last checkpoint [AUDIT_SEAL_INVALID]\n`);
-      return BROKEN_EXIT;
+    const unsealed = values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.sealedSegments < result.sealing.segmentCount)
+      ? unsealedFailure(result)
+      : undefined;
+    if (json) {
+      io.stdout.write(jsonLine(unsealed === undefined ? result : { ...result, ok: false, ...unsealed }));
+    } else {
+      io.stdout.write(describe(result));
+      if (unsealed !== undefined) io.stdout.write(`not sealed: ${unsealed.reason} [${unsealed.code}]\n`);
     }
-    return OK_EXIT;
+    return unsealed === undefined ? OK_EXIT : BROKEN_EXIT;
   } catch (error) {
     if (!isGatehouseError(error)) throw error;
+    if (error.code !== 'USAGE' && json) {
+      io.stdout.write(jsonLine({ ok: false, code: error.code, message: error.message }));
+      return BROKEN_EXIT;
+    }
     if (error.code === 'USAGE') {
       io.stderr.write(`${escapeControls(`gatehouse audit: ${error.message}`)}\n${USAGE}\n`);
       return USAGE_EXIT;

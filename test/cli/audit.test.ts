@@ -204,3 +204,49 @@ test('audit verify --require-sealed fails while records wait for their checkpoin
   await log.close();
   t.is((await run(['verify', path, '--sealing-key', keyFile, '--require-sealed'])).code, 0);
 });
+
+test('audit verify --json prints one JSON object an auditor\'s tooling can read: the report, the broken line, or the error', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 2 } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  await log.close();
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const logId = (JSON.parse(lines[0] as string) as { logId: string }).logId;
+
+  const ok = await run(['verify', path, '--sealing-key', keyFile, '--json']);
+  t.is(ok.code, 0);
+  t.like(JSON.parse(ok.stdout), {
+    ok: true,
+    records: 3,
+    logId,
+    lastHash: createHash('sha256').update(lines[2] as string).digest('hex'),
+    sealing: { segmentCount: 1, sealedSegments: 1, trustedSegments: 1, sealedThrough: 3, unsealed: 0 },
+  });
+
+  writeFileSync(path, [lines[0], lines[2], ''].join('\n'));
+  const broken = await run(['verify', path, '--json']);
+  t.is(broken.code, 1);
+  t.deepEqual(JSON.parse(broken.stdout), { ok: false, line: 2, code: 'AUDIT_INVALID', reason: 'seq 3 where 2 was expected (a record was deleted or reordered)' });
+
+  const missing = await run(['verify', join(dir, 'gone.log'), '--json']);
+  t.is(missing.code, 1);
+  t.like(JSON.parse(missing.stdout), { ok: false, code: 'FILE_NOT_FOUND' });
+  t.is(missing.stderr, '');
+});
+
+test('audit verify --require-sealed --json names the first record not sealed yet', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  await log.flush();
+  const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed', '--json']);
+  await log.close();
+  t.is(result.code, 1);
+  t.like(JSON.parse(result.stdout), { ok: false, line: 1, code: 'AUDIT_SEAL_INVALID', records: 2, sealing: { sealedThrough: 0, unsealed: 2 } });
+});
