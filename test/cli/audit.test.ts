@@ -250,3 +250,10 @@ test('audit verify --require-sealed --json names the first record not sealed yet
   t.is(result.code, 1);
   t.like(JSON.parse(result.stdout), { ok: false, line: 1, code: 'AUDIT_SEAL_INVALID', records: 2, sealing: { sealedThrough: 0, unsealed: 2 } });
 });
+
+test('audit verify --require-sealed on a log never sealed says that no segment has a key, not that records wait for a checkpoint', async (t) => {
+  const path = await logWithRecords(t);
+  const result = await run(['verify', path, '--require-sealed']);
+  t.is(result.code, 1);
+  t.regex(result.stdout, /\nnot sealed: 1 of 1 segment\(s\) opened without a sealing key \[AUDIT_SEAL_INVALID\]\n$/);
+});
