@@ -126,6 +126,8 @@ export class SegmentChecker {
   #sealedSegments = 0;
   #trustedSegments = 0;
   #sealedThrough = 0;
+  /** seq of the last checkpoint whose signature verified, in any segment: every record up to it is sealed. */
+  #lastGoodCheckpoint = 0;
 
   constructor(trusted: readonly SealingKey[] | undefined, logNamed: boolean) {
     this.#trusted = trusted;
@@ -159,8 +161,15 @@ export class SegmentChecker {
     // The heart of forward security: each epoch's key comes only from the checkpoint before it, so a key
     // taken from the host later cannot sign for an earlier epoch (the flaw of CVE-2023-31439 in journald).
     if (!checkpointSignatureValid(logId, checkpoint, segment.key)) {
-      return { reason: `checkpoint of epoch ${checkpoint.epoch} is not signed by that epoch's key (the records before it were altered, or the checkpoint forged)`, code: 'AUDIT_SEAL_INVALID' };
+      // The line named is the checkpoint; an auditor needs the records in doubt, which are those it alone seals.
+      const good = this.#lastGoodCheckpoint;
+      const before = good === 0 ? '' : `; records 1 to ${good} are sealed by the checkpoints before it`;
+      return {
+        reason: `checkpoint of epoch ${checkpoint.epoch} is not signed by that epoch's key: records ${good + 1} to ${checkpoint.seq - 1}, which it seals, were altered after it was made (or the checkpoint was forged)${before}`,
+        code: 'AUDIT_SEAL_INVALID',
+      };
     }
+    this.#lastGoodCheckpoint = checkpoint.seq;
     segment.key = checkpoint.nextKey;
     segment.epoch += 1;
     segment.checkpoints += 1;

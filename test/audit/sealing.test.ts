@@ -92,7 +92,7 @@ test('a sealed log checkpoints every N records and on close, and verifies from t
 test('attack: a chain rewritten from a record before a checkpoint fails with the sealing key', async (t) => {
   const { path, lines, keys } = await sealedLog(t);
   rewrite(path, rechain(lines, 2, (record) => record.type === 'exit' && (record.pid = 999)));
-  t.deepEqual(await verifyAuditLog(path), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID', reason: "checkpoint of epoch 0 is not signed by that epoch's key (the records before it were altered, or the checkpoint forged)" });
+  t.deepEqual(await verifyAuditLog(path), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID', reason: "checkpoint of epoch 0 is not signed by that epoch's key: records 1 to 3, which it seals, were altered after it was made (or the checkpoint was forged)" });
   t.like(await verifyAuditLog(path, { sealingKeys: keys }), { ok: false, line: 4, code: 'AUDIT_SEAL_INVALID' });
 });
 
@@ -557,4 +557,17 @@ test('sealing cannot be turned on or off for an existing log: the writer refuses
   t.true(isGatehouseError(off, 'AUDIT_INVALID'), String(off));
   t.regex(off?.message ?? '', /was started with sealing.*open it with sealing, or move it aside and start a new log/);
   t.deepEqual(await readLines(sealed.path), sealed.lines);
+});
+
+test('a checkpoint whose signature fails names the records it seals since the last good one: where the change must be', async (t) => {
+  const { path, lines, keys } = await sealedLog(t);
+  // Lines 4 and 8 are checkpoints; record 7 is edited and everything after it re-chained.
+  t.true(isCheckpoint(lines[3] as string) && isCheckpoint(lines[7] as string));
+  rewrite(path, rechain(lines, 6, (record) => record.seq === 7 && (record.signal = 'SIGKILL')));
+  const result = await verifyAuditLog(path, { sealingKeys: keys });
+  t.like(result, { ok: false, line: 8, code: 'AUDIT_SEAL_INVALID' });
+  t.is(
+    result.ok ? '' : result.reason,
+    "checkpoint of epoch 1 is not signed by that epoch's key: records 5 to 7, which it seals, were altered after it was made (or the checkpoint was forged); records 1 to 4 are sealed by the checkpoints before it",
+  );
 });
