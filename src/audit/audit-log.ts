@@ -22,7 +22,7 @@
  * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, fsyncSync, writeSync, type Stats } from 'node:fs';
+import { constants, fstatSync, fsyncSync, writeSync, type Stats } from 'node:fs';
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
@@ -114,8 +114,9 @@ export interface AuditLog {
   record(event: AuditEvent): void;
   /**
    * For a process that is exiting (an exit hook cannot wait): writes `event`, and a checkpoint when the log
-   * is sealed, synchronously, fsynced. Returns false, writing nothing, when the log cannot take it at once
-   * (a write still in flight, a failed or closed log). A custom log may leave it out.
+   * is sealed, synchronously, fsynced, after the write in flight (waited for, at most a second) and every record
+   * still queued. Returns false, writing nothing, when that write does not land in time or the log has failed
+   * or is closed. A custom log may leave it out.
    */
   recordAtExit?(event: AuditEvent): boolean;
   /**
@@ -144,6 +145,8 @@ const LOG_TYPES = new Set([GENESIS_TYPE, REOPENED_TYPE, CHECKPOINT_TYPE, DROPPED
 /** The longest event type; a longer one is cut to this in `originalType`. */
 const MAX_TYPE_LENGTH = 64;
 const NEWLINE = 0x0a;
+/** How long recordAtExit waits for a write in flight to land: a dying host can spare that for its last records. */
+const AT_EXIT_WAIT_MS = 1000;
 const NEWLINE_BYTES = Buffer.from('\n');
 
 /** An event's type as it may be recorded or shown: cut to MAX_TYPE_LENGTH, or what it is when not a string. */
@@ -202,7 +205,7 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
     if (created) await syncDirectory(path);
-    log = new FileAuditLog(path, handle, mark, logId, tail, orphans, options, seal);
+    log = new FileAuditLog(path, handle, mark, logId, tail, stats.size, orphans, options, seal);
     await log.flush();
     return log;
   } catch (error) {
@@ -475,6 +478,12 @@ class FileAuditLog implements AuditLog {
   #timer: NodeJS.Timeout | undefined;
   /** Set only inside recordAtExit: the lines made meanwhile, to be written synchronously. */
   #atExit: Buffer[] | undefined;
+  /** The file's size once every write handed to the disk has landed (one writer per file: only ours grow it). */
+  #fileEnd: number;
+  /** Where the file ends once the write() in flight lands; undefined when none is (its fsync may still be). */
+  #writingTo: number | undefined;
+  /** Set once recordAtExit waited in vain for a write in flight: the exit hook's later calls do not wait again. */
+  #writeStuckAtExit = false;
 
   constructor(
     path: string,
@@ -483,6 +492,8 @@ class FileAuditLog implements AuditLog {
     mark: string | undefined,
     logId: string,
     tail: { seq: number; lineHash: string } | undefined,
+    /** The file's size when opened: where this writer's first line lands. */
+    size: number,
     /** Keys that starts which died before their first record left at the seqs after `tail` (appendSegmentKey). */
     orphans: readonly SealingKey[],
     options: AuditLogOptions,
@@ -496,6 +507,7 @@ class FileAuditLog implements AuditLog {
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.#logId = logId;
+    this.#fileEnd = size;
     this.#seal = seal;
     this.#segment = (tail?.seq ?? 0) + orphans.length + 1;
     const sealingKey = seal === undefined ? {} : { sealingKey: seal.sealer.firstKey, sealEvery: seal.everyRecords };
@@ -553,9 +565,16 @@ class FileAuditLog implements AuditLog {
   }
 
   recordAtExit(event: AuditEvent): boolean {
-    // A write in flight holds earlier lines: writing past it would put the chain out of order on disk.
-    if (this.#failure !== undefined || this.#closing !== undefined || this.#draining !== undefined) return false;
-    const lines: Buffer[] = [];
+    if (this.#failure !== undefined || this.#closing !== undefined) return false;
+    // A write in flight holds earlier lines: writing past it before it lands would put the chain out of order on disk.
+    // It runs on a thread of its own, so it lands while we wait: an exiting host that records right after a launch
+    // (a write is then nearly always in flight) lost its kill records when this gave up at once.
+    const landedEnd = this.#writingTo === undefined ? this.#fileEnd : this.#waitForLanding(this.#writingTo);
+    if (landedEnd === undefined) return false;
+    // Lines queued behind that write would die with the process: they go first, in chain order.
+    const lines: Buffer[] = this.#queue.map((entry) => entry.bytes);
+    this.#queue = [];
+    this.#queuedBytes = 0;
     this.#atExit = lines;
     try {
       this.record(event);
@@ -568,11 +587,37 @@ class FileAuditLog implements AuditLog {
       const bytes = Buffer.concat(lines);
       for (let offset = 0; offset < bytes.length; ) offset += writeSync(this.#handle.fd, bytes, offset, bytes.length - offset);
       fsyncSync(this.#handle.fd);
+      this.#writingTo = undefined;
+      this.#fileEnd = landedEnd + bytes.length;
       this.#syncedSeq = this.#lastSeq;
       return true;
     } catch (error) {
       this.#fail(error);
       return false;
+    }
+  }
+
+  /**
+   * Blocks (an exit hook cannot wait otherwise) until the file reaches `end`, the size it has once the write in
+   * flight landed, for at most AT_EXIT_WAIT_MS; gives `end`, or undefined if it did not land in time.
+   */
+  #waitForLanding(end: number): number | undefined {
+    if (this.#writeStuckAtExit) return undefined;
+    const deadline = Date.now() + AT_EXIT_WAIT_MS;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (;;) {
+      let size: number;
+      try {
+        size = fstatSync(this.#handle.fd).size;
+      } catch {
+        return undefined;
+      }
+      if (size >= end) return end;
+      if (Date.now() >= deadline) {
+        this.#writeStuckAtExit = true;
+        return undefined;
+      }
+      Atomics.wait(pause, 0, 0, 1);
     }
   }
 
@@ -655,12 +700,17 @@ class FileAuditLog implements AuditLog {
         this.#queue = [];
         this.#queuedBytes = 0;
         const bytes = Buffer.concat(batch.map((entry) => entry.bytes));
+        const end = this.#fileEnd + bytes.length;
+        this.#writingTo = end;
         for (let offset = 0; offset < bytes.length; ) {
           const { bytesWritten } = await this.#handle.write(bytes, offset, bytes.length - offset);
           offset += bytesWritten;
         }
+        // recordAtExit may have written after this batch meanwhile: the file only ever grows.
+        if (this.#writingTo === end) this.#writingTo = undefined;
+        this.#fileEnd = Math.max(this.#fileEnd, end);
         await this.#handle.sync();
-        this.#syncedSeq = batch[batch.length - 1]?.seq ?? this.#syncedSeq;
+        this.#syncedSeq = Math.max(this.#syncedSeq, batch[batch.length - 1]?.seq ?? this.#syncedSeq);
       }
     } catch (error) {
       this.#fail(error);

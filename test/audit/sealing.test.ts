@@ -353,14 +353,12 @@ test('any single-byte change anywhere in a sealed log fails verification with it
   t.pass();
 });
 
-test('recordAtExit writes the record and a checkpoint at once, in chain order, and refuses while a write is in flight', async (t) => {
+test('recordAtExit writes the record and a checkpoint at once, in chain order, and refuses once the log is closed', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'audit.log');
   const keyFile = join(dir, 'audit.keys');
   const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
   exits(log, 1, 2);
-  // The two records are being written: a synchronous write now would land before them.
-  t.false(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? true);
   await log.flush();
   t.true(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? false);
   // Read before close: what an exiting host leaves is already on disk, sealed.
@@ -368,6 +366,7 @@ test('recordAtExit writes the record and a checkpoint at once, in chain order, a
   t.like(JSON.parse(lines.at(-2) ?? '{}'), { type: 'kill', reason: 'host exiting' });
   t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, sealing: { unsealed: 0 } });
   await log.close();
+  t.false(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? true);
 });
 
 test('a start that crashed between writing its segment key and its first record does not make the key file unusable', async (t) => {
@@ -570,4 +569,20 @@ test('a checkpoint whose signature fails names the records it seals since the la
     result.ok ? '' : result.reason,
     "checkpoint of epoch 1 is not signed by that epoch's key: records 5 to 7, which it seals, were altered after it was made (or the checkpoint was forged); records 1 to 4 are sealed by the checkpoints before it",
   );
+});
+
+test('recordAtExit while a write is in flight waits for it to land, then writes every record still queued and its own after it, in chain order', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'audit.keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
+  // The first is handed to the disk at once; the second waits behind it: a host that exits now lost both its kill record and these.
+  exits(log, 1, 2);
+  t.true(log.recordAtExit?.({ type: 'kill', plugin: 'p', pid: 9, method: 'SIGKILL', reason: 'host exiting' }) ?? false);
+  // Read before anything else runs: what an exiting host leaves is already on disk, in order, sealed.
+  const lines = await readLines(path);
+  t.deepEqual(lines.map((line) => (JSON.parse(line) as { type: string }).type), ['audit-log-opened', 'exit', 'exit', 'kill', 'audit-checkpoint']);
+  t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, records: 5, sealing: { unsealed: 0 } });
+  await log.close();
+  t.like(await checkAuditLog(path, { sealingKeys: await readKeys(keyFile) }), { ok: true, records: 5 });
 });

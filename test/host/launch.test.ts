@@ -266,6 +266,17 @@ test('kill: a host that exits or is signalled records the kill of each live plug
   }
 });
 
+test('kill: a host that exits the moment its launch returns, its last records still being written, records the kill after them', async (t) => {
+  const hostScript = fileURLToPath(new URL('../fixtures/host-that-dies.js', import.meta.url));
+  const auditPath = join(await tempDir(t), 'audit.jsonl');
+  const { stdout } = await execFileAsync(process.execPath, [hostScript, 'exit-now', auditPath], { timeout: 20_000 });
+  const { pid } = JSON.parse(stdout.trim()) as { pid: number };
+  const records = (await readFile(auditPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.deepEqual(records.map((record) => record.type), ['audit-log-opened', 'launch', 'handshake', 'connected', 'kill']);
+  t.like(records.at(-1), { type: 'kill', pid, method: 'SIGKILL', reason: 'host exiting' });
+  t.like(await verifyAuditLog(auditPath), { ok: true });
+});
+
 /** Connections the plugin accepted on its socket: /proc/net/unix names the path on its end of each (state 03, connected). */
 async function connectionsTo(address: string): Promise<number> {
   const table = await readFile('/proc/net/unix', 'utf8');
