@@ -67,7 +67,7 @@ export type AuditEvent =
   | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
   | { type: 'connected'; plugin: string; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
-  | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null }
+  | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null; stoppedByHost?: boolean }
   /** `plugin` is absent when a whole manifest was refused before any plugin was asked for (discoverVerified). */
   | { type: 'refusal'; plugin?: string; version?: string; code: string; message: string; manifestPath?: string }
   | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }

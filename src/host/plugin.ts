@@ -94,7 +94,9 @@ export class Plugin implements PluginInfo, AsyncDisposable {
     };
     trackPlugin(this.live);
     void child.exited.then((status) => {
-      this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal });
+      // Whether the host had asked it to stop: without it, an auditor could tell a crash or an outside kill from a
+      // stop only by searching back for a kill record of that pid.
+      this.audit?.record({ type: 'exit', plugin: this.name, pid: this.pid, code: status.code, signal: status.signal, stoppedByHost: this.stopping !== undefined });
       if (this.stopping === undefined) {
         // At warn with its last words: a crash's stack is why it exited, not debug chatter.
         const stderrTail = child.stderr?.readableLines() ?? [];

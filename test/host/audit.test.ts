@@ -83,3 +83,18 @@ test('audit: each segment names the host process and user that wrote it, and eac
   t.like(records.find((r) => r.type === 'launch'), { pid: plugin.pid, uid: process.geteuid?.(), gid: process.getegid?.() });
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: records.length });
 });
+
+test('audit: an exit record says whether the host had asked the plugin to stop, so a crash or an outside kill stands out', async (t) => {
+  const { path, log } = await auditedLog(t);
+  const stopped = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, audit: log });
+  await stopped.kill();
+  const crashed = await launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, audit: log });
+  // Someone else's SIGKILL, as an out-of-memory killer or an intruder would send.
+  process.kill(crashed.pid, 'SIGKILL');
+  await crashed.exited;
+  await crashed.kill();
+  await log.close();
+  const exits = (await recordTypes(path)).filter((r) => r.type === 'exit');
+  t.like(exits[0], { pid: stopped.pid, code: 0, stoppedByHost: true });
+  t.like(exits[1], { pid: crashed.pid, signal: 'SIGKILL', stoppedByHost: false });
+});
