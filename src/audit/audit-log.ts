@@ -166,7 +166,7 @@ interface Queued {
  */
 export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
   const sealing = options.sealing === undefined ? undefined : sealingSettings(options.sealing);
-  const mark = await claimWriter(path);
+  const { mark, notClosedBy } = await claimWriter(path);
   let handle: FileHandle | undefined;
   let seal: SegmentSeal | undefined;
   let log: FileAuditLog | undefined;
@@ -205,7 +205,7 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
       seal = { sealer, everyRecords: sealing.everyRecords, everySeconds: sealing.everySeconds };
     }
     if (created) await syncDirectory(path);
-    log = new FileAuditLog(path, handle, mark, logId, tail, stats.size, orphans, options, seal);
+    log = new FileAuditLog(path, handle, mark, logId, tail, stats.size, orphans, options, seal, notClosedBy);
     await log.flush();
     return log;
   } catch (error) {
@@ -324,6 +324,12 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
   return { logId: first.logId as string, sealed: first.fields.sealingKey !== undefined };
 }
 
+/** This writer's mark (none without /proc), and the pids of earlier writers that ended without closing the log. */
+interface WriterClaim {
+  mark: string | undefined;
+  notClosedBy: number[];
+}
+
 /** A writer's mark after `<log>.writer-`: pid, start time and, since marks name it, the pid's scope. */
 const WRITER_MARK = new RegExp(`^([0-9]+)-([0-9]+)(?:-(${PID_SCOPE_PATTERN}))?$`);
 
@@ -334,12 +340,12 @@ const WRITER_MARK = new RegExp(`^([0-9]+)-([0-9]+)(?:-(${PID_SCOPE_PATTERN}))?$`
  * mark whose process is gone (its pid unused, or used by a process started later) is removed. One made in another
  * scope (another container, another machine) cannot be judged by its pid: it holds the log while its writer keeps
  * refreshing it (holdLease), and is taken for a dead writer's once it has aged past LEASE_EXPIRY_MS. Marks of older
- * versions name no scope: judged as ours. Returns the mark, or undefined without /proc (not Linux), where one writer
- * per file is left to the caller.
+ * versions name no scope: judged as ours. Gives the mark (none without /proc: not Linux, where one writer per file is
+ * left to the caller) and the pids of the removed marks: writers that ended without closing the log.
  */
-async function claimWriter(path: string): Promise<string | undefined> {
+async function claimWriter(path: string): Promise<WriterClaim> {
   const [started, scope] = await Promise.all([processStartTime(process.pid), pidScope()]);
-  if (started === undefined) return undefined;
+  if (started === undefined) return { mark: undefined, notClosedBy: [] };
   const directory = dirname(path);
   const prefix = `${basename(path)}.writer-`;
   const mark = `${path}.writer-${process.pid}-${started}${scope === undefined ? '' : `-${scope}`}`;
@@ -352,6 +358,7 @@ async function claimWriter(path: string): Promise<string | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(process.pid, ' (this one)');
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path} cannot be marked as in use: ${(error as Error).message} (its directory must be writable)`, { cause: error });
   }
+  const notClosedBy: number[] = [];
   try {
     for (const name of await readdir(directory)) {
       const holder = name.startsWith(prefix) ? WRITER_MARK.exec(name.slice(prefix.length)) : null;
@@ -368,15 +375,17 @@ async function claimWriter(path: string): Promise<string | undefined> {
               `every ${LEASE_REFRESH_MS / 1000} s; it is taken for gone after ${LEASE_EXPIRY_MS / 1000} s)`,
           );
         }
+        notClosedBy.push(pid);
         await rm(join(directory, name), { force: true });
         continue;
       }
       // A live second writer: appending beside it would fork the chain.
       if (await isSameProcess(pid, holder[2])) throw inUse(pid, '');
       // Its writer died without closing the log: that pid is gone, or names a process started since.
+      notClosedBy.push(pid);
       await rm(join(directory, name), { force: true });
     }
-    return mark;
+    return { mark, notClosedBy };
   } catch (error) {
     await rm(mark, { force: true });
     if (error instanceof GatehouseError) throw error;
@@ -498,6 +507,8 @@ class FileAuditLog implements AuditLog {
     orphans: readonly SealingKey[],
     options: AuditLogOptions,
     seal: SegmentSeal | undefined,
+    /** Earlier writers of this log that ended without closing it (their marks were left behind). */
+    notClosedBy: readonly number[] = [],
   ) {
     this.#path = path;
     this.#handle = handle;
@@ -526,7 +537,10 @@ class FileAuditLog implements AuditLog {
         this.#enqueue(this.#build(this.#lastSeq + 1, this.#lastLineHash, REOPENED_TYPE, { sealingKey: orphan.publicKey, sealEvery: orphan.everyRecords, unusedKey: true }));
       }
       // Marks the restart, so a reader sees where a crash may have lost records, and which process wrote from here on.
-      this.#append(REOPENED_TYPE, { ...sealingKey, host: auditHostIdentity() });
+      // A writer that never closed the log died (SIGKILL, a crash, power loss) or exited without close(): its last
+      // records may be lost and its plugins were killed with it, which nothing else in the log says.
+      const unclosed = notClosedBy.length === 0 ? {} : { notClosedBy };
+      this.#append(REOPENED_TYPE, { ...sealingKey, host: auditHostIdentity(), ...unclosed });
     }
     if (seal !== undefined) {
       // Bounds how long a record stays unsealed when few arrive; unref: the log must not keep the host alive.

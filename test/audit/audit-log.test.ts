@@ -359,3 +359,18 @@ test('a writer in another PID namespace or on another machine (a host sharing th
   );
   await log.close();
 });
+
+test('re-opening a log its last writer never closed names that writer: its last records may be lost and its plugins died with it', async (t) => {
+  const path = await tempLogPath(t);
+  await (await openAuditLog(path)).close();
+  const clean = await openAuditLog(path);
+  await clean.close();
+  // What a host killed with SIGKILL leaves beside the log: its mark, naming a process that is gone.
+  const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+  writeFileSync(`${path}.writer-${dead}-1`, '');
+  await (await openAuditLog(path)).close();
+  const reopened = records(path).filter((record) => record.type === 'audit-log-reopened');
+  t.false('notClosedBy' in (reopened[0] ?? {}), 'the writer before it closed the log');
+  t.deepEqual(reopened[1]?.notClosedBy, [dead]);
+  t.like(await verifyAuditLog(path), { ok: true });
+});
