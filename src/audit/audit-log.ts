@@ -64,8 +64,8 @@ export type AuditEvent =
       reason?: 'only' | 'pin' | 'range' | 'highest';
     }
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; uid?: number; gid?: number; sealedPath?: string }
-  | { type: 'handshake'; plugin: string; protocolVersion: number; network: string; address: string }
-  | { type: 'connected'; plugin: string; peerCertificateSha256: string }
+  | { type: 'handshake'; plugin: string; pid?: number; protocolVersion: number; network: string; address: string }
+  | { type: 'connected'; plugin: string; pid?: number; peerCertificateSha256: string }
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null; stoppedByHost?: boolean }
   /** `plugin` is absent when a whole manifest was refused before any plugin was asked for (discoverVerified). */

@@ -197,6 +197,8 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
     audit?.record({
       type: 'handshake',
       plugin: config.name,
+      // By pid, as launch, kill and exit: launches of one plugin may overlap, and their records interleave.
+      pid: child.pid,
       protocolVersion: handshake.appVersion,
       network: handshake.network,
       address: handshake.address,
@@ -253,7 +255,7 @@ export async function launch(options: LaunchOptions): Promise<Plugin> {
         ...(config.versions ? { offered: new OfferedServices(config.versions, handshake.appVersion) } : {}),
       },
     );
-    audit?.record({ type: 'connected', plugin: plugin.name, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
+    audit?.record({ type: 'connected', plugin: plugin.name, pid: plugin.pid, peerCertificateSha256: plugin.certificateSha256 ?? 'plaintext' });
     config.logger.debug(
       { plugin: plugin.name, pid: plugin.pid, version: plugin.protocolVersion, certificateSha256: plugin.certificateSha256 },
       'plugin connected',

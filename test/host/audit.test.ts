@@ -98,3 +98,15 @@ test('audit: an exit record says whether the host had asked the plugin to stop, 
   t.like(exits[0], { pid: stopped.pid, code: 0, stoppedByHost: true });
   t.like(exits[1], { pid: crashed.pid, signal: 'SIGKILL', stoppedByHost: false });
 });
+
+test('audit: handshake and connected records name the plugin process, so two launches of one plugin at once are told apart', async (t) => {
+  const { path, log } = await auditedLog(t);
+  const plugins = await Promise.all([1, 2].map(() => launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, audit: log })));
+  await Promise.all(plugins.map((plugin) => plugin.kill()));
+  await log.close();
+  const records = await recordTypes(path);
+  for (const plugin of plugins) {
+    t.like(records.find((r) => r.type === 'handshake' && r.pid === plugin.pid), { address: plugin.address });
+    t.like(records.find((r) => r.type === 'connected' && r.pid === plugin.pid), { peerCertificateSha256: plugin.certificateSha256 });
+  }
+});
