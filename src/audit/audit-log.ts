@@ -62,6 +62,8 @@ export type AuditEvent =
       version?: string;
       requested?: string;
       reason?: 'only' | 'pin' | 'range' | 'highest';
+      /** The sealed copy's private directory, from which the next launch record of this plugin runs. */
+      sealedPath?: string;
     }
   | { type: 'launch'; plugin: string; pid: number; argv: readonly string[]; uid?: number; gid?: number; sealedPath?: string }
   | { type: 'handshake'; plugin: string; pid?: number; protocolVersion: number; network: string; address: string }

@@ -101,6 +101,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     // Which version ran and why: an auditor can tell a pinned release from the newest in a range.
     ...(selection.requested === undefined ? {} : { requested: selection.requested }),
     reason: selection.reason,
+    // The private copy (fresh per launch) that the launch record's argv runs: ties this verdict to that process.
+    sealedPath: sealed.dir,
   });
   warnOfExpiry(options, verification);
   // A host that exits (or is signalled) while the plugin runs never sees it exit: its exit hook removes the copy.

@@ -307,3 +307,15 @@ test('launchVerified: a manifest within expiryWarningMs of its expiry starts wit
     });
   }
 });
+
+test('launchVerified: the verification record names the sealed copy that the launch record runs, tying the verdict to its process', async (t) => {
+  const { manifestPath, trustedKeys, audit, records } = await signedPluginDir(t, async (pluginDir) => {
+    await writeFileWithMode(pluginDir, 'plugin', '#!/bin/sh\nexit 1\n', 0o755);
+  });
+  await t.throwsAsync(launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, audit }));
+  const logged = await records();
+  const sealedPath = logged.find((record) => record.type === 'verification')?.sealedPath;
+  const argv = logged.find((record) => record.type === 'launch')?.argv as string[] | undefined;
+  t.is(typeof sealedPath, 'string');
+  t.true(argv?.[0]?.startsWith(`${String(sealedPath)}/`), `${String(argv?.[0])} runs from ${String(sealedPath)}`);
+});
