@@ -37,7 +37,8 @@ export function resolveRunAs(options: IsolationOptions): RunAs | undefined {
   }
   for (const [value, what] of [[user, 'user'], [group, 'group']] as const) {
     if (!Number.isSafeInteger(value) || value < 0 || value > MAX_ID) {
-      throw new GatehouseError('INVALID_OPTIONS', `${what} must be a numeric id from 0 to ${MAX_ID}`);
+      const named = typeof value === 'string' ? `, got the name ${JSON.stringify(value)}: give its id (${what === 'user' ? 'id -u' : 'getent group'} ${value})` : '';
+      throw new GatehouseError('INVALID_OPTIONS', `${what} must be a numeric id from 0 to ${MAX_ID}${named}`);
     }
   }
   const self = process.getuid?.() === user && process.getgid?.() === group;

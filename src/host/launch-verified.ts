@@ -5,7 +5,7 @@ import { silentLogger } from '../logger.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
-import type { IsolationOptions } from './isolation.js';
+import { resolveRunAs, type IsolationOptions } from './isolation.js';
 import { launch, type LaunchOptions } from './launch.js';
 import { removeAtExit } from './live-plugins.js';
 import type { Plugin } from './plugin.js';
@@ -63,6 +63,8 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
     }
     // Before anything is sealed or spawned: the environment must not load code the manifest does not list.
     checkCodeLoadingEnv(launchOptions.env, allowUnverifiedCodeEnv);
+    // Checked before the copy is made for them: a group that is no id would fail the seal's chown as a full disk would.
+    resolveRunAs(launchOptions);
     // A plugin run as another user must read and execute its copy (through its group), never write it.
     const otherUser = launchOptions.user !== undefined && launchOptions.user !== process.geteuid?.();
     const sealOptions = otherUser && launchOptions.group !== undefined ? { ...seal, group: launchOptions.group } : seal;

@@ -319,3 +319,14 @@ test('launchVerified: the verification record names the sealed copy that the lau
   t.is(typeof sealedPath, 'string');
   t.true(argv?.[0]?.startsWith(`${String(sealedPath)}/`), `${String(argv?.[0])} runs from ${String(sealedPath)}`);
 });
+
+test('launchVerified: a user or group given by name is INVALID_OPTIONS saying to give the numeric id, before anything is sealed', async (t) => {
+  const { manifestPath, trustedKeys } = await signedPluginDir(t, async (pluginDir) => {
+    await writeFileWithMode(pluginDir, 'plugin', '#!/bin/sh\nexit 1\n', 0o755);
+  });
+  const named = { user: 'nobody', group: 'nogroup' } as unknown as { user: number; group: number };
+  await t.throwsAsync(launchVerified({ manifestPath, plugin: 'plugin', policy: { trustedKeys }, cookie: KV_COOKIE, ...named }), {
+    code: 'INVALID_OPTIONS',
+    message: /user must be a numeric id .*got the name "nobody": give its id \(id -u nobody\)/,
+  });
+});
