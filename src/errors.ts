@@ -107,8 +107,14 @@ export interface GatehouseErrorDetails {
   grpcCode?: number;
   /** The versions a manifest lists for the plugin asked for (PLUGIN_VERSION_NOT_FOUND). */
   availableVersions?: readonly string[];
-  /** The file, relative to the plugin directory, that a package does not list or that is a link (PACKAGE_*). */
+  /**
+   * The file, relative to the plugin directory, that a package does not list or that is a link (PACKAGE_*); the
+   * file that is not as signed (SIZE_MISMATCH, DIGEST_MISMATCH from verification).
+   */
   file?: string;
+  /** What that file is (`SHA-256 …` or `N bytes`), and what the signed manifest says (SIZE_MISMATCH, DIGEST_MISMATCH). */
+  found?: string;
+  signed?: string;
   /** How many audit records were dropped for the backlog cap (AUDIT_RECORDS_DROPPED). */
   droppedRecords?: number;
 }

@@ -71,7 +71,7 @@ export type AuditEvent =
   | { type: 'kill'; plugin: string; pid: number; method: 'shutdown' | 'SIGTERM' | 'SIGKILL'; reason?: 'host exiting' }
   | { type: 'exit'; plugin: string; pid: number; code: number | null; signal: string | null; stoppedByHost?: boolean }
   /** `plugin` is absent when a whole manifest was refused before any plugin was asked for (discoverVerified). */
-  | { type: 'refusal'; plugin?: string; version?: string; code: string; message: string; manifestPath?: string }
+  | { type: 'refusal'; plugin?: string; version?: string; code: string; message: string; manifestPath?: string; file?: string; found?: string; signed?: string }
   | { type: 'supervisor'; plugin: string; event: string; pid?: number; reason?: string; code?: string }
   /** A host application's own event (a request it served, say); `fields` must never hold a secret in clear. */
   | { type: 'host'; action: string; fields: Readonly<Record<string, string | number | boolean | null>> };

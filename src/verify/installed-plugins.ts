@@ -98,7 +98,7 @@ function mismatch(check: FileCheck | undefined, result: FileHashResult | undefin
   }
   const expected = check?.expected;
   if (!check || !expected) return undefined;
-  if (digest.size !== expected.size) return notAsSigned('SIZE_MISMATCH', check.file, `${digest.size} bytes`, `${expected.size}`);
+  if (digest.size !== expected.size) return notAsSigned('SIZE_MISMATCH', check.file, `${digest.size} bytes`, `${expected.size} bytes`);
   if (digest.sha256 !== expected.sha256) return notAsSigned('DIGEST_MISMATCH', check.file, `SHA-256 ${digest.sha256}`, expected.sha256);
   return undefined;
 }

@@ -9,5 +9,7 @@ export function notAsSigned(code: 'SIZE_MISMATCH' | 'DIGEST_MISMATCH', file: str
   return new GatehouseError(
     code,
     `${file}: ${found}, the signed manifest says ${signed}: the file changed after signing (or is from another release), so it does not run; reinstall the signed release, or if the change is yours, sign a manifest with a higher version that lists it`,
+    // As fields too: what an auditor's tooling compares, from the error or its refusal record.
+    { details: { file, found, signed } },
   );
 }

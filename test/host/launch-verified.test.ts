@@ -128,7 +128,12 @@ test('launchVerified: a plugin changed after signing is refused, nothing runs, a
   t.true(isGatehouseError(error, 'DIGEST_MISMATCH') || isGatehouseError(error, 'SIZE_MISMATCH'), String(error));
   t.regex(error?.message ?? '', /the file changed after signing .* so it does not run; reinstall the signed release/, 'it says what happened and what to do');
   t.false(existsSync(marker), 'the tampered plugin never ran');
-  t.is((await records()).find((r) => r.type === 'refusal')?.code, (error as GatehouseError).code);
+  const refusal = (await records()).find((r) => r.type === 'refusal');
+  t.is(refusal?.code, (error as GatehouseError).code);
+  // What an auditor's tooling compares, as fields, not only inside the message.
+  t.like(refusal, { file: join(dir, 'plugin'), manifestPath });
+  t.regex(String(refusal?.found), /^(SHA-256 [0-9a-f]{64}|\d+ bytes)$/);
+  t.regex(String(refusal?.signed), /^([0-9a-f]{64}|\d+ bytes)$/);
 });
 
 test('launchVerified: a manifest signed by an untrusted key is refused', async (t) => {
