@@ -35,6 +35,17 @@ async function logWithRecords(t: ExecutionContext): Promise<string> {
   return path;
 }
 
+/** A sealed log (checkpoint every `everyRecords`) holding one kill record, still open: the caller closes or flushes it. */
+async function sealedLogWithOneRecord(t: ExecutionContext, everyRecords: number) {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const keyFile = join(dir, 'keys');
+  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords } });
+  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  return { dir, path, keyFile, log };
+}
+
 test('audit verify prints the record count, log id and last hash and exits 0 for an intact log', async (t) => {
   const path = await logWithRecords(t);
   const lines = (await readFile(path, 'utf8')).split('\n');
@@ -144,12 +155,7 @@ test('audit verify --log-id fails on a log replaced by a fresh one', async (t) =
 });
 
 test('audit verify --sealing-key checks a sealed log and reports what is sealed', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'audit.log');
-  const keyFile = join(dir, 'keys');
-  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 2 } });
-  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  const { dir, path, keyFile, log } = await sealedLogWithOneRecord(t, 2);
   await log.close();
   const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
   t.is(result.code, 0, result.stdout);
@@ -190,12 +196,7 @@ test('a malformed anchor or sealing-key file is refused with AUDIT_INVALID', asy
 });
 
 test('audit verify --require-sealed fails while records wait for their checkpoint', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'audit.log');
-  const keyFile = join(dir, 'keys');
-  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
-  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  const { path, keyFile, log } = await sealedLogWithOneRecord(t, 100);
   await log.flush();
   t.is((await run(['verify', path, '--sealing-key', keyFile])).code, 0);
   const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
@@ -206,12 +207,7 @@ test('audit verify --require-sealed fails while records wait for their checkpoin
 });
 
 test('audit verify --json prints one JSON object an auditor\'s tooling can read: the report, the broken line, or the error', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'audit.log');
-  const keyFile = join(dir, 'keys');
-  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 2 } });
-  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  const { dir, path, keyFile, log } = await sealedLogWithOneRecord(t, 2);
   await log.close();
   const lines = (await readFile(path, 'utf8')).split('\n');
   const logId = (JSON.parse(lines[0] as string) as { logId: string }).logId;
@@ -238,12 +234,7 @@ test('audit verify --json prints one JSON object an auditor\'s tooling can read:
 });
 
 test('audit verify --require-sealed --json names the first record not sealed yet', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, 'audit.log');
-  const keyFile = join(dir, 'keys');
-  const log = await openAuditLog(path, { sealing: { keyFile, everyRecords: 100 } });
-  log.record({ type: 'kill', plugin: 'kv', pid: 7, method: 'SIGTERM' });
+  const { path, keyFile, log } = await sealedLogWithOneRecord(t, 100);
   await log.flush();
   const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed', '--json']);
   await log.close();
