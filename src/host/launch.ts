@@ -96,7 +96,10 @@ export interface LaunchOptions extends IsolationOptions {
    * grpc-js connects only for `plugin.grpcClient()`.
    */
   channelOptions?: grpc.ChannelOptions;
-  /** Extra grpc-js server options for the services the host serves through the broker, passed through. */
+  /**
+   * Extra grpc-js server options for the services the host serves through the broker, passed through;
+   * `grpc.max_concurrent_streams` is 100 per connection unless given here (MAX_PEER_CONCURRENT_STREAMS).
+   */
   serverOptions?: grpc.ServerOptions;
   /**
    * go-plugin >= 1.6's multiplexed broker (GRPCBrokerMultiplex): brokered connections ride the plugin's

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { generateEphemeralIdentity, parseCertificate } from '../tls/certificate.js';
-import { serverAcceptor, type PeerTls } from '../transport/acceptor.js';
+import { peerServer, serverAcceptor, type PeerTls } from '../transport/acceptor.js';
 import { GrpcBroker, DEFAULT_BROKER_DIAL_TIMEOUT_MS, type Broker } from '../transport/broker.js';
 import { BrokerMultiplex } from '../transport/broker-multiplex.js';
 import { brokerService } from '../transport/broker-protocol.js';
@@ -44,7 +44,10 @@ export interface ServeOptions {
   network?: 'unix' | 'tcp';
   /** Largest message accepted or sent, in bytes, here and on brokered connections (default 16 MiB). */
   maxMessageBytes?: number;
-  /** Extra grpc-js server options for the plugin's server and its brokered servers, passed through. */
+  /**
+   * Extra grpc-js server options for the plugin's server and its brokered servers, passed through;
+   * `grpc.max_concurrent_streams` is 100 per connection unless given here (MAX_PEER_CONCURRENT_STREAMS).
+   */
   serverOptions?: grpc.ServerOptions;
   /** Extra grpc-js channel options for the connections the plugin dials through the broker. */
   channelOptions?: grpc.ChannelOptions;
@@ -235,11 +238,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       ...(multiplex ? { multiplexer: multiplex } : {}),
     });
 
-    const server = new grpc.Server({
-      ...options.serverOptions,
-      'grpc.max_receive_message_length': maxMessageBytes,
-      'grpc.max_send_message_length': maxMessageBytes,
-    });
+    const server = peerServer(options.serverOptions ?? {}, maxMessageBytes);
     server.addService(healthService, healthImplementation());
     server.addService(controllerService, controllerImplementation(() => void shutdown()));
     server.addService(brokerService, brokerImplementation(broker));

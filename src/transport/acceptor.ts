@@ -5,11 +5,29 @@ import type { EphemeralIdentity } from '../tls/certificate.js';
 import { GatehouseError } from '../errors.js';
 import { pinnedTlsServer, type Endpoint } from '../tls/pinning.js';
 import { MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.js';
+import { MAX_PEER_CONCURRENT_STREAMS } from './limits.js';
 
 /** Both sides' certificates, as a pinned connection uses them; undefined only for plaintext asked for by name. */
 export interface PeerTls {
   own: EphemeralIdentity;
   peerCertificateDer: Buffer;
+}
+
+/**
+ * Every gRPC server of ours that a peer reaches (a plugin's main server, the services either side serves
+ * through the broker): the caller's grpc-js options, messages bounded to `maxMessageBytes` either way, and
+ * at most MAX_PEER_CONCURRENT_STREAMS streams open at once per connection unless the caller names its own
+ * `grpc.max_concurrent_streams`.
+ */
+export function peerServer(options: grpc.ServerOptions, maxMessageBytes: number): grpc.Server {
+  return new grpc.Server({
+    // Attack: a peer opening streams it never ends, each a call's state in our memory for a few bytes of
+    // HEADERS (grpc-js sets no limit: 300,000 streams on one connection grew a host's brokered server to 1.6 GiB).
+    'grpc.max_concurrent_streams': MAX_PEER_CONCURRENT_STREAMS,
+    ...options,
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+  });
 }
 
 /**

@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError } from '../errors.js';
 import { pinnedChannelCredentials } from '../tls/pinning.js';
-import { listenAt, serverAcceptor, type PeerTls } from './acceptor.js';
+import { listenAt, peerServer, serverAcceptor, type PeerTls } from './acceptor.js';
 import type { ConnInfo } from './broker-protocol.js';
 import { grpcJsCalls } from './call-path.js';
 import { clientOn, grpcTarget, openChannel, serviceClientOn } from './channel.js';
@@ -180,11 +180,7 @@ export class GrpcBroker implements Broker {
     if (this.served.has(id)) throw new GatehouseError('INVALID_OPTIONS', `broker id ${id} is already served`);
 
     const { tls } = this.settings;
-    const server = new grpc.Server({
-      ...this.settings.serverOptions,
-      'grpc.max_receive_message_length': this.settings.maxMessageBytes,
-      'grpc.max_send_message_length': this.settings.maxMessageBytes,
-    });
+    const server = peerServer(this.settings.serverOptions, this.settings.maxMessageBytes);
     for (const service of services) server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     // Only the peer's own certificate may call what we serve, as on the main connection.
     const { onCertificateRefused } = this.settings;
