@@ -174,7 +174,7 @@ function pinnedHandshake(socket: tls.TLSSocket, pluginCertificateDer: Buffer, on
  */
 export const MAX_PINNED_CONNECTIONS = 128;
 /** A peer's handshake takes milliseconds; one that has not finished by then never will. */
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * Server side (a plugin's server, and a service either side serves through the broker): TLS that asks

@@ -19,6 +19,7 @@ import {
 } from './grpc-call-protocol.js';
 import { frameMessage, MessageDecoder, messagePrefix } from './grpc-frames.js';
 import { StreamingCall, type OpenedStream, type StreamingCallOptions } from './grpc-http2-stream.js';
+import { HANDSHAKE_TIMEOUT_MS } from '../tls/pinning.js';
 
 export { GrpcStatus, GrpcStatusError, MessageSizeError, percentDecode, timeoutHeader, type IncomingMetadata, type OutgoingMetadata } from './grpc-call-protocol.js';
 
@@ -41,6 +42,11 @@ export interface GrpcHttp2ClientOptions {
    * why not: the client writes and reads no byte of HTTP/2 on it before. Without it HTTP/2 starts at once.
    */
   ready?: (connection: Duplex) => Promise<void>;
+  /**
+   * How long `ready` may take before the connection is given up (default: HANDSHAKE_TIMEOUT_MS, as a pinned
+   * server cuts a handshake): the calls waiting for it fail UNAVAILABLE and the next call connects anew.
+   */
+  proofTimeoutMs?: number;
   /** `:authority`; both sides' certificates name `localhost`. */
   authority: string;
   maxReceiveMessageBytes: number;
@@ -64,6 +70,11 @@ export class GrpcHttp2Client {
   private session: http2.ClientHttp2Session | undefined;
   /** The next session while its connection is being made and proved; calls made meanwhile wait for it. */
   private opening: Promise<http2.ClientHttp2Session> | undefined;
+  /**
+   * Calls with a deadline or a signal waiting for `opening`: each leaves when it gives up, so a connection
+   * slow to be proved holds nothing of the calls that are gone.
+   */
+  private readonly waiting = new Set<SessionWaiter>();
   private closed = false;
   /** Every socket this client opened and that is still open: see destroy(). */
   private readonly sockets = new Set<Duplex>();
@@ -196,8 +207,19 @@ export class GrpcHttp2Client {
         if (this.opening === opening) this.opening = undefined;
       };
       opening.then(done, done);
+      // One reaction for every call waiting, not one per call: a call that gives up leaves the set.
+      opening.then(
+        (session) => this.settleWaiting((waiter) => waiter.resolve(session)),
+        (error: unknown) => this.settleWaiting((waiter) => waiter.reject(error)),
+      );
     }
     return this.opening;
+  }
+
+  private settleWaiting(settle: (waiter: SessionWaiter) => void): void {
+    const waiters = [...this.waiting];
+    this.waiting.clear();
+    for (const waiter of waiters) settle(waiter);
   }
 
   /** A call's wait for the session ends at its deadline or its cancellation, whichever comes first. */
@@ -205,21 +227,24 @@ export class GrpcHttp2Client {
     const { deadline, signal } = options;
     if (deadline === undefined && signal === undefined) return session;
     return new Promise((resolve, reject) => {
+      // Attack: a plugin that stalls its handshake while the host's calls give up one after the other; each
+      // kept a reaction on the opening (its signal, timer and promise) for as long as the stall lasted.
       const end = (): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
+        this.waiting.delete(waiter);
       };
-      const onAbort = (): void => {
-        end();
-        reject(cancelled());
+      const waiter: SessionWaiter = {
+        resolve: (ready) => (end(), resolve(ready)),
+        reject: (error) => (end(), reject(error)),
       };
+      const onAbort = (): void => waiter.reject(cancelled());
       const left = deadline === undefined ? undefined : deadline - Date.now();
-      const timer = left === undefined || left > MAX_TIMER_MS ? undefined : setTimeout(() => (end(), reject(deadlineExceeded())), Math.max(0, left));
+      const timer = left === undefined || left > MAX_TIMER_MS ? undefined : setTimeout(() => waiter.reject(deadlineExceeded()), Math.max(0, left));
       signal?.addEventListener('abort', onAbort, { once: true });
-      session.then(
-        (ready) => (end(), resolve(ready)),
-        (error: unknown) => (end(), reject(error)),
-      );
+      // `session` is the opening still under way (openSession forgets it in the same turn it settles), whose
+      // one reaction settles every waiter: none is left behind.
+      this.waiting.add(waiter);
     });
   }
 
@@ -230,7 +255,7 @@ export class GrpcHttp2Client {
   private async newSession(): Promise<http2.ClientHttp2Session> {
     const connection = this.track(this.options.connect());
     try {
-      await this.options.ready?.(connection);
+      await this.prove(connection);
     } catch (error) {
       connection.destroy();
       throw new GrpcStatusError(GrpcStatus.UNAVAILABLE, `cannot connect: ${(error as Error).message}`);
@@ -264,6 +289,26 @@ export class GrpcHttp2Client {
     return session;
   }
 
+  /**
+   * `ready`, bounded by proofTimeoutMs. Attack: a plugin that accepts the connection and never finishes its
+   * handshake; the opening never settled, so every later call waited on it and none connected again.
+   */
+  private async prove(connection: Duplex): Promise<void> {
+    const { ready, proofTimeoutMs = HANDSHAKE_TIMEOUT_MS } = this.options;
+    if (ready === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`the plugin did not finish the connection's handshake within ${proofTimeoutMs} ms`)), proofTimeoutMs);
+      // The connection keeps the host running while it is made; this timer alone must not.
+      timer.unref();
+    });
+    try {
+      await Promise.race([ready(connection), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private track(socket: Duplex): Duplex {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
@@ -274,6 +319,11 @@ export class GrpcHttp2Client {
     this.session?.destroy();
     this.session = undefined;
   }
+}
+
+interface SessionWaiter {
+  resolve: (session: http2.ClientHttp2Session) => void;
+  reject: (error: unknown) => void;
 }
 
 const CALL = Symbol('unaryCall');

@@ -2,6 +2,8 @@ import { once } from 'node:events';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { frameMessage } from '../../src/transport/grpc-frames.js';
@@ -263,6 +265,78 @@ test('a call waiting for its connection to be proved ends at its deadline or its
   const [error] = (await once(stream, 'error')) as [GrpcStatusError];
   t.is(error.code, GrpcStatus.DEADLINE_EXCEEDED);
   t.is(accepted.size, 1, 'the calls shared the one connection being proved');
+});
+
+/** A peer that accepts connections and never finishes a TLS handshake: the pin's verdict never comes. */
+async function silentPeer(t: ExecutionContext): Promise<{ socket: string; accepted: () => number }> {
+  const socket = join(await tempDir(t), 'silent');
+  const connections = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((connection) => {
+    accepted++;
+    connections.add(connection);
+    connection.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.teardown(() => {
+    for (const connection of connections) connection.destroy();
+    server.close();
+  });
+  return { socket, accepted: () => accepted };
+}
+
+test('calls that gave up waiting for a connection being proved (deadline, cancellation) leave nothing of theirs behind', async (t) => {
+  // Attack: a plugin that stalls its TLS handshake; the host kept every call that gave up waiting for it.
+  const { socket } = await silentPeer(t);
+  const c = client(t, socket, { ready: () => new Promise<void>(() => {}) });
+  const gone: WeakRef<AbortSignal>[] = [];
+  // One call that gives up at its deadline and one cancelled; only their codes are kept (an error holds its
+  // stack's closures, and with them what the caller passed).
+  const giveUp = (): Promise<number | string>[] => {
+    const byDeadline = new AbortController();
+    const byCancel = new AbortController();
+    gone.push(new WeakRef(byDeadline.signal), new WeakRef(byCancel.signal));
+    const calls = [
+      c.call('/test.T/Echo', Buffer.alloc(0), { deadline: Date.now() + 20, signal: byDeadline.signal }),
+      c.call('/test.T/Echo', Buffer.alloc(0), { signal: byCancel.signal }),
+    ];
+    byCancel.abort();
+    return calls.map((call) => call.then(() => 'ok', (error: GrpcStatusError) => error.code));
+  };
+  const codes = new Set(await Promise.all(Array.from({ length: 50 }, giveUp).flat()));
+  t.deepEqual([...codes].sort(), [GrpcStatus.CANCELLED, GrpcStatus.DEADLINE_EXCEEDED].sort());
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let round = 0; round < 3; round++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+  }
+  t.is(gone.filter((ref) => ref.deref() !== undefined).length, 0, 'calls that gave up are still held by the client');
+});
+
+test('a connection whose proof does not come within proofTimeoutMs is given up: the calls waiting for it fail, and the next call connects anew', async (t) => {
+  // Attack: a plugin that accepts the host's connection and never finishes its handshake wedged the client for good.
+  const { socket: silent, accepted } = await silentPeer(t);
+  const { socket: good } = await grpcServer(t);
+  const toSilent = new WeakSet<object>();
+  const c = client(t, silent, {
+    // The first connection goes to the silent peer and is never proved; the next ones to a server that answers.
+    connect: () => {
+      if (accepted() > 0 || toSilent.has(c)) return net.connect(good);
+      toSilent.add(c);
+      const connection = net.connect(silent);
+      toSilent.add(connection);
+      return connection;
+    },
+    ready: (connection) => (toSilent.has(connection) ? new Promise<void>(() => {}) : Promise.resolve()),
+    proofTimeoutMs: 100,
+  });
+  const error = await failure(t, c.call('/test.T/Echo', Buffer.alloc(0), { deadline: Date.now() + 60_000 }));
+  t.is(error.code, GrpcStatus.UNAVAILABLE);
+  t.regex(error.details, /did not finish .*handshake within 100 ms/);
+  t.is(accepted(), 1);
+  const response = await c.call('/test.T/Echo', Buffer.from('again'), { deadline: Date.now() + 60_000 });
+  t.is(response.message.toString(), 'again');
 });
 
 test('a connection that fails its proof fails the calls waiting for it, with the reason, and nothing of HTTP/2 is written on it', async (t) => {
