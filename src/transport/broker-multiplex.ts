@@ -86,7 +86,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
 
   async dialTarget(id: number): Promise<{ target: string; lastError: () => Error | undefined; close: () => void }> {
     if (this.closed) throw brokerError('the broker is closed');
-    const bridge = await openLocalBridge(this.options.bridgeDir, () => this.knockAndOpen(id));
+    const bridge = await openLocalBridge(this.options.bridgeDir, (wanted) => this.knockAndOpen(id, wanted));
     this.bridges.add(bridge);
     return {
       target: bridge.target,
@@ -149,10 +149,14 @@ export class BrokerMultiplex implements BrokerMultiplexer {
     else inject(stream);
   }
 
-  private knockAndOpen(id: number): Promise<Duplex> {
+  private knockAndOpen(id: number, wanted: () => boolean): Promise<Duplex> {
     const attempt = this.dialing.then(async () => {
       const session = this.session;
       if (session === undefined) throw brokerError('no multiplexed connection yet');
+      // Attack: a peer slow to acknowledge knocks while connections are attempted again and again; each queued
+      // attempt knocked in turn, one knock timeout each, long after the dial it was for had failed. (Once a
+      // knock is acknowledged its stream is opened even so: the peer gives its next stream to that id.)
+      if (!wanted()) throw brokerError(`broker id ${id}: the connection that wanted a stream is gone`);
       await this.knock(id);
       return session.open();
     });

@@ -19,7 +19,8 @@ export interface LocalBridge {
   close(): Promise<void>;
 }
 
-export async function openLocalBridge(directory: string, connect: () => Promise<Duplex>): Promise<LocalBridge> {
+/** `wanted()` says whether the local connection a `connect` is for is still open: one that is gone needs nothing. */
+export async function openLocalBridge(directory: string, connect: (wanted: () => boolean) => Promise<Duplex>): Promise<LocalBridge> {
   const path = join(directory, `bridge-${randomBytes(6).toString('hex')}.sock`);
   let lastError: Error | undefined;
   const sockets = new Set<Socket>();
@@ -27,7 +28,7 @@ export async function openLocalBridge(directory: string, connect: () => Promise<
     sockets.add(local);
     local.on('close', () => sockets.delete(local));
     local.on('error', () => {});
-    connect().then(
+    connect(() => !local.destroyed).then(
       (remote) => {
         remote.on('error', () => {});
         // Attack: a peer slow to acknowledge knocks while grpc-js gives up on its connections; each late

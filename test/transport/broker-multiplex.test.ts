@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import test from 'ava';
+import { GrpcBroker } from '../../src/transport/broker.js';
 import { BrokerMultiplex, MAX_PENDING_KNOCKS } from '../../src/transport/broker-multiplex.js';
 import type { ConnInfo } from '../../src/transport/broker-protocol.js';
 import { YamuxSession } from '../../src/transport/yamux.js';
@@ -87,4 +88,34 @@ test('multiplex: knocks beyond MAX_PENDING_KNOCKS are refused at once, without a
   for (const info of sent.slice(-2)) t.regex(info.knock?.error ?? '', /knocks are waiting/);
   pluginSide.close();
   host.close();
+});
+
+test('multiplex: a dial that has failed knocks no more: a plugin slow to acknowledge is not sent the knocks of connections already gone', async (t) => {
+  // Attack: a plugin that does not acknowledge knocks while the host dials again and again; every connection
+  // attempt queued a knock, sent one per knock timeout long after its dial had failed, and held up later dials.
+  const { host, plugin } = await sessions();
+  const knocks: ConnInfo[] = [];
+  const hostSide = new BrokerMultiplex((info) => knocks.push(info), { bridgeDir: dir, knockTimeoutMs: 60_000 });
+  hostSide.attach(host);
+  const broker = new GrpcBroker({
+    tls: undefined,
+    socketDir: async () => dir,
+    maxMessageBytes: 1024,
+    channelOptions: {},
+    serverOptions: {},
+    checkAddress: () => Promise.reject(new Error('not used in multiplexed mode')),
+    liveness: { exit: () => undefined, settleExit: async () => undefined },
+    dialTimeoutMs: 1000,
+    multiplexer: hostSide,
+  });
+  const dials = await Promise.all(Array.from({ length: 20 }, () => broker.dial(7, { timeoutMs: 200 }).then(() => 'connected', (error: Error) => error.message)));
+  t.true(dials.every((outcome) => /broker id 7/.test(outcome)), dials[0]);
+  t.is(knocks.length, 1, 'one knock at a time');
+  // The plugin acknowledges at last: the knock queued behind it belong to dials that failed, and none goes out.
+  hostSide.receive({ serviceId: 7, network: '', address: '', knock: { knock: true, ack: true, error: '' } });
+  for (let round = 0; round < 5; round++) await new Promise((resolve) => setImmediate(resolve));
+  t.is(knocks.length, 1, `${knocks.length - 1} knocks went out for dials that had failed`);
+  await broker.close();
+  host.close();
+  plugin.close();
 });
