@@ -13,6 +13,7 @@ import type { BrokerMultiplexer } from './broker.js';
 import type { ConnInfo } from './broker-protocol.js';
 import { openLocalBridge, type LocalBridge } from './local-bridge.js';
 import { peerText } from './peer-text.js';
+import { WaitersById } from './waiters-by-id.js';
 import type { YamuxSession, YamuxStream } from './yamux.js';
 
 /**
@@ -50,7 +51,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
   private readonly knocked: number[] = [];
   /** Knocks for ids not served yet, answered when served or with an error at their deadline. */
   private readonly earlyKnocks = new Map<number, NodeJS.Timeout>();
-  private readonly acks = new Map<number, AckWaiter[]>();
+  private readonly acks = new WaitersById<AckWaiter>();
   private readonly bridges = new Set<LocalBridge>();
   /** Serializes knock-then-open: the peer hands its next stream to the last knock it acknowledged. */
   private dialing: Promise<unknown> = Promise.resolve();
@@ -61,6 +62,11 @@ export class BrokerMultiplex implements BrokerMultiplexer {
     private readonly send: (info: ConnInfo) => void,
     private readonly options: MultiplexOptions,
   ) {}
+
+  /** @internal How many ids have knocks waiting for the peer's acknowledgement. */
+  get waitingIds(): number {
+    return this.acks.size;
+  }
 
   /** The yamux session on the plugin's connection; the plugin gets it when the host connects. */
   attach(session: YamuxSession): void {
@@ -102,7 +108,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
     const knock = info.knock;
     if (knock === undefined || !knock.knock) return;
     if (knock.ack) {
-      const waiter = this.acks.get(info.serviceId)?.shift();
+      const waiter = this.acks.take(info.serviceId);
       if (knock.error === '') waiter?.resolve();
       else waiter?.reject(brokerError(`broker id ${info.serviceId}: the peer refused the knock: ${peerText(knock.error)}`));
       return;
@@ -129,9 +135,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
     this.closed = true;
     for (const timer of this.earlyKnocks.values()) clearTimeout(timer);
     this.earlyKnocks.clear();
-    for (const waiters of this.acks.values()) {
-      for (const waiter of waiters.splice(0)) waiter.reject(brokerError('the broker is closed'));
-    }
+    for (const waiter of this.acks.takeAll()) waiter.reject(brokerError('the broker is closed'));
     for (const bridge of this.bridges) void bridge.close();
     this.bridges.clear();
   }
@@ -167,11 +171,9 @@ export class BrokerMultiplex implements BrokerMultiplexer {
   private knock(id: number): Promise<void> {
     if (this.closed) return Promise.reject(brokerError('the broker is closed'));
     return new Promise<void>((resolve, reject) => {
-      const waiters = this.acks.get(id) ?? [];
-      this.acks.set(id, waiters);
       const timer = setTimeout(() => {
-        const index = waiters.indexOf(waiter);
-        if (index >= 0) waiters.splice(index, 1);
+        // Attack: a peer handing out ever new ids and acknowledging no knock; a knock that gives up keeps nothing.
+        this.acks.remove(id, waiter);
         reject(brokerError(`broker id ${id}: no acknowledgement of the knock within ${this.options.knockTimeoutMs} ms`));
       }, this.options.knockTimeoutMs);
       const waiter: AckWaiter = {
@@ -184,7 +186,7 @@ export class BrokerMultiplex implements BrokerMultiplexer {
           reject(error);
         },
       };
-      waiters.push(waiter);
+      this.acks.add(id, waiter);
       this.send({ serviceId: id, network: '', address: '', knock: { knock: true, ack: false, error: '' } });
     });
   }

@@ -24,6 +24,7 @@ import { checkAnnouncedAddress, MAX_UNIX_SOCKET_PATH_BYTES } from './handshake.j
 import { checkPluginService, serviceDefinition, type GeneratedServiceConstructor, type PluginService, type ServiceSource } from './service.js';
 import { createServiceClient, type PluginLiveness, type ServiceClient } from './service-client.js';
 import { protectSocket } from './socket-group.js';
+import { WaitersById } from './waiters-by-id.js';
 
 /** go-plugin waits 5 s for a ConnInfo; a loaded machine gets twice that by default. */
 export const DEFAULT_BROKER_DIAL_TIMEOUT_MS = 10_000;
@@ -156,11 +157,16 @@ export class GrpcBroker implements Broker {
   private failure: GatehouseError | undefined;
   private closed = false;
   private readonly undialed = new Map<number, ConnInfo>();
-  private readonly waiting = new Map<number, Waiter[]>();
+  private readonly waiting = new WaitersById<Waiter>();
   private readonly served = new Map<number, Served>();
   private readonly connections = new Set<BrokerConnection>();
 
   constructor(private readonly settings: BrokerSettings) {}
+
+  /** @internal How many ids have dials waiting for the peer's announcement. */
+  get waitingIds(): number {
+    return this.waiting.size;
+  }
 
   nextId(): number {
     this.lastId = this.lastId >= MAX_SERVICE_ID ? 1 : this.lastId + 1;
@@ -303,7 +309,7 @@ export class GrpcBroker implements Broker {
       this.settings.multiplexer?.receive(info);
       return;
     }
-    const waiter = this.waiting.get(info.serviceId)?.shift();
+    const waiter = this.waiting.take(info.serviceId);
     if (waiter !== undefined) {
       waiter.resolve(info);
       return;
@@ -347,8 +353,6 @@ export class GrpcBroker implements Broker {
       return Promise.resolve(ready);
     }
     return new Promise<ConnInfo>((resolve, reject) => {
-      const waiters = this.waiting.get(id) ?? [];
-      this.waiting.set(id, waiters);
       const waiter: Waiter = {
         resolve: (info) => {
           clearTimeout(timer);
@@ -360,16 +364,16 @@ export class GrpcBroker implements Broker {
         },
       };
       const timer = setTimeout(() => {
-        const index = waiters.indexOf(waiter);
-        if (index >= 0) waiters.splice(index, 1);
+        // Attack: a peer handing out ever new ids it never announces; a dial that gives up keeps nothing.
+        this.waiting.remove(id, waiter);
         reject(brokerError(`broker id ${id}: the peer announced no connection within ${timeoutMs} ms`));
       }, timeoutMs);
-      waiters.push(waiter);
+      this.waiting.add(id, waiter);
     });
   }
 
   private rejectWaiting(error: GatehouseError): void {
-    for (const waiters of this.waiting.values()) for (const waiter of waiters.splice(0)) waiter.reject(error);
+    for (const waiter of this.waiting.takeAll()) waiter.reject(error);
   }
 }
 

@@ -119,3 +119,29 @@ test('multiplex: a dial that has failed knocks no more: a plugin slow to acknowl
   host.close();
   plugin.close();
 });
+
+test('multiplex: knocks the peer never acknowledges leave nothing behind, whatever ids they were for', async (t) => {
+  // Attack: a plugin handing the host ever new ids to dial and acknowledging no knock; each kept an entry for its id for good.
+  const { host, plugin } = await sessions();
+  const hostSide = new BrokerMultiplex(() => {}, { bridgeDir: dir, knockTimeoutMs: 10 });
+  hostSide.attach(host);
+  const broker = new GrpcBroker({
+    tls: undefined,
+    socketDir: async () => dir,
+    maxMessageBytes: 1024,
+    channelOptions: {},
+    serverOptions: {},
+    checkAddress: () => Promise.reject(new Error('not used in multiplexed mode')),
+    liveness: { exit: () => undefined, settleExit: async () => undefined },
+    dialTimeoutMs: 1000,
+    multiplexer: hostSide,
+  });
+  for (let id = 1; id <= 10; id++) {
+    const error = await t.throwsAsync(broker.dial(id, { timeoutMs: 30_000 }));
+    t.regex(String(error), /no acknowledgement of the knock/);
+  }
+  t.is(hostSide.waitingIds, 0);
+  await broker.close();
+  host.close();
+  plugin.close();
+});

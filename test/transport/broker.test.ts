@@ -39,3 +39,28 @@ test('broker: a ConnInfo larger than any announcement needs fails to decode, on 
   const usual = { serviceId: 7, network: 'unix', address: '/tmp/plugin-1234/broker-7.sock' };
   t.deepEqual(StartStream.responseDeserialize(connInfoCodec.encode(usual)), usual);
 });
+
+test('broker: dials the peer never answers leave nothing behind, whatever ids it had the host dial', async (t) => {
+  // Attack: a plugin handing the host ever new ids to dial (a callback it "serves") and announcing none;
+  // each failed dial kept an entry for its id for good (200,000 ids: 13 MiB of the host's heap).
+  const broker = new GrpcBroker({
+    tls: undefined,
+    socketDir: async () => '/nonexistent',
+    maxMessageBytes: 1024,
+    channelOptions: {},
+    serverOptions: {},
+    checkAddress: () => Promise.reject(new Error('no announcement is expected')),
+    liveness: { exit: () => undefined, settleExit: () => Promise.resolve(undefined) },
+    dialTimeoutMs: 1000,
+  });
+  const outcomes = await Promise.all(Array.from({ length: 1000 }, (_, i) => broker.dial(i + 1, { timeoutMs: 1 }).then(() => 'dialed', (error: unknown) => isGatehouseError(error, 'BROKER_FAILED'))));
+  t.true(outcomes.every((outcome) => outcome === true));
+  t.is(broker.waitingIds, 0);
+  // An announcement that answers a waiting dial leaves nothing either.
+  const answered = broker.dial(5000, { timeoutMs: 60_000 }).catch((error: Error) => error);
+  t.is(broker.waitingIds, 1);
+  broker.receive({ serviceId: 5000, network: 'unix', address: '/tmp/answered.sock' });
+  t.is(broker.waitingIds, 0);
+  t.regex(String(await answered), /no announcement is expected/);
+  await broker.close();
+});
