@@ -1,4 +1,5 @@
 import { silentLogger, type Logger } from '../logger.js';
+import { LogBudget } from './log-budget.js';
 import { oneLine } from '../transport/peer-text.js';
 import { parsePluginLogLine, plainLineLevel } from '../transport/plugin-log-line.js';
 
@@ -54,8 +55,12 @@ export function said(lines: readonly string[]): string {
 }
 
 /** Where a plugin's stdout lines go when the caller gave no handler: info records, made one line. */
-export function stdoutToLogger(logger: Logger, pluginName: string): (line: string) => void {
-  return (line) => logger.info({ plugin: pluginName, stream: 'stdout' }, oneLine(line));
+export function stdoutToLogger(logger: Logger, pluginName: string, now: () => number = Date.now): (line: string) => void {
+  const budget = new LogBudget(now);
+  const fields = { plugin: pluginName, stream: 'stdout' };
+  return (line) => {
+    if (budget.pass(line.length, logger, fields)) logger.info({ ...fields }, oneLine(line));
+  };
 }
 
 /**
@@ -69,17 +74,23 @@ export class PluginStderr {
   private readonly tail: string[] = [];
   /** Whether the plugin printed go-plugin's refusal of the magic cookie. */
   cookieRejected = false;
+  private readonly budget: LogBudget;
 
   constructor(
     private readonly pluginName: string,
     private readonly logger: Logger,
-  ) {}
+    now: () => number = Date.now,
+  ) {
+    this.budget = new LogBudget(now);
+  }
 
   line(text: string, truncated: boolean): void {
     this.tail.push(text.length > STDERR_TAIL_LINE_CHARS ? text.slice(0, STDERR_TAIL_LINE_CHARS) + '…' : text);
     if (this.tail.length > STDERR_TAIL_LINES) this.tail.shift();
     if (text.startsWith(COOKIE_REFUSAL)) this.cookieRejected = true;
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
+    // Past the budget the line is in the tail above, not in the log: not parsed, not logged.
+    if (!this.budget.pass(text.length, this.logger, { plugin: this.pluginName, stream: 'stderr' })) return;
     const record = truncated ? undefined : parsePluginLogLine(text);
     if (record === undefined) {
       // A cut line is logged at debug whatever its prefix, as go-plugin logs its continuation lines.

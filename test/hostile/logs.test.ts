@@ -4,6 +4,8 @@ import test from 'ava';
 import fc from 'fast-check';
 import { isGatehouseError, launch } from '../../src/index.js';
 import { checkHealth } from '../../src/host/connection.js';
+import { PLUGIN_LOG_BYTES_PER_WINDOW, PLUGIN_LOG_LINES_PER_WINDOW, PLUGIN_LOG_WINDOW_MS } from '../../src/host/log-budget.js';
+import { PluginStderr, stdoutToLogger } from '../../src/host/plugin-output.js';
 import type { CallPath } from '../../src/transport/call-path.js';
 import { GrpcStatus, GrpcStatusError } from '../../src/transport/grpc-http2-client.js';
 import { MAX_PEER_TEXT_CHARS, oneLine } from '../../src/transport/peer-text.js';
@@ -71,4 +73,40 @@ test('logs: a plugin\'s gRPC status message reaches CALL_FAILED and HEALTH_CHECK
     t.true(message.includes('\\u001b]0;owned\\u0007\\u001b[2J\\n{"level":"error","msg":"forged"}\\rcarriage'), message.slice(0, 120));
     t.true(message.length < MAX_PEER_TEXT_CHARS + 200, `${message.length} characters`);
   }
+});
+
+test('logs: a plugin flooding its output gets a bounded number of lines and bytes logged per window, and the host says how many it left out', (t) => {
+  // Attack: empty lines at full speed; the host logged 450,000 records (32 MiB) a second, filling its disk
+  // (and with it the audit log's, which then stops every launch: A8) at the plugin's pace.
+  let now = 0;
+  const logger = recordingLogger();
+  const stderr = new PluginStderr('flooder', logger, () => now);
+  const stdout = stdoutToLogger(logger, 'flooder', () => now);
+  for (let i = 0; i < 3 * PLUGIN_LOG_LINES_PER_WINDOW; i++) {
+    stderr.line('', false);
+    stdout(`line ${i}`);
+  }
+  const logged = (stream: string): number => logger.records.filter((r) => r.fields.stream === stream).length;
+  t.is(logged('stderr'), PLUGIN_LOG_LINES_PER_WINDOW);
+  t.is(logged('stdout'), PLUGIN_LOG_LINES_PER_WINDOW);
+  t.true(stderr.lastLines().length > 0, 'the tail that explains a crash still has the lines');
+
+  // Once the window is over, the next line comes after a record of what was left out.
+  now += PLUGIN_LOG_WINDOW_MS;
+  logger.records.length = 0;
+  stderr.line('after the flood', false);
+  t.deepEqual(
+    logger.records.map((r) => [r.level, r.message, r.fields.dropped]),
+    [
+      ['warn', `the plugin wrote more output than the host logs in ${PLUGIN_LOG_WINDOW_MS / 1000} s (${PLUGIN_LOG_LINES_PER_WINDOW} lines, ${PLUGIN_LOG_BYTES_PER_WINDOW} bytes): ${2 * PLUGIN_LOG_LINES_PER_WINDOW} lines were not logged`, 2 * PLUGIN_LOG_LINES_PER_WINDOW],
+      ['debug', 'after the flood', undefined],
+    ],
+  );
+
+  // Long lines count by their size.
+  now += PLUGIN_LOG_WINDOW_MS;
+  logger.records.length = 0;
+  const long = 'x'.repeat(64 * 1024);
+  for (let i = 0; i < 1000; i++) stderr.line(long, true);
+  t.is(logger.records.length, PLUGIN_LOG_BYTES_PER_WINDOW / long.length);
 });
