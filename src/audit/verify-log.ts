@@ -58,6 +58,11 @@ export interface AuditCheckOptions {
    * Keys of other logs fail the check (this log may have replaced one of them) unless `anchor.logId` names this one.
    */
   sealingKeys?: readonly SealingKey[];
+  /**
+   * Hears each record once it passed every check on its line, in order, in the same pass: what a caller builds from
+   * them was verified, not read again from a file that may have changed since. Worth nothing unless the result is ok.
+   */
+  onRecord?: (record: ChainRecord) => void;
 }
 
 /** What the chain checks need from one parsed line. */
@@ -191,6 +196,7 @@ export async function checkAuditLog(path: string, options: AuditCheckOptions = {
     const sealProblem = seals.check(logId, record, opens);
     if (sealProblem !== undefined) return broken(lineNumber, sealProblem.reason, sealProblem.code);
     previous = { seq: record.seq, lineHash };
+    options.onRecord?.(record);
     return undefined;
   };
   try {

@@ -1,16 +1,19 @@
 /**
  * `gatehouse audit verify FILE [checks]`: checks an audit log's hash chain, its seal and an anchor kept
  * elsewhere, and prints what an auditor keeps for next time. `gatehouse audit anchor FILE`: prints (or
- * writes) the anchor of an intact log. Exit 0: intact and matching; 1: broken, mismatched or unreadable;
+ * writes) the anchor of an intact log. `gatehouse audit show FILE [checks]`: verifies it the same way and
+ * prints what ran, from the records it verified. Exit 0: intact and matching; 1: broken, mismatched or unreadable;
  * 2: usage error.
  */
 import { isGatehouseError, GatehouseError } from '../errors.js';
 import { formatAnchor, isLineHash, isLogId, MAX_ANCHOR_BYTES, parseAnchor, parseRecordCount, type AuditAnchor } from '../audit/anchor.js';
 import { MAX_SEALING_KEY_FILE_BYTES, parseSealingKeys, type SealingKey } from '../audit/sealing.js';
+import { TimelineBuilder } from '../audit/timeline.js';
 import { checkAuditLog, type AuditFailure, type AuditReport } from '../audit/verify-log.js';
 import { writeFileAtomic } from '../verify/atomic-file.js';
 import { readLimited } from '../discover/untrusted-file.js';
 import { parseCommandLine, usageError } from './command-line.js';
+import { formatTimeline } from './audit-timeline.js';
 import { escapeControls } from './terminal.js';
 
 export interface Writer {
@@ -22,9 +25,10 @@ export interface AuditCommandIo {
   stderr: Writer;
 }
 
-const USAGE = 'usage: gatehouse audit verify FILE [--anchor A] [--log-id ID] [--records N] [--last-hash HEX] [--sealing-key K] [--require-sealed] [--json] | gatehouse audit anchor FILE [--out A] [--sealing-key K]';
+const USAGE = 'usage: gatehouse audit verify FILE [--anchor A] [--log-id ID] [--records N] [--last-hash HEX] [--sealing-key K] [--require-sealed] [--json] | gatehouse audit show FILE [the same checks] [--json] | gatehouse audit anchor FILE [--out A] [--sealing-key K]';
 
 const HELP = `Usage: gatehouse audit verify FILE [options]
+       gatehouse audit show FILE [options]
        gatehouse audit anchor FILE [--out ANCHOR] [--sealing-key KEYS]
 
 verify checks the audit log FILE: every line must be a JSON record whose own hash matches, whose seq
@@ -45,6 +49,13 @@ fresh log verifies on its own. Check it against what you kept elsewhere:
   --json               print one JSON object on stdout instead: the report ({"ok":true,...}), or
                        {"ok":false,"code","line","reason"} for a broken line, or {"ok":false,"code",
                        "message"} when a file cannot be read; usage errors stay on stderr
+
+show verifies FILE the same way (the same options) and, only if it passes, prints what ran, in log
+order, from the very records it verified: each time a host opened the log (its pid, user and machine,
+and the writers before it that never closed it), each plugin process (what was verified before it ran:
+digest, signing keys, manifest; the user it ran as; its pinned certificate; the kills sent; how it
+ended and whether the host had asked), and each refusal with its reason. With --json, one object:
+{"report", "timeline": {"segments", "runs", "refusals"}}.
 
 anchor verifies FILE the same way and prints its anchor line (or writes it to --out ANCHOR); keep it
 somewhere the host cannot write, and pass it to verify --anchor later.
@@ -150,20 +161,24 @@ export async function auditCommand(
     }
     const [action, file, ...extra] = positionals;
     if (action === undefined) throw usageError('audit', 'no action given');
-    if (action !== 'verify' && action !== 'anchor') throw usageError('audit', `unknown action ${JSON.stringify(action)}`);
+    if (action !== 'verify' && action !== 'anchor' && action !== 'show') throw usageError('audit', `unknown action ${JSON.stringify(action)}`);
     if (file === undefined) throw usageError('audit', 'no FILE given');
     if (extra.length > 0) throw usageError('audit', 'more than one FILE given');
     if (action === 'anchor' && (values.anchor ?? values['log-id'] ?? values.records ?? values['last-hash'] ?? values['require-sealed']) !== undefined) {
       throw usageError('audit', 'anchor takes only --out and --sealing-key');
     }
-    if (action === 'verify' && values.out !== undefined) throw usageError('audit', '--out is for anchor');
-    if (action === 'anchor' && values.json !== undefined) throw usageError('audit', '--json is for verify (an anchor line is already one field per word)');
+    if (action !== 'anchor' && values.out !== undefined) throw usageError('audit', '--out is for anchor');
+    if (action === 'anchor' && values.json !== undefined) throw usageError('audit', '--json is for verify and show (an anchor line is already one field per word)');
     json = values.json === true;
     const anchor = await anchorFrom(values);
     const sealingKeys = values['sealing-key'] === undefined ? undefined : await readSealingKeyFile(values['sealing-key'], io);
-    const result = await checkAuditLog(file, { anchor, sealingKeys });
+    // show builds what ran from the records as they pass their checks: one read, so what it shows is what was verified.
+    const timeline = action === 'show' ? new TimelineBuilder() : undefined;
+    const result = await checkAuditLog(file, { anchor, sealingKeys, ...(timeline ? { onRecord: (record) => timeline.add(record) } : {}) });
     if (!result.ok) {
       io.stdout.write(json ? jsonLine({ ok: false, line: result.line, code: result.code, reason: result.reason }) : failureLine(result));
+      // Nothing of a log that does not verify is shown: a record after the break, or before an altered one, proves nothing.
+      if (timeline !== undefined && !json) io.stdout.write('nothing shown: a log that does not verify says nothing an auditor can rely on\n');
       return BROKEN_EXIT;
     }
     if (action === 'anchor') {
@@ -176,7 +191,12 @@ export async function auditCommand(
     const unsealed = values['require-sealed'] === true && (result.sealing.unsealed > 0 || result.sealing.sealedSegments < result.sealing.segmentCount)
       ? unsealedFailure(result)
       : undefined;
-    if (json) {
+    if (timeline !== undefined) {
+      const shown = timeline.finish();
+      if (json) io.stdout.write(jsonLine(unsealed === undefined ? { report: result, timeline: shown } : { ok: false, ...unsealed, report: result }));
+      else if (unsealed !== undefined) io.stdout.write(`${describe(result)}not sealed: ${unsealed.reason} [${unsealed.code}]\nnothing shown: --require-sealed\n`);
+      else io.stdout.write(`${describe(result)}${formatTimeline(shown)}`);
+    } else if (json) {
       io.stdout.write(jsonLine(unsealed === undefined ? result : { ...result, ok: false, ...unsealed }));
     } else {
       io.stdout.write(describe(result));

@@ -22,7 +22,7 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map([
   ['release', { summary: 'sign a manifest and pack it with its files into a reproducible .tar.gz', run: releaseCommand }],
   ['install', { summary: 'verify and install a signed release atomically, with a lock file; or roll back', run: installCommand }],
   ['verify', { summary: 'check a signed manifest and the plugins it lists', run: verifyCommand }],
-  ['audit', { summary: "check an audit log's chain, seal and anchor, or print its anchor", run: (argv) => auditCommand(argv) }],
+  ['audit', { summary: "check an audit log's chain, seal and anchor, show what ran, or print its anchor", run: (argv) => auditCommand(argv) }],
 ]);
 
 const USAGE_EXIT = 2;

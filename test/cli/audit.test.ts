@@ -248,3 +248,54 @@ test('audit verify --require-sealed on a log never sealed says that no segment h
   t.is(result.code, 1);
   t.regex(result.stdout, /\nnot sealed: 1 of 1 segment\(s\) opened without a sealing key \[AUDIT_SEAL_INVALID\]\n$/);
 });
+
+test('audit show prints what ran, from the records it verified: who opened the log, each plugin from its verdict to its end, each refusal; nothing of a log that does not verify', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-audit-cli-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'audit.log');
+  const sealed = '/var/cache/gatehouse/seal/gatehouse-seal-x';
+  const first = await openAuditLog(path);
+  first.record({ type: 'verification', plugin: 'kv', sha256: 'a'.repeat(64), keyIds: ['K1', 'K2'], result: 'accepted', manifestVersion: 3, manifestPath: '/srv/p/manifest.json', version: '1.2.0', sealedPath: sealed });
+  first.record({ type: 'launch', plugin: 'kv', pid: 4001, argv: [`${sealed}/plugin/kv`], uid: 65534, gid: 65534 });
+  first.record({ type: 'connected', plugin: 'kv', pid: 4001, peerCertificateSha256: 'c'.repeat(64) });
+  first.record({ type: 'kill', plugin: 'kv', pid: 4001, method: 'shutdown' });
+  first.record({ type: 'exit', plugin: 'kv', pid: 4001, code: 0, signal: null, stoppedByHost: true });
+  // A name is the host's words, but may hold what a plugin chose: it must not drive the terminal.
+  first.record({ type: 'launch', plugin: 'evil\u001b[2J', pid: 4002, argv: ['/opt/evil'] });
+  first.record({ type: 'exit', plugin: 'evil\u001b[2J', pid: 4002, code: null, signal: 'SIGKILL', stoppedByHost: false });
+  first.record({ type: 'refusal', plugin: 'kv', code: 'DIGEST_MISMATCH', message: 'changed after signing', manifestPath: '/srv/p/manifest.json', file: '/srv/p/kv', found: `SHA-256 ${'b'.repeat(64)}`, signed: 'a'.repeat(64) });
+  await first.close();
+  // A host killed with SIGKILL leaves its mark: the next writer names it.
+  const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
+  writeFileSync(`${path}.writer-${dead}-1`, '');
+  await (await openAuditLog(path)).close();
+
+  const shown = await run(['show', path]);
+  t.is(shown.code, 0, shown.stderr);
+  const lines = shown.stdout.split('\n');
+  t.regex(lines[0] ?? '', /^ok: 10 records$/);
+  const body = lines.slice(lines.findIndex((line) => / record 1: log opened by pid \d+/.test(line)));
+  t.regex(body[0] ?? '', /record 1: log opened by pid \d+.* \(uid \d+, gid \d+\) on \S+/);
+  t.regex(body[1] ?? '', new RegExp(
+    `record 3: kv ran as pid 4001 \\(uid 65534, gid 65534\\); verified sha256 ${'a'.repeat(64)}, signed by K1, K2, manifest version 3, entry version 1\\.2\\.0 \\(/srv/p/manifest\\.json\\); ` +
+      `connected \\S+, certificate sha256 ${'c'.repeat(64)}; shutdown sent \\S+; exited with code 0 \\S+, the host had asked it to stop$`,
+  ));
+  t.regex(body[2] ?? '', /record 7: evil\\u001b\[2J ran as pid 4002; not verified by a manifest \(launch\(\)\); killed by SIGKILL \S+, not asked to stop by the host$/);
+  t.false(shown.stdout.includes('\u001b'), 'no escape reaches the terminal');
+  t.regex(body[3] ?? '', new RegExp(`record 9: kv refused: DIGEST_MISMATCH \\(/srv/p/kv: SHA-256 ${'b'.repeat(64)}, signed ${'a'.repeat(64)}\\): changed after signing$`));
+  t.regex(body[4] ?? '', new RegExp(`record 10: log reopened by pid \\d+.*; not closed by pid ${dead}: its last records may be lost, and its plugins died with it$`));
+
+  const json = await run(['show', path, '--json']);
+  const parsed = JSON.parse(json.stdout) as { report: { ok: boolean; records: number }; timeline: { runs: Array<Record<string, unknown>>; refusals: unknown[]; segments: unknown[] } };
+  t.like(parsed.report, { ok: true, records: 10 });
+  t.like(parsed.timeline.runs[0], { plugin: 'kv', pid: 4001, uid: 65534, verified: { sha256: 'a'.repeat(64), keyIds: ['K1', 'K2'] }, exit: { code: 0, stoppedByHost: true } });
+  t.is(parsed.timeline.refusals.length, 1);
+  t.is(parsed.timeline.segments.length, 2);
+
+  // One record edited: the log says nothing an auditor can rely on, so nothing of it is shown.
+  const text = await readFile(path, 'utf8');
+  writeFileSync(path, text.replace('"pid":4001', '"pid":4003'));
+  const broken = await run(['show', path]);
+  t.is(broken.code, 1);
+  t.regex(broken.stdout, /^broken at line 3: .*\nnothing shown: a log that does not verify says nothing an auditor can rely on\n$/);
+});
