@@ -58,8 +58,8 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
     if (!isGatehouseError(error)) throw error;
     const hint =
       error.code === 'CALL_FAILED' && error.details.grpcCode === grpc.status.UNIMPLEMENTED
-        ? `; the plugin chose protocol version ${plugin.protocolVersion} of the offered ${offeredVersions.join(',')}: ` +
-          'a method of another version needs --protocol-version (the plugin picks the highest both speak)'
+        ? `; this call offered protocol versions ${offeredVersions.join(',')}: a method of another version needs --protocol-version ` +
+          '(the plugin picks the highest both speak)'
         : '';
     if (call.label === '' && hint === '') throw error;
     throw new GatehouseError(error.code, `${call.label}${error.message}${hint}`, { cause: error, details: error.details });

@@ -131,7 +131,7 @@ export class Plugin implements PluginInfo, AsyncDisposable {
     if (known !== undefined) return known as ServiceClient<D>;
     const definition = serviceDefinition(service, 'plugin.client()');
     this.session.checkOffered(definition);
-    const client = createServiceClient(this.connection.calls, definition, this.liveness);
+    const client = createServiceClient(this.connection.calls, definition, this.liveness, this.protocolVersion);
     this.clients.set(service, client);
     return client;
   }

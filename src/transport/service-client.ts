@@ -28,10 +28,12 @@ export function createServiceClient<D extends grpc.ServiceDefinition, G = unknow
   calls: CallPath,
   definition: D,
   liveness: PluginLiveness,
+  /** The application protocol version the plugin chose, for the diagnosis of a method it does not serve. */
+  protocolVersion?: number,
 ): ServiceClient<D, G> {
   const methods: Record<string, unknown> = {};
   for (const [name, method] of Object.entries(definition) as [string, Method][]) {
-    const methodCalls = new MethodCalls(calls, method, liveness);
+    const methodCalls = new MethodCalls(calls, method, liveness, protocolVersion);
     if (method.requestStream) {
       methods[name] = () =>
         Promise.reject(
@@ -57,6 +59,7 @@ class MethodCalls {
     private readonly calls: CallPath,
     private readonly method: Method,
     private readonly liveness: PluginLiveness,
+    private readonly protocolVersion: number | undefined,
   ) {
     this.methodName = method.path.replace(/^\//, '');
   }
@@ -106,7 +109,7 @@ class MethodCalls {
         });
       }
     }
-    return callFailed(this.methodName, error, options.timeoutMs);
+    return callFailed(this.methodName, error, options.timeoutMs, this.protocolVersion);
   }
 
   private aborted(signal: AbortSignal, cause?: unknown): GatehouseError {
@@ -116,16 +119,22 @@ class MethodCalls {
   }
 }
 
-function callFailed(path: string, cause: grpc.ServiceError, timeoutMs: number | undefined): GatehouseError {
+function callFailed(path: string, cause: grpc.ServiceError, timeoutMs: number | undefined, protocolVersion: number | undefined): GatehouseError {
   const statusName = grpc.status[cause.code] ?? String(cause.code);
-  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${peerText(cause.details)}${hint(cause, timeoutMs)}`, {
+  return new GatehouseError('CALL_FAILED', `${path} failed: ${statusName}: ${peerText(cause.details)}${hint(cause, timeoutMs, protocolVersion)}`, {
     cause,
     details: { grpcCode: cause.code },
   });
 }
 
 /** What the status alone does not tell the reader: which setting to look at. */
-function hint(cause: grpc.ServiceError, timeoutMs: number | undefined): string {
+function hint(cause: grpc.ServiceError, timeoutMs: number | undefined, protocolVersion: number | undefined): string {
+  // A plugin serves the services of the version it chose (go-plugin's VersionedPlugins): "unknown service" alone
+  // does not say that, nor that a package or service name that differs from the plugin's .proto is the same miss.
+  if (cause.code === grpc.status.UNIMPLEMENTED) {
+    const at = protocolVersion === undefined ? '' : ` at protocol version ${protocolVersion}, the one it chose`;
+    return `: the ${protocolVersion === undefined ? 'peer' : 'plugin'} does not serve it${at}: check the service's package and name against the plugin's .proto, and the versions each side offers`;
+  }
   if (cause.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/.test(cause.details)) {
     // "larger than max" alone does not say whose limit it was, and the fix is a setting on that side.
     if (cause instanceof MessageSizeError) {

@@ -694,7 +694,7 @@ test('call: a method the negotiated protocol version does not serve says which v
   const command = ['--', process.execPath, join(repoRoot, 'dist/test/fixtures/worker-plugin.js')];
   const result = await call([...worker, ...command]);
   t.is(result.code, 1, result.stderr);
-  t.regex(failureLine(t, result), /^gatehouse call: callback\.Storage\/Get failed: UNIMPLEMENTED: .*; the plugin chose protocol version 1 of the offered 1: a method of another version needs --protocol-version \(the plugin picks the highest both speak\)$/);
+  t.regex(failureLine(t, result), /^gatehouse call: callback\.Storage\/Get failed: UNIMPLEMENTED: .*the plugin does not serve it at protocol version 1, the one it chose: .*; this call offered protocol versions 1: a method of another version needs --protocol-version \(the plugin picks the highest both speak\)$/);
   const offered = await call([...worker, '--protocol-version', '1,2', ...command]);
   t.is(offered.code, 0, offered.stderr);
   t.deepEqual(stdoutLines(offered), [{ value: Buffer.from('2').toString('base64') }]);

@@ -74,3 +74,13 @@ test('versions: versions and protocolVersions together are refused', async (t) =
   const error = await t.throwsAsync(launch(workerPlugin({}, { versions: { 1: [worker] }, protocolVersions: [1] })));
   t.true(isGatehouseError(error, 'INVALID_OPTIONS'), String(error));
 });
+
+test('versions: a call to a service the plugin does not serve at the version it chose says which version that is, and what to check', async (t) => {
+  // The host declares no versions, so nothing is checked before the call: the plugin answers UNIMPLEMENTED.
+  await using plugin = await launch(workerPlugin({}, { protocolVersions: [1] }));
+  t.is(plugin.protocolVersion, 1);
+  const error = await t.throwsAsync(plugin.client(storage).Get({ key: 'version' }));
+  t.true(isGatehouseError(error, 'CALL_FAILED'), String(error));
+  t.is((error as unknown as { details: { grpcCode?: number } }).details.grpcCode, grpc.status.UNIMPLEMENTED);
+  t.regex(error?.message ?? '', /: the plugin does not serve it at protocol version 1, the one it chose: check the service's package and name against the plugin's \.proto, and the versions each side offers/);
+});
