@@ -158,7 +158,7 @@ function manifestTarget(manifest: ManifestSource, positionals: string[], sha256:
 function callSource(method: string | undefined, data: string | undefined, script: string | undefined): CallSource {
   if (method !== undefined && script === undefined) {
     parseMethodName(method, '--method');
-    return { method, data: data ?? '{}' };
+    return { method, data };
   }
   if (script !== undefined && method === undefined) {
     if (data !== undefined) throw usageError('--data goes with --method');

@@ -9,20 +9,34 @@ import { findMethod, requestFromJson, type Message } from './proto-methods.js';
 import { MAX_SCRIPT_LINE_BYTES, readScript, scriptName } from './script.js';
 
 /** Where the calls come from: one method with its request, or a script of them. */
-export type CallSource = { method: string; data: string } | { script: string };
+export type CallSource = { method: string; data: string | undefined } | { script: string };
 
 export interface PlannedCall {
   /** "script line N: " or "" for --method, put in front of a failure. */
   label: string;
   method: Method;
-  request: Message;
+  /** One request, or for a client- or bidirectional-streaming method the messages it sends, in order. */
+  requests: Message[];
+}
+
+/**
+ * The requests of one call from its JSON: an object for a method that takes one message, an array of them for a
+ * method that takes a stream (sent in order, then the stream is closed).
+ */
+function requestsFromJson(method: Method, json: unknown, where: string): Message[] {
+  if (method.requestStream !== true) return [requestFromJson(method, json, where)];
+  if (!Array.isArray(json)) {
+    throw new GatehouseError('USAGE', `${where}: ${method.name} takes a stream of requests: give them as a JSON array, e.g. [{...}, {...}] ([] sends none)`);
+  }
+  return json.map((item, index) => requestFromJson(method, item, `${where}[${index}]`));
 }
 
 export async function planCalls(root: Root, source: CallSource, protoFiles: readonly string[]): Promise<PlannedCall[]> {
   if ('method' in source) {
     const method = findMethod(root, source.method, '--method', protoFiles);
-    const request = requestFromJson(method, parseJson(source.data, '--data'), '--data');
-    return [{ label: '', method, request }];
+    // No --data: an empty request, or for a request stream none at all.
+    const json = source.data === undefined ? (method.requestStream === true ? [] : {}) : parseJson(source.data, '--data');
+    return [{ label: '', method, requests: requestsFromJson(method, json, '--data') }];
   }
   const lines = await readScript(source.script);
   const calls: PlannedCall[] = [];
@@ -36,10 +50,13 @@ export async function planCalls(root: Root, source: CallSource, protoFiles: read
     if (!isPlainObject(entry) || typeof entry.method !== 'string') {
       throw new GatehouseError('USAGE', `${where}: expected {"method": "pkg.Service/Method", "request": {...}}`);
     }
-    const extra = Object.keys(entry).find((key) => key !== 'method' && key !== 'request');
+    const extra = Object.keys(entry).find((key) => key !== 'method' && key !== 'request' && key !== 'requests');
     if (extra !== undefined) throw new GatehouseError('USAGE', `${where}: unknown key ${JSON.stringify(extra)}`);
     const method = findMethod(root, entry.method, where, protoFiles);
-    calls.push({ label: `${where}: `, method, request: requestFromJson(method, entry.request ?? {}, where) });
+    // "requests" for a method that takes a stream, "request" for one that takes one message: the other is a mistake.
+    const [given, other] = method.requestStream === true ? (['requests', 'request'] as const) : (['request', 'requests'] as const);
+    if (other in entry) throw new GatehouseError('USAGE', `${where}: ${entry.method} takes ${given === 'requests' ? 'a stream of requests: give "requests": [...]' : 'one request: give "request": {...}'}, not "${other}"`);
+    calls.push({ label: `${where}: `, method, requests: requestsFromJson(method, entry[given] ?? (given === 'requests' ? [] : {}), where) });
   }
   if (calls.length === 0) throw new GatehouseError('USAGE', `${scriptName(source.script)} has no calls`);
   return calls;

@@ -1,9 +1,10 @@
 /** Makes one planned call against a running plugin and prints each response as one JSON line. */
+import { PassThrough, type Readable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import type { Plugin } from '../host/plugin.js';
 import type { PlannedCall } from './call-plan.js';
-import { fullMethodName, methodDefinition, responseToJson } from './proto-methods.js';
+import { fullMethodName, methodDefinition, responseToJson, type Message } from './proto-methods.js';
 import { escapeControls, writeStdoutLine } from './terminal.js';
 
 /**
@@ -17,17 +18,13 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
   const print = async (response: unknown): Promise<void> =>
     writeStdoutLine(escapeControls(JSON.stringify(responseToJson(method, response, call.label))));
   try {
-    if (!definition.responseStream) {
+    if (!definition.responseStream && !definition.requestStream) {
       const client = plugin.client({ [method.name]: definition });
       const invoke = client[method.name] as (request: unknown, options: { timeoutMs: number }) => Promise<unknown>;
-      await print(await invoke(call.request, { timeoutMs }));
+      await print(await invoke(call.requests[0], { timeoutMs }));
       return;
     }
-    const stream = plugin
-      .grpcClient({ [method.name]: definition })
-      .makeServerStreamRequest(definition.path, definition.requestSerialize, definition.responseDeserialize, call.request, {
-        deadline: Date.now() + timeoutMs,
-      });
+    const stream = openStream(plugin.grpcClient({ [method.name]: definition }), definition, call.requests, Date.now() + timeoutMs);
     await new Promise<void>((resolvePromise, reject) => {
       stream.on('data', (response: unknown) => {
         // One message at a time: a fast plugin cannot queue up more output than stdout takes.
@@ -64,4 +61,31 @@ export async function invokeMethod(plugin: Plugin, call: PlannedCall, timeoutMs:
     if (call.label === '' && hint === '') throw error;
     throw new GatehouseError(error.code, `${call.label}${error.message}${hint}`, { cause: error, details: error.details });
   }
+}
+
+/** A call's responses, read as one stream whatever the method's kind; `cancel()` tells the plugin to stop. */
+type Responses = Readable & { cancel(): void };
+
+/** The call's responses as a stream, its requests (one, or each of a request stream) sent and the sending side closed. */
+function openStream(client: grpc.Client, definition: grpc.MethodDefinition<Message, unknown>, requests: readonly Message[], deadline: number): Responses {
+  const { path, requestSerialize, responseDeserialize } = definition;
+  if (!definition.requestStream) return client.makeServerStreamRequest(path, requestSerialize, responseDeserialize, requests[0]!, { deadline });
+  let responses: Responses;
+  let call: grpc.ClientWritableStream<Message>;
+  if (definition.responseStream) {
+    const bidi = client.makeBidiStreamRequest(path, requestSerialize, responseDeserialize, { deadline });
+    responses = bidi;
+    call = bidi;
+  } else {
+    // A client-streaming method answers once: its response (or its failure) is read as a stream of one, as a bidi call's.
+    const one = new PassThrough({ objectMode: true });
+    call = client.makeClientStreamRequest(path, requestSerialize, responseDeserialize, { deadline }, (error, response) =>
+      error ? one.destroy(error) : one.end(response),
+    );
+    responses = Object.assign(one, { cancel: () => call.cancel() });
+  }
+  // All written, then the end: they are already in memory, bounded by --data's and the script's limits.
+  for (const request of requests) call.write(request);
+  call.end();
+  return responses;
 }

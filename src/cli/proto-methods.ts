@@ -49,13 +49,6 @@ export function findMethod(root: Root, name: string, where: string, protoFiles: 
     const more = known.length > MAX_LISTED_METHODS ? ` and ${known.length - MAX_LISTED_METHODS} more` : '';
     throw new GatehouseError('USAGE', `${where}: method ${name} not found in ${protoFiles.join(', ')}; ${listed}${more}`);
   }
-  if (method.requestStream === true) {
-    throw new GatehouseError(
-      'USAGE',
-      `${where}: ${name} is a ${method.responseStream === true ? 'bidirectional' : 'client'}-streaming method; ` +
-        'gatehouse call supports unary and server-streaming methods',
-    );
-  }
   return method;
 }
 
@@ -88,7 +81,7 @@ export function methodDefinition(method: Method): grpc.MethodDefinition<Message,
   const responseType = method.resolvedResponseType as Type;
   return {
     path: `/${fullMethodName(method)}`,
-    requestStream: false,
+    requestStream: method.requestStream === true,
     responseStream: method.responseStream === true,
     requestSerialize: (message) => Buffer.from(requestType.encode(message).finish()),
     requestDeserialize: (bytes) => requestType.decode(bytes) as unknown as Message,

@@ -101,6 +101,8 @@ service Echo {
   rpc Hang(google.protobuf.Empty) returns (google.protobuf.Empty);
   rpc Missing(google.protobuf.Empty) returns (google.protobuf.Empty);
   rpc MissingStream(google.protobuf.Empty) returns (stream google.protobuf.Empty);
+  rpc Collect(stream All) returns (All);
+  rpc Chat(stream All) returns (stream All);
 }
 `;
 
@@ -109,14 +111,17 @@ async function echoPlugin(dir: string): Promise<{ proto: string; command: string
   const plugin = `import { writeFileSync } from 'node:fs';
 import { serve } from ${JSON.stringify(gatehouseIndex)};
 writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));
-const raw = (name, responseStream) => ({ path: '/echo.Echo/' + name, requestStream: false, responseStream,
+const raw = (name, responseStream, requestStream = false) => ({ path: '/echo.Echo/' + name, requestStream, responseStream,
   requestSerialize: (b) => b, requestDeserialize: (b) => b, responseSerialize: (b) => b, responseDeserialize: (b) => b });
 await serve({ cookie: { key: 'ECHO_PLUGIN', value: 'echo' }, versions: { 1: [{
-  definition: { Echo: raw('Echo', false), Repeat: raw('Repeat', true), Hang: raw('Hang', false) },
+  definition: { Echo: raw('Echo', false), Repeat: raw('Repeat', true), Hang: raw('Hang', false), Collect: raw('Collect', false, true), Chat: raw('Chat', true, true) },
   implementation: {
     Echo: (call, callback) => callback(null, call.request),
     Repeat: (call) => { for (let i = 0; i < 3; i++) call.write(call.request); call.end(); },
     Hang: () => {},
+    // Encoded messages one after the other decode as one, merged: what was sent, in order, answered at once.
+    Collect: (call, callback) => { const parts = []; call.on('data', (b) => parts.push(b)); call.on('end', () => callback(null, Buffer.concat(parts))); },
+    Chat: (call) => { call.on('data', (b) => call.write(b)); call.on('end', () => call.end()); },
   } }] } });
 `;
   const proto = join(dir, 'echo.proto');
@@ -698,4 +703,33 @@ test('call: a method the negotiated protocol version does not serve says which v
   const offered = await call([...worker, '--protocol-version', '1,2', ...command]);
   t.is(offered.code, 0, offered.stderr);
   t.deepEqual(stdoutLines(offered), [{ value: Buffer.from('2').toString('base64') }]);
+});
+
+test('call: a client-streaming method sends the --data array in order and prints its one answer; a bidi method prints an answer per message; a script line gives "requests"', async (t) => {
+  const dir = await tempDir(t);
+  const echo = await echoPlugin(dir);
+  const args = ['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto];
+  const collected = await call([...args, '--method', 'echo.Echo/Collect', '--data', JSON.stringify([{ small: 1, inners: [{ noteText: 'a' }] }, { small: 2, inners: [{ noteText: 'b' }] }]), ...echo.command]);
+  t.is(collected.code, 0, collected.stderr);
+  t.like(stdoutLines(collected)[0], { small: 2, inners: [{ noteText: 'a' }, { noteText: 'b' }] }, 'both sent, in order, in one call');
+  const chat = await call([...args, '--method', 'echo.Echo/Chat', '--data', JSON.stringify([{ small: 1 }, { small: 2 }, { small: 3 }]), ...echo.command]);
+  t.is(chat.code, 0, chat.stderr);
+  t.deepEqual(stdoutLines(chat).map((line) => (line as { small?: number }).small), [1, 2, 3]);
+  const none = await call([...args, '--method', 'echo.Echo/Collect', ...echo.command]);
+  t.is(none.code, 0, none.stderr);
+  t.is(stdoutLines(none).length, 1);
+  t.like(stdoutLines(none)[0], { small: 0, inners: [] }, 'no --data: a stream of no requests, answered once');
+  const script = join(dir, 'calls.jsonl');
+  await writeFile(script, `${JSON.stringify({ method: 'echo.Echo/Chat', requests: [{ small: 7 }] })}\n${JSON.stringify({ method: 'echo.Echo/Echo', request: { small: 8 } })}\n`);
+  const scripted = await call([...args, '--script', script, ...echo.command]);
+  t.is(scripted.code, 0, scripted.stderr);
+  t.deepEqual(stdoutLines(scripted).map((line) => (line as { small?: number }).small), [7, 8]);
+  // The wrong shape is a usage error before the plugin starts.
+  const single = await call([...args, '--method', 'echo.Echo/Collect', '--data', '{"small": 1}', ...echo.command]);
+  t.is(single.code, 2);
+  t.regex(single.stderr, /--data: Collect takes a stream of requests: give them as a JSON array/);
+  await writeFile(script, `${JSON.stringify({ method: 'echo.Echo/Chat', request: { small: 7 } })}\n`);
+  const wrongKey = await call([...args, '--script', script, ...echo.command]);
+  t.is(wrongKey.code, 2);
+  t.regex(wrongKey.stderr, /script line 1: echo\.Echo\/Chat takes a stream of requests: give "requests": \[\.\.\.\], not "request"/);
 });
