@@ -23,7 +23,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, fstatSync, fsyncSync, writeSync, type Stats } from 'node:fs';
-import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
@@ -365,6 +365,9 @@ async function claimWriter(path: string): Promise<WriterClaim> {
     for (const name of await readdir(directory)) {
       const holder = name.startsWith(prefix) ? WRITER_MARK.exec(name.slice(prefix.length)) : null;
       if (holder === null || join(directory, name) === mark) continue;
+      // Another user's file under a mark's name (a shared or sticky directory such as /tmp): only a writer of this log
+      // (the owner or root, as sharedFileProblem lets append) makes marks, so theirs would lock us out of it for good.
+      if (!isWritersMark(await lstat(join(directory, name)).catch(() => undefined))) continue;
       const pid = Number(holder[1]);
       // A host in another container or on another machine sharing the directory: its pid names nobody here while it
       // writes (its mark taken for stale, two writers forked the chain), so only the mark's refreshes say it is alive.
@@ -393,6 +396,12 @@ async function claimWriter(path: string): Promise<WriterClaim> {
     if (error instanceof GatehouseError) throw error;
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path}: its writers cannot be checked: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** Whether a directory entry can be a writer's mark: a regular file of a user whose writes the log accepts (sharedFileProblem). */
+function isWritersMark(stats: Stats | undefined): boolean {
+  const uid = process.geteuid?.();
+  return stats !== undefined && stats.isFile() && (uid === undefined || stats.uid === uid || stats.uid === 0);
 }
 
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {

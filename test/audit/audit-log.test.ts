@@ -374,3 +374,27 @@ test('re-opening a log its last writer never closed names that writer: its last 
   t.deepEqual(reopened[1]?.notClosedBy, [dead]);
   t.like(await verifyAuditLog(path), { ok: true });
 });
+
+test("another user's files named like writer marks hold nothing: in a shared directory (sticky, as /tmp) they cannot keep a host from its log", async (t) => {
+  if (process.platform !== 'linux' || !runningAsRoot) {
+    t.pass('needs /proc, and root to make files as another user');
+    return;
+  }
+  const path = await tempLogPath(t);
+  chmodSync(dirname(path), 0o1777);
+  await (await openAuditLog(path)).close();
+  // Marks only another user made: one naming a process that runs for good (pid 1), one "refreshed" far in the future in another scope, one naming a dead writer.
+  const planted = [`${path}.writer-1-${startTime(1)}`, `${path}.writer-4194305-1-1.${'0'.repeat(32)}`, `${path}.writer-4194306-1`];
+  const future = new Date(Date.UTC(2100, 0, 1));
+  for (const file of planted) {
+    writeFileSync(file, '');
+    chownSync(file, NOBODY, NOBODY);
+    utimesSync(file, future, future);
+  }
+  const log = await openAuditLog(path);
+  await log.close();
+  t.deepEqual(planted.filter((file) => !existsSync(file)), [], "another user's files are left as they are");
+  const reopened = records(path).filter((record) => record.type === 'audit-log-reopened');
+  t.false('notClosedBy' in (reopened.at(-1) ?? {}), 'nor taken for writers that never closed the log');
+  t.like(await verifyAuditLog(path), { ok: true });
+});
