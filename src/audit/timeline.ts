@@ -113,9 +113,10 @@ export class TimelineBuilder {
         const plugin = text(f.plugin);
         const pid = count(f.pid);
         if (plugin === undefined || pid === undefined) return;
-        const command = texts(f.argv)[0];
+        const argv = texts(f.argv);
+        const command = argv[0];
         const run: TimelineRun = { seq: record.seq, plugin, pid, launched: time, ...defined({ uid: count(f.uid), gid: count(f.gid), command }), kills: [] };
-        const verdict = this.takeVerdict(plugin, command);
+        const verdict = this.takeVerdict(plugin, argv);
         if (verdict !== undefined) run.verified = verdict;
         this.runs.push(run);
         this.byPid.set(pid, run);
@@ -165,12 +166,20 @@ export class TimelineBuilder {
     return pid === undefined ? undefined : this.byPid.get(pid);
   }
 
-  /** The verdict whose sealed copy the launch runs (launches of one plugin may overlap), else the oldest unmatched one. */
-  private takeVerdict(plugin: string, command: string | undefined): TimelineVerdict | undefined {
+  /**
+   * The verdict whose sealed copy the launch runs (launches of one plugin may overlap): its command, or the script a system
+   * interpreter runs. A verdict that names its copy is never given to a launch running something else (a plain launch() of
+   * the same name after a verified launch failed would be shown as verified); only verdicts of logs that named no copy are
+   * matched by order, the oldest first.
+   */
+  private takeVerdict(plugin: string, argv: readonly string[]): TimelineVerdict | undefined {
     const pending = this.verdicts.get(plugin);
     if (pending === undefined || pending.length === 0) return undefined;
-    let index = pending.findIndex((verdict) => verdict.sealedPath !== undefined && command?.startsWith(`${verdict.sealedPath}/`));
-    if (index === -1) index = 0;
+    const runs = (sealedPath: string): boolean => argv.slice(0, 2).some((arg) => arg.startsWith(`${sealedPath}/`));
+    let index = pending.findIndex((verdict) => verdict.sealedPath !== undefined && runs(verdict.sealedPath));
+    // A leftover verdict of a copy that never ran is no evidence for another launch: it is shown unverified.
+    if (index === -1) index = pending.findIndex((verdict) => verdict.sealedPath === undefined);
+    if (index === -1) return undefined;
     const [taken] = pending.splice(index, 1);
     if (taken === undefined) return undefined;
     const { sealedPath: _sealedPath, ...verdict } = taken;

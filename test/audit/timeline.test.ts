@@ -43,3 +43,28 @@ test('timeline: a launch takes the verdict whose sealed copy it runs, even when 
     ],
   );
 });
+
+test('timeline: a launch that runs no verdict\'s sealed copy is shown unverified, even when a verdict of its name is left over; a system interpreter running the copy is its launch', (t) => {
+  const builder = new TimelineBuilder();
+  let seq = 0;
+  const add = (type: string, fields: Record<string, unknown>) => builder.add({ seq: ++seq, type, prev: '', logId: undefined, fields: { time: 't', ...fields } });
+  add('audit-log-opened', {});
+  // A verdict whose launch failed before its launch record (launch() refused an option, spawn failed) is left over...
+  add('verification', { plugin: 'kv', sha256: '1'.repeat(64), keyIds: ['release'], result: 'accepted', sealedPath: '/seal/a' });
+  // ...and a later launch() of the same name, from a path nobody verified, must not wear it.
+  add('launch', { plugin: 'kv', pid: 1, argv: ['/opt/unverified/kv'] });
+  add('verification', { plugin: 'py', sha256: '2'.repeat(64), keyIds: ['release'], result: 'accepted', sealedPath: '/seal/b' });
+  add('launch', { plugin: 'py', pid: 2, argv: ['/usr/bin/python3', '/seal/b/plugin/main.py'] });
+  // A log written before verdicts named their copy: the oldest verdict of the name, as before.
+  add('verification', { plugin: 'old', sha256: '3'.repeat(64), keyIds: ['release'], result: 'accepted' });
+  add('launch', { plugin: 'old', pid: 3, argv: ['/somewhere/old'] });
+  const { runs } = builder.finish();
+  t.deepEqual(
+    runs.map((run) => [run.plugin, run.verified?.sha256[0] ?? 'unverified']),
+    [
+      ['kv', 'unverified'],
+      ['py', '2'],
+      ['old', '3'],
+    ],
+  );
+});
