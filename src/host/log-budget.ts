@@ -19,14 +19,23 @@ export class LogBudget {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Whether a line of `length` characters may be logged now; one that may not is counted as left out. */
+  /**
+   * Whether any line may still be logged in this window; one that may not is counted as left out. Asked before a
+   * line is parsed: past the budget a flood costs no parsing either.
+   */
+  open(): boolean {
+    this.startWindowIfOver();
+    if (this.lines < PLUGIN_LOG_LINES_PER_WINDOW && this.bytes < PLUGIN_LOG_BYTES_PER_WINDOW) return true;
+    this.dropped++;
+    return false;
+  }
+
+  /**
+   * Whether a record of `length` bytes, as the host writes it (escaped, JSON, UTF-8: see {@link loggedBytes}), may be
+   * logged now; one that may not is counted as left out.
+   */
   admit(length: number): boolean {
-    const now = this.now();
-    if (now - this.windowStart >= PLUGIN_LOG_WINDOW_MS) {
-      this.windowStart = now;
-      this.lines = 0;
-      this.bytes = 0;
-    }
+    this.startWindowIfOver();
     // Attack: a plugin writing lines at full speed, each a record the host parses and writes to its log.
     if (this.lines >= PLUGIN_LOG_LINES_PER_WINDOW || this.bytes + length > PLUGIN_LOG_BYTES_PER_WINDOW) {
       this.dropped++;
@@ -35,6 +44,15 @@ export class LogBudget {
     this.lines++;
     this.bytes += length;
     return true;
+  }
+
+  private startWindowIfOver(): void {
+    const now = this.now();
+    if (now - this.windowStart >= PLUGIN_LOG_WINDOW_MS) {
+      this.windowStart = now;
+      this.lines = 0;
+      this.bytes = 0;
+    }
   }
 
   /**
@@ -54,4 +72,13 @@ export class LogBudget {
     }
     return true;
   }
+}
+
+/**
+ * The bytes a record costs the host's log: its values as a JSON logger writes them. Attack: a line of control characters
+ * (each escaped by oneLine, then by JSON: 7 bytes) or of CJK text (3 bytes of UTF-8 each) counted by its length in
+ * characters wrote 3 to 7 times the budget.
+ */
+export function loggedBytes(message: string, fields?: Record<string, unknown>): number {
+  return Buffer.byteLength(JSON.stringify(message)) + (fields === undefined ? 0 : Buffer.byteLength(JSON.stringify(fields)));
 }

@@ -1,5 +1,5 @@
 import { silentLogger, type Logger } from '../logger.js';
-import { LogBudget } from './log-budget.js';
+import { LogBudget, loggedBytes } from './log-budget.js';
 import { oneLine } from '../transport/peer-text.js';
 import { parsePluginLogLine, plainLineLevel } from '../transport/plugin-log-line.js';
 
@@ -59,7 +59,9 @@ export function stdoutToLogger(logger: Logger, pluginName: string, now: () => nu
   const budget = new LogBudget(now);
   const fields = { plugin: pluginName, stream: 'stdout' };
   return (line) => {
-    if (budget.pass(line.length, logger, fields)) logger.info({ ...fields }, oneLine(line));
+    if (!budget.open()) return;
+    const message = oneLine(line);
+    if (budget.pass(loggedBytes(message), logger, fields)) logger.info({ ...fields }, message);
   };
 }
 
@@ -90,19 +92,25 @@ export class PluginStderr {
     if (text.startsWith(COOKIE_REFUSAL)) this.cookieRejected = true;
     if (this.logger === silentLogger) return; // nobody reads the records: skip parsing on the hot path
     // Past the budget the line is in the tail above, not in the log: not parsed, not logged.
-    if (!this.budget.pass(text.length, this.logger, { plugin: this.pluginName, stream: 'stderr' })) return;
+    if (!this.budget.open()) return;
+    const context = { plugin: this.pluginName, stream: 'stderr' };
     const record = truncated ? undefined : parsePluginLogLine(text);
     if (record === undefined) {
       // A cut line is logged at debug whatever its prefix, as go-plugin logs its continuation lines.
       const level = (truncated ? undefined : plainLineLevel(text)) ?? 'debug';
-      this.logger[level]({ plugin: this.pluginName, stream: 'stderr', ...(truncated ? { truncated } : {}) }, oneLine(text));
+      const message = oneLine(text);
+      if (!this.budget.pass(loggedBytes(message), this.logger, context)) return;
+      this.logger[level]({ ...context, ...(truncated ? { truncated } : {}) }, message);
       return;
     }
     const fields: Record<string, unknown> = { plugin: this.pluginName };
     if (record.module !== undefined) fields.module = oneLine(record.module);
     if (record.timestamp !== undefined) fields.pluginTime = record.timestamp;
     if (Object.keys(record.fields).length > 0) fields.fields = record.fields;
-    this.logger[record.level](fields, oneLine(record.message));
+    const message = oneLine(record.message);
+    // Charged as written: its message escaped, its fields as JSON.
+    if (!this.budget.pass(loggedBytes(message, fields), this.logger, context)) return;
+    this.logger[record.level](fields, message);
   }
 
   /** The last lines the plugin wrote, oldest first and made one line, for an error that explains a failed start. */

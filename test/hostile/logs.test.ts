@@ -75,6 +75,27 @@ test('logs: a plugin\'s gRPC status message reaches CALL_FAILED and HEALTH_CHECK
   }
 });
 
+test('logs: the byte budget counts what the host writes, not what the plugin wrote: escaped control characters and multi-byte text do not multiply it', (t) => {
+  // Attack: each \u0001 is logged as "\\u0001" (7 bytes of JSON), each CJK character as 3 bytes of UTF-8, while the budget counted one.
+  const now = 0;
+  const logger = recordingLogger();
+  const stderr = new PluginStderr('flooder', logger, () => now);
+  const stdout = stdoutToLogger(logger, 'flooder', () => now);
+  const control = '\u0001'.repeat(60 * 1024);
+  const wide = '\u4e00'.repeat(60 * 1024);
+  const hclog = JSON.stringify({ '@level': 'info', '@message': control });
+  for (let i = 0; i < 400; i++) {
+    stderr.line(control, false);
+    stderr.line(hclog, false);
+    stdout(wide);
+  }
+  const written = (stream: string): number =>
+    logger.records.filter((r) => r.fields.stream === stream || (stream === 'stderr' && r.fields.stream === undefined)).reduce((sum, r) => sum + Buffer.byteLength(JSON.stringify(r.message)), 0);
+  t.true(written('stderr') <= PLUGIN_LOG_BYTES_PER_WINDOW, `stderr: ${written('stderr')} bytes logged`);
+  t.true(written('stdout') <= PLUGIN_LOG_BYTES_PER_WINDOW, `stdout: ${written('stdout')} bytes logged`);
+  t.true(written('stderr') > PLUGIN_LOG_BYTES_PER_WINDOW / 2, 'the budget is still there to use');
+});
+
 test('logs: a plugin flooding its output gets a bounded number of lines and bytes logged per window, and the host says how many it left out', (t) => {
   // Attack: empty lines at full speed; the host logged 450,000 records (32 MiB) a second, filling its disk
   // (and with it the audit log's, which then stops every launch: A8) at the plugin's pace.
@@ -103,10 +124,10 @@ test('logs: a plugin flooding its output gets a bounded number of lines and byte
     ],
   );
 
-  // Long lines count by their size.
+  // Long lines count by their size, as written (a JSON string: with its quotes).
   now += PLUGIN_LOG_WINDOW_MS;
   logger.records.length = 0;
   const long = 'x'.repeat(64 * 1024);
   for (let i = 0; i < 1000; i++) stderr.line(long, true);
-  t.is(logger.records.length, PLUGIN_LOG_BYTES_PER_WINDOW / long.length);
+  t.is(logger.records.length, Math.floor(PLUGIN_LOG_BYTES_PER_WINDOW / (long.length + 2)));
 });
