@@ -22,7 +22,7 @@
  * signed by the current epoch's Ed25519 key, which then makes way for the next (sealing.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { constants, fstatSync, fsyncSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { GatehouseError } from '../errors.js';
@@ -215,7 +215,7 @@ export async function openAuditLog(path: string, options: AuditLogOptions = {}):
     log?.abandon();
     seal?.sealer.destroy();
     await handle?.close();
-    if (mark !== undefined) await rm(mark, { force: true });
+    if (mark !== undefined) await rm(mark.path, { force: true });
     throw error;
   }
 }
@@ -328,8 +328,20 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
 
 /** This writer's mark (none without /proc), and the pids of earlier writers that ended without closing the log. */
 interface WriterClaim {
-  mark: string | undefined;
+  mark: WriterMark | undefined;
   notClosedBy: number[];
+}
+
+/** A mark's token: 16 random bytes in hex. */
+const MARK_TOKEN_CHARS = 32;
+
+/**
+ * This writer's mark: its path, and the random token written in it (another writer's mark may later take the same
+ * name, and the file system reuse its inode number).
+ */
+interface WriterMark {
+  path: string;
+  token: string;
 }
 
 /** A writer's mark after `<log>.writer-`: pid, start time and, since marks name it, the pid's scope. */
@@ -348,6 +360,7 @@ const WRITER_MARK = new RegExp(`^([0-9]+)-([0-9]+)(?:-(${PID_SCOPE_PATTERN}))?$`
 async function claimWriter(path: string): Promise<WriterClaim> {
   const [started, scope] = await Promise.all([processStartTime(process.pid), pidScope()]);
   if (started === undefined) return { mark: undefined, notClosedBy: [] };
+  const token = randomBytes(16).toString('hex');
   const directory = dirname(path);
   const prefix = `${basename(path)}.writer-`;
   const mark = `${path}.writer-${process.pid}-${started}${scope === undefined ? '' : `-${scope}`}`;
@@ -355,7 +368,12 @@ async function claimWriter(path: string): Promise<WriterClaim> {
     new GatehouseError('AUDIT_IN_USE', `audit log ${path} is in use by process ${pid}${who}: one writer per file, or its chain forks; close that log first, or open another file`);
   try {
     // O_EXCL: the mark exists already only when this process holds the log through another open.
-    await (await open(mark, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600)).close();
+    const made = await open(mark, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    try {
+      await made.writeFile(token);
+    } finally {
+      await made.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw inUse(process.pid, ' (this one)');
     throw new GatehouseError('AUDIT_WRITE_FAILED', `audit log ${path} cannot be marked as in use: ${(error as Error).message} (its directory must be writable)`, { cause: error });
@@ -390,7 +408,7 @@ async function claimWriter(path: string): Promise<WriterClaim> {
       notClosedBy.push(pid);
       await rm(join(directory, name), { force: true });
     }
-    return { mark, notClosedBy };
+    return { mark: { path: mark, token }, notClosedBy };
   } catch (error) {
     await rm(mark, { force: true });
     if (error instanceof GatehouseError) throw error;
@@ -472,7 +490,7 @@ async function readTail(handle: FileHandle, path: string, size: number): Promise
 class FileAuditLog implements AuditLog {
   readonly #path: string;
   readonly #handle: FileHandle;
-  readonly #mark: string | undefined;
+  readonly #mark: WriterMark | undefined;
   /** Stops refreshing the mark: a writer in another container or machine tells a live holder by it. */
   readonly #stopLease: () => void;
   readonly #onError: ((error: GatehouseError) => void) | undefined;
@@ -509,7 +527,7 @@ class FileAuditLog implements AuditLog {
     path: string,
     handle: FileHandle,
     /** This writer's mark beside the log (claimWriter), removed on close. */
-    mark: string | undefined,
+    mark: WriterMark | undefined,
     logId: string,
     tail: { seq: number; lineHash: string } | undefined,
     /** The file's size when opened: where this writer's first line lands. */
@@ -524,7 +542,7 @@ class FileAuditLog implements AuditLog {
     this.#path = path;
     this.#handle = handle;
     this.#mark = mark;
-    this.#stopLease = mark === undefined ? () => {} : holdLease(mark);
+    this.#stopLease = mark === undefined ? () => {} : holdLease(mark.path);
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -596,6 +614,11 @@ class FileAuditLog implements AuditLog {
     // (a write is then nearly always in flight) lost its kill records when this gave up at once.
     const landedEnd = this.#writingTo === undefined ? this.#fileEnd : this.#waitForLanding(this.#writingTo);
     if (landedEnd === undefined) return false;
+    // As in #drain: a log another writer took over gets no more lines from this one.
+    if (!this.#holdsMarkSync()) {
+      this.#fail(new Error(this.#markLost()));
+      return false;
+    }
     // Lines queued behind that write would die with the process: they go first, in chain order.
     const lines: Buffer[] = this.#queue.map((entry) => entry.bytes);
     this.#queue = [];
@@ -721,6 +744,12 @@ class FileAuditLog implements AuditLog {
   async #drain(): Promise<void> {
     try {
       while (this.#queue.length > 0 && this.#failure === undefined) {
+        // Attack (or a pause): a writer whose lease lapsed (its container frozen past LEASE_EXPIRY_MS) had its mark
+        // taken over by a host elsewhere, which now appends; writing on would fork the chain for good.
+        if (!(await this.#holdsMark())) {
+          this.#fail(new Error(this.#markLost()));
+          break;
+        }
         const batch = this.#queue;
         this.#queue = [];
         this.#queuedBytes = 0;
@@ -743,6 +772,45 @@ class FileAuditLog implements AuditLog {
       // Cleared in the same tick as the empty-queue check, so a record made right after starts a new loop.
       this.#draining = undefined;
     }
+  }
+
+  /** Whether our mark is still there, as we made it (none without /proc: nothing to check). */
+  async #holdsMark(): Promise<boolean> {
+    if (this.#mark === undefined) return true;
+    const path = this.#mark.path;
+    const found = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
+      .then(async (handle) => {
+        try {
+          const { buffer, bytesRead } = await handle.read(Buffer.alloc(MARK_TOKEN_CHARS + 1), 0, MARK_TOKEN_CHARS + 1, 0);
+          return buffer.subarray(0, bytesRead);
+        } finally {
+          await handle.close();
+        }
+      })
+      .catch(() => undefined);
+    return found?.toString('latin1') === this.#mark.token;
+  }
+
+  #holdsMarkSync(): boolean {
+    if (this.#mark === undefined) return true;
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.#mark.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const found = Buffer.alloc(MARK_TOKEN_CHARS + 1);
+      const read = readSync(fd, found, 0, found.length, 0);
+      return found.subarray(0, read).toString('latin1') === this.#mark.token;
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+
+  #markLost(): string {
+    return (
+      `its writer mark ${this.#mark?.path ?? ''} was removed or replaced: another host took the log over (this one did not refresh the mark ` +
+      `for ${LEASE_EXPIRY_MS / 1000} s: paused or frozen?), so this one stops recording rather than fork the chain; open a new log`
+    );
   }
 
   #fail(cause: unknown): void {
@@ -795,7 +863,8 @@ class FileAuditLog implements AuditLog {
       } finally {
         await this.#handle.close();
         this.#stopLease();
-        if (this.#mark !== undefined) await rm(this.#mark, { force: true });
+        // Only our own: a mark of the same name made since is another writer's, which holds the log now.
+        if (this.#mark !== undefined && (await this.#holdsMark())) await rm(this.#mark.path, { force: true });
       }
     })();
     return this.#closing;

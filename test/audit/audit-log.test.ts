@@ -398,3 +398,26 @@ test("another user's files named like writer marks hold nothing: in a shared dir
   t.false('notClosedBy' in (reopened.at(-1) ?? {}), 'nor taken for writers that never closed the log');
   t.like(await verifyAuditLog(path), { ok: true });
 });
+
+test('a writer whose mark was taken over (its lease lapsed while it was paused, and another host took the log) stops rather than fork the chain', async (t) => {
+  if (process.platform !== 'linux') {
+    t.pass('needs /proc for writer marks');
+    return;
+  }
+  const path = await tempLogPath(t);
+  const errors: GatehouseError[] = [];
+  const first = await openAuditLog(path, { onError: (error) => errors.push(error) });
+  const [mark] = readdirSync(dirname(path)).filter((name) => name.includes('.writer-'));
+  // What a host in another container does with a mark not refreshed for LEASE_EXPIRY_MS (this one's was frozen): removes it, and writes.
+  rmSync(join(dirname(path), mark as string));
+  const second = await openAuditLog(path);
+  second.record(oneOfEach[0] as AuditEvent);
+  // Its mark has the same name here (same process): only its identity tells them apart.
+  t.true(existsSync(join(dirname(path), mark as string)));
+  first.record(oneOfEach[1] as AuditEvent);
+  await t.throwsAsync(first.flush());
+  await second.close();
+  await first.close().catch(() => undefined);
+  t.true(errors.some((error) => isGatehouseError(error, 'AUDIT_WRITE_FAILED') && /took the log over/.test(error.message)), errors.map(String).join('; '));
+  t.like(await verifyAuditLog(path), { ok: true, records: 3 });
+});
