@@ -414,8 +414,15 @@ test('a writer whose mark was taken over (its lease lapsed while it was paused, 
   second.record(oneOfEach[0] as AuditEvent);
   // Its mark has the same name here (same process): only its identity tells them apart.
   t.true(existsSync(join(dirname(path), mark as string)));
-  first.record(oneOfEach[1] as AuditEvent);
-  await t.throwsAsync(first.flush());
+  // The first writer was frozen past the lease (that is how its mark lapsed): its monotonic clock moved on meanwhile.
+  const now = performance.now.bind(performance);
+  performance.now = () => now() + 2 * LEASE_EXPIRY_MS;
+  try {
+    first.record(oneOfEach[1] as AuditEvent);
+    await t.throwsAsync(first.flush());
+  } finally {
+    performance.now = now;
+  }
   await second.close();
   await first.close().catch(() => undefined);
   t.true(errors.some((error) => isGatehouseError(error, 'AUDIT_WRITE_FAILED') && /took the log over/.test(error.message)), errors.map(String).join('; '));
