@@ -144,6 +144,7 @@ class InProcessPlugin implements TestPlugin {
       checkAddress: async (_network, address) => ({ address, release: async () => {} }),
       liveness: this.liveness,
       dialTimeoutMs: DEFAULT_BROKER_DIAL_TIMEOUT_MS,
+      peerIsPlugin: true,
     });
   }
 

@@ -83,6 +83,8 @@ export class PluginSession {
       multiplexer.attach(multiplexed.session);
     }
     this.broker = new GrpcBroker({
+      // A plugin's streams on what the host serves are capped: it is the side the host guards against.
+      peerIsPlugin: true,
       tls: identity && pluginCertificateDer ? { own: identity, peerCertificateDer: pluginCertificateDer } : undefined,
       socketDir: () => spec.hostSockets.path(),
       ...(spec.socketGroup !== undefined ? { socketGroup: spec.socketGroup } : {}),

@@ -45,8 +45,8 @@ export interface ServeOptions {
   /** Largest message accepted or sent, in bytes, here and on brokered connections (default 16 MiB). */
   maxMessageBytes?: number;
   /**
-   * Extra grpc-js server options for the plugin's server and its brokered servers, passed through;
-   * `grpc.max_concurrent_streams` is 100 per connection unless given here (MAX_PEER_CONCURRENT_STREAMS).
+   * Extra grpc-js server options for the plugin's server and its brokered servers, passed through (no limit on
+   * the streams its host holds open unless `grpc.max_concurrent_streams` is given here).
    */
   serverOptions?: grpc.ServerOptions;
   /** Extra grpc-js channel options for the connections the plugin dials through the broker. */
@@ -223,6 +223,8 @@ export async function startServing(options: ServeOptions, context: ServeContext)
         })
       : undefined;
     const broker = new GrpcBroker({
+      // The host dials what the plugin serves: its own host, whose streams go-plugin never caps either.
+      peerIsPlugin: false,
       tls,
       // The plugin's own private directory, made above.
       socketDir: async () => socketDir,
@@ -238,7 +240,7 @@ export async function startServing(options: ServeOptions, context: ServeContext)
       ...(multiplex ? { multiplexer: multiplex } : {}),
     });
 
-    const server = peerServer(options.serverOptions ?? {}, maxMessageBytes);
+    const server = peerServer(options.serverOptions ?? {}, maxMessageBytes, false);
     server.addService(healthService, healthImplementation());
     server.addService(controllerService, controllerImplementation(() => void shutdown()));
     server.addService(brokerService, brokerImplementation(broker));

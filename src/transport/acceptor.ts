@@ -16,14 +16,15 @@ export interface PeerTls {
 /**
  * Every gRPC server of ours that a peer reaches (a plugin's main server, the services either side serves
  * through the broker): the caller's grpc-js options, messages bounded to `maxMessageBytes` either way, and
- * at most MAX_PEER_CONCURRENT_STREAMS streams open at once per connection unless the caller names its own
- * `grpc.max_concurrent_streams`.
+ * with `capStreams` (a host's servers, which a plugin dials) at most MAX_PEER_CONCURRENT_STREAMS streams open
+ * at once per connection unless the caller names its own `grpc.max_concurrent_streams`. A plugin's servers
+ * face its own host, which may hold more long-lived streams than that (go-plugin hosts have no such limit).
  */
-export function peerServer(options: grpc.ServerOptions, maxMessageBytes: number): grpc.Server {
+export function peerServer(options: grpc.ServerOptions, maxMessageBytes: number, capStreams: boolean): grpc.Server {
   return new grpc.Server({
-    // Attack: a peer opening streams it never ends, each a call's state in our memory for a few bytes of
+    // Attack: a plugin opening streams it never ends, each a call's state in the host's memory for a few bytes of
     // HEADERS (grpc-js sets no limit: 300,000 streams on one connection grew a host's brokered server to 1.6 GiB).
-    'grpc.max_concurrent_streams': MAX_PEER_CONCURRENT_STREAMS,
+    ...(capStreams ? { 'grpc.max_concurrent_streams': MAX_PEER_CONCURRENT_STREAMS } : {}),
     ...options,
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,

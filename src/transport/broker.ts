@@ -75,6 +75,8 @@ export interface BrokerSettings {
   multiplexer?: BrokerMultiplexer;
   /** A peer dialed a service this side serves under `id` and refused this side's certificate. */
   onCertificateRefused?: (id: number, error: Error) => void;
+  /** Whether the peer is a plugin, whose streams on what this side serves are capped (peerServer). */
+  peerIsPlugin: boolean;
 }
 
 export interface DialOptions {
@@ -186,7 +188,7 @@ export class GrpcBroker implements Broker {
     if (this.served.has(id)) throw new GatehouseError('INVALID_OPTIONS', `broker id ${id} is already served`);
 
     const { tls } = this.settings;
-    const server = peerServer(this.settings.serverOptions, this.settings.maxMessageBytes);
+    const server = peerServer(this.settings.serverOptions, this.settings.maxMessageBytes, this.settings.peerIsPlugin);
     for (const service of services) server.addService(service.definition, service.implementation as grpc.UntypedServiceImplementation);
     // Only the peer's own certificate may call what we serve, as on the main connection.
     const { onCertificateRefused } = this.settings;

@@ -20,6 +20,7 @@ test('broker stream: a plugin that knocks without end and never reads the acknow
   );
   const calls = { bidiStream: () => stream } as unknown as CallPath;
   const broker: GrpcBroker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => dir,
     maxMessageBytes: 1 << 20,

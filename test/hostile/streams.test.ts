@@ -1,5 +1,5 @@
 // A peer holding streams open on one connection to a gRPC server of ours: the host's brokered servers
-// (a plugin dials them) and serve()'s server (the host dials it). Each open stream costs the server a call's
+// (a plugin dials them) cap them; serve()'s server (the plugin's own host dials it) does not. Each open stream costs the server a call's
 // state; the peer pays a few bytes of HEADERS for it.
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as net from 'node:net';
@@ -111,6 +111,7 @@ test('streams: a plugin holding streams open on a connection to a host brokered 
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-streams-'));
   const held = { count: 0 };
   const broker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => dir,
     maxMessageBytes: 1024,
@@ -131,7 +132,9 @@ test('streams: a plugin holding streams open on a connection to a host brokered 
   }
 });
 
-test("streams: a host holding streams open on its connection to serve()'s server gets at most MAX_PEER_CONCURRENT_STREAMS of them", async (t) => {
+// The plugin's own host is not capped: it is the side the plugin trusts (it holds the plugin's key and can kill it),
+// and go-plugin hosts hold as many long-lived streams as they need; capped, its 101st call stalled until its deadline.
+test("streams: serve()'s server takes more than MAX_PEER_CONCURRENT_STREAMS streams at once from its own host", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-streams-'));
   const held = { count: 0 };
   const cookie = { key: 'GATEHOUSE_STREAMS_TEST', value: 'streams' };
@@ -150,7 +153,10 @@ test("streams: a host holding streams open on its connection to serve()'s server
     },
   );
   try {
-    await assertBounded(t, parseHandshakeLine(line, [1]).address, held);
+    const wanted = 2 * MAX_PEER_CONCURRENT_STREAMS;
+    const { refused } = await holdStreams(parseHandshakeLine(line, [1]).address, holdService.Hold.path, wanted, held);
+    t.is(refused, 0);
+    t.true(await waitUntil(() => held.count >= wanted, SETTLE_MS), `the plugin took ${held.count} of ${wanted} streams`);
   } finally {
     await started.shutdown();
     await rm(dir, { recursive: true, force: true });

@@ -98,6 +98,7 @@ test('multiplex: a dial that has failed knocks no more: a plugin slow to acknowl
   const hostSide = new BrokerMultiplex((info) => knocks.push(info), { bridgeDir: dir, knockTimeoutMs: 60_000 });
   hostSide.attach(host);
   const broker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => dir,
     maxMessageBytes: 1024,
@@ -126,6 +127,7 @@ test('multiplex: knocks the peer never acknowledges leave nothing behind, whatev
   const hostSide = new BrokerMultiplex(() => {}, { bridgeDir: dir, knockTimeoutMs: 10 });
   hostSide.attach(host);
   const broker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => dir,
     maxMessageBytes: 1024,

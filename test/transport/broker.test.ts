@@ -7,6 +7,7 @@ import { brokerService, connInfoCodec } from '../../src/transport/broker-protoco
 test('broker: announcements nobody dials are kept up to 64, the newest; older ones are forgotten', async (t) => {
   // Attack: a peer flooding the broker stream with ConnInfo for ids nobody will dial, to grow our memory.
   const broker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => '/nonexistent',
     maxMessageBytes: 1024,
@@ -44,6 +45,7 @@ test('broker: dials the peer never answers leave nothing behind, whatever ids it
   // Attack: a plugin handing the host ever new ids to dial (a callback it "serves") and announcing none;
   // each failed dial kept an entry for its id for good (200,000 ids: 13 MiB of the host's heap).
   const broker = new GrpcBroker({
+    peerIsPlugin: true,
     tls: undefined,
     socketDir: async () => '/nonexistent',
     maxMessageBytes: 1024,
