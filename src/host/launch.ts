@@ -122,8 +122,15 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
  * is left behind.
  */
 export async function launch(options: LaunchOptions): Promise<Plugin> {
-  const config = resolveOptions(options);
   const audit = options.audit;
+  let config: ResolvedOptions;
+  try {
+    config = resolveOptions(options);
+  } catch (error) {
+    // Every refusal is recorded, a host's own bad options included: an auditor must see what was never started.
+    recordRefusal(audit, { plugin: refusedName(options) }, error);
+    throw error;
+  }
   // Fail closed: a host that gave an audit log starts nothing its log cannot record (a full disk stopped it).
   if (audit?.failure !== undefined) {
     throw new GatehouseError(
@@ -420,6 +427,14 @@ function resolveOptions(options: LaunchOptions): ResolvedOptions {
 const INTERPRETERS = new Set(['node', 'nodejs', 'python', 'python3']);
 
 /** The command's file name, or for an interpreter the script it runs: "plugin.js", not "node". */
+/** The name a launch refused for its options is recorded under: the one it would have had, as far as the options say. */
+function refusedName(options: LaunchOptions): string {
+  if (typeof options.name === 'string') return options.name;
+  if (typeof options.command !== 'string') return 'unnamed';
+  const args = Array.isArray(options.args) ? options.args.filter((arg): arg is string => typeof arg === 'string') : [];
+  return defaultPluginName(options.command, args);
+}
+
 export function defaultPluginName(command: string, args: readonly string[]): string {
   const script = args.find((arg) => !arg.startsWith('-'));
   const interpreter = command === process.execPath || INTERPRETERS.has(basename(command));

@@ -1,6 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { hostname, tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import test from 'ava';
 import { launch, openAuditLog, verifyAuditLog } from '../../src/index.js';
 import { KV_COOKIE } from '../../examples/kv/kv.js';
@@ -49,6 +49,16 @@ test('audit: a refused plugin leaves a refusal record with its code', async (t) 
   await log.close();
   const refusal = (await recordTypes(path)).find((r) => r.type === 'refusal');
   t.is(refusal?.code, 'ADDRESS_NOT_LOOPBACK');
+});
+
+test('audit: a launch refused for its options, before anything is made, leaves a refusal record too', async (t) => {
+  const { path, log } = await auditedLog(t);
+  // Every refusal is recorded (docs/audit.md): a host's bad configuration is one an auditor must see as well.
+  await t.throwsAsync(launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, startTimeoutMs: -1, audit: log }), { code: 'INVALID_OPTIONS' });
+  await t.throwsAsync(launch({ name: 'relative', command: 'kv-plugin', cookie: KV_COOKIE, audit: log }), { code: 'INVALID_OPTIONS' });
+  await log.close();
+  const refusals = (await recordTypes(path)).filter((r) => r.type === 'refusal');
+  t.like(refusals, [{ plugin: basename(kvPluginScript), code: 'INVALID_OPTIONS' }, { plugin: 'relative', code: 'INVALID_OPTIONS' }]);
 });
 
 test('audit: no record carries the environment or a private key', async (t) => {
