@@ -11,8 +11,11 @@ import { ServerError } from './errors.js';
 export interface ServerConfig {
   /** Loopback only; 0 picks a free port. */
   port: number;
-  /** The signed release of the engines: its manifest (signatures beside it) and the trusted public keys. */
-  release: { manifest: string; trustedKeysDir: string };
+  /**
+   * The signed release of the engines: its manifest (signatures beside it), the trusted public keys, and how many
+   * of them must have signed it (K of N; 1 when missing, as in a config written before it existed).
+   */
+  release: { manifest: string; trustedKeysDir: string; threshold?: number };
   /** SHA-256 of the root token; the token itself is shown once, at init. */
   rootTokenSha256: string;
   /** 'auto' sandboxes engines when bubblewrap is installed (and says so when it is not). */
@@ -61,6 +64,8 @@ export interface InitOptions {
 
 /** Creates a server home; returns the root token, which is stored nowhere. */
 export async function initHome(options: InitOptions): Promise<{ rootToken: string }> {
+  const threshold = options.release.threshold ?? 1;
+  if (!Number.isSafeInteger(threshold) || threshold < 1) throw new ServerError(400, 'invalid_config', `threshold must be a positive integer, got ${JSON.stringify(threshold)}`);
   for (const path of [options.home, options.release.manifest, options.release.trustedKeysDir, ...(options.sealDir ? [options.sealDir] : [])]) {
     if (!isAbsolute(path)) throw new ServerError(400, 'invalid_config', `${path}: paths in the config must be absolute`);
   }
@@ -71,7 +76,7 @@ export async function initHome(options: InitOptions): Promise<{ rootToken: strin
   const { token, sha256 } = newRootToken();
   const config: ServerConfig = {
     port: options.port ?? 8200,
-    release: options.release,
+    release: { ...options.release, threshold },
     rootTokenSha256: sha256,
     sandbox: options.sandbox ?? 'auto',
     sealDir: options.sealDir ?? join(defaultSealRoot(), 'secrets-server', randomUUID()),
@@ -126,7 +131,12 @@ export async function loadConfig(home: string): Promise<ServerConfig> {
   if (typeof config.rootTokenSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(config.rootTokenSha256) || !config.release || !config.limits || typeof config.sealDir !== 'string' || !isAbsolute(config.sealDir)) {
     throw new ServerError(500, 'invalid_config', `${home}/config.json: missing rootTokenSha256, release, limits or an absolute sealDir`);
   }
-  return { ...config, limits: checkedLimits(home, config.limits) };
+  const threshold = config.release.threshold ?? 1;
+  // A threshold that is not a count (a string, 0, a fraction) must not stand for "any one key" unnoticed.
+  if (!Number.isSafeInteger(threshold) || threshold < 1) {
+    throw new ServerError(500, 'invalid_config', `${home}/config.json: release.threshold must be a positive integer, got ${JSON.stringify(threshold)} (how many of the trusted keys must sign a release)`);
+  }
+  return { ...config, release: { ...config.release, threshold }, limits: checkedLimits(home, config.limits) };
 }
 
 const KNOWN_LIMITS = [...Object.keys(DEFAULT_LIMITS), 'idleTimeoutMs'];

@@ -59,6 +59,8 @@ export function selectEntry(plugin: unknown, version: unknown): string {
 export interface MountsOptions {
   manifestPath: string;
   trustedKeys: readonly MinisignPublicKey[];
+  /** How many distinct trusted keys must have signed the release (K of N). */
+  threshold: number;
   rollback: RollbackState;
   store: LogStore;
   audit: AuditLog;
@@ -230,7 +232,8 @@ export class Mounts {
       const plugin = await launchVerified({
         manifestPath: this.options.manifestPath,
         plugin: entry,
-        policy: { trustedKeys: this.options.trustedKeys, state: this.options.rollback },
+        // K of N at every start, restarts included: one stolen release key must not be enough to run code here.
+        policy: { trustedKeys: this.options.trustedKeys, threshold: this.options.threshold, state: this.options.rollback },
         seal: { parentDir: this.options.sealDir },
         cookie: ENGINE_COOKIE,
         // Nothing of the server's environment (tokens, paths) reaches an engine.

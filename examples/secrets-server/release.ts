@@ -22,6 +22,8 @@ export interface ReleaseOptions {
   outDir: string;
   engines: readonly EngineBuild[];
   secretKey: MinisignSecretKey;
+  /** Further signers, for a host that requires K of N keys: each signature goes in manifest.json.<KEYID>.minisig. */
+  cosigners?: readonly MinisignSecretKey[];
   /** The manifest version: only ever goes up (hosts refuse a lower one). */
   manifestVersion: number;
   expires?: Date;
@@ -70,5 +72,8 @@ export async function buildRelease(options: ReleaseOptions): Promise<{ manifestP
   const manifestPath = join(options.outDir, 'manifest.json');
   await writeFile(manifestPath, text, { mode: 0o644 });
   await writeFile(`${manifestPath}.minisig`, signManifest(Buffer.from(text), options.secretKey), { mode: 0o644 });
+  for (const key of options.cosigners ?? []) {
+    await writeFile(`${manifestPath}.${key.keyId}.minisig`, signManifest(Buffer.from(text), key), { mode: 0o644 });
+  }
   return { manifestPath, files };
 }

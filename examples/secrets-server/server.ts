@@ -18,6 +18,7 @@ import { AuditHasher } from './audit-hmac.js';
 import { homePaths, loadConfig, REQUEST_TIMEOUT_MS } from './config.js';
 import { apiHandler } from './http.js';
 import { Mounts, mountScope } from './mounts.js';
+import { ServerError } from './errors.js';
 import { LogStore } from './store.js';
 
 export interface RunningServer {
@@ -44,6 +45,15 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const config = await loadConfig(options.home);
   const paths = homePaths(options.home);
   const trustedKeys = await loadTrustedKeys(config.release.trustedKeysDir);
+  const threshold = config.release.threshold ?? 1;
+  // Said at start, not at the first mount: a threshold no set of these keys can meet would refuse every engine later.
+  if (threshold > trustedKeys.length) {
+    throw new ServerError(
+      500,
+      'invalid_config',
+      `${options.home}/config.json: release.threshold is ${threshold} but ${config.release.trustedKeysDir} holds ${trustedKeys.length} trusted key${trustedKeys.length === 1 ? '' : 's'}; add the other signers' .pub files there, or lower the threshold`,
+    );
+  }
   const hasher = new AuditHasher(await readFile(paths.auditKey));
   const logger = options.logger ?? silentish(say);
   let auditFailure: GatehouseError | undefined;
@@ -67,6 +77,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   // The copies a killed server left there go at the first seal (the library's own sweep of dead hosts' copies).
   const sealDir = await prepareSealRoot({ parentDir: config.sealDir, ...(config.pluginUser ? { group: config.pluginUser.gid } : {}) });
 
+  // Shown at every start: whether one stolen release key is enough to run code here is the operator's first question.
+  say(`releases need ${threshold} signature${threshold === 1 ? '' : 's'} of the ${trustedKeys.length} trusted key${trustedKeys.length === 1 ? '' : 's'} in ${config.release.trustedKeysDir} (release.threshold)`);
   const bwrap = config.sandbox !== 'off' && BWRAP_PATHS.some((path) => existsSync(path));
   if (config.sandbox === 'required' && !bwrap) throw new Error('sandbox "required" but bubblewrap (bwrap) is not installed');
   if (bwrap) say('engines run in a bubblewrap sandbox (no network, no view of the host\'s files or processes)');
@@ -78,6 +90,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const mounts = new Mounts({
     manifestPath: config.release.manifest,
     trustedKeys,
+    threshold,
     rollback: new FileRollbackState(paths.rollback),
     store,
     audit,
