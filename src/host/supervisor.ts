@@ -239,7 +239,9 @@ export class PluginSupervisor {
    * new calls go to the new instance at once, and the old one is stopped once its calls are done.
    */
   async reload(start: SupervisorOptions['start'] = this.starter): Promise<void> {
-    this.checkUsable();
+    // Not checkUsable(): a down plugin may be reloaded. Once its cause is fixed (a release reinstalled, say), a reload
+    // is the host's one way back: a start that works makes it running with a full budget, one that fails leaves it down.
+    if (this.stateValue === 'stopped') throw this.stoppedError();
     // One reload at a time: two overlapping ones could leave the older version running.
     while (this.reloading) await this.reloading.catch(() => {});
     const reloading = this.doReload(start);
@@ -251,7 +253,7 @@ export class PluginSupervisor {
     }
   }
 
-  /** Leaves the down state: the next call starts the plugin again with a full restart budget. */
+  /** Leaves the down state: the next call starts the plugin again with a full restart budget (reload() also leaves it, at once). */
   reset(): void {
     if (this.stateValue !== 'down') return;
     this.failures = 0;
@@ -310,7 +312,7 @@ export class PluginSupervisor {
       throw new GatehouseError(
         'PLUGIN_DOWN',
         `plugin ${this.name} is down after ${this.settings.restart.maxAttempts} failed restarts` +
-          `${this.lastError ? ` (last: ${this.lastError.message})` : ''}; fix the cause, then reset() it`,
+          `${this.lastError ? ` (last: ${this.lastError.message})` : ''}; fix the cause, then reset() or reload() it`,
       );
     }
   }
@@ -456,7 +458,7 @@ export class PluginSupervisor {
       `plugin ${this.name} (pid ${instance.plugin.pid}) ${instance.killing ? 'was killed during the call, after failing its health check' : 'crashed during the call'}` +
         `${exit ? ` (${describeExit(exit)})` : ''}${said(tail)}` +
         // The exit awaited above has been counted: a crash that spends the restart budget says down, not restarting.
-        (this.stateValue === 'down' ? '; restarts ran out: it is down until reset()' : '; it is being restarted, retry the call'),
+        (this.stateValue === 'down' ? '; restarts ran out: it is down until reset() or reload()' : '; it is being restarted, retry the call'),
       { cause, details: { stderrTail: tail, ...(exit ? { exitStatus: exit } : {}) } },
     );
   }

@@ -151,6 +151,28 @@ test('supervisor: restarts are bounded; then the plugin is down until reset()', 
   t.is((await get('back')).value.toString(), 'back');
 });
 
+test('supervisor: a down plugin comes back with reload(): a start that works makes it running with a full budget, one that fails leaves it down', async (t) => {
+  let broken = true;
+  const { supervisor, events, get } = supervised({
+    restart: { maxAttempts: 1, initialDelayMs: 10 },
+    start: (context) => (broken ? Promise.reject(new GatehouseError('MANIFEST_ROLLBACK', 'manifest version 2 is older than version 3')) : hostileKV(context)),
+  });
+  t.teardown(() => supervisor.stop());
+  await t.throwsAsync(get('a'));
+  t.true(await waitUntil(() => supervisor.state === 'down', 10_000), supervisor.state);
+  // A host whose operator fixed the release has one action to take: reload. A reload that still fails is refused, still down.
+  const still = await t.throwsAsync(supervisor.reload());
+  t.true(isGatehouseError(still, 'MANIFEST_ROLLBACK'), String(still));
+  t.is(supervisor.state, 'down');
+  t.like(events.at(-1), { type: 'refused', during: 'reload', code: 'MANIFEST_ROLLBACK' });
+  t.regex((await t.throwsAsync(get('b')))?.message ?? '', /down .*reset\(\) or reload\(\)/);
+  broken = false;
+  await supervisor.reload();
+  t.like(supervisor.status(), { state: 'running', lastError: undefined });
+  t.like(events.at(-1), { type: 'reloaded', previousPid: undefined });
+  t.is((await get('back')).value.toString(), 'back');
+});
+
 test('supervisor: a restart whose plugin dies before its start returns is a failed restart: backed off, bounded, then down', async (t) => {
   let starts = 0;
   const { supervisor, events, get } = supervised({
