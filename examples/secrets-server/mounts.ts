@@ -156,9 +156,15 @@ export class Mounts {
   /** One request below a mount, handed to its engine. */
   async handle(path: string, operation: string, subpath: string, body: Buffer): Promise<{ status: number; body: Buffer }> {
     const mount = this.get(path);
-    return mount.supervisor.call((plugin, callOptions) =>
-      plugin.client(engine).Handle({ operation, path: subpath, body, storage_id: STORAGE_BROKER_ID }, callOptions),
-    );
+    try {
+      return await mount.supervisor.call((plugin, callOptions) =>
+        plugin.client(engine).Handle({ operation, path: subpath, body, storage_id: STORAGE_BROKER_ID }, callOptions),
+      );
+    } catch (error) {
+      // The library's way back from down is reload(); the operator's is this route, which the reply names.
+      if (isGatehouseError(error, 'PLUGIN_DOWN')) throw new ServerError(503, 'plugin_down', `${error.message}. ${reloadAdvice(path)}`, { cause: error });
+      throw error;
+    }
   }
 
   list(): MountInfo[] {
@@ -213,7 +219,8 @@ export class Mounts {
   private create(spec: MountSpec, entry: string): Mount {
     const mount: Mount = { spec, entry, verified: undefined, storage: new MountStorage(this.options.store, spec.path, this.options.quota) } as Mount;
     mount.supervisor = supervise({
-      name: `${spec.path}/ (${entry})`,
+      // Without the version: the name is fixed for the mount's life, and a reload changes the version.
+      name: `${spec.path}/ (${spec.plugin})`,
       start: this.starter(mount, entry),
       callTimeoutMs: this.options.callTimeoutMs,
       maxConcurrentCalls: this.options.maxConcurrentCalls,
@@ -255,6 +262,11 @@ export class Mounts {
       return plugin;
     };
   }
+}
+
+/** What an operator does about a down mount, in the server's terms. */
+export function reloadAdvice(path: string): string {
+  return `Fix the cause, then POST /v1/sys/plugins/reload/${path} starts it again (GET /v1/sys/plugins shows its last error)`;
 }
 
 /** Where a mount's keys live in the store: no mount path is a prefix of another's, thanks to the slash. */

@@ -17,7 +17,7 @@ import {
 import { AuditHasher } from './audit-hmac.js';
 import { homePaths, loadConfig, REQUEST_TIMEOUT_MS } from './config.js';
 import { apiHandler } from './http.js';
-import { Mounts, mountScope } from './mounts.js';
+import { Mounts, mountScope, reloadAdvice } from './mounts.js';
 import { ServerError } from './errors.js';
 import { LogStore } from './store.js';
 
@@ -192,7 +192,7 @@ function describeEvent(mount: string, event: SupervisorEvent): string {
     case 'refused':
       return `engine at ${mount}/ refused during ${event.during}: ${event.code}: ${event.message}`;
     case 'down':
-      return `engine at ${mount}/ is DOWN after ${event.attempts} attempts: ${event.message}`;
+      return `engine at ${mount}/ is DOWN after ${event.attempts} attempts: ${event.message}. ${reloadAdvice(mount)}`;
     case 'reloaded':
       return `engine at ${mount}/ reloaded (pid ${event.previousPid ?? '-'} -> ${event.pid})`;
     case 'stopped':

@@ -169,6 +169,35 @@ test('server: a crashed engine fails the request with its last stderr line, and 
   t.is((await s.api('GET', '/v1/bad/fine')).json.data.path, 'fine');
 });
 
+test('server: a mount whose engine is down (its release broken) comes back with a reload once the release is fixed, and its errors say so', async (t) => {
+  const s = await startTestServer(t);
+  await s.api('POST', '/v1/sys/mounts/bad', { plugin: 'bad', version: '1.0.0' });
+  // Break the release (as a wrong rollback or a damaged file would), then crash the engine: every restart is refused.
+  const file = s.files['bad-1.0.0'] as string;
+  const good = await readFile(file);
+  await appendFile(file, '\n');
+  t.is((await s.api('GET', '/v1/bad/crash')).status, 503);
+  let down;
+  for (let i = 0; i < 300 && down?.code !== 'plugin_down'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    down = (await s.api('GET', '/v1/bad/fine')).json;
+  }
+  t.is(down?.code, 'plugin_down', JSON.stringify(down));
+  // What the operator can do, in the server's terms: not the library's reset().
+  t.regex(down?.errors[0], /SIZE_MISMATCH|bytes/);
+  t.regex(down?.errors[0], /POST \/v1\/sys\/plugins\/reload\/bad/);
+  t.true(s.lines.some((line) => /engine at bad\/ is DOWN .*POST \/v1\/sys\/plugins\/reload\/bad/.test(line)), s.lines.join('\n'));
+  // A reload while the release is still broken is refused and says why; fixed, it brings the mount back.
+  const refused = await s.api('POST', '/v1/sys/plugins/reload/bad', {});
+  t.like(refused, { status: 400, json: { code: 'plugin_refused' } });
+  t.regex(refused.json.errors[0], /SIZE_MISMATCH/);
+  await writeFile(file, good);
+  const reloaded = await s.api('POST', '/v1/sys/plugins/reload/bad', {});
+  t.is(reloaded.status, 200, JSON.stringify(reloaded.json));
+  t.like(reloaded.json.data, { state: 'running' });
+  t.is((await s.api('GET', '/v1/bad/fine')).json.data.path, 'fine');
+});
+
 test('server: a tampered engine never runs; an unsigned release and an unknown version are refused at mount', async (t) => {
   const s = await startTestServer(t);
   const marker = join(s.root, 'tampered-engine-ran');
