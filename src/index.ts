@@ -10,7 +10,7 @@ export { launch, type LaunchOptions } from './host/launch.js';
 export type { IsolationOptions } from './host/isolation.js';
 export type { ProcessLimits } from './host/process-limits.js';
 export type { SandboxOptions } from './host/sandbox.js';
-export { launchVerified, type LaunchVerification, type PluginWithVerification, type VerifiedLaunchOptions } from './host/launch-verified.js';
+export { launchVerified, manifestExpiryWarning, type LaunchVerification, type PluginWithVerification, type VerifiedLaunchOptions } from './host/launch-verified.js';
 export {
   discoverVerified,
   launchDiscovered,

@@ -158,7 +158,18 @@ function route(options: ApiOptions, method: string, url: URL, authenticated: boo
   if (options.auditFailure() !== undefined) throw auditFailed();
   if (url.pathname === HEALTH_PATH) {
     if (method !== 'GET') throw methodNotAllowed(method, url);
-    return async () => json(200, { initialized: true, sealed: false, standby: false, server_time_utc: Math.floor(Date.now() / 1000) });
+    return async () => {
+      // A release about to expire is an outage waiting for the next engine restart: monitoring sees it here.
+      const release = options.mounts.releaseExpiry();
+      return json(200, {
+        initialized: true,
+        sealed: false,
+        standby: false,
+        server_time_utc: Math.floor(Date.now() / 1000),
+        release_expires_utc: release.expires === undefined ? null : Math.floor(Date.parse(release.expires) / 1000),
+        release_expiring: release.expiring,
+      });
+    };
   }
   const parts = url.pathname.split('/').slice(1);
   if (parts[0] !== 'v1') throw new ServerError(404, 'not_found', `${url.pathname}: the API is under /v1/`);

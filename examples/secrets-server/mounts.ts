@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import {
   isGatehouseError,
   launchVerified,
+  manifestExpiryWarning,
   supervise,
   type AuditLog,
   type LaunchVerification,
@@ -43,6 +44,8 @@ export interface MountInfo extends MountSpec {
   keyIds: readonly string[];
   /** When the release's manifest stops being accepted: no start of the engine after it, restarts included. */
   manifestExpires: string | undefined;
+  /** Said while the engine runs, not only at its start: its release expires within a week, or has expired. */
+  warnings: string[];
   lastError: { code: string; message: string } | undefined;
 }
 
@@ -85,7 +88,7 @@ interface Mount {
   spec: MountSpec;
   entry: string;
   supervisor: PluginSupervisor;
-  verified: Pick<LaunchVerification, 'sha256' | 'keyIds' | 'manifestExpires'> | undefined;
+  verified: Pick<LaunchVerification, 'sha256' | 'keyIds' | 'manifestExpires' | 'manifestVersion'> | undefined;
   /** Every storage view of this mount (an old and a new engine during a reload) writes through this one. */
   storage: MountStorage;
 }
@@ -167,6 +170,23 @@ export class Mounts {
     }
   }
 
+  /**
+   * For health, which monitoring polls without a token: when the earliest release a mount was verified against
+   * expires, and whether that is within the week in which the mounts warn. Times only, no mount names.
+   */
+  releaseExpiry(): { expires: string | undefined; expiring: boolean } {
+    const verified = [...this.mounts.values()].filter((mount) => mount.verified !== undefined);
+    const earliest = verified.map((mount) => mount.verified?.manifestExpires as string).sort((a, b) => Date.parse(a) - Date.parse(b))[0];
+    return { expires: earliest, expiring: verified.some((mount) => this.expiryWarning(mount).length > 0) };
+  }
+
+  private expiryWarning(mount: Mount): string[] {
+    if (mount.verified === undefined) return [];
+    const warning = manifestExpiryWarning(mount.entry, mount.verified);
+    // After a newer release is installed the running engine still names the one it was verified against: a reload moves it.
+    return warning === undefined ? [] : [`${warning}; once a newer release is installed, POST /v1/sys/plugins/reload/${mount.spec.path} moves this mount to it`];
+  }
+
   list(): MountInfo[] {
     return [...this.mounts.values()].map((mount) => this.info(mount));
   }
@@ -212,6 +232,7 @@ export class Mounts {
       sha256: mount.verified?.sha256,
       keyIds: mount.verified?.keyIds ?? [],
       manifestExpires: mount.verified?.manifestExpires,
+      warnings: this.expiryWarning(mount),
       lastError: status.lastError,
     };
   }
@@ -257,8 +278,8 @@ export class Mounts {
         await plugin.kill();
         throw error;
       }
-      const { sha256, keyIds, manifestExpires } = plugin.verification;
-      mount.verified = { sha256, keyIds, manifestExpires };
+      const { sha256, keyIds, manifestExpires, manifestVersion } = plugin.verification;
+      mount.verified = { sha256, keyIds, manifestExpires, manifestVersion };
       return plugin;
     };
   }

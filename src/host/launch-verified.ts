@@ -134,17 +134,34 @@ export async function launchVerified(options: VerifiedLaunchOptions): Promise<Pl
  * expired stays down. Said at each start within the window, in time to sign a new release.
  */
 function warnOfExpiry(options: VerifiedLaunchOptions, verification: LaunchVerification): void {
-  const left = Date.parse(verification.manifestExpires) - (options.policy.now ?? new Date()).getTime();
-  if (left >= (options.expiryWarningMs ?? DEFAULT_EXPIRY_WARNING_MS)) return;
+  const warning = manifestExpiryWarning(options.plugin, verification, { now: options.policy.now, withinMs: options.expiryWarningMs });
+  if (warning === undefined) return;
+  (options.logger ?? silentLogger).warn({ plugin: options.plugin, manifestVersion: verification.manifestVersion, expires: verification.manifestExpires }, warning);
+}
+
+/**
+ * What a host tells its operator about the manifest a running plugin was verified against, when it expires within
+ * `withinMs` (default a week) of `now` or has expired; undefined otherwise. launchVerified says it at each start, but
+ * a plugin that runs for weeks is not started again in the week before: a host that shows its plugins' state
+ * (a status page, a health check) asks this each time, so the warning is seen before the next restart fails.
+ */
+export function manifestExpiryWarning(
+  plugin: string,
+  verification: Pick<LaunchVerification, 'manifestVersion' | 'manifestExpires'>,
+  options: { now?: Date | undefined; withinMs?: number | undefined } = {},
+): string | undefined {
+  const left = Date.parse(verification.manifestExpires) - (options.now ?? new Date()).getTime();
+  if (!(left < (options.withinMs ?? DEFAULT_EXPIRY_WARNING_MS))) return undefined;
+  const advice =
+    `publish a new version and sign it (gatehouse manifest create --version ${verification.manifestVersion + 1} ` +
+    '--expires-in DAYS, then gatehouse manifest sign)';
+  if (left <= 0) {
+    return `manifest version ${verification.manifestVersion} expired at ${verification.manifestExpires}: ${plugin} runs on, but will not start again, restarts included; ${advice}`;
+  }
   const hours = Math.floor(left / 3_600_000);
   const days = Math.floor(hours / 24);
   const inTime = days > 0 ? `${days} day${days === 1 ? '' : 's'}, ${hours % 24} h` : hours > 0 ? `${hours} h` : `${Math.max(1, Math.ceil(left / 60_000))} min`;
-  (options.logger ?? silentLogger).warn(
-    { plugin: options.plugin, manifestVersion: verification.manifestVersion, expires: verification.manifestExpires },
-    `manifest version ${verification.manifestVersion} expires at ${verification.manifestExpires} (in ${inTime}): ${options.plugin} will not start again ` +
-      `after that, restarts included; publish a new version and sign it (gatehouse manifest create --version ${verification.manifestVersion + 1} ` +
-      '--expires-in DAYS, then gatehouse manifest sign)',
-  );
+  return `manifest version ${verification.manifestVersion} expires at ${verification.manifestExpires} (in ${inTime}): ${plugin} will not start again after that, restarts included; ${advice}`;
 }
 
 /**

@@ -41,7 +41,7 @@ test('http: a failure outside a request\'s own handling still answers 500 and ne
   };
   const server = createServer(
     apiHandler({
-      mounts: {} as Mounts,
+      mounts: { releaseExpiry: () => ({ expires: undefined, expiring: false }) } as unknown as Mounts,
       audit,
       hasher: new AuditHasher(Buffer.alloc(32)),
       rootTokenSha256: '0'.repeat(64),
