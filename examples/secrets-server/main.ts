@@ -13,23 +13,32 @@ import { startServer } from './server.js';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const [command, ...rest] = process.argv.slice(2);
-const { values } = parseArgs({
-  args: rest,
-  options: {
-    home: { type: 'string' },
-    manifest: { type: 'string' },
-    keys: { type: 'string' },
-    port: { type: 'string' },
-    sandbox: { type: 'string' },
-    'plugin-user': { type: 'string' },
-    out: { type: 'string' },
-    key: { type: 'string', multiple: true },
-    threshold: { type: 'string' },
-    'expires-in': { type: 'string' },
-    'manifest-version': { type: 'string' },
-    engine: { type: 'string', multiple: true },
-  },
-});
+const USAGE = 'usage: gatehouse-secrets init|serve|release [options] (see the README)';
+// An unknown or malformed option is a usage error (exit 2) naming it, never a stack trace.
+const { values } = (() => {
+  try {
+    return parseArgs({
+      args: rest,
+      options: {
+        home: { type: 'string' },
+        manifest: { type: 'string' },
+        keys: { type: 'string' },
+        port: { type: 'string' },
+        sandbox: { type: 'string' },
+        'plugin-user': { type: 'string' },
+        out: { type: 'string' },
+        key: { type: 'string', multiple: true },
+        threshold: { type: 'string' },
+        'expires-in': { type: 'string' },
+        'manifest-version': { type: 'string' },
+        engine: { type: 'string', multiple: true },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`gatehouse-secrets: ${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
+    process.exit(2);
+  }
+})();
 const need = (name: keyof typeof values): string => {
   const value = values[name];
   if (typeof value !== 'string' && !(Array.isArray(value) && value.length > 0)) {
@@ -103,7 +112,7 @@ try {
       break;
     }
     default:
-      process.stderr.write('usage: gatehouse-secrets init|serve|release [options] (see the README)\n');
+      process.stderr.write(`${USAGE}\n`);
       process.exit(2);
   }
 } catch (error) {

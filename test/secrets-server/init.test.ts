@@ -59,3 +59,16 @@ test('a config.json that is not JSON, or whose limits are not positive integers 
   await writeFile(join(home, 'config.json'), JSON.stringify({ ...valid, limits: { maxConnections: 16 } }));
   t.like((await loadConfig(home)).limits, { maxConnections: 16, headersTimeoutMs: 2000 });
 });
+
+test('gatehouse-secrets: an unknown option, --help included, is a usage error (exit 2) that names it, not a stack trace', async (t) => {
+  const run = (...args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [MAIN, ...args], { timeout: 30_000 }, (error, _stdout, stderr) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stderr }));
+    });
+  for (const args of [['init', '--help'], ['serve', '--hme', '/x']]) {
+    const { code, stderr } = await run(...args);
+    t.is(code, 2, stderr);
+    t.regex(stderr, /^gatehouse-secrets: .*(--help|--hme).*\nusage: gatehouse-secrets init\|serve\|release/);
+    t.notRegex(stderr, /\n\s+at /, 'no stack trace');
+  }
+});
