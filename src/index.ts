@@ -87,6 +87,7 @@ export {
   readSecretKeyFile,
   defaultSealRoot,
   prepareSealRoot,
+  removeOwnSealedCopies,
   sealPlugin,
   sha256File,
   signManifest,

@@ -1,7 +1,6 @@
 // The secrets server: opens a home made by initHome, restores its mounts and serves the API on loopback.
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rmdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
@@ -11,6 +10,7 @@ import {
   loadTrustedKeys,
   openAuditLog,
   prepareSealRoot,
+  removeOwnSealedCopies,
   type Logger,
   type SupervisorEvent,
 } from 'gatehouse-plugins';
@@ -149,8 +149,11 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
           server.closeAllConnections();
         });
         await mounts.stopAll();
-        await sweepSealed(sealDir);
-        // Empty now; made again at the next start (a default one would otherwise pile up under the seal root).
+        // Only this server's copies: another live server sealing here (a restored copy of this home run beside it)
+        // keeps the copies its engines were started from. The library removes a copy only after its plugin's exit is
+        // seen, which a stopping server may not wait for.
+        await removeOwnSealedCopies(sealDir);
+        // Made again at the next start (a default one would otherwise pile up under the seal root); left if not empty.
         await rmdir(sealDir).catch(() => {});
         await store.close();
         await audit.close();
@@ -170,17 +173,6 @@ function withRecovery(error: unknown, path: string): unknown {
       'move it aside (keep it: it is the trail up to the break), then start the server again, which begins a new audit log.',
     { cause: error },
   );
-}
-
-/**
- * Removes sealed copies nobody runs, all of them once every engine has stopped: the library removes a copy
- * only after its plugin's exit is seen, which a stopping server may not wait for. The directory is the
- * server's own (0700): nothing else puts files there.
- */
-async function sweepSealed(dir: string): Promise<void> {
-  for (const name of await readdir(dir)) {
-    if (name.startsWith('gatehouse-seal-')) await rm(join(dir, name), { recursive: true, force: true });
-  }
 }
 
 function describeEvent(mount: string, event: SupervisorEvent): string {

@@ -28,6 +28,7 @@ export { signBytes, verifySignature, type SignatureAlgorithm, type SignOptions, 
 export { FileRollbackState, MemoryRollbackState, type RollbackState } from './rollback-state.js';
 export { sealPlugin, type SealablePlugin, type SealedFile, type SealedPlugin, type SealOptions } from './seal.js';
 export { defaultSealRoot, prepareSealRoot, type SealRootOptions } from './seal-root.js';
+export { removeOwnSealedCopies } from './seal-owner.js';
 export { manifestFromSha256Sums, parseSha256Sums, type Sha256SumsEntry, type Sha256SumsOptions } from './sha256sums.js';
 export { signManifest } from './sign-manifest.js';
 export { verifyManifest, type ManifestPolicy, type VerifiedManifest } from './signature-policy.js';

@@ -64,3 +64,25 @@ async function sweepDeadHosts(root: string, me: Owner): Promise<void> {
     }),
   );
 }
+
+/**
+ * Removes the sealed copies this process made under `root` (a host stopping once every plugin has stopped), and
+ * nothing else: a root another live host seals into too (a restored copy of a host's config run beside the original)
+ * keeps that host's copies, which its running plugins were started from. Copies whose owner this process cannot
+ * tell (no /proc) are left, as the sweep of dead hosts leaves them.
+ */
+export async function removeOwnSealedCopies(root: string): Promise<void> {
+  const me = await owner();
+  if (me === undefined) return;
+  const names = await readdir(root).catch(() => []);
+  await Promise.all(
+    names.map(async (name) => {
+      const match = OWNED.exec(name);
+      if (match === null || match[1] !== me.scope || Number(match[2]) !== me.pid || match[3] !== me.startTime) return;
+      const path = join(root, name);
+      const stats = await lstat(path).catch(() => undefined);
+      if (stats?.isDirectory() !== true || stats.uid !== effectiveUid()) return;
+      await rm(path, { recursive: true, force: true });
+    }),
+  );
+}
