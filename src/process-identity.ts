@@ -15,22 +15,28 @@ export function statFieldsAfterName(stat: string): string[] {
  * where there is no /proc. A pid with another start time is another process that reused the number.
  */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  let stat: string;
+  return (await statFields(pid))?.[19];
+}
+
+async function statFields(pid: number): Promise<string[] | undefined> {
   try {
-    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return statFieldsAfterName(await readFile(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return undefined;
   }
-  return statFieldsAfterName(stat)[19];
 }
 
 /**
- * Whether `pid` still names the process that had `startTime` (where there is no /proc, and so no start
- * time, whether it exists at all).
+ * Whether `pid` still names the process that had `startTime`, and it has not exited (where there is no /proc, and
+ * so no start time, whether it exists at all). A zombie has exited: only its parent has not reaped it yet (a host
+ * killed by SIGKILL stays one until its parent, or a container's slow pid 1, gets to it), and its marks and locks
+ * must not hold a restarted host off meanwhile.
  */
 export async function isSameProcess(pid: number, startTime: string | undefined): Promise<boolean> {
   if (!exists(pid)) return false;
-  return (await processStartTime(pid)) === startTime;
+  const fields = await statFields(pid);
+  if (fields === undefined) return startTime === undefined;
+  return fields[0] !== 'Z' && fields[0] !== 'X' && fields[19] === startTime;
 }
 
 function exists(pid: number): boolean {
