@@ -69,7 +69,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       );
     },
   }).catch((error: unknown) => {
-    throw withRecovery(error, paths.audit);
+    throw withRecovery(error);
   });
   // Revisions per mount: an engine learns nothing of another mount's writes from its own (X4).
   const store = await LogStore.open(paths.store, { revisionScope: mountScope });
@@ -165,12 +165,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
  * An audit log the library will not append to (a last line torn by a full disk or a crash, say) as an error
  * that says what the operator does: the library leaves the broken log for a person to look at, never repairs it.
  */
-function withRecovery(error: unknown, path: string): unknown {
+function withRecovery(error: unknown): unknown {
   if (!isGatehouseError(error) || error.code !== 'AUDIT_INVALID') return error;
   return new GatehouseError(
     'AUDIT_INVALID',
-    `${error.message}. The server records every request there and does not start without it: check it with \`gatehouse audit verify ${path}\`, ` +
-      'move it aside (keep it: it is the trail up to the break), then start the server again, which begins a new audit log.',
+    // The library's message says what to do with the log; the server adds only what is its own.
+    `${error.message}; the server records every request there: started again once it is moved aside, it begins a new audit log`,
     { cause: error },
   );
 }
