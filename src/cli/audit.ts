@@ -64,6 +64,8 @@ Exit status: 0 intact and matching, 1 broken, mismatched or unreadable, 2 usage 
 See docs/audit.md for what each check does and does not prove.
 `;
 
+/** The first line of a report that --require-sealed fails. */
+const UNSEALED_HEADING = 'chain intact, but not all sealed';
 const OK_EXIT = 0;
 const BROKEN_EXIT = 1;
 const USAGE_EXIT = 2;
@@ -119,14 +121,14 @@ async function anchorFrom(values: Values): Promise<AuditAnchor | undefined> {
   return Object.keys(anchor).length === 0 ? undefined : anchor;
 }
 
-function describe(report: AuditReport): string {
+function describe(report: AuditReport, heading = 'ok'): string {
   // From the report's totals, not its list of segments, which names only the first few.
   const { segmentCount, sealedSegments, trustedSegments, sealedThrough, unsealed } = report.sealing;
   const restarts = Math.max(0, segmentCount - 1);
   const sealed = sealedSegments > 0
     ? `sealed: ${sealedThrough === 0 ? 'none yet' : `records 1 to ${sealedThrough}`}; not sealed yet: ${unsealed} after it; ${segmentCount} segment(s) (${restarts} restart(s)), first keys ${trustedSegments === segmentCount ? 'from the sealing-key file' : 'taken from the log itself (pass --sealing-key to check them)'}`
     : 'sealed: no (the log has no checkpoints)';
-  return `ok: ${report.records} records\nlog id: ${report.logId}\nlast hash: ${report.lastHash}\n${sealed}\n`;
+  return `${heading}: ${report.records} records\nlog id: ${report.logId}\nlast hash: ${report.lastHash}\n${sealed}\n`;
 }
 
 function failureLine(failure: AuditFailure): string {
@@ -194,12 +196,13 @@ export async function auditCommand(
     if (timeline !== undefined) {
       const shown = timeline.finish();
       if (json) io.stdout.write(jsonLine(unsealed === undefined ? { report: result, timeline: shown } : { ok: false, ...unsealed, report: result }));
-      else if (unsealed !== undefined) io.stdout.write(`${describe(result)}not sealed: ${unsealed.reason} [${unsealed.code}]\nnothing shown: --require-sealed\n`);
+      else if (unsealed !== undefined) io.stdout.write(`${describe(result, UNSEALED_HEADING)}not sealed: ${unsealed.reason} [${unsealed.code}]\nnothing shown: --require-sealed\n`);
       else io.stdout.write(`${describe(result)}${formatTimeline(shown)}`);
     } else if (json) {
       io.stdout.write(jsonLine(unsealed === undefined ? result : { ...result, ok: false, ...unsealed }));
     } else {
-      io.stdout.write(describe(result));
+      // A run that fails must not open with "ok": a reader who stops at the first line would take it for a pass.
+      io.stdout.write(describe(result, unsealed === undefined ? 'ok' : UNSEALED_HEADING));
       if (unsealed !== undefined) io.stdout.write(`not sealed: ${unsealed.reason} [${unsealed.code}]\n`);
     }
     return unsealed === undefined ? OK_EXIT : BROKEN_EXIT;

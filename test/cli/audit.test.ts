@@ -202,6 +202,8 @@ test('audit verify --require-sealed fails while records wait for their checkpoin
   const result = await run(['verify', path, '--sealing-key', keyFile, '--require-sealed']);
   t.is(result.code, 1);
   t.regex(result.stdout, /not sealed yet: 2 after it;.*\nnot sealed: 2 record\(s\) after the last checkpoint \[AUDIT_SEAL_INVALID\]\n$/);
+  // A run that fails does not open with "ok": a reader who stops at the first line must not take it for a pass.
+  t.regex(result.stdout, /^chain intact, but not all sealed: 2 records\n/);
   await log.close();
   t.is((await run(['verify', path, '--sealing-key', keyFile, '--require-sealed'])).code, 0);
 });
