@@ -82,19 +82,28 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** A file an option names, read bounded; a failure names the option, so that it is not taken for the log's. */
+async function readOptionFile(option: string, file: string, maxBytes: number): Promise<string> {
+  try {
+    return (await readLimited(file, maxBytes, 'AUDIT_INVALID')).toString('utf8');
+  } catch (error) {
+    if (!isGatehouseError(error)) throw error;
+    throw new GatehouseError(error.code, `${option} ${error.message}`, { cause: error });
+  }
+}
+
 async function readAnchorFile(file: string): Promise<AuditAnchor> {
-  const text = (await readLimited(file, MAX_ANCHOR_BYTES, 'AUDIT_INVALID')).toString('utf8');
-  const anchor = parseAnchor(text);
-  if (typeof anchor === 'string') throw new GatehouseError('AUDIT_INVALID', `${file} is not an audit anchor: ${anchor}`);
+  const anchor = parseAnchor(await readOptionFile('--anchor', file, MAX_ANCHOR_BYTES));
+  if (typeof anchor === 'string') throw new GatehouseError('AUDIT_INVALID', `--anchor ${file} is not an audit anchor: ${anchor}`);
   return anchor;
 }
 
 async function readSealingKeyFile(file: string, io: AuditCommandIo): Promise<SealingKey[]> {
-  const text = (await readLimited(file, MAX_SEALING_KEY_FILE_BYTES, 'AUDIT_INVALID')).toString('utf8');
+  const text = await readOptionFile('--sealing-key', file, MAX_SEALING_KEY_FILE_BYTES);
   const keys = parseSealingKeys(text, (line) =>
     io.stderr.write(`${escapeControls(`gatehouse audit: note: ${file} line ${line} is torn (a key line cut short by a crash or a full disk): no record can have used it; skipped`)}\n`),
   );
-  if (typeof keys === 'string') throw new GatehouseError('AUDIT_INVALID', `${file} is not an audit sealing-key file: ${keys}`);
+  if (typeof keys === 'string') throw new GatehouseError('AUDIT_INVALID', `--sealing-key ${file} is not an audit sealing-key file: ${keys}`);
   return keys;
 }
 

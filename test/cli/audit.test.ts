@@ -301,3 +301,10 @@ test('audit show prints what ran, from the records it verified: who opened the l
   t.is(broken.code, 1);
   t.regex(broken.stdout, /^broken at line 3: .*\nnothing shown: a log that does not verify says nothing an auditor can rely on\n$/);
 });
+
+test('audit verify names --sealing-key when the file it names cannot be read: the log is not the file missing', async (t) => {
+  const path = await logWithRecords(t);
+  const result = await run(['verify', path, '--sealing-key', join(dirname(path), 'no-such-keys')]);
+  t.is(result.code, 1);
+  t.regex(result.stderr, /^gatehouse audit: --sealing-key .*no-such-keys: .* \[FILE_NOT_FOUND\]\n$/);
+});
