@@ -25,7 +25,8 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { GatehouseError } from '../errors.js';
+import { checkDirectory, effectiveUid, resolveChecked } from '../discover/file-safety.js';
+import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
 import { auditHostIdentity } from './host-identity.js';
@@ -173,6 +174,7 @@ interface Queued {
  */
 export async function openAuditLog(path: string, options: AuditLogOptions = {}): Promise<AuditLog> {
   const sealing = options.sealing === undefined ? undefined : sealingSettings(options.sealing);
+  await checkTrailDirectories(path, sealing?.keyFile);
   const { mark, notClosedBy } = await claimWriter(path);
   let handle: FileHandle | undefined;
   let seal: SegmentSeal | undefined;
@@ -329,6 +331,30 @@ async function readGenesis(handle: FileHandle, path: string): Promise<{ logId: s
     throw new GatehouseError('AUDIT_INVALID', `audit log ${path} cannot be appended to: its first record is broken: ${reason ?? ''}`);
   }
   return { logId: first.logId as string, sealed: first.fields.sealingKey !== undefined };
+}
+
+/**
+ * Every directory above the log (and the sealing-key file) is the host's user's or root's, and writable by nobody else
+ * unless sticky. Attack: another user who can write the log's directory renames the log (or the key file) away; the
+ * host then starts a fresh chain that verifies on its own, and only an anchor kept elsewhere would show the swap.
+ */
+async function checkTrailDirectories(logPath: string, keyFile: string | undefined): Promise<void> {
+  const uid = effectiveUid();
+  for (const path of keyFile === undefined ? [logPath] : [logPath, keyFile]) {
+    try {
+      // The directories the path passes through, then the one the trail is in (resolveChecked leaves the last to us).
+      const dir = await resolveChecked(dirname(path), uid, () => true);
+      checkDirectory(dir, await lstat(dir), uid, true);
+    } catch (error) {
+      if (!isGatehouseError(error) || error.code !== 'DIRECTORY_WRITABLE_BY_OTHERS') throw error;
+      throw new GatehouseError(
+        'DIRECTORY_WRITABLE_BY_OTHERS',
+        `audit trail ${path}: ${error.message}: whoever can write there could rename the log away, and a fresh one would pass for it; ` +
+          `keep the trail in a directory only this user (uid ${uid}) or root can write, with none above it writable by anyone else (a sticky one such as /tmp will do)`,
+        { cause: error },
+      );
+    }
+  }
 }
 
 /** This writer's mark (none without /proc), and the pids of earlier writers that ended without closing the log. */

@@ -428,3 +428,22 @@ test('a writer whose mark was taken over (its lease lapsed while it was paused, 
   t.true(errors.some((error) => isGatehouseError(error, 'AUDIT_WRITE_FAILED') && /took the log over/.test(error.message)), errors.map(String).join('; '));
   t.like(await verifyAuditLog(path), { ok: true, records: 3 });
 });
+
+test('a log whose directory another user can write, or any directory above it, is refused before anything is written: they could rename it away', async (t) => {
+  const path = await tempLogPath(t);
+  const dir = dirname(path);
+  // Attack: another user renames the log aside (write access to its directory is enough) and the host starts a
+  // fresh chain that verifies on its own; only an anchor kept elsewhere would show it.
+  for (const mode of [0o777, 0o775, 0o757]) {
+    chmodSync(dir, mode);
+    const refused = await t.throwsAsync(openAuditLog(path));
+    t.true(isGatehouseError(refused, 'DIRECTORY_WRITABLE_BY_OTHERS'), String(refused));
+    t.regex(refused?.message ?? '', /could rename the log away.*a directory only this user \(uid \d+\) or root can write/);
+    t.false(existsSync(path), `nothing was written (mode ${mode.toString(8)})`);
+  }
+  // Sticky (as /tmp): others may add entries, not rename ours.
+  chmodSync(dir, 0o1777);
+  await (await openAuditLog(path)).close();
+  chmodSync(dir, 0o700);
+  t.like(await verifyAuditLog(path), { ok: true });
+});
