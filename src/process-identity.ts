@@ -1,6 +1,6 @@
 // Which process a pid names: a pid alone can be reused by another process once its owner has exited,
 // so a record of a process (a reattach record, an install lock) keeps its start time as well.
-import { lstat, readFile, readlink, utimes } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, utimes } from 'node:fs/promises';
 
 /**
  * The fields of a /proc/PID/stat line from the third (the state) on. The second, the command name in
@@ -36,7 +36,31 @@ export async function isSameProcess(pid: number, startTime: string | undefined):
   if (!exists(pid)) return false;
   const fields = await statFields(pid);
   if (fields === undefined) return startTime === undefined;
-  return fields[0] !== 'Z' && fields[0] !== 'X' && fields[19] === startTime;
+  if (fields[19] !== startTime) return false;
+  // Attack: a process that ends only its first thread (pthread_exit) shows that thread as a zombie while its others run
+  // on: taken for an exit, a hostile reattached plugin was no longer signalled, and outlived its host's kill().
+  return !isExited(fields[0]) || (await hasLiveThread(pid));
+}
+
+function isExited(state: string | undefined): boolean {
+  return state === 'Z' || state === 'X';
+}
+
+/** Whether any thread of `pid` has not exited: a zombie first thread with live others is a running process. */
+async function hasLiveThread(pid: number): Promise<boolean> {
+  let tids: string[];
+  try {
+    tids = await readdir(`/proc/${pid}/task`);
+  } catch {
+    return false;
+  }
+  for (const tid of tids) {
+    if (tid === String(pid)) continue;
+    const state = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').then((stat) => statFieldsAfterName(stat)[0], () => undefined);
+    // A thread that vanished as we looked has exited; any other state is a thread still running.
+    if (state !== undefined && !isExited(state)) return true;
+  }
+  return false;
 }
 
 function exists(pid: number): boolean {
