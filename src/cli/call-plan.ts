@@ -28,8 +28,18 @@ function requestsFromJson(method: Method, json: unknown, where: string): Message
   if (!Array.isArray(json)) {
     throw new GatehouseError('USAGE', `${where}: ${method.name} takes a stream of requests: give them as a JSON array, e.g. [{...}, {...}] ([] sends none)`);
   }
+  // Attack (on the CLI's memory): 3 bytes of JSON ("{},") are a parsed message and a queued write each; one 4 MiB
+  // script line of them (1.4 million requests) grew gatehouse call to 900 MB before a byte was sent.
+  if (json.length > MAX_STREAM_REQUESTS) {
+    throw new GatehouseError('USAGE', `${where}: ${json.length} requests: a call sends at most ${MAX_STREAM_REQUESTS}; split them over several calls (script lines)`);
+  }
   return json.map((item, index) => requestFromJson(method, item, `${where}[${index}]`));
 }
+
+/** The most requests one call of a request-streaming method sends. */
+const MAX_STREAM_REQUESTS = 10_000;
+/** The most requests a script's calls send in all: ten full request streams. */
+const MAX_SCRIPT_REQUESTS = 100_000;
 
 export async function planCalls(root: Root, source: CallSource, protoFiles: readonly string[]): Promise<PlannedCall[]> {
   if ('method' in source) {
@@ -40,6 +50,7 @@ export async function planCalls(root: Root, source: CallSource, protoFiles: read
   }
   const lines = await readScript(source.script);
   const calls: PlannedCall[] = [];
+  let total = 0;
   for (const [index, line] of lines.entries()) {
     const where = `script line ${index + 1}`;
     if (line.trim() === '') continue;
@@ -56,7 +67,13 @@ export async function planCalls(root: Root, source: CallSource, protoFiles: read
     // "requests" for a method that takes a stream, "request" for one that takes one message: the other is a mistake.
     const [given, other] = method.requestStream === true ? (['requests', 'request'] as const) : (['request', 'requests'] as const);
     if (other in entry) throw new GatehouseError('USAGE', `${where}: ${entry.method} takes ${given === 'requests' ? 'a stream of requests: give "requests": [...]' : 'one request: give "request": {...}'}, not "${other}"`);
-    calls.push({ label: `${where}: `, method, requests: requestsFromJson(method, entry[given] ?? (given === 'requests' ? [] : {}), where) });
+    const requests = requestsFromJson(method, entry[given] ?? (given === 'requests' ? [] : {}), where);
+    total += requests.length;
+    // Attack (on the CLI's memory): every line is parsed before the first call, so their requests are held together.
+    if (total > MAX_SCRIPT_REQUESTS) {
+      throw new GatehouseError('USAGE', `${where}: the script's calls send more than ${MAX_SCRIPT_REQUESTS} requests in all; split it into several scripts`);
+    }
+    calls.push({ label: `${where}: `, method, requests });
   }
   if (calls.length === 0) throw new GatehouseError('USAGE', `${scriptName(source.script)} has no calls`);
   return calls;

@@ -733,3 +733,30 @@ test('call: a client-streaming method sends the --data array in order and prints
   t.is(wrongKey.code, 2);
   t.regex(wrongKey.stderr, /script line 1: echo\.Echo\/Chat takes a stream of requests: give "requests": \[\.\.\.\], not "request"/);
 });
+
+test('call: a request stream holds at most 10,000 requests, refused before the plugin starts', async (t) => {
+  // Attack (on the CLI's memory): "{}," is 3 bytes of a script line but a parsed message and a queued write each; one
+  // 4 MiB line of them (1.4 million requests) grew gatehouse call to 900 MB, and a 64 MiB script to many GB.
+  const dir = await tempDir(t);
+  const echo = await echoPlugin(dir);
+  const { script: marker, marker: ran } = await markerScript(dir);
+  const args = ['--cookie', 'ECHO_PLUGIN=echo', '--proto', echo.proto];
+  const many = JSON.stringify(Array.from({ length: 10_001 }, () => ({})));
+  const data = await call([...args, '--method', 'echo.Echo/Collect', '--data', many, '--', marker]);
+  t.is(data.code, 2, data.stderr);
+  t.regex(data.stderr, /--data: 10001 requests: a call sends at most 10000/);
+  const script = join(dir, 'calls.jsonl');
+  await writeFile(script, `${JSON.stringify({ method: 'echo.Echo/Chat', requests: Array.from({ length: 10_001 }, () => ({})) })}\n`);
+  const scripted = await call([...args, '--script', script, '--', marker]);
+  t.is(scripted.code, 2, scripted.stderr);
+  t.regex(scripted.stderr, /script line 1: 10001 requests: a call sends at most 10000/);
+  // Parsed up front, a script's calls are bounded together too: 11 lines of 10,000 each.
+  const line = `${JSON.stringify({ method: 'echo.Echo/Chat', requests: Array.from({ length: 10_000 }, () => ({})) })}\n`;
+  await writeFile(script, line.repeat(11));
+  const longScript = await call([...args, '--script', script, '--', marker]);
+  t.is(longScript.code, 2, longScript.stderr);
+  t.regex(longScript.stderr, /script line 11: the script's calls send more than 100000 requests in all/);
+  t.false(existsSync(ran), 'the plugin never started');
+  const atLimit = await call([...args, '--method', 'echo.Echo/Collect', '--data', JSON.stringify(Array.from({ length: 10_000 }, () => ({}))), ...echo.command]);
+  t.is(atLimit.code, 0, atLimit.stderr);
+});
