@@ -447,10 +447,20 @@ async function claimWriter(path: string): Promise<WriterClaim> {
   }
 }
 
-/** Whether a directory entry can be a writer's mark: a regular file of a user whose writes the log accepts (sharedFileProblem). */
+/**
+ * Whether a directory entry can be a writer's mark: a regular file of a user whose writes the log accepts
+ * (sharedFileProblem), with no access for group or others, as claimWriter makes it (0600).
+ */
 function isWritersMark(stats: Stats | undefined): boolean {
   const uid = process.geteuid?.();
-  return stats !== undefined && stats.isFile() && (uid === undefined || stats.uid === uid || stats.uid === 0);
+  return (
+    stats !== undefined &&
+    stats.isFile() &&
+    (uid === undefined || stats.uid === uid || stats.uid === 0) &&
+    // Attack: another user hard-links, under a mark's name, a file of root or the owner that they may read and write
+    // (all fs.protected_hardlinks lets them link): its owner passed, and the host was refused its log for good.
+    (stats.mode & 0o077) === 0
+  );
 }
 
 async function openFile(path: string): Promise<{ handle: FileHandle; created: boolean }> {

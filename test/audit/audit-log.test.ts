@@ -321,14 +321,14 @@ test('a second writer on one log is refused while the first holds it, in this pr
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 2 });
   // Another live process (our parent) holds it.
   const parent = `${path}.writer-${process.ppid}-${startTime(process.ppid)}`;
-  writeFileSync(parent, '');
+  writeFileSync(parent, '', { mode: 0o600 }); // as a writer makes its mark
   const other = await t.throwsAsync(openAuditLog(path));
   t.true(isGatehouseError(other, 'AUDIT_IN_USE'), String(other));
   t.regex(other?.message ?? '', new RegExp(`in use by process ${process.ppid}\\b`));
   rmSync(parent);
   // Writers that died without closing: a pid that is gone, and one now reused by another process.
   const dead = [`${path}.writer-4194305-1`, `${path}.writer-${process.ppid}-1`];
-  for (const file of dead) writeFileSync(file, '');
+  for (const file of dead) writeFileSync(file, '', { mode: 0o600 });
   await (await openAuditLog(path)).close();
   t.deepEqual(readdirSync(dirname(path)).filter((name) => name.includes('.writer-')), [], 'stale marks are removed, ours on close');
   t.deepEqual(await verifyAuditLog(path), { ok: true, records: 3 });
@@ -343,7 +343,7 @@ test('a writer in another PID namespace or on another machine (a host sharing th
   const ours = await pidScope();
   // Its pid names nobody here, which says nothing about whether it writes there.
   const elsewhere = `${path}.writer-4194305-1-1.${'0'.repeat(32)}`;
-  writeFileSync(elsewhere, '');
+  writeFileSync(elsewhere, '', { mode: 0o600 }); // as a writer makes its mark
   const refused = await t.throwsAsync(openAuditLog(path));
   t.true(isGatehouseError(refused, 'AUDIT_IN_USE'), String(refused));
   t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace or on another machine, whose mark was refreshed 0 s ago/);
@@ -367,7 +367,7 @@ test('re-opening a log its last writer never closed names that writer: its last 
   await clean.close();
   // What a host killed with SIGKILL leaves beside the log: its mark, naming a process that is gone.
   const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
-  writeFileSync(`${path}.writer-${dead}-1`, '');
+  writeFileSync(`${path}.writer-${dead}-1`, '', { mode: 0o600 });
   await (await openAuditLog(path)).close();
   const reopened = records(path).filter((record) => record.type === 'audit-log-reopened');
   t.false('notClosedBy' in (reopened[0] ?? {}), 'the writer before it closed the log');
@@ -445,5 +445,32 @@ test('a log whose directory another user can write, or any directory above it, i
   chmodSync(dir, 0o1777);
   await (await openAuditLog(path)).close();
   chmodSync(dir, 0o700);
+  t.like(await verifyAuditLog(path), { ok: true });
+});
+
+test("another user's hard link to a file of the log's owner or root is not a writer mark: a writer's mark is never readable or writable by others", async (t) => {
+  if (process.platform !== 'linux' || !runningAsRoot) {
+    t.pass('needs /proc, and root to act as another user');
+    return;
+  }
+  const path = await tempLogPath(t);
+  chmodSync(dirname(path), 0o1777);
+  await (await openAuditLog(path)).close();
+  // Attack: a root-owned file another user may read and write (the kernel's protected_hardlinks then lets them link it),
+  // linked under a mark's name naming pid 1: owned by root, it passed for a writer's mark and the host was refused its log.
+  const shared = join(dirname(path), 'shared-file');
+  writeFileSync(shared, '');
+  chmodSync(shared, 0o666);
+  const mark = `${path}.writer-1-${startTime(1)}`;
+  try {
+    execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'ln', shared, mark], { stdio: 'ignore' });
+  } catch {
+    t.pass('skipped: this kernel does not let another user link that file (fs.protected_hardlinks), or no setpriv');
+    return;
+  }
+  t.is(statSync(mark).uid, 0, 'the link is owned by root');
+  const log = await openAuditLog(path);
+  await log.close();
+  t.true(existsSync(mark), "another user's link is left as it is");
   t.like(await verifyAuditLog(path), { ok: true });
 });

@@ -269,7 +269,7 @@ test('audit show prints what ran, from the records it verified: who opened the l
   await first.close();
   // A host killed with SIGKILL leaves its mark: the next writer names it.
   const dead = Number(execFileSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']).toString());
-  writeFileSync(`${path}.writer-${dead}-1`, '');
+  writeFileSync(`${path}.writer-${dead}-1`, '', { mode: 0o600 }); // as a writer makes its mark
   await (await openAuditLog(path)).close();
 
   const shown = await run(['show', path]);
