@@ -122,6 +122,8 @@ const DEFAULT_KILL_GRACE_MS = 2_000;
  * is left behind.
  */
 export async function launch(options: LaunchOptions): Promise<Plugin> {
+  // Checked first: options that are not an object (from untyped code) are INVALID_OPTIONS, not a TypeError here.
+  if (typeof options !== 'object' || options === null) throw new GatehouseError('INVALID_OPTIONS', 'launch() takes an options object ({ command, cookie, ... })');
   const audit = options.audit;
   let config: ResolvedOptions;
   try {

@@ -56,6 +56,8 @@ test('audit: a launch refused for its options, before anything is made, leaves a
   // Every refusal is recorded (docs/audit.md): a host's bad configuration is one an auditor must see as well.
   await t.throwsAsync(launch({ command: process.execPath, args: [kvPluginScript], cookie: KV_COOKIE, startTimeoutMs: -1, audit: log }), { code: 'INVALID_OPTIONS' });
   await t.throwsAsync(launch({ name: 'relative', command: 'kv-plugin', cookie: KV_COOKIE, audit: log }), { code: 'INVALID_OPTIONS' });
+  // From untyped code: no options at all is a typed error too, not a TypeError.
+  await t.throwsAsync(launch(undefined as unknown as Parameters<typeof launch>[0]), { code: 'INVALID_OPTIONS', message: /takes an options object/ });
   await log.close();
   const refusals = (await recordTypes(path)).filter((r) => r.type === 'refusal');
   t.like(refusals, [{ plugin: basename(kvPluginScript), code: 'INVALID_OPTIONS' }, { plugin: 'relative', code: 'INVALID_OPTIONS' }]);
