@@ -321,7 +321,10 @@ function channelCredentials(handshake: HandshakeLine, ownTls: HostTls | undefine
       `the plugin offered no TLS certificate in its handshake line (it announced plaintext gRPC on ` +
         `${handshake.network} ${handshake.address}), so any local process could read or forge its calls; ` +
         `use a plugin that supports go-plugin AutoMTLS (a go-plugin Go plugin, or gatehouse's serve()), or accept ` +
-        `plaintext by name with insecurePlaintext: true (gatehouse call --insecure)`,
+        `plaintext by name with insecurePlaintext: true (gatehouse call --insecure). If you write the plugin ` +
+        `(in another language, as go-plugin's docs teach, with five fields): read the host's certificate (PEM) ` +
+        `from PLUGIN_CLIENT_CERT, serve TLS requiring exactly that client certificate, and announce your own ` +
+        `certificate as a sixth field (unpadded base64 of its DER); see docs/other-languages.md`,
     );
   }
   return pinnedPluginCredentials(ownTls, handshake.serverCertificate);

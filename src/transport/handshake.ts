@@ -264,6 +264,19 @@ function decodeCertificateField(field: string): Buffer {
   // Node's base64 decoder silently skips characters it does not know; a strict alphabet check stops a
   // plugin from smuggling bytes past us that a Go host would reject, or vice versa.
   if (!RAW_STD_BASE64_PATTERN.test(field)) {
+    // The two mistakes a plugin written outside Go makes: its language's base64 pads, or it sends PEM.
+    if (field.startsWith('-----BEGIN')) {
+      throw certificateError(
+        'is PEM; the sixth field must be the DER bytes of the certificate in unpadded standard base64, ' +
+          'on the same line (PEM\'s base64 body joined into one line, without the BEGIN/END lines and "=" padding)',
+      );
+    }
+    if (/^[A-Za-z0-9+/]+={1,2}$/.test(field)) {
+      throw certificateError(
+        'has "=" padding; the sixth field is unpadded standard base64 of the DER (go-plugin\'s ' +
+          'base64.RawStdEncoding): strip the trailing "="',
+      );
+    }
     throw certificateError('is not unpadded standard base64 (only A-Z a-z 0-9 + / are allowed, no "=")');
   }
   if (field.length % 4 === 1) {
@@ -277,7 +290,12 @@ function decodeCertificateField(field: string): Buffer {
   }
   // node:crypto also accepts PEM text; DER always starts with a SEQUENCE tag, so this keeps the parser on
   // the DER path.
-  if (der[0] !== 0x30) throw certificateError('is not DER');
+  if (der[0] !== 0x30) {
+    if (der.subarray(0, 10).toString('latin1') === '-----BEGIN') {
+      throw certificateError('is base64 of PEM text, not of the DER bytes: encode the DER (the bytes PEM\'s body decodes to)');
+    }
+    throw certificateError('is not DER');
+  }
   let parsed: X509Certificate;
   try {
     parsed = new X509Certificate(der);

@@ -183,6 +183,10 @@ test('launch: the five-field line of go-plugin\'s docs is refused by default, sa
   t.regex(error?.message ?? '', /offered no TLS certificate/);
   t.regex(error?.message ?? '', /insecurePlaintext: true/);
   t.regex(error?.message ?? '', /--insecure/);
+  // What the author of a plugin in another language must change, and where it is written down.
+  t.regex(error?.message ?? '', /PLUGIN_CLIENT_CERT/);
+  t.regex(error?.message ?? '', /sixth field/);
+  t.regex(error?.message ?? '', /docs\/other-languages\.md/);
 });
 
 test('launch: plaintext works when both sides asked for it by name', async (t) => {

@@ -218,6 +218,25 @@ test('a SERVER_CERT that is not strict unpadded standard base64 is CERTIFICATE_I
   for (const bad of variants) refuses(t, `1|1|unix|/tmp/p|grpc|${bad}`, 'CERTIFICATE_INVALID');
 });
 
+test('a SERVER_CERT with "=" padding, or PEM instead of base64 DER, says what to send instead (what other languages\' base64 gives)', (t) => {
+  // Python's base64.b64encode, Java's Base64.getEncoder() and most others pad; go-plugin's host refuses it too.
+  const padded = certificate().toString('base64').replace(/=*$/, '=');
+  const paddedError = refuses(t, `1|1|unix|/tmp/p|grpc|${padded}`, 'CERTIFICATE_INVALID');
+  t.regex(paddedError?.message ?? '', /padding/);
+  t.regex(paddedError?.message ?? '', /strip/);
+  t.regex(paddedError?.message ?? '', /sixth field/);
+  // The PEM text itself (its first line, or with the line breaks taken out).
+  const pemText = new crypto.X509Certificate(certificate()).toString().replace(/\n/g, '');
+  const pemError = refuses(t, `1|1|unix|/tmp/p|grpc|${pemText}`, 'CERTIFICATE_INVALID');
+  t.regex(pemError?.message ?? '', /is PEM/);
+  t.regex(pemError?.message ?? '', /DER/);
+  // base64 of the PEM text rather than of the DER.
+  const pemBase64 = encodeCertificateField(Buffer.from(new crypto.X509Certificate(certificate()).toString()));
+  const pemBase64Error = refuses(t, `1|1|unix|/tmp/p|grpc|${pemBase64}`, 'CERTIFICATE_INVALID');
+  t.regex(pemBase64Error?.message ?? '', /base64 of PEM text/);
+  t.regex(pemBase64Error?.message ?? '', /DER/);
+});
+
 test('a SERVER_CERT with a length no unpadded base64 can have is CERTIFICATE_INVALID', (t) => {
   refuses(t, `1|1|unix|/tmp/p|grpc|${'A'.repeat(4 * 20 + 1)}`, 'CERTIFICATE_INVALID');
 });
