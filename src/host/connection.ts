@@ -9,13 +9,28 @@ import { tcpEndpoint, type HandshakeLine } from '../transport/handshake.js';
 import { healthService, PLUGIN_HEALTH_SERVICE, ServingStatus, type HealthCheckResponse } from '../transport/health.js';
 import { peerText } from '../transport/peer-text.js';
 
+/** What the plugin's author must change, for the two statuses a plugin outside Go or TypeScript most often returns. */
+function healthHint(cause: unknown): string {
+  const code = (cause as { code?: unknown }).code;
+  // UNIMPLEMENTED (12): no health service at all; NOT_FOUND (5): a stock servicer without "plugin".
+  if (code === 12) {
+    return `; the plugin does not serve grpc.health.v1.Health/Check, which go-plugin requires of every plugin: ` +
+      `serve it, answering SERVING for the service "${PLUGIN_HEALTH_SERVICE}" (docs/other-languages.md)`;
+  }
+  if (code === 5) {
+    return `; the plugin's health service has no status for the service "${PLUGIN_HEALTH_SERVICE}", the one ` +
+      `go-plugin asks about: set it to SERVING (docs/other-languages.md)`;
+  }
+  return '';
+}
+
 /** The first call on a new connection: proves TLS and the pin, and that the plugin says it is up. */
 export async function checkHealth(calls: CallPath, timeoutMs: number): Promise<void> {
   let response: HealthCheckResponse;
   try {
     response = await calls.unary(healthService.Check, { service: PLUGIN_HEALTH_SERVICE }, { timeoutMs });
   } catch (cause) {
-    throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${peerText((cause as Error).message)}`, { cause });
+    throw new GatehouseError('HEALTH_CHECK_FAILED', `health check failed: ${peerText((cause as Error).message)}${healthHint(cause)}`, { cause });
   }
   if (response.status !== ServingStatus.SERVING) {
     throw new GatehouseError(
