@@ -84,7 +84,8 @@ pythonTest('python plugin: by default its five-field line is refused as PLAINTEX
 
 pythonTest('python plugin with AutoMTLS (docs/other-languages.md): pinned both ways by default, hclog levels, a clean stop on Shutdown', async (t) => {
   const logger = recordingLogger();
-  const plugin = await launch({ command: PYTHON, args: [mtlsPluginScript], cookie: KV_COOKIE, logger });
+  // No bytecode written beside the module it imports: the checkout stays as it was.
+  const plugin = await launch({ command: PYTHON, args: [mtlsPluginScript], cookie: KV_COOKIE, logger, env: { PYTHONDONTWRITEBYTECODE: '1' } });
   t.regex(plugin.certificateSha256 ?? '', /^[0-9a-f]{64}$/, 'the certificate of its sixth field is pinned');
   const kv = plugin.client(kvService);
   await kv.Put({ key: 'greeting', value: Buffer.from('over mutual TLS') });
