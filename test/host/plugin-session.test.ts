@@ -6,6 +6,7 @@ import { Duplex } from 'node:stream';
 import test from 'ava';
 import { openBrokerStream } from '../../src/host/plugin-session.js';
 import { GrpcBroker } from '../../src/transport/broker.js';
+import { loneBroker } from '../helpers/lone-broker.js';
 import { BrokerMultiplex, MAX_PENDING_KNOCKS } from '../../src/transport/broker-multiplex.js';
 import type { ConnInfo } from '../../src/transport/broker-protocol.js';
 import type { CallPath } from '../../src/transport/call-path.js';
@@ -19,16 +20,10 @@ test('broker stream: a plugin that knocks without end and never reads the acknow
     { cancel: () => stream.destroy() },
   );
   const calls = { bidiStream: () => stream } as unknown as CallPath;
-  const broker: GrpcBroker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
+  const broker: GrpcBroker = loneBroker({
     socketDir: async () => dir,
     maxMessageBytes: 1 << 20,
-    channelOptions: {},
-    serverOptions: {},
     checkAddress: async (_network, address) => ({ address, release: async () => {} }),
-    liveness: { exit: () => undefined, settleExit: async () => undefined },
-    dialTimeoutMs: 1000,
     multiplexer: new BrokerMultiplex((info) => broker.send(info), { bridgeDir: dir, knockTimeoutMs: 1000 }),
   });
   t.teardown(() => broker.close());

@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import test, { type ExecutionContext } from 'ava';
 import { silentLogger } from '../../src/logger.js';
 import { startServing } from '../../src/plugin/serve.js';
-import { GrpcBroker } from '../../src/transport/broker.js';
+import { loneBroker } from '../helpers/lone-broker.js';
 import { buildPluginEnv } from '../../src/transport/env.js';
 import { parseHandshakeLine } from '../../src/transport/handshake.js';
 import { MAX_PEER_CONCURRENT_STREAMS } from '../../src/transport/limits.js';
@@ -110,16 +110,9 @@ async function assertBounded(t: ExecutionContext, path: string, held: { count: n
 test('streams: a plugin holding streams open on a connection to a host brokered server gets at most MAX_PEER_CONCURRENT_STREAMS of them', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gatehouse-streams-'));
   const held = { count: 0 };
-  const broker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
+  const broker = loneBroker({
     socketDir: async () => dir,
-    maxMessageBytes: 1024,
-    channelOptions: {},
-    serverOptions: {},
     checkAddress: async (_network, address) => ({ address, release: async () => {} }),
-    liveness: { exit: () => undefined, settleExit: async () => undefined },
-    dialTimeoutMs: 1000,
   });
   const announced: string[] = [];
   broker.attach({ send: (info) => void announced.push(info.address), close: () => {} });

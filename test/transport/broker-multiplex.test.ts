@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import test from 'ava';
-import { GrpcBroker } from '../../src/transport/broker.js';
+import { loneBroker } from '../helpers/lone-broker.js';
 import { BrokerMultiplex, MAX_PENDING_KNOCKS } from '../../src/transport/broker-multiplex.js';
 import type { ConnInfo } from '../../src/transport/broker-protocol.js';
 import { YamuxSession } from '../../src/transport/yamux.js';
@@ -97,16 +97,9 @@ test('multiplex: a dial that has failed knocks no more: a plugin slow to acknowl
   const knocks: ConnInfo[] = [];
   const hostSide = new BrokerMultiplex((info) => knocks.push(info), { bridgeDir: dir, knockTimeoutMs: 60_000 });
   hostSide.attach(host);
-  const broker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
+  const broker = loneBroker({
     socketDir: async () => dir,
-    maxMessageBytes: 1024,
-    channelOptions: {},
-    serverOptions: {},
     checkAddress: () => Promise.reject(new Error('not used in multiplexed mode')),
-    liveness: { exit: () => undefined, settleExit: async () => undefined },
-    dialTimeoutMs: 1000,
     multiplexer: hostSide,
   });
   const dials = await Promise.all(Array.from({ length: 20 }, () => broker.dial(7, { timeoutMs: 200 }).then(() => 'connected', (error: Error) => error.message)));
@@ -126,16 +119,9 @@ test('multiplex: knocks the peer never acknowledges leave nothing behind, whatev
   const { host, plugin } = await sessions();
   const hostSide = new BrokerMultiplex(() => {}, { bridgeDir: dir, knockTimeoutMs: 10 });
   hostSide.attach(host);
-  const broker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
+  const broker = loneBroker({
     socketDir: async () => dir,
-    maxMessageBytes: 1024,
-    channelOptions: {},
-    serverOptions: {},
     checkAddress: () => Promise.reject(new Error('not used in multiplexed mode')),
-    liveness: { exit: () => undefined, settleExit: async () => undefined },
-    dialTimeoutMs: 1000,
     multiplexer: hostSide,
   });
   for (let id = 1; id <= 10; id++) {

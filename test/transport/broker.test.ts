@@ -1,21 +1,14 @@
 // The broker's own bookkeeping, with no peer behind it: what a peer's announcements can make it hold.
 import test from 'ava';
 import { isGatehouseError } from '../../src/index.js';
-import { GrpcBroker } from '../../src/transport/broker.js';
+import { loneBroker } from '../helpers/lone-broker.js';
 import { brokerService, connInfoCodec } from '../../src/transport/broker-protocol.js';
 
 test('broker: announcements nobody dials are kept up to 64, the newest; older ones are forgotten', async (t) => {
   // Attack: a peer flooding the broker stream with ConnInfo for ids nobody will dial, to grow our memory.
-  const broker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
-    socketDir: async () => '/nonexistent',
-    maxMessageBytes: 1024,
-    channelOptions: {},
-    serverOptions: {},
+  const broker = loneBroker({
     // Reached only for an announcement the broker kept: it stops the dial before any connection.
     checkAddress: () => Promise.reject(new Error('kept')),
-    liveness: { exit: () => undefined, settleExit: () => Promise.resolve(undefined) },
     dialTimeoutMs: 100,
   });
   for (let id = 1; id <= 1000; id++) broker.receive({ serviceId: id, network: 'unix', address: `/tmp/announced-${id}.sock` });
@@ -44,17 +37,7 @@ test('broker: a ConnInfo larger than any announcement needs fails to decode, on 
 test('broker: dials the peer never answers leave nothing behind, whatever ids it had the host dial', async (t) => {
   // Attack: a plugin handing the host ever new ids to dial (a callback it "serves") and announcing none;
   // each failed dial kept an entry for its id for good (200,000 ids: 13 MiB of the host's heap).
-  const broker = new GrpcBroker({
-    peerIsPlugin: true,
-    tls: undefined,
-    socketDir: async () => '/nonexistent',
-    maxMessageBytes: 1024,
-    channelOptions: {},
-    serverOptions: {},
-    checkAddress: () => Promise.reject(new Error('no announcement is expected')),
-    liveness: { exit: () => undefined, settleExit: () => Promise.resolve(undefined) },
-    dialTimeoutMs: 1000,
-  });
+  const broker = loneBroker();
   const outcomes = await Promise.all(Array.from({ length: 1000 }, (_, i) => broker.dial(i + 1, { timeoutMs: 1 }).then(() => 'dialed', (error: unknown) => isGatehouseError(error, 'BROKER_FAILED'))));
   t.true(outcomes.every((outcome) => outcome === true));
   t.is(broker.waitingIds, 0);

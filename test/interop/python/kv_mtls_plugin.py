@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-from concurrent import futures
 
 import grpc
 from cryptography import x509
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kv_plugin import COOKIE_KEY, COOKIE_VALUE, Plugin, unary
+from kv_plugin import COOKIE_KEY, COOKIE_VALUE, Plugin, kv_server
 
 
 def log(level, message, **fields):
@@ -61,12 +60,7 @@ def main():
         require_client_auth=True,
     )
     plugin = Plugin()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler("kv.KV", {"Get": unary(plugin.get), "Put": unary(plugin.put)}),
-        grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": unary(plugin.health_check)}),
-        grpc.method_handlers_generic_handler("plugin.GRPCController", {"Shutdown": unary(plugin.shutdown)}),
-    ))
+    server = kv_server(plugin)
     socket_path = os.path.join(os.environ["PLUGIN_UNIX_SOCKET_DIR"], "plugin.sock")
     if server.add_secure_port("unix:" + socket_path, credentials) == 0:
         log("error", "cannot listen", path=socket_path)

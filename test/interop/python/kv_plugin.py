@@ -106,6 +106,17 @@ def unary(handler):
     return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=identity, response_serializer=identity)
 
 
+def kv_server(plugin):
+    """A gRPC server with the plugin's KV service, the health service go-plugin checks and its controller."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler("kv.KV", {"Get": unary(plugin.get), "Put": unary(plugin.put)}),
+        grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": unary(plugin.health_check)}),
+        grpc.method_handlers_generic_handler("plugin.GRPCController", {"Shutdown": unary(plugin.shutdown)}),
+    ))
+    return server
+
+
 def main():
     if os.environ.get(COOKIE_KEY) != COOKIE_VALUE:
         sys.stderr.write(
@@ -116,12 +127,7 @@ def main():
         sys.exit(1)
     port = int(os.environ.get("KV_PLUGIN_PORT", "1234"))
     plugin = Plugin()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler("kv.KV", {"Get": unary(plugin.get), "Put": unary(plugin.put)}),
-        grpc.method_handlers_generic_handler("grpc.health.v1.Health", {"Check": unary(plugin.health_check)}),
-        grpc.method_handlers_generic_handler("plugin.GRPCController", {"Shutdown": unary(plugin.shutdown)}),
-    ))
+    server = kv_server(plugin)
     # Loopback only: the handshake offers no certificate, so nothing off this machine may reach it.
     if server.add_insecure_port("127.0.0.1:%d" % port) == 0:
         sys.stderr.write("cannot listen on 127.0.0.1:%d\n" % port)
