@@ -26,6 +26,7 @@ import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSy
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { checkDirectory, effectiveUid, resolveChecked } from '../discover/file-safety.js';
+import { onExit } from 'signal-exit';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
@@ -532,6 +533,8 @@ class FileAuditLog implements AuditLog {
   readonly #path: string;
   readonly #handle: FileHandle;
   readonly #mark: WriterMark | undefined;
+  /** Removes the exit hook that writes what is still queued when the process exits before close(). */
+  readonly #forgetAtExit: () => void;
   /** Stops refreshing the mark: a writer in another container or machine tells a live holder by it. */
   readonly #stopLease: () => void;
   readonly #onError: ((error: GatehouseError) => void) | undefined;
@@ -584,6 +587,8 @@ class FileAuditLog implements AuditLog {
     this.#handle = handle;
     this.#mark = mark;
     this.#stopLease = mark === undefined ? () => {} : holdLease(mark.path);
+    // A host that exits without close() leaves nothing it recorded behind (#flushAtExit).
+    this.#forgetAtExit = onExit(() => this.#flushAtExit());
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -649,6 +654,20 @@ class FileAuditLog implements AuditLog {
   }
 
   recordAtExit(event: AuditEvent): boolean {
+    return this.#writeAtExit(event);
+  }
+
+  /**
+   * At the process's exit (the exit hook of an open log): what is queued, sealed, written synchronously. Attack (or a
+   * plain bug): a host that exits without close(), as after a refusal with process.exit(1), lost the records still
+   * queued, the refusal among them, and an auditor never learnt of it.
+   */
+  #flushAtExit(): void {
+    if (this.#queue.length > 0 || this.#writingTo !== undefined || this.#sinceCheckpoint > 0) this.#writeAtExit(undefined);
+  }
+
+  /** `event` (if any) after every record still queued, and a checkpoint when sealed, written and fsynced at once. */
+  #writeAtExit(event: AuditEvent | undefined): boolean {
     if (this.#failure !== undefined || this.#closing !== undefined) return false;
     // A write in flight holds earlier lines: writing past it before it lands would put the chain out of order on disk.
     // It runs on a thread of its own, so it lands while we wait: an exiting host that records right after a launch
@@ -666,7 +685,7 @@ class FileAuditLog implements AuditLog {
     this.#queuedBytes = 0;
     this.#atExit = lines;
     try {
-      this.record(event);
+      if (event !== undefined) this.record(event);
       // Seals what the process leaves behind: nothing can be signed for this segment after it exits.
       this.#checkpoint();
     } finally {
@@ -902,6 +921,7 @@ class FileAuditLog implements AuditLog {
 
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#forgetAtExit();
       clearInterval(this.#timer);
       // Records dropped since the last record that fitted would otherwise go unnoted in the chain.
       this.#noteDropped();

@@ -346,7 +346,7 @@ test('a writer in another PID namespace or on another machine (a host sharing th
   writeFileSync(elsewhere, '', { mode: 0o600 }); // as a writer makes its mark
   const refused = await t.throwsAsync(openAuditLog(path));
   t.true(isGatehouseError(refused, 'AUDIT_IN_USE'), String(refused));
-  t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace or on another machine, whose mark was refreshed 0 s ago/);
+  t.regex(refused?.message ?? '', /in use by process 4194305 in another PID namespace or on another machine, whose mark was refreshed \d+ s ago/);
   t.true(existsSync(elsewhere), "a live writer's mark stays");
   // Not refreshed for longer than a live writer lets it age: its writer is gone.
   const old = new Date(Date.now() - 2 * LEASE_EXPIRY_MS);
@@ -473,4 +473,22 @@ test("another user's hard link to a file of the log's owner or root is not a wri
   await log.close();
   t.true(existsSync(mark), "another user's link is left as it is");
   t.like(await verifyAuditLog(path), { ok: true });
+});
+
+test('a host that exits without closing its log (process.exit after a refusal, say) still has every record it made on disk, sealed', async (t) => {
+  const path = await tempLogPath(t);
+  const keyFile = join(dirname(path), 'keys');
+  const auditIndex = new URL('../../src/audit/index.js', import.meta.url).href;
+  // The record is made more than a second after the open, so the writer checks its mark (a file read) before it
+  // writes: an exit in that window lost the record (a refusal logged just before process.exit(1)).
+  const script = `import { openAuditLog } from ${JSON.stringify(auditIndex)};
+const log = await openAuditLog(${JSON.stringify(path)}, { sealing: { keyFile: ${JSON.stringify(keyFile)}, everyRecords: 100 } });
+await new Promise((resolve) => setTimeout(resolve, 1200));
+log.record({ type: 'refusal', plugin: 'kv', code: 'SIZE_MISMATCH', message: 'changed after signing' });
+process.exit(1);`;
+  t.throws(() => execFileSync(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' }));
+  t.like(records(path).find((record) => record.type === 'refusal'), { plugin: 'kv', code: 'SIZE_MISMATCH' });
+  const sealingKeys = parseSealingKeys(readFileSync(keyFile, 'utf8')) as SealingKey[];
+  t.like(await verifyAuditLog(path, { sealingKeys }), { ok: true });
+  t.is(records(path).at(-1)?.type, 'audit-checkpoint', 'what the process left behind is sealed');
 });
