@@ -26,7 +26,6 @@ import { closeSync, constants, fstatSync, fsyncSync, openSync, readSync, writeSy
 import { lstat, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { checkDirectory, effectiveUid, resolveChecked } from '../discover/file-safety.js';
-import { onExit } from 'signal-exit';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
@@ -587,8 +586,12 @@ class FileAuditLog implements AuditLog {
     this.#handle = handle;
     this.#mark = mark;
     this.#stopLease = mark === undefined ? () => {} : holdLease(mark.path);
-    // A host that exits without close() leaves nothing it recorded behind (#flushAtExit).
-    this.#forgetAtExit = onExit(() => this.#flushAtExit());
+    // A host that exits without close() leaves nothing it recorded behind (#flushAtExit). Node's own 'exit' event, not
+    // signal-exit: its handlers would take over SIGXFSZ and the like, and a log past a file-size limit must fail closed
+    // (AUDIT_WRITE_FAILED, A8), not kill its host.
+    const flushAtExit = (): void => this.#flushAtExit();
+    process.on('exit', flushAtExit);
+    this.#forgetAtExit = () => void process.off('exit', flushAtExit);
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
