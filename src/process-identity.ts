@@ -118,3 +118,32 @@ export async function leaseAge(path: string): Promise<number | undefined> {
   const stats = await lstat(path).catch(() => undefined);
   return stats === undefined ? undefined : Date.now() - stats.mtimeMs;
 }
+
+/** A process as a mark, lock or sealed copy names its holder: pid, start time and the pid's scope (each where /proc says). */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string | undefined;
+  scope: string | undefined;
+}
+
+let self: Promise<ProcessIdentity> | undefined;
+
+/** This process as its marks, locks and sealed copies name it (read once). */
+export function selfIdentity(): Promise<ProcessIdentity> {
+  self ??= Promise.all([processStartTime(process.pid), pidScope()]).then(([startTime, scope]) => ({ pid: process.pid, startTime, scope }));
+  return self;
+}
+
+/**
+ * Whether the holder a mark or lock at `markPath` names still holds it. In our scope, by pid and start time; in another
+ * (another container, another machine), its pid names nobody here, so only the lease it keeps on the mark tells
+ * (holdLease): it holds while the mark is younger than LEASE_EXPIRY_MS, and `leaseAgeMs` says how fresh it is.
+ * A holder that names no scope (an older version) is judged as ours.
+ */
+export async function holderHolds(holder: ProcessIdentity, markPath: string): Promise<{ holds: boolean; leaseAgeMs?: number }> {
+  if (holder.scope !== undefined && holder.scope !== (await pidScope())) {
+    const age = await leaseAge(markPath);
+    return age !== undefined && age < LEASE_EXPIRY_MS ? { holds: true, leaseAgeMs: age } : { holds: false };
+  }
+  return { holds: await isSameProcess(holder.pid, holder.startTime) };
+}

@@ -28,7 +28,7 @@ import { basename, dirname, join } from 'node:path';
 import { checkDirectory, effectiveUid, resolveChecked } from '../discover/file-safety.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
+import { holderHolds, holdLease, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, PID_SCOPE_PATTERN, selfIdentity } from '../process-identity.js';
 import { auditHostIdentity } from './host-identity.js';
 import { CHECKPOINT_TYPE, formatSealingKey, MAX_SEALING_KEY_FILE_BYTES, parseKeyLines, Sealer, type SealingKey } from './sealing.js';
 import {
@@ -357,6 +357,27 @@ async function checkTrailDirectories(logPath: string, keyFile: string | undefine
   }
 }
 
+/** The exit flushes of the logs open in this process, run by one listener however many logs a host opens. */
+const exitFlushes = new Set<() => void>();
+
+/**
+ * Runs `flush` when the process exits, until the returned function is called. Node's own 'exit' event, not signal-exit:
+ * its handlers would take over SIGXFSZ and the like, and a log past a file-size limit must fail closed
+ * (AUDIT_WRITE_FAILED, A8), not kill its host.
+ */
+function flushAtExit(flush: () => void): () => void {
+  if (exitFlushes.size === 0) process.on('exit', runExitFlushes);
+  exitFlushes.add(flush);
+  return () => {
+    exitFlushes.delete(flush);
+    if (exitFlushes.size === 0) process.off('exit', runExitFlushes);
+  };
+}
+
+function runExitFlushes(): void {
+  for (const flush of exitFlushes) flush();
+}
+
 /** This writer's mark (none without /proc), and the pids of earlier writers that ended without closing the log. */
 interface WriterClaim {
   mark: WriterMark | undefined;
@@ -389,7 +410,7 @@ const WRITER_MARK = new RegExp(`^([0-9]+)-([0-9]+)(?:-(${PID_SCOPE_PATTERN}))?$`
  * left to the caller) and the pids of the removed marks: writers that ended without closing the log.
  */
 async function claimWriter(path: string): Promise<WriterClaim> {
-  const [started, scope] = await Promise.all([processStartTime(process.pid), pidScope()]);
+  const { startTime: started, scope } = await selfIdentity();
   if (started === undefined) return { mark: undefined, notClosedBy: [] };
   const token = randomBytes(16).toString('hex');
   const directory = dirname(path);
@@ -413,31 +434,26 @@ async function claimWriter(path: string): Promise<WriterClaim> {
   try {
     for (const name of await readdir(directory)) {
       const holder = name.startsWith(prefix) ? WRITER_MARK.exec(name.slice(prefix.length)) : null;
-      if (holder === null || join(directory, name) === mark) continue;
+      const other = join(directory, name);
+      if (holder === null || other === mark) continue;
       // Another user's file under a mark's name (a shared or sticky directory such as /tmp): only a writer of this log
       // (the owner or root, as sharedFileProblem lets append) makes marks, so theirs would lock us out of it for good.
-      if (!isWritersMark(await lstat(join(directory, name)).catch(() => undefined))) continue;
+      if (!isWritersMark(await lstat(other).catch(() => undefined))) continue;
       const pid = Number(holder[1]);
-      // A host in another container or on another machine sharing the directory: its pid names nobody here while it
-      // writes (its mark taken for stale, two writers forked the chain), so only the mark's refreshes say it is alive.
-      if (holder[3] !== undefined && holder[3] !== scope) {
-        const age = await leaseAge(join(directory, name));
-        if (age !== undefined && age < LEASE_EXPIRY_MS) {
-          throw inUse(
-            pid,
-            ` in another PID namespace or on another machine, whose mark was refreshed ${Math.max(0, Math.round(age / 1000))} s ago (a live writer refreshes it ` +
-              `every ${LEASE_REFRESH_MS / 1000} s; it is taken for gone after ${LEASE_EXPIRY_MS / 1000} s)`,
-          );
-        }
-        notClosedBy.push(pid);
-        await rm(join(directory, name), { force: true });
-        continue;
+      // A live second writer, here or (judged by its lease) in another container or on another machine sharing the
+      // directory, where its pid names nobody: appending beside it would fork the chain.
+      const { holds, leaseAgeMs } = await holderHolds({ pid, startTime: holder[2], scope: holder[3] }, other);
+      if (holds) {
+        const elsewhere =
+          leaseAgeMs === undefined
+            ? ''
+            : ` in another PID namespace or on another machine, whose mark was refreshed ${Math.max(0, Math.round(leaseAgeMs / 1000))} s ago (a live writer refreshes it ` +
+              `every ${LEASE_REFRESH_MS / 1000} s; it is taken for gone after ${LEASE_EXPIRY_MS / 1000} s)`;
+        throw inUse(pid, elsewhere);
       }
-      // A live second writer: appending beside it would fork the chain.
-      if (await isSameProcess(pid, holder[2])) throw inUse(pid, '');
-      // Its writer died without closing the log: that pid is gone, or names a process started since.
+      // Its writer died without closing the log: that pid is gone, or names a process started since (or its lease lapsed).
       notClosedBy.push(pid);
-      await rm(join(directory, name), { force: true });
+      await rm(other, { force: true });
     }
     return { mark: { path: mark, token }, notClosedBy };
   } catch (error) {
@@ -452,11 +468,10 @@ async function claimWriter(path: string): Promise<WriterClaim> {
  * (sharedFileProblem), with no access for group or others, as claimWriter makes it (0600).
  */
 function isWritersMark(stats: Stats | undefined): boolean {
-  const uid = process.geteuid?.();
   return (
     stats !== undefined &&
     stats.isFile() &&
-    (uid === undefined || stats.uid === uid || stats.uid === 0) &&
+    (stats.uid === effectiveUid() || stats.uid === 0) &&
     // Attack: another user hard-links, under a mark's name, a file of root or the owner that they may read and write
     // (all fs.protected_hardlinks lets them link): its owner passed, and the host was refused its log for good.
     (stats.mode & 0o077) === 0
@@ -586,12 +601,8 @@ class FileAuditLog implements AuditLog {
     this.#handle = handle;
     this.#mark = mark;
     this.#stopLease = mark === undefined ? () => {} : holdLease(mark.path);
-    // A host that exits without close() leaves nothing it recorded behind (#flushAtExit). Node's own 'exit' event, not
-    // signal-exit: its handlers would take over SIGXFSZ and the like, and a log past a file-size limit must fail closed
-    // (AUDIT_WRITE_FAILED, A8), not kill its host.
-    const flushAtExit = (): void => this.#flushAtExit();
-    process.on('exit', flushAtExit);
-    this.#forgetAtExit = () => void process.off('exit', flushAtExit);
+    // A host that exits without close() leaves nothing it recorded behind (#flushAtExit).
+    this.#forgetAtExit = flushAtExit(() => this.#flushAtExit());
     this.#onError = options.onError;
     this.#logger = options.logger ?? silentLogger;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -666,7 +677,8 @@ class FileAuditLog implements AuditLog {
    * queued, the refusal among them, and an auditor never learnt of it.
    */
   #flushAtExit(): void {
-    if (this.#queue.length > 0 || this.#writingTo !== undefined || this.#sinceCheckpoint > 0) this.#writeAtExit(undefined);
+    const unsealed = this.#seal !== undefined && this.#sinceCheckpoint > 0;
+    if (this.#queue.length > 0 || this.#writingTo !== undefined || unsealed) this.#writeAtExit(undefined);
   }
 
   /** `event` (if any) after every record still queued, and a checkpoint when sealed, written and fsynced at once. */
@@ -843,10 +855,10 @@ class FileAuditLog implements AuditLog {
     }
   }
 
-  /** Whether our mark is still there, as we made it (none without /proc: nothing to check). */
   /** When our mark was last found ours (performance.now()). */
   #markCheckedAt = Number.NEGATIVE_INFINITY;
 
+  /** Whether our mark is still there, as we made it (none without /proc: nothing to check). */
   async #holdsMark(): Promise<boolean> {
     if (this.#mark === undefined) return true;
     const path = this.#mark.path;

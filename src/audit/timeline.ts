@@ -64,7 +64,7 @@ const text = (value: unknown): string | undefined => (typeof value === 'string' 
 const count = (value: unknown): number | undefined => (typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined);
 const texts = (value: unknown): string[] => (Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : []);
 
-/** Fields the record has, of the shapes wanted: a record is the host's words, but a type guard costs nothing. */
+/** `fields` without those that are undefined: a record's optional field absent, not present as undefined. */
 function defined<T extends Record<string, unknown>>(fields: T): Partial<T> {
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
@@ -106,7 +106,9 @@ export class TimelineBuilder {
           version: text(f.version),
           sealedPath: text(f.sealedPath),
         }) as TimelineVerdict & { sealedPath?: string };
-        this.verdicts.set(plugin, [...(this.verdicts.get(plugin) ?? []), verdict]);
+        const pending = this.verdicts.get(plugin);
+        if (pending === undefined) this.verdicts.set(plugin, [verdict]);
+        else pending.push(verdict);
         return;
       }
       case 'launch': {

@@ -12,12 +12,12 @@ import { peerText } from '../transport/peer-text.js';
 /** What the plugin's author must change, for the two statuses a plugin outside Go or TypeScript most often returns. */
 function healthHint(cause: unknown): string {
   const code = (cause as { code?: unknown }).code;
-  // UNIMPLEMENTED (12): no health service at all; NOT_FOUND (5): a stock servicer without "plugin".
-  if (code === 12) {
+  // UNIMPLEMENTED: no health service at all; NOT_FOUND: a stock servicer without "plugin".
+  if (code === grpc.status.UNIMPLEMENTED) {
     return `; the plugin does not serve grpc.health.v1.Health/Check, which go-plugin requires of every plugin: ` +
       `serve it, answering SERVING for the service "${PLUGIN_HEALTH_SERVICE}" (docs/other-languages.md)`;
   }
-  if (code === 5) {
+  if (code === grpc.status.NOT_FOUND) {
     return `; the plugin's health service has no status for the service "${PLUGIN_HEALTH_SERVICE}", the one ` +
       `go-plugin asks about: set it to SERVING (docs/other-languages.md)`;
   }

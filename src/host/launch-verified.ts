@@ -4,6 +4,7 @@ import { GatehouseError } from '../errors.js';
 import { silentLogger } from '../logger.js';
 import type { ManifestPlugin } from '../verify/manifest.js';
 import { checkCodeLoadingEnv } from '../verify/code-loading-env.js';
+import { newReleaseAdvice } from '../verify/signature-policy.js';
 import { sealVerifiedPlugin, type VerifiedPluginRequest } from '../verify/verified-plugin.js';
 import { resolveRunAs, type IsolationOptions } from './isolation.js';
 import { launch, type LaunchOptions } from './launch.js';
@@ -152,9 +153,7 @@ export function manifestExpiryWarning(
 ): string | undefined {
   const left = Date.parse(verification.manifestExpires) - (options.now ?? new Date()).getTime();
   if (!(left < (options.withinMs ?? DEFAULT_EXPIRY_WARNING_MS))) return undefined;
-  const advice =
-    `publish a new version and sign it (gatehouse manifest create --version ${verification.manifestVersion + 1} ` +
-    '--expires-in DAYS, then gatehouse manifest sign)';
+  const advice = newReleaseAdvice(verification.manifestVersion);
   if (left <= 0) {
     return `manifest version ${verification.manifestVersion} expired at ${verification.manifestExpires}: ${plugin} runs on, but will not start again, restarts included; ${advice}`;
   }

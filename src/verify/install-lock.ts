@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { checkOwnedFile, effectiveUid } from '../discover/file-safety.js';
 import { fsError, onFile, onFileIfAny } from '../discover/fs-error.js';
 import { GatehouseError, isGatehouseError } from '../errors.js';
-import { holdLease, isSameProcess, LEASE_EXPIRY_MS, LEASE_REFRESH_MS, leaseAge, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
+import { holderHolds, holdLease, LEASE_REFRESH_MS, PID_SCOPE_PATTERN, selfIdentity } from '../process-identity.js';
 import { readLimited } from '../discover/untrusted-file.js';
 import { createWhole } from './atomic-file.js';
 import { checkedDirectory } from './checked-path.js';
@@ -43,24 +43,22 @@ export async function withInstallLock<T>(into: string, work: () => Promise<T>): 
 }
 
 async function acquire(path: string, into: string, uid: number): Promise<void> {
-  const scope = await pidScope();
-  const me = `${process.pid} ${(await processStartTime(process.pid)) ?? '-'}${scope === undefined ? '' : ` ${scope}`}\n`;
+  const { startTime, scope } = await selfIdentity();
+  const me = `${process.pid} ${startTime ?? '-'}${scope === undefined ? '' : ` ${scope}`}\n`;
   for (let attempt = 0; attempt < TAKEOVER_ATTEMPTS; attempt += 1) {
     if (await create(path, me)) return;
     const holder = await readHolder(path, uid);
     if (holder === undefined) continue;
     const text = holder.toString('latin1');
     const [, pid, start, holderScope] = HOLDER.exec(text) ?? [];
-    if (holderScope !== undefined && holderScope !== scope) {
-      // An install in another container or on another machine: its pid names nobody here while it runs (the lock was
-      // taken over, two installs of `into` ran at once), so only the lock's refreshes say it runs.
-      const age = await leaseAge(path);
-      if (age !== undefined && age < LEASE_EXPIRY_MS) {
-        throw locked(path, into, `${pid} in another PID namespace or on another machine, its lock refreshed ${Math.max(0, Math.round(age / 1000))} s ago, every ${LEASE_REFRESH_MS / 1000} s while it runs`);
-      }
-    } else if (pid === undefined || (await isSameProcess(Number(pid), start === '-' ? undefined : start))) {
-      // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
-      throw locked(path, into, pid);
+    // Unparsable: a holder between creating the file and writing its pid, so running as far as we know.
+    if (pid === undefined) throw locked(path, into, pid);
+    // A running install, here or (judged by its lease) in another container or on another machine, where its pid
+    // names nobody: taking its lock over ran two installs of `into` at once.
+    const { holds, leaseAgeMs } = await holderHolds({ pid: Number(pid), startTime: start === '-' ? undefined : start, scope: holderScope }, path);
+    if (holds) {
+      const elsewhere = leaseAgeMs === undefined ? '' : ` in another PID namespace or on another machine, its lock refreshed ${Math.max(0, Math.round(leaseAgeMs / 1000))} s ago, every ${LEASE_REFRESH_MS / 1000} s while it runs`;
+      throw locked(path, into, `${pid}${elsewhere}`);
     }
     await takeOver(path, into, text, `${pid}-${start}`, uid);
   }

@@ -3,7 +3,7 @@
 import { lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { effectiveUid } from '../discover/file-safety.js';
-import { isSameProcess, PID_SCOPE_PATTERN, pidScope, processStartTime } from '../process-identity.js';
+import { isSameProcess, PID_SCOPE_PATTERN, selfIdentity } from '../process-identity.js';
 
 const PREFIX = 'gatehouse-seal-';
 /** `gatehouse-seal-p<pid scope>-<pid>-<start time>-` and mkdtemp's six characters. */
@@ -15,17 +15,19 @@ interface Owner {
   startTime: string;
 }
 
-let self: Promise<Owner | undefined> | undefined;
+/** The host a copy's name gives. */
+interface Copy {
+  pid: number;
+  startTime: string;
+}
+
 /** Roots this process has swept: once per root, at its first seal there (the copies of hosts that died before it started). */
 const swept = new Map<string, Promise<void>>();
 
 /** This process as a copy's owner, or undefined where /proc does not say (then copies are named as before, and never swept). */
-function owner(): Promise<Owner | undefined> {
-  self ??= (async () => {
-    const [scope, startTime] = await Promise.all([pidScope(), processStartTime(process.pid)]);
-    return scope === undefined || startTime === undefined ? undefined : { scope, pid: process.pid, startTime };
-  })();
-  return self;
+async function owner(): Promise<Owner | undefined> {
+  const { pid, startTime, scope } = await selfIdentity();
+  return scope === undefined || startTime === undefined ? undefined : { scope, pid, startTime };
 }
 
 /** The prefix mkdtemp completes for this host's sealed copies under `root`, once the copies dead hosts left there are gone. */
@@ -34,35 +36,16 @@ export async function sealDirPrefix(root: string): Promise<string> {
   if (me === undefined) return join(root, PREFIX);
   let sweeping = swept.get(root);
   if (sweeping === undefined) {
-    sweeping = sweepDeadHosts(root, me);
+    // Only a host in our PID namespace on this boot of this machine can be judged (elsewhere its pid names another
+    // process, or none), and only by pid and start time together (a pid alone may have been reused): a copy of a live
+    // host, or of one we cannot judge, stays.
+    const dead = async (copy: Copy): Promise<boolean> => !(copy.pid === me.pid && copy.startTime === me.startTime) && !(await isSameProcess(copy.pid, copy.startTime));
+    // A copy that cannot be removed now stays as it was: the next host tries again, and sealing goes on.
+    sweeping = removeCopies(root, me, dead).catch(() => {});
     swept.set(root, sweeping);
   }
   await sweeping;
   return join(root, `${PREFIX}p${me.scope}-${me.pid}-${me.startTime}-`);
-}
-
-/**
- * Removes the copies whose host is gone. Only a host in our PID namespace on this boot of this machine can be judged
- * (elsewhere its pid names another process, or none), and only by pid and start time together (a pid alone may have been
- * reused): a copy of a live host, or of one we cannot judge, stays. The root is the host user's alone (prepareSealRoot), so every name in it is ours.
- */
-async function sweepDeadHosts(root: string, me: Owner): Promise<void> {
-  const names = await readdir(root).catch(() => []);
-  await Promise.all(
-    names.map(async (name) => {
-      const match = OWNED.exec(name);
-      if (match === null || match[1] !== me.scope) return;
-      const pid = Number(match[2]);
-      const startTime = match[3]!;
-      if ((pid === me.pid && startTime === me.startTime) || (await isSameProcess(pid, startTime))) return;
-      const path = join(root, name);
-      // Only a directory of this user: nothing else has any business there, and is left for its owner to see.
-      const stats = await lstat(path).catch(() => undefined);
-      if (stats?.isDirectory() !== true || stats.uid !== effectiveUid()) return;
-      // A copy that cannot be removed now stays as it was: the next host tries again, and sealing goes on.
-      await rm(path, { recursive: true, force: true }).catch(() => {});
-    }),
-  );
 }
 
 /**
@@ -73,12 +56,19 @@ async function sweepDeadHosts(root: string, me: Owner): Promise<void> {
  */
 export async function removeOwnSealedCopies(root: string): Promise<void> {
   const me = await owner();
-  if (me === undefined) return;
+  if (me !== undefined) await removeCopies(root, me, async (copy) => copy.pid === me.pid && copy.startTime === me.startTime);
+}
+
+/**
+ * Removes the copies under `root` named with our scope whose owner `remove` picks. Only a directory of this user:
+ * nothing else has any business in the root (the host user's alone, prepareSealRoot), and is left for its owner to see.
+ */
+async function removeCopies(root: string, me: Owner, remove: (copy: Copy) => Promise<boolean>): Promise<void> {
   const names = await readdir(root).catch(() => []);
   await Promise.all(
     names.map(async (name) => {
       const match = OWNED.exec(name);
-      if (match === null || match[1] !== me.scope || Number(match[2]) !== me.pid || match[3] !== me.startTime) return;
+      if (match === null || match[1] !== me.scope || !(await remove({ pid: Number(match[2]), startTime: match[3]! }))) return;
       const path = join(root, name);
       const stats = await lstat(path).catch(() => undefined);
       if (stats?.isDirectory() !== true || stats.uid !== effectiveUid()) return;

@@ -76,8 +76,7 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
       'MANIFEST_EXPIRED',
       // The clock it was judged by: after a clock jump (a wrong RTC, an NTP step) the manifest is fine and the clock is not.
       `manifest version ${manifest.version} expired at ${manifest.expires} (it is ${now.toISOString()} by this host's clock; ` +
-        `if that is wrong, correct the clock); publish a new version and sign it ` +
-        `(gatehouse manifest create --version ${manifest.version + 1} --expires-in DAYS, then gatehouse manifest sign)`,
+        `if that is wrong, correct the clock); ${newReleaseAdvice(manifest.version)}`,
     );
   }
   const highest = await policy.state?.highestVersion();
@@ -91,6 +90,11 @@ export async function verifyManifest(manifestBytes: Uint8Array, signatures: read
   }
   await policy.state?.accept(manifest.version);
   return { manifest, sha256: createHash('sha256').update(manifestBytes).digest('hex'), signatures: [...verified.values()] };
+}
+
+/** What to do about a manifest that has expired, or soon will: sign its successor. */
+export function newReleaseAdvice(version: number): string {
+  return `publish a new version and sign it (gatehouse manifest create --version ${version + 1} --expires-in DAYS, then gatehouse manifest sign)`;
 }
 
 /** A trusted key's signature over the manifest; a mismatch most often means the manifest was edited after signing. */
